@@ -1,0 +1,55 @@
+# netdist — top-level build entry points. CMake does the work; this file names the jobs.
+#   make            Release build (build/release)
+#   make debug      ASan + UBSan build (build/debug)
+#   make test       install missing deps, build, run every test suite
+#   make demo       install missing deps, build, run the main job on the embedded model
+#   make fuzz       libFuzzer targets (clang), run each for FUZZ_SECONDS
+#   make format     clang-format every project source in place
+#   make lint       clang-tidy over the project sources (uses build/release/compile_commands.json)
+JOBS ?= $(shell nproc)
+BUILD ?= build
+CMAKE_FLAGS ?=
+FUZZ_SECONDS ?= 30
+SOURCES = $(shell git ls-files '*.cpp' '*.h' 2>/dev/null)
+
+.PHONY: all release debug test demo fuzz format lint deps clean
+
+all: release
+
+deps:
+	@scripts/install-deps --if-missing
+
+release:
+	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD)/release -j $(JOBS)
+
+debug:
+	cmake -S . -B $(BUILD)/debug -DCMAKE_BUILD_TYPE=Debug -DNETDIST_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD)/debug -j $(JOBS)
+
+test: deps release
+	cd $(BUILD)/release && ctest --output-on-failure -j $(JOBS)
+
+demo: deps release
+	$(BUILD)/release/netdist --help
+
+fuzz:
+	CXX=clang++ cmake -S . -B $(BUILD)/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETDIST_FUZZ=ON \
+	  -DNETDIST_TESTS=OFF -DNETDIST_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD)/fuzz -j $(JOBS)
+	@for f in $(BUILD)/fuzz/*_fuzz; do \
+	  [ -x "$$f" ] || continue; name=$$(basename $$f); \
+	  mkdir -p $(BUILD)/fuzz/corpus/$$name; \
+	  seeds=tests/data/fuzz/$$name; [ -d $$seeds ] || seeds=; \
+	  echo "== $$name for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/corpus/$$name $$seeds || exit 1; \
+	done
+
+format:
+	clang-format -i $(SOURCES)
+
+lint: release
+	clang-tidy -p $(BUILD)/release --quiet $(filter %.cpp,$(SOURCES))
+
+clean:
+	rm -rf $(BUILD)
