@@ -1,0 +1,108 @@
+// netdist engine: load a Stable Diffusion checkpoint, encode prompts, sample latents, decode images.
+//
+//   auto model = netdist::load_model("models/tiny-emoji.safetensors", {}).value();
+//   auto pos = netdist::encode_prompt(*model, "a red heart").value();
+//   auto neg = netdist::encode_prompt(*model, "").value();
+//   netdist::SampleRequest req;            // seed, steps, cfg, sampler, scheduler, denoise
+//   req.latent = netdist::empty_latent(*model, 1, 512, 512);
+//   at::Tensor latent = netdist::sample(*model, pos, neg, req, nullptr).value();
+//   at::Tensor images = netdist::decode(*model, latent).value();   // [N, H, W, 3] float32 in [0, 1]
+//
+// Tensor conventions are ComfyUI's, so graph nodes pass them through unchanged:
+//   LATENT  [N, 4, H/8, W/8] float32 on the CPU, unscaled VAE latents (the family's scale factor is applied
+//           inside sample()).
+//   IMAGE   [N, H, W, 3] float32 on the CPU, values in [0, 1].
+// Seeds follow ComfyUI: the initial noise of a batch is the CPU MT19937 randn of the whole [N,4,h,w]
+// tensor; a request covering rows [row_begin, row_end) of a batch gets exactly those rows of every noise
+// tensor (initial and per-step), so a split batch equals the unsplit one.
+//
+// Thread-safety: a Model may be shared between threads; calls on one Model are serialised internally
+// (one GPU stream per model). Every failure (bad file, out of memory, interrupted) is a Status.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "core/status.h"
+
+namespace netdist {
+
+enum class Precision { kFloat32, kFloat16, kBFloat16 };
+
+struct EngineOptions {
+  std::string device = "cpu";              // "cpu", "cuda" or "cuda:N" (--cuda-device N)
+  std::optional<Precision> precision;      // UNet and text encoders: fp32 on CPU, fp16 on CUDA by default
+  std::optional<Precision> vae_precision;  // default: fp32 on CPU; bf16 on CUDA (SDXL's VAE overflows fp16)
+  bool lowvram = false;                    // keep each module on the GPU only while it runs
+  bool noise_on_cpu = false;               // draw per-step noise on the CPU (--noise cpu): GPU-independent
+  std::string clip_vocab_dir;              // --clip-vocab: where vocab.json / merges.txt live
+  std::optional<bool> v_prediction;        // override the detected parameterization (SD2)
+};
+
+class Model;
+
+// Loads a single-file checkpoint (.safetensors, ldm/sgm layout) or a diffusers folder. The family
+// (SD1.x, SD2.x, SDXL) and every config number are detected from tensor names and shapes.
+Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineOptions& options);
+
+// What a model is: "sd1", "sd2", "sdxl", "sdxl_refiner"; "eps" or "v"; its native resolution.
+struct ModelInfo {
+  std::string family;
+  std::string prediction;
+  int default_size = 512;
+  std::string path;
+  std::string device;
+};
+ModelInfo model_info(const Model& model);
+
+// One conditioning entry, as ComfyUI's [cond, {"pooled_output": …, "area": …}] pair.
+struct CondEntry {
+  at::Tensor context;  // [1, 77·k, D] text-encoder hidden states, float32 CPU
+  at::Tensor pooled;   // [1, P] (SDXL) or undefined
+  float strength = 1.0f;
+  std::optional<std::array<int, 4>> area;  // ConditioningSetArea: {height, width, y, x} in pixels
+};
+using Conditioning = std::vector<CondEntry>;
+
+// Tokenizes with ComfyUI's weighting syntax and encodes. clip_skip = CLIPSetLastLayer's stop_at_clip_layer
+// (-1 = last layer).
+Result<Conditioning> encode_prompt(Model& model, const std::string& text, int clip_skip = -1);
+
+// Zeros of the family's latent shape (EmptyLatentImage).
+at::Tensor empty_latent(const Model& model, int64_t batch, int64_t width, int64_t height);
+
+struct SampleRequest {
+  uint64_t seed = 0;
+  int steps = 20;
+  double cfg = 8.0;
+  std::string sampler = "euler";
+  std::string scheduler = "normal";
+  double denoise = 1.0;
+  at::Tensor latent;                        // [N, 4, h, w] full batch (rows outside the range are ignored)
+  std::optional<std::vector<int64_t>> batch_index;  // LATENT "batch_index" (noise indices)
+  int64_t row_begin = 0, row_end = -1;      // the rows this call renders; -1 = all
+  bool add_noise = true;                    // KSamplerAdvanced add_noise
+  std::optional<int> start_step, last_step; // KSamplerAdvanced
+  bool force_full_denoise = false;          // KSamplerAdvanced return_with_leftover_noise = disable
+};
+
+// Called after each sampler step with (step, total); return false to interrupt (→ Status cancelled).
+using ProgressFn = std::function<bool(int step, int total)>;
+
+// Runs the sampler with classifier-free guidance. Returns the rows [row_begin, row_end) of the sampled
+// latent, unscaled, float32 on the CPU.
+Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Conditioning& negative,
+                          const SampleRequest& request, const ProgressFn& progress);
+
+// VAE decode of unscaled latents → IMAGE [N, H, W, 3] in [0, 1], float32 CPU.
+Result<at::Tensor> decode(Model& model, const at::Tensor& latent);
+// VAE encode of IMAGE [N, H, W, 3] in [0, 1] → unscaled latents [N, 4, H/8, W/8].
+Result<at::Tensor> encode(Model& model, const at::Tensor& image);
+
+}  // namespace netdist
