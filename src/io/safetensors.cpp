@@ -28,11 +28,11 @@ struct DtypeEntry {
 };
 
 constexpr DtypeEntry kDtypes[] = {
-    {Dtype::kBool, "BOOL", 1},   {Dtype::kU8, "U8", 1},           {Dtype::kI8, "I8", 1},
-    {Dtype::kI16, "I16", 2},     {Dtype::kU16, "U16", 2},         {Dtype::kF16, "F16", 2},
-    {Dtype::kBF16, "BF16", 2},   {Dtype::kI32, "I32", 4},         {Dtype::kU32, "U32", 4},
-    {Dtype::kF32, "F32", 4},     {Dtype::kF64, "F64", 8},         {Dtype::kI64, "I64", 8},
-    {Dtype::kU64, "U64", 8},     {Dtype::kF8E4M3, "F8_E4M3", 1},  {Dtype::kF8E5M2, "F8_E5M2", 1},
+    {Dtype::kBool, "BOOL", 1}, {Dtype::kU8, "U8", 1},          {Dtype::kI8, "I8", 1},
+    {Dtype::kI16, "I16", 2},   {Dtype::kU16, "U16", 2},        {Dtype::kF16, "F16", 2},
+    {Dtype::kBF16, "BF16", 2}, {Dtype::kI32, "I32", 4},        {Dtype::kU32, "U32", 4},
+    {Dtype::kF32, "F32", 4},   {Dtype::kF64, "F64", 8},        {Dtype::kI64, "I64", 8},
+    {Dtype::kU64, "U64", 8},   {Dtype::kF8E4M3, "F8_E4M3", 1}, {Dtype::kF8E5M2, "F8_E5M2", 1},
 };
 
 std::string in_quotes(std::string_view name) {
@@ -146,20 +146,23 @@ Result<TensorInfo> parse_tensor_entry(const std::string& name, const nlohmann::j
   ND_ASSIGN_OR_RETURN(uint64_t begin, parse_unsigned((*offsets_it)[0], where + ": data_offsets[0]"));
   ND_ASSIGN_OR_RETURN(uint64_t end, parse_unsigned((*offsets_it)[1], where + ": data_offsets[1]"));
   if (end < begin) {
-    return Status::corruption(where + ": data_offsets " + range_string(begin, end) + " end before they begin");
+    return Status::corruption(where + ": data_offsets " + range_string(begin, end) +
+                              " end before they begin");
   }
   if (end > buffer_size) {
-    return Status::corruption(where + ": data_offsets " + range_string(begin, end) + " run past the data buffer of " +
-                              std::to_string(buffer_size) + " bytes (file truncated?)");
+    return Status::corruption(where + ": data_offsets " + range_string(begin, end) +
+                              " run past the data buffer of " + std::to_string(buffer_size) +
+                              " bytes (file truncated?)");
   }
   std::optional<uint64_t> expected = byte_count(info.shape, dtype_size(info.dtype));
   if (!expected) {
     return Status::corruption(where + ": shape " + shape_string(info.shape) + " overflows the element count");
   }
   if (*expected != end - begin) {
-    return Status::corruption(where + ": shape " + shape_string(info.shape) + " of " + std::string(dtype_text) +
-                              " needs " + std::to_string(*expected) + " bytes, data_offsets " +
-                              range_string(begin, end) + " hold " + std::to_string(end - begin));
+    return Status::corruption(where + ": shape " + shape_string(info.shape) + " of " +
+                              std::string(dtype_text) + " needs " + std::to_string(*expected) +
+                              " bytes, data_offsets " + range_string(begin, end) + " hold " +
+                              std::to_string(end - begin));
   }
   info.offset = begin;
   info.byte_size = end - begin;
@@ -214,7 +217,8 @@ Result<SafetensorsHeader> SafetensorsFile::parse_header(std::string_view header,
   SafetensorsHeader out;
   for (auto it = root.begin(); it != root.end(); ++it) {
     if (it.key() == kMetadataKey) {
-      if (!it.value().is_object()) return Status::corruption(what + ": \"__metadata__\" is not a JSON object");
+      if (!it.value().is_object())
+        return Status::corruption(what + ": \"__metadata__\" is not a JSON object");
       for (auto m = it.value().begin(); m != it.value().end(); ++m) {
         if (!m.value().is_string()) {
           return Status::corruption(what + ": \"__metadata__\" value for " + in_quotes(m.key()) +
@@ -249,8 +253,9 @@ Result<SafetensorsHeader> SafetensorsFile::parse_header(std::string_view header,
   }
   if (covered != buffer_size) {
     return Status::corruption(what + ": " + std::to_string(buffer_size - covered) +
-                              " trailing bytes after the last tensor (data buffer is " + std::to_string(buffer_size) +
-                              " bytes, tensors cover " + std::to_string(covered) + ")");
+                              " trailing bytes after the last tensor (data buffer is " +
+                              std::to_string(buffer_size) + " bytes, tensors cover " +
+                              std::to_string(covered) + ")");
   }
   return out;
 }
@@ -295,8 +300,7 @@ Result<std::shared_ptr<SafetensorsFile>> SafetensorsFile::open_buffer(std::strin
   std::shared_ptr<SafetensorsFile> file(new SafetensorsFile());
   file->path_ = std::move(what);
   file->owned_ = std::move(bytes);
-  ND_RETURN_IF_ERROR(
-      file->init(reinterpret_cast<const uint8_t*>(file->owned_.data()), file->owned_.size()));
+  ND_RETURN_IF_ERROR(file->init(reinterpret_cast<const uint8_t*>(file->owned_.data()), file->owned_.size()));
   return file;
 }
 
@@ -307,12 +311,13 @@ Status SafetensorsFile::init(const uint8_t* bytes, uint64_t size) {
   }
   const uint64_t header_size = read_le64(bytes);
   if (header_size > kMaxHeaderSize) {
-    return Status::corruption(path_ + ": header length " + std::to_string(header_size) + " exceeds the limit of " +
-                              std::to_string(kMaxHeaderSize) + " bytes");
+    return Status::corruption(path_ + ": header length " + std::to_string(header_size) +
+                              " exceeds the limit of " + std::to_string(kMaxHeaderSize) + " bytes");
   }
   if (header_size > size - 8) {
-    return Status::corruption(path_ + ": header length " + std::to_string(header_size) + " but the file has only " +
-                              std::to_string(size - 8) + " bytes after the length (truncated)");
+    return Status::corruption(path_ + ": header length " + std::to_string(header_size) +
+                              " but the file has only " + std::to_string(size - 8) +
+                              " bytes after the length (truncated)");
   }
   std::string_view header(reinterpret_cast<const char*>(bytes + 8), header_size);
   const uint64_t data_start = 8 + header_size;
@@ -350,8 +355,8 @@ struct Layout {
   std::vector<const TensorView*> order;
 };
 
-Result<Layout> plan_layout(const std::vector<TensorView>& tensors, const std::map<std::string, std::string>& metadata,
-                           const std::string& what) {
+Result<Layout> plan_layout(const std::vector<TensorView>& tensors,
+                           const std::map<std::string, std::string>& metadata, const std::string& what) {
   Layout layout;
   std::set<std::string_view> seen;
   for (const TensorView& t : tensors) {
@@ -362,9 +367,9 @@ Result<Layout> plan_layout(const std::vector<TensorView>& tensors, const std::ma
     std::optional<uint64_t> expected = byte_count(t.shape, dtype_size(t.dtype));
     if (!expected) return Status::invalid_argument(where + ": bad shape " + shape_string(t.shape));
     if (*expected != t.byte_size) {
-      return Status::invalid_argument(where + ": shape " + shape_string(t.shape) + " of " +
-                                      std::string(dtype_name(t.dtype)) + " needs " + std::to_string(*expected) +
-                                      " bytes, got " + std::to_string(t.byte_size));
+      return Status::invalid_argument(
+          where + ": shape " + shape_string(t.shape) + " of " + std::string(dtype_name(t.dtype)) + " needs " +
+          std::to_string(*expected) + " bytes, got " + std::to_string(t.byte_size));
     }
     if (t.byte_size > 0 && t.data == nullptr) return Status::invalid_argument(where + ": null data");
     layout.order.push_back(&t);
@@ -390,11 +395,13 @@ Result<Layout> plan_layout(const std::vector<TensorView>& tensors, const std::ma
   try {
     json = header.dump();
   } catch (const nlohmann::json::exception& e) {
-    return Status::invalid_argument(what + ": a tensor name or metadata string is not valid UTF-8: " + e.what());
+    return Status::invalid_argument(what +
+                                    ": a tensor name or metadata string is not valid UTF-8: " + e.what());
   }
   json.append((8 - json.size() % 8) % 8, ' ');
   if (json.size() > kMaxHeaderSize) {
-    return Status::invalid_argument(what + ": header of " + std::to_string(json.size()) + " bytes exceeds the limit");
+    return Status::invalid_argument(what + ": header of " + std::to_string(json.size()) +
+                                    " bytes exceeds the limit");
   }
   const uint64_t n = json.size();
   layout.prefix.resize(8);

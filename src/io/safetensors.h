@@ -58,9 +58,9 @@ std::optional<Dtype> dtype_from_name(std::string_view name);
 struct TensorInfo {
   std::string name;
   Dtype dtype = Dtype::kF32;
-  std::vector<int64_t> shape;  // empty for a 0-d scalar; a zero anywhere makes an empty tensor
-  uint64_t offset = 0;         // start within the data buffer (data_offsets[0])
-  uint64_t byte_size = 0;      // data_offsets[1] - data_offsets[0] == numel() * dtype_size(dtype)
+  std::vector<int64_t> shape;     // empty for a 0-d scalar; a zero anywhere makes an empty tensor
+  uint64_t offset = 0;            // start within the data buffer (data_offsets[0])
+  uint64_t byte_size = 0;         // data_offsets[1] - data_offsets[0] == numel() * dtype_size(dtype)
   const uint8_t* data = nullptr;  // into the owning SafetensorsFile; null from parse_header
 
   int64_t numel() const;

@@ -71,7 +71,8 @@ void expect_status(const Status& s, StatusCode code, const std::string& what,
   ASSERT_FALSE(s.is_ok());
   EXPECT_EQ(s.code(), code) << s.to_string();
   EXPECT_EQ(s.message().rfind(what + ": ", 0), 0u) << s.message();
-  for (const auto& n : needles) EXPECT_NE(s.message().find(n), std::string::npos) << "want '" << n << "' in: " << s.message();
+  for (const auto& n : needles)
+    EXPECT_NE(s.message().find(n), std::string::npos) << "want '" << n << "' in: " << s.message();
 }
 
 template <typename T>
@@ -81,7 +82,8 @@ void expect_error(const Result<T>& r, StatusCode code, const std::string& what,
   expect_status(r.status(), code, what, needles);
 }
 
-void expect_corrupt(const std::string& header, const std::string& data, std::initializer_list<std::string> needles) {
+void expect_corrupt(const std::string& header, const std::string& data,
+                    std::initializer_list<std::string> needles) {
   expect_error(SafetensorsFile::open_buffer(file_bytes(header, data), kWhat), StatusCode::kCorruption, kWhat,
                needles);
 }
@@ -90,7 +92,7 @@ const std::string kEightBytes = floats({1.0f, 2.0f});
 
 TEST(Safetensors, DtypeNamesAndSizes) {
   const std::pair<const char*, size_t> all[] = {
-      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"I16", 2}, {"U16", 2}, {"F16", 2},     {"BF16", 2},   {"I32", 4},
+      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"I16", 2}, {"U16", 2}, {"F16", 2},     {"BF16", 2},    {"I32", 4},
       {"U32", 4},  {"F32", 4}, {"F64", 8}, {"I64", 8}, {"U64", 8}, {"F8_E4M3", 1}, {"F8_E5M2", 1},
   };
   for (const auto& [name, size] : all) {
@@ -106,7 +108,8 @@ TEST(Safetensors, DtypeNamesAndSizes) {
 // The bytes the reference writer (huggingface/safetensors, Python save_file) produces for
 // {"a": [1.0, 2.0]} with metadata {"format": "pt"}: metadata first, header padded with spaces to 8.
 TEST(Safetensors, ReadsReferenceWriterBytes) {
-  const std::string header = R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  const std::string header =
+      R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   ASSERT_EQ(header.size(), 85u);
   std::string bytes = std::string("\x58\0\0\0\0\0\0\0", 8) + header + "   " +
                       std::string("\x00\x00\x80\x3f\x00\x00\x00\x40", 8);
@@ -166,11 +169,11 @@ TEST(Safetensors, EmptyFileScalarAndEmptyTensor) {
   ASSERT_TRUE(empty.is_ok()) << empty.status().to_string();
   EXPECT_TRUE((*empty)->tensors().empty());
 
-  auto file = SafetensorsFile::open_buffer(
-      file_bytes(R"({"s":{"dtype":"F64","shape":[],"data_offsets":[0,8]},)"
-                 R"("e":{"dtype":"F32","shape":[3,0],"data_offsets":[8,8]}})",
-                 std::string(8, '\x01')),
-      "x.safetensors");
+  auto file =
+      SafetensorsFile::open_buffer(file_bytes(R"({"s":{"dtype":"F64","shape":[],"data_offsets":[0,8]},)"
+                                              R"("e":{"dtype":"F32","shape":[3,0],"data_offsets":[8,8]}})",
+                                              std::string(8, '\x01')),
+                                   "x.safetensors");
   ASSERT_TRUE(file.is_ok()) << file.status().to_string();
   EXPECT_EQ((*file)->find("s")->numel(), 1);
   EXPECT_TRUE((*file)->find("s")->shape.empty());
@@ -180,12 +183,12 @@ TEST(Safetensors, EmptyFileScalarAndEmptyTensor) {
 }
 
 TEST(Safetensors, NamesInOffsetOrder) {
-  auto file = SafetensorsFile::open_buffer(
-      file_bytes(R"({"z":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
-                 R"("b":{"dtype":"U8","shape":[2],"data_offsets":[3,5]},)"
-                 R"("a":{"dtype":"I16","shape":[1],"data_offsets":[1,3]}})",
-                 "\x01\x02\x03\x04\x05"),
-      "x.safetensors");
+  auto file =
+      SafetensorsFile::open_buffer(file_bytes(R"({"z":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
+                                              R"("b":{"dtype":"U8","shape":[2],"data_offsets":[3,5]},)"
+                                              R"("a":{"dtype":"I16","shape":[1],"data_offsets":[1,3]}})",
+                                              "\x01\x02\x03\x04\x05"),
+                                   "x.safetensors");
   ASSERT_TRUE(file.is_ok()) << file.status().to_string();
   EXPECT_EQ((*file)->names(), std::vector<std::string>({"z", "a", "b"}));
   EXPECT_EQ((*file)->find("b")->data[0], 4);
@@ -197,19 +200,21 @@ TEST(Safetensors, TruncatedFiles) {
   expect_error(SafetensorsFile::open(path), StatusCode::kCorruption, path, {"4 bytes", "too short"});
 
   path = dir.write("header.safetensors", le64(100) + R"({"a":)");
-  expect_error(SafetensorsFile::open(path), StatusCode::kCorruption, path, {"header length 100", "truncated"});
+  expect_error(SafetensorsFile::open(path), StatusCode::kCorruption, path,
+               {"header length 100", "truncated"});
 
-  path = dir.write("data.safetensors",
-                   file_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", kEightBytes.substr(0, 4)));
-  expect_error(SafetensorsFile::open(path), StatusCode::kCorruption, path, {"tensor 'a'", "[0,8]", "truncated"});
+  path = dir.write("data.safetensors", file_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+                                                  kEightBytes.substr(0, 4)));
+  expect_error(SafetensorsFile::open(path), StatusCode::kCorruption, path,
+               {"tensor 'a'", "[0,8]", "truncated"});
 
   expect_error(SafetensorsFile::open(dir.file("missing.safetensors")), StatusCode::kNotFound,
                dir.file("missing.safetensors"), {"no such file"});
 }
 
 TEST(Safetensors, HeaderLengthHuge) {
-  expect_error(SafetensorsFile::open_buffer(le64(uint64_t{1} << 40) + "{}", kWhat), StatusCode::kCorruption, kWhat,
-               {"header length 1099511627776", "exceeds"});
+  expect_error(SafetensorsFile::open_buffer(le64(uint64_t{1} << 40) + "{}", kWhat), StatusCode::kCorruption,
+               kWhat, {"header length 1099511627776", "exceeds"});
   expect_error(SafetensorsFile::open_buffer(le64(~uint64_t{0}) + "{}", kWhat), StatusCode::kCorruption, kWhat,
                {"exceeds"});
 }
@@ -226,11 +231,16 @@ TEST(Safetensors, HeaderNotJsonObject) {
 }
 
 TEST(Safetensors, MissingFields) {
-  expect_corrupt(R"({"a":{"shape":[2],"data_offsets":[0,8]}})", kEightBytes, {"tensor 'a'", "missing \"dtype\""});
-  expect_corrupt(R"({"a":{"dtype":"F32","data_offsets":[0,8]}})", kEightBytes, {"tensor 'a'", "missing \"shape\""});
-  expect_corrupt(R"({"a":{"dtype":"F32","shape":[2]}})", kEightBytes, {"tensor 'a'", "missing \"data_offsets\""});
-  expect_corrupt(R"({"a":{"dtype":7,"shape":[2],"data_offsets":[0,8]}})", kEightBytes, {"tensor 'a'", "dtype"});
-  expect_corrupt(R"({"a":{"dtype":"F32","shape":2,"data_offsets":[0,8]}})", kEightBytes, {"tensor 'a'", "shape"});
+  expect_corrupt(R"({"a":{"shape":[2],"data_offsets":[0,8]}})", kEightBytes,
+                 {"tensor 'a'", "missing \"dtype\""});
+  expect_corrupt(R"({"a":{"dtype":"F32","data_offsets":[0,8]}})", kEightBytes,
+                 {"tensor 'a'", "missing \"shape\""});
+  expect_corrupt(R"({"a":{"dtype":"F32","shape":[2]}})", kEightBytes,
+                 {"tensor 'a'", "missing \"data_offsets\""});
+  expect_corrupt(R"({"a":{"dtype":7,"shape":[2],"data_offsets":[0,8]}})", kEightBytes,
+                 {"tensor 'a'", "dtype"});
+  expect_corrupt(R"({"a":{"dtype":"F32","shape":2,"data_offsets":[0,8]}})", kEightBytes,
+                 {"tensor 'a'", "shape"});
   expect_corrupt(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8,9]}})", kEightBytes,
                  {"tensor 'a'", "data_offsets"});
 }
@@ -283,14 +293,16 @@ TEST(Safetensors, DuplicateKeys) {
 
 TEST(Safetensors, UnknownDtypeIsUnsupported) {
   for (const char* dtype : {"F4", "C64", "F8_E4M3FNUZ", "float32"}) {
-    std::string header = std::string(R"({"w.weight":{"dtype":")") + dtype + R"(","shape":[8],"data_offsets":[0,8]}})";
-    expect_error(SafetensorsFile::open_buffer(file_bytes(header, kEightBytes), kWhat), StatusCode::kUnsupported,
-                 kWhat, {"tensor 'w.weight'", std::string("'") + dtype + "'"});
+    std::string header =
+        std::string(R"({"w.weight":{"dtype":")") + dtype + R"(","shape":[8],"data_offsets":[0,8]}})";
+    expect_error(SafetensorsFile::open_buffer(file_bytes(header, kEightBytes), kWhat),
+                 StatusCode::kUnsupported, kWhat, {"tensor 'w.weight'", std::string("'") + dtype + "'"});
   }
 }
 
 TEST(Safetensors, MetadataMustBeStrings) {
-  expect_corrupt(R"({"__metadata__":{"format":"pt","steps":20}})", "", {"__metadata__", "'steps'", "not a string"});
+  expect_corrupt(R"({"__metadata__":{"format":"pt","steps":20}})", "",
+                 {"__metadata__", "'steps'", "not a string"});
   expect_corrupt(R"({"__metadata__":{"nested":{"a":"b"}}})", "", {"__metadata__", "'nested'"});
   expect_corrupt(R"({"__metadata__":"pt"})", "", {"__metadata__", "not a JSON object"});
 }
@@ -306,12 +318,11 @@ TEST(Safetensors, ParseHeaderWithoutFile) {
                {"4 trailing bytes"});
 }
 
-std::vector<TensorView> sample_views(const std::vector<float>& f, const std::vector<int64_t>& l, const uint8_t* b) {
+std::vector<TensorView> sample_views(const std::vector<float>& f, const std::vector<int64_t>& l,
+                                     const uint8_t* b) {
   return {
-      {"f", Dtype::kF32, {2, 2}, f.data(), 16},
-      {"l", Dtype::kI64, {3}, l.data(), 24},
-      {"b", Dtype::kBool, {3}, b, 3},
-      {"empty", Dtype::kF16, {0, 4}, nullptr, 0},
+      {"f", Dtype::kF32, {2, 2}, f.data(), 16}, {"l", Dtype::kI64, {3}, l.data(), 24},
+      {"b", Dtype::kBool, {3}, b, 3},           {"empty", Dtype::kF16, {0, 4}, nullptr, 0},
       {"scalar", Dtype::kF32, {}, f.data(), 4},
   };
 }
@@ -354,7 +365,7 @@ TEST(Safetensors, WriterRejectsBadInput) {
   const float f[2] = {1, 2};
   auto bad = [&](std::vector<TensorView> views, std::initializer_list<std::string> needles) {
     expect_status(write_safetensors("/tmp/never.safetensors", views, {}), StatusCode::kInvalidArgument,
-                 "/tmp/never.safetensors", needles);
+                  "/tmp/never.safetensors", needles);
   };
   bad({{"a", Dtype::kF32, {3}, f, 8}}, {"tensor 'a'", "needs 12 bytes, got 8"});
   bad({{"a", Dtype::kF32, {2}, f, 8}, {"a", Dtype::kF32, {2}, f, 8}}, {"tensor 'a'", "duplicate"});

@@ -19,33 +19,55 @@ std::string where(const io::SafetensorsFile& file, const io::TensorInfo& t) {
 
 std::optional<at::ScalarType> view_type(Dtype dtype) {
   switch (dtype) {
-    case Dtype::kBool: return at::kBool;
-    case Dtype::kU8: return at::kByte;
-    case Dtype::kI8: return at::kChar;
-    case Dtype::kI16: return at::kShort;
-    case Dtype::kI32: return at::kInt;
-    case Dtype::kI64: return at::kLong;
-    case Dtype::kF16: return at::kHalf;
-    case Dtype::kBF16: return at::kBFloat16;
-    case Dtype::kF32: return at::kFloat;
-    case Dtype::kF64: return at::kDouble;
-    default: return std::nullopt;
+    case Dtype::kBool:
+      return at::kBool;
+    case Dtype::kU8:
+      return at::kByte;
+    case Dtype::kI8:
+      return at::kChar;
+    case Dtype::kI16:
+      return at::kShort;
+    case Dtype::kI32:
+      return at::kInt;
+    case Dtype::kI64:
+      return at::kLong;
+    case Dtype::kF16:
+      return at::kHalf;
+    case Dtype::kBF16:
+      return at::kBFloat16;
+    case Dtype::kF32:
+      return at::kFloat;
+    case Dtype::kF64:
+      return at::kDouble;
+    default:
+      return std::nullopt;
   }
 }
 
 std::optional<Dtype> file_dtype(at::ScalarType type) {
   switch (type) {
-    case at::kBool: return Dtype::kBool;
-    case at::kByte: return Dtype::kU8;
-    case at::kChar: return Dtype::kI8;
-    case at::kShort: return Dtype::kI16;
-    case at::kInt: return Dtype::kI32;
-    case at::kLong: return Dtype::kI64;
-    case at::kHalf: return Dtype::kF16;
-    case at::kBFloat16: return Dtype::kBF16;
-    case at::kFloat: return Dtype::kF32;
-    case at::kDouble: return Dtype::kF64;
-    default: return std::nullopt;
+    case at::kBool:
+      return Dtype::kBool;
+    case at::kByte:
+      return Dtype::kU8;
+    case at::kChar:
+      return Dtype::kI8;
+    case at::kShort:
+      return Dtype::kI16;
+    case at::kInt:
+      return Dtype::kI32;
+    case at::kLong:
+      return Dtype::kI64;
+    case at::kHalf:
+      return Dtype::kF16;
+    case at::kBFloat16:
+      return Dtype::kBF16;
+    case at::kFloat:
+      return Dtype::kF32;
+    case at::kDouble:
+      return Dtype::kF64;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -97,12 +119,15 @@ Result<at::Tensor> converted_copy(const io::SafetensorsFile& file, const io::Ten
       }
       return out;
     }
-    default: break;
+    default:
+      break;
   }
-  return Status::internal(where(file, t) + ": no conversion for dtype " + std::string(io::dtype_name(t.dtype)));
+  return Status::internal(where(file, t) + ": no conversion for dtype " +
+                          std::string(io::dtype_name(t.dtype)));
 }
 
-Result<at::Tensor> tensor_from_info(const std::shared_ptr<io::SafetensorsFile>& file, const io::TensorInfo& t) {
+Result<at::Tensor> tensor_from_info(const std::shared_ptr<io::SafetensorsFile>& file,
+                                    const io::TensorInfo& t) {
   std::optional<at::ScalarType> type = view_type(t.dtype);
   if (!type) return converted_copy(*file, t);
   if (t.dtype == Dtype::kBool) {
@@ -117,7 +142,8 @@ Result<at::Tensor> tensor_from_info(const std::shared_ptr<io::SafetensorsFile>& 
   if (t.byte_size == 0) return at::empty(t.shape, options);
   if (reinterpret_cast<uintptr_t>(t.data) % io::dtype_size(t.dtype) == 0) {
     std::shared_ptr<io::SafetensorsFile> keep_alive = file;
-    return at::from_blob(const_cast<uint8_t*>(t.data), t.shape, [keep_alive](void*) {}, options);
+    return at::from_blob(
+        const_cast<uint8_t*>(t.data), t.shape, [keep_alive](void*) {}, options);
   }
   at::Tensor out = at::empty(t.shape, options);
   std::memcpy(out.data_ptr(), t.data, t.byte_size);
@@ -152,7 +178,8 @@ Result<ViewSet> views_of(const WeightMap& weights, const std::string& what) {
     std::optional<Dtype> dtype = file_dtype(tensor.scalar_type());
     if (!dtype) {
       return Status::unsupported(what + ": tensor '" + name + "' has dtype " +
-                                 std::string(c10::toString(tensor.scalar_type())) + ", which safetensors files "
+                                 std::string(c10::toString(tensor.scalar_type())) +
+                                 ", which safetensors files "
                                  "written by netdist cannot hold");
     }
     at::Tensor cpu = tensor.detach().to(at::kCPU).contiguous();
@@ -220,7 +247,8 @@ Status save_safetensors(const std::string& path, const WeightMap& weights,
   return io::write_safetensors(path, result->views, metadata);
 }
 
-Result<std::string> weights_to_buffer(const WeightMap& weights, const std::map<std::string, std::string>& metadata) {
+Result<std::string> weights_to_buffer(const WeightMap& weights,
+                                      const std::map<std::string, std::string>& metadata) {
   ND_ASSIGN_OR_RETURN(ViewSet set, guarded("safetensors buffer", [&]() -> Result<ViewSet> {
                         return views_of(weights, "safetensors buffer");
                       }));

@@ -160,7 +160,8 @@ TEST(TensorIo, Float8E4M3Decode) {
   for (int b = 0; b < 256; ++b) {
     const int sign = b >> 7, exponent = (b >> 3) & 0xF, mantissa = b & 7;
     if (exponent == 0xF && mantissa == 7) continue;
-    const double magnitude = exponent == 0 ? std::ldexp(mantissa / 8.0, -6) : std::ldexp(1 + mantissa / 8.0, exponent - 7);
+    const double magnitude =
+        exponent == 0 ? std::ldexp(mantissa / 8.0, -6) : std::ldexp(1 + mantissa / 8.0, exponent - 7);
     const float half = at::Half(f8e4m3fn_to_f16_bits(static_cast<uint8_t>(b)), at::Half::from_bits());
     EXPECT_EQ(half, static_cast<float>(sign ? -magnitude : magnitude)) << b;
     EXPECT_EQ(std::signbit(half), sign == 1) << b;
@@ -169,9 +170,14 @@ TEST(TensorIo, Float8E4M3Decode) {
 
 TEST(TensorIo, Float8E5M2Decode) {
   const F8Case cases[] = {
-      {0x00, 0x0000, 0.0f},      {0x80, 0x8000, -0.0f},   {0x01, 0x0100, 1.52587890625e-05f},
-      {0x04, 0x0400, 6.103515625e-05f}, {0x3C, 0x3C00, 1.0f}, {0x3E, 0x3E00, 1.5f},
-      {0x7B, 0x7B00, 57344.0f},  {0xFB, 0xFB00, -57344.0f},
+      {0x00, 0x0000, 0.0f},
+      {0x80, 0x8000, -0.0f},
+      {0x01, 0x0100, 1.52587890625e-05f},
+      {0x04, 0x0400, 6.103515625e-05f},
+      {0x3C, 0x3C00, 1.0f},
+      {0x3E, 0x3E00, 1.5f},
+      {0x7B, 0x7B00, 57344.0f},
+      {0xFB, 0xFB00, -57344.0f},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(f8e5m2_to_f16_bits(c.f8), c.f16) << std::hex << int(c.f8);
@@ -192,7 +198,8 @@ TEST(TensorIo, Float8TensorsBecomeHalf) {
   const at::Tensor& a = loaded->at("a");
   EXPECT_EQ(a.scalar_type(), at::kHalf);
   EXPECT_EQ(a.sizes(), at::IntArrayRef({2, 2}));
-  EXPECT_TRUE(torch::equal(a.to(at::kFloat), torch::tensor({1.0f, -2.0f, 448.0f, 0.001953125f}).reshape({2, 2})));
+  EXPECT_TRUE(
+      torch::equal(a.to(at::kFloat), torch::tensor({1.0f, -2.0f, 448.0f, 0.001953125f}).reshape({2, 2})));
   EXPECT_TRUE(torch::equal(loaded->at("b").to(at::kFloat), torch::tensor({1.0f, 57344.0f, -INFINITY})));
 
   auto as_float = weights_from_buffer(bytes, "f8.safetensors", LoadDtype::kFloat32);
@@ -218,21 +225,22 @@ TEST(TensorIo, UnsignedTypesWiden) {
   EXPECT_TRUE(torch::equal(loaded->at("u64"), torch::tensor({int64_t{1} << 62}, at::kLong)));
 
   const uint64_t too_big = ~uint64_t{0};
-  auto bad = weights_from_buffer(
-      file_bytes(R"({"big":{"dtype":"U64","shape":[],"data_offsets":[0,8]}})",
-                 std::string(reinterpret_cast<const char*>(&too_big), 8)),
-      "u.safetensors");
+  auto bad = weights_from_buffer(file_bytes(R"({"big":{"dtype":"U64","shape":[],"data_offsets":[0,8]}})",
+                                            std::string(reinterpret_cast<const char*>(&too_big), 8)),
+                                 "u.safetensors");
   ASSERT_FALSE(bad.is_ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kUnsupported);
   EXPECT_EQ(bad.status().message().rfind("u.safetensors: tensor 'big'", 0), 0u) << bad.status().message();
 }
 
 TEST(TensorIo, BadBoolAndLoadErrorsNameTheFile) {
-  auto bad = weights_from_buffer(file_bytes(R"({"m":{"dtype":"BOOL","shape":[2],"data_offsets":[0,2]}})", "\x01\x02"),
-                                 "mask.safetensors");
+  auto bad = weights_from_buffer(
+      file_bytes(R"({"m":{"dtype":"BOOL","shape":[2],"data_offsets":[0,2]}})", "\x01\x02"),
+      "mask.safetensors");
   ASSERT_FALSE(bad.is_ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(bad.status().message().find("mask.safetensors: tensor 'm': BOOL element 1 is 2"), std::string::npos)
+  EXPECT_NE(bad.status().message().find("mask.safetensors: tensor 'm': BOOL element 1 is 2"),
+            std::string::npos)
       << bad.status().message();
 
   TempDir dir;
