@@ -1,7 +1,7 @@
 # netdist — top-level build entry points. CMake does the work; this file names the jobs.
 #   make            Release build (build/release)
 #   make debug      ASan + UBSan build (build/debug)
-#   make test       install missing deps, build, run every test suite
+#   make test       install missing deps, build, run every test suite and each fuzzer briefly
 #   make demo       install missing deps, build, run the main job on the embedded model
 #   make fuzz       libFuzzer targets (clang), run each for FUZZ_SECONDS
 #   make format     clang-format every project source in place
@@ -10,7 +10,9 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 30
+TEST_FUZZ_SECONDS ?= 15
 SOURCES = $(shell git ls-files '*.cpp' '*.h' 2>/dev/null)
+FUZZ_TARGETS = $(basename $(notdir $(shell find src -name '*_fuzz.cpp')))
 
 .PHONY: all release debug test demo fuzz format lint deps clean
 
@@ -29,6 +31,7 @@ debug:
 
 test: deps release
 	cd $(BUILD)/release && ctest --output-on-failure -j $(JOBS)
+	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
 demo: deps release
 	$(BUILD)/release/netdist --help
@@ -36,7 +39,7 @@ demo: deps release
 fuzz:
 	CXX=clang++ cmake -S . -B $(BUILD)/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETDIST_FUZZ=ON \
 	  -DNETDIST_TESTS=OFF -DNETDIST_BENCH=OFF $(CMAKE_FLAGS)
-	cmake --build $(BUILD)/fuzz -j $(JOBS)
+	cmake --build $(BUILD)/fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
 	@for f in $(BUILD)/fuzz/*_fuzz; do \
 	  [ -x "$$f" ] || continue; name=$$(basename $$f); \
 	  mkdir -p $(BUILD)/fuzz/corpus/$$name; \
