@@ -265,7 +265,9 @@ std::optional<Failure> Executor::Run::execute_node(const std::string& node_id) {
     sink_.event("executed", std::move(data));
     return std::nullopt;
   }
-  const NodeSchema& schema = *ex_.registry_.find(node.class_type);
+  const NodeSchema* schema_ptr = ex_.registry_.find(node.class_type);
+  ND_ASSERT(schema_ptr != nullptr, "executing a node of an unregistered class: " + node.class_type);
+  const NodeSchema& schema = *schema_ptr;
   NodeInputs in;
   Json current_inputs = Json::object();
   for (const PromptInput& input : node.inputs) {

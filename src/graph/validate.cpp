@@ -53,8 +53,7 @@ class Validator {
  private:
   // Resolves a link [o_id, slot] to the received type, raising as Python would.
   std::optional<PyException> linked_type(const Json& link, std::string* received_type, std::string* o_id);
-  void check_literal(const std::string& id, const std::string& name, const InputSpec& spec, Json& val,
-                     bool skip_checks, Json& errors);
+  void check_literal(const std::string& name, const InputSpec& spec, Json& val, bool skip_checks, Json& errors);
 
   Json& prompt_;
   const NodeRegistry& registry_;
@@ -90,8 +89,8 @@ std::optional<PyException> Validator::linked_type(const Json& link, std::string*
   return std::nullopt;
 }
 
-void Validator::check_literal(const std::string& id, const std::string& name, const InputSpec& spec, Json& val,
-                              bool skip_checks, Json& errors) {
+void Validator::check_literal(const std::string& name, const InputSpec& spec, Json& val, bool skip_checks,
+                              Json& errors) {
   Json config = input_config_json(spec);
   if (spec.type == "INT" || spec.type == "FLOAT" || spec.type == "STRING" || spec.type == "BOOLEAN") {
     py::Converted converted;
@@ -140,7 +139,6 @@ void Validator::check_literal(const std::string& id, const std::string& name, co
                                    name + ": '" + py::str(val) + "' not in " + list_info, std::move(extra)));
     }
   }
-  (void)id;
 }
 
 std::optional<PyException> Validator::validate(const std::string& id, int depth) {
@@ -169,7 +167,7 @@ std::optional<PyException> Validator::validate(const std::string& id, int depth)
     Json& val = inputs[x];
     if (!val.is_array()) {
       bool skip = std::find(custom.begin(), custom.end(), x) != custom.end();
-      check_literal(id, x, spec, val, skip, errors);
+      check_literal(x, spec, val, skip, errors);
       return std::nullopt;
     }
     Json config = input_config_json(spec);

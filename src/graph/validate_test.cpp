@@ -119,6 +119,13 @@ TEST_F(ValidateTest, DeepChainFailsLikeRecursionError) {
   EXPECT_NE(result.error_body.dump().find("maximum recursion depth exceeded"), std::string::npos);
 }
 
+TEST_F(ValidateTest, InfinityFromStringIsAboveMax) {
+  Json prompt = {{"1", {{"class_type", "TestWidgets"}, {"inputs", {{"flag", true}, {"text", ""}, {"ratio", "-inf"}}}}}};
+  ValidationResult result = validate_prompt(prompt, registry_);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error_body["error"]["details"], "Value -inf smaller than min of 0.0: ratio");
+}
+
 TEST_F(ValidateTest, PartialTargetsLimitOutputs) {
   Json prompt = base();
   prompt["10"] = {{"class_type", "SaveImage"}, {"inputs", {{"filename_prefix", "b"}, {"images", {"5", 0}}}}};
