@@ -65,7 +65,7 @@ class ClipTokenizer {
   int unk_id() const { return eos_id_; }
   size_t vocab_size() const { return vocab_.size(); }
   size_t merge_count() const { return merges_.size(); }
-  // The vocab token for id ("photo</w>"), or "" if no token has that id.
+  // The vocab token for id ("photo</w>"), or "" if no token has that id. A linear scan: for diagnostics.
   std::string token_text(int id) const;
 
  private:
