@@ -1,0 +1,60 @@
+// Prompt -> CLIP token windows with per-token weights, exactly as ComfyUI's
+// SDTokenizer.tokenize_with_weights (comfy/sd1_clip.py) does it:
+//   * the prompt is split into weighted segments (prompt_weights.h); each segment (and each
+//     "embedding:" piece of it) is one group of tokens, encoded without BOS/EOS;
+//   * groups are packed into windows of max_length: BOS (weight 1), up to max_length - 2 tokens, EOS
+//     (weight 1), then pad (weight 1). A group that does not fit in the current window moves whole to the
+//     next window, unless it has >= 8 tokens: then it fills the current window and continues in the next;
+//   * an empty prompt gives one window: BOS, EOS, pad...
+// Thread-safety: safe to call concurrently (ClipTokenizer::encode is).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "engine/text/clip_tokenizer.h"
+
+namespace netdist::text {
+
+// ids and weights have the same length: max_length when pad_to_max_length (the default), otherwise as
+// long as the window's tokens (or min_length, for the last window).
+struct TokenWindow {
+  std::vector<int> ids;
+  std::vector<float> weights;
+};
+
+struct TokenizeOptions {
+  // Pad token after EOS. Unset: the vocab's end token (ComfyUI pad_with_end=True: SD1, SDXL clip_l).
+  // OpenCLIP encoders (SD2, SDXL clip_g) pad with 0.
+  std::optional<int> pad_id;
+  int max_length = 77;
+  bool pad_to_max_length = true;
+  // The last window is padded to at least min_length tokens (0: no minimum).
+  int min_length = 0;
+  // ComfyUI's embedding_directory. Empty (SD1Tokenizer's default of None): "embedding:name" is plain text.
+  // Set: answers whether the named textual-inversion embedding exists. A missing one is dropped (ComfyUI
+  // warns and ignores it) and reported; an existing one is an `unsupported` error for now.
+  std::function<bool(const std::string& name)> embedding_exists;
+
+  static TokenizeOptions clip_l() { return {}; }
+  static TokenizeOptions open_clip() {
+    TokenizeOptions options;
+    options.pad_id = 0;
+    return options;
+  }
+};
+
+struct TokenizeReport {
+  std::vector<std::string> missing_embeddings;  // names dropped because embedding_exists said no
+};
+
+// Errors: invalid_argument for max_length < 10 or min_length < 0; unsupported for an existing embedding.
+Result<std::vector<TokenWindow>> tokenize_with_weights(const ClipTokenizer& tokenizer, std::string_view prompt,
+                                                       const TokenizeOptions& options,
+                                                       TokenizeReport* report = nullptr);
+
+}  // namespace netdist::text
