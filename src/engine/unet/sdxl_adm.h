@@ -1,0 +1,17 @@
+// SDXL's `y` vector (ComfyUI comfy/model_base.py SDXL.encode_adm).
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/ATen.h>
+
+namespace netdist::unet {
+
+// pooled [B, 1280] (bigG pooled output) → y [B, 2816] float32 on pooled's device:
+// cat(pooled, emb(height), emb(width), emb(crop_h), emb(crop_w), emb(target_height), emb(target_width)),
+// each emb a 256-wide timestep_embedding (cos half, then sin half) of the pixel value.
+// ComfyUI defaults: crop 0, target = the image size.
+at::Tensor sdxl_adm(const at::Tensor& pooled, int64_t width, int64_t height, int64_t crop_w, int64_t crop_h,
+                    int64_t target_width, int64_t target_height);
+
+}  // namespace netdist::unet
