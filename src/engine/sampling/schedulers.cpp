@@ -72,6 +72,7 @@ bool discards_penultimate_sigma(std::string_view sampler_name) {
 double beta_ppf(double p, double alpha, double beta) {
   if (p <= 0.0) return 0.0;
   if (p >= 1.0) return 1.0;
+  if (alpha == beta && p == 0.5) return 0.5;
   double lo = 0.0;
   double hi = 1.0;
   for (int i = 0; i < 200 && hi - lo > 0.0; ++i) {
