@@ -114,7 +114,7 @@ def main():
                                    "values": [float(v) for v in result.flatten()]})
 
     with open(args.out, "w") as f:
-        json.dump(out, f)
+        f.write(json.dumps(out).replace("NaN", "null"))  # kl_optimal with 1 step divides 0 by 0
     print(f"wrote {args.out}")
 
 
