@@ -135,19 +135,29 @@ std::string python_float_repr(double value) {
   std::string digits = sci.substr(0, e_pos);
   if (digits.size() > 1) digits.erase(1, 1);
   const int decpt = exponent + 1;  // value = 0.DIGITS * 10^decpt
-  std::string out = negative ? "-" : "";
+  std::string out;
+  if (negative) out.push_back('-');
   if (decpt <= -4 || decpt > 16) {
-    out += digits[0];
-    if (digits.size() > 1) out += "." + digits.substr(1);
+    out.push_back(digits[0]);
+    if (digits.size() > 1) {
+      out.push_back('.');
+      out.append(digits, 1, std::string::npos);
+    }
     char ebuf[16];
     std::snprintf(ebuf, sizeof(ebuf), "e%c%02d", exponent < 0 ? '-' : '+', exponent < 0 ? -exponent : exponent);
-    out += ebuf;
+    out.append(ebuf);
   } else if (decpt <= 0) {
-    out += "0." + std::string(static_cast<size_t>(-decpt), '0') + digits;
+    out.append("0.");
+    out.append(static_cast<size_t>(-decpt), '0');
+    out.append(digits);
   } else if (static_cast<size_t>(decpt) >= digits.size()) {
-    out += digits + std::string(static_cast<size_t>(decpt) - digits.size(), '0') + ".0";
+    out.append(digits);
+    out.append(static_cast<size_t>(decpt) - digits.size(), '0');
+    out.append(".0");
   } else {
-    out += digits.substr(0, decpt) + "." + digits.substr(decpt);
+    out.append(digits, 0, static_cast<size_t>(decpt));
+    out.push_back('.');
+    out.append(digits, static_cast<size_t>(decpt), std::string::npos);
   }
   return out;
 }
