@@ -21,18 +21,18 @@ bool item_less(const QueueItem& a, const QueueItem& b) {
 
 PromptQueue::PromptQueue(size_t max_history) : max_history_(max_history) {}
 
-void PromptQueue::set_on_change(std::function<void()> on_change) {
+void PromptQueue::set_on_change(std::function<void(int64_t)> on_change) {
   std::lock_guard lock(mutex_);
   on_change_ = std::move(on_change);
 }
 
-void PromptQueue::notify_change() {
-  std::function<void()> cb;
-  {
-    std::lock_guard lock(mutex_);
-    cb = on_change_;
-  }
-  if (cb) cb();
+void PromptQueue::run_locked(const std::function<void(int64_t)>& fn) const {
+  std::lock_guard lock(mutex_);
+  fn(static_cast<int64_t>(pending_.size() + running_.size()));
+}
+
+void PromptQueue::notify_change_locked() {
+  if (on_change_) on_change_(static_cast<int64_t>(pending_.size() + running_.size()));
 }
 
 int64_t PromptQueue::take_number(bool front) {
@@ -47,9 +47,9 @@ void PromptQueue::put(QueueItem item) {
     std::lock_guard lock(mutex_);
     auto pos = std::upper_bound(pending_.begin(), pending_.end(), item, item_less);
     pending_.insert(pos, std::move(item));
+    notify_change_locked();
   }
   cv_.notify_all();
-  notify_change();
 }
 
 std::optional<PromptQueue::Running> PromptQueue::get(std::chrono::milliseconds timeout) {
@@ -62,8 +62,8 @@ std::optional<PromptQueue::Running> PromptQueue::get(std::chrono::milliseconds t
     pending_.erase(pending_.begin());
     running.task_id = task_counter_++;
     running_.emplace(running.task_id, running.item);
+    notify_change_locked();
   }
-  notify_change();
   return running;
 }
 
@@ -106,8 +106,8 @@ void PromptQueue::task_done(int64_t task_id, nlohmann::ordered_json outputs, nlo
       history_.emplace_back(item.prompt_id, std::move(entry));
       history_index_[item.prompt_id] = std::prev(history_.end());
     }
+    notify_change_locked();
   }
-  notify_change();
 }
 
 nlohmann::ordered_json PromptQueue::queue_json() const {
@@ -139,8 +139,8 @@ void PromptQueue::wipe_queue() {
   {
     std::lock_guard lock(mutex_);
     pending_.clear();
+    notify_change_locked();
   }
-  notify_change();
 }
 
 bool PromptQueue::delete_queue_item(const std::string& prompt_id) {
@@ -150,8 +150,8 @@ bool PromptQueue::delete_queue_item(const std::string& prompt_id) {
                            [&](const QueueItem& item) { return item.prompt_id == prompt_id; });
     if (it == pending_.end()) return false;
     pending_.erase(it);
+    notify_change_locked();
   }
-  notify_change();
   return true;
 }
 

@@ -1,7 +1,7 @@
 // ComfyUI's PromptQueue (execution.py): pending prompts ordered by (number, prompt_id), the prompts being
 // run, a bounded insertion-ordered history and the /free flags.
-// Thread-safety: every method may be called from any thread. The change callback runs after the change,
-// on the calling thread, with no lock held (so it may call back into the queue).
+// Thread-safety: every method may be called from any thread. The change callback runs on the calling
+// thread with the queue's lock held, so callbacks see changes in order; it must not call the queue.
 #pragma once
 
 #include <chrono>
@@ -33,8 +33,11 @@ class PromptQueue {
  public:
   explicit PromptQueue(size_t max_history = kMaximumHistorySize);
 
-  // Called after put, get, task_done, wipe_queue and a successful delete_queue_item (ComfyUI queue_updated).
-  void set_on_change(std::function<void()> on_change);
+  // Called after put, get, task_done, wipe_queue and a successful delete_queue_item (ComfyUI queue_updated)
+  // with the new pending + running count.
+  void set_on_change(std::function<void(int64_t queue_remaining)> on_change);
+  // Runs `fn(queue_remaining)` under the queue's lock: no change and no change callback can interleave.
+  void run_locked(const std::function<void(int64_t queue_remaining)>& fn) const;
 
   // The queue number for a request without "number": the counter (negated when front), then counter+1.
   int64_t take_number(bool front);
@@ -78,12 +81,12 @@ class PromptQueue {
   nlohmann::ordered_json take_flags();
 
  private:
-  void notify_change();
+  void notify_change_locked();
 
   const size_t max_history_;
   mutable std::mutex mutex_;
   std::condition_variable cv_;
-  std::function<void()> on_change_;
+  std::function<void(int64_t)> on_change_;
   int64_t number_counter_ = 0;
   int64_t task_counter_ = 0;
   bool shutdown_ = false;

@@ -45,7 +45,7 @@ TEST(PromptQueue, FrontGivesNegativeNumbersAndRunsFirst) {
 TEST(PromptQueue, TaskDoneWritesComfyHistoryEntry) {
   PromptQueue q;
   int changes = 0;
-  q.set_on_change([&] { ++changes; });
+  q.set_on_change([&](int64_t) { ++changes; });
   q.put(item(0, "p1"));
   auto running = q.get(std::chrono::milliseconds(0));
   ASSERT_TRUE(running);
@@ -94,7 +94,7 @@ TEST(PromptQueue, HistoryIsBoundedAndSliced) {
 TEST(PromptQueue, DeleteAndWipePending) {
   PromptQueue q;
   std::atomic<int> changes{0};
-  q.set_on_change([&] { ++changes; });
+  q.set_on_change([&](int64_t) { ++changes; });
   q.put(item(0, "a"));
   q.put(item(1, "b"));
   q.put(item(2, "c"));

@@ -17,24 +17,30 @@ std::string json_frame(const std::string& type, const nlohmann::ordered_json& da
 
 ServerState::ServerState(ServerOptions options, Backend& backend)
     : options_(std::move(options)), backend_(backend) {
-  queue_.set_on_change([this] { broadcast_status(); });
+  queue_.set_on_change([this](int64_t remaining) { send_status(remaining); });
 }
 
-void ServerState::broadcast_status() {
-  std::lock_guard lock(status_mutex_);
-  nlohmann::ordered_json data = {{"status", queue_.queue_info_json()}};
+ServerState::~ServerState() { queue_.set_on_change(nullptr); }
+
+void ServerState::send_status(int64_t queue_remaining) {
+  const nlohmann::ordered_json data = {{"status", {{"exec_info", {{"queue_remaining", queue_remaining}}}}}};
   hub_.send(json_frame("status", data), false, std::nullopt);
 }
 
+void ServerState::broadcast_status() {
+  queue_.run_locked([this](int64_t remaining) { send_status(remaining); });
+}
+
 void ServerState::connect_ws(const std::string& sid, std::shared_ptr<WsConnection> conn) {
-  std::lock_guard lock(status_mutex_);
-  std::vector<std::string> first;
-  first.push_back(json_frame("status", {{"status", queue_.queue_info_json()}, {"sid", sid}}));
-  {
-    std::lock_guard routing(routing_mutex_);
-    if (client_id_ && *client_id_ == sid && last_node_) first.push_back(json_frame("executing", {{"node", *last_node_}}));
-  }
-  hub_.add(sid, std::move(conn), first);
+  queue_.run_locked([&](int64_t remaining) {
+    std::vector<std::string> first;
+    first.push_back(json_frame("status", {{"status", {{"exec_info", {{"queue_remaining", remaining}}}}}, {"sid", sid}}));
+    {
+      std::lock_guard routing(routing_mutex_);
+      if (client_id_ && *client_id_ == sid && last_node_) first.push_back(json_frame("executing", {{"node", *last_node_}}));
+    }
+    hub_.add(sid, std::move(conn), first);
+  });
 }
 
 void ServerState::send_json(const std::string& type, const nlohmann::ordered_json& data,

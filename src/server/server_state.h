@@ -1,7 +1,8 @@
 // Everything the routes, the WebSocket sessions and the queue worker share: options, the prompt queue,
 // the WebSocket hub, the backend, the interrupt flag and ComfyUI's routing state (the running prompt's
 // client_id and the node it is executing).
-// Thread-safety: every method may be called from any thread.
+// Thread-safety: every method may be called from any thread. Lock order: queue → routing → hub; a
+// connection's send only posts to its strand, so no lock is held across I/O.
 #pragma once
 
 #include <atomic>
@@ -40,6 +41,7 @@ class ServerState {
   ServerState(ServerOptions options, Backend& backend);
   ServerState(const ServerState&) = delete;
   ServerState& operator=(const ServerState&) = delete;
+  ~ServerState();
 
   const ServerOptions& options() const { return options_; }
   PromptQueue& queue() { return queue_; }
@@ -47,8 +49,8 @@ class ServerState {
   Backend& backend() { return backend_; }
   std::atomic<bool>& interrupt_flag() { return interrupt_; }
 
-  // Broadcasts {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": N}}}}. Serialized, and
-  // N is read inside the serialized section, so the last broadcast always carries the current count.
+  // Broadcasts {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": N}}}} with the current
+  // N. Queue changes broadcast from inside the queue's lock, so status messages leave in change order.
   void broadcast_status();
   // Registers a new socket: status with sid first, then "executing" for the running node if sid owns it.
   void connect_ws(const std::string& sid, std::shared_ptr<WsConnection> conn);
@@ -68,12 +70,13 @@ class ServerState {
   nlohmann::ordered_json feature_flags() const;
 
  private:
+  void send_status(int64_t queue_remaining);
+
   const ServerOptions options_;
   Backend& backend_;
   PromptQueue queue_;
   WsHub hub_;
   std::atomic<bool> interrupt_{false};
-  std::mutex status_mutex_;
   mutable std::mutex routing_mutex_;
   std::optional<std::string> client_id_;
   std::optional<std::string> last_node_;

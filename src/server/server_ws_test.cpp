@@ -170,6 +170,7 @@ TEST_F(WsTest, PreviewFramesAndFeatureFlags) {
 TEST_F(WsTest, ReconnectWithSameClientIdKeepsNewSocket) {
   TestWsClient first, second;
   ASSERT_TRUE(first.connect(port_, "/ws?clientId=dup"));
+  ASSERT_TRUE(first.read());  // registered before the second socket
   ASSERT_TRUE(second.connect(port_, "/ws?clientId=dup"));
   std::vector<Message> seen;
   ASSERT_TRUE(second.read_until("status", "", seen));
