@@ -53,6 +53,13 @@ class ServerFixture : public ::testing::Test {
     return http_call(port_, "POST", target, body, headers);
   }
 
+  // Connects and reads the connect-time status, so the socket is registered before anything is submitted.
+  bool open_ws(TestWsClient& ws, const std::string& target) {
+    if (!ws.connect(port_, target)) return false;
+    const auto status = ws.read();
+    return status && status->json().value("type", "") == "status";
+  }
+
   static json prompt(int seed, const json& sampler_extra = json::object()) {
     json sampler_inputs = {{"seed", seed}, {"steps", 3}, {"model", json::array({"4", 0})}};
     for (auto it = sampler_extra.begin(); it != sampler_extra.end(); ++it) sampler_inputs[it.key()] = it.value();

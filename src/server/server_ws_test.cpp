@@ -73,7 +73,7 @@ TEST_F(WsTest, MessageSequenceForOneJob) {
 
 TEST_F(WsTest, ResubmissionIsCachedAndReportsOldFiles) {
   TestWsClient ws;
-  ASSERT_TRUE(ws.connect(port_, "/ws?clientId=again"));
+  ASSERT_TRUE(open_ws(ws, "/ws?clientId=again"));
   const std::string first = submit(prompt(7), "again");
   const json h1 = wait_history(first);
   const std::string second = submit(prompt(7), "again");
@@ -92,7 +92,7 @@ TEST_F(WsTest, ResubmissionIsCachedAndReportsOldFiles) {
 
 TEST_F(WsTest, InterruptEndsPromptInHistoryAsError) {
   TestWsClient ws;
-  ASSERT_TRUE(ws.connect(port_, "/ws?clientId=intr"));
+  ASSERT_TRUE(open_ws(ws, "/ws?clientId=intr"));
   const std::string id = submit(prompt(8, {{"wait_for_interrupt", true}}), "intr");
   std::vector<Message> seen;
   ASSERT_TRUE(ws.read_until("executing", id, seen));
@@ -110,7 +110,7 @@ TEST_F(WsTest, InterruptEndsPromptInHistoryAsError) {
 
 TEST_F(WsTest, BackendFailureStillLandsInHistory) {
   TestWsClient ws;
-  ASSERT_TRUE(ws.connect(port_, "/ws?clientId=fail"));
+  ASSERT_TRUE(open_ws(ws, "/ws?clientId=fail"));
   const std::string id = submit(prompt(11, {{"fail", true}}), "fail");
   std::vector<Message> seen;
   ASSERT_TRUE(ws.read_until("execution_error", id, seen));
@@ -126,8 +126,8 @@ TEST_F(WsTest, BackendFailureStillLandsInHistory) {
 
 TEST_F(WsTest, EventsGoOnlyToTheirClient) {
   TestWsClient mine, other, anon_watcher;
-  ASSERT_TRUE(mine.connect(port_, "/ws?clientId=mine"));
-  ASSERT_TRUE(other.connect(port_, "/ws?clientId=other"));
+  ASSERT_TRUE(open_ws(mine, "/ws?clientId=mine"));
+  ASSERT_TRUE(open_ws(other, "/ws?clientId=other"));
   const std::string id = submit(prompt(12), "mine");
   std::vector<Message> mine_seen, other_seen;
   ASSERT_TRUE(mine.read_until("executing", id, mine_seen));
@@ -149,7 +149,7 @@ TEST_F(WsTest, EventsGoOnlyToTheirClient) {
 
 TEST_F(WsTest, PreviewFramesAndFeatureFlags) {
   TestWsClient ws;
-  ASSERT_TRUE(ws.connect(port_, "/ws?clientId=pv"));
+  ASSERT_TRUE(open_ws(ws, "/ws?clientId=pv"));
   ASSERT_TRUE(ws.send_text("{\"type\": \"feature_flags\", \"data\": {\"supports_preview_metadata\": true}}"));
   std::vector<Message> seen;
   ASSERT_TRUE(ws.read_until("feature_flags", "", seen));
@@ -186,8 +186,9 @@ class WsSlowReaderTest : public ServerFixture {
 TEST_F(WsSlowReaderTest, ClientThatNeverReadsIsDroppedWithoutBlockingOthers) {
   TestWsClient slow;
   ASSERT_TRUE(slow.connect(port_, "/ws?clientId=slow", 4096));
+  ASSERT_TRUE(slow.read());  // the connect-time status: registered; it reads nothing after this
   TestWsClient fast;
-  ASSERT_TRUE(fast.connect(port_, "/ws?clientId=fast"));
+  ASSERT_TRUE(open_ws(fast, "/ws?clientId=fast"));
   // 200 previews of 256 KiB each to "slow": far more than its socket buffers plus the 1 MiB bound.
   const std::string flood = submit(prompt(17, {{"steps", 200}, {"preview_bytes", 256 * 1024}}), "slow");
   const std::string id = submit(prompt(18), "fast");
