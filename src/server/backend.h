@@ -1,0 +1,73 @@
+// The interface the server drives: validation, execution, node metadata and device figures. The server
+// owns queueing, history, WebSocket routing and HTTP; a Backend owns the graph (the real one wraps the
+// graph validator and executor; tests use FakeBackend in fake_backend_test_util.h).
+// Thread-safety: validate, object_info, system_stats_devices may be called from any HTTP thread at any
+// time, also while execute runs on the worker thread; execute and free_memory are called only from the
+// single queue worker thread, never concurrently with each other.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace netdist::server {
+
+// One accepted prompt, as ComfyUI's queue tuple (number, prompt_id, prompt, extra_data, outputs_to_execute).
+struct QueueItem {
+  nlohmann::ordered_json number;              // int from the server counter, or float when the client gave "number"
+  std::string prompt_id;
+  nlohmann::ordered_json prompt;              // the converted prompt (ValidationOutcome::prompt)
+  nlohmann::ordered_json extra_data;          // client's extra_data plus "client_id", sensitive keys removed
+  nlohmann::ordered_json outputs_to_execute;  // array of output node ids (strings)
+  nlohmann::ordered_json sensitive;           // keys removed from extra_data (auth_token_comfy_org, ...)
+
+  // [number, prompt_id, prompt, extra_data, outputs_to_execute], as in GET /queue and history "prompt".
+  nlohmann::ordered_json to_json() const;
+};
+
+struct ValidationOutcome {
+  bool ok = false;
+  nlohmann::ordered_json error_body;        // {"error": {type, message, details, extra_info}, "node_errors": {...}} when !ok
+  std::vector<std::string> outputs;         // output node ids to execute when ok
+  nlohmann::ordered_json prompt;            // converted prompt (widget values converted); null = use the submitted one
+  nlohmann::ordered_json node_errors = nlohmann::ordered_json::object();  // errors of dropped outputs when ok
+};
+
+// Event sink handed to execute. `type` is a ComfyUI WebSocket message type and `data` its payload, exactly
+// as ComfyUI sends it (execution_start, execution_cached, executing, progress, progress_state, executed,
+// execution_success, execution_error, execution_interrupted). The server adds "timestamp" to the history
+// events (execution_*) when absent, records them in the history status messages and routes every event to
+// the prompt's client as ComfyUI does. Type kPreviewEvent with data {"format": "JPEG"|"PNG",
+// "image": <nlohmann binary>} becomes a binary preview frame. Safe to call from any thread.
+using EmitFn = std::function<void(const std::string& type, const nlohmann::ordered_json& data)>;
+inline constexpr const char* kPreviewEvent = "preview_image";
+
+class Backend {
+ public:
+  virtual ~Backend();
+
+  virtual ValidationOutcome validate(const nlohmann::ordered_json& prompt) = 0;
+
+  // Runs a validated prompt. Emits events through `emit`, fills `outputs` with {node_id: ui_json} for every
+  // output node that produced (or had cached) a UI result, and returns OK, kCancelled when `interrupt` was
+  // seen, or the error. A backend that fails without emitting execution_error/execution_interrupted gets
+  // one synthesized by the server from the Status. Must poll `interrupt` between nodes and between steps.
+  virtual Status execute(const QueueItem& item, const EmitFn& emit, std::atomic<bool>& interrupt,
+                         nlohmann::ordered_json& outputs) = 0;
+
+  // {class_name: info} for every node class, ComfyUI's GET /object_info shape.
+  virtual nlohmann::ordered_json object_info() = 0;
+
+  // GET /system_stats "devices": [{"name", "type", "index", "vram_total", "vram_free", "torch_vram_total",
+  // "torch_vram_free"}].
+  virtual nlohmann::ordered_json system_stats_devices() = 0;
+
+  // POST /free, honoured by the worker between prompts.
+  virtual void free_memory(bool unload_models, bool free_memory) = 0;
+};
+
+}  // namespace netdist::server

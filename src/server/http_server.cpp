@@ -1,0 +1,228 @@
+#include "server/http_server.h"
+
+#include <algorithm>
+#include <thread>
+#include <vector>
+
+#include "server/beast_session.h"
+#include "server/queue_worker.h"
+#include "server/routes.h"
+
+namespace netdist::server {
+
+namespace {
+
+using tcp = net::ip::tcp;
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(tcp::socket socket, ServerState& state) : stream_(std::move(socket)), state_(state) {}
+
+  void run() { net::dispatch(stream_.get_executor(), beast::bind_front_handler(&HttpSession::do_read, shared_from_this())); }
+
+ private:
+  void do_read() {
+    parser_.emplace();
+    parser_->header_limit(64 * 1024);
+    parser_->body_limit(state_.options().max_body_bytes);
+    stream_.expires_after(std::chrono::seconds(120));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, std::size_t) {
+    if (ec == http::error::body_limit) return reply_too_large(std::nullopt);
+    if (ec) return close();
+    const auto length = parser_->content_length();
+    if (length && *length > state_.options().max_body_bytes) return reply_too_large(*length);
+    const auto& req = parser_->get();
+    if (lower(std::string(req[http::field::expect])) == "100-continue") {
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, req.version());
+      http::async_write(stream_, *cont, [self = shared_from_this(), cont](beast::error_code ec, std::size_t) {
+        if (ec) return self->close();
+        self->read_body();
+      });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec == http::error::body_limit) return reply_too_large(std::nullopt);
+    if (ec) return close();
+    BeastRequest& req = parser_->get();
+    Request request = to_request(req);
+    const std::string path = strip_api_prefix(request.path);
+    if (beast::websocket::is_upgrade(req) && path == "/ws") {
+      if (auto denied = origin_check(state_, request)) return write(*denied, req.version(), false, false);
+      stream_.expires_never();
+      start_websocket_session(std::move(stream_), parser_->release(), state_);
+      return;
+    }
+    const Response response = handle_request(state_, request);
+    write(response, req.version(), req.keep_alive(), req.method() == http::verb::head);
+  }
+
+  void reply_too_large(std::optional<uint64_t> length) {
+    const uint64_t limit = state_.options().max_body_bytes;
+    std::string message = "request body ";
+    message += length ? "of " + std::to_string(*length) + " bytes " : "";
+    message += "exceeds the limit of " + std::to_string(limit) + " bytes (" + std::to_string(limit / (1024 * 1024)) +
+               " MiB, --max-upload-size)";
+    write(error_response(413, "request_too_large", message), 11, false, false);
+  }
+
+  void write(const Response& r, unsigned version, bool keep_alive, bool head) {
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version);
+    res->set(http::field::server, "netdist");
+    if (!r.content_type.empty()) res->set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers) res->set(name, value);
+    res->body() = r.body;
+    res->keep_alive(keep_alive);
+    res->prepare_payload();
+    if (head) res->body().clear();
+    const bool close_after = !keep_alive || res->need_eof();
+    http::async_write(stream_, *res, [self = shared_from_this(), res, close_after](beast::error_code ec, std::size_t) {
+      if (ec || close_after) return self->close();
+      self->do_read();
+    });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  ServerState& state_;
+};
+
+class Listener : public std::enable_shared_from_this<Listener> {
+ public:
+  Listener(net::io_context& ioc, ServerState& state) : ioc_(ioc), acceptor_(net::make_strand(ioc)), state_(state) {}
+
+  Status open(const std::string& host, uint16_t port) {
+    const std::string where = host + ":" + std::to_string(port);
+    beast::error_code ec;
+    tcp::resolver resolver(ioc_);
+    auto results = resolver.resolve(host, std::to_string(port), tcp::resolver::passive, ec);
+    if (ec || results.empty()) return Status::io_error("cannot resolve listen address " + where + ": " + ec.message());
+    const tcp::endpoint endpoint = results.begin()->endpoint();
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) return Status::io_error("cannot listen on " + where + ": " + ec.message());
+    port_ = acceptor_.local_endpoint().port();
+    return Status::ok();
+  }
+
+  void start() { net::dispatch(acceptor_.get_executor(), [self = shared_from_this()] { self->do_accept(); }); }
+  void stop() {
+    net::dispatch(acceptor_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      self->acceptor_.close(ec);
+    });
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  void do_accept() {
+    acceptor_.async_accept(net::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+      if (!self->acceptor_.is_open()) return;
+      if (!ec) std::make_shared<HttpSession>(std::move(socket), self->state_)->run();
+      self->do_accept();
+    });
+  }
+
+  net::io_context& ioc_;
+  tcp::acceptor acceptor_;
+  ServerState& state_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace
+
+Request to_request(const BeastRequest& req) {
+  Request r;
+  r.method = std::string(req.method_string());
+  const std::string target(req.target());
+  const size_t q = target.find('?');
+  r.path = target.substr(0, q);
+  if (q != std::string::npos) r.query = parse_query(target.substr(q + 1));
+  for (const auto& field : req) r.headers[lower(std::string(field.name_string()))] = std::string(field.value());
+  r.body = req.body();
+  return r;
+}
+
+struct HttpServer::Impl {
+  Impl(ServerOptions options, Backend& backend) : state(std::move(options), backend), worker(state) {}
+
+  ServerState state;
+  QueueWorker worker;
+  net::io_context ioc;
+  std::vector<std::shared_ptr<Listener>> listeners;
+  std::vector<std::thread> threads;
+  bool started = false;
+  bool stopped = false;
+};
+
+HttpServer::HttpServer(ServerOptions options, Backend& backend)
+    : impl_(std::make_unique<Impl>(std::move(options), backend)) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+Status HttpServer::start() {
+  ND_ASSERT(!impl_->started, "HttpServer::start called twice");
+  const ServerOptions& o = impl_->state.options();
+  std::string addresses = o.listen;
+  size_t start = 0;
+  while (start <= addresses.size()) {
+    size_t end = addresses.find(',', start);
+    if (end == std::string::npos) end = addresses.size();
+    const std::string host = addresses.substr(start, end - start);
+    if (!host.empty()) {
+      auto listener = std::make_shared<Listener>(impl_->ioc, impl_->state);
+      ND_RETURN_IF_ERROR(listener->open(host, o.port));
+      impl_->listeners.push_back(std::move(listener));
+    }
+    start = end + 1;
+  }
+  if (impl_->listeners.empty()) return Status::invalid_argument("no listen address in '" + o.listen + "'");
+  impl_->started = true;
+  for (auto& l : impl_->listeners) l->start();
+  impl_->worker.start();
+  const int threads = std::max(1, o.threads);
+  for (int i = 0; i < threads; ++i) impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  return Status::ok();
+}
+
+void HttpServer::stop() {
+  if (!impl_->started || impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->worker.stop();
+  for (auto& l : impl_->listeners) l->stop();
+  impl_->state.hub().close_all();
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+  impl_->state.hub().close_all();
+}
+
+uint16_t HttpServer::port() const { return impl_->listeners.empty() ? 0 : impl_->listeners.front()->port(); }
+
+ServerState& HttpServer::state() { return impl_->state; }
+
+}  // namespace netdist::server

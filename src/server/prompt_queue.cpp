@@ -1,0 +1,217 @@
+#include "server/prompt_queue.h"
+
+#include <algorithm>
+
+namespace netdist::server {
+
+namespace {
+
+double number_value(const nlohmann::ordered_json& number) {
+  return number.is_number() ? number.get<double>() : 0.0;
+}
+
+bool item_less(const QueueItem& a, const QueueItem& b) {
+  const double na = number_value(a.number);
+  const double nb = number_value(b.number);
+  if (na != nb) return na < nb;
+  return a.prompt_id < b.prompt_id;
+}
+
+}  // namespace
+
+PromptQueue::PromptQueue(size_t max_history) : max_history_(max_history) {}
+
+void PromptQueue::set_on_change(std::function<void(int64_t)> on_change) {
+  std::lock_guard lock(mutex_);
+  on_change_ = std::move(on_change);
+}
+
+void PromptQueue::run_locked(const std::function<void(int64_t)>& fn) const {
+  std::lock_guard lock(mutex_);
+  fn(static_cast<int64_t>(pending_.size() + running_.size()));
+}
+
+void PromptQueue::notify_change_locked() {
+  if (on_change_) on_change_(static_cast<int64_t>(pending_.size() + running_.size()));
+}
+
+int64_t PromptQueue::take_number(bool front) {
+  std::lock_guard lock(mutex_);
+  const int64_t number = front ? -number_counter_ : number_counter_;
+  ++number_counter_;
+  return number;
+}
+
+void PromptQueue::put(QueueItem item) {
+  {
+    std::lock_guard lock(mutex_);
+    auto pos = std::upper_bound(pending_.begin(), pending_.end(), item, item_less);
+    pending_.insert(pos, std::move(item));
+    notify_change_locked();
+  }
+  cv_.notify_all();
+}
+
+std::optional<PromptQueue::Running> PromptQueue::get(std::chrono::milliseconds timeout) {
+  Running running;
+  {
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, timeout, [&] { return shutdown_ || flags_set_ || !pending_.empty(); });
+    if (shutdown_ || pending_.empty()) return std::nullopt;
+    running.item = std::move(pending_.front());
+    pending_.erase(pending_.begin());
+    running.task_id = task_counter_++;
+    running_.emplace(running.task_id, running.item);
+    notify_change_locked();
+  }
+  return running;
+}
+
+void PromptQueue::shutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    shutdown_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool PromptQueue::is_shutdown() const {
+  std::lock_guard lock(mutex_);
+  return shutdown_;
+}
+
+void PromptQueue::task_done(int64_t task_id, nlohmann::ordered_json outputs, nlohmann::ordered_json meta,
+                            const ExecutionStatus& status) {
+  {
+    std::lock_guard lock(mutex_);
+    auto it = running_.find(task_id);
+    ND_ASSERT(it != running_.end(), "task_done for a task that is not running: " + std::to_string(task_id));
+    QueueItem item = std::move(it->second);
+    running_.erase(it);
+    if (history_.size() > max_history_) {
+      history_index_.erase(history_.front().first);
+      history_.pop_front();
+    }
+    nlohmann::ordered_json entry = nlohmann::ordered_json::object();
+    entry["prompt"] = item.to_json();
+    entry["outputs"] = std::move(outputs);
+    entry["status"] = {{"status_str", status.status_str},
+                       {"completed", status.completed},
+                       {"messages", status.messages}};
+    entry["meta"] = std::move(meta);
+    auto existing = history_index_.find(item.prompt_id);
+    if (existing != history_index_.end()) {
+      existing->second->second = std::move(entry);
+    } else {
+      history_.emplace_back(item.prompt_id, std::move(entry));
+      history_index_[item.prompt_id] = std::prev(history_.end());
+    }
+    notify_change_locked();
+  }
+}
+
+nlohmann::ordered_json PromptQueue::queue_json() const {
+  std::lock_guard lock(mutex_);
+  nlohmann::ordered_json running = nlohmann::ordered_json::array();
+  for (const auto& [id, item] : running_) running.push_back(item.to_json());
+  nlohmann::ordered_json pending = nlohmann::ordered_json::array();
+  for (const auto& item : pending_) pending.push_back(item.to_json());
+  return {{"queue_running", std::move(running)}, {"queue_pending", std::move(pending)}};
+}
+
+nlohmann::ordered_json PromptQueue::queue_info_json() const {
+  return {{"exec_info", {{"queue_remaining", tasks_remaining()}}}};
+}
+
+int64_t PromptQueue::tasks_remaining() const {
+  std::lock_guard lock(mutex_);
+  return static_cast<int64_t>(pending_.size() + running_.size());
+}
+
+std::vector<std::string> PromptQueue::running_prompt_ids() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> ids;
+  for (const auto& [id, item] : running_) ids.push_back(item.prompt_id);
+  return ids;
+}
+
+void PromptQueue::wipe_queue() {
+  {
+    std::lock_guard lock(mutex_);
+    pending_.clear();
+    notify_change_locked();
+  }
+}
+
+bool PromptQueue::delete_queue_item(const std::string& prompt_id) {
+  {
+    std::lock_guard lock(mutex_);
+    auto it = std::find_if(pending_.begin(), pending_.end(),
+                           [&](const QueueItem& item) { return item.prompt_id == prompt_id; });
+    if (it == pending_.end()) return false;
+    pending_.erase(it);
+    notify_change_locked();
+  }
+  return true;
+}
+
+nlohmann::ordered_json PromptQueue::get_history(std::optional<int64_t> max_items, int64_t offset) const {
+  std::lock_guard lock(mutex_);
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  if (offset < 0 && max_items) offset = static_cast<int64_t>(history_.size()) - *max_items;
+  int64_t i = 0;
+  for (const auto& [id, entry] : history_) {
+    if (i >= offset) {
+      out[id] = entry;
+      if (max_items && static_cast<int64_t>(out.size()) >= *max_items) break;
+    }
+    ++i;
+  }
+  return out;
+}
+
+nlohmann::ordered_json PromptQueue::get_history_item(const std::string& prompt_id) const {
+  std::lock_guard lock(mutex_);
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  auto it = history_index_.find(prompt_id);
+  if (it != history_index_.end()) out[prompt_id] = it->second->second;
+  return out;
+}
+
+size_t PromptQueue::history_size() const {
+  std::lock_guard lock(mutex_);
+  return history_.size();
+}
+
+void PromptQueue::wipe_history() {
+  std::lock_guard lock(mutex_);
+  history_.clear();
+  history_index_.clear();
+}
+
+void PromptQueue::delete_history_item(const std::string& prompt_id) {
+  std::lock_guard lock(mutex_);
+  auto it = history_index_.find(prompt_id);
+  if (it == history_index_.end()) return;
+  history_.erase(it->second);
+  history_index_.erase(it);
+}
+
+void PromptQueue::set_flag(const std::string& name, nlohmann::ordered_json value) {
+  {
+    std::lock_guard lock(mutex_);
+    flags_[name] = std::move(value);
+    flags_set_ = true;
+  }
+  cv_.notify_all();
+}
+
+nlohmann::ordered_json PromptQueue::take_flags() {
+  std::lock_guard lock(mutex_);
+  nlohmann::ordered_json flags = std::move(flags_);
+  flags_ = nlohmann::ordered_json::object();
+  flags_set_ = false;
+  return flags;
+}
+
+}  // namespace netdist::server

@@ -1,0 +1,101 @@
+// ComfyUI's PromptQueue (execution.py): pending prompts ordered by (number, prompt_id), the prompts being
+// run, a bounded insertion-ordered history and the /free flags.
+// Thread-safety: every method may be called from any thread. The change callback runs on the calling
+// thread with the queue's lock held, so callbacks see changes in order; it must not call the queue.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "server/backend.h"
+
+namespace netdist::server {
+
+inline constexpr size_t kMaximumHistorySize = 10000;
+
+struct ExecutionStatus {
+  std::string status_str;                                            // "success" or "error"
+  bool completed = false;
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();  // [[event, data], ...]
+};
+
+class PromptQueue {
+ public:
+  explicit PromptQueue(size_t max_history = kMaximumHistorySize);
+
+  // Called after put, get, task_done, wipe_queue and a successful delete_queue_item (ComfyUI queue_updated)
+  // with the new pending + running count.
+  void set_on_change(std::function<void(int64_t queue_remaining)> on_change);
+  // Runs `fn(queue_remaining)` under the queue's lock: no change and no change callback can interleave.
+  void run_locked(const std::function<void(int64_t queue_remaining)>& fn) const;
+
+  // The queue number for a request without "number": the counter (negated when front), then counter+1.
+  int64_t take_number(bool front);
+
+  void put(QueueItem item);
+
+  struct Running {
+    QueueItem item;
+    int64_t task_id = 0;
+  };
+  // Waits up to `timeout` for a pending prompt and moves the first one to running. Returns nullopt on
+  // timeout, when a flag was set (set_flag), or after shutdown().
+  std::optional<Running> get(std::chrono::milliseconds timeout);
+  void shutdown();
+  bool is_shutdown() const;
+
+  // Moves a running prompt into history: {prompt, outputs, status, meta}. Evicts the oldest entry first
+  // when history holds more than max_history entries.
+  void task_done(int64_t task_id, nlohmann::ordered_json outputs, nlohmann::ordered_json meta,
+                 const ExecutionStatus& status);
+
+  // {"queue_running": [item...], "queue_pending": [item... sorted by (number, prompt_id)]}
+  nlohmann::ordered_json queue_json() const;
+  // {"exec_info": {"queue_remaining": pending + running}}
+  nlohmann::ordered_json queue_info_json() const;
+  int64_t tasks_remaining() const;
+  std::vector<std::string> running_prompt_ids() const;
+
+  void wipe_queue();
+  bool delete_queue_item(const std::string& prompt_id);
+
+  // ComfyUI get_history: all entries, oldest first; with max_items and offset < 0, the last max_items.
+  nlohmann::ordered_json get_history(std::optional<int64_t> max_items, int64_t offset) const;
+  // {prompt_id: entry} or {} when absent.
+  nlohmann::ordered_json get_history_item(const std::string& prompt_id) const;
+  size_t history_size() const;
+  void wipe_history();
+  void delete_history_item(const std::string& prompt_id);
+
+  void set_flag(const std::string& name, nlohmann::ordered_json value);
+  nlohmann::ordered_json take_flags();
+
+ private:
+  void notify_change_locked();
+
+  const size_t max_history_;
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::function<void(int64_t)> on_change_;
+  int64_t number_counter_ = 0;
+  int64_t task_counter_ = 0;
+  bool shutdown_ = false;
+  bool flags_set_ = false;
+  std::vector<QueueItem> pending_;  // sorted by (number, prompt_id)
+  std::map<int64_t, QueueItem> running_;
+  std::list<std::pair<std::string, nlohmann::ordered_json>> history_;
+  std::unordered_map<std::string, std::list<std::pair<std::string, nlohmann::ordered_json>>::iterator> history_index_;
+  nlohmann::ordered_json flags_ = nlohmann::ordered_json::object();
+};
+
+}  // namespace netdist::server

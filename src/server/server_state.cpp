@@ -1,0 +1,85 @@
+#include "server/server_state.h"
+
+#include <algorithm>
+
+#include "server/py_json.h"
+
+namespace netdist::server {
+
+namespace {
+
+std::string json_frame(const std::string& type, const nlohmann::ordered_json& data) {
+  nlohmann::ordered_json message = {{"type", type}, {"data", data}};
+  return python_json_dumps(message);
+}
+
+}  // namespace
+
+ServerState::ServerState(ServerOptions options, Backend& backend)
+    : options_(std::move(options)), backend_(backend) {
+  queue_.set_on_change([this](int64_t remaining) { send_status(remaining); });
+}
+
+ServerState::~ServerState() { queue_.set_on_change(nullptr); }
+
+void ServerState::send_status(int64_t queue_remaining) {
+  const nlohmann::ordered_json data = {{"status", {{"exec_info", {{"queue_remaining", queue_remaining}}}}}};
+  hub_.send(json_frame("status", data), false, std::nullopt);
+}
+
+void ServerState::broadcast_status() {
+  queue_.run_locked([this](int64_t remaining) { send_status(remaining); });
+}
+
+void ServerState::connect_ws(const std::string& sid, std::shared_ptr<WsConnection> conn) {
+  queue_.run_locked([&](int64_t remaining) {
+    std::vector<std::string> first;
+    first.push_back(json_frame("status", {{"status", {{"exec_info", {{"queue_remaining", remaining}}}}}, {"sid", sid}}));
+    {
+      std::lock_guard routing(routing_mutex_);
+      if (client_id_ && *client_id_ == sid && last_node_) first.push_back(json_frame("executing", {{"node", *last_node_}}));
+    }
+    hub_.add(sid, std::move(conn), first);
+  });
+}
+
+void ServerState::send_json(const std::string& type, const nlohmann::ordered_json& data,
+                            const std::optional<std::string>& sid) {
+  hub_.send(json_frame(type, data), false, sid);
+}
+
+void ServerState::begin_prompt(std::optional<std::string> client_id) {
+  std::lock_guard lock(routing_mutex_);
+  client_id_ = std::move(client_id);
+  last_node_.reset();
+}
+
+void ServerState::set_last_node(std::optional<std::string> node) {
+  std::lock_guard lock(routing_mutex_);
+  last_node_ = std::move(node);
+}
+
+void ServerState::end_prompt() {
+  std::lock_guard lock(routing_mutex_);
+  last_node_.reset();
+}
+
+std::optional<std::string> ServerState::client_id() const {
+  std::lock_guard lock(routing_mutex_);
+  return client_id_;
+}
+
+void ServerState::interrupt(const std::optional<std::string>& prompt_id) {
+  if (prompt_id) {
+    const auto running = queue_.running_prompt_ids();
+    if (std::find(running.begin(), running.end(), *prompt_id) == running.end()) return;
+  }
+  interrupt_.store(true);
+}
+
+nlohmann::ordered_json ServerState::feature_flags() const {
+  return {{"supports_preview_metadata", false},
+          {"max_upload_size", static_cast<double>(options_.max_body_bytes)}};
+}
+
+}  // namespace netdist::server

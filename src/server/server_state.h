@@ -1,0 +1,85 @@
+// Everything the routes, the WebSocket sessions and the queue worker share: options, the prompt queue,
+// the WebSocket hub, the backend, the interrupt flag and ComfyUI's routing state (the running prompt's
+// client_id and the node it is executing).
+// Thread-safety: every method may be called from any thread. Lock order: queue → routing → hub; a
+// connection's send only posts to its strand, so no lock is held across I/O.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server/backend.h"
+#include "server/prompt_queue.h"
+#include "server/ws_hub.h"
+
+namespace netdist::server {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1";  // --listen
+  uint16_t port = 8188;              // --port; 0 picks an ephemeral port
+  int threads = 4;                   // HTTP/WebSocket I/O threads
+  uint64_t max_body_bytes = 100ull * 1024 * 1024;  // --max-upload-size; larger bodies get 413
+  std::optional<std::string> cors_origin;          // --enable-cors-header; unset = origin-only 403 rule
+  std::string output_dir = "output";
+  std::string input_dir = "input";
+  std::string temp_dir = "temp";
+  std::string models_dir;                          // /models/{folder} lists <models_dir>/<folder>; empty = none
+  uint64_t ws_max_buffered_bytes = 64ull * 1024 * 1024;  // per-socket outgoing bound (slow-reader policy)
+  std::string comfyui_version = "0.3.64";          // reported in /system_stats
+  std::string python_version = "3.12.0 (netdist)";
+  std::string pytorch_version;                     // reported in /system_stats
+  std::vector<std::string> argv;                   // reported in /system_stats
+};
+
+class ServerState {
+ public:
+  ServerState(ServerOptions options, Backend& backend);
+  ServerState(const ServerState&) = delete;
+  ServerState& operator=(const ServerState&) = delete;
+  ~ServerState();
+
+  const ServerOptions& options() const { return options_; }
+  PromptQueue& queue() { return queue_; }
+  WsHub& hub() { return hub_; }
+  Backend& backend() { return backend_; }
+  std::atomic<bool>& interrupt_flag() { return interrupt_; }
+
+  // Broadcasts {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": N}}}} with the current
+  // N. Queue changes broadcast from inside the queue's lock, so status messages leave in change order.
+  void broadcast_status();
+  // Registers a new socket: status with sid first, then "executing" for the running node if sid owns it.
+  void connect_ws(const std::string& sid, std::shared_ptr<WsConnection> conn);
+
+  // {"type": type, "data": data} as Python json.dumps, to sid or to everyone.
+  void send_json(const std::string& type, const nlohmann::ordered_json& data, const std::optional<std::string>& sid);
+
+  // Routing state of the running prompt, set by the worker.
+  void begin_prompt(std::optional<std::string> client_id);
+  void set_last_node(std::optional<std::string> node);
+  void end_prompt();
+  std::optional<std::string> client_id() const;
+
+  // POST /interrupt: with a prompt id, only if that prompt is running.
+  void interrupt(const std::optional<std::string>& prompt_id);
+
+  nlohmann::ordered_json feature_flags() const;
+
+ private:
+  void send_status(int64_t queue_remaining);
+
+  const ServerOptions options_;
+  Backend& backend_;
+  PromptQueue queue_;
+  WsHub hub_;
+  std::atomic<bool> interrupt_{false};
+  mutable std::mutex routing_mutex_;
+  std::optional<std::string> client_id_;
+  std::optional<std::string> last_node_;
+};
+
+}  // namespace netdist::server

@@ -1,0 +1,62 @@
+// Test-only HTTP and WebSocket clients (Beast) against a server on 127.0.0.1. Every call gives up after
+// its deadline (a hung server fails the test instead of hanging it); deadlines are guards, not asserts.
+// Thread-safety: http_call is reentrant; a TestWsClient belongs to one thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace netdist::server {
+
+struct HttpReply {
+  int status = 0;  // 0 = no reply (connection failed or deadline)
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+  nlohmann::ordered_json json() const;         // discarded value when the body is not JSON
+};
+
+HttpReply http_call(uint16_t port, const std::string& method, const std::string& target, const std::string& body = "",
+                    const std::vector<std::pair<std::string, std::string>>& headers = {},
+                    std::chrono::milliseconds deadline = std::chrono::seconds(10));
+
+// Sends raw bytes and returns everything read until the server closes or the deadline passes.
+std::string raw_call(uint16_t port, const std::string& bytes, std::chrono::milliseconds deadline = std::chrono::seconds(5));
+
+// multipart/form-data body with boundary kTestBoundary; parts are (name, filename or "", data).
+inline constexpr const char* kTestBoundary = "----netdistTestBoundary7MA4YWxkTrZu0gW";
+std::string multipart_body(const std::vector<std::tuple<std::string, std::string, std::string>>& parts);
+
+class TestWsClient {
+ public:
+  struct Message {
+    bool binary = false;
+    std::string data;
+    nlohmann::ordered_json json() const;
+  };
+
+  TestWsClient();
+  ~TestWsClient();
+  // `receive_buffer` > 0 sets SO_RCVBUF before connecting (small buffers make a non-reading client stall fast).
+  bool connect(uint16_t port, const std::string& target, int receive_buffer = 0);
+  // Next message, or nullopt when the socket closed or the deadline passed (the client is then unusable).
+  std::optional<Message> read(std::chrono::milliseconds deadline = std::chrono::seconds(10));
+  // Reads until a text message of `type` whose data matches `prompt_id` (when non-empty); appends every
+  // message read to `seen`. False when the socket closes or the deadline passes first.
+  bool read_until(const std::string& type, const std::string& prompt_id, std::vector<Message>& seen,
+                  std::chrono::milliseconds deadline = std::chrono::seconds(10));
+  bool send_text(const std::string& text);
+  void close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace netdist::server
