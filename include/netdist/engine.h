@@ -20,6 +20,7 @@
 // (one GPU stream per model). Every failure (bad file, out of memory, interrupted) is a Status.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -70,9 +71,9 @@ struct CondEntry {
 };
 using Conditioning = std::vector<CondEntry>;
 
-// Tokenizes with ComfyUI's weighting syntax and encodes. clip_skip = CLIPSetLastLayer's stop_at_clip_layer
-// (-1 = last layer).
-Result<Conditioning> encode_prompt(Model& model, const std::string& text, int clip_skip = -1);
+// Tokenizes with ComfyUI's weighting syntax and encodes (CLIPTextEncode). clip_layer = CLIPSetLastLayer's
+// stop_at_clip_layer (-1 last, -2 penultimate, …); unset keeps the family's layer (SDXL: penultimate).
+Result<Conditioning> encode_prompt(Model& model, const std::string& text, std::optional<int> clip_layer = std::nullopt);
 
 // Zeros of the family's latent shape (EmptyLatentImage).
 at::Tensor empty_latent(const Model& model, int64_t batch, int64_t width, int64_t height);

@@ -1,5 +1,6 @@
 #include "engine/runtime/tensor_io.h"
 
+#include <cmath>
 #include <cstring>
 #include <new>
 #include <optional>
@@ -253,6 +254,60 @@ Result<std::string> weights_to_buffer(const WeightMap& weights,
                         return views_of(weights, "safetensors buffer");
                       }));
   return io::serialize_safetensors(set.views, metadata);
+}
+
+uint8_t f8e4m3fn_from_float(float value) {
+  if (std::isnan(value)) return 0x7F;
+  const uint8_t sign = std::signbit(value) ? 0x80 : 0x00;
+  const float a = std::min(std::fabs(value), 448.0f);
+  // Codes 0x00..0x7E are the non-negative finite values in increasing order: binary search on them.
+  int lo = 0, hi = 0x7E;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (static_cast<float>(c10::Half(f8e4m3fn_to_f16_bits(uint8_t(mid)), c10::Half::from_bits())) <= a) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  int code = lo;
+  if (code < 0x7E) {
+    const float below = static_cast<float>(c10::Half(f8e4m3fn_to_f16_bits(uint8_t(code)), c10::Half::from_bits()));
+    const float above = static_cast<float>(c10::Half(f8e4m3fn_to_f16_bits(uint8_t(code + 1)), c10::Half::from_bits()));
+    if (a - below > above - a || (a - below == above - a && (code & 1))) code += 1;
+  }
+  return uint8_t(sign | code);
+}
+
+Status save_safetensors_mixed(const std::string& path, const WeightMap& weights,
+                              const std::map<std::string, std::string>& metadata,
+                              const std::function<bool(const std::string& name)>& store_f8) {
+  WeightMap rest;
+  std::vector<std::pair<std::string, at::Tensor>> f8;
+  for (const auto& [name, tensor] : weights) {
+    if (at::isFloatingType(tensor.scalar_type()) && store_f8(name)) {
+      f8.emplace_back(name, tensor.to(at::kCPU, at::kFloat).contiguous());
+    } else {
+      rest[name] = tensor;
+    }
+  }
+  auto result = guarded(path, [&]() -> Result<ViewSet> { return views_of(rest, path); });
+  if (!result.is_ok()) return result.status();
+  std::vector<std::vector<uint8_t>> codes(f8.size());
+  for (size_t i = 0; i < f8.size(); ++i) {
+    const at::Tensor& t = f8[i].second;
+    const float* p = t.data_ptr<float>();
+    codes[i].resize(size_t(t.numel()));
+    for (int64_t k = 0; k < t.numel(); ++k) codes[i][size_t(k)] = f8e4m3fn_from_float(p[k]);
+    io::TensorView v;
+    v.name = f8[i].first;
+    v.dtype = io::Dtype::kF8E4M3;
+    v.shape.assign(t.sizes().begin(), t.sizes().end());
+    v.data = codes[i].data();
+    v.byte_size = codes[i].size();
+    result->views.push_back(std::move(v));
+  }
+  return io::write_safetensors(path, result->views, metadata);
 }
 
 }  // namespace netdist::runtime

@@ -13,6 +13,8 @@
 // Thread-safety: the functions are reentrant; tensors sharing one file may be read from any thread.
 #pragma once
 
+#include <functional>
+
 #include <cstdint>
 #include <map>
 #include <string>
@@ -51,6 +53,13 @@ Result<std::string> weights_to_buffer(const WeightMap& weights,
 // IEEE half bits of a float8 value; exact (every float8 value is representable in F16). e4m3fn NaN
 // (S.1111.111) becomes a quiet half NaN with the same sign; e5m2 keeps infinities and NaN payloads.
 uint16_t f8e4m3fn_to_f16_bits(uint8_t bits);
+// The float8 e4m3fn code nearest to `value` (ties to the even code), saturating at ±448; NaN → 0x7F.
+uint8_t f8e4m3fn_from_float(float value);
+// Like save_safetensors, but every floating tensor whose name `store_f8` accepts is written as F8_E4M3
+// (f8e4m3fn_from_float of its float32 value); the others as save_safetensors writes them.
+Status save_safetensors_mixed(const std::string& path, const WeightMap& weights,
+                              const std::map<std::string, std::string>& metadata,
+                              const std::function<bool(const std::string& name)>& store_f8);
 uint16_t f8e5m2_to_f16_bits(uint8_t bits);
 
 }  // namespace netdist::runtime

@@ -261,3 +261,46 @@ TEST(TensorIo, SaveRejectsUnsupportedDtype) {
 
 }  // namespace
 }  // namespace netdist::runtime
+
+namespace netdist::runtime {
+namespace {
+
+float f8_value(uint8_t code) { return static_cast<float>(c10::Half(f8e4m3fn_to_f16_bits(code), c10::Half::from_bits())); }
+
+TEST(TensorIoF8Encode, EveryFiniteCodeRoundTrips) {
+  for (int code = 0; code < 256; ++code) {
+    if ((code & 0x7F) == 0x7F) continue;  // NaN
+    const uint8_t back = f8e4m3fn_from_float(f8_value(uint8_t(code)));
+    if (code == 0x80) {
+      EXPECT_EQ(back, 0x80);  // -0 keeps its sign
+    } else {
+      EXPECT_EQ(back, code) << code;
+    }
+  }
+}
+
+TEST(TensorIoF8Encode, RoundsToNearestEvenAndSaturates) {
+  EXPECT_EQ(f8e4m3fn_from_float(1000.0f), 0x7E);   // 448
+  EXPECT_EQ(f8e4m3fn_from_float(-1000.0f), 0xFE);  // -448
+  EXPECT_EQ(f8e4m3fn_from_float(NAN), 0x7F);
+  // 1.0 = 0x38, next 1.125 = 0x39, then 1.25 = 0x3A: 1.0625 ties to the even 0x38, 1.1875 to 0x3A.
+  EXPECT_EQ(f8e4m3fn_from_float(1.0625f), 0x38);
+  EXPECT_EQ(f8e4m3fn_from_float(1.1875f), 0x3A);
+  EXPECT_EQ(f8e4m3fn_from_float(1.07f), 0x39);
+}
+
+TEST(TensorIoF8Encode, MixedSaveLoadsBackAsHalf) {
+  WeightMap w;
+  w["unet.a"] = at::tensor({0.5f, -1.0f, 3.0f, 100.0f});
+  w["vae.b"] = at::tensor({0.1f, 0.2f}).to(at::kHalf);
+  const std::string path = ::testing::TempDir() + "/mixed_f8.safetensors";
+  ASSERT_TRUE(save_safetensors_mixed(path, w, {{"k", "v"}}, [](const std::string& n) { return n.rfind("unet.", 0) == 0; })
+                  .is_ok());
+  WeightMap back = load_safetensors(path).value();
+  EXPECT_EQ(back["unet.a"].scalar_type(), at::kHalf);
+  EXPECT_TRUE(at::equal(back["unet.a"].to(at::kFloat), at::tensor({0.5f, -1.0f, 3.0f, 96.0f})));
+  EXPECT_TRUE(at::equal(back["vae.b"], w["vae.b"]));
+}
+
+}  // namespace
+}  // namespace netdist::runtime

@@ -1,0 +1,202 @@
+#include <filesystem>
+
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+
+#include "engine/model.h"
+#include "engine/models/diffusers_layout.h"
+#include "engine/runtime/tensor_io.h"
+#include "engine/runtime/torch_compat.h"
+#include "io/safetensors.h"
+
+namespace netdist {
+
+namespace fs = std::filesystem;
+
+OnDevice::OnDevice(const Model& model, torch::nn::Module& module) {
+  if (model.device_.is_cpu()) {
+    restore_threads_ = at::get_num_threads();
+    if (restore_threads_ != 1) at::set_num_threads(1);
+    return;
+  }
+  if (!model.options_.lowvram) return;
+  module.to(model.device_);
+  module_ = &module;
+}
+
+OnDevice::~OnDevice() {
+  if (module_) module_->to(at::kCPU);
+  if (restore_threads_ > 1) at::set_num_threads(restore_threads_);
+}
+
+Status guard_torch(const std::string& what, const std::function<Status()>& fn) {
+  try {
+    return fn();
+  } catch (const c10::OutOfMemoryError& e) {
+    return Status::out_of_memory(what + ": the device ran out of memory; use a smaller batch or size, "
+                                        "--lowvram, or another GPU (" + std::string(e.what_without_backtrace()) + ")");
+  } catch (const c10::Error& e) {
+    return Status::internal(what + ": " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return Status::internal(what + ": " + e.what());
+  }
+}
+
+namespace {
+
+at::ScalarType scalar_type(Precision p) {
+  switch (p) {
+    case Precision::kFloat16: return at::kHalf;
+    case Precision::kBFloat16: return at::kBFloat16;
+    case Precision::kFloat32: return at::kFloat;
+  }
+  return at::kFloat;
+}
+
+Result<at::Device> parse_device(const std::string& name) {
+  if (name == "cpu") return at::Device(at::kCPU);
+  if (name.rfind("cuda", 0) == 0) {
+    if (!runtime::cuda_available()) {
+      return Status::unavailable("device '" + name + "': this build or machine has no CUDA device (libtorch " +
+                                 runtime::torch_version() + ")");
+    }
+    int index = 0;
+    if (name.size() > 5 && name[4] == ':') index = std::atoi(name.c_str() + 5);
+    if (index < 0 || index >= runtime::cuda_device_count()) {
+      return Status::invalid_argument("device '" + name + "': only " + std::to_string(runtime::cuda_device_count()) +
+                                      " CUDA device(s) visible");
+    }
+    return at::Device(at::kCUDA, static_cast<at::DeviceIndex>(index));
+  }
+  return Status::invalid_argument("device '" + name + "': expected cpu, cuda or cuda:N");
+}
+
+// The netdist tiny model and other SD1-shaped checkpoints whose widths differ from SD1.5 declare
+// "netdist.family": "sd1" in their metadata; their sizes are read from shapes.
+Result<models::FamilyInfo> detect(const runtime::WeightMap& weights, const std::map<std::string, std::string>& meta,
+                                  const EngineOptions& options) {
+  std::optional<models::Prediction> override;
+  if (options.v_prediction) override = *options.v_prediction ? models::Prediction::kV : models::Prediction::kEps;
+  auto family = meta.find("netdist.family");
+  if (family == meta.end()) return models::detect_family(weights, meta, override);
+  if (family->second != "sd1") {
+    return Status::unsupported("metadata netdist.family '" + family->second + "' (only sd1 is declared this way)");
+  }
+  // The UNet itself is configured from its shapes by unet::detect_unet_config when it is built.
+  models::FamilyInfo info = models::sd1_info();
+  auto size = meta.find("netdist.default_size");
+  if (size != meta.end()) info.default_size = std::atoi(size->second.c_str());
+  ND_ASSIGN_OR_RETURN(info.prediction, models::decide_prediction(weights, meta, override, info));
+  return info;
+}
+
+Result<std::shared_ptr<text::ClipTokenizer>> load_tokenizer(const std::string& path,
+                                                            const std::map<std::string, std::string>& meta,
+                                                            const EngineOptions& options) {
+  auto vocab = meta.find("netdist.vocab_json");
+  auto merges = meta.find("netdist.merges_txt");
+  if (options.clip_vocab_dir.empty() && vocab != meta.end() && merges != meta.end()) {
+    ND_ASSIGN_OR_RETURN(text::ClipTokenizer t,
+                        text::ClipTokenizer::from_strings(vocab->second, merges->second, path + " vocab",
+                                                          path + " merges"));
+    return std::make_shared<text::ClipTokenizer>(std::move(t));
+  }
+  ND_ASSIGN_OR_RETURN(std::string dir, text::ClipTokenizer::find_vocab_dir(path, options.clip_vocab_dir));
+  ND_ASSIGN_OR_RETURN(text::ClipTokenizer t, text::ClipTokenizer::load(dir));
+  return std::make_shared<text::ClipTokenizer>(std::move(t));
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineOptions& options) {
+  auto model = std::make_shared<Model>();
+  model->path_ = path;
+  model->options_ = options;
+  ND_ASSIGN_OR_RETURN(model->device_, parse_device(options.device));
+  const bool cuda = model->device_.is_cuda();
+  model->unet_dtype_ = scalar_type(options.precision.value_or(cuda ? Precision::kFloat16 : Precision::kFloat32));
+  model->text_dtype_ = cuda && options.precision != Precision::kFloat32 ? at::kHalf : at::kFloat;
+  model->vae_dtype_ = scalar_type(options.vae_precision.value_or(cuda ? Precision::kBFloat16 : Precision::kFloat32));
+
+  runtime::WeightMap weights;
+  std::map<std::string, std::string> meta;
+  if (fs::is_directory(path)) {
+    std::optional<models::Prediction> override;
+    if (options.v_prediction) override = *options.v_prediction ? models::Prediction::kV : models::Prediction::kEps;
+    auto loader = [](const std::string& file) { return runtime::load_safetensors(file); };
+    ND_ASSIGN_OR_RETURN(models::DiffusersModel folder, models::load_diffusers(path, loader, override));
+    model->info_ = std::move(folder.info);
+    weights = std::move(folder.weights);
+  } else {
+    ND_ASSIGN_OR_RETURN(auto file, io::SafetensorsFile::open(path));
+    meta.insert(file->metadata().begin(), file->metadata().end());
+    ND_ASSIGN_OR_RETURN(weights, runtime::weights_from_file(file));
+    auto detected = detect(weights, meta, options);
+    if (!detected.is_ok()) return detected.status().with_context(path);
+    model->info_ = *detected;
+    auto scale = meta.find("netdist.vae_scale_factor");
+    if (scale != meta.end()) model->info_.vae_scale_factor = std::atof(scale->second.c_str());
+    ND_RETURN_IF_ERROR(models::canonicalize(weights, model->info_).with_context(path));
+  }
+  ND_ASSIGN_OR_RETURN(model->tokenizer_, load_tokenizer(path, meta, options));
+
+  const at::Device home = options.lowvram ? at::Device(at::kCPU) : model->device_;
+  Status built = guard_torch("loading " + path, [&] {
+    for (const models::TextEncoderSpec& spec : model->info_.text_encoders) {
+      auto config = text::detect_clip_text_config(weights, spec.prefix);
+      if (!config.is_ok()) return config.status();
+      TextEncoder enc;
+      enc.spec = spec;
+      enc.spec.config = *config;
+      enc.spec.config.eos_token_id = model->tokenizer_->eos_id();
+      enc.model = text::ClipTextModel(enc.spec.config);
+      enc.model->to(home, model->text_dtype_);
+      model->encoders_.push_back(std::move(enc));
+    }
+    auto unet_config = unet::detect_unet_config(weights, model->info_.unet_prefix);
+    if (!unet_config.is_ok()) return unet_config.status();
+    unet::UNetConfig uc = *unet_config;
+    if (uc.num_heads <= 0 && uc.num_head_channels <= 0) uc.num_head_channels = 64;
+    model->unet_ = unet::UNetModel(uc, at::TensorOptions().dtype(model->unet_dtype_).device(home));
+    auto vae_config = vae::detect_vae_config(weights, model->info_.vae_prefix);
+    if (!vae_config.is_ok()) return vae_config.status();
+    model->vae_ = vae::AutoencoderKL(*vae_config, at::TensorOptions().dtype(model->vae_dtype_).device(home));
+    return Status::ok();
+  });
+  ND_RETURN_IF_ERROR(built);
+
+  Status loaded = guard_torch("loading " + path, [&] {
+    for (TextEncoder& enc : model->encoders_) {
+      ND_RETURN_IF_ERROR(runtime::load_module_weights(*enc.model, weights, enc.spec.prefix, path));
+      enc.model->eval();
+    }
+    ND_RETURN_IF_ERROR(runtime::load_module_weights(*model->unet_, weights, model->info_.unet_prefix, path));
+    ND_RETURN_IF_ERROR(runtime::load_module_weights(*model->vae_, weights, model->info_.vae_prefix, path));
+    model->unet_->eval();
+    model->vae_->eval();
+    return Status::ok();
+  });
+  ND_RETURN_IF_ERROR(loaded);
+  const sampling::Prediction prediction = model->info_.prediction == models::Prediction::kV
+                                              ? sampling::Prediction::kVPrediction
+                                              : sampling::Prediction::kEps;
+  model->sampling_ = std::make_unique<sampling::ModelSampling>(prediction);
+  return model;
+}
+
+ModelInfo model_info(const Model& model) {
+  ModelInfo info;
+  switch (model.info_.family) {
+    case models::ModelFamily::kSd1: info.family = "sd1"; break;
+    case models::ModelFamily::kSd2: info.family = "sd2"; break;
+    case models::ModelFamily::kSdxl: info.family = "sdxl"; break;
+    case models::ModelFamily::kSdxlRefiner: info.family = "sdxl_refiner"; break;
+  }
+  info.prediction = model.info_.prediction == models::Prediction::kV ? "v" : "eps";
+  info.default_size = model.info_.default_size;
+  info.path = model.path_;
+  info.device = model.device_.str();
+  return info;
+}
+
+}  // namespace netdist

@@ -1,0 +1,75 @@
+// The loaded-model object behind include/netdist/engine.h. Internal to src/engine/: other modules use the
+// public API. Members are guarded by mutex_: every public engine call on a Model locks it.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "engine/models/family.h"
+#include "engine/sampling/model_sampling.h"
+#include "engine/text/clip_text_model.h"
+#include "engine/text/clip_tokenizer.h"
+#include "engine/unet/unet.h"
+#include "engine/vae/vae.h"
+#include "netdist/engine.h"
+
+namespace netdist {
+
+struct TextEncoder {
+  models::TextEncoderSpec spec;
+  text::ClipTextModel model{nullptr};
+};
+
+class Model {
+ public:
+  std::mutex mutex_;
+  std::string path_;
+  EngineOptions options_;
+  models::FamilyInfo info_;
+  at::Device device_ = at::kCPU;
+  at::ScalarType unet_dtype_ = at::kFloat;
+  at::ScalarType text_dtype_ = at::kFloat;
+  at::ScalarType vae_dtype_ = at::kFloat;
+  std::shared_ptr<text::ClipTokenizer> tokenizer_;
+  std::vector<TextEncoder> encoders_;
+  unet::UNetModel unet_{nullptr};
+  vae::AutoencoderKL vae_{nullptr};
+  std::unique_ptr<sampling::ModelSampling> sampling_;
+};
+
+// The scope of one module call:
+//  - with --lowvram, moves `module` to the model's device for the guard's lifetime (weights live on the CPU
+//    between calls);
+//  - on the CPU, runs libtorch with one intra-op thread, so results are bit-identical whatever the
+//    process's thread count (parallel reductions otherwise change the last bits). CPU throughput comes from
+//    running several workers. The thread count is process-wide: it is restored when the guard ends.
+class OnDevice {
+ public:
+  OnDevice(const Model& model, torch::nn::Module& module);
+  ~OnDevice();
+  OnDevice(const OnDevice&) = delete;
+  OnDevice& operator=(const OnDevice&) = delete;
+
+ private:
+  torch::nn::Module* module_ = nullptr;
+  int restore_threads_ = 0;
+};
+
+// Runs fn and returns its Status, turning libtorch exceptions into one: out-of-memory gets advice, anything else names
+// `what`.
+Status guard_torch(const std::string& what, const std::function<Status()>& fn);
+
+}  // namespace netdist
+
+namespace netdist {
+
+// One denoiser call without guidance (ComfyUI BaseModel.apply_model): x [B,4,h,w] and sigma [B] float32,
+// context [B,L,D], y [B,adm] or undefined; returns the x0 prediction, float32 on the CPU. For parity tools.
+Result<at::Tensor> apply_model_once(Model& model, const at::Tensor& x, const at::Tensor& sigma,
+                                    const at::Tensor& context, const at::Tensor& y);
+
+}  // namespace netdist
