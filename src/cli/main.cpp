@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("netdist ") + NETDIST_VERSION);
   app.require_subcommand(0, 1);
   netdist::cli::add_info_command(app);
+  netdist::cli::add_run_command(app);
+  netdist::cli::add_serve_command(app);
   CLI11_PARSE(app, argc, argv);
   if (app.get_subcommands().empty()) {
     std::fputs(app.help().c_str(), stdout);

@@ -1,6 +1,6 @@
 #include "server/http_types.h"
 
-#include "server/py_json.h"
+#include "core/py_json.h"
 
 namespace netdist::server {
 

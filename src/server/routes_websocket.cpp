@@ -3,7 +3,7 @@
 #include <random>
 
 #include "server/beast_session.h"
-#include "server/py_json.h"
+#include "core/py_json.h"
 
 namespace netdist::server {
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "server/py_json.h"
+#include "core/py_json.h"
 
 namespace netdist::server {
 

@@ -1,8 +1,8 @@
-#include "server/py_json.h"
+#include "core/py_json.h"
 
 #include <gtest/gtest.h>
 
-namespace netdist::server {
+namespace netdist {
 namespace {
 
 using nlohmann::ordered_json;
@@ -50,4 +50,4 @@ TEST(PyJson, EnsureAsciiEscapes) {
 }
 
 }  // namespace
-}  // namespace netdist::server
+}  // namespace netdist

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-namespace netdist::server {
+namespace netdist {
 
 std::string python_json_dumps(const nlohmann::ordered_json& value);
 std::string python_json_dumps(const nlohmann::json& value);
@@ -17,4 +17,4 @@ std::string python_json_dumps(const nlohmann::json& value);
 // or >= 16, ".0" appended to integral values in fixed form.
 std::string python_float_repr(double value);
 
-}  // namespace netdist::server
+}  // namespace netdist

@@ -1,11 +1,11 @@
-#include "server/py_json.h"
+#include "core/py_json.h"
 
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 
-namespace netdist::server {
+namespace netdist {
 
 namespace {
 
@@ -174,4 +174,4 @@ std::string python_json_dumps(const nlohmann::json& value) {
   return out;
 }
 
-}  // namespace netdist::server
+}  // namespace netdist

@@ -1,0 +1,64 @@
+#include "cli/graph_backend.h"
+
+#include "graph/validate.h"
+
+namespace netdist::cli {
+
+namespace {
+
+class EmitSink : public graph::EventSink {
+ public:
+  explicit EmitSink(const server::EmitFn& emit) : emit_(emit) {}
+  void event(const std::string& type, graph::Json data) override { emit_(type, data); }
+
+ private:
+  const server::EmitFn& emit_;
+};
+
+}  // namespace
+
+GraphBackend::GraphBackend(NodeSetup setup) : setup_(std::move(setup)), executor_(*setup_.registry) {}
+
+server::ValidationOutcome GraphBackend::validate(const nlohmann::ordered_json& prompt) {
+  graph::ValidationResult v = graph::validate_prompt(prompt, *setup_.registry);
+  server::ValidationOutcome out;
+  out.ok = v.ok();
+  if (!v.ok()) {
+    out.error_body = v.error_body;
+    return out;
+  }
+  out.outputs = v.validated->outputs;
+  out.prompt = v.validated->prompt.json();
+  out.node_errors = v.validated->node_errors;
+  return out;
+}
+
+Status GraphBackend::execute(const server::QueueItem& item, const server::EmitFn& emit, std::atomic<bool>& interrupt,
+                             nlohmann::ordered_json& outputs) {
+  std::vector<std::string> targets;
+  for (const auto& id : item.outputs_to_execute) targets.push_back(id.get<std::string>());
+  graph::ValidationResult v = graph::validate_prompt(item.prompt, *setup_.registry, &targets);
+  if (!v.ok()) return Status::invalid_argument("prompt no longer validates: " + v.error_body.dump());
+  EmitSink sink(emit);
+  graph::ExecutionOutcome outcome = executor_.execute(*v.validated, item.prompt_id, item.extra_data, sink, interrupt);
+  outputs = outcome.outputs;
+  return outcome.status;
+}
+
+nlohmann::ordered_json GraphBackend::object_info() { return setup_.registry->object_info(); }
+
+nlohmann::ordered_json GraphBackend::system_stats_devices() {
+  const std::string device = setup_.env->options().engine.device;
+  nlohmann::ordered_json d = {{"name", device}, {"type", device.rfind("cuda", 0) == 0 ? "cuda" : "cpu"},
+                              {"index", nullptr}, {"vram_total", 0}, {"vram_free", 0},
+                              {"torch_vram_total", 0}, {"torch_vram_free", 0}};
+  if (device.size() > 5 && device.rfind("cuda:", 0) == 0) d["index"] = std::stoi(device.substr(5));
+  return nlohmann::ordered_json::array({d});
+}
+
+void GraphBackend::free_memory(bool unload_models, bool free_memory) {
+  if (unload_models) setup_.env->unload_models();
+  if (free_memory) executor_.reset();
+}
+
+}  // namespace netdist::cli

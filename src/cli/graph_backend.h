@@ -1,0 +1,30 @@
+// The server's Backend over netdist's own graph validator, executor and core nodes: what `netdist serve`
+// runs in a single process. Thread-safety as server::Backend requires: validate/object_info from any
+// thread (the registry is read-only after setup); execute and free_memory on the queue worker only.
+#pragma once
+
+#include <memory>
+
+#include "cli/node_setup.h"
+#include "graph/executor.h"
+#include "server/backend.h"
+
+namespace netdist::cli {
+
+class GraphBackend : public server::Backend {
+ public:
+  explicit GraphBackend(NodeSetup setup);
+
+  server::ValidationOutcome validate(const nlohmann::ordered_json& prompt) override;
+  Status execute(const server::QueueItem& item, const server::EmitFn& emit, std::atomic<bool>& interrupt,
+                 nlohmann::ordered_json& outputs) override;
+  nlohmann::ordered_json object_info() override;
+  nlohmann::ordered_json system_stats_devices() override;
+  void free_memory(bool unload_models, bool free_memory) override;
+
+ private:
+  NodeSetup setup_;
+  graph::Executor executor_;
+};
+
+}  // namespace netdist::cli

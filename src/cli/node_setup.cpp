@@ -1,0 +1,65 @@
+#include "cli/node_setup.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include <ATen/Parallel.h>
+
+#include "nodes/core_nodes.h"
+
+namespace netdist::cli {
+
+namespace fs = std::filesystem;
+
+std::string embedded_model_path() {
+  if (const char* env = std::getenv("NETDIST_MODEL"); env && *env) return env;
+  std::vector<fs::path> candidates = {fs::path("models") / "tiny-emoji.safetensors"};
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    candidates.push_back(exe.parent_path() / ".." / "models" / "tiny-emoji.safetensors");
+    candidates.push_back(exe.parent_path() / ".." / ".." / "models" / "tiny-emoji.safetensors");
+  }
+  candidates.push_back(fs::path(NETDIST_SOURCE_DIR) / "models" / "tiny-emoji.safetensors");
+  for (const fs::path& p : candidates) {
+    if (fs::is_regular_file(p, ec)) return fs::weakly_canonical(p).string();
+  }
+  return "";
+}
+
+void add_node_setup_options(CLI::App& cmd, NodeSetupOptions& o) {
+  cmd.add_option("--models-dir", o.env.models_dir, "model folder (checkpoints/, loras/, vae/ or files)");
+  cmd.add_option("--output-directory", o.env.output_dir, "where SaveImage writes");
+  cmd.add_option("--input-directory", o.env.input_dir, "where LoadImage reads");
+  cmd.add_option("--temp-directory", o.env.temp_dir, "where PreviewImage writes");
+  cmd.add_option("--device", o.device, "cpu, cuda or cuda:N");
+  cmd.add_option_function<int>("--cuda-device", [&o](int n) { o.device = "cuda:" + std::to_string(n); },
+                               "use CUDA device N");
+  cmd.add_option("--precision", o.precision, "fp32, fp16 or bf16 (default: fp32 on CPU, fp16 on CUDA)")
+      ->check(CLI::IsMember({"", "fp32", "fp16", "bf16"}));
+  cmd.add_flag("--lowvram", o.env.engine.lowvram, "keep each model on the GPU only while it runs");
+  cmd.add_option("--noise", o.noise, "where per-step sampler noise is drawn: device (as ComfyUI) or cpu")
+      ->check(CLI::IsMember({"device", "cpu"}));
+  cmd.add_option("--clip-vocab", o.env.engine.clip_vocab_dir, "folder with vocab.json and merges.txt");
+  cmd.add_option("--threads", o.threads, "CPU threads for tensor work (default: libtorch's)");
+  cmd.add_flag("--disable-metadata", o.env.disable_metadata, "write PNGs without prompt/workflow text");
+}
+
+Result<NodeSetup> make_node_registry(NodeSetupOptions o) {
+  if (o.threads > 0) at::set_num_threads(o.threads);
+  o.env.engine.device = o.device;
+  o.env.engine.noise_on_cpu = o.noise == "cpu";
+  if (o.precision == "fp32") o.env.engine.precision = Precision::kFloat32;
+  if (o.precision == "fp16") o.env.engine.precision = Precision::kFloat16;
+  if (o.precision == "bf16") o.env.engine.precision = Precision::kBFloat16;
+  if (o.env.default_checkpoint.empty()) o.env.default_checkpoint = embedded_model_path();
+  NodeSetup setup;
+  setup.env = std::make_shared<nodes::NodeEnv>(o.env);
+  setup.registry = std::make_unique<graph::NodeRegistry>();
+  nodes::register_core_nodes(*setup.registry, setup.env);
+  return setup;
+}
+
+}  // namespace netdist::cli

@@ -1,0 +1,247 @@
+#include "nodes/core_nodes.h"
+
+#include "engine/sampling/samplers.h"
+#include "engine/sampling/schedulers.h"
+#include "nodes/image_nodes.h"
+#include "nodes/node_types.h"
+#include "nodes/node_util.h"
+
+namespace netdist::nodes {
+
+using graph::float_input;
+using graph::int_input;
+using graph::Json;
+using graph::link_input;
+using graph::NodeContext;
+using graph::NodeInputs;
+using graph::NodeSchema;
+using graph::Value;
+
+namespace {
+
+constexpr int64_t kMaxResolution = 16384;
+
+NodeSchema schema(std::string class_type, std::string display, std::string category,
+                  std::vector<graph::InputSpec> required, std::vector<std::string> outputs) {
+  NodeSchema s;
+  s.class_type = std::move(class_type);
+  s.display_name = std::move(display);
+  s.category = std::move(category);
+  s.required = std::move(required);
+  s.output_types = std::move(outputs);
+  return s;
+}
+
+graph::InputSpec sampler_combo(std::string name) {
+  graph::InputSpec s = graph::combo_input(std::move(name), {});
+  s.options_provider = [] { return sampling::supported_sampler_names(); };
+  return s;
+}
+
+graph::InputSpec scheduler_combo(std::string name) { return graph::combo_input(std::move(name), sampling::scheduler_names()); }
+
+Result<std::vector<Value>> run_ksampler(NodeContext& ctx, const NodeInputs& in, SampleRequest req) {
+  ND_ASSIGN_OR_RETURN(auto model, need<ModelObject>(in, "model"));
+  ND_ASSIGN_OR_RETURN(auto positive, need<ConditioningObject>(in, "positive"));
+  ND_ASSIGN_OR_RETURN(auto negative, need<ConditioningObject>(in, "negative"));
+  ND_ASSIGN_OR_RETURN(auto latent, need<LatentObject>(in, "latent_image"));
+  req.steps = static_cast<int>(in.get_int("steps"));
+  req.cfg = in.get_float("cfg");
+  req.sampler = in.get_string("sampler_name");
+  req.scheduler = in.get_string("scheduler");
+  req.latent = latent->samples;
+  req.batch_index = latent->batch_index;
+  Status progress_status;
+  ProgressFn progress = [&](int step, int total) {
+    progress_status = ctx.progress(step, total);
+    return progress_status.is_ok();
+  };
+  auto sampled = sample(*model->model, positive->conditioning, negative->conditioning, req, progress);
+  if (!progress_status.is_ok()) return progress_status;
+  if (!sampled.is_ok()) return sampled.status();
+  auto out = std::make_shared<LatentObject>(*latent);
+  out->samples = std::move(*sampled);
+  return std::vector<Value>{object(out)};
+}
+
+void add_loaders(graph::NodeRegistry& r, const std::shared_ptr<NodeEnv>& env) {
+  graph::InputSpec ckpt = graph::combo_input("ckpt_name", {});
+  ckpt.options_provider = [env] { return env->checkpoint_names(); };
+  ckpt.tooltip = "The name of the checkpoint (model) to load.";
+  NodeSchema s = schema("CheckpointLoaderSimple", "Load Checkpoint", "loaders", {ckpt}, {"MODEL", "CLIP", "VAE"});
+  s.description = "Loads a diffusion model checkpoint, diffusion models are used to denoise latents.";
+  add_fn_node(r, s, [env](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+    const std::string name = in.get_string("ckpt_name");
+    ND_ASSIGN_OR_RETURN(std::shared_ptr<Model> model, env->load_checkpoint(name));
+    auto m = std::make_shared<ModelObject>();
+    m->model = model;
+    m->name = name;
+    auto c = std::make_shared<ClipObject>();
+    c->model = model;
+    c->name = name;
+    auto v = std::make_shared<VaeObject>();
+    v->model = model;
+    v->name = name;
+    return std::vector<Value>{object(m), object(c), object(v)};
+  });
+}
+
+void add_conditioning(graph::NodeRegistry& r) {
+  graph::InputSpec text = graph::string_input("text", nullptr, true);
+  text.extra["dynamicPrompts"] = true;
+  text.tooltip = "The text to be encoded.";
+  add_fn_node(r, schema("CLIPTextEncode", "CLIP Text Encode (Prompt)", "conditioning", {text, link_input("clip", "CLIP")},
+                        {"CONDITIONING"}),
+              [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+                ND_ASSIGN_OR_RETURN(auto clip, need<ClipObject>(in, "clip"));
+                ND_ASSIGN_OR_RETURN(Conditioning cond, encode_prompt(*clip->model, in.get_string("text"), clip->clip_layer));
+                auto out = std::make_shared<ConditioningObject>();
+                out->conditioning = std::move(cond);
+                return std::vector<Value>{object(out)};
+              });
+  add_fn_node(r, schema("CLIPSetLastLayer", "CLIP Set Last Layer", "conditioning",
+                        {link_input("clip", "CLIP"), int_input("stop_at_clip_layer", -1, -24, -1, 1)}, {"CLIP"}),
+              [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+                ND_ASSIGN_OR_RETURN(auto clip, need<ClipObject>(in, "clip"));
+                auto out = std::make_shared<ClipObject>(*clip);
+                out->clip_layer = static_cast<int>(in.get_int("stop_at_clip_layer"));
+                return std::vector<Value>{object(out)};
+              });
+  add_fn_node(r, schema("ConditioningCombine", "Conditioning (Combine)", "conditioning",
+                        {link_input("conditioning_1", "CONDITIONING"), link_input("conditioning_2", "CONDITIONING")},
+                        {"CONDITIONING"}),
+              [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+                ND_ASSIGN_OR_RETURN(auto a, need<ConditioningObject>(in, "conditioning_1"));
+                ND_ASSIGN_OR_RETURN(auto b, need<ConditioningObject>(in, "conditioning_2"));
+                auto out = std::make_shared<ConditioningObject>(*a);
+                out->conditioning.insert(out->conditioning.end(), b->conditioning.begin(), b->conditioning.end());
+                return std::vector<Value>{object(out)};
+              });
+}
+
+void add_latent(graph::NodeRegistry& r) {
+  add_fn_node(r, schema("EmptyLatentImage", "Empty Latent Image", "latent",
+                        {int_input("width", 512, 16, kMaxResolution, 8), int_input("height", 512, 16, kMaxResolution, 8),
+                         int_input("batch_size", 1, 1, 4096)},
+                        {"LATENT"}),
+              [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+                auto out = std::make_shared<LatentObject>();
+                out->samples = at::zeros({in.get_int("batch_size"), 4, in.get_int("height") / 8, in.get_int("width") / 8});
+                return std::vector<Value>{object(out)};
+              });
+  add_fn_node(r, schema("LatentFromBatch", "Latent From Batch", "latent/batch",
+                        {link_input("samples", "LATENT"), int_input("batch_index", 0, 0, 63), int_input("length", 1, 1, 64)},
+                        {"LATENT"}),
+              [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+                ND_ASSIGN_OR_RETURN(auto s, need<LatentObject>(in, "samples"));
+                const int64_t n = s->samples.size(0);
+                const int64_t start = std::min(n - 1, in.get_int("batch_index"));
+                const int64_t length = std::min(n - start, in.get_int("length"));
+                auto out = std::make_shared<LatentObject>();
+                out->samples = s->samples.slice(0, start, start + length).clone();
+                std::vector<int64_t> index;
+                for (int64_t i = start; i < start + length; ++i) index.push_back(s->batch_index ? (*s->batch_index)[i] : i);
+                out->batch_index = index;
+                return std::vector<Value>{object(out)};
+              });
+  add_fn_node(r, schema("RepeatLatentBatch", "Repeat Latent Batch", "latent/batch",
+                        {link_input("samples", "LATENT"), int_input("amount", 1, 1, 64)}, {"LATENT"}),
+              [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+                ND_ASSIGN_OR_RETURN(auto s, need<LatentObject>(in, "samples"));
+                const int64_t amount = in.get_int("amount");
+                auto out = std::make_shared<LatentObject>();
+                out->samples = s->samples.repeat({amount, 1, 1, 1});
+                if (s->batch_index) {
+                  const auto& b = *s->batch_index;
+                  const int64_t offset = *std::max_element(b.begin(), b.end()) - *std::min_element(b.begin(), b.end()) + 1;
+                  std::vector<int64_t> index;
+                  for (int64_t k = 0; k < amount; ++k)
+                    for (int64_t v : b) index.push_back(v + k * offset);
+                  out->batch_index = index;
+                }
+                return std::vector<Value>{object(out)};
+              });
+}
+
+void add_samplers(graph::NodeRegistry& r) {
+  graph::InputSpec seed = int_input("seed", 0, 0, Json(uint64_t(0xffffffffffffffffULL)));
+  seed.extra["control_after_generate"] = true;
+  std::vector<graph::InputSpec> inputs = {link_input("model", "MODEL"),
+                                          seed,
+                                          int_input("steps", 20, 1, 10000),
+                                          float_input("cfg", 8.0, 0.0, 100.0, 0.1, 0.01),
+                                          sampler_combo("sampler_name"),
+                                          scheduler_combo("scheduler"),
+                                          link_input("positive", "CONDITIONING"),
+                                          link_input("negative", "CONDITIONING"),
+                                          link_input("latent_image", "LATENT"),
+                                          float_input("denoise", 1.0, 0.0, 1.0, 0.01)};
+  NodeSchema ks = schema("KSampler", "KSampler", "sampling", inputs, {"LATENT"});
+  ks.description = "Uses the provided model, positive and negative conditioning to denoise the latent image.";
+  add_fn_node(r, ks, [](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
+    SampleRequest req;
+    req.seed = in.get_uint64("seed");
+    req.denoise = in.get_float("denoise");
+    return run_ksampler(ctx, in, req);
+  });
+
+  graph::InputSpec noise_seed = int_input("noise_seed", 0, 0, Json(uint64_t(0xffffffffffffffffULL)));
+  noise_seed.extra["control_after_generate"] = true;
+  std::vector<graph::InputSpec> adv = {link_input("model", "MODEL"),
+                                       graph::combo_input("add_noise", {"enable", "disable"}),
+                                       noise_seed,
+                                       int_input("steps", 20, 1, 10000),
+                                       float_input("cfg", 8.0, 0.0, 100.0, 0.1, 0.01),
+                                       sampler_combo("sampler_name"),
+                                       scheduler_combo("scheduler"),
+                                       link_input("positive", "CONDITIONING"),
+                                       link_input("negative", "CONDITIONING"),
+                                       link_input("latent_image", "LATENT"),
+                                       int_input("start_at_step", 0, 0, 10000),
+                                       int_input("end_at_step", 10000, 0, 10000),
+                                       graph::combo_input("return_with_leftover_noise", {"disable", "enable"})};
+  add_fn_node(r, schema("KSamplerAdvanced", "KSampler (Advanced)", "sampling", adv, {"LATENT"}),
+              [](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
+                SampleRequest req;
+                req.seed = in.get_uint64("noise_seed");
+                req.add_noise = in.get_string("add_noise") != "disable";
+                req.start_step = static_cast<int>(in.get_int("start_at_step"));
+                req.last_step = static_cast<int>(in.get_int("end_at_step"));
+                req.force_full_denoise = in.get_string("return_with_leftover_noise") != "enable";
+                return run_ksampler(ctx, in, req);
+              });
+}
+
+void add_vae(graph::NodeRegistry& r) {
+  add_fn_node(r, schema("VAEDecode", "VAE Decode", "latent", {link_input("samples", "LATENT"), link_input("vae", "VAE")},
+                        {"IMAGE"}),
+              [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+                ND_ASSIGN_OR_RETURN(auto s, need<LatentObject>(in, "samples"));
+                ND_ASSIGN_OR_RETURN(auto vae, need<VaeObject>(in, "vae"));
+                auto out = std::make_shared<ImageObject>();
+                ND_ASSIGN_OR_RETURN(out->images, decode(*vae->model, s->samples));
+                return std::vector<Value>{object(out)};
+              });
+  add_fn_node(r, schema("VAEEncode", "VAE Encode", "latent", {link_input("pixels", "IMAGE"), link_input("vae", "VAE")},
+                        {"LATENT"}),
+              [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+                ND_ASSIGN_OR_RETURN(auto px, need<ImageObject>(in, "pixels"));
+                ND_ASSIGN_OR_RETURN(auto vae, need<VaeObject>(in, "vae"));
+                auto out = std::make_shared<LatentObject>();
+                ND_ASSIGN_OR_RETURN(out->samples, encode(*vae->model, px->images));
+                return std::vector<Value>{object(out)};
+              });
+}
+
+}  // namespace
+
+void register_core_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv> env) {
+  add_loaders(registry, env);
+  add_conditioning(registry);
+  add_latent(registry);
+  add_samplers(registry);
+  add_vae(registry);
+  register_image_nodes(registry, env);
+}
+
+}  // namespace netdist::nodes

@@ -1,0 +1,193 @@
+#include "nodes/image_nodes.h"
+
+#include <ctime>
+#include <filesystem>
+#include <random>
+
+#include "core/py_json.h"
+#include "io/png.h"
+#include "nodes/node_types.h"
+#include "nodes/node_util.h"
+
+namespace netdist::nodes {
+
+namespace fs = std::filesystem;
+using graph::NodeContext;
+using graph::NodeInputs;
+using graph::Value;
+
+namespace {
+
+void replace_all(std::string& s, const std::string& from, const std::string& to) {
+  for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) s.replace(pos, from.size(), to);
+}
+
+std::string two_digits(int v) { return (v < 10 ? "0" : "") + std::to_string(v); }
+
+// The next free counter for `name` in `folder` (ComfyUI folder_paths.get_save_image_path).
+int next_counter(const fs::path& folder, const std::string& name) {
+  int best = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(folder, ec)) {
+    const std::string f = e.path().filename().string();
+    if (f.size() <= name.size() || f.compare(0, name.size(), name) != 0 || f[name.size()] != '_') continue;
+    const std::string rest = f.substr(name.size() + 1);
+    const std::string digits = rest.substr(0, rest.find('_'));
+    int value = 0;
+    bool ok = !digits.empty();
+    for (char c : digits) ok = ok && std::isdigit(static_cast<unsigned char>(c));
+    if (ok && digits.size() < 10) value = std::stoi(digits);
+    best = std::max(best, value);
+  }
+  return best + 1;
+}
+
+io::Image8 to_image8(const at::Tensor& image) {
+  at::Tensor px = (image.to(at::kFloat) * 255.0).clamp(0.0, 255.0).to(at::kByte).contiguous();
+  io::Image8 out;
+  out.height = static_cast<int>(px.size(0));
+  out.width = static_cast<int>(px.size(1));
+  out.channels = static_cast<int>(px.size(2));
+  out.pixels.assign(px.data_ptr<uint8_t>(), px.data_ptr<uint8_t>() + px.numel());
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<SavedImage>> save_images(const at::Tensor& images, const std::string& output_dir,
+                                            const std::string& filename_prefix, const nlohmann::ordered_json& prompt,
+                                            const nlohmann::ordered_json& extra_pnginfo, int compress_level) {
+  if (!images.defined() || images.dim() != 4 || images.size(0) == 0) {
+    return Status::invalid_argument("SaveImage: images must be a non-empty [N, H, W, C] batch");
+  }
+  std::string prefix = filename_prefix;
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  replace_all(prefix, "%width%", std::to_string(images.size(2)));
+  replace_all(prefix, "%height%", std::to_string(images.size(1)));
+  replace_all(prefix, "%year%", std::to_string(tm.tm_year + 1900));
+  replace_all(prefix, "%month%", two_digits(tm.tm_mon + 1));
+  replace_all(prefix, "%day%", two_digits(tm.tm_mday));
+  replace_all(prefix, "%hour%", two_digits(tm.tm_hour));
+  replace_all(prefix, "%minute%", two_digits(tm.tm_min));
+  replace_all(prefix, "%second%", two_digits(tm.tm_sec));
+  const fs::path normal = fs::path(prefix).lexically_normal();
+  const std::string subfolder = normal.parent_path().generic_string();
+  const std::string name = normal.filename().string();
+  const fs::path root = fs::absolute(output_dir).lexically_normal();
+  const fs::path folder = (root / subfolder).lexically_normal();
+  const std::string rel = folder.lexically_relative(root).generic_string();
+  if (name.empty() || normal.is_absolute() || rel.rfind("..", 0) == 0) {
+    return Status::invalid_argument("Saving image outside the output folder is not allowed. filename_prefix: " +
+                                    filename_prefix);
+  }
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  if (ec) return Status::io_error(folder.string() + ": cannot create: " + ec.message());
+
+  std::vector<io::PngText> text;
+  if (!prompt.is_null()) text.push_back({"prompt", python_json_dumps(prompt)});
+  if (extra_pnginfo.is_object()) {
+    for (auto it = extra_pnginfo.begin(); it != extra_pnginfo.end(); ++it) {
+      text.push_back({it.key(), python_json_dumps(it.value())});
+    }
+  }
+  int counter = next_counter(folder, name);
+  std::vector<SavedImage> saved;
+  for (int64_t b = 0; b < images.size(0); ++b) {
+    std::string base = name;
+    replace_all(base, "%batch_num%", std::to_string(b));
+    char num[16];
+    std::snprintf(num, sizeof num, "%05d", counter);
+    const std::string file = base + "_" + num + "_.png";
+    ND_ASSIGN_OR_RETURN(std::string bytes, io::encode_png(to_image8(images[b]), text, compress_level));
+    ND_RETURN_IF_ERROR(io::write_file_atomic((folder / file).string(), bytes));
+    saved.push_back({file, subfolder == "." ? "" : subfolder});
+    ++counter;
+  }
+  return saved;
+}
+
+void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) {
+  auto ui_images = [](const std::vector<SavedImage>& saved, const char* type) {
+    graph::Json list = graph::Json::array();
+    for (const SavedImage& s : saved) list.push_back({{"filename", s.filename}, {"subfolder", s.subfolder}, {"type", type}});
+    return graph::Json{{"images", list}};
+  };
+
+  graph::NodeSchema save;
+  save.class_type = "SaveImage";
+  save.display_name = "Save Image";
+  save.category = "image";
+  save.description = "Saves the input images to your ComfyUI output directory.";
+  save.required = {graph::link_input("images", "IMAGE"), graph::string_input("filename_prefix", "ComfyUI")};
+  save.required[0].tooltip = "The images to save.";
+  save.required[1].tooltip =
+      "The prefix for the file to save. This may include formatting information such as %date:yyyy-MM-dd% or "
+      "%Empty Latent Image.width% to include values from nodes.";
+  save.hidden = {{"prompt", "PROMPT"}, {"extra_pnginfo", "EXTRA_PNGINFO"}};
+  save.output_node = true;
+  add_fn_node(r, save, [env, ui_images](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
+    ND_ASSIGN_OR_RETURN(auto images, need<ImageObject>(in, "images"));
+    const bool meta = !env->options().disable_metadata;
+    ND_ASSIGN_OR_RETURN(auto saved, save_images(images->images, env->options().output_dir, in.get_string("filename_prefix"),
+                                                meta ? ctx.prompt() : graph::Json(), meta ? ctx.extra_pnginfo() : graph::Json(), 4));
+    ctx.set_ui_output(ui_images(saved, "output"));
+    return std::vector<Value>{};
+  });
+
+  graph::NodeSchema preview;
+  preview.class_type = "PreviewImage";
+  preview.display_name = "Preview Image";
+  preview.category = "image";
+  preview.description = "Saves the input images to your ComfyUI output directory.";
+  preview.required = {graph::link_input("images", "IMAGE")};
+  preview.hidden = {{"prompt", "PROMPT"}, {"extra_pnginfo", "EXTRA_PNGINFO"}};
+  preview.output_node = true;
+  r.add(preview, [env, ui_images]() -> std::unique_ptr<graph::NodeImpl> {
+    // ComfyUI picks the random suffix once per node instance.
+    static const char kLetters[] = "abcdefghijklmnopqrstupvxyz";
+    std::random_device rd;
+    std::string suffix;
+    for (int i = 0; i < 5; ++i) suffix += kLetters[rd() % 26];
+    const std::string prefix = "ComfyUI_temp_" + suffix;
+    return std::make_unique<FnNode>([env, ui_images, prefix](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
+      ND_ASSIGN_OR_RETURN(auto images, need<ImageObject>(in, "images"));
+      const bool meta = !env->options().disable_metadata;
+      ND_ASSIGN_OR_RETURN(auto saved, save_images(images->images, env->options().temp_dir, prefix,
+                                                  meta ? ctx.prompt() : graph::Json(), meta ? ctx.extra_pnginfo() : graph::Json(), 1));
+      ctx.set_ui_output(ui_images(saved, "temp"));
+      return std::vector<Value>{};
+    });
+  });
+
+  graph::InputSpec image = graph::combo_input("image", {});
+  image.options_provider = [env] { return env->input_images(); };
+  image.extra["image_upload"] = true;
+  graph::NodeSchema load;
+  load.class_type = "LoadImage";
+  load.display_name = "Load Image";
+  load.category = "image";
+  load.required = {image};
+  load.output_types = {"IMAGE", "MASK"};
+  add_fn_node(r, load, [env](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+    const std::string name = in.get_string("image");
+    if (name.find("..") != std::string::npos) return Status::invalid_argument("Invalid image file: " + name);
+    const std::string path = (fs::path(env->options().input_dir) / name).string();
+    ND_ASSIGN_OR_RETURN(std::string bytes, io::read_file(path));
+    ND_ASSIGN_OR_RETURN(auto decoded, io::decode_png(bytes, path));
+    const io::Image8& im = decoded.first;
+    at::Tensor px = at::from_blob(const_cast<uint8_t*>(im.pixels.data()), {im.height, im.width, im.channels}, at::kByte)
+                        .to(at::kFloat) / 255.0;
+    at::Tensor rgb = im.channels >= 3 ? px.slice(2, 0, 3) : px.slice(2, 0, 1).expand({im.height, im.width, 3});
+    auto out = std::make_shared<ImageObject>();
+    out->images = rgb.contiguous().unsqueeze(0);
+    auto mask = std::make_shared<MaskObject>();
+    mask->mask = im.channels == 4 ? (1.0 - px.select(2, 3)).unsqueeze(0).contiguous()
+                                  : at::zeros({1, 64, 64}, at::kFloat);
+    return std::vector<Value>{object(out), object(mask)};
+  });
+}
+
+}  // namespace netdist::nodes

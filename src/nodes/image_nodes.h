@@ -1,0 +1,33 @@
+// Image nodes: SaveImage, PreviewImage (ComfyUI file naming and PNG metadata) and LoadImage.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "core/status.h"
+#include "graph/node_registry.h"
+#include "nodes/node_env.h"
+
+namespace netdist::nodes {
+
+void register_image_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv> env);
+
+struct SavedImage {
+  std::string filename;
+  std::string subfolder;
+};
+
+// ComfyUI's SaveImage: images [N,H,W,3] float in [0,1] → `prefix_00001_.png`, … in output_dir/subfolder
+// (the prefix's directory part), continuing the highest counter already there; %width%, %height%, %year%,
+// %month%, %day%, %hour%, %minute%, %second% and %batch_num% substituted; pixels truncated as
+// np.clip(255·x, 0, 255).astype(uint8); tEXt chunks `prompt` then one per extra_pnginfo key, each Python
+// json.dumps text (none when prompt is null and extra_pnginfo empty). Writes are atomic. A prefix that leaves
+// output_dir is invalid_argument.
+Result<std::vector<SavedImage>> save_images(const at::Tensor& images, const std::string& output_dir,
+                                            const std::string& filename_prefix, const nlohmann::ordered_json& prompt,
+                                            const nlohmann::ordered_json& extra_pnginfo, int compress_level);
+
+}  // namespace netdist::nodes

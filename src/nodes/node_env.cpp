@@ -1,0 +1,92 @@
+#include "nodes/node_env.h"
+
+#include <algorithm>
+#include <filesystem>
+
+namespace netdist::nodes {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_checkpoint_file(const fs::path& p) {
+  const std::string ext = p.extension().string();
+  return ext == ".safetensors" || ext == ".sft";
+}
+
+bool is_image_file(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".webp";
+}
+
+std::vector<std::string> list_files(const fs::path& root, bool recursive, bool (*keep)(const fs::path&)) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return out;
+  if (recursive) {
+    for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::follow_directory_symlink, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_regular_file(ec) && keep(it->path())) out.push_back(fs::relative(it->path(), root).generic_string());
+    }
+  } else {
+    for (const auto& e : fs::directory_iterator(root, ec)) {
+      if (e.is_regular_file(ec) && keep(e.path())) out.push_back(e.path().filename().string());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+NodeEnv::NodeEnv(NodeEnvOptions options) : options_(std::move(options)) {}
+
+std::vector<std::string> NodeEnv::checkpoint_names() const {
+  std::vector<std::string> names = list_files(fs::path(options_.models_dir) / "checkpoints", true, is_checkpoint_file);
+  for (const std::string& n : list_files(options_.models_dir, false, is_checkpoint_file)) {
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+  }
+  if (!options_.default_checkpoint.empty()) {
+    std::string n = fs::path(options_.default_checkpoint).filename().string();
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+  }
+  return names;
+}
+
+Result<std::string> NodeEnv::checkpoint_path(const std::string& name) const {
+  if (name.empty() || name.find("..") != std::string::npos || fs::path(name).is_absolute()) {
+    return Status::invalid_argument("checkpoint name '" + name + "' is not a plain relative name");
+  }
+  const fs::path candidates[] = {fs::path(options_.models_dir) / "checkpoints" / name,
+                                 fs::path(options_.models_dir) / name};
+  std::error_code ec;
+  for (const fs::path& p : candidates) {
+    if (fs::is_regular_file(p, ec)) return p.string();
+  }
+  if (!options_.default_checkpoint.empty() && fs::path(options_.default_checkpoint).filename() == name &&
+      fs::is_regular_file(options_.default_checkpoint, ec)) {
+    return options_.default_checkpoint;
+  }
+  return Status::not_found("checkpoint '" + name + "' not found in " + candidates[0].parent_path().string() +
+                           " or " + options_.models_dir);
+}
+
+Result<std::shared_ptr<Model>> NodeEnv::load_checkpoint(const std::string& name) {
+  ND_ASSIGN_OR_RETURN(std::string path, checkpoint_path(name));
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = loaded_.find(path);
+  if (it != loaded_.end()) return it->second;
+  ND_ASSIGN_OR_RETURN(std::shared_ptr<Model> model, load_model(path, options_.engine));
+  loaded_[path] = model;
+  return model;
+}
+
+std::vector<std::string> NodeEnv::input_images() const { return list_files(options_.input_dir, false, is_image_file); }
+
+void NodeEnv::unload_models() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  loaded_.clear();
+}
+
+}  // namespace netdist::nodes

@@ -1,0 +1,52 @@
+// What node implementations share: folders (ComfyUI's layout), engine options, and the cache of loaded
+// checkpoints (weights are loaded once and shared by every prompt that names the same file).
+// Thread-safety: every member function may be called from any thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "netdist/engine.h"
+
+namespace netdist::nodes {
+
+struct NodeEnvOptions {
+  std::string models_dir = "models";          // checkpoints/, loras/, vae/ below it, or files directly
+  std::string output_dir = "output";
+  std::string input_dir = "input";
+  std::string temp_dir = "temp";
+  std::string default_checkpoint;             // extra checkpoint always listed (the embedded model)
+  EngineOptions engine;
+  bool disable_metadata = false;              // --disable-metadata: no PNG text chunks
+};
+
+class NodeEnv {
+ public:
+  explicit NodeEnv(NodeEnvOptions options);
+
+  const NodeEnvOptions& options() const { return options_; }
+
+  // Checkpoint names as CheckpointLoaderSimple lists them: files under models_dir/checkpoints (recursive,
+  // '/'-separated relative paths), then *.safetensors directly in models_dir, then the default checkpoint's
+  // file name. Sorted within each source.
+  std::vector<std::string> checkpoint_names() const;
+  // The path a listed name refers to; not_found naming the folders searched otherwise.
+  Result<std::string> checkpoint_path(const std::string& name) const;
+  // Loads (or returns the already loaded) model for a checkpoint name.
+  Result<std::shared_ptr<Model>> load_checkpoint(const std::string& name);
+  // Image files in input_dir (sorted), as LoadImage lists them.
+  std::vector<std::string> input_images() const;
+  // Drops every loaded model not referenced elsewhere (POST /free).
+  void unload_models();
+
+ private:
+  NodeEnvOptions options_;
+  mutable std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<Model>> loaded_;
+};
+
+}  // namespace netdist::nodes

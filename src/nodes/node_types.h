@@ -1,0 +1,64 @@
+// The payloads that flow between node implementations (graph::Object subclasses), in ComfyUI's types.
+// All are immutable once a node returns them (the executor caches and shares them).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "graph/value.h"
+#include "netdist/engine.h"
+
+namespace netdist::nodes {
+
+// MODEL, CLIP and VAE all refer to one loaded checkpoint; CLIP also carries CLIPSetLastLayer's choice.
+struct ModelObject : graph::Object {
+  std::shared_ptr<Model> model;
+  std::string name;
+  std::string type_name() const override { return "MODEL"; }
+  std::string repr() const override { return "<ModelPatcher " + name + ">"; }
+};
+
+struct ClipObject : graph::Object {
+  std::shared_ptr<Model> model;
+  std::string name;
+  std::optional<int> clip_layer;
+  std::string type_name() const override { return "CLIP"; }
+  std::string repr() const override { return "<CLIP " + name + ">"; }
+};
+
+struct VaeObject : graph::Object {
+  std::shared_ptr<Model> model;
+  std::string name;
+  std::string type_name() const override { return "VAE"; }
+  std::string repr() const override { return "<VAE " + name + ">"; }
+};
+
+struct ConditioningObject : graph::Object {
+  Conditioning conditioning;
+  std::string type_name() const override { return "CONDITIONING"; }
+};
+
+// LATENT: {"samples": [N,4,h,w] float32 CPU, "batch_index": noise indices (optional)}.
+struct LatentObject : graph::Object {
+  at::Tensor samples;
+  std::optional<std::vector<int64_t>> batch_index;
+  std::string type_name() const override { return "LATENT"; }
+};
+
+// IMAGE: [N, H, W, C] float32 CPU in [0, 1].
+struct ImageObject : graph::Object {
+  at::Tensor images;
+  std::string type_name() const override { return "IMAGE"; }
+};
+
+// MASK: [N, H, W] float32 CPU in [0, 1].
+struct MaskObject : graph::Object {
+  at::Tensor mask;
+  std::string type_name() const override { return "MASK"; }
+};
+
+}  // namespace netdist::nodes

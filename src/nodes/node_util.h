@@ -1,0 +1,44 @@
+// Small helpers shared by the node implementation files.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "graph/node_registry.h"
+
+namespace netdist::nodes {
+
+using RunFn = std::function<Result<std::vector<graph::Value>>(graph::NodeContext&, const graph::NodeInputs&)>;
+
+// A stateless node whose run() is `fn`.
+class FnNode : public graph::NodeImpl {
+ public:
+  explicit FnNode(RunFn fn) : fn_(std::move(fn)) {}
+  Result<std::vector<graph::Value>> run(graph::NodeContext& ctx, const graph::NodeInputs& in) override {
+    return fn_(ctx, in);
+  }
+
+ private:
+  RunFn fn_;
+};
+
+inline void add_fn_node(graph::NodeRegistry& registry, graph::NodeSchema schema, RunFn fn) {
+  registry.add(std::move(schema), [fn] { return std::make_unique<FnNode>(fn); });
+}
+
+template <typename T>
+graph::Value object(std::shared_ptr<T> p) {
+  return graph::Value(std::static_pointer_cast<const graph::Object>(std::move(p)));
+}
+
+// The input `name` as T, or an invalid_argument naming the input (a link of the wrong type).
+template <typename T>
+Result<std::shared_ptr<const T>> need(const graph::NodeInputs& in, const std::string& name) {
+  auto p = in.get_object<T>(name);
+  if (!p) return Status::invalid_argument("input '" + name + "' is missing or of the wrong type");
+  return p;
+}
+
+}  // namespace netdist::nodes
