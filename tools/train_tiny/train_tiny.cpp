@@ -29,6 +29,7 @@
 #include "engine/unet/unet.h"
 #include "engine/vae/vae.h"
 #include "io/png.h"
+#include "io/safetensors.h"
 #include "tools/train_tiny/emoji_data.h"
 #include "tools/train_tiny/tiny_config.h"
 
@@ -52,6 +53,8 @@ struct Options {
   double cfg_dropout = 0.1;
   double vae_seconds = 1e9;   // wall-clock caps: a stage ends at its step count or its time, whichever first
   double unet_seconds = 1e9;
+  bool unet_f8 = true;        // store the UNet as float8 e4m3 (keeps the shipped model under 25 MB)
+  std::string convert_from;   // re-store an existing checkpoint with this storage policy; no training
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -104,6 +107,25 @@ void copy_weights(torch::nn::Module& dst, const torch::nn::Module& src) {
   for (size_t i = 0; i < d.size(); ++i) d[i].copy_(s[i]);
 }
 
+// The engine's layers allocate parameters uninitialised and frozen (inference loads weights over them):
+// give them torch.nn's default initialisation and enable gradients.
+void init_for_training(torch::nn::Module& module, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  for (auto& item : module.named_parameters(true)) {
+    at::Tensor p = item.value();
+    const std::string& name = item.key();
+    if (p.dim() == 1) {
+      const bool is_weight = name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0;
+      p.fill_(is_weight ? 1.0 : 0.0);
+    } else {
+      const double bound = 1.0 / std::sqrt(double(p.numel() / p.size(0)));
+      p.copy_(at::empty(p.sizes(), at::kFloat).uniform_(-bound, bound, gen));
+    }
+    p.set_requires_grad(true);
+  }
+}
+
 int64_t parameter_count(const torch::nn::Module& m) {
   int64_t n = 0;
   for (const auto& p : m.parameters()) n += p.numel();
@@ -129,6 +151,31 @@ Status export_testset(const nd::train::EmojiDataset& data, const std::string& di
     cases.push_back({{"file", file}, {"caption", data.items[i].captions[0]}});
   }
   return nd::io::write_file_atomic(dir + "/captions.json", cases.dump(1));
+}
+
+// Writes the checkpoint: the UNet's conv and linear weights as float8 e4m3 when asked, everything else
+// (biases, norms, VAE, text encoder) as float16.
+Status write_checkpoint(const std::string& path, const nd::runtime::WeightMap& weights,
+                        const std::map<std::string, std::string>& metadata, bool unet_f8) {
+  nd::runtime::WeightMap half;
+  std::set<std::string> f8;
+  for (const auto& [k, v] : weights) {
+    half[k] = at::isFloatingType(v.scalar_type()) ? v.to(at::kCPU).to(at::kHalf) : v;
+    if (unet_f8 && k.rfind(nd::tiny::kUnetPrefix, 0) == 0 && v.dim() >= 2) f8.insert(k);
+  }
+  return nd::runtime::save_safetensors_mixed(path, half, metadata,
+                                             [&f8](const std::string& name) { return f8.count(name) > 0; });
+}
+
+Status convert(const Options& opt) {
+  ND_ASSIGN_OR_RETURN(auto file, nd::io::SafetensorsFile::open(opt.convert_from));
+  std::map<std::string, std::string> metadata(file->metadata().begin(), file->metadata().end());
+  ND_ASSIGN_OR_RETURN(nd::runtime::WeightMap weights, nd::runtime::weights_from_file(file));
+  std::filesystem::create_directories(opt.out);
+  const std::string path = opt.out + "/tiny-emoji.safetensors";
+  ND_RETURN_IF_ERROR(write_checkpoint(path, weights, metadata, opt.unet_f8));
+  std::printf("wrote %s from %s (unet %s)\n", path.c_str(), opt.convert_from.c_str(), opt.unet_f8 ? "f8_e4m3" : "f16");
+  return Status::ok();
 }
 
 Status run(const Options& opt) {
@@ -173,6 +220,7 @@ Status run(const Options& opt) {
 
   // 1. VAE.
   nd::vae::AutoencoderKL vae(cfg.vae);
+  init_for_training(*vae, opt.seed);
   vae->to(device);
   std::printf("vae: %lld parameters\n", (long long)parameter_count(*vae));
   {
@@ -218,6 +266,8 @@ Status run(const Options& opt) {
   nd::text::ClipTextModel clip(cfg.text);
   nd::unet::UNetModel unet_ema(cfg.unet);
   nd::text::ClipTextModel clip_ema(cfg.text);
+  init_for_training(*unet, opt.seed + 1);
+  init_for_training(*unet_ema, opt.seed + 1);
   unet->to(device);
   clip->to(device);
   unet_ema->to(device);
@@ -289,9 +339,9 @@ Status run(const Options& opt) {
 
   // 3. Write the checkpoint: SD1 single-file names, fp16 storage, config in the metadata.
   nd::runtime::WeightMap weights;
-  for (auto& [k, v] : nd::runtime::module_weights(*unet_ema, nd::tiny::kUnetPrefix)) weights[k] = v.to(at::kCPU).to(at::kHalf);
-  for (auto& [k, v] : nd::runtime::module_weights(*vae, nd::tiny::kVaePrefix)) weights[k] = v.to(at::kCPU).to(at::kHalf);
-  for (auto& [k, v] : nd::runtime::module_weights(*clip_ema, nd::tiny::kTextPrefix)) weights[k] = v.to(at::kCPU).to(at::kHalf);
+  for (auto& [k, v] : nd::runtime::module_weights(*unet_ema, nd::tiny::kUnetPrefix)) weights[k] = v;
+  for (auto& [k, v] : nd::runtime::module_weights(*vae, nd::tiny::kVaePrefix)) weights[k] = v;
+  for (auto& [k, v] : nd::runtime::module_weights(*clip_ema, nd::tiny::kTextPrefix)) weights[k] = v;
   std::map<std::string, std::string> metadata = nd::tiny::metadata(cfg, scale_factor);
   metadata["netdist.vocab_json"] = nd::text::vocab_json(vocab);
   metadata["netdist.merges_txt"] = nd::text::merges_txt(vocab);
@@ -300,7 +350,7 @@ Status run(const Options& opt) {
                                                 {"images", n}, {"seconds", seconds_since(t0)}}
                                      .dump();
   const std::string path = opt.out + "/tiny-emoji.safetensors";
-  ND_RETURN_IF_ERROR(nd::runtime::save_safetensors(path, weights, metadata));
+  ND_RETURN_IF_ERROR(write_checkpoint(path, weights, metadata, opt.unet_f8));
   std::printf("wrote %s (%zu tensors) in %.0fs\n", path.c_str(), weights.size(), seconds_since(t0));
   return Status::ok();
 }
@@ -320,8 +370,10 @@ int main(int argc, char** argv) {
   app.add_option("--merges", opt.merges, "BPE merges to learn");
   app.add_option("--vae-seconds", opt.vae_seconds, "wall-clock cap for the VAE stage");
   app.add_option("--unet-seconds", opt.unet_seconds, "wall-clock cap for the UNet + text encoder stage");
+  app.add_option("--unet-f8", opt.unet_f8, "store the UNet as float8 e4m3 (default true)");
+  app.add_option("--convert-from", opt.convert_from, "re-store this checkpoint with the storage policy; no training");
   CLI11_PARSE(app, argc, argv);
-  Status s = run(opt);
+  Status s = opt.convert_from.empty() ? run(opt) : convert(opt);
   if (!s.is_ok()) {
     std::fprintf(stderr, "train_tiny: %s\n", s.to_string().c_str());
     return 1;
