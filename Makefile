@@ -30,7 +30,8 @@ debug:
 	cmake --build $(BUILD)/debug -j $(JOBS)
 
 test: deps release
-	cd $(BUILD)/release && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD)/release && ctest --output-on-failure -j $(JOBS) -E '^TinyModel\.'
+	$(BUILD)/release/netdist_engine_tests --gtest_filter='TinyModel.*' --gtest_brief=1
 	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
 demo: deps release

@@ -1,5 +1,7 @@
 #include "graph/py_format.h"
 
+#include "core/py_json.h"
+
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -149,32 +151,7 @@ void append_utf8_escaped(std::string& out, std::string_view text, size_t& i) {
 std::string float_repr(double value) {
   if (std::isnan(value)) return "nan";
   if (std::isinf(value)) return value < 0 ? "-inf" : "inf";
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::scientific);
-  std::string sci(buf, end);
-  bool negative = sci.front() == '-';
-  if (negative) sci.erase(0, 1);
-  size_t e = sci.find('e');
-  std::string digits;
-  for (size_t i = 0; i < e; ++i) {
-    if (sci[i] != '.') digits.push_back(sci[i]);
-  }
-  int exponent = std::stoi(sci.substr(e + 1));
-  int decpt = exponent + 1;
-  std::string out = negative ? "-" : "";
-  if (decpt <= -4 || decpt > 16) {
-    out.push_back(digits[0]);
-    if (digits.size() > 1) {
-      out.push_back('.');
-      out.append(digits, 1, std::string::npos);
-    }
-    char exp_buf[16];
-    std::snprintf(exp_buf, sizeof(exp_buf), "e%c%02d", exponent < 0 ? '-' : '+', std::abs(exponent));
-    return out + exp_buf;
-  }
-  if (decpt <= 0) return out + "0." + std::string(size_t(-decpt), '0') + digits;
-  if (size_t(decpt) >= digits.size()) return out + digits + std::string(size_t(decpt) - digits.size(), '0') + ".0";
-  return out + digits.substr(0, size_t(decpt)) + "." + digits.substr(size_t(decpt));
+  return python_float_repr(value);
 }
 
 std::string string_repr(std::string_view text) {
