@@ -1,4 +1,5 @@
-// PNG encode/decode (libpng) with tEXt chunks, for SaveImage/PreviewImage output and LoadImage input.
+// PNG encode/decode (libpng) with tEXt chunks, for SaveImage/PreviewImage output and LoadImage input
+// (io/files.h, included here, has the whole-file read and atomic write they use).
 // Pixels are 8-bit, row-major, interleaved channels (1 = grey, 3 = RGB, 4 = RGBA). No libtorch.
 #pragma once
 
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "io/files.h"
 
 namespace netdist::io {
 
@@ -31,11 +33,6 @@ Result<std::string> encode_png(const Image8& image, const std::vector<PngText>& 
 // 8-bit). `what` names the source in error messages. Text chunks are returned in file order.
 Result<std::pair<Image8, std::vector<PngText>>> decode_png(const std::string& bytes, const std::string& what);
 
-// Writes bytes to `path` so that no reader ever sees a partial file: a temporary name in the same
-// directory, fsync, rename. Errors (missing directory, full disk) name the path.
-Status write_file_atomic(const std::string& path, const std::string& bytes);
 
-// Reads a whole file; not_found / io_error naming the path.
-Result<std::string> read_file(const std::string& path);
 
 }  // namespace netdist::io

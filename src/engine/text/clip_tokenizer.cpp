@@ -1,5 +1,7 @@
 #include "engine/text/clip_tokenizer.h"
 
+#include "io/files.h"
+
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
@@ -35,15 +37,6 @@ std::vector<std::string> make_byte_symbols() {
     unicode::append_utf8(c, symbols[static_cast<size_t>(b)]);
   }
   return symbols;
-}
-
-Result<std::string> read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::not_found(path.string() + ": cannot open");
-  std::ostringstream data;
-  data << in.rdbuf();
-  if (in.bad()) return Status::io_error(path.string() + ": read failed");
-  return data.str();
 }
 
 bool has_vocab_files(const fs::path& dir) {
@@ -95,8 +88,8 @@ Result<ClipTokenizer> ClipTokenizer::load(const std::string& dir) {
   fs::path root(dir);
   fs::path vocab_path = root / "vocab.json";
   fs::path merges_path = root / "merges.txt";
-  ND_ASSIGN_OR_RETURN(std::string vocab_json, read_file(vocab_path));
-  ND_ASSIGN_OR_RETURN(std::string merges_txt, read_file(merges_path));
+  ND_ASSIGN_OR_RETURN(std::string vocab_json, io::read_file(vocab_path.string()));
+  ND_ASSIGN_OR_RETURN(std::string merges_txt, io::read_file(merges_path.string()));
   return from_strings(vocab_json, merges_txt, vocab_path.string(), merges_path.string());
 }
 
