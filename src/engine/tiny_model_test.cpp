@@ -50,7 +50,9 @@ at::Tensor generate(const std::vector<std::string>& prompts, uint64_t seed) {
   return at::cat(out);
 }
 
-// 0 red, 1 orange, 2 yellow, 3 green, 4 blue, 5 purple; -1 when no saturated pixels.
+// 0 red, 1 orange, 2 yellow, 3 green, 4 blue, 5 purple; -1 when no saturated pixels. The orange/yellow
+// boundary sits at 39°, midway between the training palettes' orange and yellow: Twemoji's orange is 34°
+// and its yellow 42°, Noto's orange 36° and its yellow 45° (a 45° boundary would call Twemoji's yellow orange).
 int dominant_hue(const at::Tensor& image) {
   std::array<int, 6> bins{};
   at::Tensor px = image.contiguous();
@@ -64,7 +66,7 @@ int dominant_hue(const at::Tensor& image) {
     else if (mx == g) h = 60.0f * ((b - r) / (mx - mn) + 2.0f);
     else h = 60.0f * ((r - g) / (mx - mn) + 4.0f);
     if (h < 0) h += 360.0f;
-    int bin = h < 15 || h >= 345 ? 0 : h < 45 ? 1 : h < 70 ? 2 : h < 170 ? 3 : h < 260 ? 4 : 5;
+    int bin = h < 15 || h >= 345 ? 0 : h < 39 ? 1 : h < 70 ? 2 : h < 170 ? 3 : h < 260 ? 4 : 5;
     bins[bin]++;
   }
   int best = 0;
@@ -92,17 +94,19 @@ TEST(TinyModel, ColourWordsGiveTheirHue) {
       {"blue book", 4},          {"orange book", 1},         {"green book", 3},        {"lemon", 2}};
   std::vector<std::string> prompts;
   for (const auto& c : cases) prompts.push_back(c.first);
-  at::Tensor images = generate(prompts, 1000);
-  int hits = 0;
-  for (size_t i = 0; i < cases.size(); ++i) {
-    int hue = dominant_hue(images[i]);
-    hits += hue == cases[i].second;
-    if (hue != cases[i].second) std::printf("  miss: '%s' gave hue bin %d\n", cases[i].first.c_str(), hue);
+  // Two seeds per prompt: 48 images, so that one borderline image moves the rate by 2 %, not 4 %.
+  int hits = 0, total = 0;
+  for (uint64_t seed : {1000u, 2000u}) {
+    at::Tensor images = generate(prompts, seed);
+    for (size_t i = 0; i < cases.size(); ++i, ++total) {
+      int hue = dominant_hue(images[i]);
+      hits += hue == cases[i].second;
+      if (hue != cases[i].second) std::printf("  miss: '%s' gave hue bin %d\n", cases[i].first.c_str(), hue);
+    }
   }
-  const double rate = double(hits) / cases.size();
-  std::printf("[tiny-model] colour match: %d/%zu = %.0f%% (issue #4 target 80%%: %s; regression floor 25%%)\n",
-              hits, cases.size(), 100 * rate, rate >= 0.8 ? "met" : "NOT met");
-  EXPECT_GE(rate, 0.25);
+  const double rate = double(hits) / total;
+  std::printf("[tiny-model] colour match: %d/%d = %.0f%% (issue #4 target 80%%)\n", hits, total, 100 * rate);
+  EXPECT_GE(rate, 0.8);
 }
 
 at::Tensor features(const at::Tensor& images /*[N,64,64,3]*/) {
@@ -135,9 +139,9 @@ TEST(TinyModel, CaptionsRetrieveTheirTrainingImage) {
     for (int k = 0; k < 5; ++k) hits += order[k].item<int64_t>() == q;
   }
   const double rate = double(hits) / n_queries;
-  std::printf("[tiny-model] retrieval top-5 of %zu: %d/%d = %.0f%% (issue #4 target 60%%: %s; regression floor 40%%)\n",
-              cases.size(), hits, n_queries, 100 * rate, rate >= 0.6 ? "met" : "NOT met");
-  EXPECT_GE(rate, 0.4);
+  std::printf("[tiny-model] retrieval top-5 of %zu: %d/%d = %.0f%% (issue #4 target 60%%)\n", cases.size(), hits,
+              n_queries, 100 * rate);
+  EXPECT_GE(rate, 0.6);
 }
 
 TEST(TinyModel, SameSeedSameBytesAcrossThreadCounts) {
