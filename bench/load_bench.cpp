@@ -3,14 +3,15 @@
 //   load_bench [--clients 200] [--posts 10000] [--sockets 500] [--events 20]
 //
 // The server runs in a forked child process (so its RSS is its own); the parent is the load generator.
-//   1. Baseline: `clients` keep-alive connections send GET /prompt (the cheapest route), `posts` requests in all.
+//   1. Baseline: `clients` keep-alive connections send GET /prompt (the cheapest route), `posts` requests in
+//   all.
 //   2. The same clients send `posts` POST /prompt (a 7-node txt2img graph, each with its own seed) while the
 //      backend holds the queue closed: accepted prompts per second, p50/p99 latency, ratio to the baseline.
 //   3. RSS of the server with `posts` prompts queued, then after the worker has run them all into history
 //      (ComfyUI keeps 10,000 history entries), and the drain rate.
 //   4. WebSocket fan-out: `sockets` connected clients; a prompt without client_id makes ComfyUI broadcast its
-//      progress events to every socket. Paced events (one per 25 ms): time until the last socket has each one.
-//      Burst (all events back to back): time until every socket has every event.
+//      progress events to every socket. Paced events (one per 25 ms): time until the last socket has each
+//      one. Burst (all events back to back): time until every socket has every event.
 // Prints a table. The load generator shares the machine's cores with the server, as a real co-located client
 // would; the numbers are for the machine it ran on (name it when quoting them).
 #include <signal.h>
@@ -50,14 +51,17 @@ using tcp = net::ip::tcp;
 using json = nlohmann::ordered_json;
 
 int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
-// ---- the server side (child process) -------------------------------------------------------------------------------
+// ---- the server side (child process)
+// -------------------------------------------------------------------------------
 
-// Accepts any graph whose nodes have a class_type; SaveImage nodes are the outputs. execute waits while the gate
-// is closed, then emits ComfyUI's event sequence; the sampler ("KSampler") emits inputs.steps progress events,
-// paced by inputs.pace_ms, each carrying its send time (steady clock, ns) in "sent_ns".
+// Accepts any graph whose nodes have a class_type; SaveImage nodes are the outputs. execute waits while the
+// gate is closed, then emits ComfyUI's event sequence; the sampler ("KSampler") emits inputs.steps progress
+// events, paced by inputs.pace_ms, each carrying its send time (steady clock, ns) in "sent_ns".
 class BenchBackend : public netdist::server::Backend {
  public:
   netdist::server::ValidationOutcome validate(const json& prompt) override {
@@ -90,10 +94,13 @@ class BenchBackend : public netdist::server::Backend {
         const int pace_ms = inputs.value("pace_ms", 0);
         for (int s = 0; s < steps; ++s) {
           if (pace_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pace_ms));
-          emit("progress", {{"value", s + 1}, {"max", steps}, {"prompt_id", pid}, {"node", id}, {"sent_ns", now_ns()}});
+          emit("progress",
+               {{"value", s + 1}, {"max", steps}, {"prompt_id", pid}, {"node", id}, {"sent_ns", now_ns()}});
         }
       } else if (it.value()["class_type"] == "SaveImage") {
-        const json ui = {{"images", json::array({{{"filename", "bench_00001_.png"}, {"subfolder", ""}, {"type", "output"}}})}};
+        const json ui = {
+            {"images",
+             json::array({{{"filename", "bench_00001_.png"}, {"subfolder", ""}, {"type", "output"}}})}};
         emit("executed", {{"node", id}, {"display_node", id}, {"output", ui}, {"prompt_id", pid}});
         outputs[id] = ui;
       }
@@ -120,7 +127,8 @@ class BenchBackend : public netdist::server::Backend {
   bool open_ = false;
 };
 
-// Runs the server; reports the port on `port_fd`; reads commands from `command_fd`: 'o' open the gate, 'q' quit.
+// Runs the server; reports the port on `port_fd`; reads commands from `command_fd`: 'o' open the gate, 'q'
+// quit.
 int server_main(int port_fd, int command_fd) {
   const std::string root = "/tmp/netdist_load_bench_" + std::to_string(::getpid());
   netdist::server::ServerOptions options;
@@ -128,7 +136,8 @@ int server_main(int port_fd, int command_fd) {
   options.output_dir = root + "/output";
   options.input_dir = root + "/input";
   options.temp_dir = root + "/temp";
-  for (const auto& d : {options.output_dir, options.input_dir, options.temp_dir}) std::filesystem::create_directories(d);
+  for (const auto& d : {options.output_dir, options.input_dir, options.temp_dir})
+    std::filesystem::create_directories(d);
   BenchBackend backend;
   netdist::server::HttpServer server(options, backend);
   const netdist::Status s = server.start();
@@ -148,7 +157,8 @@ int server_main(int port_fd, int command_fd) {
   return 0;
 }
 
-// ---- the load generator (parent process) ---------------------------------------------------------------------------
+// ---- the load generator (parent process)
+// ---------------------------------------------------------------------------
 
 uint16_t g_port = 0;
 pid_t g_child = 0;
@@ -163,16 +173,33 @@ double rss_mib(pid_t pid) {
 
 std::string txt2img(int seed, int steps = 20, int pace_ms = 0) {
   json p = {
-      {"4", {{"class_type", "CheckpointLoaderSimple"}, {"inputs", {{"ckpt_name", "v1-5-pruned-emaonly.safetensors"}}}}},
-      {"5", {{"class_type", "EmptyLatentImage"}, {"inputs", {{"width", 512}, {"height", 512}, {"batch_size", 1}}}}},
-      {"6", {{"class_type", "CLIPTextEncode"}, {"inputs", {{"text", "masterpiece best quality girl"}, {"clip", {"4", 1}}}}}},
+      {"4",
+       {{"class_type", "CheckpointLoaderSimple"},
+        {"inputs", {{"ckpt_name", "v1-5-pruned-emaonly.safetensors"}}}}},
+      {"5",
+       {{"class_type", "EmptyLatentImage"},
+        {"inputs", {{"width", 512}, {"height", 512}, {"batch_size", 1}}}}},
+      {"6",
+       {{"class_type", "CLIPTextEncode"},
+        {"inputs", {{"text", "masterpiece best quality girl"}, {"clip", {"4", 1}}}}}},
       {"7", {{"class_type", "CLIPTextEncode"}, {"inputs", {{"text", "bad hands"}, {"clip", {"4", 1}}}}}},
-      {"3", {{"class_type", "KSampler"},
-             {"inputs", {{"seed", seed}, {"steps", steps}, {"cfg", 8}, {"sampler_name", "euler"}, {"scheduler", "normal"},
-                         {"denoise", 1}, {"model", {"4", 0}}, {"positive", {"6", 0}}, {"negative", {"7", 0}},
-                         {"latent_image", {"5", 0}}, {"pace_ms", pace_ms}}}}},
+      {"3",
+       {{"class_type", "KSampler"},
+        {"inputs",
+         {{"seed", seed},
+          {"steps", steps},
+          {"cfg", 8},
+          {"sampler_name", "euler"},
+          {"scheduler", "normal"},
+          {"denoise", 1},
+          {"model", {"4", 0}},
+          {"positive", {"6", 0}},
+          {"negative", {"7", 0}},
+          {"latent_image", {"5", 0}},
+          {"pace_ms", pace_ms}}}}},
       {"8", {{"class_type", "VAEDecode"}, {"inputs", {{"samples", {"3", 0}}, {"vae", {"4", 2}}}}}},
-      {"9", {{"class_type", "SaveImage"}, {"inputs", {{"filename_prefix", "ComfyUI"}, {"images", {"8", 0}}}}}}};
+      {"9",
+       {{"class_type", "SaveImage"}, {"inputs", {{"filename_prefix", "ComfyUI"}, {"images", {"8", 0}}}}}}};
   return p.dump();
 }
 
@@ -260,20 +287,23 @@ int64_t queue_remaining() {
   return json::parse(res.body(), nullptr, false)["exec_info"].value("queue_remaining", int64_t(-1));
 }
 
-// One WebSocket client of the fan-out test: records, per progress value, when it arrived and when it was sent.
+// One WebSocket client of the fan-out test: records, per progress value, when it arrived and when it was
+// sent.
 class FanoutClient : public std::enable_shared_from_this<FanoutClient> {
  public:
-  FanoutClient(net::io_context& ioc, int events) : ws_(net::make_strand(ioc)), recv_ns_(events + 1, 0), sent_ns_(events + 1, 0) {}
+  FanoutClient(net::io_context& ioc, int events)
+      : ws_(net::make_strand(ioc)), recv_ns_(events + 1, 0), sent_ns_(events + 1, 0) {}
 
   void start(std::atomic<int>& connected) {
     connected_ = &connected;
     beast::get_lowest_layer(ws_).async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), g_port),
                                                [self = shared_from_this()](beast::error_code ec) {
                                                  if (ec) return;
-                                                 self->ws_.async_handshake("127.0.0.1", "/ws", [self](beast::error_code ec) {
-                                                   if (ec) return;
-                                                   self->read();
-                                                 });
+                                                 self->ws_.async_handshake("127.0.0.1", "/ws",
+                                                                           [self](beast::error_code ec) {
+                                                                             if (ec) return;
+                                                                             self->read();
+                                                                           });
                                                });
   }
   void reset() {
@@ -414,9 +444,11 @@ int main(int argc, char** argv) {
     Fanout f;
     const int64_t t0 = now_ns();
     if (!post_prompt(txt2img(seed, events, pace_ms))) return f;
-    f.complete = wait_for([&] {
-      return std::all_of(fan.begin(), fan.end(), [&](const auto& c) { return c->received() >= events; });
-    }, 120);
+    f.complete = wait_for(
+        [&] {
+          return std::all_of(fan.begin(), fan.end(), [&](const auto& c) { return c->received() >= events; });
+        },
+        120);
     std::vector<double> per_event;  // last arrival minus send time, per progress event
     int64_t last = 0;
     for (int v = 1; v <= events; ++v) {
@@ -447,25 +479,33 @@ int main(int argc, char** argv) {
   ::waitpid(g_child, &status, 0);
 
   std::printf("\n| measure | value |\n|---|---|\n");
-  std::printf("| baseline GET /prompt, %d clients, %d requests | %.0f req/s, p50 %.2f ms, p99 %.2f ms (%zu failed) |\n",
-              clients, posts, base.ok / base.seconds, base.p50_ms, base.p99_ms, base.failed);
-  std::printf("| POST /prompt (7-node graph), %d clients, %d prompts | %.0f accepted/s, p50 %.2f ms, p99 %.2f ms, max %.1f ms (%zu failed) |\n",
-              clients, posts, load.ok / load.seconds, load.p50_ms, load.p99_ms, load.max_ms, load.failed);
-  std::printf("| POST / baseline | rate %.2fx, p99 %.2fx |\n", (load.ok / load.seconds) / (base.ok / base.seconds),
-              load.p99_ms / std::max(1e-9, base.p99_ms));
+  std::printf(
+      "| baseline GET /prompt, %d clients, %d requests | %.0f req/s, p50 %.2f ms, p99 %.2f ms (%zu failed) "
+      "|\n",
+      clients, posts, base.ok / base.seconds, base.p50_ms, base.p99_ms, base.failed);
+  std::printf(
+      "| POST /prompt (7-node graph), %d clients, %d prompts | %.0f accepted/s, p50 %.2f ms, p99 %.2f ms, "
+      "max %.1f ms (%zu failed) |\n",
+      clients, posts, load.ok / load.seconds, load.p50_ms, load.p99_ms, load.max_ms, load.failed);
+  std::printf("| POST / baseline | rate %.2fx, p99 %.2fx |\n",
+              (load.ok / load.seconds) / (base.ok / base.seconds), load.p99_ms / std::max(1e-9, base.p99_ms));
   std::printf("| server RSS idle | %.1f MiB |\n", rss_idle);
   std::printf("| server RSS with %zu prompts queued%s | %.1f MiB (+%.1f KiB per prompt) |\n", load.ok,
-              all_queued ? "" : " (queue count mismatch)", rss_queued, (rss_queued - rss_idle) * 1024 / std::max<size_t>(1, load.ok));
+              all_queued ? "" : " (queue count mismatch)", rss_queued,
+              (rss_queued - rss_idle) * 1024 / std::max<size_t>(1, load.ok));
   std::printf("| worker drain of %zu prompts into history%s | %.2f s (%.0f prompts/s) |\n", load.ok,
               drained ? "" : " (INCOMPLETE)", drain_s, load.ok / drain_s);
   std::printf("| server RSS with %zu history entries | %.1f MiB |\n", load.ok, rss_history);
-  std::printf("| WebSocket clients connected | %d of %d%s |\n", connected.load(), sockets, all_connected ? "" : " (timeout)");
-  std::printf("| fan-out, paced (%d progress events, 25 ms apart): last socket has each event after | p50 %.2f ms, max %.2f ms%s |\n",
-              events, paced.p50_ms, paced.max_ms, paced.complete ? "" : " (INCOMPLETE)");
-  std::printf("| fan-out, burst (%d events x %d sockets = %d frames): all delivered after | %.1f ms%s |\n", events, sockets,
-              events * sockets, burst.total_ms, burst.complete ? "" : " (INCOMPLETE)");
-  const bool ok = load.failed == 0 && base.failed == 0 && all_queued && drained && all_connected && paced.complete &&
-                  burst.complete && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  std::printf("| WebSocket clients connected | %d of %d%s |\n", connected.load(), sockets,
+              all_connected ? "" : " (timeout)");
+  std::printf(
+      "| fan-out, paced (%d progress events, 25 ms apart): last socket has each event after | p50 %.2f ms, "
+      "max %.2f ms%s |\n",
+      events, paced.p50_ms, paced.max_ms, paced.complete ? "" : " (INCOMPLETE)");
+  std::printf("| fan-out, burst (%d events x %d sockets = %d frames): all delivered after | %.1f ms%s |\n",
+              events, sockets, events * sockets, burst.total_ms, burst.complete ? "" : " (INCOMPLETE)");
+  const bool ok = load.failed == 0 && base.failed == 0 && all_queued && drained && all_connected &&
+                  paced.complete && burst.complete && WIFEXITED(status) && WEXITSTATUS(status) == 0;
   if (!ok) std::printf("\nload_bench: some phases did not complete (see the table)\n");
   return ok ? 0 : 1;
 }

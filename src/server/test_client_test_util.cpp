@@ -88,6 +88,17 @@ bool send_and_vanish(uint16_t port, const std::string& bytes) {
   return true;
 }
 
+int open_stalled(uint16_t port, const std::string& bytes) {
+  net::io_context ioc;
+  tcp::socket socket(ioc);
+  beast::error_code ec;
+  socket.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+  if (ec) return -1;
+  net::write(socket, net::buffer(bytes), ec);
+  if (ec) return -1;
+  return socket.release();
+}
+
 std::string multipart_body(const std::vector<std::tuple<std::string, std::string, std::string>>& parts) {
   std::string out;
   for (const auto& [name, filename, data] : parts) {

@@ -33,6 +33,10 @@ std::string raw_call(uint16_t port, const std::string& bytes, std::chrono::milli
 // connect.
 bool send_and_vanish(uint16_t port, const std::string& bytes);
 
+// Connects, sends `bytes` and keeps the connection open (a stalled client): the socket's file descriptor, to be
+// closed by the caller with ::close; -1 if it could not connect.
+int open_stalled(uint16_t port, const std::string& bytes);
+
 // multipart/form-data body with boundary kTestBoundary; parts are (name, filename or "", data).
 inline constexpr const char* kTestBoundary = "----netdistTestBoundary7MA4YWxkTrZu0gW";
 std::string multipart_body(const std::vector<std::tuple<std::string, std::string, std::string>>& parts);
