@@ -197,15 +197,19 @@ async function stableCanvasWebSocket(SC, WebSocket, port, token, prompt, expecte
     const history = await (await fetch(`http://127.0.0.1:${port}/history/${id}`, { headers: authHeaders(token) })).json();
     check(history[id].status.status_str === "success", "history entry written");
 
-    // An identical resubmission executes nothing and reports the old files.
+    // An identical resubmission executes nothing and reports the old files. It is queued with the client's own
+    // queuePrompt, not enqueue: enqueue starts listening only after the POST reply has been read, and a fully
+    // cached prompt can finish before that (a race in the client, the same against ComfyUI).
     messages.length = 0;
-    const again = await client.enqueue(prompt, { timeout_ms: 30_000 });
+    const again = await client.queuePrompt(0, { prompt });
     await waitFor(() => done(again.prompt_id), 30_000, "executing {node: null} of the resubmission");
     const cached = messages.find((m) => m.type === "execution_cached" && m.data.prompt_id === again.prompt_id);
     check(cached && [...cached.data.nodes].sort().join() === "3,4,5,6,7,8,9", `resubmission: every node cached: ${JSON.stringify(cached)}`);
     check(!messages.some((m) => m.type === "executing" && m.data.node !== null), "resubmission: no node executes");
     check(!messages.some((m) => m.type === "progress"), "resubmission: no progress");
-    check(JSON.stringify(again.images) === JSON.stringify(out.images), "resubmission reports the old files");
+    const reExecuted = messages.filter((m) => m.type === "executed" && m.data.prompt_id === again.prompt_id);
+    check(reExecuted.length === 1 && JSON.stringify(reExecuted[0].data.output) === JSON.stringify(executed[0].data.output),
+          "resubmission: executed re-sends SaveImage's old output");
     return `${types.length} messages in order; resubmission all cached`;
   } finally {
     client.close();
