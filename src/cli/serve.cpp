@@ -15,14 +15,45 @@ namespace {
 volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
 
+bool is_loopback_address(std::string host) {
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "localhost" || host == "::1") return true;
+  int dots = 0;
+  for (char c : host) {
+    if (c == '.') ++dots;
+    else if (c < '0' || c > '9') return false;
+  }
+  return dots == 3 && host.rfind("127.", 0) == 0;
+}
+
+// Every comma-separated address of --listen is loopback.
+bool listens_on_loopback_only(const std::string& listen) {
+  size_t start = 0;
+  while (start <= listen.size()) {
+    size_t end = listen.find(',', start);
+    if (end == std::string::npos) end = listen.size();
+    const std::string host = listen.substr(start, end - start);
+    if (!host.empty() && !is_loopback_address(host)) return false;
+    start = end + 1;
+  }
+  return true;
+}
+
 int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, bool insecure) {
-  const bool loopback = options.listen == "127.0.0.1" || options.listen == "localhost" || options.listen == "::1";
-  if (!loopback && !insecure) {
+  const bool loopback = listens_on_loopback_only(options.listen);
+  if (!loopback && options.auth_token.empty()) {
+    if (!insecure) {
+      std::fprintf(stderr,
+                   "netdist serve: refusing to listen on %s without authentication; set --auth-token (or "
+                   "NETDIST_AUTH_TOKEN), or pass --insecure to allow it (anyone who can reach the port can run "
+                   "prompts and read every output)\n",
+                   options.listen.c_str());
+      return 2;
+    }
     std::fprintf(stderr,
-                 "netdist serve: refusing to listen on %s without authentication; pass --insecure to allow it "
-                 "(anyone who can reach the port can run prompts)\n",
+                 "netdist serve: WARNING: --insecure: listening on %s with no authentication; anyone who can reach "
+                 "the port can run prompts and read every output\n",
                  options.listen.c_str());
-    return 2;
   }
   auto setup = make_node_registry(setup_options);
   if (!setup.is_ok()) {
@@ -41,7 +72,8 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     std::fprintf(stderr, "netdist serve: %s\n", s.to_string().c_str());
     return 1;
   }
-  std::printf("netdist serve: listening on http://%s:%u\n", options.listen.c_str(), unsigned(http.port()));
+  std::printf("netdist serve: listening on http://%s:%u (%s)\n", options.listen.c_str(), unsigned(http.port()),
+              options.auth_token.empty() ? "no authentication" : "bearer token required");
   std::fflush(stdout);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -61,7 +93,10 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--listen", options->listen, "address to listen on");
   cmd->add_option("--port", options->port, "port (0 picks a free one)");
   cmd->add_option("--max-upload-size", *max_upload_mb, "largest request body in MB (413 above)");
-  cmd->add_flag("--insecure", *insecure, "allow a non-loopback address without authentication");
+  cmd->add_option("--auth-token", options->auth_token,
+                  "require 'Authorization: Bearer TOKEN' (or ?token=TOKEN) on every route and the WebSocket")
+      ->envname("NETDIST_AUTH_TOKEN");
+  cmd->add_flag("--insecure", *insecure, "allow a non-loopback address without --auth-token");
   add_node_setup_options(*cmd, *setup);
   cmd->callback([options, setup, insecure, max_upload_mb] {
     options->output_dir = setup->env.output_dir;

@@ -4,6 +4,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/auth.h"
 #include "server/beast_session.h"
 #include "server/queue_worker.h"
 #include "server/routes.h"
@@ -38,6 +39,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void on_header(beast::error_code ec, std::size_t) {
     if (ec == http::error::body_limit) return reply_too_large(std::nullopt);
     if (ec) return close();
+    // Authentication before the body is read: a refused client cannot make the server buffer its upload.
+    if (auto denied = check_auth(state_.options().auth_token, to_request(parser_->get())))
+      return write(*denied, parser_->get().version(), false, parser_->get().method() == http::verb::head);
     const auto length = parser_->content_length();
     if (length && *length > state_.options().max_body_bytes) return reply_too_large(*length);
     const auto& req = parser_->get();

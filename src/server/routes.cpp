@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "server/auth.h"
+
 namespace netdist::server {
 
 namespace {
@@ -91,6 +93,8 @@ Response handle_request(ServerState& state, const Request& request) {
   Response response;
   if (request.method == "OPTIONS") {
     response = empty_response(200);
+  } else if (auto denied = check_auth(state.options().auth_token, request)) {
+    response = std::move(*denied);
   } else {
     const std::string path = strip_api_prefix(request.path);
     std::optional<Response> routed = route_prompt(state, request, path);

@@ -25,6 +25,7 @@ struct ServerOptions {
   int threads = 4;                   // HTTP/WebSocket I/O threads
   uint64_t max_body_bytes = 100ull * 1024 * 1024;  // --max-upload-size; larger bodies get 413
   std::optional<std::string> cors_origin;          // --enable-cors-header; unset = origin-only 403 rule
+  std::string auth_token;                          // --auth-token; non-empty = every route and /ws need it (auth.h)
   std::string output_dir = "output";
   std::string input_dir = "input";
   std::string temp_dir = "temp";
@@ -33,7 +34,7 @@ struct ServerOptions {
   std::string comfyui_version = "0.3.64";          // reported in /system_stats
   std::string python_version = "3.12.0 (netdist)";
   std::string pytorch_version;                     // reported in /system_stats
-  std::vector<std::string> argv;                   // reported in /system_stats
+  std::vector<std::string> argv;                   // reported in /system_stats: leave --auth-token out
 };
 
 class ServerState {

@@ -108,6 +108,80 @@ TEST_F(WsTest, InterruptEndsPromptInHistoryAsError) {
   EXPECT_EQ(wait_history(next)["status"]["status_str"], "success");
 }
 
+// Exact sequence of an identical resubmission: everything cached, SaveImage's old output re-sent, no node runs.
+TEST_F(WsTest, ResubmissionSequenceIsAllCached) {
+  const std::string first = submit(prompt(21));
+  const json h1 = wait_history(first);
+  TestWsClient ws;
+  ASSERT_TRUE(open_ws(ws, "/ws?clientId=resub"));
+  const std::string id = submit(prompt(21), "resub");
+  std::vector<Message> seen;
+  do {
+    ASSERT_TRUE(ws.read_until("executing", id, seen));
+  } while (!seen.back().json()["data"]["node"].is_null());
+  EXPECT_EQ(types_of(seen), (std::vector<std::string>{"status", "status", "execution_start", "execution_cached", "executed",
+                                                      "execution_success", "status", "executing"}));
+  EXPECT_EQ(seen[3].json()["data"]["nodes"], json::array({"4", "3", "9"}));
+  EXPECT_EQ(seen[4].json()["data"]["output"], h1["outputs"]["9"]);
+  EXPECT_EQ(seen[4].json()["data"]["prompt_id"], id);
+  const json h2 = get("/history/" + id).json()[id];
+  EXPECT_EQ(h2["status"]["status_str"], "success");
+  EXPECT_EQ(h2["status"]["messages"][1][1]["nodes"], json::array({"4", "3", "9"}));
+}
+
+// Exact sequence of an interrupted job: no execution_success; history written before executing {node: null}.
+TEST_F(WsTest, InterruptedSequence) {
+  TestWsClient ws;
+  ASSERT_TRUE(open_ws(ws, "/ws?clientId=isq"));
+  const std::string id = submit(prompt(22, {{"wait_for_interrupt", true}}), "isq");
+  std::vector<Message> seen;
+  ASSERT_TRUE(ws.read_until("executing", id, seen));
+  ASSERT_TRUE(ws.read_until("executing", id, seen));
+  ASSERT_EQ(seen.back().json()["data"]["node"], "3");
+  EXPECT_EQ(post("/interrupt", json({{"prompt_id", id}}).dump()).status, 200);
+  do {
+    ASSERT_TRUE(ws.read_until("executing", id, seen));
+  } while (!seen.back().json()["data"]["node"].is_null());
+  EXPECT_EQ(types_of(seen), (std::vector<std::string>{"status", "status", "execution_start", "execution_cached", "executing",
+                                                      "executing", "execution_interrupted", "status", "executing"}));
+  const json interrupted = seen[6].json()["data"];
+  EXPECT_EQ(interrupted["prompt_id"], id);
+  EXPECT_EQ(interrupted["node_id"], "3");
+  EXPECT_EQ(interrupted["node_type"], "FakeSampler");
+  EXPECT_EQ(interrupted["executed"], json::array({"4"}));
+  EXPECT_TRUE(interrupted["timestamp"].is_number_integer());
+  const json h = get("/history/" + id).json()[id];
+  EXPECT_EQ(h["status"]["status_str"], "error");
+  EXPECT_EQ(h["status"]["messages"].back()[0], "execution_interrupted");
+}
+
+// An invalid prompt gets ComfyUI's 400 body and sends nothing on the socket: the next message is the status
+// of the next valid prompt.
+TEST_F(WsTest, InvalidPromptIs400AndNeverQueued) {
+  TestWsClient ws;
+  ASSERT_TRUE(open_ws(ws, "/ws?clientId=inv"));
+  json bad = prompt(23);
+  bad["4"]["inputs"]["ckpt_name"] = "nope.safetensors";
+  const HttpReply r = post("/prompt", json({{"prompt", bad}, {"client_id", "inv"}}).dump());
+  ASSERT_EQ(r.status, 400);
+  EXPECT_EQ(r.headers.at("content-type"), "application/json; charset=utf-8");
+  EXPECT_EQ(r.body,
+            "{\"error\": {\"type\": \"prompt_outputs_failed_validation\", \"message\": \"Prompt outputs failed validation\", "
+            "\"details\": \"Value not in list: ckpt_name: \\\"nope.safetensors\\\" not in ['model.safetensors']\", "
+            "\"extra_info\": {}}, \"node_errors\": {\"4\": {\"errors\": [{\"type\": \"value_not_in_list\", "
+            "\"message\": \"Value not in list\", \"details\": \"ckpt_name: \\\"nope.safetensors\\\" not in "
+            "['model.safetensors']\", \"extra_info\": {\"input_name\": \"ckpt_name\", \"received_value\": "
+            "\"nope.safetensors\"}}], \"dependent_outputs\": [\"9\"], \"class_type\": \"FakeLoader\"}}}");
+  const std::string id = submit(prompt(24), "inv");
+  auto next = ws.read();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->json()["type"], "status");
+  EXPECT_EQ(next->json()["data"]["status"]["exec_info"]["queue_remaining"], 1);
+  wait_history(id);
+  EXPECT_EQ(get("/history").json().size(), 1u);
+  EXPECT_EQ(backend_->executed_prompts.load(), 1);
+}
+
 TEST_F(WsTest, BackendFailureStillLandsInHistory) {
   TestWsClient ws;
   ASSERT_TRUE(open_ws(ws, "/ws?clientId=fail"));

@@ -77,6 +77,28 @@ std::string raw_call(uint16_t port, const std::string& bytes, std::chrono::milli
   return out;
 }
 
+bool send_and_vanish(uint16_t port, const std::string& bytes) {
+  net::io_context ioc;
+  tcp::socket socket(ioc);
+  beast::error_code ec;
+  socket.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+  if (ec) return false;
+  net::write(socket, net::buffer(bytes), ec);
+  socket.close(ec);
+  return true;
+}
+
+int open_stalled(uint16_t port, const std::string& bytes) {
+  net::io_context ioc;
+  tcp::socket socket(ioc);
+  beast::error_code ec;
+  socket.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+  if (ec) return -1;
+  net::write(socket, net::buffer(bytes), ec);
+  if (ec) return -1;
+  return socket.release();
+}
+
 std::string multipart_body(const std::vector<std::tuple<std::string, std::string, std::string>>& parts) {
   std::string out;
   for (const auto& [name, filename, data] : parts) {
@@ -99,13 +121,17 @@ struct TestWsClient::Impl {
 TestWsClient::TestWsClient() : impl_(std::make_unique<Impl>()) {}
 TestWsClient::~TestWsClient() = default;
 
-bool TestWsClient::connect(uint16_t port, const std::string& target, int receive_buffer) {
+bool TestWsClient::connect(uint16_t port, const std::string& target, int receive_buffer,
+                           const std::vector<std::pair<std::string, std::string>>& headers) {
   auto& lowest = beast::get_lowest_layer(impl_->ws);
   beast::error_code ec;
   lowest.socket().open(tcp::v4(), ec);
   if (ec) return false;
   if (receive_buffer > 0) lowest.socket().set_option(net::socket_base::receive_buffer_size(receive_buffer), ec);
   lowest.expires_after(std::chrono::seconds(10));
+  impl_->ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type& req) {
+    for (const auto& [k, v] : headers) req.set(k, v);
+  }));
   bool ok = false;
   lowest.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), [&](beast::error_code ec) {
     if (ec) return;

@@ -29,6 +29,14 @@ HttpReply http_call(uint16_t port, const std::string& method, const std::string&
 // Sends raw bytes and returns everything read until the server closes or the deadline passes.
 std::string raw_call(uint16_t port, const std::string& bytes, std::chrono::milliseconds deadline = std::chrono::seconds(5));
 
+// Connects, sends `bytes` and closes at once without reading (a client that vanishes). False if it could not
+// connect.
+bool send_and_vanish(uint16_t port, const std::string& bytes);
+
+// Connects, sends `bytes` and keeps the connection open (a stalled client): the socket's file descriptor, to be
+// closed by the caller with ::close; -1 if it could not connect.
+int open_stalled(uint16_t port, const std::string& bytes);
+
 // multipart/form-data body with boundary kTestBoundary; parts are (name, filename or "", data).
 inline constexpr const char* kTestBoundary = "----netdistTestBoundary7MA4YWxkTrZu0gW";
 std::string multipart_body(const std::vector<std::tuple<std::string, std::string, std::string>>& parts);
@@ -43,8 +51,10 @@ class TestWsClient {
 
   TestWsClient();
   ~TestWsClient();
-  // `receive_buffer` > 0 sets SO_RCVBUF before connecting (small buffers make a non-reading client stall fast).
-  bool connect(uint16_t port, const std::string& target, int receive_buffer = 0);
+  // `receive_buffer` > 0 sets SO_RCVBUF before connecting (small buffers make a non-reading client stall fast);
+  // `headers` are added to the upgrade request. False when the connection or the handshake fails.
+  bool connect(uint16_t port, const std::string& target, int receive_buffer = 0,
+               const std::vector<std::pair<std::string, std::string>>& headers = {});
   // Next message, or nullopt when the socket closed or the deadline passed (the client is then unusable).
   std::optional<Message> read(std::chrono::milliseconds deadline = std::chrono::seconds(10));
   // Reads until a text message of `type` whose data matches `prompt_id` (when non-empty); appends every
