@@ -71,6 +71,9 @@ void KeyMap::set(const std::string& lora_key, const std::string& weight) {
   entries_.emplace_back(lora_key, weight);
 }
 
+// As in ComfyUI, diffusers UNet attention keys are matched only in the attention-processor form
+// (unet.….attn1.processor.to_q); PEFT files naming them unet.….attn1.to_q.lora_A.weight leave those keys
+// not loaded (logged).
 void add_unet_keys(KeyMap& map, const std::vector<std::string>& unet_names, const std::string& unet_prefix,
                    const std::map<std::string, std::string>& ldm_to_diffusers) {
   for (const std::string& k : unet_names) {

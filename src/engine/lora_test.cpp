@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <unistd.h>
 
@@ -180,6 +181,28 @@ TEST_F(LoraTest, StrengthZeroRendersTheBaseImageAndTheBaseStaysUnchanged) {
   EXPECT_NE(render(**strong), before);
   EXPECT_EQ(render(base), before);
   EXPECT_TRUE(at::equal(unet_param(base, kQ), q0));
+}
+
+// The base and a patched handle share modules: calls from two threads must each see their own weights.
+TEST_F(LoraTest, ConcurrentCallsOnBaseAndPatchedHandlesDoNotMix) {
+  Model& base = *tiny();
+  const at::Tensor q0 = unet_param(base, kQ);
+  Pair q = low_rank_pair(q0.size(0), q0.size(1), 4, {}, 11);
+  runtime::WeightMap lora = {
+      {"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_up.weight", q.up * 20},
+      {"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_down.weight", q.down * 20},
+  };
+  auto patched = apply_lora(tiny(), write("threads.safetensors", lora), 1.0, 1.0);
+  ASSERT_TRUE(patched.is_ok()) << patched.status().to_string();
+  const std::vector<uint8_t> want_base = render(base), want_patched = render(**patched);
+  ASSERT_NE(want_base, want_patched);
+  std::vector<uint8_t> got_base, got_patched;
+  std::thread a([&] { got_base = render(base); });
+  std::thread b([&] { got_patched = render(**patched); });
+  a.join();
+  b.join();
+  EXPECT_EQ(got_base, want_base);
+  EXPECT_EQ(got_patched, want_patched);
 }
 
 TEST_F(LoraTest, FailurePathsNameTheFile) {
