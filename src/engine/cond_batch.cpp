@@ -67,20 +67,24 @@ void same_area_if_none(std::vector<CondRow>& conds, const CondRow& c) {
 
 }  // namespace
 
-Result<std::array<int64_t, 4>> resolve_area(const std::array<int, 4>& pixels, int64_t latent_h, int64_t latent_w) {
+Result<std::array<int64_t, 4>> resolve_area(const std::array<int, 4>& pixels, int64_t latent_h,
+                                            int64_t latent_w) {
   for (int v : pixels) {
     if (v < 0) return Status::invalid_argument("conditioning " + area_text(pixels) + " has a negative value");
   }
   std::array<int64_t, 4> area = {pixels[0] / 8, pixels[1] / 8, pixels[2] / 8, pixels[3] / 8};
   const int64_t dims[2] = {latent_h, latent_w};
-  const std::string where = " on a " + std::to_string(latent_w * 8) + "x" + std::to_string(latent_h * 8) + " latent";
+  const std::string where =
+      " on a " + std::to_string(latent_w * 8) + "x" + std::to_string(latent_h * 8) + " latent";
   for (int i = 0; i < 2; ++i) {
     const int64_t size = std::min(dims[i] - area[2 + i], area[i]);
-    if (size <= 0) return Status::invalid_argument("conditioning " + area_text(pixels) + " lies outside the image" + where);
+    if (size <= 0)
+      return Status::invalid_argument("conditioning " + area_text(pixels) + " lies outside the image" +
+                                      where);
     const bool feathered = area[2 + i] != 0 || size + area[2 + i] < dims[i];
     if (feathered && size < kFeather) {
-      return Status::invalid_argument("conditioning " + area_text(pixels) + " is narrower than the 64-pixel feather" +
-                                      where);
+      return Status::invalid_argument("conditioning " + area_text(pixels) +
+                                      " is narrower than the 64-pixel feather" + where);
     }
   }
   return area;
@@ -94,8 +98,8 @@ std::array<int64_t, 4> clamp_area(const std::array<int64_t, 4>& area, int64_t la
 }
 
 at::Tensor area_mult(const CondRow& row, int64_t latent_h, int64_t latent_w) {
-  const std::array<int64_t, 4> a = row.area ? clamp_area(*row.area, latent_h, latent_w)
-                                            : std::array<int64_t, 4>{latent_h, latent_w, 0, 0};
+  const std::array<int64_t, 4> a =
+      row.area ? clamp_area(*row.area, latent_h, latent_w) : std::array<int64_t, 4>{latent_h, latent_w, 0, 0};
   at::Tensor mult = at::ones({1, 1, a[0], a[1]}, at::kFloat) * static_cast<double>(row.strength);
   if (!row.area) return mult;
   const int64_t dims[2] = {latent_h, latent_w};
@@ -104,7 +108,8 @@ at::Tensor area_mult(const CondRow& row, int64_t latent_h, int64_t latent_w) {
       for (int64_t t = 0; t < kFeather; ++t) mult.narrow(i + 2, t, 1).mul_((1.0 / kFeather) * (t + 1));
     }
     if (a[i] + a[2 + i] < dims[i]) {
-      for (int64_t t = 0; t < kFeather; ++t) mult.narrow(i + 2, a[i] - 1 - t, 1).mul_((1.0 / kFeather) * (t + 1));
+      for (int64_t t = 0; t < kFeather; ++t)
+        mult.narrow(i + 2, a[i] - 1 - t, 1).mul_((1.0 / kFeather) * (t + 1));
     }
   }
   return mult;
@@ -115,7 +120,8 @@ void add_opposite_areas(std::vector<CondRow>& positive, std::vector<CondRow>& ne
   for (size_t i = 0; i < negative.size(); ++i) same_area_if_none(positive, CondRow(negative[i]));
 }
 
-std::vector<at::Tensor> calc_cond_batch(const ModelFn& model, const std::vector<const std::vector<CondRow>*>& conds,
+std::vector<at::Tensor> calc_cond_batch(const ModelFn& model,
+                                        const std::vector<const std::vector<CondRow>*>& conds,
                                         const at::Tensor& x, const at::Tensor& sigma) {
   const int64_t b = x.size(0), h = x.size(2), w = x.size(3);
   std::vector<at::Tensor> out(conds.size()), count(conds.size());
@@ -125,7 +131,8 @@ std::vector<at::Tensor> calc_cond_batch(const ModelFn& model, const std::vector<
     count[i] = at::ones_like(x) * 1e-37;
     if (!conds[i]) continue;
     for (const CondRow& row : *conds[i]) {
-      to_run.push_back({&row, i, row.area ? clamp_area(*row.area, h, w) : std::array<int64_t, 4>{h, w, 0, 0}});
+      to_run.push_back(
+          {&row, i, row.area ? clamp_area(*row.area, h, w) : std::array<int64_t, 4>{h, w, 0, 0}});
     }
   }
   while (!to_run.empty()) {

@@ -47,11 +47,11 @@ TEST(CondBatch, AreaBlendMatchesHandComputedValues) {
   at::Tensor x = at::zeros({1, 4, 16, 16});
   auto out = calc_cond_batch(toy.fn(), {&pos}, x, at::ones({1}));
   at::Tensor o = out[0][0][0];
-  EXPECT_NEAR(o[0][0].item<float>(), 1.0f, 1e-6);      // outside the area
+  EXPECT_NEAR(o[0][0].item<float>(), 1.0f, 1e-6);  // outside the area
   EXPECT_NEAR(o[7][15].item<float>(), 1.0f, 1e-6);
-  EXPECT_NEAR(o[15][0].item<float>(), 3.0f, 1e-6);     // m = 1
-  EXPECT_NEAR(o[8][0].item<float>(), 13.0f / 9.0f, 1e-6);  // m = 1/8
-  EXPECT_NEAR(o[11][4].item<float>(), 1.8f, 1e-6);     // m = 4/8 · 4/8
+  EXPECT_NEAR(o[15][0].item<float>(), 3.0f, 1e-6);          // m = 1
+  EXPECT_NEAR(o[8][0].item<float>(), 13.0f / 9.0f, 1e-6);   // m = 1/8
+  EXPECT_NEAR(o[11][4].item<float>(), 1.8f, 1e-6);          // m = 4/8 · 4/8
   EXPECT_NEAR(o[15][7].item<float>(), 13.0f / 9.0f, 1e-6);  // m = 1 · 1/8
   // The full entry and the 8×8 area entry have different input sizes: two model calls.
   ASSERT_EQ(toy.calls.size(), 2u);

@@ -30,7 +30,9 @@ class LoadVaeTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  static std::string checkpoint() { return std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors"; }
+  static std::string checkpoint() {
+    return std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors";
+  }
 
   std::string write(const std::string& name, const runtime::WeightMap& weights) {
     const std::string path = (dir_ / name).string();
@@ -79,11 +81,14 @@ TEST_F(LoadVaeTest, TiledDecodeOfOneTileEqualsDecode) {
 TEST_F(LoadVaeTest, FailurePathsNameTheFile) {
   auto missing = load_vae((dir_ / "nope.safetensors").string(), {});
   ASSERT_FALSE(missing.is_ok());
-  EXPECT_NE(missing.status().message().find("nope.safetensors"), std::string::npos) << missing.status().to_string();
-  const std::string not_vae = write("not_a_vae.safetensors", {{"lora_unet_x.lora_up.weight", at::zeros({2, 2})}});
+  EXPECT_NE(missing.status().message().find("nope.safetensors"), std::string::npos)
+      << missing.status().to_string();
+  const std::string not_vae =
+      write("not_a_vae.safetensors", {{"lora_unet_x.lora_up.weight", at::zeros({2, 2})}});
   auto wrong = load_vae(not_vae, {});
   ASSERT_FALSE(wrong.is_ok());
-  EXPECT_NE(wrong.status().to_string().find("not_a_vae.safetensors"), std::string::npos) << wrong.status().to_string();
+  EXPECT_NE(wrong.status().to_string().find("not_a_vae.safetensors"), std::string::npos)
+      << wrong.status().to_string();
 }
 
 }  // namespace

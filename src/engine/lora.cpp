@@ -25,7 +25,9 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 
 std::string underscores(const std::string& s) { return replace_all(s, ".", "_"); }
 
-std::string strip_weight(const std::string& s) { return s.substr(0, s.size() - std::string(".weight").size()); }
+std::string strip_weight(const std::string& s) {
+  return s.substr(0, s.size() - std::string(".weight").size());
+}
 
 // ComfyUI's LORA_CLIP_MAP, in its order.
 const std::pair<const char*, const char*> kClipMap[] = {
@@ -153,7 +155,8 @@ Result<Loaded> load_lora(const runtime::WeightMap& lora, const KeyMap& map,
   for (const auto& [x, target] : map.entries()) {
     std::optional<double> alpha;
     if (const at::Tensor* a = find(x + ".alpha")) {
-      if (a->numel() != 1) return Status::invalid_argument(what + ": tensor '" + x + ".alpha' is not a scalar");
+      if (a->numel() != 1)
+        return Status::invalid_argument(what + ": tensor '" + x + ".alpha' is not a scalar");
       alpha = a->to(at::kDouble).item<double>();
       loaded_keys.insert(x + ".alpha");
     }
@@ -167,7 +170,8 @@ Result<Loaded> load_lora(const runtime::WeightMap& lora, const KeyMap& map,
         break;
       }
       if (up->dim() < 2 || down->dim() < 2 || up->flatten(1).size(1) != down->size(0)) {
-        return Status::invalid_argument(what + ": '" + f.up + "' and '" + f.down + "' do not form a low-rank pair");
+        return Status::invalid_argument(what + ": '" + f.up + "' and '" + f.down +
+                                        "' do not form a low-rank pair");
       }
       loaded_keys.insert(f.up);
       loaded_keys.insert(f.down);
@@ -196,7 +200,8 @@ Result<Loaded> load_lora(const runtime::WeightMap& lora, const KeyMap& map,
 at::Tensor patched_weight(const at::Tensor& weight, const std::vector<LowRank>& patches) {
   at::Tensor w = weight.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);
   for (const LowRank& p : patches) {
-    at::Tensor diff = at::mm(p.up.flatten(1).to(w.device()), p.down.flatten(1).to(w.device())).reshape(w.sizes());
+    at::Tensor diff =
+        at::mm(p.up.flatten(1).to(w.device()), p.down.flatten(1).to(w.device())).reshape(w.sizes());
     w += diff * p.scale;
   }
   return w.to(weight.scalar_type());

@@ -20,7 +20,8 @@ models::UnetLayout layout_of(const unet::UNetConfig& c) {
   for (size_t level = 0; level < c.channel_mult.size(); ++level) {
     u.channel_mult.push_back(static_cast<int>(c.channel_mult[level]));
     const size_t first = level * static_cast<size_t>(u.num_res_blocks);
-    u.transformer_depth.push_back(first < c.transformer_depth.size() ? static_cast<int>(c.transformer_depth[first]) : 0);
+    u.transformer_depth.push_back(
+        first < c.transformer_depth.size() ? static_cast<int>(c.transformer_depth[first]) : 0);
   }
   return u;
 }
@@ -38,7 +39,8 @@ void add_names(const torch::nn::Module& module, const std::string& prefix, std::
 Result<std::shared_ptr<Model>> apply_lora(const std::shared_ptr<Model>& model, const std::string& lora_path,
                                           double strength_unet, double strength_clip) {
   if (!model) return Status::invalid_argument("apply_lora: no model");
-  if (model->unet_.is_empty()) return Status::invalid_argument("apply_lora: " + model->path_ + " has no diffusion model");
+  if (model->unet_.is_empty())
+    return Status::invalid_argument("apply_lora: " + model->path_ + " has no diffusion model");
   ND_ASSIGN_OR_RETURN(auto file, io::SafetensorsFile::open(lora_path));
   ND_ASSIGN_OR_RETURN(runtime::WeightMap lora, runtime::weights_from_file(file));
 
@@ -51,8 +53,9 @@ Result<std::shared_ptr<Model>> apply_lora(const std::shared_ptr<Model>& model, c
   for (const std::string& n : unet_names) relative.push_back(n.substr(unet_prefix.size()));
   const unet::UNetConfig& config = model->unet_->config();
   lora::KeyMap keys;
-  lora::add_unet_keys(keys, unet_names, unet_prefix,
-                      models::unet_diffusers_names(relative, layout_of(config), static_cast<int>(config.adm_in_channels)));
+  lora::add_unet_keys(
+      keys, unet_names, unet_prefix,
+      models::unet_diffusers_names(relative, layout_of(config), static_cast<int>(config.adm_in_channels)));
   lora::add_clip_keys(keys, clip_names);
 
   ND_ASSIGN_OR_RETURN(lora::Loaded loaded, lora::load_lora(lora, keys, shapes, lora_path));

@@ -43,7 +43,9 @@ at::Tensor param(torch::nn::Module& module, const std::string& prefix, const std
   return at::Tensor();
 }
 
-at::Tensor unet_param(Model& m, const std::string& name) { return param(*m.unet_, m.info_.unet_prefix, name); }
+at::Tensor unet_param(Model& m, const std::string& name) {
+  return param(*m.unet_, m.info_.unet_prefix, name);
+}
 at::Tensor clip_param(Model& m) { return param(*m.encoders_[0].model, m.encoders_[0].spec.prefix, kClipQ); }
 
 // W + scale · reshape(up.flatten(1) @ down.flatten(1)).
@@ -55,7 +57,8 @@ struct Pair {
   at::Tensor up, down;
 };
 
-Pair low_rank_pair(int64_t out, int64_t in, int64_t rank, std::vector<int64_t> kernel = {}, uint64_t seed = 1) {
+Pair low_rank_pair(int64_t out, int64_t in, int64_t rank, std::vector<int64_t> kernel = {},
+                   uint64_t seed = 1) {
   auto gen = at::detail::createCPUGenerator(seed);
   std::vector<int64_t> up_shape = {out, rank}, down_shape = {rank, in};
   if (!kernel.empty()) {
@@ -99,14 +102,16 @@ class LoraTest : public ::testing::Test {
 
 TEST_F(LoraTest, KohyaPatchesEqualWPlusScaledProductAndUndo) {
   Model& base = *tiny();
-  const at::Tensor q0 = unet_param(base, kQ).clone(), conv0 = unet_param(base, kConv).clone(), c0 = clip_param(base).clone();
+  const at::Tensor q0 = unet_param(base, kQ).clone(), conv0 = unet_param(base, kConv).clone(),
+                   c0 = clip_param(base).clone();
   Pair q = low_rank_pair(q0.size(0), q0.size(1), 4);
   Pair conv = low_rank_pair(conv0.size(0), conv0.size(1), 2, {conv0.size(2), conv0.size(3)}, 2);
   Pair c = low_rank_pair(c0.size(0), c0.size(1), 4, {}, 3);
   runtime::WeightMap lora = {
       {"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_up.weight", q.up},
       {"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_down.weight", q.down},
-      {"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.alpha", at::scalar_tensor(2.0, at::kFloat)},
+      {"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.alpha",
+       at::scalar_tensor(2.0, at::kFloat)},
       {"lora_unet_down_blocks_0_resnets_0_conv1.lora_up.weight", conv.up},  // diffusers-named kohya key
       {"lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight", conv.down},
       {"lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight", c.up},
@@ -137,7 +142,8 @@ TEST_F(LoraTest, KohyaPatchesEqualWPlusScaledProductAndUndo) {
 
 TEST_F(LoraTest, DiffusersAndPeftKeys) {
   Model& base = *tiny();
-  const at::Tensor q0 = unet_param(base, kQ).clone(), p0 = unet_param(base, kProjIn).clone(), c0 = clip_param(base).clone();
+  const at::Tensor q0 = unet_param(base, kQ).clone(), p0 = unet_param(base, kProjIn).clone(),
+                   c0 = clip_param(base).clone();
   Pair q = low_rank_pair(q0.size(0), q0.size(1), 2, {}, 4);
   std::vector<int64_t> kernel;
   if (p0.dim() == 4) kernel = {1, 1};
@@ -211,22 +217,28 @@ TEST_F(LoraTest, FailurePathsNameTheFile) {
   std::ofstream(corrupt, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   auto bad = apply_lora(tiny(), corrupt, 1.0, 1.0);
   ASSERT_FALSE(bad.is_ok());
-  EXPECT_NE(bad.status().message().find("corrupt.safetensors"), std::string::npos) << bad.status().to_string();
+  EXPECT_NE(bad.status().message().find("corrupt.safetensors"), std::string::npos)
+      << bad.status().to_string();
 
   auto missing = apply_lora(tiny(), (dir_ / "missing.safetensors").string(), 1.0, 1.0);
   ASSERT_FALSE(missing.is_ok());
-  EXPECT_NE(missing.status().message().find("missing.safetensors"), std::string::npos) << missing.status().to_string();
+  EXPECT_NE(missing.status().message().find("missing.safetensors"), std::string::npos)
+      << missing.status().to_string();
 
-  const std::string nothing = write("unrelated.safetensors", {{"lora_unet_foo.lora_up.weight", at::zeros({2, 2})},
-                                                              {"lora_unet_foo.lora_down.weight", at::zeros({2, 2})}});
+  const std::string nothing =
+      write("unrelated.safetensors", {{"lora_unet_foo.lora_up.weight", at::zeros({2, 2})},
+                                      {"lora_unet_foo.lora_down.weight", at::zeros({2, 2})}});
   auto none = apply_lora(tiny(), nothing, 1.0, 1.0);
   ASSERT_FALSE(none.is_ok());
-  EXPECT_NE(none.status().message().find("unrelated.safetensors"), std::string::npos) << none.status().to_string();
+  EXPECT_NE(none.status().message().find("unrelated.safetensors"), std::string::npos)
+      << none.status().to_string();
 
-  const std::string half = write("half.safetensors", {{"lora_unet_input_blocks_1_1_proj_in.lora_up.weight", at::zeros({2, 2})}});
+  const std::string half =
+      write("half.safetensors", {{"lora_unet_input_blocks_1_1_proj_in.lora_up.weight", at::zeros({2, 2})}});
   auto unpaired = apply_lora(tiny(), half, 1.0, 1.0);
   ASSERT_FALSE(unpaired.is_ok());
-  EXPECT_NE(unpaired.status().message().find("half.safetensors"), std::string::npos) << unpaired.status().to_string();
+  EXPECT_NE(unpaired.status().message().find("half.safetensors"), std::string::npos)
+      << unpaired.status().to_string();
 }
 
 TEST(LoraKeys, SdxlLayoutMapsKohyaAndDiffusersNames) {
@@ -234,9 +246,9 @@ TEST(LoraKeys, SdxlLayoutMapsKohyaAndDiffusersNames) {
   sdxl.channel_mult = {1, 2, 4};
   sdxl.transformer_depth = {0, 2, 10};
   const std::string prefix = "model.diffusion_model.";
-  const std::vector<std::string> ldm = {"input_blocks.4.1.transformer_blocks.0.attn1.to_q.weight",
-                                        "output_blocks.2.2.conv.weight", "input_blocks.1.0.in_layers.2.weight",
-                                        "middle_block.1.transformer_blocks.9.attn2.to_out.0.weight"};
+  const std::vector<std::string> ldm = {
+      "input_blocks.4.1.transformer_blocks.0.attn1.to_q.weight", "output_blocks.2.2.conv.weight",
+      "input_blocks.1.0.in_layers.2.weight", "middle_block.1.transformer_blocks.9.attn2.to_out.0.weight"};
   std::vector<std::string> full;
   for (const std::string& n : ldm) full.push_back(prefix + n);
   lora::KeyMap keys;

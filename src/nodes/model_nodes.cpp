@@ -23,10 +23,11 @@ void add_lora_loader(graph::NodeRegistry& r, const std::shared_ptr<NodeEnv>& env
   strength_model.tooltip = "How strongly to modify the diffusion model. This value can be negative.";
   graph::InputSpec strength_clip = graph::float_input("strength_clip", 1.0, -100.0, 100.0, 0.01);
   strength_clip.tooltip = "How strongly to modify the CLIP model. This value can be negative.";
-  graph::NodeSchema s =
-      make_schema("LoraLoader", "Load LoRA", "loaders", {model, clip, name, strength_model, strength_clip}, {"MODEL", "CLIP"});
+  graph::NodeSchema s = make_schema("LoraLoader", "Load LoRA", "loaders",
+                                    {model, clip, name, strength_model, strength_clip}, {"MODEL", "CLIP"});
   s.description =
-      "LoRAs are used to modify diffusion and CLIP models, altering the way in which latents are denoised such as "
+      "LoRAs are used to modify diffusion and CLIP models, altering the way in which latents are denoised "
+      "such as "
       "applying styles. Multiple LoRA nodes can be linked together.";
   s.output_tooltips = {"The modified diffusion model.", "The modified CLIP model."};
   add_fn_node(r, s, [env](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
@@ -67,17 +68,19 @@ void add_vae_nodes(graph::NodeRegistry& r, const std::shared_ptr<NodeEnv>& env) 
   temporal_size.tooltip = "Only used for video VAEs: Amount of frames to decode at a time.";
   graph::InputSpec temporal_overlap = graph::int_input("temporal_overlap", 8, 4, 4096, 4);
   temporal_overlap.tooltip = "Only used for video VAEs: Amount of frames to overlap.";
-  add_fn_node(r, make_schema("VAEDecodeTiled", "VAE Decode (Tiled)", "_for_testing",
-                             {graph::link_input("samples", "LATENT"), graph::link_input("vae", "VAE"),
-                              graph::int_input("tile_size", 512, 64, 4096, 32), graph::int_input("overlap", 64, 0, 4096, 32),
-                              temporal_size, temporal_overlap},
-                             {"IMAGE"}),
+  add_fn_node(r,
+              make_schema("VAEDecodeTiled", "VAE Decode (Tiled)", "_for_testing",
+                          {graph::link_input("samples", "LATENT"), graph::link_input("vae", "VAE"),
+                           graph::int_input("tile_size", 512, 64, 4096, 32),
+                           graph::int_input("overlap", 64, 0, 4096, 32), temporal_size, temporal_overlap},
+                          {"IMAGE"}),
               [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
                 ND_ASSIGN_OR_RETURN(auto s, need<LatentObject>(in, "samples"));
                 ND_ASSIGN_OR_RETURN(auto vae, need<VaeObject>(in, "vae"));
                 auto out = std::make_shared<ImageObject>();
-                ND_ASSIGN_OR_RETURN(out->images,
-                                    decode_tiled(*vae->model, s->samples, in.get_int("tile_size"), in.get_int("overlap")));
+                ND_ASSIGN_OR_RETURN(
+                    out->images,
+                    decode_tiled(*vae->model, s->samples, in.get_int("tile_size"), in.get_int("overlap")));
                 return std::vector<Value>{object(out)};
               });
 }

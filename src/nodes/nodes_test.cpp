@@ -19,7 +19,9 @@ namespace {
 namespace fs = std::filesystem;
 using graph::Json;
 
-std::string tiny_path() { return (fs::path(NETDIST_SOURCE_DIR) / "models" / "tiny-emoji.safetensors").string(); }
+std::string tiny_path() {
+  return (fs::path(NETDIST_SOURCE_DIR) / "models" / "tiny-emoji.safetensors").string();
+}
 
 class NodesTest : public ::testing::Test {
  protected:
@@ -51,7 +53,8 @@ class NodesTest : public ::testing::Test {
     return executor_.execute(*v.validated, "p", Json{{"client_id", "c"}}, sink, interrupt);
   }
 
-  // Checkpoint → prompts → KSampler (2 steps, 128×128) → VAEDecode → SaveImage; `extra` adds or replaces nodes.
+  // Checkpoint → prompts → KSampler (2 steps, 128×128) → VAEDecode → SaveImage; `extra` adds or replaces
+  // nodes.
   static Json graph_with(const Json& extra) {
     Json p = Json::parse(R"({
       "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny-emoji.safetensors"}},
@@ -85,7 +88,8 @@ TEST_F(NodesTest, SchemasMatchComfyUI) {
             Json::parse(R"(["FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}])"));
   EXPECT_EQ(input("LatentUpscale", "upscale_method")[0],
             Json::parse(R"(["nearest-exact", "bilinear", "area", "bicubic", "bislerp"])"));
-  EXPECT_EQ(input("LatentUpscale", "width"), Json::parse(R"(["INT", {"default": 512, "min": 0, "max": 16384, "step": 8}])"));
+  EXPECT_EQ(input("LatentUpscale", "width"),
+            Json::parse(R"(["INT", {"default": 512, "min": 0, "max": 16384, "step": 8}])"));
   EXPECT_EQ(input("LatentUpscaleBy", "scale_by"),
             Json::parse(R"(["FLOAT", {"default": 1.5, "min": 0.01, "max": 8.0, "step": 0.01}])"));
   EXPECT_EQ(input("ImageScale", "upscale_method")[0],
@@ -93,7 +97,8 @@ TEST_F(NodesTest, SchemasMatchComfyUI) {
   EXPECT_EQ(input("ImageScale", "crop")[0], Json::parse(R"(["disabled", "center"])"));
   EXPECT_EQ(input("ImageScaleBy", "scale_by"),
             Json::parse(R"(["FLOAT", {"default": 1.0, "min": 0.01, "max": 8.0, "step": 0.01}])"));
-  EXPECT_EQ(input("VAEDecodeTiled", "tile_size"), Json::parse(R"(["INT", {"default": 512, "min": 64, "max": 4096, "step": 32}])"));
+  EXPECT_EQ(input("VAEDecodeTiled", "tile_size"),
+            Json::parse(R"(["INT", {"default": 512, "min": 64, "max": 4096, "step": 32}])"));
   EXPECT_EQ(input("VAEDecodeTiled", "temporal_overlap")[1]["default"], 8);
   EXPECT_EQ(registry_.object_info()["VAEDecodeTiled"]["category"], "_for_testing");
   EXPECT_EQ(registry_.object_info()["VAELoader"]["display_name"], "Load VAE");
@@ -102,11 +107,13 @@ TEST_F(NodesTest, SchemasMatchComfyUI) {
 TEST_F(NodesTest, LoraAndVaeFilesAreListedFromTheModelsFolders) {
   EXPECT_EQ(input("LoraLoader", "lora_name")[0], Json::array());
   ASSERT_TRUE(runtime::save_safetensors((dir_ / "models/loras/styles/b.safetensors").string(),
-                                        {{"x.lora_up.weight", at::zeros({1, 1})}}).is_ok());
+                                        {{"x.lora_up.weight", at::zeros({1, 1})}})
+                  .is_ok());
   ASSERT_TRUE(runtime::save_safetensors((dir_ / "models/loras/a.safetensors").string(),
-                                        {{"x.lora_up.weight", at::zeros({1, 1})}}).is_ok());
-  ASSERT_TRUE(runtime::save_safetensors((dir_ / "models/vae/v.safetensors").string(),
-                                        {{"x", at::zeros({1})}}).is_ok());
+                                        {{"x.lora_up.weight", at::zeros({1, 1})}})
+                  .is_ok());
+  ASSERT_TRUE(runtime::save_safetensors((dir_ / "models/vae/v.safetensors").string(), {{"x", at::zeros({1})}})
+                  .is_ok());
   EXPECT_EQ(input("LoraLoader", "lora_name")[0], Json::parse(R"(["a.safetensors", "styles/b.safetensors"])"));
   EXPECT_EQ(input("VAELoader", "vae_name")[0], Json::parse(R"(["v.safetensors"])"));
 }
@@ -118,7 +125,7 @@ TEST_F(NodesTest, AreaUpscaleAndTiledDecodeGraphRuns) {
           "x": 64, "y": 0, "strength": 0.8}},
     "10": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["2", 0], "conditioning_2": ["9", 0]}},
     "11": {"class_type": "LatentUpscale", "inputs": {"samples": ["5", 0], "upscale_method": "bislerp", "width": 0,
-           "height": 192, "crop": "disabled"}},
+           "height": 160, "crop": "disabled"}},
     "12": {"class_type": "VAEDecodeTiled", "inputs": {"samples": ["11", 0], "vae": ["1", 2], "tile_size": 128,
            "overlap": 32, "temporal_size": 64, "temporal_overlap": 8}},
     "13": {"class_type": "ImageScaleBy", "inputs": {"image": ["12", 0], "upscale_method": "lanczos", "scale_by": 0.5}},
@@ -128,7 +135,7 @@ TEST_F(NodesTest, AreaUpscaleAndTiledDecodeGraphRuns) {
   graph::ExecutionOutcome out = run(p);
   ASSERT_TRUE(out.status.is_ok()) << out.status.to_string();
   EXPECT_TRUE(fs::exists(dir_ / "output" / "t_00001_.png"));
-  EXPECT_TRUE(fs::exists(dir_ / "output" / "up_00001_.png"));  // 192×192 decoded, halved by lanczos
+  EXPECT_TRUE(fs::exists(dir_ / "output" / "up_00001_.png"));  // 160×160 decoded, halved by lanczos
 }
 
 TEST_F(NodesTest, LoraLoaderAndVaeLoaderGraphRuns) {
@@ -142,8 +149,10 @@ TEST_F(NodesTest, LoraLoaderAndVaeLoaderGraphRuns) {
   at::Tensor q = (*all)["model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight"];
   ASSERT_TRUE(runtime::save_safetensors(
                   (dir_ / "models/loras/style.safetensors").string(),
-                  {{"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_up.weight", at::ones({q.size(0), 2}) * 0.01},
-                   {"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_down.weight", at::ones({2, q.size(1)}) * 0.01}})
+                  {{"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_up.weight",
+                    at::ones({q.size(0), 2}) * 0.01},
+                   {"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_down.weight",
+                    at::ones({2, q.size(1)}) * 0.01}})
                   .is_ok());
   Json p = graph_with(Json::parse(R"({
     "8": {"class_type": "LoraLoader", "inputs": {"model": ["1", 0], "clip": ["1", 1], "lora_name": "style.safetensors",
@@ -170,7 +179,8 @@ TEST_F(NodesTest, FailuresNameWhatIsWrong) {
   EXPECT_NE(v.error_body.dump().find("gone.safetensors"), std::string::npos) << v.error_body.dump();
   // A file that passes validation but is not a LoRA fails at run time naming the file.
   ASSERT_TRUE(runtime::save_safetensors((dir_ / "models/loras/bad.safetensors").string(),
-                                        {{"something.else", at::zeros({2})}}).is_ok());
+                                        {{"something.else", at::zeros({2})}})
+                  .is_ok());
   p["8"]["inputs"]["lora_name"] = "bad.safetensors";
   graph::ExecutionOutcome out = run(p);
   ASSERT_FALSE(out.status.is_ok());

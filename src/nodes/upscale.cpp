@@ -91,7 +91,8 @@ Coeffs precompute(int64_t in_size, int64_t out_size) {
     }
     for (int64_t x = 0; x < xmax; ++x) {
       const double v = ww != 0.0 ? w[x] / ww : w[x];
-      c.k[xx * c.ksize + x] = static_cast<int32_t>(v < 0 ? -0.5 + v * (1 << kPrecisionBits) : 0.5 + v * (1 << kPrecisionBits));
+      c.k[xx * c.ksize + x] =
+          static_cast<int32_t>(v < 0 ? -0.5 + v * (1 << kPrecisionBits) : 0.5 + v * (1 << kPrecisionBits));
     }
     c.xmin[xx] = xmin;
     c.count[xx] = xmax;
@@ -106,8 +107,8 @@ uint8_t clip8(int32_t v) {
 
 // One PIL 8-bit pass: `lines` lines of in_len samples (strides in_step between samples, in_line between
 // lines) → out_len samples per line (strides out_step, out_line).
-void resample_pass(const uint8_t* in, uint8_t* out, int64_t lines, int64_t in_len, int64_t out_len, int64_t in_step,
-                   int64_t in_line, int64_t out_step, int64_t out_line) {
+void resample_pass(const uint8_t* in, uint8_t* out, int64_t lines, int64_t in_len, int64_t out_len,
+                   int64_t in_step, int64_t in_line, int64_t out_step, int64_t out_line) {
   const Coeffs c = precompute(in_len, out_len);
   for (int64_t l = 0; l < lines; ++l) {
     for (int64_t xx = 0; xx < out_len; ++xx) {
@@ -145,7 +146,8 @@ at::Tensor bislerp(const at::Tensor& samples_in, int64_t width, int64_t height) 
 at::Tensor lanczos(const at::Tensor& samples, int64_t width, int64_t height) {
   const int64_t n = samples.size(0), c = samples.size(1), h = samples.size(2), w = samples.size(3);
   // [N, H, W, C] uint8 = trunc(clip(255·x, 0, 255)) in float32, as numpy does it.
-  at::Tensor px = (samples.to(at::kFloat).permute({0, 2, 3, 1}) * 255.0f).clamp(0.0, 255.0).to(at::kByte).contiguous();
+  at::Tensor px =
+      (samples.to(at::kFloat).permute({0, 2, 3, 1}) * 255.0f).clamp(0.0, 255.0).to(at::kByte).contiguous();
   at::Tensor out = at::empty({n, height, width, c}, at::kByte);
   for (int64_t b = 0; b < n; ++b) {
     at::Tensor cur = px[b].contiguous();
@@ -155,7 +157,8 @@ at::Tensor lanczos(const at::Tensor& samples, int64_t width, int64_t height) {
       if (width != w) {
         at::Tensor tmp = at::empty({h, width, c}, at::kByte);
         for (int64_t ch = 0; ch < c; ++ch) {
-          resample_pass(cur.data_ptr<uint8_t>() + ch, tmp.data_ptr<uint8_t>() + ch, h, w, width, c, w * c, c, width * c);
+          resample_pass(cur.data_ptr<uint8_t>() + ch, tmp.data_ptr<uint8_t>() + ch, h, w, width, c, w * c, c,
+                        width * c);
         }
         cur = tmp;
         cw = width;
@@ -163,7 +166,8 @@ at::Tensor lanczos(const at::Tensor& samples, int64_t width, int64_t height) {
       if (height != h) {
         at::Tensor tmp = at::empty({height, cw, c}, at::kByte);
         for (int64_t ch = 0; ch < c; ++ch) {
-          resample_pass(cur.data_ptr<uint8_t>() + ch, tmp.data_ptr<uint8_t>() + ch, cw, h, height, cw * c, c, cw * c, c);
+          resample_pass(cur.data_ptr<uint8_t>() + ch, tmp.data_ptr<uint8_t>() + ch, cw, h, height, cw * c, c,
+                        cw * c, c);
         }
         cur = tmp;
       }
@@ -173,14 +177,14 @@ at::Tensor lanczos(const at::Tensor& samples, int64_t width, int64_t height) {
   return (out.to(at::kFloat) / 255.0f).permute({0, 3, 1, 2}).contiguous();
 }
 
-Result<at::Tensor> common_upscale(const at::Tensor& samples, int64_t width, int64_t height, const std::string& method,
-                                  const std::string& crop) {
+Result<at::Tensor> common_upscale(const at::Tensor& samples, int64_t width, int64_t height,
+                                  const std::string& method, const std::string& crop) {
   if (!samples.defined() || samples.dim() != 4) {
     return Status::invalid_argument("upscale: samples must be [N, C, H, W]");
   }
   if (width <= 0 || height <= 0) {
-    return Status::invalid_argument("upscale: target size " + std::to_string(width) + "x" + std::to_string(height) +
-                                    " is not positive");
+    return Status::invalid_argument("upscale: target size " + std::to_string(width) + "x" +
+                                    std::to_string(height) + " is not positive");
   }
   at::Tensor s = samples;
   if (crop == "center") {

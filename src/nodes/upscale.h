@@ -27,8 +27,8 @@
 namespace netdist::nodes {
 
 // → [N, C, height, width]. Errors name an unknown method or crop, or a non-positive size.
-Result<at::Tensor> common_upscale(const at::Tensor& samples, int64_t width, int64_t height, const std::string& method,
-                                  const std::string& crop);
+Result<at::Tensor> common_upscale(const at::Tensor& samples, int64_t width, int64_t height,
+                                  const std::string& method, const std::string& crop);
 
 // comfy.utils.bislerp: samples [N, C, H, W] → [N, C, height, width] float32.
 at::Tensor bislerp(const at::Tensor& samples, int64_t width, int64_t height);
