@@ -103,7 +103,27 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
 
 // VAE decode of unscaled latents → IMAGE [N, H, W, 3] in [0, 1], float32 CPU.
 Result<at::Tensor> decode(Model& model, const at::Tensor& latent);
+// VAEDecodeTiled: ComfyUI's VAE.decode_tiled_ with tile_size and overlap in pixels (overlap becomes
+// tile_size // 4 when tile_size < 4·overlap; both are divided by the VAE's 8× downscale). Same output
+// contract as decode().
+Result<at::Tensor> decode_tiled(Model& model, const at::Tensor& latent, int64_t tile_size, int64_t overlap);
 // VAE encode of IMAGE [N, H, W, 3] in [0, 1] → unscaled latents [N, 4, H/8, W/8].
 Result<at::Tensor> encode(Model& model, const at::Tensor& image);
+
+// VAELoader: a standalone VAE file (.safetensors) as a Model usable only with decode(), decode_tiled()
+// and encode(). Accepts first_stage_model.-prefixed keys (a VAE cut from a checkpoint), bare ldm keys
+// (encoder.conv_in.weight, …; loss.* and model_ema.* are ignored) and diffusers AutoencoderKL keys
+// (encoder.down_blocks.0.resnets.0.conv1.weight, …). Errors name the file.
+Result<std::shared_ptr<Model>> load_vae(const std::string& path, const EngineOptions& options);
+
+// LoraLoader (ComfyUI comfy.sd.load_lora_for_models): a new handle on `model` that shares its weights and
+// lock and carries the LoRA of `lora_path` (.safetensors, kohya or diffusers/PEFT keys for SD1/SD2/SDXL),
+// scaled by strength_unet on the UNet and strength_clip on the text encoders; patches accumulate over
+// chained calls. `model` itself is unchanged: patches are applied in place only during each call on the
+// returned handle, under the shared lock, and undone after (src/engine/lora.h). LoRA tensors that match
+// no weight are logged as "lora key not loaded: <key>". Errors name the file: unreadable or corrupt
+// files, and a LoRA of which nothing matches this model.
+Result<std::shared_ptr<Model>> apply_lora(const std::shared_ptr<Model>& model, const std::string& lora_path,
+                                          double strength_unet, double strength_clip);
 
 }  // namespace netdist

@@ -1,9 +1,8 @@
 // encode_prompt, sample, decode and encode of include/netdist/engine.h, following ComfyUI's
 // CLIPTextEncode, KSampler (comfy/samplers.py: CFGGuider, calc_cond_batch, KSAMPLER.sample) and VAE.
-#include <numeric>
-
 #include <torch/torch.h>
 
+#include "engine/cond_batch.h"
 #include "engine/model.h"
 #include "engine/sampling/noise.h"
 #include "engine/sampling/samplers.h"
@@ -60,22 +59,19 @@ at::Tensor apply_model(Model& model, const at::Tensor& x, const at::Tensor& sigm
   return ms.calculate_denoised(sigma, out.to(at::kFloat), x);
 }
 
-int64_t lcm(int64_t a, int64_t b) { return a / std::gcd(a, b) * b; }
-
-struct CondRow {
-  at::Tensor context;  // [1, L, D] on device
-  at::Tensor y;        // [1, adm] or undefined
-  float strength;
-};
-
-// One conditioning list → its rows on the device, with SDXL's adm vector built for this latent size.
-Result<std::vector<CondRow>> prepare_cond(Model& model, const Conditioning& cond, int64_t width, int64_t height) {
-  std::vector<CondRow> rows;
-  for (const CondEntry& e : cond) {
-    if (e.area) return Status::unsupported("conditioning areas (ConditioningSetArea) are not supported by sample()");
-    CondRow r;
+// One conditioning list → its rows on the device, with SDXL's adm vector built for this latent size
+// (ComfyUI keeps the full latent size for adm even for area entries).
+Result<std::vector<cond::CondRow>> prepare_cond(Model& model, const Conditioning& conditioning, int64_t width,
+                                                int64_t height) {
+  std::vector<cond::CondRow> rows;
+  for (const CondEntry& e : conditioning) {
+    cond::CondRow r;
     r.context = e.context.to(model.device_, at::kFloat);
     r.strength = e.strength;
+    if (e.area) {
+      ND_ASSIGN_OR_RETURN(auto area, cond::resolve_area(*e.area, height / 8, width / 8));
+      r.area = area;
+    }
     if (model.info_.adm_channels > 0) {
       if (!e.pooled.defined()) return Status::invalid_argument("SDXL conditioning without a pooled output");
       r.y = unet::sdxl_adm(e.pooled.to(at::kFloat).cpu(), width, height, 0, 0, width, height).to(model.device_);
@@ -86,55 +82,10 @@ Result<std::vector<CondRow>> prepare_cond(Model& model, const Conditioning& cond
   return rows;
 }
 
-// ComfyUI calc_cond_batch for full-area conds: every (cond list, entry) pair becomes rows of one batched
-// UNet call ([uncond entries…, cond entries…] in ComfyUI's order), contexts repeated to a common length,
-// and each list's prediction is the strength-weighted mean of its entries.
-std::vector<at::Tensor> calc_cond_batch(Model& model, const std::vector<const std::vector<CondRow>*>& conds,
-                                        const at::Tensor& x, const at::Tensor& sigma) {
-  struct Item {
-    const CondRow* row;
-    size_t list;
-  };
-  std::vector<Item> items;
-  for (size_t i = conds.size(); i-- > 0;) {
-    if (!conds[i]) continue;
-    for (size_t k = conds[i]->size(); k-- > 0;) items.push_back({&(*conds[i])[k], i});
-  }
-  int64_t length = 1;
-  for (const Item& it : items) length = lcm(length, it.row->context.size(1));
-  const int64_t b = x.size(0);
-  std::vector<at::Tensor> xs, ctx, ys, sig;
-  for (const Item& it : items) {
-    xs.push_back(x);
-    at::Tensor c = it.row->context.repeat({1, length / it.row->context.size(1), 1});
-    ctx.push_back(c.expand({b, length, c.size(2)}));
-    if (it.row->y.defined()) ys.push_back(it.row->y.expand({b, it.row->y.size(1)}));
-    sig.push_back(sigma);
-  }
-  at::Tensor out = apply_model(model, at::cat(xs), at::cat(sig), at::cat(ctx), ys.empty() ? at::Tensor() : at::cat(ys));
-  std::vector<at::Tensor> sum(conds.size()), count(conds.size());
-  for (size_t i = 0; i < items.size(); ++i) {
-    at::Tensor part = out.slice(0, int64_t(i) * b, int64_t(i + 1) * b);
-    const size_t l = items[i].list;
-    const float m = items[i].row->strength;
-    if (!sum[l].defined()) {
-      sum[l] = at::zeros_like(x);
-      count[l] = at::ones_like(x) * 1e-37;
-    }
-    sum[l] += part * m;
-    count[l] += m;
-  }
-  std::vector<at::Tensor> result(conds.size());
-  for (size_t l = 0; l < conds.size(); ++l) {
-    if (sum[l].defined()) result[l] = sum[l] / count[l];
-  }
-  return result;
-}
-
 }  // namespace
 
 Result<Conditioning> encode_prompt(Model& model, const std::string& text, std::optional<int> clip_layer) {
-  std::lock_guard<std::mutex> lock(model.mutex_);
+  std::lock_guard<std::mutex> lock(*model.mutex_);
   CondEntry entry;
   Status s = guard_torch("encoding the prompt", [&] {
     c10::InferenceMode inference;
@@ -149,11 +100,14 @@ Result<Conditioning> encode_prompt(Model& model, const std::string& text, std::o
       TextEncoder& l = model.encoders_[0];
       TextEncoder& g = model.encoders_[1];
       OnDevice on_l(model, *l.model), on_g(model, *g.model);
+      lora::PatchScope patch_l(*l.model, l.spec.prefix, model.clip_patches_);
+      lora::PatchScope patch_g(*g.model, g.spec.prefix, model.clip_patches_);
       cond = text::encode_sdxl(*l.model, windows[0], encode_options(model, l, clip_layer), *g.model, windows[1],
                                encode_options(model, g, clip_layer));
     } else if (model.encoders_.size() == 1) {
       TextEncoder& e = model.encoders_[0];
       OnDevice on(model, *e.model);
+      lora::PatchScope patch(*e.model, e.spec.prefix, model.clip_patches_);
       cond = text::encode_weighted(*e.model, windows[0], encode_options(model, e, clip_layer));
     }
     if (!cond.is_ok()) return cond.status();
@@ -182,7 +136,8 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
                                     ") outside a batch of " + std::to_string(n));
   }
   if (req.steps < 1) return Status::invalid_argument("sample: steps must be >= 1");
-  std::lock_guard<std::mutex> lock(model.mutex_);
+  if (model.unet_.is_empty()) return Status::invalid_argument("sample: " + model.path_ + " has no diffusion model");
+  std::lock_guard<std::mutex> lock(*model.mutex_);
   const sampling::ModelSampling& ms = *model.sampling_;
   ND_ASSIGN_OR_RETURN(at::Tensor sigmas, sampling::make_sigmas(req.scheduler, ms, req.steps, req.denoise, req.sampler));
   if (req.last_step && *req.last_step < sigmas.size(0) - 1) {
@@ -202,20 +157,25 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
     noise = at::zeros_like(latent);
   }
   const int64_t height = req.latent.size(2) * 8, width = req.latent.size(3) * 8;
-  ND_ASSIGN_OR_RETURN(std::vector<CondRow> pos, prepare_cond(model, positive, width, height));
-  ND_ASSIGN_OR_RETURN(std::vector<CondRow> neg, prepare_cond(model, negative, width, height));
+  ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> pos, prepare_cond(model, positive, width, height));
+  ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> neg, prepare_cond(model, negative, width, height));
+  cond::add_opposite_areas(pos, neg);
 
   at::Tensor result;
   Status s = guard_torch("sampling", [&] {
     c10::InferenceMode inference;
     OnDevice on(model, *model.unet_);
+    lora::PatchScope patch(*model.unet_, model.info_.unet_prefix, model.unet_patches_);
     at::Tensor sig = sigmas.to(model.device_);
     at::Tensor latent_in = (latent * model.info_.vae_scale_factor).to(model.device_);
     at::Tensor x = ms.noise_scaling(sig[0], noise.to(model.device_), latent_in, ms.is_max_denoise(sigmas));
+    cond::ModelFn unet_fn = [&](const at::Tensor& xb, const at::Tensor& sb, const at::Tensor& cb, const at::Tensor& yb) {
+      return apply_model(model, xb, sb, cb, yb);
+    };
     const bool skip_uncond = std::abs(req.cfg - 1.0) <= 1e-9 * std::max(1.0, std::abs(req.cfg));
     sampling::Denoiser denoiser = [&](const at::Tensor& xt, const at::Tensor& sigma) {
-      std::vector<const std::vector<CondRow>*> lists = {&pos, skip_uncond ? nullptr : &neg};
-      std::vector<at::Tensor> out = calc_cond_batch(model, lists, xt, sigma);
+      std::vector<const std::vector<cond::CondRow>*> lists = {&pos, skip_uncond ? nullptr : &neg};
+      std::vector<at::Tensor> out = cond::calc_cond_batch(unet_fn, lists, xt, sigma);
       if (skip_uncond) return out[0];
       return out[1] + (out[0] - out[1]) * req.cfg;
     };
@@ -237,7 +197,7 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
 
 Result<at::Tensor> decode(Model& model, const at::Tensor& latent) {
   if (!latent.defined() || latent.dim() != 4) return Status::invalid_argument("decode: latent must be [N, C, h, w]");
-  std::lock_guard<std::mutex> lock(model.mutex_);
+  std::lock_guard<std::mutex> lock(*model.mutex_);
   at::Tensor images;
   Status s = guard_torch("VAE decode", [&] {
     c10::InferenceMode inference;
@@ -251,6 +211,28 @@ Result<at::Tensor> decode(Model& model, const at::Tensor& latent) {
   return images;
 }
 
+Result<at::Tensor> decode_tiled(Model& model, const at::Tensor& latent, int64_t tile_size, int64_t overlap) {
+  if (!latent.defined() || latent.dim() != 4) return Status::invalid_argument("decode_tiled: latent must be [N, C, h, w]");
+  if (tile_size < overlap * 4) overlap = tile_size / 4;
+  const int64_t d = model.vae_->config().downscale();
+  const int64_t tile = tile_size / d, cells = overlap / d;
+  if (tile < 4 || cells < 0 || cells >= tile / 2) {
+    return Status::invalid_argument("decode_tiled: tile_size " + std::to_string(tile_size) + " with overlap " +
+                                    std::to_string(overlap) + " gives no usable latent tile");
+  }
+  std::lock_guard<std::mutex> lock(*model.mutex_);
+  at::Tensor images;
+  Status s = guard_torch("VAE tiled decode", [&] {
+    c10::InferenceMode inference;
+    OnDevice on(model, *model.vae_);
+    at::Tensor out = model.vae_->decode_tiled(latent.to(model.device_, model.vae_dtype_), tile, cells);
+    images = ((out.to(at::kFloat) + 1.0) / 2.0).clamp(0.0, 1.0).permute({0, 2, 3, 1}).contiguous().to(at::kCPU);
+    return Status::ok();
+  });
+  ND_RETURN_IF_ERROR(s);
+  return images;
+}
+
 Result<at::Tensor> encode(Model& model, const at::Tensor& image) {
   if (!image.defined() || image.dim() != 4 || image.size(3) < 3) {
     return Status::invalid_argument("encode: image must be [N, H, W, 3]");
@@ -258,7 +240,7 @@ Result<at::Tensor> encode(Model& model, const at::Tensor& image) {
   const int64_t d = model.vae_->config().downscale();
   const int64_t h = image.size(1) / d * d, w = image.size(2) / d * d;
   if (h == 0 || w == 0) return Status::invalid_argument("encode: image smaller than one latent cell");
-  std::lock_guard<std::mutex> lock(model.mutex_);
+  std::lock_guard<std::mutex> lock(*model.mutex_);
   at::Tensor latent;
   Status s = guard_torch("VAE encode", [&] {
     c10::InferenceMode inference;
@@ -279,11 +261,12 @@ namespace netdist {
 
 Result<at::Tensor> apply_model_once(Model& model, const at::Tensor& x, const at::Tensor& sigma,
                                     const at::Tensor& context, const at::Tensor& y) {
-  std::lock_guard<std::mutex> lock(model.mutex_);
+  std::lock_guard<std::mutex> lock(*model.mutex_);
   at::Tensor out;
   ND_RETURN_IF_ERROR(guard_torch("UNet call", [&] {
     c10::InferenceMode inference;
     OnDevice on(model, *model.unet_);
+    lora::PatchScope patch(*model.unet_, model.info_.unet_prefix, model.unet_patches_);
     const at::Device d = model.device_;
     out = apply_model(model, x.to(d, at::kFloat), sigma.to(d, at::kFloat), context.to(d, at::kFloat),
                       y.defined() ? y.to(d, at::kFloat) : y)

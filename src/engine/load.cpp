@@ -184,6 +184,42 @@ Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineO
   return model;
 }
 
+Result<std::shared_ptr<Model>> load_vae(const std::string& path, const EngineOptions& options) {
+  auto model = std::make_shared<Model>();
+  model->path_ = path;
+  model->options_ = options;
+  ND_ASSIGN_OR_RETURN(model->device_, parse_device(options.device));
+  model->vae_dtype_ = scalar_type(
+      options.vae_precision.value_or(model->device_.is_cuda() ? Precision::kBFloat16 : Precision::kFloat32));
+  ND_ASSIGN_OR_RETURN(auto file, io::SafetensorsFile::open(path));
+  ND_ASSIGN_OR_RETURN(runtime::WeightMap weights, runtime::weights_from_file(file));
+  const std::string canonical = model->info_.vae_prefix;
+  std::string prefix;
+  bool diffusers = false;
+  for (const auto& [key, tensor] : weights) {
+    if (key.rfind(canonical, 0) == 0) prefix = canonical;
+    if (key.rfind("encoder.down_blocks.", 0) == 0 || key.rfind("decoder.up_blocks.", 0) == 0) diffusers = true;
+  }
+  if (prefix.empty() && diffusers) {
+    auto converted = models::diffusers_to_ldm({}, weights, {}, {}, model->info_);
+    if (!converted.is_ok()) return converted.status().with_context(path);
+    weights = std::move(*converted);
+    prefix = canonical;
+  }
+  auto config = vae::detect_vae_config(weights, prefix);
+  if (!config.is_ok()) return config.status().with_context(path + " (not a VAE file?)");
+  runtime::LoadOptions load_options;
+  if (prefix.empty()) load_options.ignore_unexpected = {"loss.", "model_ema."};
+  const at::Device home = options.lowvram ? at::Device(at::kCPU) : model->device_;
+  ND_RETURN_IF_ERROR(guard_torch("loading " + path, [&] {
+    model->vae_ = vae::AutoencoderKL(*config, at::TensorOptions().dtype(model->vae_dtype_).device(home));
+    ND_RETURN_IF_ERROR(runtime::load_module_weights(*model->vae_, weights, prefix, path, load_options));
+    model->vae_->eval();
+    return Status::ok();
+  }));
+  return model;
+}
+
 ModelInfo model_info(const Model& model) {
   ModelInfo info;
   switch (model.info_.family) {

@@ -1,5 +1,10 @@
 // The loaded-model object behind include/netdist/engine.h. Internal to src/engine/: other modules use the
-// public API. Members are guarded by mutex_: every public engine call on a Model locks it.
+// public API. Members are guarded by *mutex_: every public engine call on a Model locks it.
+//
+// A Model is a handle: apply_lora copies it, so the copy shares the modules, tokenizer, sampling and the
+// mutex with its base and adds weight patches (engine/lora.h), which every call applies to the shared
+// modules while it holds the lock and undoes before releasing it. A standalone VAE (load_vae) is a Model
+// with only vae_ set.
 #pragma once
 
 #include <memory>
@@ -9,6 +14,7 @@
 
 #include <ATen/ATen.h>
 
+#include "engine/lora.h"
 #include "engine/models/family.h"
 #include "engine/sampling/model_sampling.h"
 #include "engine/text/clip_text_model.h"
@@ -26,7 +32,7 @@ struct TextEncoder {
 
 class Model {
  public:
-  std::mutex mutex_;
+  std::shared_ptr<std::mutex> mutex_ = std::make_shared<std::mutex>();
   std::string path_;
   EngineOptions options_;
   models::FamilyInfo info_;
@@ -38,7 +44,9 @@ class Model {
   std::vector<TextEncoder> encoders_;
   unet::UNetModel unet_{nullptr};
   vae::AutoencoderKL vae_{nullptr};
-  std::unique_ptr<sampling::ModelSampling> sampling_;
+  std::shared_ptr<sampling::ModelSampling> sampling_;
+  lora::WeightPatches unet_patches_;  // canonical names under info_.unet_prefix
+  lora::WeightPatches clip_patches_;  // canonical names under the text encoders' prefixes
 };
 
 // The scope of one module call:

@@ -3,8 +3,10 @@
 #include "engine/sampling/samplers.h"
 #include "engine/sampling/schedulers.h"
 #include "nodes/image_nodes.h"
+#include "nodes/model_nodes.h"
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
+#include "nodes/upscale_nodes.h"
 
 namespace netdist::nodes {
 
@@ -23,13 +25,8 @@ constexpr int64_t kMaxResolution = 16384;
 
 NodeSchema schema(std::string class_type, std::string display, std::string category,
                   std::vector<graph::InputSpec> required, std::vector<std::string> outputs) {
-  NodeSchema s;
-  s.class_type = std::move(class_type);
-  s.display_name = std::move(display);
-  s.category = std::move(category);
-  s.required = std::move(required);
-  s.output_types = std::move(outputs);
-  return s;
+  return make_schema(std::move(class_type), std::move(display), std::move(category), std::move(required),
+                     std::move(outputs));
 }
 
 graph::InputSpec sampler_combo(std::string name) {
@@ -115,6 +112,22 @@ void add_conditioning(graph::NodeRegistry& r) {
                 ND_ASSIGN_OR_RETURN(auto b, need<ConditioningObject>(in, "conditioning_2"));
                 auto out = std::make_shared<ConditioningObject>(*a);
                 out->conditioning.insert(out->conditioning.end(), b->conditioning.begin(), b->conditioning.end());
+                return std::vector<Value>{object(out)};
+              });
+  add_fn_node(r, schema("ConditioningSetArea", "Conditioning (Set Area)", "conditioning",
+                        {link_input("conditioning", "CONDITIONING"), int_input("width", 64, 64, kMaxResolution, 8),
+                         int_input("height", 64, 64, kMaxResolution, 8), int_input("x", 0, 0, kMaxResolution, 8),
+                         int_input("y", 0, 0, kMaxResolution, 8), float_input("strength", 1.0, 0.0, 10.0, 0.01)},
+                        {"CONDITIONING"}),
+              [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+                ND_ASSIGN_OR_RETURN(auto c, need<ConditioningObject>(in, "conditioning"));
+                auto out = std::make_shared<ConditioningObject>(*c);
+                const std::array<int, 4> area = {static_cast<int>(in.get_int("height")), static_cast<int>(in.get_int("width")),
+                                                 static_cast<int>(in.get_int("y")), static_cast<int>(in.get_int("x"))};
+                for (CondEntry& e : out->conditioning) {
+                  e.area = area;
+                  e.strength = static_cast<float>(in.get_float("strength"));
+                }
                 return std::vector<Value>{object(out)};
               });
 }
@@ -242,6 +255,8 @@ void register_core_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv>
   add_samplers(registry);
   add_vae(registry);
   register_image_nodes(registry, env);
+  register_upscale_nodes(registry);
+  register_model_nodes(registry, env);
 }
 
 }  // namespace netdist::nodes

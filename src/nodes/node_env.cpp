@@ -38,6 +38,18 @@ std::vector<std::string> list_files(const fs::path& root, bool recursive, bool (
   return out;
 }
 
+// A name listed from models_dir/<folder>: a plain relative path to a regular file there.
+Result<std::string> model_file_path(const std::string& models_dir, const std::string& folder, const std::string& kind,
+                                    const std::string& name) {
+  if (name.empty() || name.find("..") != std::string::npos || fs::path(name).is_absolute()) {
+    return Status::invalid_argument(kind + " name '" + name + "' is not a plain relative name");
+  }
+  const fs::path p = fs::path(models_dir) / folder / name;
+  std::error_code ec;
+  if (!fs::is_regular_file(p, ec)) return Status::not_found(kind + " '" + name + "' not found in " + p.parent_path().string());
+  return p.string();
+}
+
 }  // namespace
 
 NodeEnv::NodeEnv(NodeEnvOptions options) : options_(std::move(options)) {}
@@ -82,11 +94,38 @@ Result<std::shared_ptr<Model>> NodeEnv::load_checkpoint(const std::string& name)
   return model;
 }
 
+std::vector<std::string> NodeEnv::lora_names() const {
+  return list_files(fs::path(options_.models_dir) / "loras", true, is_checkpoint_file);
+}
+
+std::vector<std::string> NodeEnv::vae_names() const {
+  return list_files(fs::path(options_.models_dir) / "vae", true, is_checkpoint_file);
+}
+
+Result<std::string> NodeEnv::lora_path(const std::string& name) const {
+  return model_file_path(options_.models_dir, "loras", "LoRA", name);
+}
+
+Result<std::string> NodeEnv::vae_path(const std::string& name) const {
+  return model_file_path(options_.models_dir, "vae", "VAE", name);
+}
+
+Result<std::shared_ptr<Model>> NodeEnv::load_vae(const std::string& name) {
+  ND_ASSIGN_OR_RETURN(std::string path, vae_path(name));
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = loaded_vaes_.find(path);
+  if (it != loaded_vaes_.end()) return it->second;
+  ND_ASSIGN_OR_RETURN(std::shared_ptr<Model> vae, netdist::load_vae(path, options_.engine));
+  loaded_vaes_[path] = vae;
+  return vae;
+}
+
 std::vector<std::string> NodeEnv::input_images() const { return list_files(options_.input_dir, false, is_image_file); }
 
 void NodeEnv::unload_models() {
   std::lock_guard<std::mutex> lock(mutex_);
   loaded_.clear();
+  loaded_vaes_.clear();
 }
 
 }  // namespace netdist::nodes

@@ -38,6 +38,15 @@ class NodeEnv {
   Result<std::string> checkpoint_path(const std::string& name) const;
   // Loads (or returns the already loaded) model for a checkpoint name.
   Result<std::shared_ptr<Model>> load_checkpoint(const std::string& name);
+  // Files under models_dir/loras and models_dir/vae (recursive, '/'-separated, sorted): LoraLoader's
+  // lora_name and VAELoader's vae_name.
+  std::vector<std::string> lora_names() const;
+  std::vector<std::string> vae_names() const;
+  // The path a listed LoRA / VAE name refers to; not_found naming the folder otherwise.
+  Result<std::string> lora_path(const std::string& name) const;
+  Result<std::string> vae_path(const std::string& name) const;
+  // Loads (or returns the already loaded) standalone VAE for a vae name.
+  Result<std::shared_ptr<Model>> load_vae(const std::string& name);
   // Image files in input_dir (sorted), as LoadImage lists them.
   std::vector<std::string> input_images() const;
   // Drops every loaded model not referenced elsewhere (POST /free).
@@ -46,7 +55,8 @@ class NodeEnv {
  private:
   NodeEnvOptions options_;
   mutable std::mutex mutex_;
-  std::map<std::string, std::shared_ptr<Model>> loaded_;
+  std::map<std::string, std::shared_ptr<Model>> loaded_;       // checkpoints by path
+  std::map<std::string, std::shared_ptr<Model>> loaded_vaes_;  // VAE files by path
 };
 
 }  // namespace netdist::nodes

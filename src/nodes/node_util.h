@@ -24,6 +24,18 @@ class FnNode : public graph::NodeImpl {
   RunFn fn_;
 };
 
+// A schema with the fields every node sets.
+inline graph::NodeSchema make_schema(std::string class_type, std::string display, std::string category,
+                                     std::vector<graph::InputSpec> required, std::vector<std::string> outputs) {
+  graph::NodeSchema s;
+  s.class_type = std::move(class_type);
+  s.display_name = std::move(display);
+  s.category = std::move(category);
+  s.required = std::move(required);
+  s.output_types = std::move(outputs);
+  return s;
+}
+
 inline void add_fn_node(graph::NodeRegistry& registry, graph::NodeSchema schema, RunFn fn) {
   registry.add(std::move(schema), [fn] { return std::make_unique<FnNode>(fn); });
 }

@@ -321,6 +321,17 @@ Result<WeightMap> diffusers_to_ldm(const WeightMap& unet, const WeightMap& vae, 
   return out;
 }
 
+std::map<std::string, std::string> unet_diffusers_names(const std::vector<std::string>& ldm_names, const UnetLayout& unet,
+                                                        int adm_channels) {
+  const std::vector<BlockPair> pairs = unet_pairs(unet, adm_channels);
+  std::map<std::string, std::string> out;
+  for (const std::string& name : ldm_names) {
+    std::optional<std::string> d = rename(pairs, name, false);
+    if (d) out[name] = *d;
+  }
+  return out;
+}
+
 Result<DiffusersWeights> ldm_to_diffusers(const WeightMap& canonical, const FamilyInfo& info) {
   DiffusersWeights out;
   ND_RETURN_IF_ERROR(convert_part(canonical, unet_pairs(info.unet, info.adm_channels), false, info.unet_prefix, "",

@@ -40,6 +40,11 @@ Result<WeightMap> diffusers_to_ldm(const WeightMap& unet, const WeightMap& vae, 
 // The inverse, for tests and export: VAE attention uses the current diffusers names (to_q, to_out.0).
 Result<DiffusersWeights> ldm_to_diffusers(const WeightMap& canonical, const FamilyInfo& info);
 
+// The diffusers name of each UNet weight in `ldm_names` (relative to the UNet prefix) that has one, for a
+// UNet of layout `unet` (ComfyUI's comfy/utils.py unet_to_diffusers, inverted). For LoRA key maps.
+std::map<std::string, std::string> unet_diffusers_names(const std::vector<std::string>& ldm_names, const UnetLayout& unet,
+                                                        int adm_channels);
+
 // Loads one tensor file (netdist::runtime::load_safetensors in production).
 using TensorFileLoader = std::function<Result<WeightMap>(const std::string& path)>;
 

@@ -1,0 +1,200 @@
+// The nodes added for issue #5 through the real registry and executor on the embedded tiny model:
+// schemas as ComfyUI declares them, whole graphs with ConditioningSetArea, LoraLoader, VAELoader,
+// VAEDecodeTiled and the upscale nodes, and failures on purpose.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include <unistd.h>
+
+#include "engine/runtime/tensor_io.h"
+#include "graph/executor.h"
+#include "graph/test_util.h"
+#include "graph/validate.h"
+#include "nodes/core_nodes.h"
+
+namespace netdist::nodes {
+namespace {
+
+namespace fs = std::filesystem;
+using graph::Json;
+
+std::string tiny_path() {
+  return (fs::path(NETDIST_SOURCE_DIR) / "models" / "tiny-emoji.safetensors").string();
+}
+
+class NodesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("netdist_nodes_" + std::to_string(::getpid()));
+    fs::create_directories(dir_ / "models" / "loras" / "styles");
+    fs::create_directories(dir_ / "models" / "vae");
+    NodeEnvOptions o;
+    o.models_dir = (dir_ / "models").string();
+    o.output_dir = (dir_ / "output").string();
+    o.temp_dir = (dir_ / "temp").string();
+    o.input_dir = (dir_ / "input").string();
+    o.default_checkpoint = tiny_path();
+    env_ = std::make_shared<NodeEnv>(o);
+    register_core_nodes(registry_, env_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Json input(const std::string& cls, const std::string& name) {
+    return registry_.object_info()[cls]["input"]["required"][name];
+  }
+
+  graph::ExecutionOutcome run(const Json& prompt) {
+    graph::ValidationResult v = graph::validate_prompt(prompt, registry_);
+    EXPECT_TRUE(v.ok()) << v.error_body.dump();
+    if (!v.ok()) return {};
+    graph::testing::Recorder sink;
+    std::atomic<bool> interrupt{false};
+    return executor_.execute(*v.validated, "p", Json{{"client_id", "c"}}, sink, interrupt);
+  }
+
+  // Checkpoint → prompts → KSampler (2 steps, 128×128) → VAEDecode → SaveImage; `extra` adds or replaces
+  // nodes.
+  static Json graph_with(const Json& extra) {
+    Json p = Json::parse(R"({
+      "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny-emoji.safetensors"}},
+      "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red heart", "clip": ["1", 1]}},
+      "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
+      "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 128, "height": 128, "batch_size": 1}},
+      "5": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "seed": 3, "steps": 2, "cfg": 5.0,
+            "sampler_name": "euler", "scheduler": "normal", "positive": ["2", 0], "negative": ["3", 0],
+            "latent_image": ["4", 0], "denoise": 1.0}},
+      "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+      "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "t"}}
+    })");
+    for (auto it = extra.begin(); it != extra.end(); ++it) p[it.key()] = it.value();
+    return p;
+  }
+
+  fs::path dir_;
+  std::shared_ptr<NodeEnv> env_;
+  graph::NodeRegistry registry_;
+  graph::Executor executor_{registry_};
+};
+
+TEST_F(NodesTest, SchemasMatchComfyUI) {
+  EXPECT_EQ(input("LoraLoader", "strength_model"),
+            Json::parse(R"(["FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01,
+                           "tooltip": "How strongly to modify the diffusion model. This value can be negative."}])"));
+  EXPECT_EQ(registry_.object_info()["LoraLoader"]["output"], Json::parse(R"(["MODEL", "CLIP"])"));
+  EXPECT_EQ(input("ConditioningSetArea", "width"),
+            Json::parse(R"(["INT", {"default": 64, "min": 64, "max": 16384, "step": 8}])"));
+  EXPECT_EQ(input("ConditioningSetArea", "strength"),
+            Json::parse(R"(["FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}])"));
+  EXPECT_EQ(input("LatentUpscale", "upscale_method")[0],
+            Json::parse(R"(["nearest-exact", "bilinear", "area", "bicubic", "bislerp"])"));
+  EXPECT_EQ(input("LatentUpscale", "width"),
+            Json::parse(R"(["INT", {"default": 512, "min": 0, "max": 16384, "step": 8}])"));
+  EXPECT_EQ(input("LatentUpscaleBy", "scale_by"),
+            Json::parse(R"(["FLOAT", {"default": 1.5, "min": 0.01, "max": 8.0, "step": 0.01}])"));
+  EXPECT_EQ(input("ImageScale", "upscale_method")[0],
+            Json::parse(R"(["nearest-exact", "bilinear", "area", "bicubic", "lanczos"])"));
+  EXPECT_EQ(input("ImageScale", "crop")[0], Json::parse(R"(["disabled", "center"])"));
+  EXPECT_EQ(input("ImageScaleBy", "scale_by"),
+            Json::parse(R"(["FLOAT", {"default": 1.0, "min": 0.01, "max": 8.0, "step": 0.01}])"));
+  EXPECT_EQ(input("VAEDecodeTiled", "tile_size"),
+            Json::parse(R"(["INT", {"default": 512, "min": 64, "max": 4096, "step": 32}])"));
+  EXPECT_EQ(input("VAEDecodeTiled", "temporal_overlap")[1]["default"], 8);
+  EXPECT_EQ(registry_.object_info()["VAEDecodeTiled"]["category"], "_for_testing");
+  EXPECT_EQ(registry_.object_info()["VAELoader"]["display_name"], "Load VAE");
+}
+
+TEST_F(NodesTest, LoraAndVaeFilesAreListedFromTheModelsFolders) {
+  EXPECT_EQ(input("LoraLoader", "lora_name")[0], Json::array());
+  ASSERT_TRUE(runtime::save_safetensors((dir_ / "models/loras/styles/b.safetensors").string(),
+                                        {{"x.lora_up.weight", at::zeros({1, 1})}})
+                  .is_ok());
+  ASSERT_TRUE(runtime::save_safetensors((dir_ / "models/loras/a.safetensors").string(),
+                                        {{"x.lora_up.weight", at::zeros({1, 1})}})
+                  .is_ok());
+  ASSERT_TRUE(runtime::save_safetensors((dir_ / "models/vae/v.safetensors").string(), {{"x", at::zeros({1})}})
+                  .is_ok());
+  EXPECT_EQ(input("LoraLoader", "lora_name")[0], Json::parse(R"(["a.safetensors", "styles/b.safetensors"])"));
+  EXPECT_EQ(input("VAELoader", "vae_name")[0], Json::parse(R"(["v.safetensors"])"));
+}
+
+TEST_F(NodesTest, AreaUpscaleAndTiledDecodeGraphRuns) {
+  Json p = graph_with(Json::parse(R"({
+    "8": {"class_type": "CLIPTextEncode", "inputs": {"text": "a blue star", "clip": ["1", 1]}},
+    "9": {"class_type": "ConditioningSetArea", "inputs": {"conditioning": ["8", 0], "width": 64, "height": 128,
+          "x": 64, "y": 0, "strength": 0.8}},
+    "10": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["2", 0], "conditioning_2": ["9", 0]}},
+    "11": {"class_type": "LatentUpscale", "inputs": {"samples": ["5", 0], "upscale_method": "bislerp", "width": 0,
+           "height": 160, "crop": "disabled"}},
+    "12": {"class_type": "VAEDecodeTiled", "inputs": {"samples": ["11", 0], "vae": ["1", 2], "tile_size": 128,
+           "overlap": 32, "temporal_size": 64, "temporal_overlap": 8}},
+    "13": {"class_type": "ImageScaleBy", "inputs": {"image": ["12", 0], "upscale_method": "lanczos", "scale_by": 0.5}},
+    "14": {"class_type": "SaveImage", "inputs": {"images": ["13", 0], "filename_prefix": "up"}}
+  })"));
+  p["5"]["inputs"]["positive"] = Json::parse(R"(["10", 0])");
+  graph::ExecutionOutcome out = run(p);
+  ASSERT_TRUE(out.status.is_ok()) << out.status.to_string();
+  EXPECT_TRUE(fs::exists(dir_ / "output" / "t_00001_.png"));
+  EXPECT_TRUE(fs::exists(dir_ / "output" / "up_00001_.png"));  // 160×160 decoded, halved by lanczos
+}
+
+TEST_F(NodesTest, LoraLoaderAndVaeLoaderGraphRuns) {
+  auto all = runtime::load_safetensors(tiny_path());
+  ASSERT_TRUE(all.is_ok());
+  runtime::WeightMap vae;
+  for (const auto& [name, t] : *all) {
+    if (name.rfind("first_stage_model.", 0) == 0) vae[name] = t;
+  }
+  ASSERT_TRUE(runtime::save_safetensors((dir_ / "models/vae/tiny_vae.safetensors").string(), vae).is_ok());
+  at::Tensor q = (*all)["model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight"];
+  ASSERT_TRUE(runtime::save_safetensors(
+                  (dir_ / "models/loras/style.safetensors").string(),
+                  {{"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_up.weight",
+                    at::ones({q.size(0), 2}) * 0.01},
+                   {"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_down.weight",
+                    at::ones({2, q.size(1)}) * 0.01}})
+                  .is_ok());
+  Json p = graph_with(Json::parse(R"({
+    "8": {"class_type": "LoraLoader", "inputs": {"model": ["1", 0], "clip": ["1", 1], "lora_name": "style.safetensors",
+          "strength_model": 0.7, "strength_clip": 1.0}},
+    "9": {"class_type": "VAELoader", "inputs": {"vae_name": "tiny_vae.safetensors"}}
+  })"));
+  p["5"]["inputs"]["model"] = Json::parse(R"(["8", 0])");
+  p["2"]["inputs"]["clip"] = Json::parse(R"(["8", 1])");
+  p["6"]["inputs"]["vae"] = Json::parse(R"(["9", 0])");
+  graph::ExecutionOutcome out = run(p);
+  ASSERT_TRUE(out.status.is_ok()) << out.status.to_string();
+  EXPECT_TRUE(fs::exists(dir_ / "output" / "t_00001_.png"));
+}
+
+TEST_F(NodesTest, FailuresNameWhatIsWrong) {
+  // A LoRA name that is not in models/loras fails validation, like any unknown combo value.
+  Json p = graph_with(Json::parse(R"({
+    "8": {"class_type": "LoraLoader", "inputs": {"model": ["1", 0], "clip": ["1", 1], "lora_name": "gone.safetensors",
+          "strength_model": 1.0, "strength_clip": 1.0}}
+  })"));
+  p["5"]["inputs"]["model"] = Json::parse(R"(["8", 0])");
+  graph::ValidationResult v = graph::validate_prompt(p, registry_);
+  EXPECT_FALSE(v.ok());
+  EXPECT_NE(v.error_body.dump().find("gone.safetensors"), std::string::npos) << v.error_body.dump();
+  // A file that passes validation but is not a LoRA fails at run time naming the file.
+  ASSERT_TRUE(runtime::save_safetensors((dir_ / "models/loras/bad.safetensors").string(),
+                                        {{"something.else", at::zeros({2})}})
+                  .is_ok());
+  p["8"]["inputs"]["lora_name"] = "bad.safetensors";
+  graph::ExecutionOutcome out = run(p);
+  ASSERT_FALSE(out.status.is_ok());
+  EXPECT_NE(out.status.to_string().find("bad.safetensors"), std::string::npos) << out.status.to_string();
+  // An area outside the latent.
+  Json a = graph_with(Json::parse(R"({
+    "9": {"class_type": "ConditioningSetArea", "inputs": {"conditioning": ["2", 0], "width": 64, "height": 64,
+          "x": 512, "y": 0, "strength": 1.0}}
+  })"));
+  a["5"]["inputs"]["positive"] = Json::parse(R"(["9", 0])");
+  out = run(a);
+  ASSERT_FALSE(out.status.is_ok());
+  EXPECT_NE(out.status.to_string().find("outside"), std::string::npos) << out.status.to_string();
+}
+
+}  // namespace
+}  // namespace netdist::nodes
