@@ -64,6 +64,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const std::string path = strip_api_prefix(request.path);
     if (beast::websocket::is_upgrade(req) && path == "/ws") {
       if (auto denied = origin_check(state_, request)) return write(*denied, req.version(), false, false);
+      if (auto denied = auth_check(state_, request)) return write(*denied, req.version(), false, false);
       stream_.expires_never();
       start_websocket_session(std::move(stream_), parser_->release(), state_);
       return;

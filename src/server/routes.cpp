@@ -60,7 +60,28 @@ bool is_loopback_host(const std::optional<std::string>& host) {
   return false;
 }
 
+bool equal_constant_time(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % std::max<size_t>(1, b.size())]);
+  return diff == 0;
+}
+
 }  // namespace
+
+std::optional<Response> auth_check(const ServerState& state, const Request& request) {
+  const std::string& token = state.options().auth_token;
+  if (token.empty() || request.method == "OPTIONS") return std::nullopt;
+  std::string given;
+  if (auto h = request.header("authorization"); h && h->rfind("Bearer ", 0) == 0) {
+    given = h->substr(7);
+  } else if (auto q = request.query_value("token")) {
+    given = *q;
+  }
+  if (!given.empty() && equal_constant_time(given, token)) return std::nullopt;
+  Response r = error_response(401, "unauthorized", "missing or wrong auth token (send Authorization: Bearer <token>)");
+  r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return r;
+}
 
 std::string strip_api_prefix(const std::string& path) {
   if (path.rfind("/api/", 0) == 0) return path.substr(4);
@@ -88,6 +109,7 @@ std::optional<Response> origin_check(const ServerState& state, const Request& re
 
 Response handle_request(ServerState& state, const Request& request) {
   if (auto denied = origin_check(state, request)) return *denied;
+  if (auto denied = auth_check(state, request)) return *denied;
   Response response;
   if (request.method == "OPTIONS") {
     response = empty_response(200);
@@ -96,6 +118,7 @@ Response handle_request(ServerState& state, const Request& request) {
     std::optional<Response> routed = route_prompt(state, request, path);
     if (!routed) routed = route_files(state, request, path);
     if (!routed) routed = route_info(state, request, path);
+    if (!routed && state.options().extra_routes) routed = state.options().extra_routes(request, path);
     response = routed ? std::move(*routed)
                       : error_response(404, "not_found", "no route for " + request.method + " " + request.path);
   }

@@ -16,6 +16,9 @@ Response handle_request(ServerState& state, const Request& request);
 
 // Middleware verdict alone (403 for a loopback Host whose Origin differs), for the WebSocket upgrade path.
 std::optional<Response> origin_check(const ServerState& state, const Request& request);
+// 401 unless options.auth_token is empty or the request carries it ("Authorization: Bearer <token>" or the
+// query parameter token=<token>); constant-time comparison. Also used for the WebSocket upgrade.
+std::optional<Response> auth_check(const ServerState& state, const Request& request);
 // "/api/x" → "/x"; other paths unchanged.
 std::string strip_api_prefix(const std::string& path);
 
