@@ -103,18 +103,24 @@ std::vector<at::Tensor> calc_cond_batch(Model& model, const std::vector<const st
   int64_t length = 1;
   for (const Item& it : items) length = lcm(length, it.row->context.size(1));
   const int64_t b = x.size(0);
-  std::vector<at::Tensor> xs, ctx, ys, sig;
-  for (const Item& it : items) {
-    xs.push_back(x);
-    at::Tensor c = it.row->context.repeat({1, length / it.row->context.size(1), 1});
-    ctx.push_back(c.expand({b, length, c.size(2)}));
-    if (it.row->y.defined()) ys.push_back(it.row->y.expand({b, it.row->y.size(1)}));
-    sig.push_back(sigma);
+  const at::Tensor sigma_rows = sigma.dim() == 0 ? sigma.expand({b}) : sigma;
+  // One UNet call per image (its rows of every conditioning entry): a row's result then does not depend on
+  // the batch it came in, so a batch split over workers equals the unsplit batch bit for bit (engine.h).
+  std::vector<std::vector<at::Tensor>> per_item(items.size());
+  for (int64_t r = 0; r < b; ++r) {
+    std::vector<at::Tensor> xs, ctx, ys, sig;
+    for (const Item& it : items) {
+      xs.push_back(x.slice(0, r, r + 1));
+      ctx.push_back(it.row->context.repeat({1, length / it.row->context.size(1), 1}));
+      if (it.row->y.defined()) ys.push_back(it.row->y);
+      sig.push_back(sigma_rows.slice(0, r, r + 1));
+    }
+    at::Tensor out = apply_model(model, at::cat(xs), at::cat(sig), at::cat(ctx), ys.empty() ? at::Tensor() : at::cat(ys));
+    for (size_t i = 0; i < items.size(); ++i) per_item[i].push_back(out.slice(0, int64_t(i), int64_t(i) + 1));
   }
-  at::Tensor out = apply_model(model, at::cat(xs), at::cat(sig), at::cat(ctx), ys.empty() ? at::Tensor() : at::cat(ys));
   std::vector<at::Tensor> sum(conds.size()), count(conds.size());
   for (size_t i = 0; i < items.size(); ++i) {
-    at::Tensor part = out.slice(0, int64_t(i) * b, int64_t(i + 1) * b);
+    at::Tensor part = at::cat(per_item[i]);
     const size_t l = items[i].list;
     const float m = items[i].row->strength;
     if (!sum[l].defined()) {
