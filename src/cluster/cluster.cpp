@@ -240,35 +240,56 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
     }
   }
   cv_.notify_all();
-  int64_t reported = -1;
+  int64_t steps = 0;  // the sampler's step count, once a worker's status reported it
+  int64_t running_steps = 0;
   auto last_capable = std::chrono::steady_clock::now();
+  auto last_poll = last_capable;
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     const bool finished = job->shards_done == int64_t(shards) || !job->failure.is_ok();
     if (finished) break;
+    const auto now = std::chrono::steady_clock::now();
     const bool capable = !job->running.empty() || std::any_of(workers_.begin(), workers_.end(), [&](const auto& w) {
       return eligible(*w, *job);
     });
-    if (capable) last_capable = std::chrono::steady_clock::now();
-    if (std::chrono::steady_clock::now() - last_capable > options_.no_worker_timeout) {
+    if (capable) last_capable = now;
+    if (now - last_capable > options_.no_worker_timeout) {
       job->failure = Status::unavailable("no live worker able to run node " + sampler_id + " for " +
                                          std::to_string(options_.no_worker_timeout.count() / 1000) + " s");
       break;
     }
-    if (job->rows_done != reported) {
-      reported = job->rows_done;
-      const int64_t done = reported;
+    if (now - last_poll >= std::chrono::milliseconds(250) && !job->running.empty()) {
+      last_poll = now;
+      std::vector<Worker*> running = job->running;
       lock.unlock();
-      const bool go_on = progress(done, rows);
+      running_steps = 0;
+      for (Worker* w : running) {
+        Json st;
+        if (w->local) {
+          st = local_->status();
+        } else {
+          HttpCall call;
+          call.target = "/netdist/v1/status";
+          call.auth_token = options_.auth_token;
+          call.timeout = std::chrono::milliseconds(500);
+          auto r = http_call(w->url, call);
+          if (r.is_ok() && r->status == 200) st = Json::parse(r->body, nullptr, false);
+        }
+        if (!st.is_object() || !st["running"].is_string()) continue;
+        if (st["running"].get<std::string>().rfind(job->id + ".", 0) != 0) continue;
+        running_steps += st.value("step", int64_t(0));
+        steps = std::max(steps, st.value("steps", int64_t(0)));
+      }
       lock.lock();
-      if (!go_on) break;
     }
-    cv_.wait_for(lock, std::chrono::milliseconds(100));
     const int64_t done = job->rows_done;
     lock.unlock();
-    const bool go_on = progress(done, rows);
+    const bool go_on = steps > 0 ? progress(std::min(steps, (done * steps + running_steps) / rows), steps)
+                                 : progress(done, rows);
     lock.lock();
     if (!go_on) break;
+    if (job->shards_done == int64_t(shards) || !job->failure.is_ok()) continue;
+    cv_.wait_for(lock, std::chrono::milliseconds(100));
   }
   const bool ok = job->shards_done == int64_t(shards);
   if (!ok) {

@@ -64,9 +64,11 @@ class Cluster {
   std::optional<std::string> check_prompt(const Json& prompt);
 
   // Renders rows [0, rows) of sampler `sampler_id` of `prompt` on the workers and returns them merged in
-  // row order ([rows, C, h, w] float32 CPU). `progress(done, total)` is called as shards finish and
-  // periodically; returning false interrupts: queued shards are dropped, running ones are interrupted on
-  // their workers, and the result is kCancelled.
+  // row order ([rows, C, h, w] float32 CPU). `progress(value, max)` is called about every 100 ms: once a
+  // worker's GET /netdist/v1/status reported the sampler's step count S, as one machine's sampler
+  // progress (max = S, value = steps of finished rows plus steps of running shards, divided by rows);
+  // before that as (rows done, rows). Returning false interrupts: queued shards are dropped, running ones
+  // are interrupted on their workers, and the result is kCancelled.
   Result<at::Tensor> run_sampler(const Json& prompt, const std::string& sampler_id, int64_t rows,
                                  const std::function<bool(int64_t done, int64_t total)>& progress);
 

@@ -15,16 +15,17 @@ class ClusterSamplerNode : public graph::NodeImpl {
     if (!latent) return Status::invalid_argument("input 'latent_image' is missing or of the wrong type");
     const int64_t rows = latent->samples.size(0);
     Status progress_status;
-    int64_t reported = 0;
-    auto merged = cluster_->run_sampler(ctx.prompt(), ctx.node_id(), rows, [&](int64_t done, int64_t total) {
+    int64_t reported = 0, reported_max = 0;
+    auto merged = cluster_->run_sampler(ctx.prompt(), ctx.node_id(), rows, [&](int64_t value, int64_t max) {
       if (ctx.interrupted()) {
-        progress_status = ctx.progress(reported, total);  // consumes the interrupt, as ComfyUI's hook does
+        progress_status = ctx.progress(reported, max);  // consumes the interrupt, as ComfyUI's hook does
         if (progress_status.is_ok()) progress_status = Status::cancelled("Processing interrupted");
         return false;
       }
-      if (done > reported) {
-        reported = done;
-        progress_status = ctx.progress(done, total);
+      if (value > 0 && (value != reported || max != reported_max)) {
+        reported = value;
+        reported_max = max;
+        progress_status = ctx.progress(value, max);
       }
       return progress_status.is_ok();
     });
