@@ -154,7 +154,18 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
       auto pick = [&] {
         return std::find_if(queue_.begin(), queue_.end(), [&](const Task& t) { return eligible(*w, *t.job); });
       };
-      cv_.wait(lock, [&] { return stopping_ || pick() != queue_.end(); });
+      if (!cv_.wait_for(lock, options_.heartbeat, [&] { return stopping_ || pick() != queue_.end(); })) {
+        if (w->local) continue;
+        lock.unlock();
+        HttpCall call;  // heartbeat of an idle worker: one that stopped answering loses its lease
+        call.target = "/netdist/v1/status";
+        call.auth_token = options_.auth_token;
+        call.timeout = options_.heartbeat;
+        auto reply = http_call(w->url, call);
+        lock.lock();
+        if (!reply.is_ok() || reply->status != 200) w->caps.reset();
+        continue;
+      }
       if (stopping_) return;
       auto it = pick();
       task = *it;

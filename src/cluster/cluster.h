@@ -6,7 +6,8 @@
 // node class and checkpoint the shard needs) from one shared FIFO queue, so a fast worker simply takes
 // more shards. A shard whose worker fails (connection refused or reset, timeout, a worker-side error) goes
 // back to the front of the queue and the worker must answer GET /netdist/v1/capabilities again before it
-// gets another; a shard's result is kept once, so retries never duplicate rows. A shard that failed
+// gets another (idle workers are probed every `heartbeat`, so a dead idle worker is not counted alive);
+// a shard's result is kept once, so retries never duplicate rows. A shard that failed
 // max_attempts times fails its prompt with the last error.
 //
 // Split = unsplit: run_sampler cuts a sampler's batch into shards of rows_per_shard rows; every row is
@@ -42,6 +43,7 @@ struct ClusterOptions {
   std::chrono::milliseconds retry_delay{300};  // between capability probes of an unreachable worker
   int max_attempts = 4;                        // per shard, over all workers
   std::chrono::milliseconds no_worker_timeout{120000};  // a batch no live worker can run fails after this
+  std::chrono::milliseconds heartbeat{2000};  // an idle worker is probed this often; no answer = not alive
   int64_t rows_per_shard = 1;
 };
 
