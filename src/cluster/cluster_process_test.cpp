@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -82,6 +83,7 @@ class Proc {
     stdout_ = nullptr;
   }
   const std::string& url() const { return url_; }
+  pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = 0;
@@ -348,6 +350,48 @@ TEST(ClusterProcess, InterruptReachesTheWorkers) {
   EXPECT_TRUE(idle);
   auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
   EXPECT_LT(s["shards_done"].get<int64_t>(), 8);
+}
+
+// Children of every thread of `pid` (a restarted worker is forked by the coordinator's monitor thread).
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream f(task.path() / "children");
+    for (pid_t c; f >> c;) out.push_back(c);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(ClusterProcess, LocalWorkersAreRestartedAfterACrashAndStoppedWithTheCoordinator) {
+  const auto& ref = unsplit_reference();
+  fs::path dir = scratch("local");
+  auto coord = std::make_unique<Proc>(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "2"}),
+                                      dir / "c.log");
+  wait_alive(coord->url(), 2);
+  std::vector<pid_t> before = children_of(coord->pid());
+  ASSERT_EQ(before.size(), 2u);
+  kill(before[0], SIGKILL);
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  std::vector<pid_t> after;
+  while (Clock::now() < deadline) {
+    after = children_of(coord->pid());
+    if (after.size() == 2 && after != before) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(after.size(), 2u);
+  EXPECT_NE(after, before) << "the crashed worker was not restarted";
+  // The restarted worker joins with a new port (a third entry); the dead one loses its lease.
+  while (rows_by_worker(coord->url()).size() < 3 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(rows_by_worker(coord->url()).size(), 3u);
+  wait_alive(coord->url(), 2);
+  auto h = wait_history(coord->url(), submit(coord->url(), prompt(8)));
+  EXPECT_TRUE(images(h, dir / "c" / "out") == ref);
+  coord->stop(SIGTERM);
+  for (pid_t c : after) EXPECT_NE(kill(c, 0), 0) << "worker " << c << " outlived the coordinator";
 }
 
 }  // namespace
