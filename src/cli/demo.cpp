@@ -37,9 +37,18 @@ struct Child {
 };
 
 Child start_coordinator(int workers, bool gpus, const fs::path& dir) {
-  std::vector<std::string> args = {"/proc/self/exe", "serve", "--port", "0", "--enable-distributed", "--no-local",
-                                   "--output-directory", (dir / "output").string(), "--temp-directory",
-                                   (dir / "temp").string(), "--input-directory", (dir / "input").string()};
+  std::vector<std::string> args = {"/proc/self/exe",
+                                   "serve",
+                                   "--port",
+                                   "0",
+                                   "--enable-distributed",
+                                   "--no-local",
+                                   "--output-directory",
+                                   (dir / "output").string(),
+                                   "--temp-directory",
+                                   (dir / "temp").string(),
+                                   "--input-directory",
+                                   (dir / "input").string()};
   if (!gpus) args.insert(args.end(), {"--local-workers", std::to_string(workers)});
   int pipe_fds[2];
   if (pipe(pipe_fds) != 0) return {};
@@ -93,25 +102,40 @@ Result<cluster::HttpReply> call(const std::string& url, const std::string& metho
 }
 
 Json prompt(int size, int batch, uint64_t seed, const std::string& text, const std::string& prefix) {
-  return Json{{"4", {{"class_type", "CheckpointLoaderSimple"}, {"inputs", {{"ckpt_name", "tiny-emoji.safetensors"}}}}},
-              {"5", {{"class_type", "EmptyLatentImage"}, {"inputs", {{"width", size}, {"height", size}, {"batch_size", batch}}}}},
-              {"6", {{"class_type", "CLIPTextEncode"}, {"inputs", {{"text", text}, {"clip", {"4", 1}}}}}},
-              {"7", {{"class_type", "CLIPTextEncode"}, {"inputs", {{"text", ""}, {"clip", {"4", 1}}}}}},
-              {"3", {{"class_type", "KSampler"},
-                     {"inputs", {{"seed", seed}, {"steps", 20}, {"cfg", 5.0}, {"sampler_name", "euler"},
-                                 {"scheduler", "normal"}, {"denoise", 1.0}, {"model", {"4", 0}},
-                                 {"positive", {"6", 0}}, {"negative", {"7", 0}}, {"latent_image", {"5", 0}}}}}},
-              {"8", {{"class_type", "VAEDecode"}, {"inputs", {{"samples", {"3", 0}}, {"vae", {"4", 2}}}}}},
-              {"9", {{"class_type", "SaveImage"}, {"inputs", {{"filename_prefix", prefix}, {"images", {"8", 0}}}}}}};
+  return Json{
+      {"4",
+       {{"class_type", "CheckpointLoaderSimple"}, {"inputs", {{"ckpt_name", "tiny-emoji.safetensors"}}}}},
+      {"5",
+       {{"class_type", "EmptyLatentImage"},
+        {"inputs", {{"width", size}, {"height", size}, {"batch_size", batch}}}}},
+      {"6", {{"class_type", "CLIPTextEncode"}, {"inputs", {{"text", text}, {"clip", {"4", 1}}}}}},
+      {"7", {{"class_type", "CLIPTextEncode"}, {"inputs", {{"text", ""}, {"clip", {"4", 1}}}}}},
+      {"3",
+       {{"class_type", "KSampler"},
+        {"inputs",
+         {{"seed", seed},
+          {"steps", 20},
+          {"cfg", 5.0},
+          {"sampler_name", "euler"},
+          {"scheduler", "normal"},
+          {"denoise", 1.0},
+          {"model", {"4", 0}},
+          {"positive", {"6", 0}},
+          {"negative", {"7", 0}},
+          {"latent_image", {"5", 0}}}}}},
+      {"8", {{"class_type", "VAEDecode"}, {"inputs", {{"samples", {"3", 0}}, {"vae", {"4", 2}}}}}},
+      {"9", {{"class_type", "SaveImage"}, {"inputs", {{"filename_prefix", prefix}, {"images", {"8", 0}}}}}}};
 }
 
 // Submits every prompt, waits for all; returns the PNG paths in submission order (empty on failure).
-std::vector<fs::path> render(const std::string& url, const std::vector<Json>& prompts, const fs::path& output) {
+std::vector<fs::path> render(const std::string& url, const std::vector<Json>& prompts,
+                             const fs::path& output) {
   std::vector<std::string> ids;
   for (const Json& p : prompts) {
     auto r = call(url, "POST", "/prompt", Json{{"prompt", p}}.dump());
     if (!r.is_ok() || r->status != 200) {
-      std::fprintf(stderr, "netdist demo: POST /prompt failed: %s\n", r.is_ok() ? r->body.c_str() : r.status().to_string().c_str());
+      std::fprintf(stderr, "netdist demo: POST /prompt failed: %s\n",
+                   r.is_ok() ? r->body.c_str() : r.status().to_string().c_str());
       return {};
     }
     ids.push_back(Json::parse(r->body)["prompt_id"].get<std::string>());
@@ -123,10 +147,12 @@ std::vector<fs::path> render(const std::string& url, const std::vector<Json>& pr
       Json h = r.is_ok() ? Json::parse(r->body, nullptr, false) : Json();
       if (h.is_object() && h.contains(id)) {
         if (h[id]["status"]["status_str"] != "success") {
-          std::fprintf(stderr, "netdist demo: prompt %s failed: %s\n", id.c_str(), h[id]["status"].dump().c_str());
+          std::fprintf(stderr, "netdist demo: prompt %s failed: %s\n", id.c_str(),
+                       h[id]["status"].dump().c_str());
           return {};
         }
-        for (const Json& img : h[id]["outputs"]["9"]["images"]) files.push_back(output / img["filename"].get<std::string>());
+        for (const Json& img : h[id]["outputs"]["9"]["images"])
+          files.push_back(output / img["filename"].get<std::string>());
         break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -141,7 +167,8 @@ int run_demo(const std::string& out_dir) {
   std::vector<Json> prompts = {prompt(64, 8, 42, "red heart", "batch8")};
   const int sizes[] = {48, 64, 80, 96};
   const char* texts[] = {"yellow star", "green tree", "blue drop", "purple heart"};
-  for (int i = 0; i < 4; ++i) prompts.push_back(prompt(sizes[i], 2, 100 + i, texts[i], "size" + std::to_string(sizes[i])));
+  for (int i = 0; i < 4; ++i)
+    prompts.push_back(prompt(sizes[i], 2, 100 + i, texts[i], "size" + std::to_string(sizes[i])));
   int images = 0;
   for (const Json& p : prompts) images += p["5"]["inputs"]["batch_size"].get<int>();
 
@@ -154,7 +181,8 @@ int run_demo(const std::string& out_dir) {
   runs[0].workers = 1;
   runs[1].workers = 2;
   for (Run& run : runs) {
-    const fs::path dir = fs::path(out_dir) / (std::to_string(run.workers) + (run.workers == 1 ? "-worker" : "-workers"));
+    const fs::path dir =
+        fs::path(out_dir) / (std::to_string(run.workers) + (run.workers == 1 ? "-worker" : "-workers"));
     fs::remove_all(dir);
     fs::create_directories(dir / "output");
     Child coord = start_coordinator(run.workers, gpus, dir);
@@ -191,17 +219,20 @@ int run_demo(const std::string& out_dir) {
     run.digest = cluster::file_sha256(concat.string()).value();
     fs::remove(concat);
   }
-  std::printf("\nnetdist demo: %d images (a batch of 8 at 64x64, 4 prompts of 2 at 48-96 px), 20 euler steps, "
-              "embedded model, %s workers\n\n",
-              images, device.c_str());
+  std::printf(
+      "\nnetdist demo: %d images (a batch of 8 at 64x64, 4 prompts of 2 at 48-96 px), 20 euler steps, "
+      "embedded model, %s workers\n\n",
+      images, device.c_str());
   std::printf("| setup | images | wall time (s) | images/s | speedup |\n|---|---|---|---|---|\n");
   for (const Run& run : runs) {
-    std::printf("| %d %s worker%s | %d | %.2f | %.2f | %.2fx |\n", run.workers, device.c_str(), run.workers == 1 ? "" : "s",
-                images, run.seconds, images / run.seconds, runs[0].seconds / run.seconds);
+    std::printf("| %d %s worker%s | %d | %.2f | %.2f | %.2fx |\n", run.workers, device.c_str(),
+                run.workers == 1 ? "" : "s", images, run.seconds, images / run.seconds,
+                runs[0].seconds / run.seconds);
   }
   const bool same = runs[0].digest == runs[1].digest;
   std::printf("\nimages identical in both runs: %s (sha256 of all PNGs %s%s%s)\n", same ? "yes" : "NO",
-              runs[0].digest.substr(0, 16).c_str(), same ? "" : " vs ", same ? "" : runs[1].digest.substr(0, 16).c_str());
+              runs[0].digest.substr(0, 16).c_str(), same ? "" : " vs ",
+              same ? "" : runs[1].digest.substr(0, 16).c_str());
   std::printf("PNGs in %s/\n", out_dir.c_str());
   return same ? 0 : 1;
 }
@@ -210,7 +241,8 @@ int run_demo(const std::string& out_dir) {
 
 void add_demo_command(CLI::App& app) {
   auto out = std::make_shared<std::string>("netdist-demo");
-  CLI::App* cmd = app.add_subcommand("demo", "Render the examples on 1 and 2 local workers; print speedup and check the images match");
+  CLI::App* cmd = app.add_subcommand(
+      "demo", "Render the examples on 1 and 2 local workers; print speedup and check the images match");
   cmd->add_option("--output-directory", *out, "where the PNGs go");
   cmd->callback([out] {
     if (embedded_model_path().empty()) {

@@ -49,7 +49,8 @@ std::vector<std::string> split_commas(const std::string& text) {
 }
 
 // Dial-in: POST /netdist/v1/join every 2 s (the first join and then a heartbeat) until stopped.
-std::thread start_join_loop(const std::string& coordinator, const std::string& self_url, const std::string& token) {
+std::thread start_join_loop(const std::string& coordinator, const std::string& self_url,
+                            const std::string& token) {
   return std::thread([coordinator, self_url, token] {
     bool announced = false;
     while (!g_stop) {
@@ -61,7 +62,8 @@ std::thread start_join_loop(const std::string& coordinator, const std::string& s
       call.timeout = std::chrono::seconds(5);
       auto reply = cluster::http_call(coordinator, call);
       const bool ok = reply.is_ok() && reply->status == 200;
-      if (ok && !announced) std::fprintf(stderr, "netdist worker: joined %s as %s\n", coordinator.c_str(), self_url.c_str());
+      if (ok && !announced)
+        std::fprintf(stderr, "netdist worker: joined %s as %s\n", coordinator.c_str(), self_url.c_str());
       if (!ok && announced) std::fprintf(stderr, "netdist worker: lost %s, retrying\n", coordinator.c_str());
       announced = ok;
       for (int i = 0; i < 20 && !g_stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -69,14 +71,17 @@ std::thread start_join_loop(const std::string& coordinator, const std::string& s
   });
 }
 
-int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, bool insecure, const ClusterFlags& flags) {
+int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, bool insecure,
+          const ClusterFlags& flags) {
   const char* role = flags.worker_mode ? "netdist worker" : "netdist serve";
-  const bool loopback = options.listen == "127.0.0.1" || options.listen == "localhost" || options.listen == "::1";
+  const bool loopback =
+      options.listen == "127.0.0.1" || options.listen == "localhost" || options.listen == "::1";
   if (!loopback && !insecure && options.auth_token.empty()) {
-    std::fprintf(stderr,
-                 "%s: refusing to listen on %s without authentication; pass --auth-token (or --insecure to allow "
-                 "it: anyone who can reach the port can run prompts)\n",
-                 role, options.listen.c_str());
+    std::fprintf(
+        stderr,
+        "%s: refusing to listen on %s without authentication; pass --auth-token (or --insecure to allow "
+        "it: anyone who can reach the port can run prompts)\n",
+        role, options.listen.c_str());
     return 2;
   }
   auto setup = make_node_registry(setup_options);
@@ -98,7 +103,8 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     cluster::ShardRunnerOptions ro;
     ro.device_name = setup_options.device;
     ro.test_step_delay_ms = flags.test_step_delay_ms;
-    if (flags.worker_mode || !flags.no_local) runner = std::make_unique<cluster::ShardRunner>(*setup->registry, setup->env, ro);
+    if (flags.worker_mode || !flags.no_local)
+      runner = std::make_unique<cluster::ShardRunner>(*setup->registry, setup->env, ro);
   }
   if (coordinator) {
     cluster::ClusterOptions co;
@@ -107,21 +113,24 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     co.shard_timeout = std::chrono::milliseconds(static_cast<int64_t>(flags.shard_timeout_s * 1000));
     cluster = std::make_shared<cluster::Cluster>(co, runner.get());
     cluster::register_cluster_samplers(*setup->registry, cluster);
-    options.extra_routes = cluster::coordinator_routes(cluster, runner ? runner->routes() : server::ExtraRoutes());
+    options.extra_routes =
+        cluster::coordinator_routes(cluster, runner ? runner->routes() : server::ExtraRoutes());
   } else if (runner) {
     options.extra_routes = runner->routes();
   }
   GraphBackend graph_backend(std::move(*setup));
   std::unique_ptr<cluster::CoordinatorBackend> coordinator_backend;
   if (cluster) coordinator_backend = std::make_unique<cluster::CoordinatorBackend>(graph_backend, cluster);
-  server::Backend& backend = coordinator_backend ? static_cast<server::Backend&>(*coordinator_backend) : graph_backend;
+  server::Backend& backend =
+      coordinator_backend ? static_cast<server::Backend&>(*coordinator_backend) : graph_backend;
   server::HttpServer http(options, backend);
   Status s = http.start();
   if (!s.is_ok()) {
     std::fprintf(stderr, "%s: %s\n", role, s.to_string().c_str());
     return 1;
   }
-  const std::string host = options.listen.find(':') != std::string::npos ? "[" + options.listen + "]" : options.listen;
+  const std::string host =
+      options.listen.find(':') != std::string::npos ? "[" + options.listen + "]" : options.listen;
   const std::string self_url = "http://" + host + ":" + std::to_string(http.port());
   std::printf("%s: listening on %s\n", role, self_url.c_str());
   std::fflush(stdout);
@@ -134,9 +143,18 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     if (flags.workers.empty()) {
       std::vector<cluster::LocalWorkerSpec> specs;
       const std::string scratch = (std::filesystem::path(options.temp_dir) / "netdist-worker").string();
-      std::vector<std::string> common = {"--port", "0", "--join", self_url, "--models-dir", setup_options.env.models_dir,
-                                         "--output-directory", scratch, "--temp-directory", scratch,
-                                         "--input-directory", options.input_dir};
+      std::vector<std::string> common = {"--port",
+                                         "0",
+                                         "--join",
+                                         self_url,
+                                         "--models-dir",
+                                         setup_options.env.models_dir,
+                                         "--output-directory",
+                                         scratch,
+                                         "--temp-directory",
+                                         scratch,
+                                         "--input-directory",
+                                         options.input_dir};
       if (!options.auth_token.empty()) common.insert(common.end(), {"--auth-token", options.auth_token});
       const int gpus = runtime::cuda_device_count();
       const int n = flags.local_workers >= 0 ? flags.local_workers : gpus;
@@ -164,7 +182,8 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   }
   std::thread join_thread;
   if (flags.worker_mode && !flags.join.empty()) {
-    join_thread = start_join_loop(flags.join, flags.advertise.empty() ? self_url : flags.advertise, options.auth_token);
+    join_thread =
+        start_join_loop(flags.join, flags.advertise.empty() ? self_url : flags.advertise, options.auth_token);
   }
   while (!g_stop) pause();
   if (join_thread.joinable()) join_thread.join();
@@ -195,12 +214,16 @@ CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::
     cmd->add_flag("--enable-distributed", flags->distributed, "coordinate workers: split batches over them");
     cmd->add_option("--workers", flags->workers, "comma-separated worker URLs (http://host:port)");
     cmd->add_flag("--no-local", flags->no_local, "the coordinator renders no shards itself");
-    cmd->add_option("--local-workers", flags->local_workers, "start N CPU worker processes (default: one per GPU)");
-    cmd->add_option("--shard-timeout", flags->shard_timeout_s, "seconds before a worker's shard is given to another");
+    cmd->add_option("--local-workers", flags->local_workers,
+                    "start N CPU worker processes (default: one per GPU)");
+    cmd->add_option("--shard-timeout", flags->shard_timeout_s,
+                    "seconds before a worker's shard is given to another");
   }
   cmd->add_option("--join", flags->join, "worker: dial in to this coordinator URL");
-  cmd->add_option("--advertise", flags->advertise, "worker: the URL the coordinator should use (default: listen address)");
-  cmd->add_option("--test-step-delay-ms", flags->test_step_delay_ms, "worker: sleep after each step (tests only)")
+  cmd->add_option("--advertise", flags->advertise,
+                  "worker: the URL the coordinator should use (default: listen address)");
+  cmd->add_option("--test-step-delay-ms", flags->test_step_delay_ms,
+                  "worker: sleep after each step (tests only)")
       ->group("");
   add_node_setup_options(*cmd, *setup);
   cmd->callback([options, setup, insecure, max_upload_mb, flags] {
@@ -220,7 +243,8 @@ void add_serve_command(CLI::App& app) {
 }
 
 void add_worker_command(CLI::App& app) {
-  add_server_command(app, "worker", "Serve the ComfyUI API plus the /netdist/v1 shard API as a cluster worker", true);
+  add_server_command(app, "worker",
+                     "Serve the ComfyUI API plus the /netdist/v1 shard API as a cluster worker", true);
 }
 
 }  // namespace netdist::cli

@@ -100,7 +100,8 @@ bool Cluster::eligible(const Worker& w, const Job& job) const {
 }
 
 Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task) {
-  ND_ASSIGN_OR_RETURN(Json workflow, shard_workflow(task.job->prompt, task.job->sampler_id, task.row_begin, task.row_end));
+  ND_ASSIGN_OR_RETURN(Json workflow,
+                      shard_workflow(task.job->prompt, task.job->sampler_id, task.row_begin, task.row_end));
   const std::string shard_id = task.job->id + "." + std::to_string(task.shard);
   if (w.local) return local_->run(shard_id, workflow);
   HttpCall call;
@@ -112,8 +113,11 @@ Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task) {
   ND_ASSIGN_OR_RETURN(HttpReply reply, http_call(w.url, call));
   if (reply.status == 409) return Status::cancelled(w.url + ": shard " + shard_id + " interrupted");
   if (reply.status == 401) return Status::unauthenticated(w.url + ": the worker refused the auth token");
-  if (reply.status != 200) return Status::internal(w.url + ": shard " + shard_id + " failed (" + std::to_string(reply.status) + "): " + reply.body);
-  ND_ASSIGN_OR_RETURN(auto weights, runtime::weights_from_buffer(std::move(reply.body), w.url + " shard " + shard_id));
+  if (reply.status != 200)
+    return Status::internal(w.url + ": shard " + shard_id + " failed (" + std::to_string(reply.status) +
+                            "): " + reply.body);
+  ND_ASSIGN_OR_RETURN(auto weights,
+                      runtime::weights_from_buffer(std::move(reply.body), w.url + " shard " + shard_id));
   auto it = weights.find("samples");
   if (it == weights.end()) return Status::corruption(w.url + ": shard reply without 'samples'");
   const int64_t rows = task.row_end - task.row_begin;
@@ -152,7 +156,8 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       auto pick = [&] {
-        return std::find_if(queue_.begin(), queue_.end(), [&](const Task& t) { return eligible(*w, *t.job); });
+        return std::find_if(queue_.begin(), queue_.end(),
+                            [&](const Task& t) { return eligible(*w, *t.job); });
       };
       if (!cv_.wait_for(lock, options_.heartbeat, [&] { return stopping_ || pick() != queue_.end(); })) {
         if (w->local) continue;
@@ -187,8 +192,8 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
     } else if (!job.cancelled && job.failure.is_ok() && !stopping_) {
       const Status& s = rows.status();
       ++w->failures;
-      std::fprintf(stderr, "netdist cluster: shard %s.%zu on %s failed: %s\n", job.id.c_str(), task.shard, w->url.c_str(),
-                   s.to_string().c_str());
+      std::fprintf(stderr, "netdist cluster: shard %s.%zu on %s failed: %s\n", job.id.c_str(), task.shard,
+                   w->url.c_str(), s.to_string().c_str());
       if (!w->local) w->caps.reset();
       if (++job.attempts[task.shard] >= options_.max_attempts) {
         job.failure = s.with_context("shard " + std::to_string(task.shard) + " failed " +
@@ -243,7 +248,8 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) return Status::unavailable("the coordinator is stopping");
-    if (workers_.empty()) return Status::unavailable("no workers: start some with --workers, --join or --local-workers");
+    if (workers_.empty())
+      return Status::unavailable("no workers: start some with --workers, --join or --local-workers");
     job->id = "job" + std::to_string(++next_job_);
     for (size_t i = 0; i < shards; ++i) {
       const int64_t begin = int64_t(i) * per;
@@ -260,9 +266,9 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
     const bool finished = job->shards_done == int64_t(shards) || !job->failure.is_ok();
     if (finished) break;
     const auto now = std::chrono::steady_clock::now();
-    const bool capable = !job->running.empty() || std::any_of(workers_.begin(), workers_.end(), [&](const auto& w) {
-      return eligible(*w, *job);
-    });
+    const bool capable =
+        !job->running.empty() ||
+        std::any_of(workers_.begin(), workers_.end(), [&](const auto& w) { return eligible(*w, *job); });
     if (capable) last_capable = now;
     if (now - last_capable > options_.no_worker_timeout) {
       job->failure = Status::unavailable("no live worker able to run node " + sampler_id + " for " +
@@ -309,8 +315,10 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
     std::vector<std::string> busy;
     bool local_busy = false;
     for (Worker* w : job->running) {
-      if (w->local) local_busy = true;
-      else busy.push_back(w->url);
+      if (w->local)
+        local_busy = true;
+      else
+        busy.push_back(w->url);
     }
     lock.unlock();
     if (local_busy) local_->interrupt();
@@ -333,8 +341,11 @@ Json Cluster::status() {
   std::lock_guard<std::mutex> lock(mutex_);
   Json workers = Json::array();
   for (const auto& w : workers_) {
-    workers.push_back({{"url", w->url}, {"alive", w->caps.has_value()}, {"shards_done", w->shards_done},
-                       {"rows_done", w->rows_done}, {"failures", w->failures}});
+    workers.push_back({{"url", w->url},
+                       {"alive", w->caps.has_value()},
+                       {"shards_done", w->shards_done},
+                       {"rows_done", w->rows_done},
+                       {"failures", w->failures}});
   }
   return Json{{"workers", workers}, {"queued", queue_.size()}};
 }

@@ -40,8 +40,8 @@ struct ClusterOptions {
   std::vector<std::string> worker_urls;  // --workers
   std::string auth_token;                // sent to workers as "Authorization: Bearer"
   std::chrono::milliseconds shard_timeout{600000};
-  std::chrono::milliseconds retry_delay{300};  // between capability probes of an unreachable worker
-  int max_attempts = 4;                        // per shard, over all workers
+  std::chrono::milliseconds retry_delay{300};           // between capability probes of an unreachable worker
+  int max_attempts = 4;                                 // per shard, over all workers
   std::chrono::milliseconds no_worker_timeout{120000};  // a batch no live worker can run fails after this
   std::chrono::milliseconds heartbeat{2000};  // an idle worker is probed this often; no answer = not alive
   int64_t rows_per_shard = 1;

@@ -91,8 +91,8 @@ class Proc {
   std::string url_;
 };
 
-HttpReply call(const std::string& url, const std::string& method, const std::string& target, const std::string& body = "",
-               const std::string& token = "") {
+HttpReply call(const std::string& url, const std::string& method, const std::string& target,
+               const std::string& body = "", const std::string& token = "") {
   HttpCall c;
   c.method = method;
   c.target = target;
@@ -106,7 +106,8 @@ HttpReply call(const std::string& url, const std::string& method, const std::str
 
 nlohmann::json prompt(int batch, const std::string& ckpt = "tiny-emoji.safetensors") {
   return nlohmann::json::parse(R"({
-    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ")" + ckpt + R"("}},
+    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ")" +
+                               ckpt + R"("}},
     "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": )" +
                                std::to_string(batch) + R"(}},
     "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "red heart", "clip": ["4", 1]}},
@@ -143,7 +144,8 @@ std::vector<std::string> images(const nlohmann::json& history, const fs::path& o
   std::vector<std::string> out;
   if (!history.is_object()) return out;
   for (const auto& img : history["outputs"]["9"]["images"]) {
-    std::ifstream f(output_dir / img.value("subfolder", "") / img["filename"].get<std::string>(), std::ios::binary);
+    std::ifstream f(output_dir / img.value("subfolder", "") / img["filename"].get<std::string>(),
+                    std::ios::binary);
     std::stringstream ss;
     ss << f.rdbuf();
     out.push_back(ss.str());
@@ -154,7 +156,8 @@ std::vector<std::string> images(const nlohmann::json& history, const fs::path& o
 // Rows each worker rendered, from the coordinator's GET /netdist/v1/cluster, by URL.
 std::map<std::string, int64_t> rows_by_worker(const std::string& coordinator, const std::string& token = "") {
   std::map<std::string, int64_t> out;
-  auto j = nlohmann::json::parse(call(coordinator, "GET", "/netdist/v1/cluster", "", token).body, nullptr, false);
+  auto j =
+      nlohmann::json::parse(call(coordinator, "GET", "/netdist/v1/cluster", "", token).body, nullptr, false);
   if (!j.is_object()) return out;
   for (const auto& w : j["workers"]) out[w["url"].get<std::string>()] = w["rows_done"].get<int64_t>();
   return out;
@@ -163,7 +166,8 @@ std::map<std::string, int64_t> rows_by_worker(const std::string& coordinator, co
 void wait_alive(const std::string& coordinator, size_t n, const std::string& token = "") {
   const auto deadline = Clock::now() + std::chrono::seconds(60);
   while (Clock::now() < deadline) {
-    auto j = nlohmann::json::parse(call(coordinator, "GET", "/netdist/v1/cluster", "", token).body, nullptr, false);
+    auto j = nlohmann::json::parse(call(coordinator, "GET", "/netdist/v1/cluster", "", token).body, nullptr,
+                                   false);
     size_t alive = 0;
     if (j.is_object())
       for (const auto& w : j["workers"]) alive += w["alive"].get<bool>();
@@ -174,17 +178,37 @@ void wait_alive(const std::string& coordinator, size_t n, const std::string& tok
 }
 
 std::vector<std::string> worker_args(const fs::path& dir, std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = {"worker", "--port", "0", "--threads", "1", "--output-directory", (dir / "out").string(),
-                                "--temp-directory", (dir / "temp").string(), "--input-directory", (dir / "in").string(),
-                                "--models-dir", (dir / "models").string()};
+  std::vector<std::string> a = {"worker",
+                                "--port",
+                                "0",
+                                "--threads",
+                                "1",
+                                "--output-directory",
+                                (dir / "out").string(),
+                                "--temp-directory",
+                                (dir / "temp").string(),
+                                "--input-directory",
+                                (dir / "in").string(),
+                                "--models-dir",
+                                (dir / "models").string()};
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
 
 std::vector<std::string> coordinator_args(const fs::path& dir, std::vector<std::string> extra) {
-  std::vector<std::string> a = {"serve", "--port", "0", "--threads", "1", "--output-directory", (dir / "out").string(),
-                                "--temp-directory", (dir / "temp").string(), "--input-directory", (dir / "in").string(),
-                                "--models-dir", (dir / "models").string()};
+  std::vector<std::string> a = {"serve",
+                                "--port",
+                                "0",
+                                "--threads",
+                                "1",
+                                "--output-directory",
+                                (dir / "out").string(),
+                                "--temp-directory",
+                                (dir / "temp").string(),
+                                "--input-directory",
+                                (dir / "in").string(),
+                                "--models-dir",
+                                (dir / "models").string()};
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
@@ -193,8 +217,8 @@ std::vector<std::string> coordinator_args(const fs::path& dir, std::vector<std::
 const std::vector<std::string>& unsplit_reference() {
   static std::vector<std::string> ref = [] {
     fs::path dir = scratch("reference");
-    Proc server({"serve", "--port", "0", "--threads", "1", "--output-directory", (dir / "out").string(), "--temp-directory",
-                 (dir / "temp").string(), "--models-dir", (dir / "models").string()},
+    Proc server({"serve", "--port", "0", "--threads", "1", "--output-directory", (dir / "out").string(),
+                 "--temp-directory", (dir / "temp").string(), "--models-dir", (dir / "models").string()},
                 dir / "serve.log");
     const std::string id = submit(server.url(), prompt(8));
     return images(wait_history(server.url(), id), dir / "out");
@@ -214,7 +238,8 @@ TEST(ClusterProcess, ThreeWorkersRenderTheUnsplitBytes) {
   fs::path dir = scratch("three");
   Proc w1(worker_args(dir / "w1"), dir / "w1.log"), w2(worker_args(dir / "w2"), dir / "w2.log"),
       w3(worker_args(dir / "w3"), dir / "w3.log");
-  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", join_urls({&w1, &w2, &w3})}),
+  Proc coord(coordinator_args(
+                 dir / "c", {"--enable-distributed", "--no-local", "--workers", join_urls({&w1, &w2, &w3})}),
              dir / "c.log");
   wait_alive(coord.url(), 3);
   auto h = wait_history(coord.url(), submit(coord.url(), prompt(8)));
@@ -230,7 +255,8 @@ TEST(ClusterProcess, KilledWorkerMidShardLosesNothing) {
   fs::path dir = scratch("kill");
   Proc fast(worker_args(dir / "fast"), dir / "fast.log");
   Proc slow(worker_args(dir / "slow", {"--test-step-delay-ms", "400"}), dir / "slow.log");
-  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", join_urls({&fast, &slow})}),
+  Proc coord(coordinator_args(dir / "c",
+                              {"--enable-distributed", "--no-local", "--workers", join_urls({&fast, &slow})}),
              dir / "c.log");
   wait_alive(coord.url(), 2);
   const std::string id = submit(coord.url(), prompt(8));
@@ -256,9 +282,11 @@ TEST(ClusterProcess, MissingCheckpointIs400NamingItAndTheWorker) {
   fs::create_directories(dir / "c" / "models");
   fs::copy_file(tiny_model(), dir / "c" / "models" / "other.safetensors");
   Proc w(worker_args(dir / "w"), dir / "w.log");
-  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w.url()}), dir / "c.log");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w.url()}),
+             dir / "c.log");
   wait_alive(coord.url(), 1);
-  HttpReply r = call(coord.url(), "POST", "/prompt", nlohmann::json{{"prompt", prompt(2, "other.safetensors")}}.dump());
+  HttpReply r =
+      call(coord.url(), "POST", "/prompt", nlohmann::json{{"prompt", prompt(2, "other.safetensors")}}.dump());
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("other.safetensors"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find(w.url()), std::string::npos) << r.body;
@@ -272,7 +300,8 @@ TEST(ClusterProcess, CapabilityMatchingKeepsShardsOffWorkersWithoutTheModel) {
   fs::copy_file(tiny_model(), dir / "c" / "models" / "other.safetensors");
   fs::copy_file(tiny_model(), dir / "has" / "models" / "other.safetensors");
   Proc lacks(worker_args(dir / "lacks"), dir / "lacks.log"), has(worker_args(dir / "has"), dir / "has.log");
-  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", join_urls({&lacks, &has})}),
+  Proc coord(coordinator_args(dir / "c",
+                              {"--enable-distributed", "--no-local", "--workers", join_urls({&lacks, &has})}),
              dir / "c.log");
   wait_alive(coord.url(), 2);
   auto h = wait_history(coord.url(), submit(coord.url(), prompt(4, "other.safetensors")));
@@ -285,11 +314,14 @@ TEST(ClusterProcess, CapabilityMatchingKeepsShardsOffWorkersWithoutTheModel) {
 TEST(ClusterProcess, AuthTokenIsRequiredAndForwarded) {
   fs::path dir = scratch("auth");
   Proc w(worker_args(dir / "w", {"--auth-token", "s3cret"}), dir / "w.log");
-  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w.url(), "--auth-token", "s3cret"}),
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w.url(),
+                                          "--auth-token", "s3cret"}),
              dir / "c.log");
   EXPECT_EQ(call(w.url(), "GET", "/netdist/v1/capabilities").status, 401);
   EXPECT_EQ(call(coord.url(), "POST", "/prompt", nlohmann::json{{"prompt", prompt(2)}}.dump()).status, 401);
-  EXPECT_EQ(call(coord.url(), "POST", "/prompt", nlohmann::json{{"prompt", prompt(2)}}.dump(), "wrong").status, 401);
+  EXPECT_EQ(
+      call(coord.url(), "POST", "/prompt", nlohmann::json{{"prompt", prompt(2)}}.dump(), "wrong").status,
+      401);
   EXPECT_EQ(call(coord.url(), "GET", "/queue", "", "wrong").status, 401);
   wait_alive(coord.url(), 1, "s3cret");
   auto h = wait_history(coord.url(), submit(coord.url(), prompt(2), "s3cret"), "s3cret");
@@ -300,7 +332,8 @@ TEST(ClusterProcess, AuthTokenIsRequiredAndForwarded) {
 TEST(ClusterProcess, DialInWorkerJoinsAndRenders) {
   const auto& ref = unsplit_reference();
   fs::path dir = scratch("join");
-  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0"}), dir / "c.log");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0"}),
+             dir / "c.log");
   Proc w(worker_args(dir / "w", {"--join", coord.url()}), dir / "w.log");
   wait_alive(coord.url(), 1);
   auto h = wait_history(coord.url(), submit(coord.url(), prompt(8)));
@@ -312,7 +345,8 @@ TEST(ClusterProcess, SlowWorkerPullsFewerImages) {
   fs::path dir = scratch("slow");
   Proc fast(worker_args(dir / "fast"), dir / "fast.log");
   Proc slow(worker_args(dir / "slow", {"--test-step-delay-ms", "150"}), dir / "slow.log");
-  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", join_urls({&fast, &slow})}),
+  Proc coord(coordinator_args(dir / "c",
+                              {"--enable-distributed", "--no-local", "--workers", join_urls({&fast, &slow})}),
              dir / "c.log");
   wait_alive(coord.url(), 2);
   auto h = wait_history(coord.url(), submit(coord.url(), prompt(8)));
@@ -325,7 +359,8 @@ TEST(ClusterProcess, SlowWorkerPullsFewerImages) {
 TEST(ClusterProcess, InterruptReachesTheWorkers) {
   fs::path dir = scratch("interrupt");
   Proc w(worker_args(dir / "w", {"--test-step-delay-ms", "1000"}), dir / "w.log");
-  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w.url()}), dir / "c.log");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w.url()}),
+             dir / "c.log");
   wait_alive(coord.url(), 1);
   const std::string id = submit(coord.url(), prompt(8));
   const auto deadline = Clock::now() + std::chrono::seconds(30);
@@ -367,8 +402,9 @@ std::vector<pid_t> children_of(pid_t pid) {
 TEST(ClusterProcess, LocalWorkersAreRestartedAfterACrashAndStoppedWithTheCoordinator) {
   const auto& ref = unsplit_reference();
   fs::path dir = scratch("local");
-  auto coord = std::make_unique<Proc>(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "2"}),
-                                      dir / "c.log");
+  auto coord = std::make_unique<Proc>(
+      coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "2"}),
+      dir / "c.log");
   wait_alive(coord->url(), 2);
   std::vector<pid_t> before = children_of(coord->pid());
   ASSERT_EQ(before.size(), 2u);

@@ -65,7 +65,8 @@ server::ValidationOutcome CoordinatorBackend::validate(const nlohmann::ordered_j
 }
 
 server::ExtraRoutes coordinator_routes(std::shared_ptr<Cluster> cluster, server::ExtraRoutes fallback) {
-  return [cluster, fallback](const server::Request& req, const std::string& path) -> std::optional<server::Response> {
+  return [cluster, fallback](const server::Request& req,
+                             const std::string& path) -> std::optional<server::Response> {
     if (path == "/netdist/v1/join" && req.method == "POST") {
       auto body = server::parse_json_body(req.body);
       if (!body.is_ok() || !body->is_object() || !(*body)["url"].is_string()) {

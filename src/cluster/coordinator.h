@@ -24,7 +24,8 @@ void register_cluster_samplers(graph::NodeRegistry& registry, std::shared_ptr<Cl
 
 class CoordinatorBackend : public server::Backend {
  public:
-  CoordinatorBackend(server::Backend& inner, std::shared_ptr<Cluster> cluster) : inner_(inner), cluster_(std::move(cluster)) {}
+  CoordinatorBackend(server::Backend& inner, std::shared_ptr<Cluster> cluster)
+      : inner_(inner), cluster_(std::move(cluster)) {}
 
   server::ValidationOutcome validate(const nlohmann::ordered_json& prompt) override;
   Status execute(const server::QueueItem& item, const server::EmitFn& emit, std::atomic<bool>& interrupt,
@@ -33,7 +34,9 @@ class CoordinatorBackend : public server::Backend {
   }
   nlohmann::ordered_json object_info() override { return inner_.object_info(); }
   nlohmann::ordered_json system_stats_devices() override { return inner_.system_stats_devices(); }
-  void free_memory(bool unload_models, bool free_memory) override { inner_.free_memory(unload_models, free_memory); }
+  void free_memory(bool unload_models, bool free_memory) override {
+    inner_.free_memory(unload_models, free_memory);
+  }
 
  private:
   server::Backend& inner_;

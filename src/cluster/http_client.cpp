@@ -15,7 +15,8 @@ namespace net = boost::asio;
 Result<HttpUrl> parse_http_url(const std::string& url) {
   const std::string scheme = "http://";
   if (url.rfind(scheme, 0) != 0) {
-    return Status::invalid_argument("worker URL '" + url + "' must start with http:// (https is not supported yet)");
+    return Status::invalid_argument("worker URL '" + url +
+                                    "' must start with http:// (https is not supported yet)");
   }
   std::string rest = url.substr(scheme.size());
   HttpUrl out;
@@ -30,8 +31,10 @@ Result<HttpUrl> parse_http_url(const std::string& url) {
   } else {
     out.host = hostport;
   }
-  if (!out.host.empty() && out.host.front() == '[' && out.host.back() == ']') out.host = out.host.substr(1, out.host.size() - 2);
-  if (out.host.empty() || out.port.empty()) return Status::invalid_argument("worker URL '" + url + "' has no host");
+  if (!out.host.empty() && out.host.front() == '[' && out.host.back() == ']')
+    out.host = out.host.substr(1, out.host.size() - 2);
+  if (out.host.empty() || out.port.empty())
+    return Status::invalid_argument("worker URL '" + url + "' has no host");
   return out;
 }
 

@@ -17,7 +17,8 @@ pid_t LocalWorkers::launch(const LocalWorkerSpec& spec) {
   const pid_t pid = fork();
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (!spec.cuda_visible_devices.empty()) setenv("CUDA_VISIBLE_DEVICES", spec.cuda_visible_devices.c_str(), 1);
+    if (!spec.cuda_visible_devices.empty())
+      setenv("CUDA_VISIBLE_DEVICES", spec.cuda_visible_devices.c_str(), 1);
     std::vector<char*> cargv;
     for (std::string& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);

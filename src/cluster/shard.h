@@ -28,7 +28,8 @@ bool is_splittable_sampler(const std::string& class_type);
 
 // The workflow of the shard of `sampler_id` covering rows [row_begin, row_end). invalid_argument naming
 // the node when the id is missing, not a splittable sampler, or a link points at a missing node.
-Result<Json> shard_workflow(const Json& prompt, const std::string& sampler_id, int64_t row_begin, int64_t row_end);
+Result<Json> shard_workflow(const Json& prompt, const std::string& sampler_id, int64_t row_begin,
+                            int64_t row_end);
 
 // What a worker must have to run the shard of `sampler_id`: node classes of the sampler and its
 // ancestors, and the checkpoint names their loaders ask for (ckpt_name inputs).

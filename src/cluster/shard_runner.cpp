@@ -65,7 +65,8 @@ ShardRunner::ShardRunner(const graph::NodeRegistry& registry, std::shared_ptr<no
 Result<at::Tensor> ShardRunner::run(const std::string& shard_id, const Json& workflow) {
   std::lock_guard<std::mutex> lock(run_mutex_);
   graph::ValidationResult v = graph::validate_prompt(workflow, registry_);
-  if (!v.ok()) return Status::invalid_argument("shard " + shard_id + " does not validate here: " + v.error_body.dump());
+  if (!v.ok())
+    return Status::invalid_argument("shard " + shard_id + " does not validate here: " + v.error_body.dump());
   {
     std::lock_guard<std::mutex> s(status_mutex_);
     running_ = shard_id;
@@ -77,16 +78,19 @@ Result<at::Tensor> ShardRunner::run(const std::string& shard_id, const Json& wor
       step_ = value;
       steps_ = max;
     }
-    if (options_.test_step_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(options_.test_step_delay_ms));
+    if (options_.test_step_delay_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.test_step_delay_ms));
   });
-  graph::ExecutionOutcome outcome = executor_.execute(*v.validated, shard_id, Json::object(), sink, interrupt_);
+  graph::ExecutionOutcome outcome =
+      executor_.execute(*v.validated, shard_id, Json::object(), sink, interrupt_);
   interrupt_ = false;
   {
     std::lock_guard<std::mutex> s(status_mutex_);
     running_.reset();
     if (outcome.success) ++shards_done_;
   }
-  if (!outcome.success) return outcome.status.is_ok() ? Status::internal("shard " + shard_id + " failed") : outcome.status;
+  if (!outcome.success)
+    return outcome.status.is_ok() ? Status::internal("shard " + shard_id + " failed") : outcome.status;
   const Json& ui = outcome.outputs.value(kShardOutputId, Json::object());
   if (!ui.contains("netdist_latent") || !ui["netdist_latent"].is_array() || ui["netdist_latent"].empty()) {
     return Status::internal("shard " + shard_id + " produced no latent");
@@ -135,7 +139,8 @@ Json ShardRunner::status() const {
 server::ExtraRoutes ShardRunner::routes() {
   return [this](const server::Request& req, const std::string& path) -> std::optional<server::Response> {
     if (path.rfind("/netdist/v1/", 0) != 0) return std::nullopt;
-    if (path == "/netdist/v1/capabilities" && req.method == "GET") return server::json_response(capabilities());
+    if (path == "/netdist/v1/capabilities" && req.method == "GET")
+      return server::json_response(capabilities());
     if (path == "/netdist/v1/status" && req.method == "GET") return server::json_response(status());
     if (path == "/netdist/v1/interrupt" && req.method == "POST") {
       interrupt();
@@ -151,7 +156,9 @@ server::ExtraRoutes ShardRunner::routes() {
       Result<at::Tensor> rows = run(id, (*body)["workflow"]);
       if (!rows.is_ok()) {
         const Status& s = rows.status();
-        const int code = s.code() == StatusCode::kCancelled ? 409 : s.code() == StatusCode::kInvalidArgument ? 400 : 500;
+        const int code = s.code() == StatusCode::kCancelled         ? 409
+                         : s.code() == StatusCode::kInvalidArgument ? 400
+                                                                    : 500;
         return error_reply(code, "shard_failed", s.to_string());
       }
       auto bytes = runtime::weights_to_buffer({{"samples", *rows}}, {{"shard_id", id}});

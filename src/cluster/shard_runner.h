@@ -40,7 +40,8 @@ struct ShardRunnerOptions {
 class ShardRunner {
  public:
   // `registry` must hold the shard nodes (nodes::register_shard_nodes) and outlive the runner.
-  ShardRunner(const graph::NodeRegistry& registry, std::shared_ptr<nodes::NodeEnv> env, ShardRunnerOptions options);
+  ShardRunner(const graph::NodeRegistry& registry, std::shared_ptr<nodes::NodeEnv> env,
+              ShardRunnerOptions options);
 
   // Runs one shard workflow; the sampled rows, float32 CPU. kCancelled when interrupted.
   Result<at::Tensor> run(const std::string& shard_id, const Json& workflow);

@@ -36,7 +36,9 @@ std::string base64_encode(std::string_view bytes) {
 }
 
 Result<std::string> base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) return Status::invalid_argument("base64: length " + std::to_string(text.size()) + " is not a multiple of 4");
+  if (text.size() % 4 != 0)
+    return Status::invalid_argument("base64: length " + std::to_string(text.size()) +
+                                    " is not a multiple of 4");
   std::string out;
   out.reserve(text.size() / 4 * 3);
   for (size_t i = 0; i < text.size(); i += 4) {
@@ -50,7 +52,8 @@ Result<std::string> base64_decode(std::string_view text) {
         continue;
       }
       const int d = decode_char(c);
-      if (d < 0 || pad > 0) return Status::invalid_argument("base64: bad character at offset " + std::to_string(i + k));
+      if (d < 0 || pad > 0)
+        return Status::invalid_argument("base64: bad character at offset " + std::to_string(i + k));
       v = (v << 6) | uint32_t(d);
     }
     out += char((v >> 16) & 0xff);

@@ -35,7 +35,8 @@ void expect_rows_match(const std::string& sampler) {
     part.row_end = std::min<int64_t>(5, r + 2);
     at::Tensor rows = sample(m, pos, neg, part, nullptr).value();
     EXPECT_TRUE(torch::equal(rows, whole.slice(0, part.row_begin, part.row_end)))
-        << sampler << " rows [" << part.row_begin << ", " << part.row_end << ") differ from the unsplit batch";
+        << sampler << " rows [" << part.row_begin << ", " << part.row_end
+        << ") differ from the unsplit batch";
   }
 }
 
