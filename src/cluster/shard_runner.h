@@ -1,7 +1,9 @@
 // Runs shards (shard.h) on this process's node registry and engine, and serves the worker half of the
 // /netdist/v1 API over them:
 //   GET  /netdist/v1/capabilities  {"engine_version", "device": {name, type, vram_total}, "node_classes",
-//                                   "models": [{"name", "sha256", "bytes"}], "benchmark": {...}}
+//                                   "models": [{"name", "sha256", "bytes"}], "benchmark": {"model",
+//                                   "width", "height", "steps", "steps_per_second"} (embedded model,
+//                                   measured on the first request; null without it)}
 //   POST /netdist/v1/shard         body {"shard_id", "workflow"} → 200 application/octet-stream: a
 //                                   safetensors file with "samples" [rows, C, h, w] F32 (metadata shard_id);
 //                                   409 when interrupted; 400/500 with {"error": {...}} otherwise
