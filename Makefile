@@ -2,7 +2,7 @@
 #   make            Release build (build/release)
 #   make debug      ASan + UBSan build (build/debug)
 #   make test       install missing deps, build, run every test suite and each fuzzer briefly
-#   make demo       install missing deps, build, render the example workflow with the embedded model
+#   make demo       install missing deps, build, run `netdist demo` (1 vs 2 local workers, embedded model)
 #   make fuzz       libFuzzer targets (clang), run each for FUZZ_SECONDS
 #   make format     clang-format every project source in place
 #   make lint       clang-tidy over the project sources (uses build/release/compile_commands.json)
@@ -35,7 +35,7 @@ test: deps release
 	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
 demo: deps release
-	$(BUILD)/release/netdist run examples/tiny_txt2img.json --output-directory netdist-demo
+	$(BUILD)/release/netdist demo --output-directory netdist-demo
 
 fuzz:
 	CXX=clang++ cmake -S . -B $(BUILD)/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETDIST_FUZZ=ON \

@@ -14,7 +14,9 @@
 //   IMAGE   [N, H, W, 3] float32 on the CPU, values in [0, 1].
 // Seeds follow ComfyUI: the initial noise of a batch is the CPU MT19937 randn of the whole [N,4,h,w]
 // tensor; a request covering rows [row_begin, row_end) of a batch gets exactly those rows of every noise
-// tensor (initial and per-step), so a split batch equals the unsplit one.
+// tensor (initial and per-step), so a split batch equals the unsplit one. Because kernels may block by
+// batch size, sample() runs the UNet on fixed micro-batches (one call per image: that image's rows for
+// every conditioning entry), so each row's result is independent of the batch it came in.
 //
 // Thread-safety: a Model may be shared between threads; calls on one Model are serialised internally
 // (one GPU stream per model). Every failure (bad file, out of memory, interrupted) is a Status.

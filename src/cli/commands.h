@@ -15,6 +15,12 @@ void add_run_command(CLI::App& app);
 // `netdist serve`: the ComfyUI HTTP/WebSocket API over this process's device (src/cli/serve.cpp).
 void add_serve_command(CLI::App& app);
 
+// `netdist worker`: serve plus the /netdist/v1 shard API (src/cli/serve.cpp).
+void add_worker_command(CLI::App& app);
+
+// `netdist demo`: coordinator + 1 and 2 local workers, speedup table, identical-images check (src/cli/demo.cpp).
+void add_demo_command(CLI::App& app);
+
 // Exit code set by the subcommand that ran (0 when none failed).
 int exit_code();
 void set_exit_code(int code);

@@ -1,11 +1,22 @@
-// `netdist serve`: the ComfyUI-compatible HTTP + WebSocket server on this machine's device.
+// `netdist serve` and `netdist worker`: the ComfyUI-compatible HTTP + WebSocket server on this machine's
+// device, optionally as a cluster worker (/netdist/v1 shard API) or as the coordinator of a cluster.
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <sstream>
+#include <thread>
 
 #include "cli/commands.h"
 #include "cli/graph_backend.h"
+#include "cluster/coordinator.h"
+#include "cluster/http_client.h"
+#include "cluster/local_workers.h"
+#include "cluster/shard_runner.h"
 #include "engine/runtime/torch_compat.h"
+#include "nodes/core_nodes.h"
 #include "server/http_server.h"
 
 namespace netdist::cli {
@@ -39,25 +50,71 @@ bool listens_on_loopback_only(const std::string& listen) {
   return true;
 }
 
-int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, bool insecure) {
-  const bool loopback = listens_on_loopback_only(options.listen);
-  if (!loopback && options.auth_token.empty()) {
+struct ClusterFlags {
+  bool worker_mode = false;
+  bool distributed = false;
+  std::string workers;  // comma-separated URLs
+  bool no_local = false;
+  int local_workers = -1;
+  std::string join;
+  std::string advertise;
+  int test_step_delay_ms = 0;
+  double shard_timeout_s = 600;
+};
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+// Dial-in: POST /netdist/v1/join every 2 s (the first join and then a heartbeat) until stopped.
+std::thread start_join_loop(const std::string& coordinator, const std::string& self_url,
+                            const std::string& token) {
+  return std::thread([coordinator, self_url, token] {
+    bool announced = false;
+    while (!g_stop) {
+      cluster::HttpCall call;
+      call.method = "POST";
+      call.target = "/netdist/v1/join";
+      call.body = nlohmann::json{{"url", self_url}}.dump();
+      call.auth_token = token;
+      call.timeout = std::chrono::seconds(5);
+      auto reply = cluster::http_call(coordinator, call);
+      const bool ok = reply.is_ok() && reply->status == 200;
+      if (ok && !announced)
+        std::fprintf(stderr, "netdist worker: joined %s as %s\n", coordinator.c_str(), self_url.c_str());
+      if (!ok && announced) std::fprintf(stderr, "netdist worker: lost %s, retrying\n", coordinator.c_str());
+      announced = ok;
+      for (int i = 0; i < 20 && !g_stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+}
+
+int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, bool insecure,
+          const ClusterFlags& flags) {
+  const char* role = flags.worker_mode ? "netdist worker" : "netdist serve";
+  if (!listens_on_loopback_only(options.listen) && options.auth_token.empty()) {
     if (!insecure) {
       std::fprintf(stderr,
-                   "netdist serve: refusing to listen on %s without authentication; set --auth-token (or "
+                   "%s: refusing to listen on %s without authentication; set --auth-token (or "
                    "NETDIST_AUTH_TOKEN), or pass --insecure to allow it (anyone who can reach the port can run "
                    "prompts and read every output)\n",
-                   options.listen.c_str());
+                   role, options.listen.c_str());
       return 2;
     }
     std::fprintf(stderr,
-                 "netdist serve: WARNING: --insecure: listening on %s with no authentication; anyone who can reach "
-                 "the port can run prompts and read every output\n",
-                 options.listen.c_str());
+                 "%s: WARNING: --insecure: listening on %s with no authentication; anyone who can reach the "
+                 "port can run prompts and read every output\n",
+                 role, options.listen.c_str());
   }
   auto setup = make_node_registry(setup_options);
   if (!setup.is_ok()) {
-    std::fprintf(stderr, "netdist serve: %s\n", setup.status().to_string().c_str());
+    std::fprintf(stderr, "%s: %s\n", role, setup.status().to_string().c_str());
     return 2;
   }
   for (const std::string& dir : {options.output_dir, options.input_dir, options.temp_dir}) {
@@ -65,46 +122,167 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   }
   options.models_dir = setup_options.env.models_dir;
   options.pytorch_version = runtime::torch_version();
-  GraphBackend backend(std::move(*setup));
+
+  const bool coordinator = flags.distributed && !flags.worker_mode;
+  std::unique_ptr<cluster::ShardRunner> runner;
+  std::shared_ptr<cluster::Cluster> cluster;
+  if (flags.worker_mode || coordinator) {
+    nodes::register_shard_nodes(*setup->registry);
+    cluster::ShardRunnerOptions ro;
+    ro.device_name = setup_options.device;
+    ro.test_step_delay_ms = flags.test_step_delay_ms;
+    if (flags.worker_mode || !flags.no_local)
+      runner = std::make_unique<cluster::ShardRunner>(*setup->registry, setup->env, ro);
+  }
+  if (coordinator) {
+    cluster::ClusterOptions co;
+    co.worker_urls = split_commas(flags.workers);
+    co.auth_token = options.auth_token;
+    co.shard_timeout = std::chrono::milliseconds(static_cast<int64_t>(flags.shard_timeout_s * 1000));
+    cluster = std::make_shared<cluster::Cluster>(co, runner.get());
+    cluster::register_cluster_samplers(*setup->registry, cluster);
+    options.extra_routes =
+        cluster::coordinator_routes(cluster, runner ? runner->routes() : server::ExtraRoutes());
+  } else if (runner) {
+    options.extra_routes = runner->routes();
+  }
+  GraphBackend graph_backend(std::move(*setup));
+  std::unique_ptr<cluster::CoordinatorBackend> coordinator_backend;
+  if (cluster) coordinator_backend = std::make_unique<cluster::CoordinatorBackend>(graph_backend, cluster);
+  server::Backend& backend =
+      coordinator_backend ? static_cast<server::Backend&>(*coordinator_backend) : graph_backend;
   server::HttpServer http(options, backend);
   Status s = http.start();
   if (!s.is_ok()) {
-    std::fprintf(stderr, "netdist serve: %s\n", s.to_string().c_str());
+    std::fprintf(stderr, "%s: %s\n", role, s.to_string().c_str());
     return 1;
   }
-  std::printf("netdist serve: listening on http://%s:%u (%s)\n", options.listen.c_str(), unsigned(http.port()),
+  const std::string first_address = options.listen.substr(0, options.listen.find(','));
+  const std::string host =
+      first_address.find(':') != std::string::npos ? "[" + first_address + "]" : first_address;
+  const std::string self_url = "http://" + host + ":" + std::to_string(http.port());
+  std::printf("%s: listening on %s (%s)\n", role, self_url.c_str(),
               options.auth_token.empty() ? "no authentication" : "bearer token required");
   std::fflush(stdout);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+
+  std::unique_ptr<cluster::LocalWorkers> children;
+  if (cluster) {
+    cluster->start();
+    if (flags.workers.empty()) {
+      std::vector<cluster::LocalWorkerSpec> specs;
+      const std::string scratch = (std::filesystem::path(options.temp_dir) / "netdist-worker").string();
+      std::vector<std::string> common = {"--port",
+                                         "0",
+                                         "--join",
+                                         self_url,
+                                         "--models-dir",
+                                         setup_options.env.models_dir,
+                                         "--output-directory",
+                                         scratch,
+                                         "--temp-directory",
+                                         scratch,
+                                         "--input-directory",
+                                         options.input_dir};
+      if (!options.auth_token.empty()) common.insert(common.end(), {"--auth-token", options.auth_token});
+      // The workers render what this process would: same vocabulary, precision, noise and memory policy.
+      const NodeSetupOptions& so = setup_options;
+      if (!so.env.engine.clip_vocab_dir.empty()) common.insert(common.end(), {"--clip-vocab", so.env.engine.clip_vocab_dir});
+      if (!so.precision.empty()) common.insert(common.end(), {"--precision", so.precision});
+      common.insert(common.end(), {"--noise", so.noise});
+      if (so.env.engine.lowvram) common.push_back("--lowvram");
+      if (so.env.disable_metadata) common.push_back("--disable-metadata");
+      const int gpus = runtime::cuda_device_count();
+      const int n = flags.local_workers >= 0 ? flags.local_workers : gpus;
+      for (int i = 0; i < n; ++i) {
+        cluster::LocalWorkerSpec spec;
+        spec.args = common;
+        if (flags.local_workers < 0) {
+          const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+          const std::vector<std::string> ids = split_commas(visible ? visible : "");
+          spec.cuda_visible_devices = i < int(ids.size()) ? ids[i] : std::to_string(i);
+          spec.args.insert(spec.args.end(), {"--cuda-device", "0"});
+        } else {
+          const unsigned cores = std::max(1u, std::thread::hardware_concurrency() / unsigned(std::max(1, n)));
+          spec.args.insert(spec.args.end(), {"--threads", std::to_string(cores)});
+        }
+        specs.push_back(spec);
+      }
+      if (!specs.empty()) {
+        children = std::make_unique<cluster::LocalWorkers>(specs);
+        children->start();
+        std::printf("%s: started %zu local worker(s)\n", role, specs.size());
+        std::fflush(stdout);
+      }
+    }
+  }
+  std::thread join_thread;
+  if (flags.worker_mode && !flags.join.empty()) {
+    join_thread =
+        start_join_loop(flags.join, flags.advertise.empty() ? self_url : flags.advertise, options.auth_token);
+  }
   while (!g_stop) pause();
+  if (join_thread.joinable()) join_thread.join();
+  if (children) children->stop();
+  if (cluster) cluster->stop();
   http.stop();
   return 0;
+}
+
+CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::string& help, bool worker) {
+  auto options = std::make_shared<server::ServerOptions>();
+  auto setup = std::make_shared<NodeSetupOptions>();
+  auto insecure = std::make_shared<bool>(false);
+  auto max_upload_mb = std::make_shared<double>(100.0);
+  auto flags = std::make_shared<ClusterFlags>();
+  flags->worker_mode = worker;
+  if (worker) options->port = 8288;
+  CLI::App* cmd = app.add_subcommand(name, help);
+  cmd->add_option("--listen", options->listen, "address to listen on");
+  cmd->add_option("--port", options->port, "port (0 picks a free one)");
+  cmd->add_option("--max-upload-size", *max_upload_mb, "largest request body in MB (413 above)");
+  cmd->add_option("--auth-token", options->auth_token,
+                  "require 'Authorization: Bearer TOKEN' (or ?token=TOKEN) on every route and the WebSocket; "
+                  "a coordinator also sends it to its workers")
+      ->envname("NETDIST_AUTH_TOKEN");
+  cmd->add_flag("--insecure", *insecure, "allow a non-loopback address without --auth-token");
+  if (!worker) {
+    cmd->add_flag("--worker-mode", flags->worker_mode, "run as a cluster worker (same as `netdist worker`)");
+    cmd->add_flag("--enable-distributed", flags->distributed, "coordinate workers: split batches over them");
+    cmd->add_option("--workers", flags->workers, "comma-separated worker URLs (http://host:port)");
+    cmd->add_flag("--no-local", flags->no_local, "the coordinator renders no shards itself");
+    cmd->add_option("--local-workers", flags->local_workers,
+                    "start N CPU worker processes (default: one per GPU)");
+    cmd->add_option("--shard-timeout", flags->shard_timeout_s,
+                    "seconds before a worker's shard is given to another");
+  }
+  cmd->add_option("--join", flags->join, "worker: dial in to this coordinator URL");
+  cmd->add_option("--advertise", flags->advertise,
+                  "worker: the URL the coordinator should use (default: listen address)");
+  cmd->add_option("--test-step-delay-ms", flags->test_step_delay_ms,
+                  "worker: sleep after each step (tests only)")
+      ->group("");
+  add_node_setup_options(*cmd, *setup);
+  cmd->callback([options, setup, insecure, max_upload_mb, flags] {
+    options->output_dir = setup->env.output_dir;
+    options->input_dir = setup->env.input_dir;
+    options->temp_dir = setup->env.temp_dir;
+    options->max_body_bytes = static_cast<uint64_t>(*max_upload_mb * 1024 * 1024);
+    set_exit_code(serve(*options, *setup, *insecure, *flags));
+  });
+  return cmd;
 }
 
 }  // namespace
 
 void add_serve_command(CLI::App& app) {
-  auto options = std::make_shared<server::ServerOptions>();
-  auto setup = std::make_shared<NodeSetupOptions>();
-  auto insecure = std::make_shared<bool>(false);
-  auto max_upload_mb = std::make_shared<double>(100.0);
-  CLI::App* cmd = app.add_subcommand("serve", "Serve the ComfyUI HTTP/WebSocket API");
-  cmd->add_option("--listen", options->listen, "address to listen on");
-  cmd->add_option("--port", options->port, "port (0 picks a free one)");
-  cmd->add_option("--max-upload-size", *max_upload_mb, "largest request body in MB (413 above)");
-  cmd->add_option("--auth-token", options->auth_token,
-                  "require 'Authorization: Bearer TOKEN' (or ?token=TOKEN) on every route and the WebSocket")
-      ->envname("NETDIST_AUTH_TOKEN");
-  cmd->add_flag("--insecure", *insecure, "allow a non-loopback address without --auth-token");
-  add_node_setup_options(*cmd, *setup);
-  cmd->callback([options, setup, insecure, max_upload_mb] {
-    options->output_dir = setup->env.output_dir;
-    options->input_dir = setup->env.input_dir;
-    options->temp_dir = setup->env.temp_dir;
-    options->max_body_bytes = static_cast<uint64_t>(*max_upload_mb * 1024 * 1024);
-    set_exit_code(serve(*options, *setup, *insecure));
-  });
+  add_server_command(app, "serve", "Serve the ComfyUI HTTP/WebSocket API (and coordinate a cluster)", false);
+}
+
+void add_worker_command(CLI::App& app) {
+  add_server_command(app, "worker",
+                     "Serve the ComfyUI API plus the /netdist/v1 shard API as a cluster worker", true);
 }
 
 }  // namespace netdist::cli

@@ -169,8 +169,25 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
     at::Tensor sig = sigmas.to(model.device_);
     at::Tensor latent_in = (latent * model.info_.vae_scale_factor).to(model.device_);
     at::Tensor x = ms.noise_scaling(sig[0], noise.to(model.device_), latent_in, ms.is_max_denoise(sigmas));
+    // One UNet call per image: calc_cond_batch hands over k blocks (one per conditioning entry) of the same n
+    // images, and image r's call takes row r of every block. A row's result then does not depend on the batch it
+    // came in, so a batch split over workers equals the unsplit batch bit for bit (engine.h).
+    const int64_t images = latent_in.size(0);
     cond::ModelFn unet_fn = [&](const at::Tensor& xb, const at::Tensor& sb, const at::Tensor& cb, const at::Tensor& yb) {
-      return apply_model(model, xb, sb, cb, yb);
+      if (images <= 1 || xb.size(0) % images != 0) return apply_model(model, xb, sb, cb, yb);
+      at::Tensor out;
+      for (int64_t r = 0; r < images; ++r) {
+        at::Tensor rows = at::arange(r, xb.size(0), images, at::TensorOptions().dtype(at::kLong).device(xb.device()));
+        at::Tensor part = apply_model(model, xb.index_select(0, rows), sb.index_select(0, rows),
+                                      cb.index_select(0, rows), yb.defined() ? yb.index_select(0, rows) : yb);
+        if (!out.defined()) {
+          std::vector<int64_t> shape = part.sizes().vec();
+          shape[0] = xb.size(0);
+          out = at::empty(shape, part.options());
+        }
+        out.index_copy_(0, rows, part);
+      }
+      return out;
     };
     const bool skip_uncond = std::abs(req.cfg - 1.0) <= 1e-9 * std::max(1.0, std::abs(req.cfg));
     sampling::Denoiser denoiser = [&](const at::Tensor& xt, const at::Tensor& sigma) {

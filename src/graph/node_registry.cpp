@@ -80,6 +80,13 @@ std::unique_ptr<NodeImpl> NodeRegistry::create(const std::string& class_type) co
   return it == index_.end() ? nullptr : entries_[it->second]->factory();
 }
 
+NodeFactory NodeRegistry::replace_factory(const std::string& class_type, NodeFactory factory) {
+  auto it = index_.find(class_type);
+  ND_ASSERT(it != index_.end(), "replace_factory: node class not registered");
+  std::swap(entries_[it->second]->factory, factory);
+  return factory;
+}
+
 Json NodeRegistry::object_info() const {
   Json out = Json::object();
   for (const auto& entry : entries_) out[entry->schema.class_type] = object_info_json(entry->schema);

@@ -95,6 +95,9 @@ class NodeRegistry {
   void add(NodeSchema schema, NodeFactory factory);
   const NodeSchema* find(const std::string& class_type) const;
   std::unique_ptr<NodeImpl> create(const std::string& class_type) const;  // nullptr if unknown
+  // Swaps the implementation of a registered class, keeping its schema (the cluster coordinator's
+  // samplers); returns the previous factory. Same thread-safety as add().
+  NodeFactory replace_factory(const std::string& class_type, NodeFactory factory);
   // GET /object_info: {class_type: object_info_json(schema)} in registration order.
   Json object_info() const;
   std::vector<std::string> class_types() const;

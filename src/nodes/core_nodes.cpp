@@ -1,5 +1,7 @@
 #include "nodes/core_nodes.h"
 
+#include "core/base64.h"
+#include "engine/runtime/tensor_io.h"
 #include "engine/sampling/samplers.h"
 #include "engine/sampling/schedulers.h"
 #include "nodes/image_nodes.h"
@@ -48,6 +50,10 @@ Result<std::vector<Value>> run_ksampler(NodeContext& ctx, const NodeInputs& in, 
   req.scheduler = in.get_string("scheduler");
   req.latent = latent->samples;
   req.batch_index = latent->batch_index;
+  if (in.has("row_begin")) {
+    req.row_begin = in.get_int("row_begin");
+    req.row_end = in.get_int("row_end");
+  }
   Status progress_status;
   ProgressFn progress = [&](int step, int total) {
     progress_status = ctx.progress(step, total);
@@ -176,7 +182,7 @@ void add_latent(graph::NodeRegistry& r) {
               });
 }
 
-void add_samplers(graph::NodeRegistry& r) {
+std::vector<graph::InputSpec> ksampler_inputs() {
   graph::InputSpec seed = int_input("seed", 0, 0, Json(uint64_t(0xffffffffffffffffULL)));
   seed.extra["control_after_generate"] = true;
   std::vector<graph::InputSpec> inputs = {link_input("model", "MODEL"),
@@ -189,15 +195,10 @@ void add_samplers(graph::NodeRegistry& r) {
                                           link_input("negative", "CONDITIONING"),
                                           link_input("latent_image", "LATENT"),
                                           float_input("denoise", 1.0, 0.0, 1.0, 0.01)};
-  NodeSchema ks = schema("KSampler", "KSampler", "sampling", inputs, {"LATENT"});
-  ks.description = "Uses the provided model, positive and negative conditioning to denoise the latent image.";
-  add_fn_node(r, ks, [](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
-    SampleRequest req;
-    req.seed = in.get_uint64("seed");
-    req.denoise = in.get_float("denoise");
-    return run_ksampler(ctx, in, req);
-  });
+  return inputs;
+}
 
+std::vector<graph::InputSpec> ksampler_advanced_inputs() {
   graph::InputSpec noise_seed = int_input("noise_seed", 0, 0, Json(uint64_t(0xffffffffffffffffULL)));
   noise_seed.extra["control_after_generate"] = true;
   std::vector<graph::InputSpec> adv = {link_input("model", "MODEL"),
@@ -213,16 +214,32 @@ void add_samplers(graph::NodeRegistry& r) {
                                        int_input("start_at_step", 0, 0, 10000),
                                        int_input("end_at_step", 10000, 0, 10000),
                                        graph::combo_input("return_with_leftover_noise", {"disable", "enable"})};
-  add_fn_node(r, schema("KSamplerAdvanced", "KSampler (Advanced)", "sampling", adv, {"LATENT"}),
-              [](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
-                SampleRequest req;
-                req.seed = in.get_uint64("noise_seed");
-                req.add_noise = in.get_string("add_noise") != "disable";
-                req.start_step = static_cast<int>(in.get_int("start_at_step"));
-                req.last_step = static_cast<int>(in.get_int("end_at_step"));
-                req.force_full_denoise = in.get_string("return_with_leftover_noise") != "enable";
-                return run_ksampler(ctx, in, req);
-              });
+  return adv;
+}
+
+Result<std::vector<Value>> run_ksampler_node(NodeContext& ctx, const NodeInputs& in) {
+  SampleRequest req;
+  req.seed = in.get_uint64("seed");
+  req.denoise = in.get_float("denoise");
+  return run_ksampler(ctx, in, req);
+}
+
+Result<std::vector<Value>> run_ksampler_advanced_node(NodeContext& ctx, const NodeInputs& in) {
+  SampleRequest req;
+  req.seed = in.get_uint64("noise_seed");
+  req.add_noise = in.get_string("add_noise") != "disable";
+  req.start_step = static_cast<int>(in.get_int("start_at_step"));
+  req.last_step = static_cast<int>(in.get_int("end_at_step"));
+  req.force_full_denoise = in.get_string("return_with_leftover_noise") != "enable";
+  return run_ksampler(ctx, in, req);
+}
+
+void add_samplers(graph::NodeRegistry& r) {
+  NodeSchema ks = schema("KSampler", "KSampler", "sampling", ksampler_inputs(), {"LATENT"});
+  ks.description = "Uses the provided model, positive and negative conditioning to denoise the latent image.";
+  add_fn_node(r, ks, run_ksampler_node);
+  add_fn_node(r, schema("KSamplerAdvanced", "KSampler (Advanced)", "sampling", ksampler_advanced_inputs(), {"LATENT"}),
+              run_ksampler_advanced_node);
 }
 
 void add_vae(graph::NodeRegistry& r) {
@@ -247,6 +264,27 @@ void add_vae(graph::NodeRegistry& r) {
 }
 
 }  // namespace
+
+void register_shard_nodes(graph::NodeRegistry& r) {
+  const std::vector<graph::InputSpec> rows = {int_input("row_begin", 0, 0, 4096), int_input("row_end", 1, 1, 4096)};
+  std::vector<graph::InputSpec> ks = ksampler_inputs(), adv = ksampler_advanced_inputs();
+  ks.insert(ks.end(), rows.begin(), rows.end());
+  adv.insert(adv.end(), rows.begin(), rows.end());
+  add_fn_node(r, schema(kShardKSampler, "KSampler rows (netdist shard)", "netdist/internal", ks, {"LATENT"}),
+              run_ksampler_node);
+  add_fn_node(r, schema(kShardKSamplerAdvanced, "KSampler (Advanced) rows (netdist shard)", "netdist/internal", adv,
+                        {"LATENT"}),
+              run_ksampler_advanced_node);
+  NodeSchema out = schema(kShardLatentOutput, "Latent output (netdist shard)", "netdist/internal",
+                          {link_input("samples", "LATENT")}, {});
+  out.output_node = true;
+  add_fn_node(r, out, [](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
+    ND_ASSIGN_OR_RETURN(auto s, need<LatentObject>(in, "samples"));
+    ND_ASSIGN_OR_RETURN(std::string bytes, runtime::weights_to_buffer({{"samples", s->samples.contiguous()}}));
+    ctx.set_ui_output(Json{{"netdist_latent", Json::array({base64_encode(bytes)})}});
+    return std::vector<Value>{};
+  });
+}
 
 void register_core_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv> env) {
   add_loaders(registry, env);

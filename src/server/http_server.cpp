@@ -86,6 +86,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void write(const Response& r, unsigned version, bool keep_alive, bool head) {
+    // The read deadline may have passed while a long handler ran (a cluster shard): the write gets its own.
+    stream_.expires_after(std::chrono::seconds(120));
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version);
     res->set(http::field::server, "netdist");
     if (!r.content_type.empty()) res->set(http::field::content_type, r.content_type);

@@ -100,6 +100,7 @@ Response handle_request(ServerState& state, const Request& request) {
     std::optional<Response> routed = route_prompt(state, request, path);
     if (!routed) routed = route_files(state, request, path);
     if (!routed) routed = route_info(state, request, path);
+    if (!routed && state.options().extra_routes) routed = state.options().extra_routes(request, path);
     response = routed ? std::move(*routed)
                       : error_response(404, "not_found", "no route for " + request.method + " " + request.path);
   }

@@ -13,7 +13,13 @@ constexpr const char* kToken = "s3cret-token-0123456789";
 
 class AuthTest : public ServerFixture {
  protected:
-  void customize(ServerOptions& o) override { o.auth_token = kToken; }
+  void customize(ServerOptions& o) override {
+    o.auth_token = kToken;
+    o.extra_routes = [](const Request&, const std::string& path) -> std::optional<Response> {
+      if (path == "/netdist/v1/ping") return json_response({{"pong", true}});
+      return std::nullopt;
+    };
+  }
   static Headers bearer(const std::string& token = kToken) { return {{"Authorization", "Bearer " + token}}; }
   static std::string error_type(const HttpReply& r) {
     const json j = r.json();
@@ -137,6 +143,13 @@ TEST_F(AuthTest, WebSocketNeedsTheToken) {
   ASSERT_EQ(r.status, 200);
   std::vector<TestWsClient::Message> seen;
   EXPECT_TRUE(by_header.read_until("execution_success", r.json()["prompt_id"], seen));
+}
+
+TEST_F(AuthTest, ExtraRoutesNeedTheToken) {
+  EXPECT_EQ(get("/netdist/v1/ping").status, 401);
+  HttpReply r = http_call(port_, "GET", "/netdist/v1/ping", "", bearer());
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.json()["pong"], true);
 }
 
 class NoAuthTest : public ServerFixture {};

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -14,10 +15,16 @@
 #include <vector>
 
 #include "server/backend.h"
+#include "server/http_types.h"
 #include "server/prompt_queue.h"
 #include "server/ws_hub.h"
 
 namespace netdist::server {
+
+// Routes added by the embedding program (the cluster's /netdist/v1 API): called for every request that
+// passed authentication and origin checks, before the 404; nullopt = not handled. `path` has /api stripped.
+// Called from any I/O thread, concurrently.
+using ExtraRoutes = std::function<std::optional<Response>(const Request& request, const std::string& path)>;
 
 struct ServerOptions {
   std::string listen = "127.0.0.1";  // --listen
@@ -35,6 +42,7 @@ struct ServerOptions {
   std::string python_version = "3.12.0 (netdist)";
   std::string pytorch_version;                     // reported in /system_stats
   std::vector<std::string> argv;                   // reported in /system_stats: leave --auth-token out
+  ExtraRoutes extra_routes;                        // cluster roles add /netdist/v1 routes (routes.h)
 };
 
 class ServerState {

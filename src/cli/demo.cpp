@@ -1,0 +1,257 @@
+// `netdist demo`: a coordinator with 1 and then 2 local workers (GPUs when there are two, else CPU
+// processes) renders the same set of prompts with the embedded model; prints the NetDist benchmark table
+// (wall time, images/s, speedup) and whether both runs gave byte-identical images.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/node_setup.h"
+#include "cluster/http_client.h"
+#include "cluster/shard_runner.h"
+#include "engine/runtime/torch_compat.h"
+
+namespace netdist::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct Child {
+  pid_t pid = 0;
+  std::string url;
+  FILE* out = nullptr;
+};
+
+Child start_coordinator(int workers, bool gpus, const fs::path& dir) {
+  std::vector<std::string> args = {"/proc/self/exe",
+                                   "serve",
+                                   "--port",
+                                   "0",
+                                   "--enable-distributed",
+                                   "--no-local",
+                                   "--output-directory",
+                                   (dir / "output").string(),
+                                   "--temp-directory",
+                                   (dir / "temp").string(),
+                                   "--input-directory",
+                                   (dir / "input").string()};
+  if (!gpus) args.insert(args.end(), {"--local-workers", std::to_string(workers)});
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) return {};
+  Child c;
+  c.pid = fork();
+  if (c.pid == 0) {
+    dup2(pipe_fds[1], STDOUT_FILENO);
+    close(pipe_fds[0]);
+    if (gpus) {
+      std::string visible;
+      for (int i = 0; i < workers; ++i) visible += (i ? "," : "") + std::to_string(i);
+      setenv("CUDA_VISIBLE_DEVICES", visible.c_str(), 1);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  close(pipe_fds[1]);
+  c.out = fdopen(pipe_fds[0], "r");
+  char line[512];
+  const std::regex re("listening on (http://[^ \\n]+)");
+  while (c.out && std::fgets(line, sizeof line, c.out)) {
+    std::cmatch m;
+    if (std::regex_search(line, m, re)) {
+      c.url = m[1].str();
+      break;
+    }
+  }
+  return c;
+}
+
+void stop(Child& c) {
+  if (c.pid > 0) {
+    kill(c.pid, SIGTERM);
+    waitpid(c.pid, nullptr, 0);
+  }
+  if (c.out) std::fclose(c.out);
+  c = {};
+}
+
+Result<cluster::HttpReply> call(const std::string& url, const std::string& method, const std::string& target,
+                                const std::string& body = "") {
+  cluster::HttpCall c;
+  c.method = method;
+  c.target = target;
+  c.body = body;
+  c.timeout = std::chrono::seconds(600);
+  return cluster::http_call(url, c);
+}
+
+Json prompt(int size, int batch, uint64_t seed, const std::string& text, const std::string& prefix) {
+  return Json{
+      {"4",
+       {{"class_type", "CheckpointLoaderSimple"}, {"inputs", {{"ckpt_name", "tiny-emoji.safetensors"}}}}},
+      {"5",
+       {{"class_type", "EmptyLatentImage"},
+        {"inputs", {{"width", size}, {"height", size}, {"batch_size", batch}}}}},
+      {"6", {{"class_type", "CLIPTextEncode"}, {"inputs", {{"text", text}, {"clip", {"4", 1}}}}}},
+      {"7", {{"class_type", "CLIPTextEncode"}, {"inputs", {{"text", ""}, {"clip", {"4", 1}}}}}},
+      {"3",
+       {{"class_type", "KSampler"},
+        {"inputs",
+         {{"seed", seed},
+          {"steps", 20},
+          {"cfg", 5.0},
+          {"sampler_name", "euler"},
+          {"scheduler", "normal"},
+          {"denoise", 1.0},
+          {"model", {"4", 0}},
+          {"positive", {"6", 0}},
+          {"negative", {"7", 0}},
+          {"latent_image", {"5", 0}}}}}},
+      {"8", {{"class_type", "VAEDecode"}, {"inputs", {{"samples", {"3", 0}}, {"vae", {"4", 2}}}}}},
+      {"9", {{"class_type", "SaveImage"}, {"inputs", {{"filename_prefix", prefix}, {"images", {"8", 0}}}}}}};
+}
+
+// Submits every prompt, waits for all; returns the PNG paths in submission order (empty on failure).
+std::vector<fs::path> render(const std::string& url, const std::vector<Json>& prompts,
+                             const fs::path& output) {
+  std::vector<std::string> ids;
+  for (const Json& p : prompts) {
+    auto r = call(url, "POST", "/prompt", Json{{"prompt", p}}.dump());
+    if (!r.is_ok() || r->status != 200) {
+      std::fprintf(stderr, "netdist demo: POST /prompt failed: %s\n",
+                   r.is_ok() ? r->body.c_str() : r.status().to_string().c_str());
+      return {};
+    }
+    ids.push_back(Json::parse(r->body)["prompt_id"].get<std::string>());
+  }
+  std::vector<fs::path> files;
+  for (const std::string& id : ids) {
+    for (;;) {
+      auto r = call(url, "GET", "/history/" + id);
+      Json h = r.is_ok() ? Json::parse(r->body, nullptr, false) : Json();
+      if (h.is_object() && h.contains(id)) {
+        if (h[id]["status"]["status_str"] != "success") {
+          std::fprintf(stderr, "netdist demo: prompt %s failed: %s\n", id.c_str(),
+                       h[id]["status"].dump().c_str());
+          return {};
+        }
+        for (const Json& img : h[id]["outputs"]["9"]["images"])
+          files.push_back(output / img["filename"].get<std::string>());
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  return files;
+}
+
+int run_demo(const std::string& out_dir) {
+  const bool gpus = runtime::cuda_device_count() >= 2;
+  const std::string device = gpus ? "cuda" : "cpu";
+  std::vector<Json> prompts = {prompt(64, 8, 42, "red heart", "batch8")};
+  const int sizes[] = {48, 64, 80, 96};
+  const char* texts[] = {"yellow star", "green tree", "blue drop", "purple heart"};
+  for (int i = 0; i < 4; ++i)
+    prompts.push_back(prompt(sizes[i], 2, 100 + i, texts[i], "size" + std::to_string(sizes[i])));
+  int images = 0;
+  for (const Json& p : prompts) images += p["5"]["inputs"]["batch_size"].get<int>();
+
+  struct Run {
+    int workers = 1;
+    double seconds = 0;
+    std::string digest;
+  };
+  std::vector<Run> runs(2);
+  runs[0].workers = 1;
+  runs[1].workers = 2;
+  for (Run& run : runs) {
+    const fs::path dir =
+        fs::path(out_dir) / (std::to_string(run.workers) + (run.workers == 1 ? "-worker" : "-workers"));
+    fs::remove_all(dir);
+    fs::create_directories(dir / "output");
+    Child coord = start_coordinator(run.workers, gpus, dir);
+    if (coord.url.empty()) {
+      std::fprintf(stderr, "netdist demo: the coordinator did not start\n");
+      stop(coord);
+      return 1;
+    }
+    for (int alive = 0; alive < run.workers;) {
+      auto r = call(coord.url, "GET", "/netdist/v1/cluster");
+      alive = 0;
+      if (r.is_ok()) {
+        Json j = Json::parse(r->body, nullptr, false);
+        if (j.is_object())
+          for (const Json& w : j["workers"]) alive += w["alive"].get<bool>();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    render(coord.url, {prompt(64, run.workers, 1, "warm up", "warmup")}, dir / "output");
+    const auto t0 = Clock::now();
+    std::vector<fs::path> files = render(coord.url, prompts, dir / "output");
+    run.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    stop(coord);
+    if (files.empty()) return 1;
+    std::string all;
+    for (const fs::path& f : files) {
+      std::ifstream in(f, std::ios::binary);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      all += ss.str();
+    }
+    const fs::path concat = dir / "all-images.bin";
+    std::ofstream(concat, std::ios::binary) << all;
+    run.digest = cluster::file_sha256(concat.string()).value();
+    fs::remove(concat);
+  }
+  std::printf(
+      "\nnetdist demo: %d images (a batch of 8 at 64x64, 4 prompts of 2 at 48-96 px), 20 euler steps, "
+      "embedded model, %s workers\n\n",
+      images, device.c_str());
+  std::printf("| setup | images | wall time (s) | images/s | speedup |\n|---|---|---|---|---|\n");
+  for (const Run& run : runs) {
+    std::printf("| %d %s worker%s | %d | %.2f | %.2f | %.2fx |\n", run.workers, device.c_str(),
+                run.workers == 1 ? "" : "s", images, run.seconds, images / run.seconds,
+                runs[0].seconds / run.seconds);
+  }
+  const bool same = runs[0].digest == runs[1].digest;
+  std::printf("\nimages identical in both runs: %s (sha256 of all PNGs %s%s%s)\n", same ? "yes" : "NO",
+              runs[0].digest.substr(0, 16).c_str(), same ? "" : " vs ",
+              same ? "" : runs[1].digest.substr(0, 16).c_str());
+  std::printf("PNGs in %s/\n", out_dir.c_str());
+  return same ? 0 : 1;
+}
+
+}  // namespace
+
+void add_demo_command(CLI::App& app) {
+  auto out = std::make_shared<std::string>("netdist-demo");
+  CLI::App* cmd = app.add_subcommand(
+      "demo", "Render the examples on 1 and 2 local workers; print speedup and check the images match");
+  cmd->add_option("--output-directory", *out, "where the PNGs go");
+  cmd->callback([out] {
+    if (embedded_model_path().empty()) {
+      std::fprintf(stderr, "netdist demo: the embedded model models/tiny-emoji.safetensors was not found\n");
+      set_exit_code(2);
+      return;
+    }
+    set_exit_code(run_demo(*out));
+  });
+}
+
+}  // namespace netdist::cli

@@ -1,0 +1,353 @@
+#include "cluster/cluster.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "cluster/http_client.h"
+#include "engine/runtime/tensor_io.h"
+
+namespace netdist::cluster {
+
+struct Cluster::Job {
+  std::string id;
+  Json prompt;
+  std::string sampler_id;
+  Requirements requirements;
+  std::vector<at::Tensor> results;  // per shard; defined once done
+  std::vector<int> attempts;
+  int64_t rows_done = 0;
+  int64_t shards_done = 0;
+  Status failure;
+  bool cancelled = false;
+  std::vector<Worker*> running;  // workers running one of its shards (one entry per shard)
+};
+
+struct Cluster::Task {
+  std::shared_ptr<Job> job;
+  size_t shard = 0;
+  int64_t row_begin = 0, row_end = 0;
+};
+
+struct Cluster::Worker {
+  std::string url;  // "local" for this process
+  bool local = false;
+  std::optional<Json> caps;  // set while the worker is believed alive
+  std::thread thread;
+  int64_t shards_done = 0, rows_done = 0, failures = 0;
+};
+
+Cluster::Cluster(ClusterOptions options, ShardRunner* local) : options_(std::move(options)), local_(local) {}
+
+Cluster::~Cluster() { stop(); }
+
+void Cluster::spawn(std::shared_ptr<Worker> w) {
+  w->thread = std::thread([this, w] { worker_loop(w); });
+}
+
+void Cluster::start() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (started_) return;
+  started_ = true;
+  if (local_) {
+    auto w = std::make_shared<Worker>();
+    w->url = "local";
+    w->local = true;
+    w->caps = local_->capabilities();
+    workers_.push_back(w);
+    spawn(w);
+  }
+  for (const std::string& url : options_.worker_urls) {
+    auto w = std::make_shared<Worker>();
+    w->url = url;
+    workers_.push_back(w);
+    spawn(w);
+  }
+}
+
+void Cluster::stop() {
+  std::vector<std::shared_ptr<Worker>> workers;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+    for (Task& t : queue_) {
+      if (t.job->failure.is_ok()) t.job->failure = Status::unavailable("the coordinator is stopping");
+    }
+    queue_.clear();
+    workers = workers_;
+  }
+  cv_.notify_all();
+  if (local_) local_->interrupt();
+  for (auto& w : workers) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+void Cluster::add_worker(const std::string& url) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& w : workers_) {
+    if (w->url == url) return;
+  }
+  auto w = std::make_shared<Worker>();
+  w->url = url;
+  workers_.push_back(w);
+  if (started_ && !stopping_) spawn(w);
+  std::fprintf(stderr, "netdist cluster: worker %s joined\n", url.c_str());
+}
+
+bool Cluster::eligible(const Worker& w, const Job& job) const {
+  return w.caps && missing_requirements(job.requirements, *w.caps).empty();
+}
+
+Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task) {
+  ND_ASSIGN_OR_RETURN(Json workflow,
+                      shard_workflow(task.job->prompt, task.job->sampler_id, task.row_begin, task.row_end));
+  const std::string shard_id = task.job->id + "." + std::to_string(task.shard);
+  if (w.local) return local_->run(shard_id, workflow);
+  HttpCall call;
+  call.method = "POST";
+  call.target = "/netdist/v1/shard";
+  call.body = Json{{"shard_id", shard_id}, {"workflow", workflow}}.dump();
+  call.auth_token = options_.auth_token;
+  call.timeout = options_.shard_timeout;
+  ND_ASSIGN_OR_RETURN(HttpReply reply, http_call(w.url, call));
+  if (reply.status == 409) return Status::cancelled(w.url + ": shard " + shard_id + " interrupted");
+  if (reply.status == 401) return Status::unauthenticated(w.url + ": the worker refused the auth token");
+  if (reply.status != 200)
+    return Status::internal(w.url + ": shard " + shard_id + " failed (" + std::to_string(reply.status) +
+                            "): " + reply.body);
+  ND_ASSIGN_OR_RETURN(auto weights,
+                      runtime::weights_from_buffer(std::move(reply.body), w.url + " shard " + shard_id));
+  auto it = weights.find("samples");
+  if (it == weights.end()) return Status::corruption(w.url + ": shard reply without 'samples'");
+  const int64_t rows = task.row_end - task.row_begin;
+  if (it->second.dim() != 4 || it->second.size(0) != rows) {
+    return Status::corruption(w.url + ": shard reply has the wrong shape");
+  }
+  return it->second.clone();
+}
+
+void Cluster::worker_loop(std::shared_ptr<Worker> w) {
+  for (;;) {
+    bool need_caps;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) return;
+      need_caps = !w->caps;
+    }
+    if (need_caps) {
+      HttpCall call;
+      call.target = "/netdist/v1/capabilities";
+      call.auth_token = options_.auth_token;
+      call.timeout = std::chrono::seconds(30);
+      auto reply = http_call(w->url, call);
+      Json caps;
+      if (reply.is_ok() && reply->status == 200) caps = Json::parse(reply->body, nullptr, false);
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (caps.is_object()) {
+        w->caps = caps;
+        cv_.notify_all();
+      } else {
+        cv_.wait_for(lock, options_.retry_delay, [&] { return stopping_; });
+      }
+      continue;
+    }
+    Task task;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      auto pick = [&] {
+        return std::find_if(queue_.begin(), queue_.end(),
+                            [&](const Task& t) { return eligible(*w, *t.job); });
+      };
+      if (!cv_.wait_for(lock, options_.heartbeat, [&] { return stopping_ || pick() != queue_.end(); })) {
+        if (w->local) continue;
+        lock.unlock();
+        HttpCall call;  // heartbeat of an idle worker: one that stopped answering loses its lease
+        call.target = "/netdist/v1/status";
+        call.auth_token = options_.auth_token;
+        call.timeout = options_.heartbeat;
+        auto reply = http_call(w->url, call);
+        lock.lock();
+        if (!reply.is_ok() || reply->status != 200) w->caps.reset();
+        continue;
+      }
+      if (stopping_) return;
+      auto it = pick();
+      task = *it;
+      queue_.erase(it);
+      task.job->running.push_back(w.get());
+    }
+    Result<at::Tensor> rows = run_task(*w, task);
+    std::lock_guard<std::mutex> lock(mutex_);
+    Job& job = *task.job;
+    job.running.erase(std::find(job.running.begin(), job.running.end(), w.get()));
+    if (rows.is_ok()) {
+      if (!job.results[task.shard].defined()) {
+        job.results[task.shard] = *rows;
+        job.rows_done += task.row_end - task.row_begin;
+        ++job.shards_done;
+        ++w->shards_done;
+        w->rows_done += task.row_end - task.row_begin;
+      }
+    } else if (!job.cancelled && job.failure.is_ok() && !stopping_) {
+      const Status& s = rows.status();
+      ++w->failures;
+      std::fprintf(stderr, "netdist cluster: shard %s.%zu on %s failed: %s\n", job.id.c_str(), task.shard,
+                   w->url.c_str(), s.to_string().c_str());
+      if (!w->local) w->caps.reset();
+      if (++job.attempts[task.shard] >= options_.max_attempts) {
+        job.failure = s.with_context("shard " + std::to_string(task.shard) + " failed " +
+                                     std::to_string(job.attempts[task.shard]) + " times");
+      } else {
+        queue_.push_front(task);
+      }
+    }
+    cv_.notify_all();
+  }
+}
+
+std::optional<std::string> Cluster::check_prompt(const Json& prompt) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string message;
+  for (const std::string& sampler : splittable_samplers(prompt)) {
+    const Requirements req = shard_requirements(prompt, sampler);
+    bool any_known = false, any_fits = false;
+    std::string lacks;
+    for (const auto& w : workers_) {
+      if (!w->caps) continue;
+      any_known = true;
+      std::vector<std::string> missing = missing_requirements(req, *w->caps);
+      if (missing.empty()) {
+        any_fits = true;
+        break;
+      }
+      std::string list;
+      for (const std::string& m : missing) list += (list.empty() ? "" : ", ") + m;
+      lacks += "; worker " + w->url + " lacks " + list;
+    }
+    if (any_known && !any_fits) {
+      message += (message.empty() ? "" : "\n") + std::string("no worker can run node ") + sampler + " (" +
+                 prompt[sampler].value("class_type", "") + ")" + lacks;
+    }
+  }
+  if (message.empty()) return std::nullopt;
+  return message;
+}
+
+Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& sampler_id, int64_t rows,
+                                        const std::function<bool(int64_t, int64_t)>& progress) {
+  if (rows < 1) return Status::invalid_argument("run_sampler: empty batch");
+  auto job = std::make_shared<Job>();
+  job->prompt = prompt;
+  job->sampler_id = sampler_id;
+  job->requirements = shard_requirements(prompt, sampler_id);
+  const int64_t per = std::max<int64_t>(1, options_.rows_per_shard);
+  const size_t shards = static_cast<size_t>((rows + per - 1) / per);
+  job->results.resize(shards);
+  job->attempts.assign(shards, 0);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return Status::unavailable("the coordinator is stopping");
+    if (workers_.empty())
+      return Status::unavailable("no workers: start some with --workers, --join or --local-workers");
+    job->id = "job" + std::to_string(++next_job_);
+    for (size_t i = 0; i < shards; ++i) {
+      const int64_t begin = int64_t(i) * per;
+      queue_.push_back(Task{job, i, begin, std::min(rows, begin + per)});
+    }
+  }
+  cv_.notify_all();
+  int64_t steps = 0;  // the sampler's step count, once a worker's status reported it
+  int64_t running_steps = 0;
+  auto last_capable = std::chrono::steady_clock::now();
+  auto last_poll = last_capable;
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    const bool finished = job->shards_done == int64_t(shards) || !job->failure.is_ok();
+    if (finished) break;
+    const auto now = std::chrono::steady_clock::now();
+    const bool capable =
+        !job->running.empty() ||
+        std::any_of(workers_.begin(), workers_.end(), [&](const auto& w) { return eligible(*w, *job); });
+    if (capable) last_capable = now;
+    if (now - last_capable > options_.no_worker_timeout) {
+      job->failure = Status::unavailable("no live worker able to run node " + sampler_id + " for " +
+                                         std::to_string(options_.no_worker_timeout.count() / 1000) + " s");
+      break;
+    }
+    if (now - last_poll >= std::chrono::milliseconds(250) && !job->running.empty()) {
+      last_poll = now;
+      std::vector<Worker*> running = job->running;
+      lock.unlock();
+      running_steps = 0;
+      for (Worker* w : running) {
+        Json st;
+        if (w->local) {
+          st = local_->status();
+        } else {
+          HttpCall call;
+          call.target = "/netdist/v1/status";
+          call.auth_token = options_.auth_token;
+          call.timeout = std::chrono::milliseconds(500);
+          auto r = http_call(w->url, call);
+          if (r.is_ok() && r->status == 200) st = Json::parse(r->body, nullptr, false);
+        }
+        if (!st.is_object() || !st["running"].is_string()) continue;
+        if (st["running"].get<std::string>().rfind(job->id + ".", 0) != 0) continue;
+        running_steps += st.value("step", int64_t(0));
+        steps = std::max(steps, st.value("steps", int64_t(0)));
+      }
+      lock.lock();
+    }
+    const int64_t done = job->rows_done;
+    lock.unlock();
+    const bool go_on = steps > 0 ? progress(std::min(steps, (done * steps + running_steps) / rows), steps)
+                                 : progress(done, rows);
+    lock.lock();
+    if (!go_on) break;
+    if (job->shards_done == int64_t(shards) || !job->failure.is_ok()) continue;
+    cv_.wait_for(lock, std::chrono::milliseconds(100));
+  }
+  const bool ok = job->shards_done == int64_t(shards);
+  if (!ok) {
+    job->cancelled = true;
+    std::erase_if(queue_, [&](const Task& t) { return t.job == job; });
+    std::vector<std::string> busy;
+    bool local_busy = false;
+    for (Worker* w : job->running) {
+      if (w->local)
+        local_busy = true;
+      else
+        busy.push_back(w->url);
+    }
+    lock.unlock();
+    if (local_busy) local_->interrupt();
+    for (const std::string& url : busy) {
+      HttpCall call;
+      call.method = "POST";
+      call.target = "/netdist/v1/interrupt";
+      call.auth_token = options_.auth_token;
+      call.timeout = std::chrono::seconds(5);
+      (void)http_call(url, call);
+    }
+    lock.lock();
+    if (!job->failure.is_ok()) return job->failure;
+    return Status::cancelled("interrupted");
+  }
+  return at::cat(job->results, 0);
+}
+
+Json Cluster::status() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Json workers = Json::array();
+  for (const auto& w : workers_) {
+    workers.push_back({{"url", w->url},
+                       {"alive", w->caps.has_value()},
+                       {"shards_done", w->shards_done},
+                       {"rows_done", w->rows_done},
+                       {"failures", w->failures}});
+  }
+  return Json{{"workers", workers}, {"queued", queue_.size()}};
+}
+
+}  // namespace netdist::cluster

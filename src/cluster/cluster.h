@@ -1,0 +1,99 @@
+// The coordinator's worker pool and shard scheduler.
+//
+// Workers are netdist worker processes reached over HTTP (static --workers URLs, or dial-in workers that
+// POST /netdist/v1/join) plus, optionally, this process itself (a local ShardRunner). Each worker has one
+// coordinator-side thread that PULLS the next shard it is able to run (capability matching: it has every
+// node class and checkpoint the shard needs) from one shared FIFO queue, so a fast worker simply takes
+// more shards. A shard whose worker fails (connection refused or reset, timeout, a worker-side error) goes
+// back to the front of the queue and the worker must answer GET /netdist/v1/capabilities again before it
+// gets another (idle workers are probed every `heartbeat`, so a dead idle worker is not counted alive);
+// a shard's result is kept once, so retries never duplicate rows. A shard that failed
+// max_attempts times fails its prompt with the last error.
+//
+// Split = unsplit: run_sampler cuts a sampler's batch into shards of rows_per_shard rows; every row is
+// bit-identical to the unsplit sampler's (engine.h: rows draw the full-batch noise; the UNet runs one
+// image's conditioning rows per call), and the rows are merged in row order.
+// Thread-safety: every public member may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include "cluster/shard.h"
+#include "cluster/shard_runner.h"
+#include "core/status.h"
+
+namespace netdist::cluster {
+
+struct ClusterOptions {
+  std::vector<std::string> worker_urls;  // --workers
+  std::string auth_token;                // sent to workers as "Authorization: Bearer"
+  std::chrono::milliseconds shard_timeout{600000};
+  std::chrono::milliseconds retry_delay{300};           // between capability probes of an unreachable worker
+  int max_attempts = 4;                                 // per shard, over all workers
+  std::chrono::milliseconds no_worker_timeout{120000};  // a batch no live worker can run fails after this
+  std::chrono::milliseconds heartbeat{2000};  // an idle worker is probed this often; no answer = not alive
+  int64_t rows_per_shard = 1;
+};
+
+class Cluster {
+ public:
+  // `local`, if not null, renders shards in this process too and must outlive the cluster.
+  Cluster(ClusterOptions options, ShardRunner* local);
+  ~Cluster();
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
+  void start();
+  void stop();  // idempotent; shards still queued fail their prompts with kUnavailable
+  // Adds a worker by URL (dial-in join); a URL already known is refreshed, not duplicated.
+  void add_worker(const std::string& url);
+
+  // Capability check for a whole prompt: nullopt when, for every splittable sampler, some known worker
+  // has what it needs (or no worker has reported capabilities yet); else a message naming, per worker,
+  // what is missing.
+  std::optional<std::string> check_prompt(const Json& prompt);
+
+  // Renders rows [0, rows) of sampler `sampler_id` of `prompt` on the workers and returns them merged in
+  // row order ([rows, C, h, w] float32 CPU). `progress(value, max)` is called about every 100 ms: once a
+  // worker's GET /netdist/v1/status reported the sampler's step count S, as one machine's sampler
+  // progress (max = S, value = steps of finished rows plus steps of running shards, divided by rows);
+  // before that as (rows done, rows). Returning false interrupts: queued shards are dropped, running ones
+  // are interrupted on their workers, and the result is kCancelled.
+  Result<at::Tensor> run_sampler(const Json& prompt, const std::string& sampler_id, int64_t rows,
+                                 const std::function<bool(int64_t done, int64_t total)>& progress);
+
+  // {"workers": [{"url", "alive", "shards_done", "rows_done", "capabilities"?}], "queued": n}
+  Json status();
+
+ private:
+  struct Job;
+  struct Task;
+  struct Worker;
+  void worker_loop(std::shared_ptr<Worker> w);
+  void spawn(std::shared_ptr<Worker> w);
+  Result<at::Tensor> run_task(Worker& w, const Task& task);
+  bool eligible(const Worker& w, const Job& job) const;
+
+  ClusterOptions options_;
+  ShardRunner* local_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Task> queue_;
+  std::vector<std::shared_ptr<Worker>> workers_;
+  bool started_ = false, stopping_ = false;
+  uint64_t next_job_ = 0;
+};
+
+}  // namespace netdist::cluster

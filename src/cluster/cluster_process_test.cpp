@@ -1,0 +1,434 @@
+// Multi-process cluster tests: real `netdist` coordinator and worker processes on loopback, the embedded
+// tiny model, 64×64 images, 3 steps. Each checks a contract of cluster.h end to end: split = unsplit
+// (PNG bytes equal to one plain server rendering the whole batch), nothing lost and nothing duplicated
+// when a worker is killed mid-shard, capability matching, auth, dial-in, speed-aware pulling, interrupt.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "cluster/http_client.h"
+
+namespace netdist::cluster {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::string tiny_model() { return std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors"; }
+
+fs::path scratch(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("netdist_cluster_test_" + std::to_string(getpid())) / name;
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+// A `netdist` child process; its URL comes from the "listening on" line it prints.
+class Proc {
+ public:
+  Proc(std::vector<std::string> args, const fs::path& log) {
+    int out[2];
+    EXPECT_EQ(pipe(out), 0);
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], STDOUT_FILENO);
+      const int err = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (err >= 0) dup2(err, STDERR_FILENO);
+      close(out[0]);
+      setenv("NETDIST_MODEL", tiny_model().c_str(), 1);
+      std::vector<char*> argv;
+      std::string bin = NETDIST_BINARY;
+      argv.push_back(bin.data());
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(bin.c_str(), argv.data());
+      _exit(127);
+    }
+    close(out[1]);
+    FILE* f = fdopen(out[0], "r");
+    char line[512];
+    const std::regex re("listening on (http://[^ \\n]+)");
+    while (f && std::fgets(line, sizeof line, f)) {
+      std::cmatch m;
+      if (std::regex_search(line, m, re)) {
+        url_ = m[1].str();
+        break;
+      }
+    }
+    stdout_ = f;
+    EXPECT_FALSE(url_.empty()) << "process did not start; see " << log;
+  }
+  ~Proc() { stop(SIGTERM); }
+  void stop(int sig) {
+    if (pid_ <= 0) return;
+    kill(pid_, sig);
+    waitpid(pid_, nullptr, 0);
+    pid_ = 0;
+    if (stdout_) std::fclose(stdout_);
+    stdout_ = nullptr;
+  }
+  const std::string& url() const { return url_; }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = 0;
+  FILE* stdout_ = nullptr;
+  std::string url_;
+};
+
+HttpReply call(const std::string& url, const std::string& method, const std::string& target,
+               const std::string& body = "", const std::string& token = "") {
+  HttpCall c;
+  c.method = method;
+  c.target = target;
+  c.body = body;
+  c.auth_token = token;
+  c.timeout = std::chrono::seconds(60);
+  auto r = http_call(url, c);
+  EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+  return r.is_ok() ? *r : HttpReply{};
+}
+
+nlohmann::json prompt(int batch, const std::string& ckpt = "tiny-emoji.safetensors") {
+  return nlohmann::json::parse(R"({
+    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ")" +
+                               ckpt + R"("}},
+    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": )" +
+                               std::to_string(batch) + R"(}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "red heart", "clip": ["4", 1]}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+    "3": {"class_type": "KSampler", "inputs": {"seed": 7, "steps": 3, "cfg": 5.0, "sampler_name": "euler_ancestral",
+          "scheduler": "normal", "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+          "latent_image": ["5", 0]}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "split", "images": ["8", 0]}}
+  })");
+}
+
+std::string submit(const std::string& url, const nlohmann::json& p, const std::string& token = "") {
+  HttpReply r = call(url, "POST", "/prompt", nlohmann::json{{"prompt", p}, {"client_id", "t"}}.dump(), token);
+  EXPECT_EQ(r.status, 200) << r.body;
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  return j.is_object() ? j.value("prompt_id", "") : "";
+}
+
+nlohmann::json wait_history(const std::string& url, const std::string& id, const std::string& token = "") {
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (Clock::now() < deadline) {
+    HttpReply r = call(url, "GET", "/history/" + id, "", token);
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    if (j.is_object() && j.contains(id)) return j[id];
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ADD_FAILURE() << "prompt " << id << " did not finish";
+  return {};
+}
+
+// The PNG files of SaveImage node 9, in order, as bytes.
+std::vector<std::string> images(const nlohmann::json& history, const fs::path& output_dir) {
+  std::vector<std::string> out;
+  if (!history.is_object()) return out;
+  for (const auto& img : history["outputs"]["9"]["images"]) {
+    std::ifstream f(output_dir / img.value("subfolder", "") / img["filename"].get<std::string>(),
+                    std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    out.push_back(ss.str());
+  }
+  return out;
+}
+
+// Rows each worker rendered, from the coordinator's GET /netdist/v1/cluster, by URL.
+std::map<std::string, int64_t> rows_by_worker(const std::string& coordinator, const std::string& token = "") {
+  std::map<std::string, int64_t> out;
+  auto j =
+      nlohmann::json::parse(call(coordinator, "GET", "/netdist/v1/cluster", "", token).body, nullptr, false);
+  if (!j.is_object()) return out;
+  for (const auto& w : j["workers"]) out[w["url"].get<std::string>()] = w["rows_done"].get<int64_t>();
+  return out;
+}
+
+void wait_alive(const std::string& coordinator, size_t n, const std::string& token = "") {
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < deadline) {
+    auto j = nlohmann::json::parse(call(coordinator, "GET", "/netdist/v1/cluster", "", token).body, nullptr,
+                                   false);
+    size_t alive = 0;
+    if (j.is_object())
+      for (const auto& w : j["workers"]) alive += w["alive"].get<bool>();
+    if (alive >= n) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ADD_FAILURE() << "workers did not come up";
+}
+
+std::vector<std::string> worker_args(const fs::path& dir, std::vector<std::string> extra = {}) {
+  std::vector<std::string> a = {"worker",
+                                "--port",
+                                "0",
+                                "--threads",
+                                "1",
+                                "--output-directory",
+                                (dir / "out").string(),
+                                "--temp-directory",
+                                (dir / "temp").string(),
+                                "--input-directory",
+                                (dir / "in").string(),
+                                "--models-dir",
+                                (dir / "models").string()};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+std::vector<std::string> coordinator_args(const fs::path& dir, std::vector<std::string> extra) {
+  std::vector<std::string> a = {"serve",
+                                "--port",
+                                "0",
+                                "--threads",
+                                "1",
+                                "--output-directory",
+                                (dir / "out").string(),
+                                "--temp-directory",
+                                (dir / "temp").string(),
+                                "--input-directory",
+                                (dir / "in").string(),
+                                "--models-dir",
+                                (dir / "models").string()};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+// One plain `netdist serve` rendering the whole batch of 8 in one sampler call: the reference bytes.
+const std::vector<std::string>& unsplit_reference() {
+  static std::vector<std::string> ref = [] {
+    fs::path dir = scratch("reference");
+    Proc server({"serve", "--port", "0", "--threads", "1", "--output-directory", (dir / "out").string(),
+                 "--temp-directory", (dir / "temp").string(), "--models-dir", (dir / "models").string()},
+                dir / "serve.log");
+    const std::string id = submit(server.url(), prompt(8));
+    return images(wait_history(server.url(), id), dir / "out");
+  }();
+  return ref;
+}
+
+std::string join_urls(const std::vector<const Proc*>& procs) {
+  std::string s;
+  for (const Proc* p : procs) s += (s.empty() ? "" : ",") + p->url();
+  return s;
+}
+
+TEST(ClusterProcess, ThreeWorkersRenderTheUnsplitBytes) {
+  const auto& ref = unsplit_reference();
+  ASSERT_EQ(ref.size(), 8u);
+  fs::path dir = scratch("three");
+  Proc w1(worker_args(dir / "w1"), dir / "w1.log"), w2(worker_args(dir / "w2"), dir / "w2.log"),
+      w3(worker_args(dir / "w3"), dir / "w3.log");
+  Proc coord(coordinator_args(
+                 dir / "c", {"--enable-distributed", "--no-local", "--workers", join_urls({&w1, &w2, &w3})}),
+             dir / "c.log");
+  wait_alive(coord.url(), 3);
+  auto h = wait_history(coord.url(), submit(coord.url(), prompt(8)));
+  EXPECT_EQ(h["status"]["status_str"], "success");
+  EXPECT_TRUE(images(h, dir / "c" / "out") == ref) << "split images differ from the unsplit batch";
+  int64_t total = 0;
+  for (const auto& [url, rows] : rows_by_worker(coord.url())) total += rows;
+  EXPECT_EQ(total, 8) << "every row rendered exactly once";
+}
+
+TEST(ClusterProcess, KilledWorkerMidShardLosesNothing) {
+  const auto& ref = unsplit_reference();
+  fs::path dir = scratch("kill");
+  Proc fast(worker_args(dir / "fast"), dir / "fast.log");
+  Proc slow(worker_args(dir / "slow", {"--test-step-delay-ms", "400"}), dir / "slow.log");
+  Proc coord(coordinator_args(dir / "c",
+                              {"--enable-distributed", "--no-local", "--workers", join_urls({&fast, &slow})}),
+             dir / "c.log");
+  wait_alive(coord.url(), 2);
+  const std::string id = submit(coord.url(), prompt(8));
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  bool running = false;
+  while (!running && Clock::now() < deadline) {
+    auto s = nlohmann::json::parse(call(slow.url(), "GET", "/netdist/v1/status").body, nullptr, false);
+    running = s.is_object() && !s["running"].is_null();
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(running) << "the slow worker never started a shard";
+  const std::string slow_url = slow.url();
+  slow.stop(SIGKILL);
+  auto h = wait_history(coord.url(), id);
+  EXPECT_EQ(h["status"]["status_str"], "success");
+  EXPECT_TRUE(images(h, dir / "c" / "out") == ref);
+  auto rows = rows_by_worker(coord.url());
+  EXPECT_EQ(rows[fast.url()] + rows[slow_url], 8);
+}
+
+TEST(ClusterProcess, MissingCheckpointIs400NamingItAndTheWorker) {
+  fs::path dir = scratch("missing");
+  fs::create_directories(dir / "c" / "models");
+  fs::copy_file(tiny_model(), dir / "c" / "models" / "other.safetensors");
+  Proc w(worker_args(dir / "w"), dir / "w.log");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w.url()}),
+             dir / "c.log");
+  wait_alive(coord.url(), 1);
+  HttpReply r =
+      call(coord.url(), "POST", "/prompt", nlohmann::json{{"prompt", prompt(2, "other.safetensors")}}.dump());
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("other.safetensors"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(w.url()), std::string::npos) << r.body;
+  EXPECT_EQ(call(coord.url(), "POST", "/prompt", nlohmann::json{{"prompt", prompt(2)}}.dump()).status, 200);
+}
+
+TEST(ClusterProcess, CapabilityMatchingKeepsShardsOffWorkersWithoutTheModel) {
+  fs::path dir = scratch("capable");
+  fs::create_directories(dir / "c" / "models");
+  fs::create_directories(dir / "has" / "models");
+  fs::copy_file(tiny_model(), dir / "c" / "models" / "other.safetensors");
+  fs::copy_file(tiny_model(), dir / "has" / "models" / "other.safetensors");
+  Proc lacks(worker_args(dir / "lacks"), dir / "lacks.log"), has(worker_args(dir / "has"), dir / "has.log");
+  Proc coord(coordinator_args(dir / "c",
+                              {"--enable-distributed", "--no-local", "--workers", join_urls({&lacks, &has})}),
+             dir / "c.log");
+  wait_alive(coord.url(), 2);
+  auto h = wait_history(coord.url(), submit(coord.url(), prompt(4, "other.safetensors")));
+  EXPECT_EQ(h["status"]["status_str"], "success");
+  auto rows = rows_by_worker(coord.url());
+  EXPECT_EQ(rows[lacks.url()], 0);
+  EXPECT_EQ(rows[has.url()], 4);
+}
+
+TEST(ClusterProcess, AuthTokenIsRequiredAndForwarded) {
+  fs::path dir = scratch("auth");
+  Proc w(worker_args(dir / "w", {"--auth-token", "s3cret"}), dir / "w.log");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w.url(),
+                                          "--auth-token", "s3cret"}),
+             dir / "c.log");
+  EXPECT_EQ(call(w.url(), "GET", "/netdist/v1/capabilities").status, 401);
+  EXPECT_EQ(call(coord.url(), "POST", "/prompt", nlohmann::json{{"prompt", prompt(2)}}.dump()).status, 401);
+  EXPECT_EQ(
+      call(coord.url(), "POST", "/prompt", nlohmann::json{{"prompt", prompt(2)}}.dump(), "wrong").status,
+      401);
+  EXPECT_EQ(call(coord.url(), "GET", "/queue", "", "wrong").status, 401);
+  wait_alive(coord.url(), 1, "s3cret");
+  auto h = wait_history(coord.url(), submit(coord.url(), prompt(2), "s3cret"), "s3cret");
+  EXPECT_EQ(h["status"]["status_str"], "success");
+  EXPECT_EQ(rows_by_worker(coord.url(), "s3cret")[w.url()], 2);
+}
+
+TEST(ClusterProcess, DialInWorkerJoinsAndRenders) {
+  const auto& ref = unsplit_reference();
+  fs::path dir = scratch("join");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0"}),
+             dir / "c.log");
+  Proc w(worker_args(dir / "w", {"--join", coord.url()}), dir / "w.log");
+  wait_alive(coord.url(), 1);
+  auto h = wait_history(coord.url(), submit(coord.url(), prompt(8)));
+  EXPECT_TRUE(images(h, dir / "c" / "out") == ref);
+  EXPECT_EQ(rows_by_worker(coord.url())[w.url()], 8);
+}
+
+TEST(ClusterProcess, SlowWorkerPullsFewerImages) {
+  fs::path dir = scratch("slow");
+  Proc fast(worker_args(dir / "fast"), dir / "fast.log");
+  Proc slow(worker_args(dir / "slow", {"--test-step-delay-ms", "150"}), dir / "slow.log");
+  Proc coord(coordinator_args(dir / "c",
+                              {"--enable-distributed", "--no-local", "--workers", join_urls({&fast, &slow})}),
+             dir / "c.log");
+  wait_alive(coord.url(), 2);
+  auto h = wait_history(coord.url(), submit(coord.url(), prompt(8)));
+  EXPECT_EQ(h["status"]["status_str"], "success");
+  auto rows = rows_by_worker(coord.url());
+  EXPECT_EQ(rows[fast.url()] + rows[slow.url()], 8);
+  EXPECT_GT(rows[fast.url()], rows[slow.url()]);
+}
+
+TEST(ClusterProcess, InterruptReachesTheWorkers) {
+  fs::path dir = scratch("interrupt");
+  Proc w(worker_args(dir / "w", {"--test-step-delay-ms", "1000"}), dir / "w.log");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w.url()}),
+             dir / "c.log");
+  wait_alive(coord.url(), 1);
+  const std::string id = submit(coord.url(), prompt(8));
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  bool running = false;
+  while (!running && Clock::now() < deadline) {
+    auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
+    running = s.is_object() && !s["running"].is_null();
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(running);
+  const auto t0 = Clock::now();
+  EXPECT_EQ(call(coord.url(), "POST", "/interrupt").status, 200);
+  auto h = wait_history(coord.url(), id);
+  EXPECT_EQ(h["status"]["status_str"], "error");
+  // The worker stopped its shard at the next step instead of finishing the batch (8 shards × 3 s).
+  bool idle = false;
+  while (!idle && Clock::now() - t0 < std::chrono::seconds(5)) {
+    auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
+    idle = s.is_object() && s["running"].is_null();
+    if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(idle);
+  auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
+  EXPECT_LT(s["shards_done"].get<int64_t>(), 8);
+}
+
+// Children of every thread of `pid` (a restarted worker is forked by the coordinator's monitor thread).
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream f(task.path() / "children");
+    for (pid_t c; f >> c;) out.push_back(c);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(ClusterProcess, LocalWorkersAreRestartedAfterACrashAndStoppedWithTheCoordinator) {
+  const auto& ref = unsplit_reference();
+  fs::path dir = scratch("local");
+  auto coord = std::make_unique<Proc>(
+      coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "2"}),
+      dir / "c.log");
+  wait_alive(coord->url(), 2);
+  std::vector<pid_t> before = children_of(coord->pid());
+  ASSERT_EQ(before.size(), 2u);
+  kill(before[0], SIGKILL);
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  std::vector<pid_t> after;
+  while (Clock::now() < deadline) {
+    after = children_of(coord->pid());
+    if (after.size() == 2 && after != before) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(after.size(), 2u);
+  EXPECT_NE(after, before) << "the crashed worker was not restarted";
+  // The restarted worker joins with a new port (a third entry); the dead one loses its lease.
+  while (rows_by_worker(coord->url()).size() < 3 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(rows_by_worker(coord->url()).size(), 3u);
+  wait_alive(coord->url(), 2);
+  auto h = wait_history(coord->url(), submit(coord->url(), prompt(8)));
+  EXPECT_TRUE(images(h, dir / "c" / "out") == ref);
+  coord->stop(SIGTERM);
+  for (pid_t c : after) EXPECT_NE(kill(c, 0), 0) << "worker " << c << " outlived the coordinator";
+}
+
+}  // namespace
+}  // namespace netdist::cluster

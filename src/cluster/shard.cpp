@@ -1,0 +1,104 @@
+#include "cluster/shard.h"
+
+#include <deque>
+
+#include "nodes/core_nodes.h"
+
+namespace netdist::cluster {
+
+namespace {
+
+bool is_link(const Json& v) {
+  return v.is_array() && v.size() == 2 && v[0].is_string() && v[1].is_number_integer();
+}
+
+// The node and its ancestors, in prompt order.
+Result<std::set<std::string>> ancestors(const Json& prompt, const std::string& node_id) {
+  std::set<std::string> seen;
+  std::deque<std::string> todo = {node_id};
+  while (!todo.empty()) {
+    const std::string id = todo.front();
+    todo.pop_front();
+    if (!seen.insert(id).second) continue;
+    if (!prompt.contains(id))
+      return Status::invalid_argument("node " + id + " is linked to but not in the prompt");
+    const Json& inputs = prompt[id].value("inputs", Json::object());
+    for (auto it = inputs.begin(); it != inputs.end(); ++it) {
+      if (is_link(it.value())) todo.push_back(it.value()[0].get<std::string>());
+    }
+  }
+  return seen;
+}
+
+}  // namespace
+
+bool is_splittable_sampler(const std::string& class_type) {
+  return class_type == "KSampler" || class_type == "KSamplerAdvanced";
+}
+
+std::vector<std::string> splittable_samplers(const Json& prompt) {
+  std::vector<std::string> out;
+  for (auto it = prompt.begin(); it != prompt.end(); ++it) {
+    if (it.value().is_object() && is_splittable_sampler(it.value().value("class_type", "")))
+      out.push_back(it.key());
+  }
+  return out;
+}
+
+Result<Json> shard_workflow(const Json& prompt, const std::string& sampler_id, int64_t row_begin,
+                            int64_t row_end) {
+  if (!prompt.contains(sampler_id))
+    return Status::invalid_argument("sampler node " + sampler_id + " is not in the prompt");
+  const std::string cls = prompt[sampler_id].value("class_type", "");
+  if (!is_splittable_sampler(cls))
+    return Status::invalid_argument("node " + sampler_id + " (" + cls + ") is not a splittable sampler");
+  if (row_begin < 0 || row_end <= row_begin)
+    return Status::invalid_argument("shard rows must satisfy 0 <= begin < end");
+  ND_ASSIGN_OR_RETURN(std::set<std::string> keep, ancestors(prompt, sampler_id));
+  Json out = Json::object();
+  for (auto it = prompt.begin(); it != prompt.end(); ++it) {
+    if (!keep.count(it.key())) continue;
+    Json node = {{"class_type", it.value()["class_type"]},
+                 {"inputs", it.value().value("inputs", Json::object())}};
+    if (it.key() == sampler_id) {
+      node["class_type"] = cls == "KSampler" ? nodes::kShardKSampler : nodes::kShardKSamplerAdvanced;
+      node["inputs"]["row_begin"] = row_begin;
+      node["inputs"]["row_end"] = row_end;
+    }
+    out[it.key()] = node;
+  }
+  out[kShardOutputId] = {{"class_type", nodes::kShardLatentOutput},
+                         {"inputs", {{"samples", Json::array({sampler_id, 0})}}}};
+  return out;
+}
+
+Requirements shard_requirements(const Json& prompt, const std::string& sampler_id) {
+  Requirements req;
+  auto keep = ancestors(prompt, sampler_id);
+  if (!keep.is_ok()) return req;
+  for (const std::string& id : *keep) {
+    const Json& node = prompt[id];
+    req.node_classes.insert(node.value("class_type", ""));
+    const Json& inputs = node.value("inputs", Json::object());
+    if (inputs.contains("ckpt_name") && inputs["ckpt_name"].is_string())
+      req.checkpoints.insert(inputs["ckpt_name"].get<std::string>());
+  }
+  return req;
+}
+
+std::vector<std::string> missing_requirements(const Requirements& req, const Json& capabilities) {
+  std::set<std::string> classes, models;
+  for (const Json& c : capabilities.value("node_classes", Json::array()))
+    classes.insert(c.get<std::string>());
+  for (const Json& m : capabilities.value("models", Json::array())) models.insert(m.value("name", ""));
+  std::vector<std::string> out;
+  for (const std::string& m : req.checkpoints) {
+    if (!models.count(m)) out.push_back("checkpoint '" + m + "'");
+  }
+  for (const std::string& c : req.node_classes) {
+    if (!classes.count(c)) out.push_back("node class '" + c + "'");
+  }
+  return out;
+}
+
+}  // namespace netdist::cluster

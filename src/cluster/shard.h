@@ -1,0 +1,49 @@
+// Shards: what a worker runs for one slice of a sampler's batch, and what it needs to run it.
+//
+// A shard of sampler node S covering batch rows [a, b) is a self-contained API-format workflow: S and
+// every node S depends on (copied from the prompt with their ids), S's class renamed to its row variant
+// (KSampler → NetdistShardKSampler, KSamplerAdvanced → NetdistShardKSamplerAdvanced, with row_begin = a,
+// row_end = b) and one NetdistShardLatentOutput node (id kShardOutputId) fed by S. A worker executes it
+// with its ordinary graph executor; the latent rows come back as a safetensors body.
+// Thread-safety: pure functions over values.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+
+namespace netdist::cluster {
+
+using Json = nlohmann::ordered_json;
+
+inline constexpr const char* kShardOutputId = "netdist_shard_output";
+
+// True for the sampler classes the planner splits by batch row.
+bool is_splittable_sampler(const std::string& class_type);
+
+// The workflow of the shard of `sampler_id` covering rows [row_begin, row_end). invalid_argument naming
+// the node when the id is missing, not a splittable sampler, or a link points at a missing node.
+Result<Json> shard_workflow(const Json& prompt, const std::string& sampler_id, int64_t row_begin,
+                            int64_t row_end);
+
+// What a worker must have to run the shard of `sampler_id`: node classes of the sampler and its
+// ancestors, and the checkpoint names their loaders ask for (ckpt_name inputs).
+struct Requirements {
+  std::set<std::string> node_classes;
+  std::set<std::string> checkpoints;
+};
+Requirements shard_requirements(const Json& prompt, const std::string& sampler_id);
+
+// The ids of every splittable sampler in the prompt, in prompt order.
+std::vector<std::string> splittable_samplers(const Json& prompt);
+
+// What `capabilities` (GET /netdist/v1/capabilities: {"node_classes": [...], "models": [{"name"...}]})
+// lacks of `req`, as phrases: "checkpoint 'x.safetensors'", "node class 'Foo'". Empty = it can run it.
+std::vector<std::string> missing_requirements(const Requirements& req, const Json& capabilities);
+
+}  // namespace netdist::cluster

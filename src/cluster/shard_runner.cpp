@@ -1,0 +1,208 @@
+#include "cluster/shard_runner.h"
+
+#include <openssl/evp.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "cluster/shard.h"
+#include "core/base64.h"
+#include "engine/runtime/tensor_io.h"
+#include "graph/validate.h"
+
+namespace netdist::cluster {
+
+namespace {
+
+class ShardSink : public graph::EventSink {
+ public:
+  ShardSink(std::function<void(int64_t, int64_t)> on_progress) : on_progress_(std::move(on_progress)) {}
+  void event(const std::string& type, graph::Json data) override {
+    if (type == "progress") on_progress_(data.value("value", int64_t(0)), data.value("max", int64_t(0)));
+    if (type == "execution_error") error_ = data;
+  }
+  graph::Json error_;
+
+ private:
+  std::function<void(int64_t, int64_t)> on_progress_;
+};
+
+server::Response error_reply(int status, const std::string& type, const std::string& message) {
+  return server::error_response(status, type, message);
+}
+
+}  // namespace
+
+Result<std::string> file_sha256(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return Status::io_error(path + ": cannot open for hashing");
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 20);
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) EVP_DigestUpdate(ctx, buf.data(), n);
+  const bool failed = std::ferror(f);
+  std::fclose(f);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, digest, &len);
+  EVP_MD_CTX_free(ctx);
+  if (failed) return Status::io_error(path + ": read error while hashing");
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
+ShardRunner::ShardRunner(const graph::NodeRegistry& registry, std::shared_ptr<nodes::NodeEnv> env,
+                         ShardRunnerOptions options)
+    : registry_(registry), env_(std::move(env)), options_(std::move(options)), executor_(registry) {}
+
+Result<at::Tensor> ShardRunner::run(const std::string& shard_id, const Json& workflow) {
+  std::lock_guard<std::mutex> lock(run_mutex_);
+  graph::ValidationResult v = graph::validate_prompt(workflow, registry_);
+  if (!v.ok())
+    return Status::invalid_argument("shard " + shard_id + " does not validate here: " + v.error_body.dump());
+  {
+    std::lock_guard<std::mutex> s(status_mutex_);
+    running_ = shard_id;
+    step_ = steps_ = 0;
+  }
+  ShardSink sink([this](int64_t value, int64_t max) {
+    {
+      std::lock_guard<std::mutex> s(status_mutex_);
+      step_ = value;
+      steps_ = max;
+    }
+    if (options_.test_step_delay_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.test_step_delay_ms));
+  });
+  graph::ExecutionOutcome outcome =
+      executor_.execute(*v.validated, shard_id, Json::object(), sink, interrupt_);
+  interrupt_ = false;
+  {
+    std::lock_guard<std::mutex> s(status_mutex_);
+    running_.reset();
+    if (outcome.success) ++shards_done_;
+  }
+  if (!outcome.success)
+    return outcome.status.is_ok() ? Status::internal("shard " + shard_id + " failed") : outcome.status;
+  const Json& ui = outcome.outputs.value(kShardOutputId, Json::object());
+  if (!ui.contains("netdist_latent") || !ui["netdist_latent"].is_array() || ui["netdist_latent"].empty()) {
+    return Status::internal("shard " + shard_id + " produced no latent");
+  }
+  ND_ASSIGN_OR_RETURN(std::string bytes, base64_decode(ui["netdist_latent"][0].get<std::string>()));
+  ND_ASSIGN_OR_RETURN(auto weights, runtime::weights_from_buffer(std::move(bytes), "shard " + shard_id));
+  auto it = weights.find("samples");
+  if (it == weights.end()) return Status::internal("shard " + shard_id + " latent has no 'samples' tensor");
+  return it->second.clone();
+}
+
+namespace {
+
+// A short speed figure: the embedded model, one 64×64 image, 4 euler steps at CFG 5 on this device (after
+// one warm-up step). null when the embedded model is not available.
+Json speed_benchmark(nodes::NodeEnv& env) {
+  const std::string path = env.options().default_checkpoint;
+  if (path.empty()) return nullptr;
+  const std::string name = std::filesystem::path(path).filename().string();
+  auto model = env.load_checkpoint(name);
+  if (!model.is_ok()) return nullptr;
+  Model& m = **model;
+  auto pos = encode_prompt(m, "a red heart");
+  auto neg = encode_prompt(m, "");
+  if (!pos.is_ok() || !neg.is_ok()) return nullptr;
+  SampleRequest req;
+  req.steps = 1;
+  req.cfg = 5.0;
+  req.latent = empty_latent(m, 1, 64, 64);
+  if (!sample(m, *pos, *neg, req, nullptr).is_ok()) return nullptr;
+  req.steps = 4;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!sample(m, *pos, *neg, req, nullptr).is_ok()) return nullptr;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return Json{{"model", name},
+              {"width", 64},
+              {"height", 64},
+              {"steps", 4},
+              {"steps_per_second", seconds > 0 ? 4.0 / seconds : 0.0}};
+}
+
+}  // namespace
+
+Json ShardRunner::capabilities() {
+  std::lock_guard<std::mutex> lock(caps_mutex_);
+  if (caps_) return *caps_;
+  Json models = Json::array();
+  for (const std::string& name : env_->checkpoint_names()) {
+    auto path = env_->checkpoint_path(name);
+    if (!path.is_ok()) continue;
+    Json m = {{"name", name}, {"sha256", nullptr}, {"bytes", 0}};
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(*path, ec)) {
+      m["bytes"] = std::filesystem::file_size(*path, ec);
+      if (auto h = file_sha256(*path); h.is_ok()) m["sha256"] = *h;
+    }
+    models.push_back(m);
+  }
+  Json classes = Json::array();
+  for (const std::string& c : registry_.class_types()) classes.push_back(c);
+  const std::string& dev = options_.device_name;
+  caps_ = Json{{"engine_version", NETDIST_VERSION},
+               {"device", {{"name", dev}, {"type", dev.rfind("cuda", 0) == 0 ? "cuda" : "cpu"}}},
+               {"node_classes", classes},
+               {"models", models},
+               {"benchmark", speed_benchmark(*env_)},
+               {"test_step_delay_ms", options_.test_step_delay_ms}};
+  return *caps_;
+}
+
+Json ShardRunner::status() const {
+  std::lock_guard<std::mutex> s(status_mutex_);
+  return Json{{"running", running_ ? Json(*running_) : Json(nullptr)},
+              {"step", step_},
+              {"steps", steps_},
+              {"shards_done", shards_done_}};
+}
+
+server::ExtraRoutes ShardRunner::routes() {
+  return [this](const server::Request& req, const std::string& path) -> std::optional<server::Response> {
+    if (path.rfind("/netdist/v1/", 0) != 0) return std::nullopt;
+    if (path == "/netdist/v1/capabilities" && req.method == "GET")
+      return server::json_response(capabilities());
+    if (path == "/netdist/v1/status" && req.method == "GET") return server::json_response(status());
+    if (path == "/netdist/v1/interrupt" && req.method == "POST") {
+      interrupt();
+      return server::empty_response(200);
+    }
+    if (path == "/netdist/v1/shard" && req.method == "POST") {
+      auto body = server::parse_json_body(req.body);
+      if (!body.is_ok()) return error_reply(400, "invalid_shard", body.status().message());
+      if (!body->contains("workflow") || !(*body)["workflow"].is_object()) {
+        return error_reply(400, "invalid_shard", "shard body needs a \"workflow\" object");
+      }
+      const std::string id = body->value("shard_id", "shard");
+      Result<at::Tensor> rows = run(id, (*body)["workflow"]);
+      if (!rows.is_ok()) {
+        const Status& s = rows.status();
+        const int code = s.code() == StatusCode::kCancelled         ? 409
+                         : s.code() == StatusCode::kInvalidArgument ? 400
+                                                                    : 500;
+        return error_reply(code, "shard_failed", s.to_string());
+      }
+      auto bytes = runtime::weights_to_buffer({{"samples", *rows}}, {{"shard_id", id}});
+      if (!bytes.is_ok()) return error_reply(500, "shard_failed", bytes.status().to_string());
+      server::Response r;
+      r.content_type = "application/octet-stream";
+      r.body = std::move(*bytes);
+      return r;
+    }
+    return error_reply(404, "not_found", "no route for " + req.method + " " + path);
+  };
+}
+
+}  // namespace netdist::cluster

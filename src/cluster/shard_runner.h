@@ -1,0 +1,75 @@
+// Runs shards (shard.h) on this process's node registry and engine, and serves the worker half of the
+// /netdist/v1 API over them:
+//   GET  /netdist/v1/capabilities  {"engine_version", "device": {name, type, vram_total}, "node_classes",
+//                                   "models": [{"name", "sha256", "bytes"}], "benchmark": {"model",
+//                                   "width", "height", "steps", "steps_per_second"} (embedded model,
+//                                   measured on the first request; null without it)}
+//   POST /netdist/v1/shard         body {"shard_id", "workflow"} → 200 application/octet-stream: a
+//                                   safetensors file with "samples" [rows, C, h, w] F32 (metadata shard_id);
+//                                   409 when interrupted; 400/500 with {"error": {...}} otherwise
+//   GET  /netdist/v1/status        {"running": shard_id | null, "step", "steps", "shards_done"}
+//   POST /netdist/v1/interrupt     interrupts the running shard
+// Shards run one at a time per runner (callers queue on a mutex), each through one graph::Executor kept
+// across shards (its cache keeps loaded models and encoded prompts warm).
+// Thread-safety: every member may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "graph/executor.h"
+#include "graph/node_registry.h"
+#include "nodes/node_env.h"
+#include "server/server_state.h"
+
+namespace netdist::cluster {
+
+using Json = nlohmann::ordered_json;
+
+struct ShardRunnerOptions {
+  std::string device_name = "cpu";
+  int test_step_delay_ms = 0;  // --test-step-delay-ms: sleep after every sampler step (tests: a slow worker)
+};
+
+class ShardRunner {
+ public:
+  // `registry` must hold the shard nodes (nodes::register_shard_nodes) and outlive the runner.
+  ShardRunner(const graph::NodeRegistry& registry, std::shared_ptr<nodes::NodeEnv> env,
+              ShardRunnerOptions options);
+
+  // Runs one shard workflow; the sampled rows, float32 CPU. kCancelled when interrupted.
+  Result<at::Tensor> run(const std::string& shard_id, const Json& workflow);
+  void interrupt() { interrupt_ = true; }
+
+  Json capabilities();
+  Json status() const;
+
+  // The /netdist/v1 routes above, for server::ServerOptions::extra_routes.
+  server::ExtraRoutes routes();
+
+ private:
+  const graph::NodeRegistry& registry_;
+  std::shared_ptr<nodes::NodeEnv> env_;
+  ShardRunnerOptions options_;
+  std::mutex run_mutex_;
+  graph::Executor executor_;
+  std::atomic<bool> interrupt_{false};
+  mutable std::mutex status_mutex_;
+  std::optional<std::string> running_;
+  int64_t step_ = 0, steps_ = 0, shards_done_ = 0;
+  std::mutex caps_mutex_;
+  std::optional<Json> caps_;
+};
+
+// Hex SHA-256 of a file's bytes; io_error naming the file.
+Result<std::string> file_sha256(const std::string& path);
+
+}  // namespace netdist::cluster

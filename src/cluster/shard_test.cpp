@@ -1,0 +1,59 @@
+#include "cluster/shard.h"
+
+#include <gtest/gtest.h>
+
+namespace netdist::cluster {
+namespace {
+
+Json prompt() {
+  return Json::parse(R"({
+    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "a.safetensors"}},
+    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 8}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "x", "clip": ["4", 1]}},
+    "3": {"class_type": "KSampler", "inputs": {"seed": 1, "model": ["4", 0], "positive": ["6", 0], "negative": ["6", 0],
+          "latent_image": ["5", 0]}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+    "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0]}}
+  })");
+}
+
+TEST(Shard, WorkflowKeepsAncestorsAndRenamesTheSampler) {
+  auto wf = shard_workflow(prompt(), "3", 2, 5);
+  ASSERT_TRUE(wf.is_ok()) << wf.status().to_string();
+  EXPECT_FALSE(wf->contains("8"));
+  EXPECT_FALSE(wf->contains("9"));
+  EXPECT_TRUE(wf->contains("4") && wf->contains("5") && wf->contains("6"));
+  EXPECT_EQ((*wf)["3"]["class_type"], "NetdistShardKSampler");
+  EXPECT_EQ((*wf)["3"]["inputs"]["row_begin"], 2);
+  EXPECT_EQ((*wf)["3"]["inputs"]["row_end"], 5);
+  EXPECT_EQ((*wf)[kShardOutputId]["inputs"]["samples"], Json::array({"3", 0}));
+}
+
+TEST(Shard, BadRequestsNameTheNode) {
+  EXPECT_NE(shard_workflow(prompt(), "8", 0, 1).status().message().find("8"), std::string::npos);
+  EXPECT_FALSE(shard_workflow(prompt(), "77", 0, 1).is_ok());
+  EXPECT_FALSE(shard_workflow(prompt(), "3", 3, 3).is_ok());
+  Json broken = prompt();
+  broken["3"]["inputs"]["model"] = Json::array({"404", 0});
+  EXPECT_NE(shard_workflow(broken, "3", 0, 1).status().message().find("404"), std::string::npos);
+}
+
+TEST(Shard, RequirementsAndMissing) {
+  Requirements req = shard_requirements(prompt(), "3");
+  EXPECT_EQ(req.checkpoints, std::set<std::string>({"a.safetensors"}));
+  EXPECT_TRUE(req.node_classes.count("KSampler"));
+  EXPECT_FALSE(req.node_classes.count("SaveImage"));
+  Json caps = {{"node_classes", {"CheckpointLoaderSimple", "EmptyLatentImage", "CLIPTextEncode"}},
+               {"models", Json::array({{{"name", "b.safetensors"}}})}};
+  std::vector<std::string> missing = missing_requirements(req, caps);
+  ASSERT_EQ(missing.size(), 2u);
+  EXPECT_EQ(missing[0], "checkpoint 'a.safetensors'");
+  EXPECT_EQ(missing[1], "node class 'KSampler'");
+  caps["node_classes"].push_back("KSampler");
+  caps["models"].push_back({{"name", "a.safetensors"}});
+  EXPECT_TRUE(missing_requirements(req, caps).empty());
+  EXPECT_EQ(splittable_samplers(prompt()), std::vector<std::string>({"3"}));
+}
+
+}  // namespace
+}  // namespace netdist::cluster
