@@ -1,5 +1,7 @@
 #include "core/base64.h"
 
+#include <cstdint>
+
 namespace netdist {
 
 namespace {

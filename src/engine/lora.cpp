@@ -1,10 +1,10 @@
 #include "engine/lora.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <optional>
 #include <set>
 
-#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 namespace netdist::lora {
@@ -166,7 +166,8 @@ Result<Loaded> load_lora(const runtime::WeightMap& lora, const KeyMap& map,
       const at::Tensor* down = find(f.down);
       if (!down) return Status::invalid_argument(what + ": '" + f.up + "' has no matching '" + f.down + "'");
       if (find(x + ".dora_scale") || (!f.mid.empty() && find(f.mid))) {
-        spdlog::warn("lora {}: DoRA and LoCon mid weights are not supported; not applied to {}", x, target);
+        std::fprintf(stderr, "lora %s: DoRA and LoCon mid weights are not supported; not applied to %s\n", x.c_str(),
+                     target.c_str());
         break;
       }
       if (up->dim() < 2 || down->dim() < 2 || up->flatten(1).size(1) != down->size(0)) {
@@ -178,8 +179,10 @@ Result<Loaded> load_lora(const runtime::WeightMap& lora, const KeyMap& map,
       auto shape = shapes.find(target);
       const int64_t product = up->size(0) * down->flatten(1).size(1);
       if (shape == shapes.end() || numel(shape->second) != product) {
-        spdlog::error("ERROR lora {}: product of {} has {} elements, the weight {}", target, f.up, product,
-                      shape == shapes.end() ? "is missing" : "has " + std::to_string(numel(shape->second)));
+        const std::string weight =
+            shape == shapes.end() ? "is missing" : "has " + std::to_string(numel(shape->second));
+        std::fprintf(stderr, "ERROR lora %s: product of %s has %lld elements, the weight %s\n", target.c_str(),
+                     f.up.c_str(), static_cast<long long>(product), weight.c_str());
         break;
       }
       LowRank p;

@@ -1,5 +1,5 @@
 // apply_lora of include/netdist/engine.h: ComfyUI's comfy.sd.load_lora_for_models on a Model handle.
-#include <spdlog/spdlog.h>
+#include <cstdio>
 
 #include "engine/lora.h"
 #include "engine/model.h"
@@ -59,7 +59,7 @@ Result<std::shared_ptr<Model>> apply_lora(const std::shared_ptr<Model>& model, c
   lora::add_clip_keys(keys, clip_names);
 
   ND_ASSIGN_OR_RETURN(lora::Loaded loaded, lora::load_lora(lora, keys, shapes, lora_path));
-  for (const std::string& key : loaded.not_loaded) spdlog::warn("lora key not loaded: {}", key);
+  for (const std::string& key : loaded.not_loaded) std::fprintf(stderr, "lora key not loaded: %s\n", key.c_str());
   if (loaded.patches.empty()) {
     return Status::invalid_argument("LoRA " + lora_path + ": none of its " + std::to_string(lora.size()) +
                                     " tensors match a weight of " + model->path_);
