@@ -177,8 +177,10 @@ void wait_alive(const std::string& coordinator, size_t n, const std::string& tok
   ADD_FAILURE() << "workers did not come up";
 }
 
-std::vector<std::string> worker_args(const fs::path& dir, std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = {"worker",
+// `netdist <command>` on port 0, one thread, with its folders under dir.
+std::vector<std::string> process_args(const std::string& command, const fs::path& dir,
+                                      const std::vector<std::string>& extra) {
+  std::vector<std::string> a = {command,
                                 "--port",
                                 "0",
                                 "--threads",
@@ -195,22 +197,12 @@ std::vector<std::string> worker_args(const fs::path& dir, std::vector<std::strin
   return a;
 }
 
+std::vector<std::string> worker_args(const fs::path& dir, std::vector<std::string> extra = {}) {
+  return process_args("worker", dir, extra);
+}
+
 std::vector<std::string> coordinator_args(const fs::path& dir, std::vector<std::string> extra) {
-  std::vector<std::string> a = {"serve",
-                                "--port",
-                                "0",
-                                "--threads",
-                                "1",
-                                "--output-directory",
-                                (dir / "out").string(),
-                                "--temp-directory",
-                                (dir / "temp").string(),
-                                "--input-directory",
-                                (dir / "in").string(),
-                                "--models-dir",
-                                (dir / "models").string()};
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
+  return process_args("serve", dir, extra);
 }
 
 // One plain `netdist serve` rendering the whole batch of 8 in one sampler call: the reference bytes.
