@@ -192,6 +192,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
       if (!so.precision.empty()) common.insert(common.end(), {"--precision", so.precision});
       common.insert(common.end(), {"--noise", so.noise});
       if (so.env.engine.lowvram) common.push_back("--lowvram");
+      if (!so.env.engine.cuda_graphs) common.push_back("--no-cuda-graphs");
       if (so.env.disable_metadata) common.push_back("--disable-metadata");
       const int gpus = runtime::cuda_device_count();
       const int n = flags.local_workers >= 0 ? flags.local_workers : gpus;

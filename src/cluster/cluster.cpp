@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cluster/http_client.h"
+#include "engine/micro_batch.h"
 #include "engine/runtime/tensor_io.h"
 
 namespace netdist::cluster {
@@ -241,8 +242,9 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
   job->prompt = prompt;
   job->sampler_id = sampler_id;
   job->requirements = shard_requirements(prompt, sampler_id);
-  const int64_t per = std::max<int64_t>(1, options_.rows_per_shard);
-  const size_t shards = static_cast<size_t>((rows + per - 1) / per);
+  // One shard per micro-batch (engine/micro_batch.h): any split along these bounds equals the unsplit batch.
+  const std::vector<int64_t> bounds = micro_batch_bounds(rows);
+  const size_t shards = bounds.size() - 1;
   job->results.resize(shards);
   job->attempts.assign(shards, 0);
   {
@@ -251,10 +253,7 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
     if (workers_.empty())
       return Status::unavailable("no workers: start some with --workers, --join or --local-workers");
     job->id = "job" + std::to_string(++next_job_);
-    for (size_t i = 0; i < shards; ++i) {
-      const int64_t begin = int64_t(i) * per;
-      queue_.push_back(Task{job, i, begin, std::min(rows, begin + per)});
-    }
+    for (size_t i = 0; i < shards; ++i) queue_.push_back(Task{job, i, bounds[i], bounds[i + 1]});
   }
   cv_.notify_all();
   int64_t steps = 0;  // the sampler's step count, once a worker's status reported it

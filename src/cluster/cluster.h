@@ -10,9 +10,9 @@
 // a shard's result is kept once, so retries never duplicate rows. A shard that failed
 // max_attempts times fails its prompt with the last error.
 //
-// Split = unsplit: run_sampler cuts a sampler's batch into shards of rows_per_shard rows; every row is
-// bit-identical to the unsplit sampler's (engine.h: rows draw the full-batch noise; the UNet runs one
-// image's conditioning rows per call), and the rows are merged in row order.
+// Split = unsplit: run_sampler cuts a sampler's batch into one shard per micro-batch (engine/micro_batch.h);
+// every row is bit-identical to the unsplit sampler's (engine.h: rows draw the full-batch noise; the UNet
+// runs one micro-batch per call whatever the split), and the rows are merged in row order.
 // Thread-safety: every public member may be called from any thread.
 #pragma once
 
@@ -44,7 +44,6 @@ struct ClusterOptions {
   int max_attempts = 4;                                 // per shard, over all workers
   std::chrono::milliseconds no_worker_timeout{120000};  // a batch no live worker can run fails after this
   std::chrono::milliseconds heartbeat{2000};  // an idle worker is probed this often; no answer = not alive
-  int64_t rows_per_shard = 1;
 };
 
 class Cluster {
