@@ -32,6 +32,7 @@ DialIn::DialIn(ShardRunner& runner, DialInOptions options)
 
 void DialIn::start() {
   if (thread_.joinable()) return;
+  std::fprintf(stderr, "netdist worker: dialing in to %s as %s\n", options_.coordinator.c_str(), worker_id_.c_str());
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -52,6 +53,7 @@ void DialIn::loop() {
   const std::string& coordinator = options_.coordinator;
   bool registered = false;  // the coordinator knows worker_id_ (else the next pull sends capabilities)
   bool connected = false;   // for log lines on changes only
+  bool told_unreachable = false;
   while (!stopping_) {
     Json body = {{"worker_id", worker_id_}, {"url", options_.label}};
     if (!registered) body["capabilities"] = runner_.capabilities();
@@ -65,11 +67,12 @@ void DialIn::loop() {
     auto reply = http_call(coordinator, call);
     if (stopping_) break;
     if (!reply.is_ok() || reply->status == 503) {
-      if (connected) std::fprintf(stderr, "netdist worker: lost %s, retrying\n", coordinator.c_str());
-      if (!connected && !reply.is_ok())
-        std::fprintf(stderr, "netdist worker: cannot reach %s: %s\n", coordinator.c_str(),
-                     reply.status().to_string().c_str());
+      if (connected || !told_unreachable)
+        std::fprintf(stderr, "netdist worker: cannot reach %s (%s), retrying every %lld ms\n", coordinator.c_str(),
+                     reply.is_ok() ? "it is stopping" : reply.status().to_string().c_str(),
+                     static_cast<long long>(options_.retry_delay.count()));
       connected = false;
+      told_unreachable = true;
       sleep_for(options_.retry_delay);
       continue;
     }
@@ -85,8 +88,9 @@ void DialIn::loop() {
       continue;
     }
     if (!connected)
-      std::fprintf(stderr, "netdist worker: dialed in to %s as %s\n", coordinator.c_str(), worker_id_.c_str());
+      std::fprintf(stderr, "netdist worker: connected to %s\n", coordinator.c_str());
     connected = registered = true;
+    told_unreachable = false;
     if (reply->status == 204) continue;
     Json request = Json::parse(reply->body, nullptr, false);
     if (!request.is_object() || !request.value("ticket", Json()).is_number_unsigned()) {
