@@ -191,6 +191,17 @@ void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) 
   load.category = "image";
   load.required = {image};
   load.output_types = {"IMAGE", "MASK"};
+  // ComfyUI's LoadImage.VALIDATE_INPUTS: any existing file under input_dir is valid (also one in a
+  // subfolder, as uploads with a subfolder and the cluster's shard inputs are), not only the listed ones.
+  load.custom_validation = graph::CustomValidation{{"image"}, [env](const graph::Json& values) -> std::optional<std::string> {
+    const graph::Json& v = values.value("image", graph::Json());
+    const std::string name = v.is_string() ? v.get<std::string>() : "";
+    std::error_code ec;
+    if (name.empty() || name.find("..") != std::string::npos || name.front() == '/' ||
+        !fs::is_regular_file(fs::path(env->options().input_dir) / name, ec))
+      return "Invalid image file: " + name;
+    return std::nullopt;
+  }};
   add_fn_node(r, load, [env](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
     const std::string name = in.get_string("image");
     if (name.find("..") != std::string::npos) return Status::invalid_argument("Invalid image file: " + name);
