@@ -5,6 +5,7 @@
 
 #include "cluster/http_client.h"
 #include "engine/runtime/tensor_io.h"
+#include "server/prompt_cost.h"
 
 namespace netdist::cluster {
 
@@ -26,6 +27,7 @@ struct Cluster::Task {
   std::shared_ptr<Job> job;
   size_t shard = 0;
   int64_t row_begin = 0, row_end = 0;
+  double units = 0;  // predicted work (cost_model.h units)
 };
 
 struct Cluster::Worker {
@@ -34,7 +36,48 @@ struct Cluster::Worker {
   std::optional<Json> caps;  // set while the worker is believed alive
   std::thread thread;
   int64_t shards_done = 0, rows_done = 0, failures = 0;
+  CostModel cost;
+  bool busy = false;  // running a shard that started at busy_since and was predicted at busy_units
+  std::chrono::steady_clock::time_point busy_since;
+  double busy_units = 0;
 };
+
+namespace {
+
+double seconds_since_epoch(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+bool Cluster::takes_now(const Worker& w, const Task& front) const {
+  const auto now_tp = std::chrono::steady_clock::now();
+  const double now = seconds_since_epoch(now_tp);
+  std::vector<WorkerForecast> forecasts;
+  size_t self = 0;
+  for (const auto& x : workers_) {
+    if (x.get() == &w) {
+      self = forecasts.size();
+      forecasts.push_back({now, x->cost.seconds_per_unit()});
+      continue;
+    }
+    if (!eligible(*x, *front.job)) continue;
+    double free_at = now;
+    if (x->busy) {
+      const double predicted = x->busy_units * x->cost.seconds_per_unit().value_or(0.0);
+      free_at = seconds_since_epoch(x->busy_since) + predicted;
+      // A shard running past twice its prediction says the model is wrong for it: do not wait on it.
+      if (now - seconds_since_epoch(x->busy_since) > 2 * predicted + 1.0) continue;
+    }
+    forecasts.push_back({free_at, x->cost.seconds_per_unit()});
+  }
+  std::vector<double> units;
+  for (const Task& t : queue_) {
+    if (units.size() >= 256) break;
+    if (eligible(w, *t.job)) units.push_back(t.units);
+  }
+  return should_take_shard(forecasts, self, units, now);
+}
 
 Cluster::Cluster(ClusterOptions options, ShardRunner* local) : options_(std::move(options)), local_(local) {}
 
@@ -53,6 +96,7 @@ void Cluster::start() {
     w->url = "local";
     w->local = true;
     w->caps = local_->capabilities();
+    w->cost.seed_from_benchmark(w->caps->value("benchmark", Json()));
     workers_.push_back(w);
     spawn(w);
   }
@@ -146,6 +190,7 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
       std::unique_lock<std::mutex> lock(mutex_);
       if (caps.is_object()) {
         w->caps = caps;
+        w->cost.seed_from_benchmark(caps.value("benchmark", Json()));
         cv_.notify_all();
       } else {
         cv_.wait_for(lock, options_.retry_delay, [&] { return stopping_; });
@@ -155,11 +200,15 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
     Task task;
     {
       std::unique_lock<std::mutex> lock(mutex_);
+      // The first shard this worker may run, unless another worker would finish it sooner (declined).
+      bool declined = false;
       auto pick = [&] {
-        return std::find_if(queue_.begin(), queue_.end(),
-                            [&](const Task& t) { return eligible(*w, *t.job); });
+        auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Task& t) { return eligible(*w, *t.job); });
+        declined = it != queue_.end() && !takes_now(*w, *it);
+        return declined ? queue_.end() : it;
       };
-      if (!cv_.wait_for(lock, options_.heartbeat, [&] { return stopping_ || pick() != queue_.end(); })) {
+      if (!cv_.wait_for(lock, options_.heartbeat,
+                        [&] { return stopping_ || pick() != queue_.end() || declined; })) {
         if (w->local) continue;
         lock.unlock();
         HttpCall call;  // heartbeat of an idle worker: one that stopped answering loses its lease
@@ -172,13 +221,25 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
         continue;
       }
       if (stopping_) return;
+      if (declined) {  // re-check when notified or soon: busy workers' forecasts change with time
+        cv_.wait_for(lock, std::chrono::milliseconds(50));
+        continue;
+      }
       auto it = pick();
       task = *it;
       queue_.erase(it);
       task.job->running.push_back(w.get());
+      w->busy = true;
+      w->busy_since = std::chrono::steady_clock::now();
+      w->busy_units = task.units;
     }
     Result<at::Tensor> rows = run_task(*w, task);
     std::lock_guard<std::mutex> lock(mutex_);
+    w->busy = false;
+    if (rows.is_ok()) {
+      w->cost.observe(task.units,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - w->busy_since).count());
+    }
     Job& job = *task.job;
     job.running.erase(std::find(job.running.begin(), job.running.end(), w.get()));
     if (rows.is_ok()) {
@@ -243,6 +304,8 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
   job->requirements = shard_requirements(prompt, sampler_id);
   const int64_t per = std::max<int64_t>(1, options_.rows_per_shard);
   const size_t shards = static_cast<size_t>((rows + per - 1) / per);
+  const auto work = server::sampler_work(prompt, sampler_id);
+  const double units_per_row = work ? work->units_per_row() : 1.0;
   job->results.resize(shards);
   job->attempts.assign(shards, 0);
   {
@@ -253,7 +316,8 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
     job->id = "job" + std::to_string(++next_job_);
     for (size_t i = 0; i < shards; ++i) {
       const int64_t begin = int64_t(i) * per;
-      queue_.push_back(Task{job, i, begin, std::min(rows, begin + per)});
+      const int64_t end = std::min(rows, begin + per);
+      queue_.push_back(Task{job, i, begin, end, units_per_row * static_cast<double>(end - begin)});
     }
   }
   cv_.notify_all();
@@ -345,7 +409,9 @@ Json Cluster::status() {
                        {"alive", w->caps.has_value()},
                        {"shards_done", w->shards_done},
                        {"rows_done", w->rows_done},
-                       {"failures", w->failures}});
+                       {"failures", w->failures},
+                       {"seconds_per_unit", w->cost.seconds_per_unit() ? Json(*w->cost.seconds_per_unit()) : Json()},
+                       {"samples", w->cost.samples()}});
   }
   return Json{{"workers", workers}, {"queued", queue_.size()}};
 }

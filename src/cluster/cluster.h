@@ -4,7 +4,10 @@
 // POST /netdist/v1/join) plus, optionally, this process itself (a local ShardRunner). Each worker has one
 // coordinator-side thread that PULLS the next shard it is able to run (capability matching: it has every
 // node class and checkpoint the shard needs) from one shared FIFO queue, so a fast worker simply takes
-// more shards. A shard whose worker fails (connection refused or reset, timeout, a worker-side error) goes
+// more shards. Before taking one it asks the cost model (cost_model.h: per-worker seconds per unit, seeded
+// from the capabilities benchmark, fitted from finished shards) whether another eligible worker would
+// finish it sooner, busy ones included; if so it leaves the shard and re-checks when notified or after
+// 50 ms (the last shard of a batch waits for the fast worker instead of going to a slow one). A shard whose worker fails (connection refused or reset, timeout, a worker-side error) goes
 // back to the front of the queue and the worker must answer GET /netdist/v1/capabilities again before it
 // gets another (idle workers are probed every `heartbeat`, so a dead idle worker is not counted alive);
 // a shard's result is kept once, so retries never duplicate rows. A shard that failed
@@ -30,6 +33,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include "cluster/cost_model.h"
 #include "cluster/shard.h"
 #include "cluster/shard_runner.h"
 #include "core/status.h"
@@ -74,7 +78,8 @@ class Cluster {
   Result<at::Tensor> run_sampler(const Json& prompt, const std::string& sampler_id, int64_t rows,
                                  const std::function<bool(int64_t done, int64_t total)>& progress);
 
-  // {"workers": [{"url", "alive", "shards_done", "rows_done", "capabilities"?}], "queued": n}
+  // {"workers": [{"url", "alive", "shards_done", "rows_done", "failures", "seconds_per_unit" (null until
+  //   known), "samples" (shards measured)}], "queued": n}
   Json status();
 
  private:
@@ -85,6 +90,8 @@ class Cluster {
   void spawn(std::shared_ptr<Worker> w);
   Result<at::Tensor> run_task(Worker& w, const Task& task);
   bool eligible(const Worker& w, const Job& job) const;
+  // Earliest predicted finish (cost_model.h) for `front`, the first queued shard `w` may run. Lock held.
+  bool takes_now(const Worker& w, const Task& front) const;
 
   ClusterOptions options_;
   ShardRunner* local_;
