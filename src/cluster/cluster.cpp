@@ -96,7 +96,7 @@ void Cluster::start() {
     w->url = "local";
     w->local = true;
     w->caps = local_->capabilities();
-    w->cost.seed_from_benchmark(w->caps->value("benchmark", Json()));
+    w->cost.seed_from_capabilities(*w->caps);
     workers_.push_back(w);
     spawn(w);
   }
@@ -190,7 +190,7 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
       std::unique_lock<std::mutex> lock(mutex_);
       if (caps.is_object()) {
         w->caps = caps;
-        w->cost.seed_from_benchmark(caps.value("benchmark", Json()));
+        w->cost.seed_from_capabilities(caps);
         cv_.notify_all();
       } else {
         cv_.wait_for(lock, options_.retry_delay, [&] { return stopping_; });

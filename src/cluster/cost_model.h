@@ -4,7 +4,8 @@
 // Work is counted in the units of server/prompt_cost.h: one sampler step of one 64×64 image (a shard of r
 // rows of a sampler costs r × SamplerWork::units_per_row()). A CostModel holds one worker's seconds per
 // unit: seeded from its GET /netdist/v1/capabilities "benchmark" (steps_per_second of the embedded model at
-// width × height, batch 1: seconds_per_unit = 1 / (steps_per_second × width × height / 4096)), then fitted
+// width × height, batch 1, plus the worker's test_step_delay_ms throttle per step:
+// seconds_per_unit = (1 / steps_per_second + delay) / (width × height / 4096)), then fitted
 // online from finished shards as an EWMA (weight kCostEwmaWeight on the newest) of measured seconds / units;
 // the first measurement replaces the seed. Measured seconds cover the whole shard round trip (HTTP,
 // prompt encoding), so small shards read slower than the bare sampler. No per-model factor: every
@@ -25,9 +26,10 @@ inline constexpr double kCostEwmaWeight = 0.3;
 
 class CostModel {
  public:
-  // Seeds from a capabilities "benchmark" object unless a shard was already measured; false (and no
-  // change) when it is null or lacks positive steps_per_second, width and height.
-  bool seed_from_benchmark(const nlohmann::ordered_json& benchmark);
+  // Seeds from a capabilities reply ("benchmark", "test_step_delay_ms") unless a shard was already
+  // measured; false (and no change) when the benchmark is null or lacks positive steps_per_second, width
+  // and height.
+  bool seed_from_capabilities(const nlohmann::ordered_json& capabilities);
   // A finished shard of `units` took `seconds`; ignored unless both are positive.
   void observe(double units, double seconds);
   // Seconds per unit; nullopt until seeded or measured.

@@ -10,11 +10,13 @@ using Json = nlohmann::ordered_json;
 TEST(CostModel, SeedsFromTheBenchmarkThenFitsMeasuredShards) {
   CostModel m;
   EXPECT_FALSE(m.seconds_per_unit());
-  EXPECT_FALSE(m.seed_from_benchmark(nullptr));
-  EXPECT_FALSE(m.seed_from_benchmark(Json{{"steps_per_second", 0}, {"width", 64}, {"height", 64}}));
+  EXPECT_FALSE(m.seed_from_capabilities(nullptr));
+  EXPECT_FALSE(m.seed_from_capabilities(Json{{"benchmark", nullptr}}));
+  EXPECT_FALSE(m.seed_from_capabilities(Json{{"benchmark", {{"steps_per_second", 0}, {"width", 64}, {"height", 64}}}}));
   EXPECT_FALSE(m.seconds_per_unit());
   // 20 steps/s at 128×128 = 4 units per step: 80 units/s.
-  ASSERT_TRUE(m.seed_from_benchmark(Json{{"steps_per_second", 20.0}, {"width", 128}, {"height", 128}, {"steps", 4}}));
+  ASSERT_TRUE(m.seed_from_capabilities(
+      Json{{"benchmark", {{"steps_per_second", 20.0}, {"width", 128}, {"height", 128}, {"steps", 4}}}}));
   EXPECT_DOUBLE_EQ(*m.seconds_per_unit(), 1.0 / 80);
   EXPECT_EQ(m.samples(), 0);
   m.observe(10, 2.0);  // the first measurement replaces the seed
@@ -25,8 +27,16 @@ TEST(CostModel, SeedsFromTheBenchmarkThenFitsMeasuredShards) {
   m.observe(5, -1.0);
   EXPECT_EQ(m.samples(), 2);
   // A later benchmark does not override measurements.
-  EXPECT_TRUE(m.seed_from_benchmark(Json{{"steps_per_second", 1000.0}, {"width", 64}, {"height", 64}}));
+  EXPECT_TRUE(m.seed_from_capabilities(Json{{"benchmark", {{"steps_per_second", 1000.0}, {"width", 64}, {"height", 64}}}}));
   EXPECT_DOUBLE_EQ(*m.seconds_per_unit(), 0.7 * 0.2 + 0.3 * 0.4);
+}
+
+TEST(CostModel, TheTestThrottleSlowsTheSeed) {
+  CostModel m;
+  // 10 steps/s at 64×64 plus 100 ms per step: 0.2 s per unit.
+  ASSERT_TRUE(m.seed_from_capabilities(
+      Json{{"benchmark", {{"steps_per_second", 10.0}, {"width", 64}, {"height", 64}}}, {"test_step_delay_ms", 100}}));
+  EXPECT_DOUBLE_EQ(*m.seconds_per_unit(), 0.2);
 }
 
 TEST(CostModel, ASlowWorkerLeavesTheLastShardToAFastWorkerAboutToBeFree) {
