@@ -60,6 +60,7 @@ struct ClusterFlags {
   std::string advertise;
   int test_step_delay_ms = 0;
   double shard_timeout_s = 600;
+  std::string queue_policy = "fifo";
 };
 
 std::vector<std::string> split_commas(const std::string& text) {
@@ -112,6 +113,11 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
                  "port can run prompts and read every output\n",
                  role, options.listen.c_str());
   }
+  auto policy_check = server::make_queue_policy(flags.queue_policy);
+  if (!policy_check.is_ok()) {
+    std::fprintf(stderr, "%s: --queue-policy: %s\n", role, policy_check.status().message().c_str());
+    return 2;
+  }
   auto setup = make_node_registry(setup_options);
   if (!setup.is_ok()) {
     std::fprintf(stderr, "%s: %s\n", role, setup.status().to_string().c_str());
@@ -152,7 +158,8 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   server::Backend& backend =
       coordinator_backend ? static_cast<server::Backend&>(*coordinator_backend) : graph_backend;
   server::HttpServer http(options, backend);
-  Status s = http.start();
+  Status s = http.state().queue().set_policy(flags.queue_policy);
+  if (s.is_ok()) s = http.start();
   if (!s.is_ok()) {
     std::fprintf(stderr, "%s: %s\n", role, s.to_string().c_str());
     return 1;
@@ -257,6 +264,9 @@ CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::
     cmd->add_option("--shard-timeout", flags->shard_timeout_s,
                     "seconds before a worker's shard is given to another");
   }
+  cmd->add_option("--queue-policy", flags->queue_policy,
+                  "which pending prompt runs next: fifo (default, ComfyUI's order), lifo, priority, sjf, fair "
+                  "(docs/scheduling.md)");
   cmd->add_option("--join", flags->join, "worker: dial in to this coordinator URL");
   cmd->add_option("--advertise", flags->advertise,
                   "worker: the URL the coordinator should use (default: listen address)");
