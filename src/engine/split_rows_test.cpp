@@ -84,8 +84,12 @@ TEST(MicroBatch, BoundsCoverTheBatchInAtMostEightImagesAndBalanceWorkers) {
       ASSERT_GE(b[g + 1] - b[g], 1) << n;
       ASSERT_LE(b[g + 1] - b[g], 8) << n;
     }
-    if (n >= 4 && n % 2 == 0) EXPECT_EQ(largest_share(b, 2), n / 2) << "n = " << n;
-    if (n >= 4 && n % 4 == 0) EXPECT_EQ(largest_share(b, 4), n / 4) << "n = " << n;
+    if (n >= 4 && n % 2 == 0) {
+      EXPECT_EQ(largest_share(b, 2), n / 2) << "n = " << n;
+    }
+    if (n >= 4 && n % 4 == 0) {
+      EXPECT_EQ(largest_share(b, 4), n / 4) << "n = " << n;
+    }
   }
 }
 
