@@ -20,6 +20,11 @@ struct Cluster::Job {
   Status failure;
   bool cancelled = false;
   std::vector<Worker*> running;  // workers running one of its shards (one entry per shard)
+  // A whole-prompt job (run_prompt): one task, shard 0, its reply kept once.
+  bool whole = false;
+  std::string prompt_id;
+  Json extra_data, outputs_to_execute;
+  std::optional<PromptReply> reply;
 };
 
 struct Cluster::Task {
@@ -33,7 +38,7 @@ struct Cluster::Worker {
   bool local = false;
   std::optional<Json> caps;  // set while the worker is believed alive
   std::thread thread;
-  int64_t shards_done = 0, rows_done = 0, failures = 0;
+  int64_t shards_done = 0, rows_done = 0, prompts_done = 0, failures = 0;
 };
 
 Cluster::Cluster(ClusterOptions options, ShardRunner* local) : options_(std::move(options)), local_(local) {}
@@ -96,7 +101,33 @@ void Cluster::add_worker(const std::string& url) {
 }
 
 bool Cluster::eligible(const Worker& w, const Job& job) const {
+  if (job.whole && w.local) return false;
   return w.caps && missing_requirements(job.requirements, *w.caps).empty();
+}
+
+Result<PromptReply> Cluster::run_prompt_task(Worker& w, const Task& task) {
+  const Job& job = *task.job;
+  const std::string task_id = job.id + ".prompt";
+  HttpCall call;
+  call.method = "POST";
+  call.target = "/netdist/v1/prompt";
+  call.body = Json{{"task_id", task_id},
+                   {"prompt_id", job.prompt_id},
+                   {"prompt", job.prompt},
+                   {"extra_data", job.extra_data},
+                   {"outputs_to_execute", job.outputs_to_execute}}
+                  .dump();
+  call.auth_token = options_.auth_token;
+  call.timeout = options_.shard_timeout;
+  ND_ASSIGN_OR_RETURN(HttpReply reply, http_call(w.url, call));
+  if (reply.status == 409) return Status::cancelled(w.url + ": prompt " + job.prompt_id + " interrupted");
+  if (reply.status == 401) return Status::unauthenticated(w.url + ": the worker refused the auth token");
+  if (reply.status != 200)
+    return Status::internal(w.url + ": prompt " + job.prompt_id + " failed (" + std::to_string(reply.status) +
+                            "): " + reply.body);
+  const Json body = Json::parse(reply.body, nullptr, false);
+  ND_ASSIGN_OR_RETURN(PromptReply out, prompt_reply_from_json(body));
+  return out;
 }
 
 Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task) {
@@ -177,20 +208,40 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
       queue_.erase(it);
       task.job->running.push_back(w.get());
     }
-    Result<at::Tensor> rows = run_task(*w, task);
+    Status failed;
+    at::Tensor rows;
+    std::optional<PromptReply> reply;
+    if (task.job->whole) {
+      Result<PromptReply> r = run_prompt_task(*w, task);
+      if (r.is_ok())
+        reply = std::move(*r);
+      else
+        failed = r.status();
+    } else {
+      Result<at::Tensor> r = run_task(*w, task);
+      if (r.is_ok())
+        rows = std::move(*r);
+      else
+        failed = r.status();
+    }
     std::lock_guard<std::mutex> lock(mutex_);
     Job& job = *task.job;
     job.running.erase(std::find(job.running.begin(), job.running.end(), w.get()));
-    if (rows.is_ok()) {
-      if (!job.results[task.shard].defined()) {
-        job.results[task.shard] = *rows;
+    if (failed.is_ok()) {
+      if (job.whole && !job.reply) {
+        job.reply = std::move(reply);
+        ++job.shards_done;
+        ++w->shards_done;
+        ++w->prompts_done;
+      } else if (!job.whole && !job.results[task.shard].defined()) {
+        job.results[task.shard] = rows;
         job.rows_done += task.row_end - task.row_begin;
         ++job.shards_done;
         ++w->shards_done;
         w->rows_done += task.row_end - task.row_begin;
       }
     } else if (!job.cancelled && job.failure.is_ok() && !stopping_) {
-      const Status& s = rows.status();
+      const Status& s = failed;
       ++w->failures;
       std::fprintf(stderr, "netdist cluster: shard %s.%zu on %s failed: %s\n", job.id.c_str(), task.shard,
                    w->url.c_str(), s.to_string().c_str());
@@ -310,31 +361,96 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
   }
   const bool ok = job->shards_done == int64_t(shards);
   if (!ok) {
-    job->cancelled = true;
-    std::erase_if(queue_, [&](const Task& t) { return t.job == job; });
-    std::vector<std::string> busy;
-    bool local_busy = false;
-    for (Worker* w : job->running) {
-      if (w->local)
-        local_busy = true;
-      else
-        busy.push_back(w->url);
-    }
-    lock.unlock();
-    if (local_busy) local_->interrupt();
-    for (const std::string& url : busy) {
-      HttpCall call;
-      call.method = "POST";
-      call.target = "/netdist/v1/interrupt";
-      call.auth_token = options_.auth_token;
-      call.timeout = std::chrono::seconds(5);
-      (void)http_call(url, call);
-    }
-    lock.lock();
+    abandon(lock, job);
     if (!job->failure.is_ok()) return job->failure;
     return Status::cancelled("interrupted");
   }
   return at::cat(job->results, 0);
+}
+
+void Cluster::abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Job>& job) {
+  job->cancelled = true;
+  std::erase_if(queue_, [&](const Task& t) { return t.job == job; });
+  std::vector<std::string> busy;
+  bool local_busy = false;
+  for (Worker* w : job->running) {
+    if (w->local)
+      local_busy = true;
+    else
+      busy.push_back(w->url);
+  }
+  lock.unlock();
+  if (local_busy) local_->interrupt();
+  for (const std::string& url : busy) {
+    HttpCall call;
+    call.method = "POST";
+    call.target = "/netdist/v1/interrupt";
+    if (job->whole) call.body = Json{{"shard_id", job->id + ".prompt"}}.dump();
+    call.auth_token = options_.auth_token;
+    call.timeout = std::chrono::seconds(5);
+    (void)http_call(url, call);
+  }
+  lock.lock();
+}
+
+Result<PromptReply> Cluster::run_prompt(const std::string& prompt_id, const Json& prompt, const Json& extra_data,
+                                        const Json& outputs_to_execute,
+                                        const std::function<bool()>& keep_going) {
+  auto job = std::make_shared<Job>();
+  job->whole = true;
+  job->prompt = prompt;
+  job->prompt_id = prompt_id;
+  job->extra_data = extra_data;
+  job->outputs_to_execute = outputs_to_execute;
+  job->requirements = prompt_requirements(prompt);
+  job->results.resize(1);
+  job->attempts.assign(1, 0);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return Status::unavailable("the coordinator is stopping");
+    job->id = "job" + std::to_string(++next_job_);
+    queue_.push_back(Task{job, 0, 0, 1});
+  }
+  cv_.notify_all();
+  auto last_capable = std::chrono::steady_clock::now();
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    if (job->reply || !job->failure.is_ok()) break;
+    const auto now = std::chrono::steady_clock::now();
+    const bool capable =
+        !job->running.empty() ||
+        std::any_of(workers_.begin(), workers_.end(), [&](const auto& w) { return eligible(*w, *job); });
+    if (capable) last_capable = now;
+    if (now - last_capable > options_.no_worker_timeout) {
+      job->failure = Status::unavailable("no live worker able to run prompt " + prompt_id + " for " +
+                                         std::to_string(options_.no_worker_timeout.count() / 1000) + " s");
+      break;
+    }
+    lock.unlock();
+    const bool go_on = keep_going();
+    lock.lock();
+    if (!go_on) break;
+    if (job->reply || !job->failure.is_ok()) continue;
+    cv_.wait_for(lock, std::chrono::milliseconds(100));
+  }
+  if (job->reply) return std::move(*job->reply);
+  abandon(lock, job);
+  if (!job->failure.is_ok()) return job->failure;
+  return Status::cancelled("interrupted");
+}
+
+int Cluster::capable_remote_workers(const Requirements& req) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  int n = 0;
+  for (const auto& w : workers_) n += !w->local && w->caps && missing_requirements(req, *w->caps).empty();
+  return n;
+}
+
+int Cluster::remote_workers_alive() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  int n = 0;
+  for (const auto& w : workers_) n += !w->local && w->caps.has_value();
+  return n;
 }
 
 Json Cluster::status() {
@@ -345,6 +461,7 @@ Json Cluster::status() {
                        {"alive", w->caps.has_value()},
                        {"shards_done", w->shards_done},
                        {"rows_done", w->rows_done},
+                       {"prompts_done", w->prompts_done},
                        {"failures", w->failures}});
   }
   return Json{{"workers", workers}, {"queued", queue_.size()}};

@@ -10,6 +10,11 @@
 // a shard's result is kept once, so retries never duplicate rows. A shard that failed
 // max_attempts times fails its prompt with the last error.
 //
+// Whole prompts: run_prompt queues a task of a second kind on the same queue: the whole prompt, for one
+// worker that has every node class and checkpoint of it (never this process's own runner, whose engine the
+// coordinator's executor uses at the same time). The same failover rules apply: a failed call puts the
+// task back at the front, the worker is probed again, the first reply is kept.
+//
 // Split = unsplit: run_sampler cuts a sampler's batch into shards of rows_per_shard rows; every row is
 // bit-identical to the unsplit sampler's (engine.h: rows draw the full-batch noise; the UNet runs one
 // image's conditioning rows per call), and the rows are merged in row order.
@@ -74,7 +79,20 @@ class Cluster {
   Result<at::Tensor> run_sampler(const Json& prompt, const std::string& sampler_id, int64_t rows,
                                  const std::function<bool(int64_t done, int64_t total)>& progress);
 
-  // {"workers": [{"url", "alive", "shards_done", "rows_done", "capabilities"?}], "queued": n}
+  // Runs a whole prompt on one capable worker (POST /netdist/v1/prompt) with the coordinator's prompt_id and
+  // returns its reply (the prompt's own status, outputs, events, files). `keep_going()` is polled about
+  // every 100 ms; false interrupts: a queued task is dropped, a running one is interrupted on its worker,
+  // and the result is kCancelled. kUnavailable when no live worker could run it for no_worker_timeout.
+  Result<PromptReply> run_prompt(const std::string& prompt_id, const Json& prompt, const Json& extra_data,
+                                 const Json& outputs_to_execute, const std::function<bool()>& keep_going);
+
+  // How many workers other than this process are alive and have every node class and checkpoint of `req`.
+  int capable_remote_workers(const Requirements& req);
+  // How many workers other than this process are alive.
+  int remote_workers_alive();
+
+  // {"workers": [{"url", "alive", "shards_done", "rows_done", "prompts_done", "failures"}], "queued": n}
+  // (shards_done counts row shards and whole prompts.)
   Json status();
 
  private:
@@ -84,7 +102,10 @@ class Cluster {
   void worker_loop(std::shared_ptr<Worker> w);
   void spawn(std::shared_ptr<Worker> w);
   Result<at::Tensor> run_task(Worker& w, const Task& task);
+  Result<PromptReply> run_prompt_task(Worker& w, const Task& task);
   bool eligible(const Worker& w, const Job& job) const;
+  // Gives up on an unfinished job: drops its queued tasks and interrupts the workers running one.
+  void abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Job>& job);
 
   ClusterOptions options_;
   ShardRunner* local_;

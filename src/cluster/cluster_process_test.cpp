@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -104,7 +105,7 @@ HttpReply call(const std::string& url, const std::string& method, const std::str
   return r.is_ok() ? *r : HttpReply{};
 }
 
-nlohmann::json prompt(int batch, const std::string& ckpt = "tiny-emoji.safetensors") {
+nlohmann::json prompt(int batch, const std::string& ckpt = "tiny-emoji.safetensors", int seed = 7) {
   return nlohmann::json::parse(R"({
     "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ")" +
                                ckpt + R"("}},
@@ -112,7 +113,8 @@ nlohmann::json prompt(int batch, const std::string& ckpt = "tiny-emoji.safetenso
                                std::to_string(batch) + R"(}},
     "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "red heart", "clip": ["4", 1]}},
     "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
-    "3": {"class_type": "KSampler", "inputs": {"seed": 7, "steps": 3, "cfg": 5.0, "sampler_name": "euler_ancestral",
+    "3": {"class_type": "KSampler", "inputs": {"seed": )" +
+                               std::to_string(seed) + R"(, "steps": 3, "cfg": 5.0, "sampler_name": "euler_ancestral",
           "scheduler": "normal", "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
           "latent_image": ["5", 0]}},
     "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
@@ -120,8 +122,9 @@ nlohmann::json prompt(int batch, const std::string& ckpt = "tiny-emoji.safetenso
   })");
 }
 
-std::string submit(const std::string& url, const nlohmann::json& p, const std::string& token = "") {
-  HttpReply r = call(url, "POST", "/prompt", nlohmann::json{{"prompt", p}, {"client_id", "t"}}.dump(), token);
+std::string submit(const std::string& url, const nlohmann::json& p, const std::string& token = "",
+                   const std::string& client_id = "t") {
+  HttpReply r = call(url, "POST", "/prompt", nlohmann::json{{"prompt", p}, {"client_id", client_id}}.dump(), token);
   EXPECT_EQ(r.status, 200) << r.body;
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   return j.is_object() ? j.value("prompt_id", "") : "";
@@ -160,6 +163,15 @@ std::map<std::string, int64_t> rows_by_worker(const std::string& coordinator, co
       nlohmann::json::parse(call(coordinator, "GET", "/netdist/v1/cluster", "", token).body, nullptr, false);
   if (!j.is_object()) return out;
   for (const auto& w : j["workers"]) out[w["url"].get<std::string>()] = w["rows_done"].get<int64_t>();
+  return out;
+}
+
+// Per worker URL, one field of GET /netdist/v1/cluster.
+std::map<std::string, int64_t> worker_field(const std::string& coordinator, const std::string& field) {
+  std::map<std::string, int64_t> out;
+  auto j = nlohmann::json::parse(call(coordinator, "GET", "/netdist/v1/cluster").body, nullptr, false);
+  if (!j.is_object()) return out;
+  for (const auto& w : j["workers"]) out[w["url"].get<std::string>()] = w[field].get<int64_t>();
   return out;
 }
 
@@ -301,6 +313,14 @@ TEST(ClusterProcess, CapabilityMatchingKeepsShardsOffWorkersWithoutTheModel) {
   auto rows = rows_by_worker(coord.url());
   EXPECT_EQ(rows[lacks.url()], 0);
   EXPECT_EQ(rows[has.url()], 4);
+  // A batch-1 prompt goes whole to a worker that has every checkpoint of it.
+  for (int seed = 1; seed <= 2; ++seed) {
+    auto whole = wait_history(coord.url(), submit(coord.url(), prompt(1, "other.safetensors", seed)));
+    EXPECT_EQ(whole["status"]["status_str"], "success");
+  }
+  auto prompts = worker_field(coord.url(), "prompts_done");
+  EXPECT_EQ(prompts[lacks.url()], 0);
+  EXPECT_EQ(prompts[has.url()], 2);
 }
 
 TEST(ClusterProcess, AuthTokenIsRequiredAndForwarded) {
@@ -377,6 +397,102 @@ TEST(ClusterProcess, InterruptReachesTheWorkers) {
   EXPECT_TRUE(idle);
   auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
   EXPECT_LT(s["shards_done"].get<int64_t>(), 8);
+}
+
+// Batch-1 prompts with seeds 1..4, rendered one after another by one plain `netdist serve`: the reference
+// bytes for whole-prompt tasks.
+const std::vector<std::string>& batch_one_reference() {
+  static std::vector<std::string> ref = [] {
+    fs::path dir = scratch("reference_batch1");
+    Proc server({"serve", "--port", "0", "--threads", "1", "--output-directory", (dir / "out").string(),
+                 "--temp-directory", (dir / "temp").string(), "--models-dir", (dir / "models").string()},
+                dir / "serve.log");
+    std::vector<std::string> out;
+    for (int seed = 1; seed <= 4; ++seed) {
+      auto png = images(wait_history(server.url(), submit(server.url(), prompt(1, "tiny-emoji.safetensors", seed))),
+                        dir / "out");
+      out.insert(out.end(), png.begin(), png.end());
+    }
+    return out;
+  }();
+  return ref;
+}
+
+// Polls GET /queue until queue_running lists `n` prompts at once (30 s guard).
+bool saw_running(const std::string& coordinator, size_t n) {
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < deadline) {
+    auto q = nlohmann::json::parse(call(coordinator, "GET", "/queue").body, nullptr, false);
+    if (q.is_object() && q["queue_running"].size() >= n) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+TEST(ClusterProcess, BatchOnePromptsRunWholeOnWorkersAtOnceWithLocalBytes) {
+  const auto& ref = batch_one_reference();
+  ASSERT_EQ(ref.size(), 4u);
+  fs::path dir = scratch("whole");
+  Proc w1(worker_args(dir / "w1", {"--test-step-delay-ms", "100"}), dir / "w1.log");
+  Proc w2(worker_args(dir / "w2", {"--test-step-delay-ms", "100"}), dir / "w2.log");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", join_urls({&w1, &w2})}),
+             dir / "c.log");
+  wait_alive(coord.url(), 2);
+  std::vector<std::string> ids;
+  for (int seed = 1; seed <= 4; ++seed) ids.push_back(submit(coord.url(), prompt(1, "tiny-emoji.safetensors", seed)));
+  EXPECT_TRUE(saw_running(coord.url(), 2)) << "two whole prompts never ran at once";
+  std::vector<std::string> got;
+  std::set<std::string> names;
+  for (const std::string& id : ids) {
+    auto h = wait_history(coord.url(), id);
+    EXPECT_EQ(h["status"]["status_str"], "success");
+    auto png = images(h, dir / "c" / "out");
+    got.insert(got.end(), png.begin(), png.end());
+    for (const auto& img : h["outputs"]["9"]["images"]) names.insert(img["filename"].get<std::string>());
+  }
+  EXPECT_TRUE(got == ref) << "whole-prompt images differ from a local server's";
+  EXPECT_EQ(names, std::set<std::string>({"split_00001_.png", "split_00002_.png", "split_00003_.png",
+                                          "split_00004_.png"}))
+      << "the coordinator's own counter names, each once";
+  auto prompts = worker_field(coord.url(), "prompts_done");
+  auto shards = worker_field(coord.url(), "shards_done");
+  EXPECT_EQ(prompts[w1.url()] + prompts[w2.url()], 4);
+  EXPECT_GT(shards[w1.url()], 0);
+  EXPECT_GT(shards[w2.url()], 0);
+  EXPECT_EQ(worker_field(coord.url(), "rows_done")[w1.url()], 0) << "no row shards for batch-1 prompts";
+}
+
+TEST(ClusterProcess, KilledWorkerMidWholePromptIsRetriedElsewhereOnce) {
+  const auto& ref = batch_one_reference();
+  fs::path dir = scratch("whole_kill");
+  Proc fast(worker_args(dir / "fast"), dir / "fast.log");
+  Proc slow(worker_args(dir / "slow", {"--test-step-delay-ms", "400"}), dir / "slow.log");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", join_urls({&fast, &slow})}),
+             dir / "c.log");
+  wait_alive(coord.url(), 2);
+  const std::string id1 = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 1));
+  const std::string id2 = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 2));
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  bool running = false;
+  while (!running && Clock::now() < deadline) {
+    auto s = nlohmann::json::parse(call(slow.url(), "GET", "/netdist/v1/status").body, nullptr, false);
+    running = s.is_object() && !s["running"].is_null();
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(running) << "the slow worker never started a prompt";
+  slow.stop(SIGKILL);
+  auto h1 = wait_history(coord.url(), id1), h2 = wait_history(coord.url(), id2);
+  EXPECT_EQ(h1["status"]["status_str"], "success");
+  EXPECT_EQ(h2["status"]["status_str"], "success");
+  auto png = images(h1, dir / "c" / "out"), png2 = images(h2, dir / "c" / "out");
+  png.insert(png.end(), png2.begin(), png2.end());
+  EXPECT_TRUE(png == std::vector<std::string>(ref.begin(), ref.begin() + 2));
+  EXPECT_EQ(worker_field(coord.url(), "prompts_done")[fast.url()], 2) << "the killed worker's prompt ran on the other";
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir / "c" / "out")) files += e.path().extension() == ".png";
+  EXPECT_EQ(files, 2u) << "each prompt's image written once";
+  auto history = nlohmann::json::parse(call(coord.url(), "GET", "/history").body, nullptr, false);
+  EXPECT_EQ(history.size(), 2u);
 }
 
 // Children of every thread of `pid` (a restarted worker is forked by the coordinator's monitor thread).
