@@ -171,12 +171,16 @@ int run_demo(const std::string& out_dir) {
   const char* texts[] = {"yellow star", "green tree", "blue drop", "purple heart"};
   for (int i = 0; i < 4; ++i)
     prompts.push_back(prompt(sizes[i], 2, 100 + i, texts[i], "size" + std::to_string(sizes[i])));
+  std::vector<Json> whole;
+  for (int i = 0; i < 4; ++i)
+    whole.push_back(prompt(sizes[i], 1, 200 + i, texts[i], "whole" + std::to_string(sizes[i])));
   int images = 0;
   for (const Json& p : prompts) images += p["5"]["inputs"]["batch_size"].get<int>();
+  const int whole_images = static_cast<int>(whole.size());
 
   struct Run {
     int workers = 1;
-    double seconds = 0;
+    double seconds = 0, whole_seconds = 0;
     std::string digest;
   };
   std::vector<Run> runs(2);
