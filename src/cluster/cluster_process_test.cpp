@@ -495,6 +495,38 @@ TEST(ClusterProcess, KilledWorkerMidWholePromptIsRetriedElsewhereOnce) {
   EXPECT_EQ(history.size(), 2u);
 }
 
+TEST(ClusterProcess, InterruptByPromptIdStopsAWholePromptOnItsWorker) {
+  fs::path dir = scratch("whole_interrupt");
+  Proc w(worker_args(dir / "w", {"--test-step-delay-ms", "1000"}), dir / "w.log");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w.url()}),
+             dir / "c.log");
+  wait_alive(coord.url(), 1);
+  const std::string id = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 1));
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  bool running = false;
+  while (!running && Clock::now() < deadline) {
+    auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
+    running = s.is_object() && !s["running"].is_null();
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(running);
+  EXPECT_EQ(call(coord.url(), "POST", "/interrupt", nlohmann::json{{"prompt_id", "someone-else"}}.dump()).status, 200);
+  EXPECT_EQ(call(coord.url(), "POST", "/interrupt", nlohmann::json{{"prompt_id", id}}.dump()).status, 200);
+  auto h = wait_history(coord.url(), id);
+  EXPECT_EQ(h["status"]["status_str"], "error");
+  EXPECT_EQ(h["status"]["messages"].back()[0], "execution_interrupted");
+  // The worker stops at its next step instead of finishing the prompt (3 steps of 1 s each).
+  bool idle = false;
+  const auto t0 = Clock::now();
+  while (!idle && Clock::now() - t0 < std::chrono::seconds(5)) {
+    auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
+    idle = s.is_object() && s["running"].is_null();
+    if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(idle) << "the worker stopped the prompt";
+  EXPECT_EQ(worker_field(coord.url(), "prompts_done")[w.url()], 0);
+}
+
 // Children of every thread of `pid` (a restarted worker is forked by the coordinator's monitor thread).
 std::vector<pid_t> children_of(pid_t pid) {
   std::vector<pid_t> out;
