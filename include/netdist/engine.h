@@ -15,8 +15,10 @@
 // Seeds follow ComfyUI: the initial noise of a batch is the CPU MT19937 randn of the whole [N,4,h,w]
 // tensor; a request covering rows [row_begin, row_end) of a batch gets exactly those rows of every noise
 // tensor (initial and per-step), so a split batch equals the unsplit one. Because kernels may block by
-// batch size, sample() runs the UNet on fixed micro-batches (one call per image: that image's rows for
-// every conditioning entry), so each row's result is independent of the batch it came in.
+// batch size, sample() runs the UNet on fixed micro-batches that depend only on the batch size
+// (engine/micro_batch.h: at most 8 images per call, with their rows for every conditioning entry), so a
+// row's result is the same however the batch is split along those bounds; a row range that cuts one is
+// refused. On CUDA the calls are replayed as CUDA graphs on parallel streams (engine/runtime/cuda_graphs.h).
 //
 // Thread-safety: a Model may be shared between threads; calls on one Model are serialised internally
 // (one GPU stream per model). Every failure (bad file, out of memory, interrupted) is a Status.
@@ -44,6 +46,7 @@ struct EngineOptions {
   std::optional<Precision> vae_precision;  // default: fp32 on CPU; bf16 on CUDA (SDXL's VAE overflows fp16)
   bool lowvram = false;                    // keep each module on the GPU only while it runs
   bool noise_on_cpu = false;               // draw per-step noise on the CPU (--noise cpu): GPU-independent
+  bool cuda_graphs = true;                 // replay the UNet's repeated calls as CUDA graphs (--no-cuda-graphs)
   std::string clip_vocab_dir;              // --clip-vocab: where vocab.json / merges.txt live
   std::optional<bool> v_prediction;        // override the detected parameterization (SD2)
 };
@@ -89,7 +92,7 @@ struct SampleRequest {
   double denoise = 1.0;
   at::Tensor latent;                        // [N, 4, h, w] full batch (rows outside the range are ignored)
   std::optional<std::vector<int64_t>> batch_index;  // LATENT "batch_index" (noise indices)
-  int64_t row_begin = 0, row_end = -1;      // the rows this call renders; -1 = all
+  int64_t row_begin = 0, row_end = -1;      // the rows this call renders (micro-batch bounds); -1 = all
   bool add_noise = true;                    // KSamplerAdvanced add_noise
   std::optional<int> start_step, last_step; // KSamplerAdvanced
   bool force_full_denoise = false;          // KSamplerAdvanced return_with_leftover_noise = disable

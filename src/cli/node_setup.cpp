@@ -40,6 +40,8 @@ void add_node_setup_options(CLI::App& cmd, NodeSetupOptions& o) {
   cmd.add_option("--precision", o.precision, "fp32, fp16 or bf16 (default: fp32 on CPU, fp16 on CUDA)")
       ->check(CLI::IsMember({"", "fp32", "fp16", "bf16"}));
   cmd.add_flag("--lowvram", o.env.engine.lowvram, "keep each model on the GPU only while it runs");
+  cmd.add_flag_callback("--no-cuda-graphs", [&o] { o.env.engine.cuda_graphs = false; },
+                        "run every UNet call eagerly instead of replaying CUDA graphs (same results, slower)");
   cmd.add_option("--noise", o.noise, "where per-step sampler noise is drawn: device (as ComfyUI) or cpu")
       ->check(CLI::IsMember({"device", "cpu"}));
   cmd.add_option("--clip-vocab", o.env.engine.clip_vocab_dir, "folder with vocab.json and merges.txt");

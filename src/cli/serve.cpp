@@ -12,7 +12,7 @@
 #include "cli/commands.h"
 #include "cli/graph_backend.h"
 #include "cluster/coordinator.h"
-#include "cluster/http_client.h"
+#include "cluster/dial_in.h"
 #include "cluster/local_workers.h"
 #include "cluster/shard_runner.h"
 #include "engine/runtime/torch_compat.h"
@@ -59,6 +59,7 @@ struct ClusterFlags {
   std::string join;
   std::string advertise;
   int test_step_delay_ms = 0;
+  int test_heartbeat_ms = 0;
   double shard_timeout_s = 600;
   int max_concurrent_prompts = 0;
 };
@@ -71,29 +72,6 @@ std::vector<std::string> split_commas(const std::string& text) {
     if (!item.empty()) out.push_back(item);
   }
   return out;
-}
-
-// Dial-in: POST /netdist/v1/join every 2 s (the first join and then a heartbeat) until stopped.
-std::thread start_join_loop(const std::string& coordinator, const std::string& self_url,
-                            const std::string& token) {
-  return std::thread([coordinator, self_url, token] {
-    bool announced = false;
-    while (!g_stop) {
-      cluster::HttpCall call;
-      call.method = "POST";
-      call.target = "/netdist/v1/join";
-      call.body = nlohmann::json{{"url", self_url}}.dump();
-      call.auth_token = token;
-      call.timeout = std::chrono::seconds(5);
-      auto reply = cluster::http_call(coordinator, call);
-      const bool ok = reply.is_ok() && reply->status == 200;
-      if (ok && !announced)
-        std::fprintf(stderr, "netdist worker: joined %s as %s\n", coordinator.c_str(), self_url.c_str());
-      if (!ok && announced) std::fprintf(stderr, "netdist worker: lost %s, retrying\n", coordinator.c_str());
-      announced = ok;
-      for (int i = 0; i < 20 && !g_stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  });
 }
 
 int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, bool insecure,
@@ -140,6 +118,8 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     co.worker_urls = split_commas(flags.workers);
     co.auth_token = options.auth_token;
     co.shard_timeout = std::chrono::milliseconds(static_cast<int64_t>(flags.shard_timeout_s * 1000));
+    co.input_dir = options.input_dir;
+    if (flags.test_heartbeat_ms > 0) co.heartbeat = std::chrono::milliseconds(flags.test_heartbeat_ms);
     cluster = std::make_shared<cluster::Cluster>(co, runner.get());
     cluster::register_cluster_samplers(*setup->registry, cluster);
     options.extra_routes =
@@ -199,6 +179,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
       if (!so.precision.empty()) common.insert(common.end(), {"--precision", so.precision});
       common.insert(common.end(), {"--noise", so.noise});
       if (so.env.engine.lowvram) common.push_back("--lowvram");
+      if (!so.env.engine.cuda_graphs) common.push_back("--no-cuda-graphs");
       if (so.env.disable_metadata) common.push_back("--disable-metadata");
       const int gpus = runtime::cuda_device_count();
       const int n = flags.local_workers >= 0 ? flags.local_workers : gpus;
@@ -224,13 +205,17 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
       }
     }
   }
-  std::thread join_thread;
+  std::unique_ptr<cluster::DialIn> dial_in;
   if (flags.worker_mode && !flags.join.empty()) {
-    join_thread =
-        start_join_loop(flags.join, flags.advertise.empty() ? self_url : flags.advertise, options.auth_token);
+    cluster::DialInOptions dio;
+    dio.coordinator = flags.join;
+    dio.label = flags.advertise.empty() ? self_url : flags.advertise;
+    dio.auth_token = options.auth_token;
+    dial_in = std::make_unique<cluster::DialIn>(*runner, dio);
+    dial_in->start();
   }
   while (!g_stop) pause();
-  if (join_thread.joinable()) join_thread.join();
+  if (dial_in) dial_in->stop();
   if (children) children->stop();
   if (cluster) cluster->stop();
   http.stop();
@@ -266,10 +251,16 @@ CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::
     cmd->add_option("--max-concurrent-prompts", flags->max_concurrent_prompts,
                     "whole batch-1 prompts sent to workers at once (default 0: one per live worker)")
         ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--test-heartbeat-ms", flags->test_heartbeat_ms,
+                    "coordinator: worker heartbeat period; a dial-in lease is 3 of them (tests only)")
+        ->group("");
   }
-  cmd->add_option("--join", flags->join, "worker: dial in to this coordinator URL");
+  cmd->add_option("--join", flags->join,
+                  "worker: dial in to this coordinator URL (the worker long-polls it for shards; the "
+                  "coordinator never connects back, so NAT and firewalls are fine)");
   cmd->add_option("--advertise", flags->advertise,
-                  "worker: the URL the coordinator should use (default: listen address)");
+                  "worker: the URL shown for this worker in the coordinator's cluster status (a label only: "
+                  "a --join worker is never connected to; default: the listen address)");
   cmd->add_option("--test-step-delay-ms", flags->test_step_delay_ms,
                   "worker: sleep after each step (tests only)")
       ->group("");

@@ -4,6 +4,8 @@
 #include <cstdio>
 
 #include "cluster/http_client.h"
+#include "cluster/shard_inputs.h"
+#include "engine/micro_batch.h"
 #include "engine/runtime/tensor_io.h"
 
 namespace netdist::cluster {
@@ -33,13 +35,52 @@ struct Cluster::Task {
   int64_t row_begin = 0, row_end = 0;
 };
 
+// A dial-in worker's mailbox: the shard its thread handed over, until the worker reports its outcome.
+struct DialInMail {
+  uint64_t ticket = 0;
+  std::string shard_id;
+  Json request;        // the shard request body
+  bool taken = false;  // a pull carried it to the worker
+  bool interrupt = false;
+  int64_t step = 0, steps = 0;
+  std::optional<HttpReply> reply;  // as POST /netdist/v1/shard would have answered
+};
+
 struct Cluster::Worker {
-  std::string url;  // "local" for this process
+  std::string url;  // "local" for this process; a dial-in worker's advertised URL (a label only)
   bool local = false;
+  bool dial_in = false;
+  std::string id;            // dial-in worker_id
   std::optional<Json> caps;  // set while the worker is believed alive
+  Json reported_caps;        // dial-in: the capabilities it registered with
   std::thread thread;
   int64_t shards_done = 0, rows_done = 0, prompts_done = 0, failures = 0;
+  // Dial-in lease: renewed by every pull, progress and result; held pulls keep it alive.
+  std::chrono::steady_clock::time_point last_seen;
+  int pulls_held = 0;
+  std::optional<DialInMail> mail;
 };
+
+namespace {
+
+// A worker's reply to a shard request (POST /netdist/v1/shard, or a dial-in result) → its rows.
+Result<at::Tensor> decode_shard_reply(const std::string& who, const std::string& shard_id, int64_t rows,
+                                      HttpReply reply) {
+  if (reply.status == 409) return Status::cancelled(who + ": shard " + shard_id + " interrupted");
+  if (reply.status == 401) return Status::unauthenticated(who + ": the worker refused the auth token");
+  if (reply.status != 200)
+    return Status::internal(who + ": shard " + shard_id + " failed (" + std::to_string(reply.status) +
+                            "): " + reply.body);
+  ND_ASSIGN_OR_RETURN(auto weights, runtime::weights_from_buffer(std::move(reply.body), who + " shard " + shard_id));
+  auto it = weights.find("samples");
+  if (it == weights.end()) return Status::corruption(who + ": shard reply without 'samples'");
+  if (it->second.dim() != 4 || it->second.size(0) != rows) {
+    return Status::corruption(who + ": shard reply has the wrong shape");
+  }
+  return it->second.clone();
+}
+
+}  // namespace
 
 Cluster::Cluster(ClusterOptions options, ShardRunner* local) : options_(std::move(options)), local_(local) {}
 
@@ -59,13 +100,14 @@ void Cluster::start() {
     w->local = true;
     w->caps = local_->capabilities();
     workers_.push_back(w);
-    spawn(w);
   }
   for (const std::string& url : options_.worker_urls) {
     auto w = std::make_shared<Worker>();
     w->url = url;
     workers_.push_back(w);
-    spawn(w);
+  }
+  for (auto& w : workers_) {  // also workers that joined or dialed in before start()
+    if (!w->thread.joinable()) spawn(w);
   }
 }
 
@@ -135,36 +177,142 @@ Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task) {
                       shard_workflow(task.job->prompt, task.job->sampler_id, task.row_begin, task.row_end));
   const std::string shard_id = task.job->id + "." + std::to_string(task.shard);
   if (w.local) return local_->run(shard_id, workflow);
+  ND_ASSIGN_OR_RETURN(Json inputs, collect_shard_inputs(workflow, options_.input_dir));
+  Json request = {{"shard_id", shard_id}, {"workflow", std::move(workflow)}};
+  if (!inputs.empty()) request["inputs"] = std::move(inputs);
+  if (w.dial_in) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return run_dial_in(w, task, std::move(request), lock);
+  }
   HttpCall call;
   call.method = "POST";
   call.target = "/netdist/v1/shard";
-  call.body = Json{{"shard_id", shard_id}, {"workflow", workflow}}.dump();
+  call.body = request.dump();
   call.auth_token = options_.auth_token;
   call.timeout = options_.shard_timeout;
   ND_ASSIGN_OR_RETURN(HttpReply reply, http_call(w.url, call));
-  if (reply.status == 409) return Status::cancelled(w.url + ": shard " + shard_id + " interrupted");
-  if (reply.status == 401) return Status::unauthenticated(w.url + ": the worker refused the auth token");
-  if (reply.status != 200)
-    return Status::internal(w.url + ": shard " + shard_id + " failed (" + std::to_string(reply.status) +
-                            "): " + reply.body);
-  ND_ASSIGN_OR_RETURN(auto weights,
-                      runtime::weights_from_buffer(std::move(reply.body), w.url + " shard " + shard_id));
-  auto it = weights.find("samples");
-  if (it == weights.end()) return Status::corruption(w.url + ": shard reply without 'samples'");
-  const int64_t rows = task.row_end - task.row_begin;
-  if (it->second.dim() != 4 || it->second.size(0) != rows) {
-    return Status::corruption(w.url + ": shard reply has the wrong shape");
+  return decode_shard_reply(w.url, shard_id, task.row_end - task.row_begin, std::move(reply));
+}
+
+bool Cluster::lease_lost(const Worker& w) const {
+  return w.pulls_held == 0 && std::chrono::steady_clock::now() - w.last_seen > 3 * options_.heartbeat;
+}
+
+Result<at::Tensor> Cluster::run_dial_in(Worker& w, const Task& task, Json request,
+                                        std::unique_lock<std::mutex>& lock) {
+  const std::string shard_id = request["shard_id"].get<std::string>();
+  const std::string who = "dial-in worker " + w.id + " (" + w.url + ")";
+  DialInMail& mail = w.mail.emplace();
+  mail.ticket = ++next_ticket_;
+  mail.shard_id = shard_id;
+  mail.request = std::move(request);
+  cv_.notify_all();
+  const auto deadline = std::chrono::steady_clock::now() + options_.shard_timeout;
+  for (;;) {
+    if (mail.reply) {
+      HttpReply reply = std::move(*mail.reply);
+      w.mail.reset();
+      lock.unlock();
+      return decode_shard_reply(who, shard_id, task.row_end - task.row_begin, std::move(reply));
+    }
+    Status failed;
+    if (stopping_) failed = Status::unavailable("the coordinator is stopping");
+    else if (task.job->cancelled && !mail.taken) failed = Status::cancelled(who + ": shard " + shard_id + " withdrawn");
+    else if (lease_lost(w))
+      failed = Status::unavailable(who + ": silent for " + std::to_string(3 * options_.heartbeat.count()) +
+                                   " ms (lease lost) with shard " + shard_id);
+    else if (std::chrono::steady_clock::now() > deadline)
+      failed = Status::unavailable(who + ": shard " + shard_id + " timed out");
+    if (!failed.is_ok()) {
+      w.mail.reset();
+      return failed;
+    }
+    cv_.wait_for(lock, std::chrono::milliseconds(100));
   }
-  return it->second.clone();
+}
+
+Cluster::Worker* Cluster::find_dial_in(const std::string& worker_id) {
+  for (auto& w : workers_) {
+    if (w->dial_in && w->id == worker_id) return w.get();
+  }
+  return nullptr;
+}
+
+Result<PullReply> Cluster::pull(const std::string& worker_id, const Json& capabilities, const std::string& label) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (stopping_) return Status::unavailable("the coordinator is stopping");
+  Worker* w = find_dial_in(worker_id);
+  if (!w) {
+    if (!capabilities.is_object())
+      return Status::not_found("unknown worker '" + worker_id + "': pull again with its capabilities");
+    auto added = std::make_shared<Worker>();
+    added->dial_in = true;
+    added->id = worker_id;
+    added->url = label.empty() ? worker_id : label;
+    workers_.push_back(added);
+    if (started_) spawn(added);
+    w = added.get();
+    std::fprintf(stderr, "netdist cluster: worker %s (%s) dialed in\n", worker_id.c_str(), w->url.c_str());
+  }
+  if (capabilities.is_object()) w->reported_caps = capabilities;
+  if (!label.empty()) w->url = label;
+  w->last_seen = std::chrono::steady_clock::now();
+  if (w->mail && w->mail->taken && !w->mail->reply) {
+    // The worker pulls again without reporting the shard it took: it dropped it (or never got it).
+    w->mail->reply = HttpReply{503, "the worker pulled again without reporting shard " + w->mail->shard_id, ""};
+  }
+  if (!w->caps) w->caps = w->reported_caps;  // alive (again)
+  cv_.notify_all();
+  ++w->pulls_held;
+  const bool got = cv_.wait_for(lock, options_.poll_timeout,
+                                [&] { return stopping_ || (w->mail && !w->mail->taken && !w->mail->reply); });
+  --w->pulls_held;
+  w->last_seen = std::chrono::steady_clock::now();
+  if (stopping_) return Status::unavailable("the coordinator is stopping");
+  if (!got) return PullReply();
+  DialInMail& mail = *w->mail;
+  mail.taken = true;
+  Json request = mail.request;
+  request["ticket"] = mail.ticket;
+  request["progress_ms"] = std::max<int64_t>(100, options_.heartbeat.count() / 2);
+  return PullReply(std::move(request));
+}
+
+Result<bool> Cluster::report_progress(const std::string& worker_id, uint64_t ticket, int64_t step, int64_t steps) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Worker* w = find_dial_in(worker_id);
+  if (!w) return Status::not_found("unknown worker '" + worker_id + "'");
+  w->last_seen = std::chrono::steady_clock::now();
+  if (!w->mail || w->mail->ticket != ticket || w->mail->reply)
+    return Status::not_found("ticket " + std::to_string(ticket) + " is not current for worker '" + worker_id + "'");
+  w->mail->step = step;
+  w->mail->steps = steps;
+  return w->mail->interrupt;
+}
+
+Status Cluster::report_result(const std::string& worker_id, uint64_t ticket, int http_status, std::string body) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Worker* w = find_dial_in(worker_id);
+  if (!w) return Status::not_found("unknown worker '" + worker_id + "'");
+  w->last_seen = std::chrono::steady_clock::now();
+  if (!w->mail || w->mail->ticket != ticket || w->mail->reply)
+    return Status::not_found("ticket " + std::to_string(ticket) + " is not current for worker '" + worker_id + "'");
+  w->mail->reply = HttpReply{http_status, std::move(body), ""};
+  cv_.notify_all();
+  return Status::ok();
 }
 
 void Cluster::worker_loop(std::shared_ptr<Worker> w) {
   for (;;) {
     bool need_caps;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      std::unique_lock<std::mutex> lock(mutex_);
       if (stopping_) return;
       need_caps = !w->caps;
+      if (need_caps && w->dial_in) {  // a dial-in worker is alive again when it pulls
+        cv_.wait_for(lock, options_.heartbeat, [&] { return stopping_ || w->caps.has_value(); });
+        continue;
+      }
     }
     if (need_caps) {
       HttpCall call;
@@ -192,6 +340,10 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
       };
       if (!cv_.wait_for(lock, options_.heartbeat, [&] { return stopping_ || pick() != queue_.end(); })) {
         if (w->local) continue;
+        if (w->dial_in) {  // its pulls are its heartbeat
+          if (lease_lost(*w)) w->caps.reset();
+          continue;
+        }
         lock.unlock();
         HttpCall call;  // heartbeat of an idle worker: one that stopped answering loses its lease
         call.target = "/netdist/v1/status";
@@ -292,8 +444,9 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
   job->prompt = prompt;
   job->sampler_id = sampler_id;
   job->requirements = shard_requirements(prompt, sampler_id);
-  const int64_t per = std::max<int64_t>(1, options_.rows_per_shard);
-  const size_t shards = static_cast<size_t>((rows + per - 1) / per);
+  // One shard per micro-batch (engine/micro_batch.h): any split along these bounds equals the unsplit batch.
+  const std::vector<int64_t> bounds = micro_batch_bounds(rows);
+  const size_t shards = bounds.size() - 1;
   job->results.resize(shards);
   job->attempts.assign(shards, 0);
   {
@@ -302,10 +455,7 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
     if (workers_.empty())
       return Status::unavailable("no workers: start some with --workers, --join or --local-workers");
     job->id = "job" + std::to_string(++next_job_);
-    for (size_t i = 0; i < shards; ++i) {
-      const int64_t begin = int64_t(i) * per;
-      queue_.push_back(Task{job, i, begin, std::min(rows, begin + per)});
-    }
+    for (size_t i = 0; i < shards; ++i) queue_.push_back(Task{job, i, bounds[i], bounds[i + 1]});
   }
   cv_.notify_all();
   int64_t steps = 0;  // the sampler's step count, once a worker's status reported it
@@ -329,10 +479,16 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
     if (now - last_poll >= std::chrono::milliseconds(250) && !job->running.empty()) {
       last_poll = now;
       std::vector<Worker*> running = job->running;
+      std::vector<Json> dial_in_status;  // read under the lock: a dial-in worker reports into its mailbox
+      for (Worker* w : running) {
+        if (w->dial_in && w->mail)
+          dial_in_status.push_back({{"running", w->mail->shard_id}, {"step", w->mail->step}, {"steps", w->mail->steps}});
+      }
       lock.unlock();
       running_steps = 0;
       for (Worker* w : running) {
         Json st;
+        if (w->dial_in) continue;
         if (w->local) {
           st = local_->status();
         } else {
@@ -344,6 +500,11 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
           if (r.is_ok() && r->status == 200) st = Json::parse(r->body, nullptr, false);
         }
         if (!st.is_object() || !st["running"].is_string()) continue;
+        if (st["running"].get<std::string>().rfind(job->id + ".", 0) != 0) continue;
+        running_steps += st.value("step", int64_t(0));
+        steps = std::max(steps, st.value("steps", int64_t(0)));
+      }
+      for (const Json& st : dial_in_status) {
         if (st["running"].get<std::string>().rfind(job->id + ".", 0) != 0) continue;
         running_steps += st.value("step", int64_t(0));
         steps = std::max(steps, st.value("steps", int64_t(0)));
@@ -376,7 +537,9 @@ void Cluster::abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<
   for (Worker* w : job->running) {
     if (w->local)
       local_busy = true;
-    else
+    else if (w->dial_in && w->mail)
+      w->mail->interrupt = true;  // delivered with the worker's next progress report
+    else if (!w->dial_in)
       busy.push_back(w->url);
   }
   lock.unlock();
@@ -458,6 +621,8 @@ Json Cluster::status() {
   Json workers = Json::array();
   for (const auto& w : workers_) {
     workers.push_back({{"url", w->url},
+                       {"worker_id", w->dial_in ? Json(w->id) : Json(nullptr)},
+                       {"dial_in", w->dial_in},
                        {"alive", w->caps.has_value()},
                        {"shards_done", w->shards_done},
                        {"rows_done", w->rows_done},

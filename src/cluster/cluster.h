@@ -1,23 +1,32 @@
 // The coordinator's worker pool and shard scheduler.
 //
-// Workers are netdist worker processes reached over HTTP (static --workers URLs, or dial-in workers that
-// POST /netdist/v1/join) plus, optionally, this process itself (a local ShardRunner). Each worker has one
-// coordinator-side thread that PULLS the next shard it is able to run (capability matching: it has every
-// node class and checkpoint the shard needs) from one shared FIFO queue, so a fast worker simply takes
-// more shards. A shard whose worker fails (connection refused or reset, timeout, a worker-side error) goes
-// back to the front of the queue and the worker must answer GET /netdist/v1/capabilities again before it
-// gets another (idle workers are probed every `heartbeat`, so a dead idle worker is not counted alive);
-// a shard's result is kept once, so retries never duplicate rows. A shard that failed
-// max_attempts times fails its prompt with the last error.
+// Workers are netdist worker processes plus, optionally, this process itself (a local ShardRunner). A
+// worker is reached one of two ways:
+//  - connect-out (static --workers URLs, or the legacy POST /netdist/v1/join {"url"}): the coordinator
+//    POSTs each shard to the worker's /netdist/v1/shard and probes an idle worker with GET
+//    /netdist/v1/status every `heartbeat`;
+//  - dial-in (`netdist worker --join`, dial_in.h): the worker makes every request. It long-polls pull();
+//    the shard its coordinator-side thread picked waits in the worker's mailbox until a pull takes it, and
+//    the thread waits for report_result(). report_progress() carries step/steps and answers whether to
+//    interrupt. Any pull, progress or result renews the worker's lease; a worker silent for 3 × heartbeat
+//    while no pull of it is held is dead (its shard goes back to the queue). A worker unknown here (a
+//    coordinator restart) is told so (kNotFound) and registers again by pulling with its capabilities.
+// Each worker has one coordinator-side thread that PULLS the next shard it is able to run (capability
+// matching: it has every node class and checkpoint the shard needs) from one shared FIFO queue, so a fast
+// worker simply takes more shards. A shard whose worker fails (connection refused or reset, timeout, lease
+// lost, a worker-side error) goes back to the front of the queue and the worker must show it is alive again
+// (answer GET /netdist/v1/capabilities, or pull) before it gets another; a shard's result is kept once, so
+// retries never duplicate rows. A shard that failed max_attempts times fails its prompt with the last error.
+// A shard whose nodes read input files (LoadImage) carries them (shard_inputs.h), read from input_dir.
 //
 // Whole prompts: run_prompt queues a task of a second kind on the same queue: the whole prompt, for one
 // worker that has every node class and checkpoint of it (never this process's own runner, whose engine the
 // coordinator's executor uses at the same time). The same failover rules apply: a failed call puts the
 // task back at the front, the worker is probed again, the first reply is kept.
 //
-// Split = unsplit: run_sampler cuts a sampler's batch into shards of rows_per_shard rows; every row is
-// bit-identical to the unsplit sampler's (engine.h: rows draw the full-batch noise; the UNet runs one
-// image's conditioning rows per call), and the rows are merged in row order.
+// Split = unsplit: run_sampler cuts a sampler's batch into one shard per micro-batch (engine/micro_batch.h);
+// every row is bit-identical to the unsplit sampler's (engine.h: rows draw the full-batch noise; the UNet
+// runs one micro-batch per call whatever the split), and the rows are merged in row order.
 // Thread-safety: every public member may be called from any thread.
 #pragma once
 
@@ -49,8 +58,13 @@ struct ClusterOptions {
   int max_attempts = 4;                                 // per shard, over all workers
   std::chrono::milliseconds no_worker_timeout{120000};  // a batch no live worker can run fails after this
   std::chrono::milliseconds heartbeat{2000};  // an idle worker is probed this often; no answer = not alive
-  int64_t rows_per_shard = 1;
+  std::chrono::milliseconds poll_timeout{15000};  // a dial-in pull is held this long before "no work"
+  std::string input_dir = "input";  // where the files that shards' LoadImage nodes name are read
 };
+
+// What a dial-in pull gets: a shard request body (the /netdist/v1/shard body plus "ticket" and
+// "progress_ms": how often to report progress), or nothing when poll_timeout passed.
+using PullReply = std::optional<Json>;
 
 class Cluster {
  public:
@@ -62,8 +76,19 @@ class Cluster {
 
   void start();
   void stop();  // idempotent; shards still queued fail their prompts with kUnavailable
-  // Adds a worker by URL (dial-in join); a URL already known is refreshed, not duplicated.
+  // Adds a connect-out worker by URL (--workers, legacy join); a URL already known is not duplicated.
   void add_worker(const std::string& url);
+
+  // Dial-in. pull: `worker_id` asks for work, holding up to poll_timeout; `capabilities` (null = as
+  // reported before) registers an unknown id, `label` is the URL shown in status(). kNotFound when the id
+  // is unknown and no capabilities came; kUnavailable while stopping.
+  Result<PullReply> pull(const std::string& worker_id, const Json& capabilities, const std::string& label);
+  // Progress of the shard handed out as `ticket`: true = interrupt it. kNotFound when the worker or the
+  // ticket is not current (stop running it).
+  Result<bool> report_progress(const std::string& worker_id, uint64_t ticket, int64_t step, int64_t steps);
+  // The outcome of `ticket`: `http_status` and `body` as POST /netdist/v1/shard would have answered
+  // (200 + safetensors, or an error JSON). kNotFound when the worker or the ticket is not current.
+  Status report_result(const std::string& worker_id, uint64_t ticket, int http_status, std::string body);
 
   // Capability check for a whole prompt: nullopt when, for every splittable sampler, some known worker
   // has what it needs (or no worker has reported capabilities yet); else a message naming, per worker,
@@ -91,8 +116,8 @@ class Cluster {
   // How many workers other than this process are alive.
   int remote_workers_alive();
 
-  // {"workers": [{"url", "alive", "shards_done", "rows_done", "prompts_done", "failures"}], "queued": n}
-  // (shards_done counts row shards and whole prompts.)
+  // {"workers": [{"url", "worker_id" (dial-in) | null, "dial_in", "alive", "shards_done", "rows_done",
+  //   "prompts_done", "failures"}], "queued": n} (shards_done counts row shards and whole prompts.)
   Json status();
 
  private:
@@ -103,6 +128,10 @@ class Cluster {
   void spawn(std::shared_ptr<Worker> w);
   Result<at::Tensor> run_task(Worker& w, const Task& task);
   Result<PromptReply> run_prompt_task(Worker& w, const Task& task);
+  Result<at::Tensor> run_dial_in(Worker& w, const Task& task, Json request,
+                                 std::unique_lock<std::mutex>& lock);
+  bool lease_lost(const Worker& w) const;
+  Worker* find_dial_in(const std::string& worker_id);
   bool eligible(const Worker& w, const Job& job) const;
   // Gives up on an unfinished job: drops its queued tasks and interrupts the workers running one.
   void abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Job>& job);
@@ -115,6 +144,7 @@ class Cluster {
   std::vector<std::shared_ptr<Worker>> workers_;
   bool started_ = false, stopping_ = false;
   uint64_t next_job_ = 0;
+  uint64_t next_ticket_ = 0;
 };
 
 }  // namespace netdist::cluster

@@ -1,9 +1,13 @@
 // Multi-process cluster tests: real `netdist` coordinator and worker processes on loopback, the embedded
 // tiny model, 64×64 images, 3 steps. Each checks a contract of cluster.h end to end: split = unsplit
 // (PNG bytes equal to one plain server rendering the whole batch), nothing lost and nothing duplicated
-// when a worker is killed mid-shard, capability matching, auth, dial-in, speed-aware pulling, interrupt.
+// when a worker is killed mid-shard, capability matching, auth, dial-in without connect-back, speed-aware
+// pulling, interrupt, img2img inputs shipped with shards.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,7 +34,8 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-std::string tiny_model() { return std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors"; }
+// (fs::path, not string + literal: GCC 12 -O3 flags that as -Warray-bounds for short source paths.)
+std::string tiny_model() { return (fs::path(NETDIST_SOURCE_DIR) / "models" / "tiny-emoji.safetensors").string(); }
 
 fs::path scratch(const std::string& name) {
   fs::path p = fs::temp_directory_path() / ("netdist_cluster_test_" + std::to_string(getpid())) / name;
@@ -341,6 +346,16 @@ TEST(ClusterProcess, AuthTokenIsRequiredAndForwarded) {
   EXPECT_EQ(rows_by_worker(coord.url(), "s3cret")[w.url()], 2);
 }
 
+// The worker_id and dial_in flag of each worker in the coordinator's GET /netdist/v1/cluster, by URL.
+std::map<std::string, nlohmann::json> workers_by_url(const std::string& coordinator, const std::string& token = "") {
+  std::map<std::string, nlohmann::json> out;
+  auto j =
+      nlohmann::json::parse(call(coordinator, "GET", "/netdist/v1/cluster", "", token).body, nullptr, false);
+  if (!j.is_object()) return out;
+  for (const auto& w : j["workers"]) out[w["url"].get<std::string>()] = w;
+  return out;
+}
+
 TEST(ClusterProcess, DialInWorkerJoinsAndRenders) {
   const auto& ref = unsplit_reference();
   fs::path dir = scratch("join");
@@ -351,6 +366,63 @@ TEST(ClusterProcess, DialInWorkerJoinsAndRenders) {
   auto h = wait_history(coord.url(), submit(coord.url(), prompt(8)));
   EXPECT_TRUE(images(h, dir / "c" / "out") == ref);
   EXPECT_EQ(rows_by_worker(coord.url())[w.url()], 8);
+  auto info = workers_by_url(coord.url())[w.url()];
+  EXPECT_EQ(info["dial_in"], true);
+  EXPECT_TRUE(info["worker_id"].is_string());
+}
+
+// Dial-in workers that the coordinator cannot reach (they advertise a closed port) render everything: the
+// coordinator never connects back. With a token, the dial-in routes refuse a request without it.
+TEST(ClusterProcess, DialInWorkersAreNeverConnectedTo) {
+  const auto& ref = unsplit_reference();
+  fs::path dir = scratch("nat");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0",
+                                          "--auth-token", "s3cret"}),
+             dir / "c.log");
+  Proc a(worker_args(dir / "a", {"--join", coord.url(), "--advertise", "http://127.0.0.1:1/a", "--auth-token",
+                                 "s3cret"}),
+         dir / "a.log");
+  Proc b(worker_args(dir / "b", {"--join", coord.url(), "--advertise", "http://127.0.0.1:1/b", "--auth-token",
+                                 "s3cret"}),
+         dir / "b.log");
+  EXPECT_EQ(call(coord.url(), "POST", "/netdist/v1/pull", R"({"worker_id": "x"})").status, 401);
+  EXPECT_EQ(call(coord.url(), "POST", "/netdist/v1/result?worker_id=x&ticket=1&status=200", "", "wrong").status,
+            401);
+  wait_alive(coord.url(), 2, "s3cret");
+  auto h = wait_history(coord.url(), submit(coord.url(), prompt(8), "s3cret"), "s3cret");
+  EXPECT_EQ(h["status"]["status_str"], "success");
+  EXPECT_TRUE(images(h, dir / "c" / "out") == ref) << "dial-in images differ from the unsplit batch";
+  auto rows = rows_by_worker(coord.url(), "s3cret");
+  EXPECT_EQ(rows["http://127.0.0.1:1/a"] + rows["http://127.0.0.1:1/b"], 8);
+  EXPECT_EQ(rows.size(), 2u);
+}
+
+TEST(ClusterProcess, KilledDialInWorkerMidShardLosesNothing) {
+  const auto& ref = unsplit_reference();
+  fs::path dir = scratch("killdial");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0",
+                                          "--test-heartbeat-ms", "1000"}),
+             dir / "c.log");
+  Proc fast(worker_args(dir / "fast", {"--join", coord.url()}), dir / "fast.log");
+  Proc slow(worker_args(dir / "slow", {"--join", coord.url(), "--test-step-delay-ms", "400"}), dir / "slow.log");
+  wait_alive(coord.url(), 2);
+  const std::string id = submit(coord.url(), prompt(8));
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  bool running = false;
+  while (!running && Clock::now() < deadline) {
+    auto s = nlohmann::json::parse(call(slow.url(), "GET", "/netdist/v1/status").body, nullptr, false);
+    running = s.is_object() && !s["running"].is_null();
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(running) << "the slow worker never started a shard";
+  const std::string slow_url = slow.url();
+  slow.stop(SIGKILL);
+  auto h = wait_history(coord.url(), id);
+  EXPECT_EQ(h["status"]["status_str"], "success");
+  EXPECT_TRUE(images(h, dir / "c" / "out") == ref);
+  auto rows = rows_by_worker(coord.url());
+  EXPECT_EQ(rows[fast.url()] + rows[slow_url], 8);
+  EXPECT_EQ(workers_by_url(coord.url())[slow_url]["alive"], false) << "the killed worker lost its lease";
 }
 
 TEST(ClusterProcess, SlowWorkerPullsFewerImages) {
@@ -525,6 +597,137 @@ TEST(ClusterProcess, InterruptByPromptIdStopsAWholePromptOnItsWorker) {
   }
   EXPECT_TRUE(idle) << "the worker stopped the prompt";
   EXPECT_EQ(worker_field(coord.url(), "prompts_done")[w.url()], 0);
+}
+
+// A free loopback port (bound, read and closed: a restarted coordinator can take the same one).
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// A coordinator that restarts (same address, no memory of its workers) gets its dial-in worker back: the
+// worker's next pull is answered 409 (unknown id) and it registers again with its capabilities.
+TEST(ClusterProcess, DialInWorkerRejoinsARestartedCoordinator) {
+  fs::path dir = scratch("restart");
+  auto args = coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0"});
+  *std::next(std::find(args.begin(), args.end(), "--port")) = std::to_string(free_port());
+  auto coord = std::make_unique<Proc>(args, dir / "c1.log");
+  Proc w(worker_args(dir / "w", {"--join", coord->url()}), dir / "w.log");
+  wait_alive(coord->url(), 1);
+  EXPECT_EQ(wait_history(coord->url(), submit(coord->url(), prompt(2)))["status"]["status_str"], "success");
+  coord->stop(SIGKILL);
+  coord = std::make_unique<Proc>(args, dir / "c2.log");
+  wait_alive(coord->url(), 1);
+  auto h = wait_history(coord->url(), submit(coord->url(), prompt(2)));
+  EXPECT_EQ(h["status"]["status_str"], "success");
+  EXPECT_EQ(rows_by_worker(coord->url())[w.url()], 2);
+}
+
+// LoadImage → VAEEncode → RepeatLatentBatch(4) → KSampler(denoise 0.6) → decode → save, reading `image`.
+nlohmann::json img2img_prompt(const std::string& image) {
+  return nlohmann::json::parse(R"({
+    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny-emoji.safetensors"}},
+    "1": {"class_type": "LoadImage", "inputs": {"image": ")" +
+                               image + R"("}},
+    "2": {"class_type": "VAEEncode", "inputs": {"pixels": ["1", 0], "vae": ["4", 2]}},
+    "5": {"class_type": "RepeatLatentBatch", "inputs": {"samples": ["2", 0], "amount": 4}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "red heart", "clip": ["4", 1]}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+    "3": {"class_type": "KSampler", "inputs": {"seed": 11, "steps": 3, "cfg": 5.0, "sampler_name": "euler_ancestral",
+          "scheduler": "normal", "denoise": 0.6, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+          "latent_image": ["5", 0]}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "img2img", "images": ["8", 0]}}
+  })");
+}
+
+// The input image exists only on the coordinator: the shards carry it to two dial-in workers, which render
+// the bytes one machine renders. A shard naming an input outside the worker's input folder is refused.
+TEST(ClusterProcess, Img2ImgInputTravelsWithTheShards) {
+  const fs::path emoji = fs::path(NETDIST_SOURCE_DIR) / "tests" / "data" / "emoji" / "google_1f301.png";
+  fs::path dir = scratch("img2img");
+  fs::create_directories(dir / "one" / "in" / "photos");
+  fs::create_directories(dir / "c" / "in" / "photos");
+  fs::copy_file(emoji, dir / "one" / "in" / "photos" / "night.png");
+  fs::copy_file(emoji, dir / "c" / "in" / "photos" / "night.png");
+  std::vector<std::string> reference;
+  {
+    Proc one(process_args("serve", dir / "one", {}), dir / "one.log");
+    auto h = wait_history(one.url(), submit(one.url(), img2img_prompt("photos/night.png")));
+    EXPECT_EQ(h["status"]["status_str"], "success") << h.dump();
+    reference = images(h, dir / "one" / "out");
+  }
+  ASSERT_EQ(reference.size(), 4u);
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0"}),
+             dir / "c.log");
+  Proc a(worker_args(dir / "a", {"--join", coord.url()}), dir / "a.log");
+  Proc b(worker_args(dir / "b", {"--join", coord.url()}), dir / "b.log");
+  wait_alive(coord.url(), 2);
+  auto h = wait_history(coord.url(), submit(coord.url(), img2img_prompt("photos/night.png")));
+  EXPECT_EQ(h["status"]["status_str"], "success") << h.dump();
+  EXPECT_TRUE(images(h, dir / "c" / "out") == reference) << "img2img on 2 workers differs from one machine";
+  auto rows = rows_by_worker(coord.url());
+  EXPECT_EQ(rows[a.url()] + rows[b.url()], 4);
+  EXPECT_FALSE(fs::exists(dir / "a" / "in" / "photos")) << "the worker's input folder keeps only shard files";
+  for (const auto& [name, url] : {std::pair{"a", a.url()}, std::pair{"b", b.url()}}) {
+    size_t files = 0;  // one content-addressed copy on each worker that rendered a row
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(dir / name / "in" / "netdist-inputs", ec);
+         !ec && it != fs::directory_iterator(); it.increment(ec))
+      ++files;
+    EXPECT_EQ(files, rows[url] > 0 ? 1u : 0u) << name;
+  }
+
+  HttpReply bad = call(coord.url(), "POST", "/prompt", nlohmann::json{{"prompt", img2img_prompt("../c.log")}}.dump());
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("Invalid image file: ../c.log"), std::string::npos) << bad.body;
+  nlohmann::json shard = {{"shard_id", "evil"},
+                          {"workflow", {{"1", {{"class_type", "LoadImage"}, {"inputs", {{"image", "../evil.png"}}}}}}},
+                          {"inputs", {{"../evil.png", {{"sha256", "00"}, {"data", ""}}}}}};
+  HttpReply refused = call(a.url(), "POST", "/netdist/v1/shard", shard.dump());
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_NE(refused.body.find("'../evil.png' leaves the input folder"), std::string::npos) << refused.body;
+  EXPECT_FALSE(fs::exists(dir / "a" / "evil.png"));
+}
+
+TEST(ClusterProcess, InterruptReachesDialInWorkers) {
+  fs::path dir = scratch("interruptdial");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0",
+                                          "--test-heartbeat-ms", "500"}),
+             dir / "c.log");
+  Proc w(worker_args(dir / "w", {"--join", coord.url(), "--test-step-delay-ms", "1000"}), dir / "w.log");
+  wait_alive(coord.url(), 1);
+  const std::string id = submit(coord.url(), prompt(8));
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  bool running = false;
+  while (!running && Clock::now() < deadline) {
+    auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
+    running = s.is_object() && !s["running"].is_null();
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(running);
+  EXPECT_EQ(call(coord.url(), "POST", "/interrupt").status, 200);
+  auto h = wait_history(coord.url(), id);
+  EXPECT_EQ(h["status"]["status_str"], "error");
+  // The interrupt rode on the reply to a progress post: the worker stopped its shard instead of finishing
+  // the batch (8 shards × 3 s).
+  const auto t0 = Clock::now();
+  bool idle = false;
+  while (!idle && Clock::now() - t0 < std::chrono::seconds(10)) {
+    auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
+    idle = s.is_object() && s["running"].is_null();
+    if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(idle);
+  auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
+  EXPECT_LT(s["shards_done"].get<int64_t>(), 8);
 }
 
 // Children of every thread of `pid` (a restarted worker is forked by the coordinator's monitor thread).

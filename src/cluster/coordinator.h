@@ -14,8 +14,15 @@
 //    replays the worker's events in order, so history and WebSocket messages are a local run's. Up to
 //    max_concurrent_prompts such prompts run at once (the option, or else the number of live workers).
 //    Every other prompt runs on the local executor, one at a time.
-//  - coordinator_routes: POST /netdist/v1/join {"url"} (dial-in workers; repeated as a heartbeat),
-//    GET /netdist/v1/cluster (Cluster::status), then `fallback` (the local runner's routes, if any).
+//  - coordinator_routes: the dial-in routes over Cluster::pull / report_progress / report_result
+//      POST /netdist/v1/pull {"worker_id", "capabilities"?, "url"?} → 200 shard request (the
+//           /netdist/v1/shard body plus "ticket", "progress_ms") | 204 after poll_timeout (a long poll,
+//           answered off the I/O threads) | 409 unknown worker: pull again with capabilities
+//      POST /netdist/v1/progress {"worker_id", "ticket", "step", "steps"} → {"interrupt": bool} | 409 stale
+//      POST /netdist/v1/result?worker_id=&ticket=&status= body: the /netdist/v1/shard reply with that
+//           HTTP status (safetensors, or the error JSON) → {"ok": true} | 409 stale
+//    POST /netdist/v1/join {"url"} (legacy connect-back registration of a worker by URL), GET
+//    /netdist/v1/cluster (Cluster::status), then `fallback` (the local runner's routes, if any).
 // Thread-safety: as server::Backend; the cluster is shared and thread-safe.
 #pragma once
 

@@ -46,9 +46,28 @@ Result<HttpReply> http_call(const std::string& url, const HttpCall& call) {
     beast::tcp_stream stream(ioc);
     stream.expires_after(call.timeout);
     beast::error_code ec;
+    bool cancelled = false;
+    // Runs the pending operation until `done`, closing the socket once `cancel` is set.
+    auto finish = [&](const bool& done) {
+      while (!done) {
+        ioc.restart();
+        ioc.run_for(std::chrono::milliseconds(50));
+        if (!done && !cancelled && call.cancel && call.cancel->load()) {
+          cancelled = true;
+          beast::error_code ignored;
+          stream.socket().close(ignored);
+        }
+      }
+    };
     auto endpoints = resolver.resolve(u.host, u.port, ec);
     if (ec) return Status::unavailable(url + ": cannot resolve " + u.host + ": " + ec.message());
-    stream.connect(endpoints, ec);
+    bool done = false;
+    stream.async_connect(endpoints, [&](beast::error_code e, const auto&) {
+      ec = e;
+      done = true;
+    });
+    finish(done);
+    if (cancelled) return Status::cancelled(url + call.target + ": cancelled");
     if (ec) return Status::unavailable(url + ": cannot connect: " + ec.message());
     http::request<http::string_body> req(call.method == "POST" ? http::verb::post : http::verb::get,
                                          u.base_path + call.target, 11);
@@ -61,12 +80,24 @@ Result<HttpReply> http_call(const std::string& url, const HttpCall& call) {
       req.body() = call.body;
       req.prepare_payload();
     }
-    http::write(stream, req, ec);
+    done = false;
+    http::async_write(stream, req, [&](beast::error_code e, std::size_t) {
+      ec = e;
+      done = true;
+    });
+    finish(done);
+    if (cancelled) return Status::cancelled(url + call.target + ": cancelled");
     if (ec) return Status::unavailable(url + call.target + ": write failed: " + ec.message());
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(4ull << 30);
-    http::read(stream, buffer, parser, ec);
+    done = false;
+    http::async_read(stream, buffer, parser, [&](beast::error_code e, std::size_t) {
+      ec = e;
+      done = true;
+    });
+    finish(done);
+    if (cancelled) return Status::cancelled(url + call.target + ": cancelled");
     if (ec) return Status::unavailable(url + call.target + ": no reply: " + ec.message());
     HttpReply reply;
     reply.status = static_cast<int>(parser.get().result_int());

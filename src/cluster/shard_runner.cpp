@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "cluster/shard.h"
+#include "cluster/shard_inputs.h"
 #include "core/base64.h"
 #include "engine/runtime/tensor_io.h"
 #include "graph/validate.h"
@@ -67,9 +68,11 @@ ShardRunner::ShardRunner(const graph::NodeRegistry& registry, std::shared_ptr<no
                          ShardRunnerOptions options)
     : registry_(registry), env_(std::move(env)), options_(std::move(options)), executor_(registry) {}
 
-Result<at::Tensor> ShardRunner::run(const std::string& shard_id, const Json& workflow) {
+Result<at::Tensor> ShardRunner::run(const std::string& shard_id, const Json& workflow, const Json& inputs) {
   std::lock_guard<std::mutex> lock(run_mutex_);
-  graph::ValidationResult v = graph::validate_prompt(workflow, registry_);
+  auto installed = install_shard_inputs(workflow, inputs, env_->options().input_dir);
+  if (!installed.is_ok()) return installed.status().with_context("shard " + shard_id);
+  graph::ValidationResult v = graph::validate_prompt(*installed, registry_);
   if (!v.ok())
     return Status::invalid_argument("shard " + shard_id + " does not validate here: " + v.error_body.dump());
   {
@@ -214,6 +217,14 @@ Result<PromptReply> prompt_reply_from_json(const Json& json) {
   return reply;
 }
 
+Result<at::Tensor> ShardRunner::run_request(const Json& body) {
+  if (!body.is_object() || !body.contains("workflow") || !body["workflow"].is_object())
+    return Status::invalid_argument("shard body needs a \"workflow\" object");
+  const Json& id = body.value("shard_id", Json("shard"));
+  if (!id.is_string()) return Status::invalid_argument("shard \"shard_id\" must be a string");
+  return run(id.get<std::string>(), body["workflow"], body.value("inputs", Json()));
+}
+
 namespace {
 
 // A short speed figure: the embedded model, one 64×64 image, 4 euler steps at CFG 5 on this device (after
@@ -281,6 +292,31 @@ Json ShardRunner::status() const {
               {"shards_done", shards_done_}};
 }
 
+server::Response ShardRunner::serve_shard(const std::string& request_body) {
+  auto body = server::parse_json_body(request_body);
+  if (!body.is_ok()) return error_reply(400, "invalid_shard", body.status().message());
+  return serve_shard(*body);
+}
+
+server::Response ShardRunner::serve_shard(const Json& body) {
+  const bool named = body.is_object() && body.value("shard_id", Json()).is_string();
+  const std::string id = named ? body["shard_id"].get<std::string>() : "shard";
+  Result<at::Tensor> rows = run_request(body);
+  if (!rows.is_ok()) {
+    const Status& s = rows.status();
+    const int code = s.code() == StatusCode::kCancelled         ? 409
+                     : s.code() == StatusCode::kInvalidArgument ? 400
+                                                                : 500;
+    return error_reply(code, "shard_failed", s.to_string());
+  }
+  auto bytes = runtime::weights_to_buffer({{"samples", *rows}}, {{"shard_id", id}});
+  if (!bytes.is_ok()) return error_reply(500, "shard_failed", bytes.status().to_string());
+  server::Response r;
+  r.content_type = "application/octet-stream";
+  r.body = std::move(*bytes);
+  return r;
+}
+
 server::ExtraRoutes ShardRunner::routes() {
   return [this](const server::Request& req, const std::string& path) -> std::optional<server::Response> {
     if (path.rfind("/netdist/v1/", 0) != 0) return std::nullopt;
@@ -315,28 +351,7 @@ server::ExtraRoutes ShardRunner::routes() {
       }
       return server::json_response(prompt_reply_to_json(*reply));
     }
-    if (path == "/netdist/v1/shard" && req.method == "POST") {
-      auto body = server::parse_json_body(req.body);
-      if (!body.is_ok()) return error_reply(400, "invalid_shard", body.status().message());
-      if (!body->contains("workflow") || !(*body)["workflow"].is_object()) {
-        return error_reply(400, "invalid_shard", "shard body needs a \"workflow\" object");
-      }
-      const std::string id = body->value("shard_id", "shard");
-      Result<at::Tensor> rows = run(id, (*body)["workflow"]);
-      if (!rows.is_ok()) {
-        const Status& s = rows.status();
-        const int code = s.code() == StatusCode::kCancelled         ? 409
-                         : s.code() == StatusCode::kInvalidArgument ? 400
-                                                                    : 500;
-        return error_reply(code, "shard_failed", s.to_string());
-      }
-      auto bytes = runtime::weights_to_buffer({{"samples", *rows}}, {{"shard_id", id}});
-      if (!bytes.is_ok()) return error_reply(500, "shard_failed", bytes.status().to_string());
-      server::Response r;
-      r.content_type = "application/octet-stream";
-      r.body = std::move(*bytes);
-      return r;
-    }
+    if (path == "/netdist/v1/shard" && req.method == "POST") return serve_shard(req.body);
     return error_reply(404, "not_found", "no route for " + req.method + " " + path);
   };
 }

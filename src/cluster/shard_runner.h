@@ -4,7 +4,8 @@
 //                                   "models": [{"name", "sha256", "bytes"}], "benchmark": {"model",
 //                                   "width", "height", "steps", "steps_per_second"} (embedded model,
 //                                   measured on the first request; null without it)}
-//   POST /netdist/v1/shard         body {"shard_id", "workflow"} → 200 application/octet-stream: a
+//   POST /netdist/v1/shard         body {"shard_id", "workflow", "inputs"?} (shard_inputs.h) → 200
+//                                   application/octet-stream: a
 //                                   safetensors file with "samples" [rows, C, h, w] F32 (metadata shard_id);
 //                                   409 when interrupted; 400/500 with {"error": {...}} otherwise
 //   POST /netdist/v1/prompt        body {"task_id", "prompt_id", "prompt", "extra_data", "outputs_to_execute"}:
@@ -75,8 +76,14 @@ class ShardRunner {
   ShardRunner(const graph::NodeRegistry& registry, std::shared_ptr<nodes::NodeEnv> env,
               ShardRunnerOptions options);
 
-  // Runs one shard workflow; the sampled rows, float32 CPU. kCancelled when interrupted.
-  Result<at::Tensor> run(const std::string& shard_id, const Json& workflow);
+  // Runs one shard workflow; the sampled rows, float32 CPU. kCancelled when interrupted. `inputs` (the
+  // request's "inputs", null for none) are installed under the input folder first (shard_inputs.h).
+  Result<at::Tensor> run(const std::string& shard_id, const Json& workflow, const Json& inputs = Json());
+  // Runs a shard request body {"shard_id", "workflow", "inputs"?}; invalid_argument naming what is wrong.
+  Result<at::Tensor> run_request(const Json& body);
+  // POST /netdist/v1/shard: runs the request body, returns the reply described above.
+  server::Response serve_shard(const std::string& request_body);
+  server::Response serve_shard(const Json& body);
   void interrupt() { interrupt_ = true; }
   // Interrupts only if `id` (a shard or task id) is running now.
   void interrupt(const std::string& id);

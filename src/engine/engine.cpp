@@ -3,7 +3,9 @@
 #include <torch/torch.h>
 
 #include "engine/cond_batch.h"
+#include "engine/micro_batch.h"
 #include "engine/model.h"
+#include "engine/runtime/cuda_graphs.h"
 #include "engine/sampling/noise.h"
 #include "engine/sampling/samplers.h"
 #include "engine/sampling/schedulers.h"
@@ -48,14 +50,43 @@ text::EncodeOptions encode_options(const Model& model, const TextEncoder& enc, s
   return o;
 }
 
-// The x0 prediction of the UNet for one batch of conditioning rows (ComfyUI BaseModel._apply_model).
-at::Tensor apply_model(Model& model, const at::Tensor& x, const at::Tensor& sigma, const at::Tensor& context,
-                       const at::Tensor& y) {
+// The x0 prediction of the UNet for one batch of conditioning rows (ComfyUI BaseModel._apply_model), with
+// the UNet called once per micro-batch (micro_batch.h). The batch is k blocks (one per conditioning entry)
+// of the same images; `groups` are the local image bounds of the micro-batches, and group g's call takes its
+// images from every block. A row's result then depends only on its micro-batch, never on how the batch was
+// split, so a split batch equals the unsplit one bit for bit (engine.h). The element-wise pre- and
+// post-processing runs on the whole batch (element-wise kernels give every element the same value at any
+// batch size); the calls go through `graphs` (runtime/cuda_graphs.h): CUDA graphs replayed on parallel
+// streams. A batch that is not such blocks (area conditioning can make one) is a single call.
+at::Tensor apply_model(Model& model, runtime::GraphedCalls& graphs, const at::Tensor& x, const at::Tensor& sigma,
+                       const at::Tensor& context, const at::Tensor& y, const std::vector<int64_t>& groups) {
   const sampling::ModelSampling& ms = *model.sampling_;
-  at::Tensor xc = ms.calculate_input(sigma, x).to(model.unet_dtype_);
-  at::Tensor t = ms.timestep(sigma).to(at::kFloat);
-  at::Tensor out = model.unet_->forward(xc, t, context.to(model.unet_dtype_),
-                                        y.defined() ? y.to(model.unet_dtype_) : y);
+  const at::Tensor xc = ms.calculate_input(sigma, x).to(model.unet_dtype_);
+  const at::Tensor t = ms.timestep(sigma).to(at::kFloat);
+  const at::Tensor c = context.to(model.unet_dtype_);
+  const at::Tensor a = y.defined() ? y.to(model.unet_dtype_) : y;
+  const int64_t n = x.size(0), images = groups.back();
+  const bool blocks = groups.size() > 2 && images > 0 && n % images == 0;
+  const int64_t k = blocks ? n / images : 1;
+  at::Tensor out = at::empty_like(xc, at::MemoryFormat::Contiguous);
+  std::vector<std::vector<at::Tensor>> inputs;
+  std::vector<at::Tensor> outs;
+  const size_t calls = blocks ? groups.size() - 1 : 1;
+  for (size_t g = 0; g < calls; ++g) {
+    // Rows of group g from every block, block-major: [k·(e−s), ...]; its output lands in out's [k, e−s, ...] view.
+    const int64_t s = blocks ? groups[g] : 0, e = blocks ? groups[g + 1] : n;
+    auto rows = [&](const at::Tensor& v) {
+      if (!blocks) return v;
+      return v.unflatten(0, {k, images}).slice(1, s, e).flatten(0, 1);
+    };
+    inputs.push_back({rows(xc), rows(t), rows(c)});
+    if (a.defined()) inputs.back().push_back(rows(a));
+    outs.push_back(out.unflatten(0, {k, blocks ? images : n}).slice(1, s, e));
+  }
+  graphs.run_each(inputs, outs, [&](const std::vector<at::Tensor>& v) {
+    at::Tensor o = model.unet_->forward(v[0], v[1], v[2], v.size() > 3 ? v[3] : at::Tensor());
+    return o.unflatten(0, {k, o.size(0) / k});
+  });
   return ms.calculate_denoised(sigma, out.to(at::kFloat), x);
 }
 
@@ -136,6 +167,19 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
                                     ") outside a batch of " + std::to_string(n));
   }
   if (req.steps < 1) return Status::invalid_argument("sample: steps must be >= 1");
+  // The micro-batches of the whole batch that [row_begin, row_end) covers, as local bounds; a range that cuts
+  // one would not equal the unsplit batch, so it is refused.
+  std::vector<int64_t> groups;
+  for (int64_t b : micro_batch_bounds(n)) {
+    if (b >= row_begin && b <= row_end) groups.push_back(b - row_begin);
+  }
+  if (groups.empty() || groups.front() != 0 || groups.back() != row_end - row_begin) {
+    std::string all;
+    for (int64_t b : micro_batch_bounds(n)) all += (all.empty() ? "" : ", ") + std::to_string(b);
+    return Status::invalid_argument("sample: rows [" + std::to_string(row_begin) + ", " + std::to_string(row_end) +
+                                    ") cut a micro-batch of the batch of " + std::to_string(n) +
+                                    "; split at its bounds {" + all + "}");
+  }
   if (model.unet_.is_empty()) return Status::invalid_argument("sample: " + model.path_ + " has no diffusion model");
   std::lock_guard<std::mutex> lock(*model.mutex_);
   const sampling::ModelSampling& ms = *model.sampling_;
@@ -166,28 +210,12 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
     c10::InferenceMode inference;
     OnDevice on(model, *model.unet_);
     lora::PatchScope patch(*model.unet_, model.info_.unet_prefix, model.unet_patches_);
+    runtime::GraphedCalls graphs(model.device_, model.options_.cuda_graphs);
     at::Tensor sig = sigmas.to(model.device_);
     at::Tensor latent_in = (latent * model.info_.vae_scale_factor).to(model.device_);
     at::Tensor x = ms.noise_scaling(sig[0], noise.to(model.device_), latent_in, ms.is_max_denoise(sigmas));
-    // One UNet call per image: calc_cond_batch hands over k blocks (one per conditioning entry) of the same n
-    // images, and image r's call takes row r of every block. A row's result then does not depend on the batch it
-    // came in, so a batch split over workers equals the unsplit batch bit for bit (engine.h).
-    const int64_t images = latent_in.size(0);
     cond::ModelFn unet_fn = [&](const at::Tensor& xb, const at::Tensor& sb, const at::Tensor& cb, const at::Tensor& yb) {
-      if (images <= 1 || xb.size(0) % images != 0) return apply_model(model, xb, sb, cb, yb);
-      at::Tensor out;
-      for (int64_t r = 0; r < images; ++r) {
-        at::Tensor rows = at::arange(r, xb.size(0), images, at::TensorOptions().dtype(at::kLong).device(xb.device()));
-        at::Tensor part = apply_model(model, xb.index_select(0, rows), sb.index_select(0, rows),
-                                      cb.index_select(0, rows), yb.defined() ? yb.index_select(0, rows) : yb);
-        if (!out.defined()) {
-          std::vector<int64_t> shape = part.sizes().vec();
-          shape[0] = xb.size(0);
-          out = at::empty(shape, part.options());
-        }
-        out.index_copy_(0, rows, part);
-      }
-      return out;
+      return apply_model(model, graphs, xb, sb, cb, yb, groups);
     };
     const bool skip_uncond = std::abs(req.cfg - 1.0) <= 1e-9 * std::max(1.0, std::abs(req.cfg));
     sampling::Denoiser denoiser = [&](const at::Tensor& xt, const at::Tensor& sigma) {
@@ -284,9 +312,10 @@ Result<at::Tensor> apply_model_once(Model& model, const at::Tensor& x, const at:
     c10::InferenceMode inference;
     OnDevice on(model, *model.unet_);
     lora::PatchScope patch(*model.unet_, model.info_.unet_prefix, model.unet_patches_);
+    runtime::GraphedCalls graphs(model.device_, model.options_.cuda_graphs);
     const at::Device d = model.device_;
-    out = apply_model(model, x.to(d, at::kFloat), sigma.to(d, at::kFloat), context.to(d, at::kFloat),
-                      y.defined() ? y.to(d, at::kFloat) : y)
+    out = apply_model(model, graphs, x.to(d, at::kFloat), sigma.to(d, at::kFloat), context.to(d, at::kFloat),
+                      y.defined() ? y.to(d, at::kFloat) : y, {0, x.size(0)})
               .to(at::kCPU);
     return Status::ok();
   }));

@@ -1,9 +1,14 @@
-// Split = unsplit at the engine level: every row of a batch sampled alone (SampleRequest rows) is
-// bit-identical to that row of the whole batch, for a deterministic and an ancestral sampler.
+// Split = unsplit at the engine level: every micro-batch of a batch sampled alone (SampleRequest rows) is
+// bit-identical to those rows of the whole batch, for a deterministic and an ancestral sampler; the
+// micro-batch bounds balance 2 and 4 workers; a range that cuts a micro-batch is refused.
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <vector>
 
 #include <torch/torch.h>
 
+#include "engine/micro_batch.h"
 #include "netdist/engine.h"
 
 namespace netdist {
@@ -29,10 +34,12 @@ void expect_rows_match(const std::string& sampler) {
   req.sampler = sampler;
   req.latent = empty_latent(m, 5, 64, 64);
   at::Tensor whole = sample(m, pos, neg, req, nullptr).value();
-  for (int64_t r = 0; r < 5; r += 2) {
+  const std::vector<int64_t> bounds = micro_batch_bounds(5);
+  ASSERT_EQ(bounds, (std::vector<int64_t>{0, 2, 3, 4, 5}));
+  for (size_t g = 0; g + 1 < bounds.size(); ++g) {
     SampleRequest part = req;
-    part.row_begin = r;
-    part.row_end = std::min<int64_t>(5, r + 2);
+    part.row_begin = bounds[g];
+    part.row_end = bounds[g + 1];
     at::Tensor rows = sample(m, pos, neg, part, nullptr).value();
     EXPECT_TRUE(torch::equal(rows, whole.slice(0, part.row_begin, part.row_end)))
         << sampler << " rows [" << part.row_begin << ", " << part.row_end
@@ -42,6 +49,45 @@ void expect_rows_match(const std::string& sampler) {
 
 TEST(SplitRows, EulerRowsEqualUnsplitBatch) { expect_rows_match("euler"); }
 TEST(SplitRows, AncestralRowsEqualUnsplitBatch) { expect_rows_match("euler_ancestral"); }
+
+TEST(SplitRows, RangeThatCutsAMicroBatchIsRefused) {
+  Model& m = *tiny_model();
+  Conditioning pos = encode_prompt(m, "a red heart").value();
+  SampleRequest req;
+  req.steps = 2;
+  req.latent = empty_latent(m, 5, 64, 64);
+  req.row_begin = 1;  // inside micro-batch [0, 2)
+  req.row_end = 3;
+  auto r = sample(m, pos, pos, req, nullptr);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("cut a micro-batch"), std::string::npos) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("{0, 2, 3, 4, 5}"), std::string::npos) << r.status().to_string();
+}
+
+int64_t largest_share(const std::vector<int64_t>& bounds, int workers) {
+  // Groups dealt to workers in pull order with equal speeds: each next group goes to the least loaded worker.
+  std::vector<int64_t> load(workers, 0);
+  for (size_t g = 0; g + 1 < bounds.size(); ++g) *std::min_element(load.begin(), load.end()) += bounds[g + 1] - bounds[g];
+  return *std::max_element(load.begin(), load.end());
+}
+
+TEST(MicroBatch, BoundsCoverTheBatchInAtMostEightImagesAndBalanceWorkers) {
+  EXPECT_EQ(micro_batch_bounds(0), (std::vector<int64_t>{0}));
+  EXPECT_EQ(micro_batch_bounds(1), (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(micro_batch_bounds(10), (std::vector<int64_t>{0, 3, 6, 8, 10}));
+  EXPECT_EQ(micro_batch_bounds(33), (std::vector<int64_t>{0, 5, 9, 13, 17, 21, 25, 29, 33}));
+  for (int64_t n = 1; n <= 200; ++n) {
+    const std::vector<int64_t> b = micro_batch_bounds(n);
+    ASSERT_EQ(b.front(), 0);
+    ASSERT_EQ(b.back(), n);
+    for (size_t g = 0; g + 1 < b.size(); ++g) {
+      ASSERT_GE(b[g + 1] - b[g], 1) << n;
+      ASSERT_LE(b[g + 1] - b[g], 8) << n;
+    }
+    if (n >= 4 && n % 2 == 0) EXPECT_EQ(largest_share(b, 2), n / 2) << "n = " << n;
+    if (n >= 4 && n % 4 == 0) EXPECT_EQ(largest_share(b, 4), n / 4) << "n = " << n;
+  }
+}
 
 }  // namespace
 }  // namespace netdist

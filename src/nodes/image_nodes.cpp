@@ -1,9 +1,14 @@
 #include "nodes/image_nodes.h"
 
+#include <algorithm>
+#include <atomic>
 #include <ctime>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <random>
+#include <thread>
+#include <vector>
 
 #include "core/py_json.h"
 #include "io/png.h"
@@ -117,9 +122,25 @@ Result<std::vector<SavedImage>> save_images(const at::Tensor& images, const std:
       text.push_back({it.key(), python_json_dumps(it.value())});
     }
   }
+  // PNG compression is the slow part of saving a batch: encode the images on parallel threads (each image's
+  // bytes are the same as a serial encode), then number and write them in batch order under the lock.
+  const int64_t n = images.size(0);
+  std::vector<std::optional<Result<std::string>>> encoded(static_cast<size_t>(n));
+  {
+    std::atomic<int64_t> next{0};
+    auto encode_some = [&] {
+      for (int64_t b; (b = next++) < n;) encoded[b] = io::encode_png(to_image8(images[b]), text, compress_level);
+    };
+    const int64_t threads = std::min<int64_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<std::thread> pool;
+    for (int64_t i = 1; i < threads; ++i) pool.emplace_back(encode_some);
+    encode_some();
+    for (std::thread& t : pool) t.join();
+  }
   std::vector<std::string> pngs;
-  for (int64_t b = 0; b < images.size(0); ++b) {
-    ND_ASSIGN_OR_RETURN(std::string bytes, io::encode_png(to_image8(images[b]), text, compress_level));
+  pngs.reserve(static_cast<size_t>(n));
+  for (int64_t b = 0; b < n; ++b) {
+    ND_ASSIGN_OR_RETURN(std::string bytes, std::move(*encoded[b]));
     pngs.push_back(std::move(bytes));
   }
   std::lock_guard<std::mutex> lock(numbering_mutex());
@@ -205,6 +226,17 @@ void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) 
   load.category = "image";
   load.required = {image};
   load.output_types = {"IMAGE", "MASK"};
+  // ComfyUI's LoadImage.VALIDATE_INPUTS: any existing file under input_dir is valid (also one in a
+  // subfolder, as uploads with a subfolder and the cluster's shard inputs are), not only the listed ones.
+  load.custom_validation = graph::CustomValidation{{"image"}, [env](const graph::Json& values) -> std::optional<std::string> {
+    const graph::Json& v = values.value("image", graph::Json());
+    const std::string name = v.is_string() ? v.get<std::string>() : "";
+    std::error_code ec;
+    if (name.empty() || name.find("..") != std::string::npos || name.front() == '/' ||
+        !fs::is_regular_file(fs::path(env->options().input_dir) / name, ec))
+      return "Invalid image file: " + name;
+    return std::nullopt;
+  }};
   add_fn_node(r, load, [env](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
     const std::string name = in.get_string("image");
     if (name.find("..") != std::string::npos) return Status::invalid_argument("Invalid image file: " + name);

@@ -1,6 +1,8 @@
 #include "server/http_server.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -20,9 +22,35 @@ std::string lower(std::string s) {
   return s;
 }
 
+// Runs deferred replies (Response::deferred) on threads of their own; wait_idle() returns once all finished.
+class DeferredReplies {
+ public:
+  void run(std::function<void()> fn) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++running_;
+    }
+    std::thread([this, fn = std::move(fn)] {
+      fn();
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--running_ == 0) idle_.notify_all();
+    }).detach();
+  }
+  void wait_idle() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    idle_.wait(lock, [&] { return running_ == 0; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  int running_ = 0;
+};
+
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket socket, ServerState& state) : stream_(std::move(socket)), state_(state) {}
+  HttpSession(tcp::socket socket, ServerState& state, DeferredReplies& deferred)
+      : stream_(std::move(socket)), state_(state), deferred_(deferred) {}
 
   void run() { net::dispatch(stream_.get_executor(), beast::bind_front_handler(&HttpSession::do_read, shared_from_this())); }
 
@@ -72,7 +100,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       start_websocket_session(std::move(stream_), parser_->release(), state_);
       return;
     }
-    const Response response = handle_request(state_, request);
+    Response response = handle_request(state_, request);
+    if (response.deferred) {
+      const unsigned version = req.version();
+      const bool keep_alive = req.keep_alive(), head = req.method() == http::verb::head;
+      deferred_.run([self = shared_from_this(), work = std::move(response.deferred), version, keep_alive, head] {
+        auto reply = std::make_shared<Response>(work());
+        net::post(self->stream_.get_executor(), [self, reply, version, keep_alive, head] {
+          self->write(*reply, version, keep_alive, head);
+        });
+      });
+      return;
+    }
     write(response, req.version(), req.keep_alive(), req.method() == http::verb::head);
   }
 
@@ -113,11 +152,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   ServerState& state_;
+  DeferredReplies& deferred_;
 };
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(net::io_context& ioc, ServerState& state) : ioc_(ioc), acceptor_(net::make_strand(ioc)), state_(state) {}
+  Listener(net::io_context& ioc, ServerState& state, DeferredReplies& deferred)
+      : ioc_(ioc), acceptor_(net::make_strand(ioc)), state_(state), deferred_(deferred) {}
 
   Status open(const std::string& host, uint16_t port) {
     const std::string where = host + ":" + std::to_string(port);
@@ -148,7 +189,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   void do_accept() {
     acceptor_.async_accept(net::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
       if (!self->acceptor_.is_open()) return;
-      if (!ec) std::make_shared<HttpSession>(std::move(socket), self->state_)->run();
+      if (!ec) std::make_shared<HttpSession>(std::move(socket), self->state_, self->deferred_)->run();
       self->do_accept();
     });
   }
@@ -156,6 +197,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   net::io_context& ioc_;
   tcp::acceptor acceptor_;
   ServerState& state_;
+  DeferredReplies& deferred_;
   uint16_t port_ = 0;
 };
 
@@ -178,6 +220,7 @@ struct HttpServer::Impl {
 
   ServerState state;
   QueueWorker worker;
+  DeferredReplies deferred;  // declared before ioc: posted writes die with ioc, after every deferred thread
   net::io_context ioc;
   std::vector<std::shared_ptr<Listener>> listeners;
   std::vector<std::thread> threads;
@@ -200,7 +243,7 @@ Status HttpServer::start() {
     if (end == std::string::npos) end = addresses.size();
     const std::string host = addresses.substr(start, end - start);
     if (!host.empty()) {
-      auto listener = std::make_shared<Listener>(impl_->ioc, impl_->state);
+      auto listener = std::make_shared<Listener>(impl_->ioc, impl_->state, impl_->deferred);
       ND_RETURN_IF_ERROR(listener->open(host, o.port));
       impl_->listeners.push_back(std::move(listener));
     }
@@ -224,6 +267,7 @@ void HttpServer::stop() {
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
+  impl_->deferred.wait_idle();
   impl_->state.hub().close_all();
 }
 

@@ -3,6 +3,7 @@
 // Thread-safety: values; the functions are pure.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -31,6 +32,10 @@ struct Response {
   std::string content_type;  // empty = no Content-Type header (ComfyUI's bare web.Response)
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // Set by a route that must wait (a long poll): the server calls it on a thread of its own, off the I/O
+  // threads, and sends the Response it returns instead of this one. It must return promptly once the
+  // embedding program shuts down (HttpServer::stop waits for it).
+  std::function<Response()> deferred;
 };
 
 // 200-style JSON reply written as Python json.dumps, Content-Type "application/json; charset=utf-8".

@@ -1,0 +1,57 @@
+// The worker half of dial-in (`netdist worker --join URL`): the worker makes every request, so it works
+// behind NAT or a firewall; the coordinator never connects to it.
+//   loop: POST <coordinator>/netdist/v1/pull {"worker_id", "url", "capabilities" (first pull, and again
+//         whenever the coordinator answers 409: it does not know this id, e.g. after a restart)}
+//         → 204: no work within the coordinator's poll timeout (the long poll is the heartbeat); pull again
+//         → 200: a shard request (the /netdist/v1/shard body plus "ticket", "progress_ms"): run it on the
+//           ShardRunner; meanwhile POST /netdist/v1/progress {"worker_id", "ticket", "step", "steps"}
+//           every progress_ms (a reply {"interrupt": true}, or 409 = the shard is no longer this worker's,
+//           interrupts it); then POST /netdist/v1/result?worker_id=&ticket=&status= with the reply
+//           /netdist/v1/shard would have given (safetensors or error JSON) as body.
+//   An unreachable coordinator is retried every second. worker_id is "<hostname>-<pid>-<random>": a
+//   restarted worker is a new worker to the coordinator. Every request carries the bearer token.
+// Thread-safety: start/stop from the owning thread; the loop runs on its own thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "cluster/shard_runner.h"
+
+namespace netdist::cluster {
+
+struct DialInOptions {
+  std::string coordinator;  // http://host:port of the coordinator
+  std::string label;        // the URL shown for this worker in the coordinator's status (--advertise)
+  std::string auth_token;
+  std::chrono::milliseconds retry_delay{1000};
+};
+
+class DialIn {
+ public:
+  // `runner` must outlive this object.
+  DialIn(ShardRunner& runner, DialInOptions options);
+  ~DialIn() { stop(); }
+  DialIn(const DialIn&) = delete;
+  DialIn& operator=(const DialIn&) = delete;
+
+  void start();
+  // Ends a held pull at once, interrupts a running shard (reported as interrupted), joins. Idempotent.
+  void stop();
+  const std::string& worker_id() const { return worker_id_; }
+
+ private:
+  void loop();
+  void run_shard(const Json& request);
+  void sleep_for(std::chrono::milliseconds d);
+
+  ShardRunner& runner_;
+  DialInOptions options_;
+  std::string worker_id_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+}  // namespace netdist::cluster
