@@ -35,15 +35,16 @@ struct Cluster::Task {
   int64_t row_begin = 0, row_end = 0;
 };
 
-// A dial-in worker's mailbox: the shard its thread handed over, until the worker reports its outcome.
+// A dial-in worker's mailbox: the task (a shard or a whole prompt) its thread handed over, until the worker reports its outcome.
 struct DialInMail {
   uint64_t ticket = 0;
-  std::string shard_id;
-  Json request;        // the shard request body
+  std::string shard_id;  // the shard id, or a whole prompt's task id
+  std::string kind;      // "shard" or "prompt"
+  Json request;          // the /netdist/v1/shard or /netdist/v1/prompt request body
   bool taken = false;  // a pull carried it to the worker
   bool interrupt = false;
   int64_t step = 0, steps = 0;
-  std::optional<HttpReply> reply;  // as POST /netdist/v1/shard would have answered
+  std::optional<HttpReply> reply;  // as POST /netdist/v1/shard or /netdist/v1/prompt would have answered
 };
 
 struct Cluster::Worker {
@@ -150,25 +151,34 @@ bool Cluster::eligible(const Worker& w, const Job& job) const {
 Result<PromptReply> Cluster::run_prompt_task(Worker& w, const Task& task) {
   const Job& job = *task.job;
   const std::string task_id = job.id + ".prompt";
-  HttpCall call;
-  call.method = "POST";
-  call.target = "/netdist/v1/prompt";
-  call.body = Json{{"task_id", task_id},
-                   {"prompt_id", job.prompt_id},
-                   {"prompt", job.prompt},
-                   {"extra_data", job.extra_data},
-                   {"outputs_to_execute", job.outputs_to_execute}}
-                  .dump();
-  call.auth_token = options_.auth_token;
-  call.timeout = options_.shard_timeout;
-  ND_ASSIGN_OR_RETURN(HttpReply reply, http_call(w.url, call));
-  if (reply.status == 409) return Status::cancelled(w.url + ": prompt " + job.prompt_id + " interrupted");
-  if (reply.status == 401) return Status::unauthenticated(w.url + ": the worker refused the auth token");
+  Json request = {{"task_id", task_id},
+                  {"prompt_id", job.prompt_id},
+                  {"prompt", job.prompt},
+                  {"extra_data", job.extra_data},
+                  {"outputs_to_execute", job.outputs_to_execute}};
+  std::string who = w.url;
+  HttpReply reply;
+  if (w.dial_in) {
+    who = "dial-in worker " + w.id + " (" + w.url + ")";
+    std::unique_lock<std::mutex> lock(mutex_);
+    ND_ASSIGN_OR_RETURN(reply, run_dial_in(w, task, std::move(request), lock));
+  } else {
+    HttpCall call;
+    call.method = "POST";
+    call.target = "/netdist/v1/prompt";
+    call.body = request.dump();
+    call.auth_token = options_.auth_token;
+    call.timeout = options_.shard_timeout;
+    ND_ASSIGN_OR_RETURN(reply, http_call(w.url, call));
+  }
+  if (reply.status == 409) return Status::cancelled(who + ": prompt " + job.prompt_id + " interrupted");
+  if (reply.status == 401) return Status::unauthenticated(who + ": the worker refused the auth token");
   if (reply.status != 200)
-    return Status::internal(w.url + ": prompt " + job.prompt_id + " failed (" + std::to_string(reply.status) +
+    return Status::internal(who + ": prompt " + job.prompt_id + " failed (" + std::to_string(reply.status) +
                             "): " + reply.body);
   const Json body = Json::parse(reply.body, nullptr, false);
-  ND_ASSIGN_OR_RETURN(PromptReply out, prompt_reply_from_json(body));
+  auto out = prompt_reply_from_json(body);
+  if (!out.is_ok()) return out.status().with_context(who);
   return out;
 }
 
@@ -182,7 +192,9 @@ Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task) {
   if (!inputs.empty()) request["inputs"] = std::move(inputs);
   if (w.dial_in) {
     std::unique_lock<std::mutex> lock(mutex_);
-    return run_dial_in(w, task, std::move(request), lock);
+    ND_ASSIGN_OR_RETURN(HttpReply reply, run_dial_in(w, task, std::move(request), lock));
+    return decode_shard_reply("dial-in worker " + w.id + " (" + w.url + ")", shard_id,
+                              task.row_end - task.row_begin, std::move(reply));
   }
   HttpCall call;
   call.method = "POST";
@@ -198,13 +210,15 @@ bool Cluster::lease_lost(const Worker& w) const {
   return w.pulls_held == 0 && std::chrono::steady_clock::now() - w.last_seen > 3 * options_.heartbeat;
 }
 
-Result<at::Tensor> Cluster::run_dial_in(Worker& w, const Task& task, Json request,
-                                        std::unique_lock<std::mutex>& lock) {
-  const std::string shard_id = request["shard_id"].get<std::string>();
+Result<HttpReply> Cluster::run_dial_in(Worker& w, const Task& task, Json request,
+                                       std::unique_lock<std::mutex>& lock) {
+  const bool whole = task.job->whole;
+  const std::string shard_id = request[whole ? "task_id" : "shard_id"].get<std::string>();
   const std::string who = "dial-in worker " + w.id + " (" + w.url + ")";
   DialInMail& mail = w.mail.emplace();
   mail.ticket = ++next_ticket_;
   mail.shard_id = shard_id;
+  mail.kind = whole ? "prompt" : "shard";
   mail.request = std::move(request);
   cv_.notify_all();
   const auto deadline = std::chrono::steady_clock::now() + options_.shard_timeout;
@@ -213,18 +227,20 @@ Result<at::Tensor> Cluster::run_dial_in(Worker& w, const Task& task, Json reques
       HttpReply reply = std::move(*mail.reply);
       w.mail.reset();
       lock.unlock();
-      return decode_shard_reply(who, shard_id, task.row_end - task.row_begin, std::move(reply));
+      return reply;
     }
     Status failed;
     if (stopping_) failed = Status::unavailable("the coordinator is stopping");
-    else if (task.job->cancelled && !mail.taken) failed = Status::cancelled(who + ": shard " + shard_id + " withdrawn");
+    else if (task.job->cancelled && !mail.taken)
+      failed = Status::cancelled(who + ": " + mail.kind + " " + shard_id + " withdrawn");
     else if (lease_lost(w))
       failed = Status::unavailable(who + ": silent for " + std::to_string(3 * options_.heartbeat.count()) +
-                                   " ms (lease lost) with shard " + shard_id);
+                                   " ms (lease lost) with " + mail.kind + " " + shard_id);
     else if (std::chrono::steady_clock::now() > deadline)
-      failed = Status::unavailable(who + ": shard " + shard_id + " timed out");
+      failed = Status::unavailable(who + ": " + mail.kind + " " + shard_id + " timed out");
     if (!failed.is_ok()) {
       w.mail.reset();
+      lock.unlock();
       return failed;
     }
     cv_.wait_for(lock, std::chrono::milliseconds(100));
@@ -259,7 +275,8 @@ Result<PullReply> Cluster::pull(const std::string& worker_id, const Json& capabi
   w->last_seen = std::chrono::steady_clock::now();
   if (w->mail && w->mail->taken && !w->mail->reply) {
     // The worker pulls again without reporting the shard it took: it dropped it (or never got it).
-    w->mail->reply = HttpReply{503, "the worker pulled again without reporting shard " + w->mail->shard_id, ""};
+    w->mail->reply =
+        HttpReply{503, "the worker pulled again without reporting " + w->mail->kind + " " + w->mail->shard_id, ""};
   }
   if (!w->caps) w->caps = w->reported_caps;  // alive (again)
   cv_.notify_all();
@@ -273,6 +290,7 @@ Result<PullReply> Cluster::pull(const std::string& worker_id, const Json& capabi
   DialInMail& mail = *w->mail;
   mail.taken = true;
   Json request = mail.request;
+  request["kind"] = mail.kind;
   request["ticket"] = mail.ticket;
   request["progress_ms"] = std::max<int64_t>(100, options_.heartbeat.count() / 2);
   return PullReply(std::move(request));
@@ -290,13 +308,17 @@ Result<bool> Cluster::report_progress(const std::string& worker_id, uint64_t tic
   return w->mail->interrupt;
 }
 
-Status Cluster::report_result(const std::string& worker_id, uint64_t ticket, int http_status, std::string body) {
+Status Cluster::report_result(const std::string& worker_id, uint64_t ticket, int http_status, std::string body,
+                              const std::string& kind) {
   std::lock_guard<std::mutex> lock(mutex_);
   Worker* w = find_dial_in(worker_id);
   if (!w) return Status::not_found("unknown worker '" + worker_id + "'");
   w->last_seen = std::chrono::steady_clock::now();
   if (!w->mail || w->mail->ticket != ticket || w->mail->reply)
     return Status::not_found("ticket " + std::to_string(ticket) + " is not current for worker '" + worker_id + "'");
+  if (!kind.empty() && kind != w->mail->kind)
+    return Status::invalid_argument("ticket " + std::to_string(ticket) + " is a " + w->mail->kind + " task, not a " +
+                                    kind + " task");
   w->mail->reply = HttpReply{http_status, std::move(body), ""};
   cv_.notify_all();
   return Status::ok();

@@ -21,8 +21,10 @@
 //
 // Whole prompts: run_prompt queues a task of a second kind on the same queue: the whole prompt, for one
 // worker that has every node class and checkpoint of it (never this process's own runner, whose engine the
-// coordinator's executor uses at the same time). The same failover rules apply: a failed call puts the
-// task back at the front, the worker is probed again, the first reply is kept.
+// coordinator's executor uses at the same time). A connect-out worker gets it as POST /netdist/v1/prompt;
+// a dial-in worker pulls it from its mailbox ("kind": "prompt") and posts the JSON reply to
+// /netdist/v1/result. The same failover rules apply: a failed call or a lost lease puts the task back at
+// the front, the worker must show it is alive again, the first reply is kept.
 //
 // Split = unsplit: run_sampler cuts a sampler's batch into one shard per micro-batch (engine/micro_batch.h);
 // every row is bit-identical to the unsplit sampler's (engine.h: rows draw the full-batch noise; the UNet
@@ -44,6 +46,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include "cluster/http_client.h"
 #include "cluster/shard.h"
 #include "cluster/shard_runner.h"
 #include "core/status.h"
@@ -62,8 +65,9 @@ struct ClusterOptions {
   std::string input_dir = "input";  // where the files that shards' LoadImage nodes name are read
 };
 
-// What a dial-in pull gets: a shard request body (the /netdist/v1/shard body plus "ticket" and
-// "progress_ms": how often to report progress), or nothing when poll_timeout passed.
+// What a dial-in pull gets: a task with "kind", "ticket" and "progress_ms" (how often to report progress)
+// added to its request body: "kind": "shard" → the /netdist/v1/shard body; "kind": "prompt" → the
+// /netdist/v1/prompt body (a whole prompt). Or nothing when poll_timeout passed.
 using PullReply = std::optional<Json>;
 
 class Cluster {
@@ -86,9 +90,12 @@ class Cluster {
   // Progress of the shard handed out as `ticket`: true = interrupt it. kNotFound when the worker or the
   // ticket is not current (stop running it).
   Result<bool> report_progress(const std::string& worker_id, uint64_t ticket, int64_t step, int64_t steps);
-  // The outcome of `ticket`: `http_status` and `body` as POST /netdist/v1/shard would have answered
-  // (200 + safetensors, or an error JSON). kNotFound when the worker or the ticket is not current.
-  Status report_result(const std::string& worker_id, uint64_t ticket, int http_status, std::string body);
+  // The outcome of `ticket`: `http_status` and `body` as POST /netdist/v1/shard (kind "shard": 200 +
+  // safetensors, or an error JSON) or /netdist/v1/prompt (kind "prompt": JSON) would have answered.
+  // `kind` (empty = not stated) must be the ticket's: invalid_argument naming both otherwise. kNotFound
+  // when the worker or the ticket is not current.
+  Status report_result(const std::string& worker_id, uint64_t ticket, int http_status, std::string body,
+                       const std::string& kind = "");
 
   // Capability check for a whole prompt: nullopt when, for every splittable sampler, some known worker
   // has what it needs (or no worker has reported capabilities yet); else a message naming, per worker,
@@ -104,10 +111,11 @@ class Cluster {
   Result<at::Tensor> run_sampler(const Json& prompt, const std::string& sampler_id, int64_t rows,
                                  const std::function<bool(int64_t done, int64_t total)>& progress);
 
-  // Runs a whole prompt on one capable worker (POST /netdist/v1/prompt) with the coordinator's prompt_id and
-  // returns its reply (the prompt's own status, outputs, events, files). `keep_going()` is polled about
-  // every 100 ms; false interrupts: a queued task is dropped, a running one is interrupted on its worker,
-  // and the result is kCancelled. kUnavailable when no live worker could run it for no_worker_timeout.
+  // Runs a whole prompt on one capable worker (connect-out: POST /netdist/v1/prompt; dial-in: its mailbox)
+  // with the coordinator's prompt_id and returns its reply (the prompt's own status, outputs, events,
+  // files). `keep_going()` is polled about every 100 ms; false interrupts: a queued task is dropped, a
+  // running one is interrupted on its worker, and the result is kCancelled. kUnavailable when no live
+  // worker could run it for no_worker_timeout.
   Result<PromptReply> run_prompt(const std::string& prompt_id, const Json& prompt, const Json& extra_data,
                                  const Json& outputs_to_execute, const std::function<bool()>& keep_going);
 
@@ -128,8 +136,9 @@ class Cluster {
   void spawn(std::shared_ptr<Worker> w);
   Result<at::Tensor> run_task(Worker& w, const Task& task);
   Result<PromptReply> run_prompt_task(Worker& w, const Task& task);
-  Result<at::Tensor> run_dial_in(Worker& w, const Task& task, Json request,
-                                 std::unique_lock<std::mutex>& lock);
+  // Hands `request` to dial-in worker `w` through its mailbox and waits (under `lock`, which it unlocks
+  // before returning) for the reply the worker posts, its lease, the job's withdrawal or shard_timeout.
+  Result<HttpReply> run_dial_in(Worker& w, const Task& task, Json request, std::unique_lock<std::mutex>& lock);
   bool lease_lost(const Worker& w) const;
   Worker* find_dial_in(const std::string& worker_id);
   bool eligible(const Worker& w, const Job& job) const;

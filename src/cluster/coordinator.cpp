@@ -173,12 +173,16 @@ server::Response json_reply(const nlohmann::ordered_json& value, int status = 20
 }
 
 // A dial-in route's Status → 409 (unknown worker or stale ticket: the worker re-registers or drops the
-// shard), 503 (stopping) or 500.
+// shard), 400 (a result of the wrong kind), 503 (stopping) or 500.
 server::Response dial_in_error(const Status& s) {
-  const int code = s.code() == StatusCode::kNotFound      ? 409
-                   : s.code() == StatusCode::kUnavailable ? 503
-                                                          : 500;
-  return server::error_response(code, code == 409 ? "unknown_worker_or_ticket" : "dial_in_failed", s.message());
+  const int code = s.code() == StatusCode::kNotFound          ? 409
+                   : s.code() == StatusCode::kInvalidArgument ? 400
+                   : s.code() == StatusCode::kUnavailable     ? 503
+                                                              : 500;
+  return server::error_response(code, code == 409   ? "unknown_worker_or_ticket"
+                                      : code == 400 ? "invalid_result"
+                                                    : "dial_in_failed",
+                                s.message());
 }
 
 std::optional<server::Response> dial_in_routes(const std::shared_ptr<Cluster>& cluster, const server::Request& req,
@@ -234,8 +238,11 @@ std::optional<server::Response> dial_in_routes(const std::shared_ptr<Cluster>& c
     }
     if (!id || id->empty() || !ticket || code < 100 || code > 599)
       return server::error_response(400, "invalid_result",
-                                    "result needs ?worker_id=ID&ticket=N&status=HTTP_STATUS and the shard reply as body");
-    Status s = cluster->report_result(*id, t, code, req.body);
+                                    "result needs ?worker_id=ID&ticket=N&status=HTTP_STATUS[&kind=shard|prompt] and the task reply as body");
+    const std::string kind = req.query_value("kind").value_or("");
+    if (!kind.empty() && kind != "shard" && kind != "prompt")
+      return server::error_response(400, "invalid_result", "result kind '" + kind + "' is not \"shard\" or \"prompt\"");
+    Status s = cluster->report_result(*id, t, code, req.body, kind);
     if (!s.is_ok()) return dial_in_error(s);
     return json_reply({{"ok", true}});
   }

@@ -217,6 +217,32 @@ Result<PromptReply> prompt_reply_from_json(const Json& json) {
   return reply;
 }
 
+server::Response ShardRunner::serve_prompt(const std::string& request_body) {
+  auto body = server::parse_json_body(request_body);
+  if (!body.is_ok()) return error_reply(400, "invalid_prompt_task", body.status().message());
+  return serve_prompt(*body);
+}
+
+server::Response ShardRunner::serve_prompt(const Json& body) {
+  if (!body.is_object() || !body.value("prompt", Json()).is_object() || !body.value("prompt_id", Json()).is_string()) {
+    return error_reply(400, "invalid_prompt_task", "prompt task body needs a \"prompt\" object and a \"prompt_id\" string");
+  }
+  const std::string prompt_id = body["prompt_id"].get<std::string>();
+  const Json task_id = body.value("task_id", Json(prompt_id));
+  if (!task_id.is_string()) return error_reply(400, "invalid_prompt_task", "prompt task \"task_id\" must be a string");
+  Result<PromptReply> reply =
+      run_prompt(task_id.get<std::string>(), prompt_id, body["prompt"], body.value("extra_data", Json::object()),
+                 body.value("outputs_to_execute", Json::array()));
+  if (!reply.is_ok()) {
+    const Status& s = reply.status();
+    const int code = s.code() == StatusCode::kCancelled         ? 409
+                     : s.code() == StatusCode::kInvalidArgument ? 400
+                                                                : 500;
+    return error_reply(code, "prompt_failed", s.to_string());
+  }
+  return server::json_response(prompt_reply_to_json(*reply));
+}
+
 Result<at::Tensor> ShardRunner::run_request(const Json& body) {
   if (!body.is_object() || !body.contains("workflow") || !body["workflow"].is_object())
     return Status::invalid_argument("shard body needs a \"workflow\" object");
@@ -331,26 +357,7 @@ server::ExtraRoutes ShardRunner::routes() {
         interrupt();
       return server::empty_response(200);
     }
-    if (path == "/netdist/v1/prompt" && req.method == "POST") {
-      auto body = server::parse_json_body(req.body);
-      if (!body.is_ok()) return error_reply(400, "invalid_prompt_task", body.status().message());
-      if (!body->is_object() || !(*body)["prompt"].is_object() || !(*body)["prompt_id"].is_string()) {
-        return error_reply(400, "invalid_prompt_task",
-                           "prompt task body needs a \"prompt\" object and a \"prompt_id\" string");
-      }
-      const std::string task_id = body->value("task_id", (*body)["prompt_id"].get<std::string>());
-      Result<PromptReply> reply = run_prompt(task_id, (*body)["prompt_id"].get<std::string>(), (*body)["prompt"],
-                                             body->value("extra_data", Json::object()),
-                                             body->value("outputs_to_execute", Json::array()));
-      if (!reply.is_ok()) {
-        const Status& s = reply.status();
-        const int code = s.code() == StatusCode::kCancelled         ? 409
-                         : s.code() == StatusCode::kInvalidArgument ? 400
-                                                                    : 500;
-        return error_reply(code, "prompt_failed", s.to_string());
-      }
-      return server::json_response(prompt_reply_to_json(*reply));
-    }
+    if (path == "/netdist/v1/prompt" && req.method == "POST") return serve_prompt(req.body);
     if (path == "/netdist/v1/shard" && req.method == "POST") return serve_shard(req.body);
     return error_reply(404, "not_found", "no route for " + req.method + " " + path);
   };

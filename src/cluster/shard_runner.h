@@ -94,6 +94,10 @@ class ShardRunner {
   // ran and failed in a node is an OK result whose status says so.
   Result<PromptReply> run_prompt(const std::string& task_id, const std::string& prompt_id, const Json& prompt,
                                  const Json& extra_data, const Json& outputs_to_execute);
+  // POST /netdist/v1/prompt (and a dial-in task of kind "prompt"): runs the task body, returns the reply
+  // described above.
+  server::Response serve_prompt(const std::string& request_body);
+  server::Response serve_prompt(const Json& body);
 
   Json capabilities();
   Json status() const;
