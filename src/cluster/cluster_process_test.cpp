@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -567,11 +568,105 @@ TEST(ClusterProcess, KilledWorkerMidWholePromptIsRetriedElsewhereOnce) {
   EXPECT_EQ(history.size(), 2u);
 }
 
-TEST(ClusterProcess, InterruptByPromptIdStopsAWholePromptOnItsWorker) {
-  fs::path dir = scratch("whole_interrupt");
-  Proc w(worker_args(dir / "w", {"--test-step-delay-ms", "1000"}), dir / "w.log");
-  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w.url()}),
+// Batch-1 prompts reach dial-in workers as tasks of kind "prompt" in their mailboxes: a --local-workers child
+// and a --join worker (neither is ever connected to) each run one whole and return the local server's bytes.
+TEST(ClusterProcess, WholePromptsRunOnDialInWorkers) {
+  const auto& ref = batch_one_reference();
+  ASSERT_EQ(ref.size(), 4u);
+  fs::path dir = scratch("whole_dialin");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "1"}),
              dir / "c.log");
+  Proc w(worker_args(dir / "w", {"--join", coord.url(), "--test-step-delay-ms", "300"}), dir / "w.log");
+  wait_alive(coord.url(), 2);
+  const std::string id1 = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 1));
+  const std::string id2 = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 2));
+  auto h1 = wait_history(coord.url(), id1), h2 = wait_history(coord.url(), id2);
+  EXPECT_EQ(h1["status"]["status_str"], "success") << h1.dump();
+  EXPECT_EQ(h2["status"]["status_str"], "success") << h2.dump();
+  auto png = images(h1, dir / "c" / "out"), png2 = images(h2, dir / "c" / "out");
+  png.insert(png.end(), png2.begin(), png2.end());
+  EXPECT_TRUE(png == std::vector<std::string>(ref.begin(), ref.begin() + 2))
+      << "whole prompts on dial-in workers differ from a local server's";
+  auto cluster = nlohmann::json::parse(call(coord.url(), "GET", "/netdist/v1/cluster").body, nullptr, false);
+  ASSERT_TRUE(cluster.is_object());
+  ASSERT_EQ(cluster["workers"].size(), 2u);
+  for (const auto& worker : cluster["workers"]) {
+    EXPECT_TRUE(worker["dial_in"].get<bool>()) << worker.dump();
+    EXPECT_EQ(worker["prompts_done"], 1) << "each idle worker took one of the two prompts: " << worker.dump();
+    EXPECT_EQ(worker["rows_done"], 0) << worker.dump();
+  }
+}
+
+// The dial-in wire protocol for a whole prompt, with the test as the worker: the pull carries kind "prompt"
+// and the /netdist/v1/prompt body; a result of another kind is refused naming both; /interrupt with the
+// prompt id reaches the worker in its progress reply; the ticket is stale once its result came.
+TEST(ClusterProcess, DialInPullCarriesAWholePromptTaskOfKindPrompt) {
+  fs::path dir = scratch("whole_protocol");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--local-workers", "0"}), dir / "c.log");
+  auto caps = nlohmann::json::parse(call(coord.url(), "GET", "/netdist/v1/capabilities").body, nullptr, false);
+  ASSERT_TRUE(caps.is_object());
+  HttpReply pulled;
+  std::thread puller([&] {
+    pulled = call(coord.url(), "POST", "/netdist/v1/pull",
+                  nlohmann::json{{"worker_id", "fake"}, {"url", "fake"}, {"capabilities", caps}}.dump());
+  });
+  wait_alive(coord.url(), 2);  // this process's runner and the fake worker
+  const std::string id = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 1));
+  puller.join();
+  ASSERT_EQ(pulled.status, 200) << pulled.body;
+  auto task = nlohmann::json::parse(pulled.body, nullptr, false);
+  ASSERT_TRUE(task.is_object());
+  EXPECT_EQ(task["kind"], "prompt");
+  EXPECT_EQ(task["prompt_id"], id);
+  EXPECT_TRUE(task["prompt"].is_object() && task["outputs_to_execute"].is_array()) << task.dump();
+  EXPECT_FALSE(task.contains("workflow"));
+  ASSERT_TRUE(task["ticket"].is_number_unsigned());
+  const std::string ticket = std::to_string(task["ticket"].get<uint64_t>());
+  const std::string result = "/netdist/v1/result?worker_id=fake&ticket=" + ticket;
+
+  HttpReply wrong = call(coord.url(), "POST", result + "&status=200&kind=shard", "x");
+  EXPECT_EQ(wrong.status, 400);
+  EXPECT_NE(wrong.body.find("is a prompt task, not a shard task"), std::string::npos) << wrong.body;
+  HttpReply unknown = call(coord.url(), "POST", result + "&status=200&kind=tile", "x");
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_NE(unknown.body.find("result kind 'tile'"), std::string::npos) << unknown.body;
+
+  EXPECT_EQ(call(coord.url(), "POST", "/interrupt", nlohmann::json{{"prompt_id", id}}.dump()).status, 200);
+  const std::string progress =
+      nlohmann::json{{"worker_id", "fake"}, {"ticket", task["ticket"]}, {"step", 1}, {"steps", 3}}.dump();
+  bool interrupt = false;
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!interrupt && Clock::now() < deadline) {
+    auto r = nlohmann::json::parse(call(coord.url(), "POST", "/netdist/v1/progress", progress).body, nullptr, false);
+    interrupt = r.is_object() && r.value("interrupt", false);
+    if (!interrupt) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(interrupt) << "the prompt's interrupt never reached the dial-in worker";
+  EXPECT_EQ(call(coord.url(), "POST", result + "&status=409&kind=prompt", R"({"error": {}})").status, 200);
+  EXPECT_EQ(call(coord.url(), "POST", result + "&status=409&kind=prompt", R"({"error": {}})").status, 409)
+      << "the ticket is stale once its result came";
+  auto h = wait_history(coord.url(), id);
+  EXPECT_EQ(h["status"]["status_str"], "error");
+  EXPECT_EQ(h["status"]["messages"].back()[0], "execution_interrupted");
+}
+
+// Starts a whole prompt on one slow worker (connect-out, or dial-in through --join), interrupts another
+// prompt id (nothing happens) and then its own: the prompt ends interrupted and the worker stops it.
+void interrupt_whole_prompt(const std::string& name, bool dial_in) {
+  fs::path dir = scratch(name);
+  std::unique_ptr<Proc> coord_out, w_out;
+  if (dial_in) {
+    coord_out = std::make_unique<Proc>(
+        coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0"}), dir / "c.log");
+    w_out = std::make_unique<Proc>(worker_args(dir / "w", {"--join", coord_out->url(), "--test-step-delay-ms", "1000"}),
+                                   dir / "w.log");
+  } else {
+    w_out = std::make_unique<Proc>(worker_args(dir / "w", {"--test-step-delay-ms", "1000"}), dir / "w.log");
+    coord_out = std::make_unique<Proc>(
+        coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w_out->url()}), dir / "c.log");
+  }
+  Proc& coord = *coord_out;
+  Proc& w = *w_out;
   wait_alive(coord.url(), 1);
   const std::string id = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 1));
   const auto deadline = Clock::now() + std::chrono::seconds(30);
@@ -597,6 +692,15 @@ TEST(ClusterProcess, InterruptByPromptIdStopsAWholePromptOnItsWorker) {
   }
   EXPECT_TRUE(idle) << "the worker stopped the prompt";
   EXPECT_EQ(worker_field(coord.url(), "prompts_done")[w.url()], 0);
+}
+
+TEST(ClusterProcess, InterruptByPromptIdStopsAWholePromptOnItsWorker) {
+  interrupt_whole_prompt("whole_interrupt", false);
+}
+
+// The interrupt rides on the reply to the dial-in worker's next progress post.
+TEST(ClusterProcess, InterruptByPromptIdStopsAWholePromptOnADialInWorker) {
+  interrupt_whole_prompt("whole_interrupt_dialin", true);
 }
 
 // A free loopback port (bound, read and closed: a restarted coordinator can take the same one).
