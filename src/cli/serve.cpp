@@ -62,6 +62,7 @@ struct ClusterFlags {
   int test_heartbeat_ms = 0;
   double shard_timeout_s = 600;
   int max_concurrent_prompts = 0;
+  std::string queue_policy = "fifo";
 };
 
 std::vector<std::string> split_commas(const std::string& text) {
@@ -90,6 +91,11 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
                  "%s: WARNING: --insecure: listening on %s with no authentication; anyone who can reach the "
                  "port can run prompts and read every output\n",
                  role, options.listen.c_str());
+  }
+  auto policy_check = server::make_queue_policy(flags.queue_policy);
+  if (!policy_check.is_ok()) {
+    std::fprintf(stderr, "%s: --queue-policy: %s\n", role, policy_check.status().message().c_str());
+    return 2;
   }
   auto setup = make_node_registry(setup_options);
   if (!setup.is_ok()) {
@@ -139,7 +145,8 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   server::Backend& backend =
       coordinator_backend ? static_cast<server::Backend&>(*coordinator_backend) : graph_backend;
   server::HttpServer http(options, backend);
-  Status s = http.start();
+  Status s = http.state().queue().set_policy(flags.queue_policy);
+  if (s.is_ok()) s = http.start();
   if (!s.is_ok()) {
     std::fprintf(stderr, "%s: %s\n", role, s.to_string().c_str());
     return 1;
@@ -255,6 +262,9 @@ CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::
                     "coordinator: worker heartbeat period; a dial-in lease is 3 of them (tests only)")
         ->group("");
   }
+  cmd->add_option("--queue-policy", flags->queue_policy,
+                  "which pending prompt runs next: fifo (default, ComfyUI's order), lifo, priority, sjf, fair "
+                  "(docs/scheduling.md)");
   cmd->add_option("--join", flags->join,
                   "worker: dial in to this coordinator URL (the worker long-polls it for shards; the "
                   "coordinator never connects back, so NAT and firewalls are fine)");

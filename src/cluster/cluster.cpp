@@ -7,6 +7,7 @@
 #include "cluster/shard_inputs.h"
 #include "engine/micro_batch.h"
 #include "engine/runtime/tensor_io.h"
+#include "server/prompt_cost.h"
 
 namespace netdist::cluster {
 
@@ -33,9 +34,11 @@ struct Cluster::Task {
   std::shared_ptr<Job> job;
   size_t shard = 0;
   int64_t row_begin = 0, row_end = 0;
+  double units = 0;  // predicted work (cost_model.h units)
 };
 
-// A dial-in worker's mailbox: the task (a shard or a whole prompt) its thread handed over, until the worker reports its outcome.
+// A dial-in worker's mailbox: the task (a shard or a whole prompt) its thread handed over, until the worker
+// reports its outcome.
 struct DialInMail {
   uint64_t ticket = 0;
   std::string shard_id;  // the shard id, or a whole prompt's task id
@@ -60,6 +63,10 @@ struct Cluster::Worker {
   std::chrono::steady_clock::time_point last_seen;
   int pulls_held = 0;
   std::optional<DialInMail> mail;
+  CostModel cost;
+  bool busy = false;  // running a shard that started at busy_since and was predicted at busy_units
+  std::chrono::steady_clock::time_point busy_since;
+  double busy_units = 0;
 };
 
 namespace {
@@ -81,7 +88,40 @@ Result<at::Tensor> decode_shard_reply(const std::string& who, const std::string&
   return it->second.clone();
 }
 
+double seconds_since_epoch(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
 }  // namespace
+
+bool Cluster::takes_now(const Worker& w, const Task& front) const {
+  const auto now_tp = std::chrono::steady_clock::now();
+  const double now = seconds_since_epoch(now_tp);
+  std::vector<WorkerForecast> forecasts;
+  size_t self = 0;
+  for (const auto& x : workers_) {
+    if (x.get() == &w) {
+      self = forecasts.size();
+      forecasts.push_back({now, x->cost.seconds_per_unit()});
+      continue;
+    }
+    if (!eligible(*x, *front.job)) continue;
+    double free_at = now;
+    if (x->busy) {
+      const double predicted = x->busy_units * x->cost.seconds_per_unit().value_or(0.0);
+      free_at = seconds_since_epoch(x->busy_since) + predicted;
+      // A shard running past twice its prediction says the model is wrong for it: do not wait on it.
+      if (now - seconds_since_epoch(x->busy_since) > 2 * predicted + 1.0) continue;
+    }
+    forecasts.push_back({free_at, x->cost.seconds_per_unit()});
+  }
+  std::vector<double> units;
+  for (const Task& t : queue_) {
+    if (units.size() >= 256) break;
+    if (eligible(w, *t.job)) units.push_back(t.units);
+  }
+  return should_take_shard(forecasts, self, units, now);
+}
 
 Cluster::Cluster(ClusterOptions options, ShardRunner* local) : options_(std::move(options)), local_(local) {}
 
@@ -100,6 +140,7 @@ void Cluster::start() {
     w->url = "local";
     w->local = true;
     w->caps = local_->capabilities();
+    w->cost.seed_from_capabilities(*w->caps);
     workers_.push_back(w);
   }
   for (const std::string& url : options_.worker_urls) {
@@ -347,6 +388,7 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
       std::unique_lock<std::mutex> lock(mutex_);
       if (caps.is_object()) {
         w->caps = caps;
+        w->cost.seed_from_capabilities(caps);
         cv_.notify_all();
       } else {
         cv_.wait_for(lock, options_.retry_delay, [&] { return stopping_; });
@@ -356,11 +398,15 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
     Task task;
     {
       std::unique_lock<std::mutex> lock(mutex_);
+      // The first shard this worker may run, unless another worker would finish it sooner (declined).
+      bool declined = false;
       auto pick = [&] {
-        return std::find_if(queue_.begin(), queue_.end(),
-                            [&](const Task& t) { return eligible(*w, *t.job); });
+        auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Task& t) { return eligible(*w, *t.job); });
+        declined = it != queue_.end() && !takes_now(*w, *it);
+        return declined ? queue_.end() : it;
       };
-      if (!cv_.wait_for(lock, options_.heartbeat, [&] { return stopping_ || pick() != queue_.end(); })) {
+      if (!cv_.wait_for(lock, options_.heartbeat,
+                        [&] { return stopping_ || pick() != queue_.end() || declined; })) {
         if (w->local) continue;
         if (w->dial_in) {  // its pulls are its heartbeat
           if (lease_lost(*w)) w->caps.reset();
@@ -377,10 +423,17 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
         continue;
       }
       if (stopping_) return;
+      if (declined) {  // re-check when notified or soon: busy workers' forecasts change with time
+        cv_.wait_for(lock, std::chrono::milliseconds(50));
+        continue;
+      }
       auto it = pick();
       task = *it;
       queue_.erase(it);
       task.job->running.push_back(w.get());
+      w->busy = true;
+      w->busy_since = std::chrono::steady_clock::now();
+      w->busy_units = task.units;
     }
     Status failed;
     at::Tensor rows;
@@ -399,6 +452,11 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
         failed = r.status();
     }
     std::lock_guard<std::mutex> lock(mutex_);
+    w->busy = false;
+    if (failed.is_ok() && !task.job->whole) {  // the cost model measures row shards only
+      w->cost.observe(task.units,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - w->busy_since).count());
+    }
     Job& job = *task.job;
     job.running.erase(std::find(job.running.begin(), job.running.end(), w.get()));
     if (failed.is_ok()) {
@@ -469,6 +527,8 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
   // One shard per micro-batch (engine/micro_batch.h): any split along these bounds equals the unsplit batch.
   const std::vector<int64_t> bounds = micro_batch_bounds(rows);
   const size_t shards = bounds.size() - 1;
+  const auto work = server::sampler_work(prompt, sampler_id);
+  const double units_per_row = work ? work->units_per_row() : 1.0;
   job->results.resize(shards);
   job->attempts.assign(shards, 0);
   {
@@ -477,7 +537,9 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
     if (workers_.empty())
       return Status::unavailable("no workers: start some with --workers, --join or --local-workers");
     job->id = "job" + std::to_string(++next_job_);
-    for (size_t i = 0; i < shards; ++i) queue_.push_back(Task{job, i, bounds[i], bounds[i + 1]});
+    for (size_t i = 0; i < shards; ++i) {
+      queue_.push_back(Task{job, i, bounds[i], bounds[i + 1], units_per_row * double(bounds[i + 1] - bounds[i])});
+    }
   }
   cv_.notify_all();
   int64_t steps = 0;  // the sampler's step count, once a worker's status reported it
@@ -594,7 +656,8 @@ Result<PromptReply> Cluster::run_prompt(const std::string& prompt_id, const Json
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) return Status::unavailable("the coordinator is stopping");
     job->id = "job" + std::to_string(++next_job_);
-    queue_.push_back(Task{job, 0, 0, 1});
+    // Its predicted work (prompt_cost.h) lets the earliest-finish choice see a worker busy with it.
+    queue_.push_back(Task{job, 0, 0, 1, server::predict_prompt_units(prompt)});
   }
   cv_.notify_all();
   auto last_capable = std::chrono::steady_clock::now();
@@ -649,7 +712,9 @@ Json Cluster::status() {
                        {"shards_done", w->shards_done},
                        {"rows_done", w->rows_done},
                        {"prompts_done", w->prompts_done},
-                       {"failures", w->failures}});
+                       {"failures", w->failures},
+                       {"seconds_per_unit", w->cost.seconds_per_unit() ? Json(*w->cost.seconds_per_unit()) : Json()},
+                       {"samples", w->cost.samples()}});
   }
   return Json{{"workers", workers}, {"queued", queue_.size()}};
 }

@@ -13,7 +13,11 @@
 //    coordinator restart) is told so (kNotFound) and registers again by pulling with its capabilities.
 // Each worker has one coordinator-side thread that PULLS the next shard it is able to run (capability
 // matching: it has every node class and checkpoint the shard needs) from one shared FIFO queue, so a fast
-// worker simply takes more shards. A shard whose worker fails (connection refused or reset, timeout, lease
+// worker simply takes more shards. Before taking one it asks the cost model (cost_model.h: per-worker seconds
+// per unit, seeded from the capabilities benchmark, fitted from finished shards) whether another eligible
+// worker would finish it sooner, busy ones included; if so it leaves the shard and re-checks when notified or
+// after 50 ms (the last shard of a batch waits for the fast worker instead of going to a slow one). A shard
+// whose worker fails (connection refused or reset, timeout, lease
 // lost, a worker-side error) goes back to the front of the queue and the worker must show it is alive again
 // (answer GET /netdist/v1/capabilities, or pull) before it gets another; a shard's result is kept once, so
 // retries never duplicate rows. A shard that failed max_attempts times fails its prompt with the last error.
@@ -47,6 +51,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster/http_client.h"
+#include "cluster/cost_model.h"
 #include "cluster/shard.h"
 #include "cluster/shard_runner.h"
 #include "core/status.h"
@@ -125,7 +130,8 @@ class Cluster {
   int remote_workers_alive();
 
   // {"workers": [{"url", "worker_id" (dial-in) | null, "dial_in", "alive", "shards_done", "rows_done",
-  //   "prompts_done", "failures"}], "queued": n} (shards_done counts row shards and whole prompts.)
+  //   "prompts_done", "failures", "seconds_per_unit" (null until known), "samples" (shards measured)}],
+  //   "queued": n} (shards_done counts row shards and whole prompts.)
   Json status();
 
  private:
@@ -144,6 +150,8 @@ class Cluster {
   bool eligible(const Worker& w, const Job& job) const;
   // Gives up on an unfinished job: drops its queued tasks and interrupts the workers running one.
   void abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Job>& job);
+  // Earliest predicted finish (cost_model.h) for `front`, the first queued shard `w` may run. Lock held.
+  bool takes_now(const Worker& w, const Task& front) const;
 
   ClusterOptions options_;
   ShardRunner* local_;

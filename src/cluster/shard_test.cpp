@@ -5,7 +5,7 @@
 namespace netdist::cluster {
 namespace {
 
-Json prompt() {
+Json shard_prompt() {
   return Json::parse(R"({
     "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "a.safetensors"}},
     "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 8}},
@@ -18,7 +18,7 @@ Json prompt() {
 }
 
 TEST(Shard, WorkflowKeepsAncestorsAndRenamesTheSampler) {
-  auto wf = shard_workflow(prompt(), "3", 2, 5);
+  auto wf = shard_workflow(shard_prompt(), "3", 2, 5);
   ASSERT_TRUE(wf.is_ok()) << wf.status().to_string();
   EXPECT_FALSE(wf->contains("8"));
   EXPECT_FALSE(wf->contains("9"));
@@ -30,16 +30,16 @@ TEST(Shard, WorkflowKeepsAncestorsAndRenamesTheSampler) {
 }
 
 TEST(Shard, BadRequestsNameTheNode) {
-  EXPECT_NE(shard_workflow(prompt(), "8", 0, 1).status().message().find("8"), std::string::npos);
-  EXPECT_FALSE(shard_workflow(prompt(), "77", 0, 1).is_ok());
-  EXPECT_FALSE(shard_workflow(prompt(), "3", 3, 3).is_ok());
-  Json broken = prompt();
+  EXPECT_NE(shard_workflow(shard_prompt(), "8", 0, 1).status().message().find("8"), std::string::npos);
+  EXPECT_FALSE(shard_workflow(shard_prompt(), "77", 0, 1).is_ok());
+  EXPECT_FALSE(shard_workflow(shard_prompt(), "3", 3, 3).is_ok());
+  Json broken = shard_prompt();
   broken["3"]["inputs"]["model"] = Json::array({"404", 0});
   EXPECT_NE(shard_workflow(broken, "3", 0, 1).status().message().find("404"), std::string::npos);
 }
 
 TEST(Shard, RequirementsAndMissing) {
-  Requirements req = shard_requirements(prompt(), "3");
+  Requirements req = shard_requirements(shard_prompt(), "3");
   EXPECT_EQ(req.checkpoints, std::set<std::string>({"a.safetensors"}));
   EXPECT_TRUE(req.node_classes.count("KSampler"));
   EXPECT_FALSE(req.node_classes.count("SaveImage"));
@@ -52,7 +52,7 @@ TEST(Shard, RequirementsAndMissing) {
   caps["node_classes"].push_back("KSampler");
   caps["models"].push_back({{"name", "a.safetensors"}});
   EXPECT_TRUE(missing_requirements(req, caps).empty());
-  EXPECT_EQ(splittable_samplers(prompt()), std::vector<std::string>({"3"}));
+  EXPECT_EQ(splittable_samplers(shard_prompt()), std::vector<std::string>({"3"}));
 }
 
 TEST(Shard, WholePromptOnlyForBatchOneWithoutInputFiles) {

@@ -26,7 +26,7 @@ const char kConv[] = "model.diffusion_model.input_blocks.1.0.in_layers.2.weight"
 const char kProjIn[] = "model.diffusion_model.input_blocks.1.1.proj_in.weight";
 const char kClipQ[] = "clip_l.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight";
 
-std::shared_ptr<Model> tiny() {
+std::shared_ptr<Model> lora_tiny_model() {
   static std::shared_ptr<Model> model = [] {
     auto m = load_model(std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors", {});
     EXPECT_TRUE(m.is_ok()) << m.status().to_string();
@@ -71,7 +71,7 @@ Pair low_rank_pair(int64_t out, int64_t in, int64_t rank, std::vector<int64_t> k
 class LoraTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(tiny());
+    ASSERT_TRUE(lora_tiny_model());
     dir_ = fs::temp_directory_path() / ("netdist_lora_" + std::to_string(::getpid()));
     fs::create_directories(dir_);
   }
@@ -101,7 +101,7 @@ class LoraTest : public ::testing::Test {
 };
 
 TEST_F(LoraTest, KohyaPatchesEqualWPlusScaledProductAndUndo) {
-  Model& base = *tiny();
+  Model& base = *lora_tiny_model();
   const at::Tensor q0 = unet_param(base, kQ).clone(), conv0 = unet_param(base, kConv).clone(),
                    c0 = clip_param(base).clone();
   Pair q = low_rank_pair(q0.size(0), q0.size(1), 4);
@@ -120,7 +120,7 @@ TEST_F(LoraTest, KohyaPatchesEqualWPlusScaledProductAndUndo) {
       {"lora_unet_no_such_block.lora_up.weight", at::zeros({2, 2})},
   };
   const std::string path = write("kohya.safetensors", lora);
-  auto patched = apply_lora(tiny(), path, 0.8, -0.5);
+  auto patched = apply_lora(lora_tiny_model(), path, 0.8, -0.5);
   ASSERT_TRUE(patched.is_ok()) << patched.status().to_string();
   Model& m = **patched;
   EXPECT_EQ(m.unet_patches_.size(), 2u);
@@ -141,7 +141,7 @@ TEST_F(LoraTest, KohyaPatchesEqualWPlusScaledProductAndUndo) {
 }
 
 TEST_F(LoraTest, DiffusersAndPeftKeys) {
-  Model& base = *tiny();
+  Model& base = *lora_tiny_model();
   const at::Tensor q0 = unet_param(base, kQ).clone(), p0 = unet_param(base, kProjIn).clone(),
                    c0 = clip_param(base).clone();
   Pair q = low_rank_pair(q0.size(0), q0.size(1), 2, {}, 4);
@@ -157,7 +157,7 @@ TEST_F(LoraTest, DiffusersAndPeftKeys) {
       {"text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_B.weight", c.up},
       {"text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_A.weight", c.down},
   };
-  auto patched = apply_lora(tiny(), write("diffusers.safetensors", lora), 1.0, 1.0);
+  auto patched = apply_lora(lora_tiny_model(), write("diffusers.safetensors", lora), 1.0, 1.0);
   ASSERT_TRUE(patched.is_ok()) << patched.status().to_string();
   Model& m = **patched;
   std::lock_guard<std::mutex> lock(*m.mutex_);
@@ -170,7 +170,7 @@ TEST_F(LoraTest, DiffusersAndPeftKeys) {
 }
 
 TEST_F(LoraTest, StrengthZeroRendersTheBaseImageAndTheBaseStaysUnchanged) {
-  Model& base = *tiny();
+  Model& base = *lora_tiny_model();
   const at::Tensor q0 = unet_param(base, kQ).clone();
   Pair q = low_rank_pair(q0.size(0), q0.size(1), 4, {}, 9);
   runtime::WeightMap lora = {
@@ -179,10 +179,10 @@ TEST_F(LoraTest, StrengthZeroRendersTheBaseImageAndTheBaseStaysUnchanged) {
   };
   const std::string path = write("strong.safetensors", lora);
   const std::vector<uint8_t> before = render(base);
-  auto zero = apply_lora(tiny(), path, 0.0, 0.0);
+  auto zero = apply_lora(lora_tiny_model(), path, 0.0, 0.0);
   ASSERT_TRUE(zero.is_ok()) << zero.status().to_string();
   EXPECT_EQ(render(**zero), before);
-  auto strong = apply_lora(tiny(), path, 1.0, 1.0);
+  auto strong = apply_lora(lora_tiny_model(), path, 1.0, 1.0);
   ASSERT_TRUE(strong.is_ok());
   EXPECT_NE(render(**strong), before);
   EXPECT_EQ(render(base), before);
@@ -191,14 +191,14 @@ TEST_F(LoraTest, StrengthZeroRendersTheBaseImageAndTheBaseStaysUnchanged) {
 
 // The base and a patched handle share modules: calls from two threads must each see their own weights.
 TEST_F(LoraTest, ConcurrentCallsOnBaseAndPatchedHandlesDoNotMix) {
-  Model& base = *tiny();
+  Model& base = *lora_tiny_model();
   const at::Tensor q0 = unet_param(base, kQ);
   Pair q = low_rank_pair(q0.size(0), q0.size(1), 4, {}, 11);
   runtime::WeightMap lora = {
       {"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_up.weight", q.up * 20},
       {"lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_down.weight", q.down * 20},
   };
-  auto patched = apply_lora(tiny(), write("threads.safetensors", lora), 1.0, 1.0);
+  auto patched = apply_lora(lora_tiny_model(), write("threads.safetensors", lora), 1.0, 1.0);
   ASSERT_TRUE(patched.is_ok()) << patched.status().to_string();
   const std::vector<uint8_t> want_base = render(base), want_patched = render(**patched);
   ASSERT_NE(want_base, want_patched);
@@ -215,12 +215,12 @@ TEST_F(LoraTest, FailurePathsNameTheFile) {
   const std::string corrupt = (dir_ / "corrupt.safetensors").string();
   const std::string bytes("\x10\0\0\0\0\0\0\0{not json at all", 24);
   std::ofstream(corrupt, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  auto bad = apply_lora(tiny(), corrupt, 1.0, 1.0);
+  auto bad = apply_lora(lora_tiny_model(), corrupt, 1.0, 1.0);
   ASSERT_FALSE(bad.is_ok());
   EXPECT_NE(bad.status().message().find("corrupt.safetensors"), std::string::npos)
       << bad.status().to_string();
 
-  auto missing = apply_lora(tiny(), (dir_ / "missing.safetensors").string(), 1.0, 1.0);
+  auto missing = apply_lora(lora_tiny_model(), (dir_ / "missing.safetensors").string(), 1.0, 1.0);
   ASSERT_FALSE(missing.is_ok());
   EXPECT_NE(missing.status().message().find("missing.safetensors"), std::string::npos)
       << missing.status().to_string();
@@ -228,14 +228,14 @@ TEST_F(LoraTest, FailurePathsNameTheFile) {
   const std::string nothing =
       write("unrelated.safetensors", {{"lora_unet_foo.lora_up.weight", at::zeros({2, 2})},
                                       {"lora_unet_foo.lora_down.weight", at::zeros({2, 2})}});
-  auto none = apply_lora(tiny(), nothing, 1.0, 1.0);
+  auto none = apply_lora(lora_tiny_model(), nothing, 1.0, 1.0);
   ASSERT_FALSE(none.is_ok());
   EXPECT_NE(none.status().message().find("unrelated.safetensors"), std::string::npos)
       << none.status().to_string();
 
   const std::string half =
       write("half.safetensors", {{"lora_unet_input_blocks_1_1_proj_in.lora_up.weight", at::zeros({2, 2})}});
-  auto unpaired = apply_lora(tiny(), half, 1.0, 1.0);
+  auto unpaired = apply_lora(lora_tiny_model(), half, 1.0, 1.0);
   ASSERT_FALSE(unpaired.is_ok());
   EXPECT_NE(unpaired.status().message().find("half.safetensors"), std::string::npos)
       << unpaired.status().to_string();

@@ -24,7 +24,7 @@ using graph::Value;
 
 namespace {
 
-void replace_all(std::string& s, const std::string& from, const std::string& to) {
+void replace_all_in_place(std::string& s, const std::string& from, const std::string& to) {
   for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) s.replace(pos, from.size(), to);
 }
 
@@ -60,7 +60,7 @@ Result<std::vector<SavedImage>> write_numbered_locked(const fs::path& folder, co
   std::vector<SavedImage> saved;
   for (size_t b = 0; b < pngs.size(); ++b) {
     std::string base = name;
-    replace_all(base, "%batch_num%", std::to_string(b));
+    replace_all_in_place(base, "%batch_num%", std::to_string(b));
     char num[16];
     std::snprintf(num, sizeof num, "%05d", counter);
     const std::string file = base + "_" + num + "_.png";
@@ -93,14 +93,14 @@ Result<std::vector<SavedImage>> save_images(const at::Tensor& images, const std:
   std::time_t now = std::time(nullptr);
   std::tm tm{};
   localtime_r(&now, &tm);
-  replace_all(prefix, "%width%", std::to_string(images.size(2)));
-  replace_all(prefix, "%height%", std::to_string(images.size(1)));
-  replace_all(prefix, "%year%", std::to_string(tm.tm_year + 1900));
-  replace_all(prefix, "%month%", two_digits(tm.tm_mon + 1));
-  replace_all(prefix, "%day%", two_digits(tm.tm_mday));
-  replace_all(prefix, "%hour%", two_digits(tm.tm_hour));
-  replace_all(prefix, "%minute%", two_digits(tm.tm_min));
-  replace_all(prefix, "%second%", two_digits(tm.tm_sec));
+  replace_all_in_place(prefix, "%width%", std::to_string(images.size(2)));
+  replace_all_in_place(prefix, "%height%", std::to_string(images.size(1)));
+  replace_all_in_place(prefix, "%year%", std::to_string(tm.tm_year + 1900));
+  replace_all_in_place(prefix, "%month%", two_digits(tm.tm_mon + 1));
+  replace_all_in_place(prefix, "%day%", two_digits(tm.tm_mday));
+  replace_all_in_place(prefix, "%hour%", two_digits(tm.tm_hour));
+  replace_all_in_place(prefix, "%minute%", two_digits(tm.tm_min));
+  replace_all_in_place(prefix, "%second%", two_digits(tm.tm_sec));
   const fs::path normal = fs::path(prefix).lexically_normal();
   const std::string subfolder = normal.parent_path().generic_string();
   const std::string name = normal.filename().string();

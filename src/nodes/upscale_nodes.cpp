@@ -14,7 +14,7 @@ using graph::Value;
 
 namespace {
 
-constexpr int64_t kMaxResolution = 16384;
+constexpr int64_t kUpscaleMaxResolution = 16384;
 
 const std::vector<std::string> kLatentMethods = {"nearest-exact", "bilinear", "area", "bicubic", "bislerp"};
 const std::vector<std::string> kImageMethods = {"nearest-exact", "bilinear", "area", "bicubic", "lanczos"};
@@ -56,8 +56,9 @@ void register_upscale_nodes(graph::NodeRegistry& r) {
       make_schema(
           "LatentUpscale", "Upscale Latent", "latent",
           {graph::link_input("samples", "LATENT"), graph::combo_input("upscale_method", kLatentMethods),
-           graph::int_input("width", 512, 0, kMaxResolution, 8),
-           graph::int_input("height", 512, 0, kMaxResolution, 8), graph::combo_input("crop", kCropMethods)},
+           graph::int_input("width", 512, 0, kUpscaleMaxResolution, 8),
+           graph::int_input("height", 512, 0, kUpscaleMaxResolution, 8),
+           graph::combo_input("crop", kCropMethods)},
           {"LATENT"}),
       [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
         ND_ASSIGN_OR_RETURN(auto s, need<LatentObject>(in, "samples"));
@@ -87,12 +88,12 @@ void register_upscale_nodes(graph::NodeRegistry& r) {
               });
   add_fn_node(
       r,
-      make_schema(
-          "ImageScale", "Upscale Image", "image/upscaling",
-          {graph::link_input("image", "IMAGE"), graph::combo_input("upscale_method", kImageMethods),
-           graph::int_input("width", 512, 0, kMaxResolution, 1),
-           graph::int_input("height", 512, 0, kMaxResolution, 1), graph::combo_input("crop", kCropMethods)},
-          {"IMAGE"}),
+      make_schema("ImageScale", "Upscale Image", "image/upscaling",
+                  {graph::link_input("image", "IMAGE"), graph::combo_input("upscale_method", kImageMethods),
+                   graph::int_input("width", 512, 0, kUpscaleMaxResolution, 1),
+                   graph::int_input("height", 512, 0, kUpscaleMaxResolution, 1),
+                   graph::combo_input("crop", kCropMethods)},
+                  {"IMAGE"}),
       [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
         ND_ASSIGN_OR_RETURN(auto image, need<ImageObject>(in, "image"));
         int64_t width = in.get_int("width"), height = in.get_int("height");

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "server/prompt_cost.h"
+
 namespace netdist::server {
 
 namespace {
@@ -19,7 +21,22 @@ bool item_less(const QueueItem& a, const QueueItem& b) {
 
 }  // namespace
 
-PromptQueue::PromptQueue(size_t max_history) : max_history_(max_history) {}
+PromptQueue::PromptQueue(size_t max_history) : max_history_(max_history) {
+  policy_ = make_queue_policy("fifo").value();
+}
+
+Status PromptQueue::set_policy(const std::string& name) {
+  ND_ASSIGN_OR_RETURN(std::unique_ptr<QueuePolicy> policy, make_queue_policy(name));
+  std::lock_guard lock(mutex_);
+  policy_ = std::move(policy);
+  policy_name_ = name;
+  return Status::ok();
+}
+
+std::string PromptQueue::policy_name() const {
+  std::lock_guard lock(mutex_);
+  return policy_name_;
+}
 
 void PromptQueue::set_on_change(std::function<void(int64_t)> on_change) {
   std::lock_guard lock(mutex_);
@@ -43,10 +60,20 @@ int64_t PromptQueue::take_number(bool front) {
 }
 
 void PromptQueue::put(QueueItem item) {
+  Pending pending;
+  pending.info.enqueued = std::chrono::steady_clock::now();
+  auto settings = parse_queue_settings(item.extra_data);
+  if (settings.is_ok()) pending.info.settings = *settings;
+  if (item.extra_data.is_object() && item.extra_data.contains("client_id") && item.extra_data["client_id"].is_string())
+    pending.info.client_id = item.extra_data["client_id"].get<std::string>();
+  pending.info.predicted_units = predict_prompt_units(item.prompt);
+  pending.item = std::move(item);
   {
     std::lock_guard lock(mutex_);
-    auto pos = std::upper_bound(pending_.begin(), pending_.end(), item, item_less);
-    pending_.insert(pos, std::move(item));
+    pending.info.sequence = sequence_counter_++;
+    auto pos = std::upper_bound(pending_.begin(), pending_.end(), pending,
+                                [](const Pending& a, const Pending& b) { return item_less(a.item, b.item); });
+    pending_.insert(pos, std::move(pending));
     notify_change_locked();
   }
   cv_.notify_all();
@@ -58,9 +85,21 @@ std::optional<PromptQueue::Running> PromptQueue::get(std::chrono::milliseconds t
     std::unique_lock lock(mutex_);
     cv_.wait_for(lock, timeout, [&] { return shutdown_ || flags_set_ || !pending_.empty(); });
     if (shutdown_ || pending_.empty()) return std::nullopt;
-    running.item = std::move(pending_.front());
-    pending_.erase(pending_.begin());
+    std::vector<const PendingPrompt*> view;
+    view.reserve(pending_.size());
+    for (Pending& p : pending_) {
+      p.info.item = &p.item;
+      view.push_back(&p.info);
+    }
+    const size_t picked = policy_->pick(view, std::chrono::steady_clock::now());
+    ND_ASSERT(picked < pending_.size(), "queue policy " + policy_name_ + " picked index " + std::to_string(picked) +
+                                            " of " + std::to_string(pending_.size()));
+    auto it = pending_.begin() + static_cast<std::ptrdiff_t>(picked);
+    running.item = std::move(it->item);
+    const double units = it->info.predicted_units;
+    pending_.erase(it);
     running.task_id = task_counter_++;
+    run_info_[running.task_id] = RunInfo{std::chrono::steady_clock::now(), units};
     running_.emplace(running.task_id, running.item);
     notify_change_locked();
   }
@@ -88,6 +127,12 @@ void PromptQueue::task_done(int64_t task_id, nlohmann::ordered_json outputs, nlo
     ND_ASSERT(it != running_.end(), "task_done for a task that is not running: " + std::to_string(task_id));
     QueueItem item = std::move(it->second);
     running_.erase(it);
+    auto info = run_info_.find(task_id);
+    if (info != run_info_.end()) {
+      policy_->finished(info->second.predicted_units,
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - info->second.started).count());
+      run_info_.erase(info);
+    }
     if (history_.size() > max_history_) {
       history_index_.erase(history_.front().first);
       history_.pop_front();
@@ -115,7 +160,7 @@ nlohmann::ordered_json PromptQueue::queue_json() const {
   nlohmann::ordered_json running = nlohmann::ordered_json::array();
   for (const auto& [id, item] : running_) running.push_back(item.to_json());
   nlohmann::ordered_json pending = nlohmann::ordered_json::array();
-  for (const auto& item : pending_) pending.push_back(item.to_json());
+  for (const auto& p : pending_) pending.push_back(p.item.to_json());
   return {{"queue_running", std::move(running)}, {"queue_pending", std::move(pending)}};
 }
 
@@ -147,7 +192,7 @@ bool PromptQueue::delete_queue_item(const std::string& prompt_id) {
   {
     std::lock_guard lock(mutex_);
     auto it = std::find_if(pending_.begin(), pending_.end(),
-                           [&](const QueueItem& item) { return item.prompt_id == prompt_id; });
+                           [&](const Pending& p) { return p.item.prompt_id == prompt_id; });
     if (it == pending_.end()) return false;
     pending_.erase(it);
     notify_change_locked();

@@ -1,5 +1,6 @@
 // ComfyUI's PromptQueue (execution.py): pending prompts ordered by (number, prompt_id), the prompts being
-// run, a bounded insertion-ordered history and the /free flags.
+// run, a bounded insertion-ordered history and the /free flags. Which pending prompt get() takes is the
+// queue policy's choice (queue_policy.h; fifo = ComfyUI's first pending prompt, the default).
 // Thread-safety: every method may be called from any thread. The change callback runs on the calling
 // thread with the queue's lock held, so callbacks see changes in order; it must not call the queue.
 #pragma once
@@ -10,6 +11,7 @@
 #include <functional>
 #include <list>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "server/backend.h"
+#include "server/queue_policy.h"
 
 namespace netdist::server {
 
@@ -42,13 +45,21 @@ class PromptQueue {
   // The queue number for a request without "number": the counter (negated when front), then counter+1.
   int64_t take_number(bool front);
 
+  // Adds a pending prompt. Its per-prompt settings come from parse_queue_settings(item.extra_data) (invalid
+  // settings count as the defaults: POST /prompt rejects them before this), its predicted work from
+  // predict_prompt_units(item.prompt).
   void put(QueueItem item);
+
+  // Replaces the policy that get() consults (fifo until then); invalid_argument naming the valid policies
+  // when `name` is unknown, and the current policy stays.
+  Status set_policy(const std::string& name);
+  std::string policy_name() const;
 
   struct Running {
     QueueItem item;
     int64_t task_id = 0;
   };
-  // Waits up to `timeout` for a pending prompt and moves the first one to running. Returns nullopt on
+  // Waits up to `timeout` for a pending prompt and moves the one the policy picks to running. Returns nullopt on
   // timeout, when a flag was set (set_flag), or after shutdown().
   std::optional<Running> get(std::chrono::milliseconds timeout);
   void shutdown();
@@ -91,8 +102,20 @@ class PromptQueue {
   int64_t task_counter_ = 0;
   bool shutdown_ = false;
   bool flags_set_ = false;
-  std::vector<QueueItem> pending_;  // sorted by (number, prompt_id)
+  struct Pending {
+    QueueItem item;
+    PendingPrompt info;  // info.item is set only while the policy picks
+  };
+  struct RunInfo {
+    std::chrono::steady_clock::time_point started;
+    double predicted_units = 0.0;
+  };
+  std::vector<Pending> pending_;  // sorted by (number, prompt_id)
   std::map<int64_t, QueueItem> running_;
+  std::map<int64_t, RunInfo> run_info_;  // by task id, for QueuePolicy::finished
+  std::unique_ptr<QueuePolicy> policy_;
+  std::string policy_name_ = "fifo";
+  uint64_t sequence_counter_ = 0;
   std::list<std::pair<std::string, nlohmann::ordered_json>> history_;
   std::unordered_map<std::string, std::list<std::pair<std::string, nlohmann::ordered_json>>::iterator> history_index_;
   nlohmann::ordered_json flags_ = nlohmann::ordered_json::object();

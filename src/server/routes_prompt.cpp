@@ -86,6 +86,9 @@ Response post_prompt(ServerState& state, const Request& request) {
   }
 
   ordered_json extra_data = body.contains("extra_data") && body["extra_data"].is_object() ? body["extra_data"] : ordered_json::object();
+  auto settings = parse_queue_settings(extra_data);
+  Status settings_ok = settings.is_ok() ? check_queue_settings(*settings, state.queue().policy_name()) : settings.status();
+  if (!settings_ok.is_ok()) return error_response(400, "invalid_queue_settings", settings_ok.message());
   if (body.contains("client_id")) extra_data["client_id"] = body["client_id"];
   ordered_json sensitive = ordered_json::object();
   for (const char* key : kSensitiveExtraDataKeys) {

@@ -63,6 +63,22 @@ TEST_F(RouteTest, InvalidPromptGets400WithComfyErrorBody) {
   EXPECT_EQ(r.json()["node_errors"], json::object());
 }
 
+TEST_F(RouteTest, BadQueueSettingsGet400NamingTheField) {
+  const std::pair<json, std::string> cases[] = {
+      {{{"netdist", {{"policy", "shortest"}}}}, "unknown queue policy 'shortest' (valid: fair, "},
+      {{{"netdist", {{"priority", "high"}}}}, "extra_data.netdist.priority must be an integer"},
+      {{{"netdist", {{"policy", "lifo"}}}}, "only honoured when the server runs --queue-policy fair"},
+  };
+  for (const auto& [extra, message] : cases) {
+    const HttpReply r = post("/prompt", json({{"prompt", prompt(1)}, {"extra_data", extra}}).dump());
+    ASSERT_EQ(r.status, 400) << r.body;
+    EXPECT_EQ(r.json()["error"]["type"], "invalid_queue_settings");
+    EXPECT_NE(r.json()["error"]["message"].get<std::string>().find(message), std::string::npos) << r.body;
+  }
+  const HttpReply ok = post("/prompt", json({{"prompt", prompt(1)}, {"extra_data", {{"netdist", {{"priority", 3}, {"policy", "fifo"}}}}}}).dump());
+  EXPECT_EQ(ok.status, 200) << ok.body;
+}
+
 TEST_F(RouteTest, MalformedJsonIs400WithMessage) {
   for (const char* route : {"/prompt", "/queue", "/history", "/free"}) {
     const HttpReply r = post(route, "{\"prompt\": ");

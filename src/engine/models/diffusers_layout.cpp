@@ -14,8 +14,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-bool ends_with(std::string_view s, std::string_view p) {
+bool layout_starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool layout_ends_with(std::string_view s, std::string_view p) {
   return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
 }
 
@@ -146,7 +146,7 @@ std::optional<std::string> rename(const std::vector<BlockPair>& pairs, const std
   size_t best_length = 0;
   for (const BlockPair& p : pairs) {
     const std::string& from = to_ldm ? p.diffusers : p.ldm;
-    if (from.size() > best_length && starts_with(name, from)) {
+    if (from.size() > best_length && layout_starts_with(name, from)) {
       best = &p;
       best_length = from.size();
     }
@@ -167,7 +167,7 @@ std::optional<std::string> rename(const std::vector<BlockPair>& pairs, const std
 bool is_vae_attention_weight(const std::string& ldm_name) {
   if (ldm_name.find("mid.attn_1.") == std::string::npos) return false;
   for (const char* leaf : {"q.weight", "k.weight", "v.weight", "proj_out.weight"}) {
-    if (ends_with(ldm_name, std::string("mid.attn_1.") + leaf)) return true;
+    if (layout_ends_with(ldm_name, std::string("mid.attn_1.") + leaf)) return true;
   }
   return false;
 }
@@ -176,7 +176,7 @@ Status convert_part(const WeightMap& from, const std::vector<BlockPair>& pairs, 
                     const std::string& from_prefix, const std::string& to_prefix, std::string_view what,
                     WeightMap& out) {
   for (const auto& [key, tensor] : from) {
-    if (!starts_with(key, from_prefix)) continue;
+    if (!layout_starts_with(key, from_prefix)) continue;
     std::optional<std::string> name = rename(pairs, key.substr(from_prefix.size()), to_ldm);
     if (!name) return Status::unsupported(std::string(what) + ": no " + (to_ldm ? "ldm" : "diffusers") +
                                           " name for tensor '" + key + "'");
@@ -215,8 +215,8 @@ Status copy_text_encoder(const WeightMap& from, const TextEncoderSpec* spec, std
     return Status::invalid_argument(std::string(folder) + ": this model family has no text encoder there");
   }
   for (const auto& [key, tensor] : from) {
-    if (ends_with(key, "position_ids")) continue;
-    if (!starts_with(key, "text_model.") && key != "text_projection.weight") {
+    if (layout_ends_with(key, "position_ids")) continue;
+    if (!layout_starts_with(key, "text_model.") && key != "text_projection.weight") {
       return Status::unsupported(std::string(folder) + ": tensor '" + key + "' is not a CLIPTextModel name");
     }
     out[spec->prefix + key] = tensor;
@@ -230,7 +230,7 @@ Result<WeightMap> load_component(const fs::path& dir, const TensorFileLoader& lo
   if (fs::is_directory(dir, ec)) {
     for (const auto& entry : fs::directory_iterator(dir, ec)) {
       const std::string name = entry.path().filename().string();
-      if (!ends_with(name, ".safetensors")) continue;
+      if (!layout_ends_with(name, ".safetensors")) continue;
       (name.find(".fp16.") != std::string::npos ? variant : plain).push_back(entry.path().string());
     }
   }
@@ -339,10 +339,10 @@ Result<DiffusersWeights> ldm_to_diffusers(const WeightMap& canonical, const Fami
   ND_RETURN_IF_ERROR(convert_part(canonical, vae_pairs(), false, info.vae_prefix, "", "canonical vae", out.vae));
   auto [first, second] = diffusers_encoders(info);
   for (const auto& [key, tensor] : canonical) {
-    if (starts_with(key, info.unet_prefix) || starts_with(key, info.vae_prefix)) continue;
-    if (first && starts_with(key, first->prefix)) {
+    if (layout_starts_with(key, info.unet_prefix) || layout_starts_with(key, info.vae_prefix)) continue;
+    if (first && layout_starts_with(key, first->prefix)) {
       out.text_encoder[key.substr(first->prefix.size())] = tensor;
-    } else if (second && starts_with(key, second->prefix)) {
+    } else if (second && layout_starts_with(key, second->prefix)) {
       out.text_encoder_2[key.substr(second->prefix.size())] = tensor;
     } else {
       return Status::unsupported("canonical tensor '" + key + "' has no place in a diffusers folder");

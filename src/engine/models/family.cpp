@@ -10,13 +10,14 @@ namespace netdist::models {
 
 namespace {
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-bool ends_with(std::string_view s, std::string_view p) {
+bool family_starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool family_ends_with(std::string_view s, std::string_view p) {
   return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
 }
 
 bool has_key_under(const WeightMap& weights, const std::string& prefix) {
-  return std::any_of(weights.begin(), weights.end(), [&](const auto& kv) { return starts_with(kv.first, prefix); });
+  return std::any_of(weights.begin(), weights.end(),
+                     [&](const auto& kv) { return family_starts_with(kv.first, prefix); });
 }
 
 }  // namespace
@@ -24,7 +25,7 @@ bool has_key_under(const WeightMap& weights, const std::string& prefix) {
 int count_numbered(const WeightMap& weights, std::string_view prefix) {
   std::set<int> seen;
   for (const auto& [key, tensor] : weights) {
-    if (!starts_with(key, prefix)) continue;
+    if (!family_starts_with(key, prefix)) continue;
     std::string_view rest = std::string_view(key).substr(prefix.size());
     size_t dot = rest.find('.');
     if (dot == 0 || dot == std::string_view::npos) continue;
@@ -43,7 +44,7 @@ int count_numbered(const WeightMap& weights, std::string_view prefix) {
 
 namespace {
 
-const at::Tensor* find(const WeightMap& weights, const std::string& key) {
+const at::Tensor* family_find(const WeightMap& weights, const std::string& key) {
   auto it = weights.find(key);
   return it == weights.end() ? nullptr : &it->second;
 }
@@ -51,8 +52,10 @@ const at::Tensor* find(const WeightMap& weights, const std::string& key) {
 bool is_unused(std::string_view key) {
   static const char* const kExact[] = {"betas", "alphas_cumprod", "alphas_cumprod_prev", "logvar", "lvlb_weights",
                                        "v_pred", "ztsnr", "log_one_minus_alphas_cumprod"};
-  if (starts_with(key, "model_ema.") || starts_with(key, "posterior_") || starts_with(key, "sqrt_")) return true;
-  if (ends_with(key, "position_ids")) return true;
+  if (family_starts_with(key, "model_ema.") || family_starts_with(key, "posterior_") ||
+      family_starts_with(key, "sqrt_"))
+    return true;
+  if (family_ends_with(key, "position_ids")) return true;
   return std::any_of(std::begin(kExact), std::end(kExact), [&](const char* k) { return key == k; });
 }
 
@@ -73,7 +76,7 @@ std::string_view prediction_name(Prediction prediction) { return prediction == P
 Result<UnetSignature> read_ldm_unet_signature(const WeightMap& weights, std::string_view prefix_view) {
   const std::string prefix(prefix_view);
   const std::string conv_in_key = prefix + "input_blocks.0.0.weight";
-  const at::Tensor* conv_in = find(weights, conv_in_key);
+  const at::Tensor* conv_in = family_find(weights, conv_in_key);
   if (conv_in == nullptr || conv_in->dim() != 4) {
     return Status::not_found("no SD UNet in the checkpoint: tensor '" + conv_in_key + "' is missing");
   }
@@ -81,7 +84,7 @@ Result<UnetSignature> read_ldm_unet_signature(const WeightMap& weights, std::str
   UnetLayout& u = sig.layout;
   u.in_channels = static_cast<int>(conv_in->size(1));
   u.model_channels = static_cast<int>(conv_in->size(0));
-  if (const at::Tensor* label = find(weights, prefix + "label_emb.0.0.weight")) {
+  if (const at::Tensor* label = family_find(weights, prefix + "label_emb.0.0.weight")) {
     sig.adm_channels = static_cast<int>(label->size(1));
   }
   u.channel_mult.clear();
@@ -91,20 +94,20 @@ Result<UnetSignature> read_ldm_unet_signature(const WeightMap& weights, std::str
   int res_in_level = 0;
   for (int n = 1; n < blocks; ++n) {
     const std::string block = prefix + "input_blocks." + std::to_string(n) + ".";
-    if (find(weights, block + "0.op.weight")) {
+    if (family_find(weights, block + "0.op.weight")) {
       if (res_in_level != u.num_res_blocks) break;
       res_in_level = 0;
       continue;
     }
-    const at::Tensor* out_conv = find(weights, block + "0.out_layers.3.weight");
+    const at::Tensor* out_conv = family_find(weights, block + "0.out_layers.3.weight");
     if (out_conv == nullptr) return Status::unsupported("UNet block '" + block + "' is neither a resnet nor a downsampler");
     if (res_in_level++ > 0) continue;
     u.channel_mult.push_back(static_cast<int>(out_conv->size(0)) / u.model_channels);
     const std::string attention = block + "1.";
     u.transformer_depth.push_back(count_numbered(weights, attention + "transformer_blocks."));
     if (u.context_dim == 0 && u.transformer_depth.back() > 0) {
-      const at::Tensor* to_k = find(weights, attention + "transformer_blocks.0.attn2.to_k.weight");
-      const at::Tensor* proj_in = find(weights, attention + "proj_in.weight");
+      const at::Tensor* to_k = family_find(weights, attention + "transformer_blocks.0.attn2.to_k.weight");
+      const at::Tensor* proj_in = family_find(weights, attention + "proj_in.weight");
       if (to_k == nullptr || proj_in == nullptr) {
         return Status::unsupported("UNet attention '" + attention + "' lacks attn2.to_k or proj_in");
       }
@@ -191,7 +194,7 @@ Status convert_open_clip(WeightMap& weights, std::string_view from_view, std::st
   };
   std::vector<std::string> keys;
   for (const auto& [key, tensor] : weights) {
-    if (starts_with(key, from)) keys.push_back(key);
+    if (family_starts_with(key, from)) keys.push_back(key);
   }
   WeightMap converted;
   for (const std::string& key : keys) {
@@ -208,9 +211,9 @@ Status convert_open_clip(WeightMap& weights, std::string_view from_view, std::st
       converted[to + "text_projection.weight"] = t.transpose(0, 1).contiguous();
     } else if (rest == "text_projection.weight") {
       converted[to + "text_projection.weight"] = t;
-    } else if (rest == "logit_scale" || rest == "attn_mask" || starts_with(rest, "visual.")) {
+    } else if (rest == "logit_scale" || rest == "attn_mask" || family_starts_with(rest, "visual.")) {
       continue;
-    } else if (starts_with(rest, "transformer.resblocks.")) {
+    } else if (family_starts_with(rest, "transformer.resblocks.")) {
       std::string_view tail = std::string_view(rest).substr(22);
       const size_t dot = tail.find('.');
       const std::string layer(tail.substr(0, dot));
@@ -249,7 +252,7 @@ Status convert_open_clip(WeightMap& weights, std::string_view from_view, std::st
 void replace_prefix(WeightMap& weights, std::string_view from, std::string_view to) {
   std::vector<std::string> keys;
   for (const auto& [key, tensor] : weights) {
-    if (starts_with(key, from)) keys.push_back(key);
+    if (family_starts_with(key, from)) keys.push_back(key);
   }
   for (const std::string& key : keys) {
     auto node = weights.extract(key);

@@ -18,7 +18,7 @@ std::string shape_string(at::IntArrayRef sizes) {
   return out.str();
 }
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool weights_starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
 }  // namespace
 
@@ -51,9 +51,10 @@ Status load_module_weights(torch::nn::Module& module, const WeightMap& weights, 
   }
   std::vector<std::string> unexpected;
   for (const auto& [key, tensor] : weights) {
-    if (!starts_with(key, prefix) || used.count(key)) continue;
-    bool ignorable = std::any_of(options.ignore_unexpected.begin(), options.ignore_unexpected.end(),
-                                 [&](const std::string& p) { return starts_with(key.substr(prefix.size()), p); });
+    if (!weights_starts_with(key, prefix) || used.count(key)) continue;
+    bool ignorable =
+        std::any_of(options.ignore_unexpected.begin(), options.ignore_unexpected.end(),
+                    [&](const std::string& p) { return weights_starts_with(key.substr(prefix.size()), p); });
     if (!ignorable) unexpected.push_back(key);
   }
   if (!unexpected.empty()) {
@@ -75,7 +76,7 @@ WeightMap module_weights(const torch::nn::Module& module, std::string_view prefi
 WeightMap strip_prefix(const WeightMap& weights, std::string_view prefix) {
   WeightMap out;
   for (const auto& [key, tensor] : weights) {
-    if (starts_with(key, prefix)) out[key.substr(prefix.size())] = tensor;
+    if (weights_starts_with(key, prefix)) out[key.substr(prefix.size())] = tensor;
   }
   return out;
 }

@@ -25,7 +25,7 @@ std::optional<nlohmann::json> load_golden() {
   return nlohmann::json::parse(in);
 }
 
-at::Tensor float_tensor(const std::vector<double>& values, at::IntArrayRef shape) {
+at::Tensor golden_tensor(const std::vector<double>& values, at::IntArrayRef shape) {
   return at::tensor(values, at::kDouble).to(at::kFloat).reshape(shape);
 }
 
@@ -61,7 +61,7 @@ TEST(SamplingGolden, BrownianTreeNoiseMatchesTorchsde) {
   for (const auto& q : b["queries"]) {
     at::Tensor sigma = at::full({}, q["sigma"].get<double>(), at::kFloat);
     at::Tensor sigma_next = at::full({}, q["sigma_next"].get<double>(), at::kFloat);
-    at::Tensor want = float_tensor(q["values"].get<std::vector<double>>(), shape);
+    at::Tensor want = golden_tensor(q["values"].get<std::vector<double>>(), shape);
     expect_matches(sampler(sigma, sigma_next), want,
                    "brownian " + std::to_string(q["sigma"].get<double>()) + " -> " +
                        std::to_string(q["sigma_next"].get<double>()));
@@ -85,7 +85,7 @@ TEST(SamplingGolden, ToyDenoiserRunsMatchComfyUI) {
     NoiseSource noise(toy["seed"].get<uint64_t>());
     Result<at::Tensor> out = sample(name, denoiser, x0.clone(), sigmas, noise);
     ASSERT_TRUE(out.is_ok()) << name << ": " << out.status().to_string();
-    expect_matches(*out, float_tensor(r["values"].get<std::vector<double>>(), shape), name);
+    expect_matches(*out, golden_tensor(r["values"].get<std::vector<double>>(), shape), name);
   }
 }
 

@@ -12,7 +12,7 @@ namespace netdist::sampling {
 namespace {
 
 template <typename T>
-T must(Result<T> result) {
+T must_noise(Result<T> result) {
   EXPECT_TRUE(result.is_ok()) << result.status().to_string();
   return std::move(result).value();
 }
@@ -107,15 +107,15 @@ TEST(Noise, InitialNoiseGoldenHashes) {
 }
 
 TEST(Noise, BatchRowsAreSlicesOfTheWholeBatch) {
-  at::Tensor whole = must(initial_noise(7, {4, 4, 8, 8}));
+  at::Tensor whole = must_noise(initial_noise(7, {4, 4, 8, 8}));
   at::Tensor rows = initial_noise_rows(7, {4, 4, 8, 8}, 1, 3);
   EXPECT_TRUE(at::equal(rows, whole.slice(0, 1, 3)));
-  at::Tensor first = must(initial_noise(7, {1, 4, 8, 8}));
+  at::Tensor first = must_noise(initial_noise(7, {1, 4, 8, 8}));
   EXPECT_TRUE(at::equal(first[0], whole[0]));
 }
 
 TEST(Noise, BatchIndexDrawsSequentialSamples) {
-  at::Tensor whole = must(initial_noise(11, {3, 4, 8, 8}));
+  at::Tensor whole = must_noise(initial_noise(11, {3, 4, 8, 8}));
   Result<at::Tensor> picked = initial_noise(11, {3, 4, 8, 8}, std::vector<int64_t>{2, 2, 0});
   ASSERT_TRUE(picked.is_ok());
   ASSERT_EQ(picked->size(0), 3);
@@ -123,8 +123,8 @@ TEST(Noise, BatchIndexDrawsSequentialSamples) {
   EXPECT_TRUE(at::equal((*picked)[1], whole[2]));
   EXPECT_TRUE(at::equal((*picked)[2], whole[0]));
   // C*H*W = 4*5*5 is not a multiple of 16: per-index draws differ from slices of one batched draw.
-  at::Tensor odd_whole = must(initial_noise(11, {2, 4, 5, 5}));
-  at::Tensor odd_picked = must(initial_noise(11, {2, 4, 5, 5}, std::vector<int64_t>{1}));
+  at::Tensor odd_whole = must_noise(initial_noise(11, {2, 4, 5, 5}));
+  at::Tensor odd_picked = must_noise(initial_noise(11, {2, 4, 5, 5}, std::vector<int64_t>{1}));
   EXPECT_EQ(odd_picked.size(0), 1);
   EXPECT_FALSE(at::equal(odd_picked[0], odd_whole[1]));
   at::Generator generator = at::detail::createCPUGenerator(11);
@@ -156,7 +156,7 @@ TEST(Noise, StepNoiseIsFullBatchAndSplitsExactly) {
   ASSERT_TRUE(whole.begin(x).is_ok());
   EXPECT_TRUE(at::equal(whole.next(), a1));
   // On the CPU the first step draw equals the initial noise of the same seed.
-  EXPECT_TRUE(at::equal(a1, must(initial_noise(5, {4, 4, 8, 8}))));
+  EXPECT_TRUE(at::equal(a1, must_noise(initial_noise(5, {4, 4, 8, 8}))));
   NoiseSource cpu_mode(5, -1, 0, NoiseDevice::kCpu);
   ASSERT_TRUE(cpu_mode.begin(x).is_ok());
   EXPECT_TRUE(at::equal(cpu_mode.next(), a1));

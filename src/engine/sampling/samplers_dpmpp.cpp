@@ -7,7 +7,7 @@ namespace netdist::sampling::detail {
 namespace {
 
 constexpr double kEta = 1.0;
-constexpr double kSNoise = 1.0;
+constexpr double kSNoiseDpmpp = 1.0;
 
 at::Tensor sigma_fn(const at::Tensor& t) { return t.neg().exp(); }
 at::Tensor t_fn(const at::Tensor& sigma) { return sigma.log().neg(); }
@@ -34,14 +34,14 @@ Result<at::Tensor> dpmpp_sde(SamplerRun& run, at::Tensor x, const at::Tensor& si
       AncestralStep step = get_ancestral_step(sigma_fn(t), sigma_fn(s), kEta);
       at::Tensor s_ = t_fn(step.sigma_down);
       at::Tensor x_2 = (sigma_fn(s_) / sigma_fn(t)) * x - (t - s_).expm1() * denoised;
-      x_2 = x_2 + (*noise_sampler)(sigma_fn(t), sigma_fn(s)) * kSNoise * step.sigma_up;
+      x_2 = x_2 + (*noise_sampler)(sigma_fn(t), sigma_fn(s)) * kSNoiseDpmpp * step.sigma_up;
       at::Tensor denoised_2 = run.model(x_2, sigma_fn(s));
 
       step = get_ancestral_step(sigma_fn(t), sigma_fn(t_next), kEta);
       at::Tensor t_next_ = t_fn(step.sigma_down);
       at::Tensor denoised_d = denoised * (1 - fac) + denoised_2 * fac;
       x = (sigma_fn(t_next_) / sigma_fn(t)) * x - (t - t_next_).expm1() * denoised_d;
-      x = x + (*noise_sampler)(sigma_fn(t), sigma_fn(t_next)) * kSNoise * step.sigma_up;
+      x = x + (*noise_sampler)(sigma_fn(t), sigma_fn(t_next)) * kSNoiseDpmpp * step.sigma_up;
     }
   }
   return x;
@@ -70,7 +70,7 @@ Result<at::Tensor> dpmpp_2m_sde(SamplerRun& run, at::Tensor x, const at::Tensor&
         x = x + (h.neg() - eta_h).expm1().neg() * 0.5 * (at::reciprocal(r) * 1) * (denoised - old_denoised);
       }
       x = x + (*noise_sampler)(sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (eta_h * -2).expm1().neg().sqrt() *
-                  kSNoise;
+                  kSNoiseDpmpp;
     }
     old_denoised = denoised;
     h_last = h;
@@ -114,8 +114,8 @@ Result<at::Tensor> dpmpp_3m_sde(SamplerRun& run, at::Tensor x, const at::Tensor&
         at::Tensor phi_2 = h_eta.neg().expm1() / h_eta + 1;
         x = x + phi_2 * d;
       }
-      x = x + (*noise_sampler)(sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (h * -2 * kEta).expm1().neg().sqrt() *
-                  kSNoise;
+      x = x + (*noise_sampler)(sigmas[i], sigmas[i + 1]) * sigmas[i + 1] *
+                  (h * -2 * kEta).expm1().neg().sqrt() * kSNoiseDpmpp;
     }
     denoised_2 = denoised_1;
     denoised_1 = denoised;
@@ -147,7 +147,7 @@ Result<at::Tensor> sample_dpmpp_2s_ancestral(SamplerRun& run, at::Tensor x, cons
       at::Tensor denoised_2 = run.model(x_2, sigma_fn(s));
       x = (sigma_fn(t_next) / sigma_fn(t)) * x - h.neg().expm1() * denoised_2;
     }
-    if (is_true(sigmas[i + 1] > 0)) x = x + run.default_noise() * kSNoise * step.sigma_up;
+    if (is_true(sigmas[i + 1] > 0)) x = x + run.default_noise() * kSNoiseDpmpp * step.sigma_up;
   }
   return x;
 }

@@ -16,7 +16,7 @@ namespace netdist::sampling {
 namespace {
 
 template <typename T>
-T must(Result<T> result) {
+T must_schedule(Result<T> result) {
   EXPECT_TRUE(result.is_ok()) << result.status().to_string();
   return std::move(result).value();
 }
@@ -91,8 +91,9 @@ TEST(Schedulers, TwentyStepEndpoints) {
       EXPECT_NEAR(s.front(), 14.6146, 1e-3) << name;
     }
   }
-  EXPECT_NEAR(to_vector(must(calculate_sigmas(ms, "karras", 20)))[19], 0.0292, 1e-4);
-  EXPECT_NEAR(to_vector(must(calculate_sigmas(ms, "ddim_uniform", 20)))[0], ms.sigmas()[951].item<double>(), 0.0);
+  EXPECT_NEAR(to_vector(must_schedule(calculate_sigmas(ms, "karras", 20)))[19], 0.0292, 1e-4);
+  EXPECT_NEAR(to_vector(must_schedule(calculate_sigmas(ms, "ddim_uniform", 20)))[0],
+              ms.sigmas()[951].item<double>(), 0.0);
 }
 
 TEST(Schedulers, DenoiseAndDiscardPenultimate) {
@@ -112,15 +113,15 @@ TEST(Schedulers, DenoiseAndDiscardPenultimate) {
     expect_close(to_vector(*both), ref["schedules"][name + "/13/denoise0.37/discard"].get<std::vector<double>>(),
                  tolerance_for(name), name + " denoise 0.37 + discard");
   }
-  at::Tensor full = must(make_sigmas("normal", ms, 20, 1.0, "euler"));
-  at::Tensor half = must(make_sigmas("normal", ms, 20, 0.5, "euler"));
-  at::Tensor forty = must(calculate_sigmas(ms, "normal", 40));
+  at::Tensor full = must_schedule(make_sigmas("normal", ms, 20, 1.0, "euler"));
+  at::Tensor half = must_schedule(make_sigmas("normal", ms, 20, 0.5, "euler"));
+  at::Tensor forty = must_schedule(calculate_sigmas(ms, "normal", 40));
   EXPECT_EQ(half.size(0), 21);
   EXPECT_TRUE(at::equal(half, forty.slice(0, 20)));
-  EXPECT_TRUE(at::equal(full, must(calculate_sigmas(ms, "normal", 20))));
-  EXPECT_TRUE(at::equal(must(make_sigmas("normal", ms, 20, 0.99995, "euler")), full));
-  at::Tensor d2 = must(make_sigmas("karras", ms, 20, 1.0, "dpm_2"));
-  at::Tensor k21 = must(calculate_sigmas(ms, "karras", 21));
+  EXPECT_TRUE(at::equal(full, must_schedule(calculate_sigmas(ms, "normal", 20))));
+  EXPECT_TRUE(at::equal(must_schedule(make_sigmas("normal", ms, 20, 0.99995, "euler")), full));
+  at::Tensor d2 = must_schedule(make_sigmas("karras", ms, 20, 1.0, "dpm_2"));
+  at::Tensor k21 = must_schedule(calculate_sigmas(ms, "karras", 21));
   EXPECT_EQ(d2.size(0), 21);
   EXPECT_TRUE(at::equal(d2.slice(0, 0, 20), k21.slice(0, 0, 20)));
   EXPECT_EQ(d2[20].item<float>(), 0.0f);

@@ -6,7 +6,7 @@ namespace netdist::text {
 
 namespace {
 
-void append_utf8(char32_t c, std::string& out) {
+void append_utf8_bytes(char32_t c, std::string& out) {
   if (c < 0x80) {
     out += char(c);
   } else if (c < 0x800) {
@@ -30,7 +30,7 @@ const std::vector<std::string>& byte_to_unicode() {
     for (int b = 0; b < 256; ++b) {
       bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
       char32_t c = printable ? char32_t(b) : char32_t(256 + extra++);
-      append_utf8(c, t[b]);
+      append_utf8_bytes(c, t[b]);
     }
     return t;
   }();

@@ -26,7 +26,7 @@ torch::nn::LayerNorm make_layer_norm(const ClipTextConfig& config) {
   return torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.hidden_size}).eps(config.layer_norm_eps));
 }
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool clip_starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
 const at::Tensor* find(const runtime::WeightMap& weights, const std::string& key) {
   auto it = weights.find(key);
@@ -94,7 +94,7 @@ Result<ClipTextConfig> detect_clip_text_config(const runtime::WeightMap& weights
   const std::string layers_prefix = p + "text_model.encoder.layers.";
   int layers = 0;
   for (const auto& [key, tensor] : weights) {
-    if (!starts_with(key, layers_prefix)) continue;
+    if (!clip_starts_with(key, layers_prefix)) continue;
     std::string_view rest = std::string_view(key).substr(layers_prefix.size());
     size_t dot = rest.find('.');
     if (dot == std::string_view::npos || dot == 0) continue;

@@ -56,15 +56,15 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
-class TempDir {
+class TokenizerTempDir {
  public:
-  TempDir() {
+  TokenizerTempDir() {
     path_ = fs::temp_directory_path() / ("netdist_clip_test_" + std::to_string(::getpid()) + "_" +
                                          std::to_string(counter_++));
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
-  ~TempDir() { fs::remove_all(path_); }
+  ~TokenizerTempDir() { fs::remove_all(path_); }
   const fs::path& path() const { return path_; }
 
  private:
@@ -173,7 +173,7 @@ TEST(ClipTokenizer, MalformedVocabNamesTheFile) {
 }
 
 TEST(ClipTokenizer, LoadMissingFileNamesIt) {
-  TempDir dir;
+  TokenizerTempDir dir;
   write_file(dir.path() / "vocab.json", kTinyVocab);
   auto loaded = ClipTokenizer::load(dir.path().string());
   ASSERT_FALSE(loaded.is_ok());
@@ -182,7 +182,7 @@ TEST(ClipTokenizer, LoadMissingFileNamesIt) {
 }
 
 TEST(ClipTokenizer, FindVocabDirSearchOrder) {
-  TempDir root;
+  TokenizerTempDir root;
   ScopedEnv home("HOME", (root.path() / "home").string());
   ScopedEnv hf_home("HF_HOME", (root.path() / "hf").string());
   ScopedEnv hub("HF_HUB_CACHE", (root.path() / "hub").string());

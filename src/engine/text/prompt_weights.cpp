@@ -12,7 +12,7 @@ namespace {
 constexpr std::string_view kEscapedClose = std::string_view("\0\1", 2);
 constexpr std::string_view kEscapedOpen = std::string_view("\0\2", 2);
 
-std::string replace_all(std::string_view text, std::string_view from, std::string_view to) {
+std::string replace_all_text(std::string_view text, std::string_view from, std::string_view to) {
   std::string out;
   out.reserve(text.size());
   size_t i = 0;
@@ -140,13 +140,13 @@ std::optional<double> parse_python_float(std::string_view text) {
 }
 
 std::vector<WeightedSegment> parse_prompt_weights(std::string_view prompt) {
-  std::string escaped = replace_all(prompt, "\\)", kEscapedClose);
-  escaped = replace_all(escaped, "\\(", kEscapedOpen);
+  std::string escaped = replace_all_text(prompt, "\\)", kEscapedClose);
+  escaped = replace_all_text(escaped, "\\(", kEscapedOpen);
   std::vector<WeightedSegment> segments;
   token_weights(escaped, 1.0, segments);
   for (WeightedSegment& segment : segments) {
-    segment.text = replace_all(segment.text, kEscapedClose, ")");
-    segment.text = replace_all(segment.text, kEscapedOpen, "(");
+    segment.text = replace_all_text(segment.text, kEscapedClose, ")");
+    segment.text = replace_all_text(segment.text, kEscapedOpen, "(");
   }
   return segments;
 }

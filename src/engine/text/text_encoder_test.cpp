@@ -6,7 +6,7 @@
 namespace netdist::text {
 namespace {
 
-ClipTextModel make_tiny(uint64_t seed) {
+ClipTextModel make_tiny_encoder(uint64_t seed) {
   torch::manual_seed(seed);
   ClipTextModel model(ClipTextConfig::tiny());
   torch::NoGradGuard no_grad;
@@ -41,7 +41,7 @@ at::Tensor ids_tensor(const WeightedTokens& t) {
 }
 
 TEST(TextEncoder, UnitWeightsEqualPlainEncode) {
-  ClipTextModel m = make_tiny(1);
+  ClipTextModel m = make_tiny_encoder(1);
   WeightedTokens w = window({5, 6, 7});
   Result<Conditioning> c = encode_weighted(*m, {w}, tiny_options());
   ASSERT_TRUE(c.is_ok()) << c.status().to_string();
@@ -52,7 +52,7 @@ TEST(TextEncoder, UnitWeightsEqualPlainEncode) {
 }
 
 TEST(TextEncoder, WeightInterpolatesTowardEmptyPrompt) {
-  ClipTextModel m = make_tiny(2);
+  ClipTextModel m = make_tiny_encoder(2);
   WeightedTokens w = window({5, 6, 7});
   w.weights[2] = 1.5f;
   w.weights[3] = 0.25f;
@@ -71,7 +71,7 @@ TEST(TextEncoder, WeightInterpolatesTowardEmptyPrompt) {
 }
 
 TEST(TextEncoder, EmptyPromptUsesPadIdAfterEnd) {
-  ClipTextModel m = make_tiny(3);
+  ClipTextModel m = make_tiny_encoder(3);
   EncodeOptions o = tiny_options();
   o.pad_id = 0;
   WeightedTokens w = window({5});
@@ -92,7 +92,7 @@ TEST(TextEncoder, EmptyPromptUsesPadIdAfterEnd) {
 }
 
 TEST(TextEncoder, WindowsConcatenateAndPoolFromFirst) {
-  ClipTextModel m = make_tiny(4);
+  ClipTextModel m = make_tiny_encoder(4);
   WeightedTokens a = window({5, 6}), b = window({9, 10, 11, 12});
   Result<Conditioning> c = encode_weighted(*m, {a, b}, tiny_options());
   ASSERT_TRUE(c.is_ok());
@@ -105,7 +105,7 @@ TEST(TextEncoder, WindowsConcatenateAndPoolFromFirst) {
 }
 
 TEST(TextEncoder, SdxlConcatenatesChannelsAndPoolsFromG) {
-  ClipTextModel l = make_tiny(5);
+  ClipTextModel l = make_tiny_encoder(5);
   ClipTextConfig g_config = ClipTextConfig::tiny();
   g_config.hidden_size = 24;
   g_config.num_heads = 3;
@@ -130,7 +130,7 @@ TEST(TextEncoder, SdxlConcatenatesChannelsAndPoolsFromG) {
 }
 
 TEST(TextEncoder, BadInputIsNamed) {
-  ClipTextModel m = make_tiny(7);
+  ClipTextModel m = make_tiny_encoder(7);
   WeightedTokens w = window({5});
   w.ids[3] = 64;
   Status s = encode_weighted(*m, {window({1}), w}, tiny_options()).status();

@@ -15,7 +15,7 @@ constexpr int kA = 320;    // "a</w>"
 constexpr int kCat = 2368;  // "cat</w>"
 constexpr int kB = 321;    // "b</w>"
 
-const ClipTokenizer& clip_l() {
+const ClipTokenizer& clip_l_tokenizer() {
   static const ClipTokenizer tokenizer = [] {
     auto loaded = ClipTokenizer::load(testing::clip_vocab_dir());
     if (!loaded.is_ok()) {
@@ -29,7 +29,7 @@ const ClipTokenizer& clip_l() {
 
 std::vector<TokenWindow> tokenize(std::string_view prompt, const TokenizeOptions& options = {},
                                   TokenizeReport* report = nullptr) {
-  auto windows = tokenize_with_weights(clip_l(), prompt, options, report);
+  auto windows = tokenize_with_weights(clip_l_tokenizer(), prompt, options, report);
   EXPECT_TRUE(windows.is_ok()) << windows.status().to_string();
   return windows.is_ok() ? std::move(windows).value() : std::vector<TokenWindow>{};
 }
@@ -125,7 +125,7 @@ TEST(TokenizePrompt, NoPaddingAndMinLength) {
 TEST(TokenizePrompt, RejectsBadOptions) {
   TokenizeOptions options;
   options.max_length = 5;
-  auto result = tokenize_with_weights(clip_l(), "a", options);
+  auto result = tokenize_with_weights(clip_l_tokenizer(), "a", options);
   ASSERT_FALSE(result.is_ok());
   EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(result.status().message().find("max_length"), std::string::npos);
@@ -152,7 +152,7 @@ TEST(TokenizePrompt, MissingEmbeddingIsDroppedAndReported) {
 TEST(TokenizePrompt, ExistingEmbeddingIsUnsupported) {
   TokenizeOptions options;
   options.embedding_exists = [](const std::string& name) { return name == "foo"; };
-  auto result = tokenize_with_weights(clip_l(), "a embedding:foo, cat", options);
+  auto result = tokenize_with_weights(clip_l_tokenizer(), "a embedding:foo, cat", options);
   ASSERT_FALSE(result.is_ok());
   EXPECT_EQ(result.status().code(), StatusCode::kUnsupported);
   EXPECT_NE(result.status().message().find("embedding:foo"), std::string::npos);

@@ -60,7 +60,7 @@ std::optional<Reference> read_reference(const std::string& name) {
   return ref;
 }
 
-void expect_close(const std::string& what, const at::Tensor& ours, const at::Tensor& ref) {
+void expect_parity_close(const std::string& what, const at::Tensor& ours, const at::Tensor& ref) {
   ASSERT_EQ(ours.sizes(), ref.sizes()) << what;
   const double err = (ours.to(at::kFloat) - ref).abs().max().item<double>();
   const double scale = ref.abs().max().item<double>();
@@ -74,7 +74,7 @@ void check_unet(const std::string& name, const unet::UNetConfig& config) {
   unet::UNetModel model(config);
   ASSERT_TRUE(runtime::load_module_weights(*model, ref->params, "", name).is_ok());
   const at::Tensor y = ref->tensors.count("in.y") ? (*ref)["in.y"] : at::Tensor();
-  expect_close(name, model((*ref)["in.x"], (*ref)["in.t"], (*ref)["in.context"], y), (*ref)["out"]);
+  expect_parity_close(name, model((*ref)["in.x"], (*ref)["in.t"], (*ref)["in.context"], y), (*ref)["out"]);
 }
 
 TEST(ParityComfyUI, UNetTiny) { check_unet("unet_tiny", unet::UNetConfig::tiny()); }
@@ -97,10 +97,11 @@ TEST(ParityComfyUI, VaeAndSdxlAdm) {
   torch::NoGradGuard no_grad;
   vae::AutoencoderKL model(vae::VaeConfig::tiny());
   ASSERT_TRUE(runtime::load_module_weights(*model, ref->params, "", "vae_tiny").is_ok());
-  expect_close("encode_moments", model->encode_moments((*ref)["in.image"]), (*ref)["out.moments"]);
-  expect_close("decode", model->decode((*ref)["in.z"]), (*ref)["out.decoded"]);
-  expect_close("decode_tiled", model->decode_tiled((*ref)["in.z"], 8, 2), (*ref)["out.tiled"]);
-  expect_close("sdxl_adm", unet::sdxl_adm((*ref)["in.pooled"], 1024, 768, 8, 16, 1152, 896), (*ref)["out.sdxl_adm"]);
+  expect_parity_close("encode_moments", model->encode_moments((*ref)["in.image"]), (*ref)["out.moments"]);
+  expect_parity_close("decode", model->decode((*ref)["in.z"]), (*ref)["out.decoded"]);
+  expect_parity_close("decode_tiled", model->decode_tiled((*ref)["in.z"], 8, 2), (*ref)["out.tiled"]);
+  expect_parity_close("sdxl_adm", unet::sdxl_adm((*ref)["in.pooled"], 1024, 768, 8, 16, 1152, 896),
+                      (*ref)["out.sdxl_adm"]);
 }
 
 }  // namespace

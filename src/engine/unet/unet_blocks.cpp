@@ -10,7 +10,7 @@ namespace netdist::unet {
 
 namespace {
 
-constexpr int64_t kGroups = 32;
+constexpr int64_t kUnetGroups = 32;
 constexpr double kResNormEps = 1e-5;
 constexpr double kTransformerNormEps = 1e-6;
 constexpr double kLayerNormEps = 1e-5;
@@ -31,12 +31,13 @@ at::Tensor timestep_embedding(const at::Tensor& timesteps, int64_t dim, double m
 ResBlockImpl::ResBlockImpl(int64_t channels, int64_t emb_channels, int64_t out_channels,
                            const at::TensorOptions& options) {
   auto in_layers = layers::add_container(*this, "in_layers");
-  in_norm_ = in_layers->register_module("0", layers::GroupNorm(kGroups, channels, kResNormEps, options));
+  in_norm_ = in_layers->register_module("0", layers::GroupNorm(kUnetGroups, channels, kResNormEps, options));
   in_conv_ = in_layers->register_module("2", layers::Conv2d(channels, out_channels, 3, 1, 1, options));
   auto emb_layers = layers::add_container(*this, "emb_layers");
   emb_linear_ = emb_layers->register_module("1", layers::Linear(emb_channels, out_channels, true, options));
   auto out_layers = layers::add_container(*this, "out_layers");
-  out_norm_ = out_layers->register_module("0", layers::GroupNorm(kGroups, out_channels, kResNormEps, options));
+  out_norm_ =
+      out_layers->register_module("0", layers::GroupNorm(kUnetGroups, out_channels, kResNormEps, options));
   out_conv_ = out_layers->register_module("3", layers::Conv2d(out_channels, out_channels, 3, 1, 1, options));
   if (out_channels != channels) {
     skip_ = register_module("skip_connection", layers::Conv2d(channels, out_channels, 1, 1, 0, options));
@@ -107,7 +108,7 @@ SpatialTransformerImpl::SpatialTransformerImpl(int64_t channels, int64_t heads, 
                                                const at::TensorOptions& options)
     : use_linear_(use_linear) {
   const int64_t inner = heads * head_dim;
-  norm_ = register_module("norm", layers::GroupNorm(kGroups, channels, kTransformerNormEps, options));
+  norm_ = register_module("norm", layers::GroupNorm(kUnetGroups, channels, kTransformerNormEps, options));
   if (use_linear) {
     proj_in_linear_ = register_module("proj_in", layers::Linear(channels, inner, true, options));
   } else {

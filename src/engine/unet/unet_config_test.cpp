@@ -10,12 +10,12 @@ namespace {
 
 constexpr const char* kPrefix = "model.diffusion_model.";
 
-const at::TensorOptions kMetaOptions = at::TensorOptions().device(at::kMeta).dtype(at::kFloat);
+const at::TensorOptions kUnetMetaOptions = at::TensorOptions().device(at::kMeta).dtype(at::kFloat);
 
 void expect_matches_golden(const UNetConfig& config, const std::string& file) {
   auto golden = testing::read_key_list(testing::test_data_path("keys/" + file));
   if (!golden) GTEST_SKIP() << "golden key list tests/data/keys/" << file << " absent (tools/parity/dump_keys.py)";
-  UNetModel model(config, kMetaOptions);
+  UNetModel model(config, kUnetMetaOptions);
   const std::string diff = testing::key_list_diff(*golden, testing::key_list_of(*model));
   EXPECT_TRUE(diff.empty()) << file << " vs " << config.to_string() << ":\n" << diff;
 }
@@ -48,7 +48,7 @@ TEST(UNetConfig, DetectsPresetsFromGoldenKeyLists) {
 
 TEST(UNetConfig, DetectRoundTripsThroughModules) {
   for (const UNetConfig& c : {UNetConfig::sd15(), UNetConfig::sd2(), UNetConfig::sdxl()}) {
-    UNetModel model(c, kMetaOptions);
+    UNetModel model(c, kUnetMetaOptions);
     auto detected = detect_unet_config(runtime::module_weights(*model, kPrefix), kPrefix);
     ASSERT_TRUE(detected.is_ok()) << detected.status().to_string();
     EXPECT_EQ(*detected, c) << detected->to_string();
@@ -57,7 +57,7 @@ TEST(UNetConfig, DetectRoundTripsThroughModules) {
 
 TEST(UNetConfig, TinyRoundTripsExceptHeads) {
   const UNetConfig tiny = UNetConfig::tiny();
-  UNetModel model(tiny, kMetaOptions);
+  UNetModel model(tiny, kUnetMetaOptions);
   auto detected = detect_unet_config(runtime::module_weights(*model, kPrefix), kPrefix);
   ASSERT_TRUE(detected.is_ok()) << detected.status().to_string();
   EXPECT_EQ(detected->num_head_channels, 64);
@@ -74,7 +74,7 @@ TEST(UNetConfig, DetectsMiddleBlockVariants) {
   c.num_head_channels = 32;
   for (int64_t middle : {-1, -2, 2}) {
     c.transformer_depth_middle = middle;
-    UNetModel model(c, kMetaOptions);
+    UNetModel model(c, kUnetMetaOptions);
     auto detected = detect_unet_config(runtime::module_weights(*model, kPrefix), kPrefix);
     ASSERT_TRUE(detected.is_ok()) << detected.status().to_string();
     EXPECT_EQ(detected->transformer_depth_middle, middle);
@@ -88,7 +88,7 @@ TEST(UNetConfig, MissingKeysAreNamed) {
   EXPECT_NE(empty.status().message().find("model.diffusion_model.input_blocks.0.0.weight"), std::string::npos)
       << empty.status().message();
 
-  UNetModel model(UNetConfig::sd15(), kMetaOptions);
+  UNetModel model(UNetConfig::sd15(), kUnetMetaOptions);
   runtime::WeightMap weights = runtime::module_weights(*model, kPrefix);
   weights.erase("model.diffusion_model.input_blocks.4.0.out_layers.3.weight");
   auto missing = detect_unet_config(weights, kPrefix);

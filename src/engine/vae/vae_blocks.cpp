@@ -9,11 +9,11 @@ namespace netdist::vae {
 
 namespace {
 
-constexpr int64_t kGroups = 32;
+constexpr int64_t kVaeGroups = 32;
 constexpr double kNormEps = 1e-6;
 
-layers::GroupNorm normalize(int64_t channels, const at::TensorOptions& options) {
-  return layers::GroupNorm(kGroups, channels, kNormEps, options);
+layers::GroupNorm group_norm(int64_t channels, const at::TensorOptions& options) {
+  return layers::GroupNorm(kVaeGroups, channels, kNormEps, options);
 }
 
 // comfy nonlinearity(): x·sigmoid(x), written out as ComfyUI does at the encoder/decoder ends.
@@ -22,9 +22,9 @@ at::Tensor swish(const at::Tensor& x) { return x * at::sigmoid(x); }
 }  // namespace
 
 ResnetBlockImpl::ResnetBlockImpl(int64_t in_channels, int64_t out_channels, const at::TensorOptions& options) {
-  norm1_ = register_module("norm1", normalize(in_channels, options));
+  norm1_ = register_module("norm1", group_norm(in_channels, options));
   conv1_ = register_module("conv1", layers::Conv2d(in_channels, out_channels, 3, 1, 1, options));
-  norm2_ = register_module("norm2", normalize(out_channels, options));
+  norm2_ = register_module("norm2", group_norm(out_channels, options));
   conv2_ = register_module("conv2", layers::Conv2d(out_channels, out_channels, 3, 1, 1, options));
   if (in_channels != out_channels) {
     nin_shortcut_ = register_module("nin_shortcut", layers::Conv2d(in_channels, out_channels, 1, 1, 0, options));
@@ -38,7 +38,7 @@ at::Tensor ResnetBlockImpl::forward(const at::Tensor& x) {
 }
 
 AttnBlockImpl::AttnBlockImpl(int64_t channels, const at::TensorOptions& options) {
-  norm_ = register_module("norm", normalize(channels, options));
+  norm_ = register_module("norm", group_norm(channels, options));
   q_ = register_module("q", layers::Conv2d(channels, channels, 1, 1, 0, options));
   k_ = register_module("k", layers::Conv2d(channels, channels, 1, 1, 0, options));
   v_ = register_module("v", layers::Conv2d(channels, channels, 1, 1, 0, options));
@@ -80,7 +80,7 @@ EncoderImpl::EncoderImpl(const VaeConfig& c, const at::TensorOptions& options) {
   mid_block_1_ = mid->register_module("block_1", ResnetBlock(block_in, block_in, options));
   mid_attn_1_ = mid->register_module("attn_1", AttnBlock(block_in, options));
   mid_block_2_ = mid->register_module("block_2", ResnetBlock(block_in, block_in, options));
-  norm_out_ = register_module("norm_out", normalize(block_in, options));
+  norm_out_ = register_module("norm_out", group_norm(block_in, options));
   const int64_t out_channels = c.double_z ? 2 * c.z_channels : c.z_channels;
   conv_out_ = register_module("conv_out", layers::Conv2d(block_in, out_channels, 3, 1, 1, options));
 }
@@ -122,7 +122,7 @@ DecoderImpl::DecoderImpl(const VaeConfig& c, const at::TensorOptions& options) {
     }
   }
   const int64_t top = c.ch * c.ch_mult.front();
-  norm_out_ = register_module("norm_out", normalize(top, options));
+  norm_out_ = register_module("norm_out", group_norm(top, options));
   conv_out_ = register_module("conv_out", layers::Conv2d(top, c.out_channels, 3, 1, 1, options));
 }
 

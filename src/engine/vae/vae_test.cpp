@@ -10,7 +10,7 @@ namespace netdist::vae {
 namespace {
 
 constexpr const char* kPrefix = "first_stage_model.";
-const at::TensorOptions kMetaOptions = at::TensorOptions().device(at::kMeta).dtype(at::kFloat);
+const at::TensorOptions kVaeMetaOptions = at::TensorOptions().device(at::kMeta).dtype(at::kFloat);
 
 AutoencoderKL random_vae(uint64_t seed) {
   AutoencoderKL vae(VaeConfig::tiny());
@@ -21,7 +21,7 @@ AutoencoderKL random_vae(uint64_t seed) {
 TEST(Vae, SdKeysMatchComfyUI) {
   auto golden = testing::read_key_list(testing::test_data_path("keys/sd_vae.txt"));
   if (!golden) GTEST_SKIP() << "golden key list tests/data/keys/sd_vae.txt absent (tools/parity/dump_keys.py)";
-  AutoencoderKL vae(VaeConfig::sd(), kMetaOptions);
+  AutoencoderKL vae(VaeConfig::sd(), kVaeMetaOptions);
   const std::string diff = testing::key_list_diff(*golden, testing::key_list_of(*vae));
   EXPECT_TRUE(diff.empty()) << diff;
   auto detected = detect_vae_config(testing::meta_weights(*golden, kPrefix), kPrefix);
@@ -31,7 +31,7 @@ TEST(Vae, SdKeysMatchComfyUI) {
 
 TEST(Vae, DetectRoundTrips) {
   for (const VaeConfig& c : {VaeConfig::sd(), VaeConfig::tiny()}) {
-    AutoencoderKL vae(c, kMetaOptions);
+    AutoencoderKL vae(c, kVaeMetaOptions);
     auto detected = detect_vae_config(runtime::module_weights(*vae, kPrefix), kPrefix);
     ASSERT_TRUE(detected.is_ok()) << detected.status().to_string();
     EXPECT_EQ(*detected, c) << detected->to_string();
@@ -43,7 +43,7 @@ TEST(Vae, MissingKeysAreNamed) {
   auto empty = detect_vae_config(runtime::WeightMap{}, kPrefix);
   EXPECT_EQ(empty.status().code(), StatusCode::kNotFound);
   EXPECT_NE(empty.status().message().find("first_stage_model.decoder.conv_in.weight"), std::string::npos);
-  AutoencoderKL vae(VaeConfig::sd(), kMetaOptions);
+  AutoencoderKL vae(VaeConfig::sd(), kVaeMetaOptions);
   runtime::WeightMap weights = runtime::module_weights(*vae, kPrefix);
   weights.erase("first_stage_model.post_quant_conv.weight");
   auto missing = detect_vae_config(weights, kPrefix);

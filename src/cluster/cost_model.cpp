@@ -1,0 +1,64 @@
+#include "cluster/cost_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/status.h"
+
+namespace netdist::cluster {
+
+bool CostModel::seed_from_capabilities(const nlohmann::ordered_json& capabilities) {
+  if (!capabilities.is_object() || !capabilities.contains("benchmark")) return false;
+  const nlohmann::ordered_json& benchmark = capabilities["benchmark"];
+  if (!benchmark.is_object()) return false;
+  const nlohmann::ordered_json delay = capabilities.value("test_step_delay_ms", nlohmann::ordered_json(0));
+  const double delay_s = delay.is_number() ? std::max(0.0, delay.get<double>()) / 1000.0 : 0.0;
+  const double sps = benchmark.value("steps_per_second", 0.0);
+  const double width = benchmark.value("width", 0.0), height = benchmark.value("height", 0.0);
+  if (!(sps > 0) || !(width > 0) || !(height > 0)) return false;
+  if (samples_ > 0) return true;
+  seconds_per_unit_ = (1.0 / sps + delay_s) / (width * height / 4096.0);
+  return true;
+}
+
+void CostModel::observe(double units, double seconds) {
+  if (!(units > 0) || !(seconds > 0)) return;
+  const double measured = seconds / units;
+  seconds_per_unit_ =
+      samples_ == 0 ? measured : (1 - kCostEwmaWeight) * *seconds_per_unit_ + kCostEwmaWeight * measured;
+  ++samples_;
+}
+
+bool should_take_shard(const std::vector<WorkerForecast>& workers, size_t self, const std::vector<double>& shard_units,
+                       double now) {
+  ND_ASSERT(self < workers.size(), "should_take_shard: self out of range");
+  double fastest = std::numeric_limits<double>::infinity();
+  for (const WorkerForecast& w : workers) {
+    if (w.seconds_per_unit && *w.seconds_per_unit > 0) fastest = std::min(fastest, *w.seconds_per_unit);
+  }
+  if (!std::isfinite(fastest)) fastest = 1.0;
+  std::vector<double> free_at, speed;
+  for (const WorkerForecast& w : workers) {
+    free_at.push_back(std::max(w.free_at, now));
+    speed.push_back(w.seconds_per_unit && *w.seconds_per_unit > 0 ? *w.seconds_per_unit : fastest);
+  }
+  free_at[self] = now;
+  for (double units : shard_units) {
+    size_t best = self;
+    double best_finish = free_at[self] + speed[self] * units;
+    for (size_t i = 0; i < workers.size(); ++i) {
+      if (i == self) continue;
+      const double finish = free_at[i] + speed[i] * units;
+      if (finish < best_finish) {
+        best = i;
+        best_finish = finish;
+      }
+    }
+    if (best == self) return true;
+    free_at[best] = best_finish;
+  }
+  return false;
+}
+
+}  // namespace netdist::cluster

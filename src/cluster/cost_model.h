@@ -1,0 +1,61 @@
+// The coordinator's per-worker speed model and the earliest-predicted-finish worker choice
+// (docs/scheduling.md).
+//
+// Work is counted in the units of server/prompt_cost.h: one sampler step of one 64×64 image (a shard of r
+// rows of a sampler costs r × SamplerWork::units_per_row()). A CostModel holds one worker's seconds per
+// unit: seeded from its GET /netdist/v1/capabilities "benchmark" (steps_per_second of the embedded model at
+// width × height, batch 1, plus the worker's test_step_delay_ms throttle per step:
+// seconds_per_unit = (1 / steps_per_second + delay) / (width × height / 4096)), then fitted
+// online from finished shards as an EWMA (weight kCostEwmaWeight on the newest) of measured seconds / units;
+// the first measurement replaces the seed. Measured seconds cover the whole shard round trip (HTTP,
+// prompt encoding), so small shards read slower than the bare sampler. No per-model factor: every
+// checkpoint counts as the benchmark's.
+// Thread-safety: CostModel is a plain value (the cluster guards it with its mutex); should_take_shard is a
+// pure function.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace netdist::cluster {
+
+inline constexpr double kCostEwmaWeight = 0.3;
+
+class CostModel {
+ public:
+  // Seeds from a capabilities reply ("benchmark", "test_step_delay_ms") unless a shard was already
+  // measured; false (and no change) when the benchmark is null or lacks positive steps_per_second, width
+  // and height.
+  bool seed_from_capabilities(const nlohmann::ordered_json& capabilities);
+  // A finished shard of `units` took `seconds`; ignored unless both are positive.
+  void observe(double units, double seconds);
+  // Seconds per unit; nullopt until seeded or measured.
+  std::optional<double> seconds_per_unit() const { return seconds_per_unit_; }
+  int64_t samples() const { return samples_; }  // measured shards (the seed is not one)
+
+ private:
+  std::optional<double> seconds_per_unit_;
+  int64_t samples_ = 0;
+};
+
+// One eligible worker as the choice sees it. Times are seconds on one clock shared with `now`.
+struct WorkerForecast {
+  double free_at = 0;                          // when it can start a new shard; <= now means idle
+  std::optional<double> seconds_per_unit;      // nullopt = unknown
+};
+
+// Earliest predicted finish. Hands the queued shards `shard_units` (in queue order, the ones `self` may run)
+// one at a time to the worker that would finish that shard soonest, finish = max(free_at, now) +
+// seconds_per_unit × units (ties go to `self`, then to the lower index), and returns true when `self` gets
+// any of them: it should take the front shard now; false: another worker will finish the work sooner, so
+// `self` leaves it and re-checks later. Unknown speeds count as the fastest known one (1 s/unit when none
+// is known), so an unmeasured worker gets tried. `workers[self]` must be idle; `shard_units` non-empty.
+// Never leaves work undone: the idle worker with the lowest (seconds_per_unit, index) always gets the
+// first shard unless a busy worker would finish it sooner.
+bool should_take_shard(const std::vector<WorkerForecast>& workers, size_t self, const std::vector<double>& shard_units,
+                       double now);
+
+}  // namespace netdist::cluster
