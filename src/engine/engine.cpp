@@ -210,7 +210,8 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
     c10::InferenceMode inference;
     OnDevice on(model, *model.unet_);
     lora::PatchScope patch(*model.unet_, model.info_.unet_prefix, model.unet_patches_);
-    runtime::GraphedCalls graphs(model.device_, model.options_.cuda_graphs);
+    // --lowvram turns graphs off too: their private memory pools are what a low-memory user cannot spare.
+    runtime::GraphedCalls graphs(model.device_, model.options_.cuda_graphs && !model.options_.lowvram);
     at::Tensor sig = sigmas.to(model.device_);
     at::Tensor latent_in = (latent * model.info_.vae_scale_factor).to(model.device_);
     at::Tensor x = ms.noise_scaling(sig[0], noise.to(model.device_), latent_in, ms.is_max_denoise(sigmas));
@@ -312,7 +313,7 @@ Result<at::Tensor> apply_model_once(Model& model, const at::Tensor& x, const at:
     c10::InferenceMode inference;
     OnDevice on(model, *model.unet_);
     lora::PatchScope patch(*model.unet_, model.info_.unet_prefix, model.unet_patches_);
-    runtime::GraphedCalls graphs(model.device_, model.options_.cuda_graphs);
+    runtime::GraphedCalls graphs(model.device_, model.options_.cuda_graphs && !model.options_.lowvram);
     const at::Device d = model.device_;
     out = apply_model(model, graphs, x.to(d, at::kFloat), sigma.to(d, at::kFloat), context.to(d, at::kFloat),
                       y.defined() ? y.to(d, at::kFloat) : y, {0, x.size(0)})
