@@ -56,7 +56,7 @@ TEST(Shard, RequirementsAndMissing) {
 }
 
 TEST(Shard, WholePromptOnlyForBatchOneWithoutInputFiles) {
-  Json p = prompt();
+  Json p = shard_prompt();
   EXPECT_EQ(static_batch_size(p, "3"), std::optional<int64_t>(8));
   EXPECT_FALSE(is_whole_prompt(p));
   p["5"]["inputs"]["batch_size"] = 1;
@@ -80,7 +80,7 @@ TEST(Shard, WholePromptOnlyForBatchOneWithoutInputFiles) {
 }
 
 TEST(Shard, PromptRequirementsNameEveryClassAndCheckpoint) {
-  Requirements r = prompt_requirements(prompt());
+  Requirements r = prompt_requirements(shard_prompt());
   EXPECT_EQ(r.checkpoints, std::set<std::string>({"a.safetensors"}));
   EXPECT_TRUE(r.node_classes.count("SaveImage") && r.node_classes.count("VAEDecode"));
 }
