@@ -1,6 +1,8 @@
 // `netdist demo`: a coordinator with 1 and then 2 local workers (GPUs when there are two, else CPU
 // processes) renders the same set of prompts with the embedded model; prints the NetDist benchmark table
-// (wall time, images/s, speedup) and whether both runs gave byte-identical images.
+// (wall time, images/s, speedup) and whether both runs gave byte-identical images. Two parts: a batch of 8
+// plus 4 batch-2 prompts (split into row shards), then 4 batch-1 prompts of different sizes (each sent
+// whole to one worker, several at once).
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -169,12 +171,16 @@ int run_demo(const std::string& out_dir) {
   const char* texts[] = {"yellow star", "green tree", "blue drop", "purple heart"};
   for (int i = 0; i < 4; ++i)
     prompts.push_back(prompt(sizes[i], 2, 100 + i, texts[i], "size" + std::to_string(sizes[i])));
+  std::vector<Json> whole;
+  for (int i = 0; i < 4; ++i)
+    whole.push_back(prompt(sizes[i], 1, 200 + i, texts[i], "whole" + std::to_string(sizes[i])));
   int images = 0;
   for (const Json& p : prompts) images += p["5"]["inputs"]["batch_size"].get<int>();
+  const int whole_images = static_cast<int>(whole.size());
 
   struct Run {
     int workers = 1;
-    double seconds = 0;
+    double seconds = 0, whole_seconds = 0;
     std::string digest;
   };
   std::vector<Run> runs(2);
@@ -205,8 +211,12 @@ int run_demo(const std::string& out_dir) {
     const auto t0 = Clock::now();
     std::vector<fs::path> files = render(coord.url, prompts, dir / "output");
     run.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    const auto t1 = Clock::now();
+    std::vector<fs::path> whole_files = files.empty() ? files : render(coord.url, whole, dir / "output");
+    run.whole_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
     stop(coord);
-    if (files.empty()) return 1;
+    if (files.empty() || whole_files.empty()) return 1;
+    files.insert(files.end(), whole_files.begin(), whole_files.end());
     std::string all;
     for (const fs::path& f : files) {
       std::ifstream in(f, std::ios::binary);
@@ -228,6 +238,14 @@ int run_demo(const std::string& out_dir) {
     std::printf("| %d %s worker%s | %d | %.2f | %.2f | %.2fx |\n", run.workers, device.c_str(),
                 run.workers == 1 ? "" : "s", images, run.seconds, images / run.seconds,
                 runs[0].seconds / run.seconds);
+  }
+  std::printf("\n%d batch-1 prompts at 48-96 px (each whole on one worker, one per worker at a time):\n\n",
+              whole_images);
+  std::printf("| setup | images | wall time (s) | images/s | speedup |\n|---|---|---|---|---|\n");
+  for (const Run& run : runs) {
+    std::printf("| %d %s worker%s | %d | %.2f | %.2f | %.2fx |\n", run.workers, device.c_str(),
+                run.workers == 1 ? "" : "s", whole_images, run.whole_seconds, whole_images / run.whole_seconds,
+                runs[0].whole_seconds / run.whole_seconds);
   }
   const bool same = runs[0].digest == runs[1].digest;
   std::printf("\nimages identical in both runs: %s (sha256 of all PNGs %s%s%s)\n", same ? "yes" : "NO",

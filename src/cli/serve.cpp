@@ -61,6 +61,7 @@ struct ClusterFlags {
   int test_step_delay_ms = 0;
   int test_heartbeat_ms = 0;
   double shard_timeout_s = 600;
+  int max_concurrent_prompts = 0;
   std::string queue_policy = "fifo";
 };
 
@@ -134,7 +135,13 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   }
   GraphBackend graph_backend(std::move(*setup));
   std::unique_ptr<cluster::CoordinatorBackend> coordinator_backend;
-  if (cluster) coordinator_backend = std::make_unique<cluster::CoordinatorBackend>(graph_backend, cluster);
+  if (cluster) {
+    cluster::CoordinatorOptions co;
+    co.output_dir = options.output_dir;
+    co.temp_dir = options.temp_dir;
+    co.max_concurrent_prompts = flags.max_concurrent_prompts;
+    coordinator_backend = std::make_unique<cluster::CoordinatorBackend>(graph_backend, cluster, co);
+  }
   server::Backend& backend =
       coordinator_backend ? static_cast<server::Backend&>(*coordinator_backend) : graph_backend;
   server::HttpServer http(options, backend);
@@ -248,6 +255,9 @@ CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::
                     "start N CPU worker processes (default: one per GPU)");
     cmd->add_option("--shard-timeout", flags->shard_timeout_s,
                     "seconds before a worker's shard is given to another");
+    cmd->add_option("--max-concurrent-prompts", flags->max_concurrent_prompts,
+                    "whole batch-1 prompts sent to workers at once (default 0: one per live worker)")
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("--test-heartbeat-ms", flags->test_heartbeat_ms,
                     "coordinator: worker heartbeat period; a dial-in lease is 3 of them (tests only)")
         ->group("");

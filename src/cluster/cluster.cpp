@@ -23,6 +23,11 @@ struct Cluster::Job {
   Status failure;
   bool cancelled = false;
   std::vector<Worker*> running;  // workers running one of its shards (one entry per shard)
+  // A whole-prompt job (run_prompt): one task, shard 0, its reply kept once.
+  bool whole = false;
+  std::string prompt_id;
+  Json extra_data, outputs_to_execute;
+  std::optional<PromptReply> reply;
 };
 
 struct Cluster::Task {
@@ -32,15 +37,17 @@ struct Cluster::Task {
   double units = 0;  // predicted work (cost_model.h units)
 };
 
-// A dial-in worker's mailbox: the shard its thread handed over, until the worker reports its outcome.
+// A dial-in worker's mailbox: the task (a shard or a whole prompt) its thread handed over, until the worker
+// reports its outcome.
 struct DialInMail {
   uint64_t ticket = 0;
-  std::string shard_id;
-  Json request;        // the shard request body
+  std::string shard_id;  // the shard id, or a whole prompt's task id
+  std::string kind;      // "shard" or "prompt"
+  Json request;          // the /netdist/v1/shard or /netdist/v1/prompt request body
   bool taken = false;  // a pull carried it to the worker
   bool interrupt = false;
   int64_t step = 0, steps = 0;
-  std::optional<HttpReply> reply;  // as POST /netdist/v1/shard would have answered
+  std::optional<HttpReply> reply;  // as POST /netdist/v1/shard or /netdist/v1/prompt would have answered
 };
 
 struct Cluster::Worker {
@@ -51,7 +58,7 @@ struct Cluster::Worker {
   std::optional<Json> caps;  // set while the worker is believed alive
   Json reported_caps;        // dial-in: the capabilities it registered with
   std::thread thread;
-  int64_t shards_done = 0, rows_done = 0, failures = 0;
+  int64_t shards_done = 0, rows_done = 0, prompts_done = 0, failures = 0;
   // Dial-in lease: renewed by every pull, progress and result; held pulls keep it alive.
   std::chrono::steady_clock::time_point last_seen;
   int pulls_held = 0;
@@ -178,7 +185,42 @@ void Cluster::add_worker(const std::string& url) {
 }
 
 bool Cluster::eligible(const Worker& w, const Job& job) const {
+  if (job.whole && w.local) return false;
   return w.caps && missing_requirements(job.requirements, *w.caps).empty();
+}
+
+Result<PromptReply> Cluster::run_prompt_task(Worker& w, const Task& task) {
+  const Job& job = *task.job;
+  const std::string task_id = job.id + ".prompt";
+  Json request = {{"task_id", task_id},
+                  {"prompt_id", job.prompt_id},
+                  {"prompt", job.prompt},
+                  {"extra_data", job.extra_data},
+                  {"outputs_to_execute", job.outputs_to_execute}};
+  std::string who = w.url;
+  HttpReply reply;
+  if (w.dial_in) {
+    who = "dial-in worker " + w.id + " (" + w.url + ")";
+    std::unique_lock<std::mutex> lock(mutex_);
+    ND_ASSIGN_OR_RETURN(reply, run_dial_in(w, task, std::move(request), lock));
+  } else {
+    HttpCall call;
+    call.method = "POST";
+    call.target = "/netdist/v1/prompt";
+    call.body = request.dump();
+    call.auth_token = options_.auth_token;
+    call.timeout = options_.shard_timeout;
+    ND_ASSIGN_OR_RETURN(reply, http_call(w.url, call));
+  }
+  if (reply.status == 409) return Status::cancelled(who + ": prompt " + job.prompt_id + " interrupted");
+  if (reply.status == 401) return Status::unauthenticated(who + ": the worker refused the auth token");
+  if (reply.status != 200)
+    return Status::internal(who + ": prompt " + job.prompt_id + " failed (" + std::to_string(reply.status) +
+                            "): " + reply.body);
+  const Json body = Json::parse(reply.body, nullptr, false);
+  auto out = prompt_reply_from_json(body);
+  if (!out.is_ok()) return out.status().with_context(who);
+  return out;
 }
 
 Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task) {
@@ -191,7 +233,9 @@ Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task) {
   if (!inputs.empty()) request["inputs"] = std::move(inputs);
   if (w.dial_in) {
     std::unique_lock<std::mutex> lock(mutex_);
-    return run_dial_in(w, task, std::move(request), lock);
+    ND_ASSIGN_OR_RETURN(HttpReply reply, run_dial_in(w, task, std::move(request), lock));
+    return decode_shard_reply("dial-in worker " + w.id + " (" + w.url + ")", shard_id,
+                              task.row_end - task.row_begin, std::move(reply));
   }
   HttpCall call;
   call.method = "POST";
@@ -207,13 +251,15 @@ bool Cluster::lease_lost(const Worker& w) const {
   return w.pulls_held == 0 && std::chrono::steady_clock::now() - w.last_seen > 3 * options_.heartbeat;
 }
 
-Result<at::Tensor> Cluster::run_dial_in(Worker& w, const Task& task, Json request,
-                                        std::unique_lock<std::mutex>& lock) {
-  const std::string shard_id = request["shard_id"].get<std::string>();
+Result<HttpReply> Cluster::run_dial_in(Worker& w, const Task& task, Json request,
+                                       std::unique_lock<std::mutex>& lock) {
+  const bool whole = task.job->whole;
+  const std::string shard_id = request[whole ? "task_id" : "shard_id"].get<std::string>();
   const std::string who = "dial-in worker " + w.id + " (" + w.url + ")";
   DialInMail& mail = w.mail.emplace();
   mail.ticket = ++next_ticket_;
   mail.shard_id = shard_id;
+  mail.kind = whole ? "prompt" : "shard";
   mail.request = std::move(request);
   cv_.notify_all();
   const auto deadline = std::chrono::steady_clock::now() + options_.shard_timeout;
@@ -222,18 +268,20 @@ Result<at::Tensor> Cluster::run_dial_in(Worker& w, const Task& task, Json reques
       HttpReply reply = std::move(*mail.reply);
       w.mail.reset();
       lock.unlock();
-      return decode_shard_reply(who, shard_id, task.row_end - task.row_begin, std::move(reply));
+      return reply;
     }
     Status failed;
     if (stopping_) failed = Status::unavailable("the coordinator is stopping");
-    else if (task.job->cancelled && !mail.taken) failed = Status::cancelled(who + ": shard " + shard_id + " withdrawn");
+    else if (task.job->cancelled && !mail.taken)
+      failed = Status::cancelled(who + ": " + mail.kind + " " + shard_id + " withdrawn");
     else if (lease_lost(w))
       failed = Status::unavailable(who + ": silent for " + std::to_string(3 * options_.heartbeat.count()) +
-                                   " ms (lease lost) with shard " + shard_id);
+                                   " ms (lease lost) with " + mail.kind + " " + shard_id);
     else if (std::chrono::steady_clock::now() > deadline)
-      failed = Status::unavailable(who + ": shard " + shard_id + " timed out");
+      failed = Status::unavailable(who + ": " + mail.kind + " " + shard_id + " timed out");
     if (!failed.is_ok()) {
       w.mail.reset();
+      lock.unlock();
       return failed;
     }
     cv_.wait_for(lock, std::chrono::milliseconds(100));
@@ -268,7 +316,8 @@ Result<PullReply> Cluster::pull(const std::string& worker_id, const Json& capabi
   w->last_seen = std::chrono::steady_clock::now();
   if (w->mail && w->mail->taken && !w->mail->reply) {
     // The worker pulls again without reporting the shard it took: it dropped it (or never got it).
-    w->mail->reply = HttpReply{503, "the worker pulled again without reporting shard " + w->mail->shard_id, ""};
+    w->mail->reply =
+        HttpReply{503, "the worker pulled again without reporting " + w->mail->kind + " " + w->mail->shard_id, ""};
   }
   if (!w->caps) w->caps = w->reported_caps;  // alive (again)
   cv_.notify_all();
@@ -282,6 +331,7 @@ Result<PullReply> Cluster::pull(const std::string& worker_id, const Json& capabi
   DialInMail& mail = *w->mail;
   mail.taken = true;
   Json request = mail.request;
+  request["kind"] = mail.kind;
   request["ticket"] = mail.ticket;
   request["progress_ms"] = std::max<int64_t>(100, options_.heartbeat.count() / 2);
   return PullReply(std::move(request));
@@ -299,13 +349,17 @@ Result<bool> Cluster::report_progress(const std::string& worker_id, uint64_t tic
   return w->mail->interrupt;
 }
 
-Status Cluster::report_result(const std::string& worker_id, uint64_t ticket, int http_status, std::string body) {
+Status Cluster::report_result(const std::string& worker_id, uint64_t ticket, int http_status, std::string body,
+                              const std::string& kind) {
   std::lock_guard<std::mutex> lock(mutex_);
   Worker* w = find_dial_in(worker_id);
   if (!w) return Status::not_found("unknown worker '" + worker_id + "'");
   w->last_seen = std::chrono::steady_clock::now();
   if (!w->mail || w->mail->ticket != ticket || w->mail->reply)
     return Status::not_found("ticket " + std::to_string(ticket) + " is not current for worker '" + worker_id + "'");
+  if (!kind.empty() && kind != w->mail->kind)
+    return Status::invalid_argument("ticket " + std::to_string(ticket) + " is a " + w->mail->kind + " task, not a " +
+                                    kind + " task");
   w->mail->reply = HttpReply{http_status, std::move(body), ""};
   cv_.notify_all();
   return Status::ok();
@@ -381,25 +435,45 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
       w->busy_since = std::chrono::steady_clock::now();
       w->busy_units = task.units;
     }
-    Result<at::Tensor> rows = run_task(*w, task);
+    Status failed;
+    at::Tensor rows;
+    std::optional<PromptReply> reply;
+    if (task.job->whole) {
+      Result<PromptReply> r = run_prompt_task(*w, task);
+      if (r.is_ok())
+        reply = std::move(*r);
+      else
+        failed = r.status();
+    } else {
+      Result<at::Tensor> r = run_task(*w, task);
+      if (r.is_ok())
+        rows = std::move(*r);
+      else
+        failed = r.status();
+    }
     std::lock_guard<std::mutex> lock(mutex_);
     w->busy = false;
-    if (rows.is_ok()) {
+    if (failed.is_ok() && !task.job->whole) {  // the cost model measures row shards only
       w->cost.observe(task.units,
                       std::chrono::duration<double>(std::chrono::steady_clock::now() - w->busy_since).count());
     }
     Job& job = *task.job;
     job.running.erase(std::find(job.running.begin(), job.running.end(), w.get()));
-    if (rows.is_ok()) {
-      if (!job.results[task.shard].defined()) {
-        job.results[task.shard] = *rows;
+    if (failed.is_ok()) {
+      if (job.whole && !job.reply) {
+        job.reply = std::move(reply);
+        ++job.shards_done;
+        ++w->shards_done;
+        ++w->prompts_done;
+      } else if (!job.whole && !job.results[task.shard].defined()) {
+        job.results[task.shard] = rows;
         job.rows_done += task.row_end - task.row_begin;
         ++job.shards_done;
         ++w->shards_done;
         w->rows_done += task.row_end - task.row_begin;
       }
     } else if (!job.cancelled && job.failure.is_ok() && !stopping_) {
-      const Status& s = rows.status();
+      const Status& s = failed;
       ++w->failures;
       std::fprintf(stderr, "netdist cluster: shard %s.%zu on %s failed: %s\n", job.id.c_str(), task.shard,
                    w->url.c_str(), s.to_string().c_str());
@@ -532,33 +606,99 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
   }
   const bool ok = job->shards_done == int64_t(shards);
   if (!ok) {
-    job->cancelled = true;
-    std::erase_if(queue_, [&](const Task& t) { return t.job == job; });
-    std::vector<std::string> busy;
-    bool local_busy = false;
-    for (Worker* w : job->running) {
-      if (w->local)
-        local_busy = true;
-      else if (w->dial_in && w->mail)
-        w->mail->interrupt = true;  // delivered with the worker's next progress report
-      else if (!w->dial_in)
-        busy.push_back(w->url);
-    }
-    lock.unlock();
-    if (local_busy) local_->interrupt();
-    for (const std::string& url : busy) {
-      HttpCall call;
-      call.method = "POST";
-      call.target = "/netdist/v1/interrupt";
-      call.auth_token = options_.auth_token;
-      call.timeout = std::chrono::seconds(5);
-      (void)http_call(url, call);
-    }
-    lock.lock();
+    abandon(lock, job);
     if (!job->failure.is_ok()) return job->failure;
     return Status::cancelled("interrupted");
   }
   return at::cat(job->results, 0);
+}
+
+void Cluster::abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Job>& job) {
+  job->cancelled = true;
+  std::erase_if(queue_, [&](const Task& t) { return t.job == job; });
+  std::vector<std::string> busy;
+  bool local_busy = false;
+  for (Worker* w : job->running) {
+    if (w->local)
+      local_busy = true;
+    else if (w->dial_in && w->mail)
+      w->mail->interrupt = true;  // delivered with the worker's next progress report
+    else if (!w->dial_in)
+      busy.push_back(w->url);
+  }
+  lock.unlock();
+  if (local_busy) local_->interrupt();
+  for (const std::string& url : busy) {
+    HttpCall call;
+    call.method = "POST";
+    call.target = "/netdist/v1/interrupt";
+    if (job->whole) call.body = Json{{"shard_id", job->id + ".prompt"}}.dump();
+    call.auth_token = options_.auth_token;
+    call.timeout = std::chrono::seconds(5);
+    (void)http_call(url, call);
+  }
+  lock.lock();
+}
+
+Result<PromptReply> Cluster::run_prompt(const std::string& prompt_id, const Json& prompt, const Json& extra_data,
+                                        const Json& outputs_to_execute,
+                                        const std::function<bool()>& keep_going) {
+  auto job = std::make_shared<Job>();
+  job->whole = true;
+  job->prompt = prompt;
+  job->prompt_id = prompt_id;
+  job->extra_data = extra_data;
+  job->outputs_to_execute = outputs_to_execute;
+  job->requirements = prompt_requirements(prompt);
+  job->results.resize(1);
+  job->attempts.assign(1, 0);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return Status::unavailable("the coordinator is stopping");
+    job->id = "job" + std::to_string(++next_job_);
+    // Its predicted work (prompt_cost.h) lets the earliest-finish choice see a worker busy with it.
+    queue_.push_back(Task{job, 0, 0, 1, server::predict_prompt_units(prompt)});
+  }
+  cv_.notify_all();
+  auto last_capable = std::chrono::steady_clock::now();
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    if (job->reply || !job->failure.is_ok()) break;
+    const auto now = std::chrono::steady_clock::now();
+    const bool capable =
+        !job->running.empty() ||
+        std::any_of(workers_.begin(), workers_.end(), [&](const auto& w) { return eligible(*w, *job); });
+    if (capable) last_capable = now;
+    if (now - last_capable > options_.no_worker_timeout) {
+      job->failure = Status::unavailable("no live worker able to run prompt " + prompt_id + " for " +
+                                         std::to_string(options_.no_worker_timeout.count() / 1000) + " s");
+      break;
+    }
+    lock.unlock();
+    const bool go_on = keep_going();
+    lock.lock();
+    if (!go_on) break;
+    if (job->reply || !job->failure.is_ok()) continue;
+    cv_.wait_for(lock, std::chrono::milliseconds(100));
+  }
+  if (job->reply) return std::move(*job->reply);
+  abandon(lock, job);
+  if (!job->failure.is_ok()) return job->failure;
+  return Status::cancelled("interrupted");
+}
+
+int Cluster::capable_remote_workers(const Requirements& req) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  int n = 0;
+  for (const auto& w : workers_) n += !w->local && w->caps && missing_requirements(req, *w->caps).empty();
+  return n;
+}
+
+int Cluster::remote_workers_alive() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  int n = 0;
+  for (const auto& w : workers_) n += !w->local && w->caps.has_value();
+  return n;
 }
 
 Json Cluster::status() {
@@ -571,6 +711,7 @@ Json Cluster::status() {
                        {"alive", w->caps.has_value()},
                        {"shards_done", w->shards_done},
                        {"rows_done", w->rows_done},
+                       {"prompts_done", w->prompts_done},
                        {"failures", w->failures},
                        {"seconds_per_unit", w->cost.seconds_per_unit() ? Json(*w->cost.seconds_per_unit()) : Json()},
                        {"samples", w->cost.samples()}});

@@ -23,6 +23,13 @@
 // retries never duplicate rows. A shard that failed max_attempts times fails its prompt with the last error.
 // A shard whose nodes read input files (LoadImage) carries them (shard_inputs.h), read from input_dir.
 //
+// Whole prompts: run_prompt queues a task of a second kind on the same queue: the whole prompt, for one
+// worker that has every node class and checkpoint of it (never this process's own runner, whose engine the
+// coordinator's executor uses at the same time). A connect-out worker gets it as POST /netdist/v1/prompt;
+// a dial-in worker pulls it from its mailbox ("kind": "prompt") and posts the JSON reply to
+// /netdist/v1/result. The same failover rules apply: a failed call or a lost lease puts the task back at
+// the front, the worker must show it is alive again, the first reply is kept.
+//
 // Split = unsplit: run_sampler cuts a sampler's batch into one shard per micro-batch (engine/micro_batch.h);
 // every row is bit-identical to the unsplit sampler's (engine.h: rows draw the full-batch noise; the UNet
 // runs one micro-batch per call whatever the split), and the rows are merged in row order.
@@ -43,6 +50,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include "cluster/http_client.h"
 #include "cluster/cost_model.h"
 #include "cluster/shard.h"
 #include "cluster/shard_runner.h"
@@ -62,8 +70,9 @@ struct ClusterOptions {
   std::string input_dir = "input";  // where the files that shards' LoadImage nodes name are read
 };
 
-// What a dial-in pull gets: a shard request body (the /netdist/v1/shard body plus "ticket" and
-// "progress_ms": how often to report progress), or nothing when poll_timeout passed.
+// What a dial-in pull gets: a task with "kind", "ticket" and "progress_ms" (how often to report progress)
+// added to its request body: "kind": "shard" → the /netdist/v1/shard body; "kind": "prompt" → the
+// /netdist/v1/prompt body (a whole prompt). Or nothing when poll_timeout passed.
 using PullReply = std::optional<Json>;
 
 class Cluster {
@@ -86,9 +95,12 @@ class Cluster {
   // Progress of the shard handed out as `ticket`: true = interrupt it. kNotFound when the worker or the
   // ticket is not current (stop running it).
   Result<bool> report_progress(const std::string& worker_id, uint64_t ticket, int64_t step, int64_t steps);
-  // The outcome of `ticket`: `http_status` and `body` as POST /netdist/v1/shard would have answered
-  // (200 + safetensors, or an error JSON). kNotFound when the worker or the ticket is not current.
-  Status report_result(const std::string& worker_id, uint64_t ticket, int http_status, std::string body);
+  // The outcome of `ticket`: `http_status` and `body` as POST /netdist/v1/shard (kind "shard": 200 +
+  // safetensors, or an error JSON) or /netdist/v1/prompt (kind "prompt": JSON) would have answered.
+  // `kind` (empty = not stated) must be the ticket's: invalid_argument naming both otherwise. kNotFound
+  // when the worker or the ticket is not current.
+  Status report_result(const std::string& worker_id, uint64_t ticket, int http_status, std::string body,
+                       const std::string& kind = "");
 
   // Capability check for a whole prompt: nullopt when, for every splittable sampler, some known worker
   // has what it needs (or no worker has reported capabilities yet); else a message naming, per worker,
@@ -104,8 +116,22 @@ class Cluster {
   Result<at::Tensor> run_sampler(const Json& prompt, const std::string& sampler_id, int64_t rows,
                                  const std::function<bool(int64_t done, int64_t total)>& progress);
 
+  // Runs a whole prompt on one capable worker (connect-out: POST /netdist/v1/prompt; dial-in: its mailbox)
+  // with the coordinator's prompt_id and returns its reply (the prompt's own status, outputs, events,
+  // files). `keep_going()` is polled about every 100 ms; false interrupts: a queued task is dropped, a
+  // running one is interrupted on its worker, and the result is kCancelled. kUnavailable when no live
+  // worker could run it for no_worker_timeout.
+  Result<PromptReply> run_prompt(const std::string& prompt_id, const Json& prompt, const Json& extra_data,
+                                 const Json& outputs_to_execute, const std::function<bool()>& keep_going);
+
+  // How many workers other than this process are alive and have every node class and checkpoint of `req`.
+  int capable_remote_workers(const Requirements& req);
+  // How many workers other than this process are alive.
+  int remote_workers_alive();
+
   // {"workers": [{"url", "worker_id" (dial-in) | null, "dial_in", "alive", "shards_done", "rows_done",
-  //   "failures", "seconds_per_unit" (null until known), "samples" (shards measured)}], "queued": n}
+  //   "prompts_done", "failures", "seconds_per_unit" (null until known), "samples" (shards measured)}],
+  //   "queued": n} (shards_done counts row shards and whole prompts.)
   Json status();
 
  private:
@@ -115,11 +141,15 @@ class Cluster {
   void worker_loop(std::shared_ptr<Worker> w);
   void spawn(std::shared_ptr<Worker> w);
   Result<at::Tensor> run_task(Worker& w, const Task& task);
-  Result<at::Tensor> run_dial_in(Worker& w, const Task& task, Json request,
-                                 std::unique_lock<std::mutex>& lock);
+  Result<PromptReply> run_prompt_task(Worker& w, const Task& task);
+  // Hands `request` to dial-in worker `w` through its mailbox and waits (under `lock`, which it unlocks
+  // before returning) for the reply the worker posts, its lease, the job's withdrawal or shard_timeout.
+  Result<HttpReply> run_dial_in(Worker& w, const Task& task, Json request, std::unique_lock<std::mutex>& lock);
   bool lease_lost(const Worker& w) const;
   Worker* find_dial_in(const std::string& worker_id);
   bool eligible(const Worker& w, const Job& job) const;
+  // Gives up on an unfinished job: drops its queued tasks and interrupts the workers running one.
+  void abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Job>& job);
   // Earliest predicted finish (cost_model.h) for `front`, the first queued shard `w` may run. Lock held.
   bool takes_now(const Worker& w, const Task& front) const;
 

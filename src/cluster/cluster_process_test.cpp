@@ -19,7 +19,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -109,7 +111,7 @@ HttpReply call(const std::string& url, const std::string& method, const std::str
   return r.is_ok() ? *r : HttpReply{};
 }
 
-nlohmann::json prompt(int batch, const std::string& ckpt = "tiny-emoji.safetensors") {
+nlohmann::json prompt(int batch, const std::string& ckpt = "tiny-emoji.safetensors", int seed = 7) {
   return nlohmann::json::parse(R"({
     "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ")" +
                                ckpt + R"("}},
@@ -117,7 +119,8 @@ nlohmann::json prompt(int batch, const std::string& ckpt = "tiny-emoji.safetenso
                                std::to_string(batch) + R"(}},
     "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "red heart", "clip": ["4", 1]}},
     "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
-    "3": {"class_type": "KSampler", "inputs": {"seed": 7, "steps": 3, "cfg": 5.0, "sampler_name": "euler_ancestral",
+    "3": {"class_type": "KSampler", "inputs": {"seed": )" +
+                               std::to_string(seed) + R"(, "steps": 3, "cfg": 5.0, "sampler_name": "euler_ancestral",
           "scheduler": "normal", "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
           "latent_image": ["5", 0]}},
     "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
@@ -125,8 +128,9 @@ nlohmann::json prompt(int batch, const std::string& ckpt = "tiny-emoji.safetenso
   })");
 }
 
-std::string submit(const std::string& url, const nlohmann::json& p, const std::string& token = "") {
-  HttpReply r = call(url, "POST", "/prompt", nlohmann::json{{"prompt", p}, {"client_id", "t"}}.dump(), token);
+std::string submit(const std::string& url, const nlohmann::json& p, const std::string& token = "",
+                   const std::string& client_id = "t") {
+  HttpReply r = call(url, "POST", "/prompt", nlohmann::json{{"prompt", p}, {"client_id", client_id}}.dump(), token);
   EXPECT_EQ(r.status, 200) << r.body;
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   return j.is_object() ? j.value("prompt_id", "") : "";
@@ -165,6 +169,15 @@ std::map<std::string, int64_t> rows_by_worker(const std::string& coordinator, co
       nlohmann::json::parse(call(coordinator, "GET", "/netdist/v1/cluster", "", token).body, nullptr, false);
   if (!j.is_object()) return out;
   for (const auto& w : j["workers"]) out[w["url"].get<std::string>()] = w["rows_done"].get<int64_t>();
+  return out;
+}
+
+// Per worker URL, one field of GET /netdist/v1/cluster.
+std::map<std::string, int64_t> worker_field(const std::string& coordinator, const std::string& field) {
+  std::map<std::string, int64_t> out;
+  auto j = nlohmann::json::parse(call(coordinator, "GET", "/netdist/v1/cluster").body, nullptr, false);
+  if (!j.is_object()) return out;
+  for (const auto& w : j["workers"]) out[w["url"].get<std::string>()] = w[field].get<int64_t>();
   return out;
 }
 
@@ -306,6 +319,14 @@ TEST(ClusterProcess, CapabilityMatchingKeepsShardsOffWorkersWithoutTheModel) {
   auto rows = rows_by_worker(coord.url());
   EXPECT_EQ(rows[lacks.url()], 0);
   EXPECT_EQ(rows[has.url()], 4);
+  // A batch-1 prompt goes whole to a worker that has every checkpoint of it.
+  for (int seed = 1; seed <= 2; ++seed) {
+    auto whole = wait_history(coord.url(), submit(coord.url(), prompt(1, "other.safetensors", seed)));
+    EXPECT_EQ(whole["status"]["status_str"], "success");
+  }
+  auto prompts = worker_field(coord.url(), "prompts_done");
+  EXPECT_EQ(prompts[lacks.url()], 0);
+  EXPECT_EQ(prompts[has.url()], 2);
 }
 
 TEST(ClusterProcess, AuthTokenIsRequiredAndForwarded) {
@@ -449,6 +470,242 @@ TEST(ClusterProcess, InterruptReachesTheWorkers) {
   EXPECT_TRUE(idle);
   auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
   EXPECT_LT(s["shards_done"].get<int64_t>(), 8);
+}
+
+// Batch-1 prompts with seeds 1..4, rendered one after another by one plain `netdist serve`: the reference
+// bytes for whole-prompt tasks.
+const std::vector<std::string>& batch_one_reference() {
+  static std::vector<std::string> ref = [] {
+    fs::path dir = scratch("reference_batch1");
+    Proc server({"serve", "--port", "0", "--threads", "1", "--output-directory", (dir / "out").string(),
+                 "--temp-directory", (dir / "temp").string(), "--models-dir", (dir / "models").string()},
+                dir / "serve.log");
+    std::vector<std::string> out;
+    for (int seed = 1; seed <= 4; ++seed) {
+      auto png = images(wait_history(server.url(), submit(server.url(), prompt(1, "tiny-emoji.safetensors", seed))),
+                        dir / "out");
+      out.insert(out.end(), png.begin(), png.end());
+    }
+    return out;
+  }();
+  return ref;
+}
+
+// Polls GET /queue until queue_running lists `n` prompts at once (30 s guard).
+bool saw_running(const std::string& coordinator, size_t n) {
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < deadline) {
+    auto q = nlohmann::json::parse(call(coordinator, "GET", "/queue").body, nullptr, false);
+    if (q.is_object() && q["queue_running"].size() >= n) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+TEST(ClusterProcess, BatchOnePromptsRunWholeOnWorkersAtOnceWithLocalBytes) {
+  const auto& ref = batch_one_reference();
+  ASSERT_EQ(ref.size(), 4u);
+  fs::path dir = scratch("whole");
+  Proc w1(worker_args(dir / "w1", {"--test-step-delay-ms", "100"}), dir / "w1.log");
+  Proc w2(worker_args(dir / "w2", {"--test-step-delay-ms", "100"}), dir / "w2.log");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", join_urls({&w1, &w2})}),
+             dir / "c.log");
+  wait_alive(coord.url(), 2);
+  std::vector<std::string> ids;
+  for (int seed = 1; seed <= 4; ++seed) ids.push_back(submit(coord.url(), prompt(1, "tiny-emoji.safetensors", seed)));
+  EXPECT_TRUE(saw_running(coord.url(), 2)) << "two whole prompts never ran at once";
+  std::vector<std::string> got;
+  std::set<std::string> names;
+  for (const std::string& id : ids) {
+    auto h = wait_history(coord.url(), id);
+    EXPECT_EQ(h["status"]["status_str"], "success");
+    auto png = images(h, dir / "c" / "out");
+    got.insert(got.end(), png.begin(), png.end());
+    for (const auto& img : h["outputs"]["9"]["images"]) names.insert(img["filename"].get<std::string>());
+  }
+  EXPECT_TRUE(got == ref) << "whole-prompt images differ from a local server's";
+  EXPECT_EQ(names, std::set<std::string>({"split_00001_.png", "split_00002_.png", "split_00003_.png",
+                                          "split_00004_.png"}))
+      << "the coordinator's own counter names, each once";
+  auto prompts = worker_field(coord.url(), "prompts_done");
+  auto shards = worker_field(coord.url(), "shards_done");
+  EXPECT_EQ(prompts[w1.url()] + prompts[w2.url()], 4);
+  EXPECT_GT(shards[w1.url()], 0);
+  EXPECT_GT(shards[w2.url()], 0);
+  EXPECT_EQ(worker_field(coord.url(), "rows_done")[w1.url()], 0) << "no row shards for batch-1 prompts";
+}
+
+TEST(ClusterProcess, KilledWorkerMidWholePromptIsRetriedElsewhereOnce) {
+  const auto& ref = batch_one_reference();
+  fs::path dir = scratch("whole_kill");
+  // Equal speeds: the earliest-finish pick (cost_model.h) gives each worker one of the two prompts; a
+  // faster "fast" would be predicted to finish both before "slow" finished one, and "slow" would get none.
+  Proc fast(worker_args(dir / "fast", {"--test-step-delay-ms", "400"}), dir / "fast.log");
+  Proc slow(worker_args(dir / "slow", {"--test-step-delay-ms", "400"}), dir / "slow.log");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", join_urls({&fast, &slow})}),
+             dir / "c.log");
+  wait_alive(coord.url(), 2);
+  const std::string id1 = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 1));
+  const std::string id2 = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 2));
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  bool running = false;
+  while (!running && Clock::now() < deadline) {
+    auto s = nlohmann::json::parse(call(slow.url(), "GET", "/netdist/v1/status").body, nullptr, false);
+    running = s.is_object() && !s["running"].is_null();
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(running) << "the slow worker never started a prompt";
+  slow.stop(SIGKILL);
+  auto h1 = wait_history(coord.url(), id1), h2 = wait_history(coord.url(), id2);
+  EXPECT_EQ(h1["status"]["status_str"], "success");
+  EXPECT_EQ(h2["status"]["status_str"], "success");
+  auto png = images(h1, dir / "c" / "out"), png2 = images(h2, dir / "c" / "out");
+  png.insert(png.end(), png2.begin(), png2.end());
+  EXPECT_TRUE(png == std::vector<std::string>(ref.begin(), ref.begin() + 2));
+  EXPECT_EQ(worker_field(coord.url(), "prompts_done")[fast.url()], 2) << "the killed worker's prompt ran on the other";
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir / "c" / "out")) files += e.path().extension() == ".png";
+  EXPECT_EQ(files, 2u) << "each prompt's image written once";
+  auto history = nlohmann::json::parse(call(coord.url(), "GET", "/history").body, nullptr, false);
+  EXPECT_EQ(history.size(), 2u);
+}
+
+// Batch-1 prompts reach dial-in workers as tasks of kind "prompt" in their mailboxes: with only a
+// --local-workers child and a --join worker (neither is ever connected to), both run whole there and return
+// the local server's bytes.
+TEST(ClusterProcess, WholePromptsRunOnDialInWorkers) {
+  const auto& ref = batch_one_reference();
+  ASSERT_EQ(ref.size(), 4u);
+  fs::path dir = scratch("whole_dialin");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "1"}),
+             dir / "c.log");
+  Proc w(worker_args(dir / "w", {"--join", coord.url()}), dir / "w.log");
+  wait_alive(coord.url(), 2);
+  const std::string id1 = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 1));
+  const std::string id2 = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 2));
+  auto h1 = wait_history(coord.url(), id1), h2 = wait_history(coord.url(), id2);
+  EXPECT_EQ(h1["status"]["status_str"], "success") << h1.dump();
+  EXPECT_EQ(h2["status"]["status_str"], "success") << h2.dump();
+  auto png = images(h1, dir / "c" / "out"), png2 = images(h2, dir / "c" / "out");
+  png.insert(png.end(), png2.begin(), png2.end());
+  EXPECT_TRUE(png == std::vector<std::string>(ref.begin(), ref.begin() + 2))
+      << "whole prompts on dial-in workers differ from a local server's";
+  auto cluster = nlohmann::json::parse(call(coord.url(), "GET", "/netdist/v1/cluster").body, nullptr, false);
+  ASSERT_TRUE(cluster.is_object());
+  ASSERT_EQ(cluster["workers"].size(), 2u);
+  int64_t prompts = 0;
+  for (const auto& worker : cluster["workers"]) {
+    EXPECT_TRUE(worker["dial_in"].get<bool>()) << worker.dump();
+    prompts += worker["prompts_done"].get<int64_t>();
+    EXPECT_EQ(worker["rows_done"], 0) << worker.dump();
+  }
+  EXPECT_EQ(prompts, 2) << "both prompts ran whole on the dial-in workers (which one is the cost model's pick)";
+}
+
+// The dial-in wire protocol for a whole prompt, with the test as the worker: the pull carries kind "prompt"
+// and the /netdist/v1/prompt body; a result of another kind is refused naming both; /interrupt with the
+// prompt id reaches the worker in its progress reply; the ticket is stale once its result came.
+TEST(ClusterProcess, DialInPullCarriesAWholePromptTaskOfKindPrompt) {
+  fs::path dir = scratch("whole_protocol");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--local-workers", "0"}), dir / "c.log");
+  auto caps = nlohmann::json::parse(call(coord.url(), "GET", "/netdist/v1/capabilities").body, nullptr, false);
+  ASSERT_TRUE(caps.is_object());
+  HttpReply pulled;
+  std::thread puller([&] {
+    pulled = call(coord.url(), "POST", "/netdist/v1/pull",
+                  nlohmann::json{{"worker_id", "fake"}, {"url", "fake"}, {"capabilities", caps}}.dump());
+  });
+  wait_alive(coord.url(), 2);  // this process's runner and the fake worker
+  const std::string id = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 1));
+  puller.join();
+  ASSERT_EQ(pulled.status, 200) << pulled.body;
+  auto task = nlohmann::json::parse(pulled.body, nullptr, false);
+  ASSERT_TRUE(task.is_object());
+  EXPECT_EQ(task["kind"], "prompt");
+  EXPECT_EQ(task["prompt_id"], id);
+  EXPECT_TRUE(task["prompt"].is_object() && task["outputs_to_execute"].is_array()) << task.dump();
+  EXPECT_FALSE(task.contains("workflow"));
+  ASSERT_TRUE(task["ticket"].is_number_unsigned());
+  const std::string ticket = std::to_string(task["ticket"].get<uint64_t>());
+  const std::string result = "/netdist/v1/result?worker_id=fake&ticket=" + ticket;
+
+  HttpReply wrong = call(coord.url(), "POST", result + "&status=200&kind=shard", "x");
+  EXPECT_EQ(wrong.status, 400);
+  EXPECT_NE(wrong.body.find("is a prompt task, not a shard task"), std::string::npos) << wrong.body;
+  HttpReply unknown = call(coord.url(), "POST", result + "&status=200&kind=tile", "x");
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_NE(unknown.body.find("result kind 'tile'"), std::string::npos) << unknown.body;
+
+  EXPECT_EQ(call(coord.url(), "POST", "/interrupt", nlohmann::json{{"prompt_id", id}}.dump()).status, 200);
+  const std::string progress =
+      nlohmann::json{{"worker_id", "fake"}, {"ticket", task["ticket"]}, {"step", 1}, {"steps", 3}}.dump();
+  bool interrupt = false;
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!interrupt && Clock::now() < deadline) {
+    auto r = nlohmann::json::parse(call(coord.url(), "POST", "/netdist/v1/progress", progress).body, nullptr, false);
+    interrupt = r.is_object() && r.value("interrupt", false);
+    if (!interrupt) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(interrupt) << "the prompt's interrupt never reached the dial-in worker";
+  EXPECT_EQ(call(coord.url(), "POST", result + "&status=409&kind=prompt", R"({"error": {}})").status, 200);
+  EXPECT_EQ(call(coord.url(), "POST", result + "&status=409&kind=prompt", R"({"error": {}})").status, 409)
+      << "the ticket is stale once its result came";
+  auto h = wait_history(coord.url(), id);
+  EXPECT_EQ(h["status"]["status_str"], "error");
+  EXPECT_EQ(h["status"]["messages"].back()[0], "execution_interrupted");
+}
+
+// Starts a whole prompt on one slow worker (connect-out, or dial-in through --join), interrupts another
+// prompt id (nothing happens) and then its own: the prompt ends interrupted and the worker stops it.
+void interrupt_whole_prompt(const std::string& name, bool dial_in) {
+  fs::path dir = scratch(name);
+  std::unique_ptr<Proc> coord_out, w_out;
+  if (dial_in) {
+    coord_out = std::make_unique<Proc>(
+        coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0"}), dir / "c.log");
+    w_out = std::make_unique<Proc>(worker_args(dir / "w", {"--join", coord_out->url(), "--test-step-delay-ms", "1000"}),
+                                   dir / "w.log");
+  } else {
+    w_out = std::make_unique<Proc>(worker_args(dir / "w", {"--test-step-delay-ms", "1000"}), dir / "w.log");
+    coord_out = std::make_unique<Proc>(
+        coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w_out->url()}), dir / "c.log");
+  }
+  Proc& coord = *coord_out;
+  Proc& w = *w_out;
+  wait_alive(coord.url(), 1);
+  const std::string id = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 1));
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  bool running = false;
+  while (!running && Clock::now() < deadline) {
+    auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
+    running = s.is_object() && !s["running"].is_null();
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(running);
+  EXPECT_EQ(call(coord.url(), "POST", "/interrupt", nlohmann::json{{"prompt_id", "someone-else"}}.dump()).status, 200);
+  EXPECT_EQ(call(coord.url(), "POST", "/interrupt", nlohmann::json{{"prompt_id", id}}.dump()).status, 200);
+  auto h = wait_history(coord.url(), id);
+  EXPECT_EQ(h["status"]["status_str"], "error");
+  EXPECT_EQ(h["status"]["messages"].back()[0], "execution_interrupted");
+  // The worker stops at its next step instead of finishing the prompt (3 steps of 1 s each).
+  bool idle = false;
+  const auto t0 = Clock::now();
+  while (!idle && Clock::now() - t0 < std::chrono::seconds(5)) {
+    auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
+    idle = s.is_object() && s["running"].is_null();
+    if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(idle) << "the worker stopped the prompt";
+  EXPECT_EQ(worker_field(coord.url(), "prompts_done")[w.url()], 0);
+}
+
+TEST(ClusterProcess, InterruptByPromptIdStopsAWholePromptOnItsWorker) {
+  interrupt_whole_prompt("whole_interrupt", false);
+}
+
+// The interrupt rides on the reply to the dial-in worker's next progress post.
+TEST(ClusterProcess, InterruptByPromptIdStopsAWholePromptOnADialInWorker) {
+  interrupt_whole_prompt("whole_interrupt_dialin", true);
 }
 
 // A free loopback port (bound, read and closed: a restarted coordinator can take the same one).

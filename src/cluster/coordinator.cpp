@@ -1,5 +1,10 @@
 #include "cluster/coordinator.h"
 
+#include <algorithm>
+#include <map>
+#include <regex>
+
+#include "nodes/image_nodes.h"
 #include "nodes/node_types.h"
 
 namespace netdist::cluster {
@@ -48,6 +53,99 @@ void register_cluster_samplers(graph::NodeRegistry& registry, std::shared_ptr<Cl
   }
 }
 
+bool CoordinatorBackend::runs_concurrently(const server::QueueItem& item) {
+  if (!is_whole_prompt(item.prompt) || cluster_->capable_remote_workers(prompt_requirements(item.prompt)) == 0)
+    return false;
+  std::lock_guard<std::mutex> lock(whole_mutex_);
+  whole_.insert(item.prompt_id);
+  return true;
+}
+
+int CoordinatorBackend::max_concurrent_prompts() {
+  if (options_.max_concurrent_prompts > 0) return options_.max_concurrent_prompts;
+  return std::max(1, cluster_->remote_workers_alive());
+}
+
+Status CoordinatorBackend::execute(const server::QueueItem& item, const server::EmitFn& emit,
+                                   std::atomic<bool>& interrupt, nlohmann::ordered_json& outputs) {
+  bool whole;
+  {
+    std::lock_guard<std::mutex> lock(whole_mutex_);
+    whole = whole_.erase(item.prompt_id) > 0;
+  }
+  if (!whole) return inner_.execute(item, emit, interrupt, outputs);
+  return execute_whole(item, emit, interrupt, outputs);
+}
+
+namespace {
+
+using OJson = nlohmann::ordered_json;
+
+// "ComfyUI_00012_.png" → "ComfyUI": SaveImage's name without its counter.
+std::string counter_base(const std::string& filename) {
+  static const std::regex re("^(.*)_([0-9]{5,})_\\.png$");
+  std::smatch m;
+  if (std::regex_match(filename, m, re)) return m[1].str();
+  const size_t dot = filename.rfind('.');
+  return dot == std::string::npos ? filename : filename.substr(0, dot);
+}
+
+// Rewrites the {filename, subfolder, type} entries of one output node's UI by `renamed`.
+void rename_entries(OJson& ui, const std::map<std::string, std::pair<std::string, std::string>>& renamed) {
+  if (!ui.is_object()) return;
+  for (auto list = ui.begin(); list != ui.end(); ++list) {
+    if (!list.value().is_array()) continue;
+    for (OJson& entry : list.value()) {
+      if (!entry.is_object() || !entry["filename"].is_string()) continue;
+      const std::string key = entry.value("type", "") + "/" + entry.value("subfolder", "") + "/" +
+                              entry["filename"].get<std::string>();
+      auto it = renamed.find(key);
+      if (it == renamed.end()) continue;
+      entry["filename"] = it->second.first;
+      entry["subfolder"] = it->second.second;
+    }
+  }
+}
+
+}  // namespace
+
+Status CoordinatorBackend::execute_whole(const server::QueueItem& item, const server::EmitFn& emit,
+                                         std::atomic<bool>& interrupt, nlohmann::ordered_json& outputs) {
+  Result<PromptReply> reply = cluster_->run_prompt(item.prompt_id, item.prompt, item.extra_data,
+                                                   item.outputs_to_execute, [&] { return !interrupt.load(); });
+  if (!reply.is_ok()) return reply.status();
+  // The files, in reply order; runs of one (type, subfolder, name) get consecutive counters, as one
+  // SaveImage call numbers its batch.
+  std::map<std::string, std::pair<std::string, std::string>> renamed;  // "type/subfolder/file" → new name
+  const std::vector<PromptFile>& files = reply->files;
+  for (size_t i = 0; i < files.size();) {
+    const std::string base = counter_base(files[i].filename);
+    size_t j = i + 1;
+    while (j < files.size() && files[j].type == files[i].type && files[j].subfolder == files[i].subfolder &&
+           counter_base(files[j].filename) == base)
+      ++j;
+    std::vector<std::string> pngs;
+    for (size_t k = i; k < j; ++k) pngs.push_back(files[k].bytes);
+    const std::string& dir = files[i].type == "temp" ? options_.temp_dir : options_.output_dir;
+    auto saved = nodes::write_numbered_pngs(dir, files[i].subfolder, base, pngs);
+    if (!saved.is_ok()) return saved.status().with_context("prompt " + item.prompt_id + " from its worker");
+    for (size_t k = i; k < j; ++k) {
+      renamed[files[k].type + "/" + files[k].subfolder + "/" + files[k].filename] = {
+          (*saved)[k - i].filename, (*saved)[k - i].subfolder};
+    }
+    i = j;
+  }
+  outputs = reply->outputs;
+  for (auto it = outputs.begin(); it != outputs.end(); ++it) rename_entries(it.value(), renamed);
+  for (OJson& event : reply->events) {
+    if (!event.is_array() || event.size() != 2 || !event[0].is_string()) continue;
+    if (event[0] == "executed" && event[1].is_object() && event[1].contains("output"))
+      rename_entries(event[1]["output"], renamed);
+    emit(event[0].get<std::string>(), event[1]);
+  }
+  return reply->status;
+}
+
 server::ValidationOutcome CoordinatorBackend::validate(const nlohmann::ordered_json& prompt) {
   server::ValidationOutcome out = inner_.validate(prompt);
   if (!out.ok) return out;
@@ -75,12 +173,16 @@ server::Response json_reply(const nlohmann::ordered_json& value, int status = 20
 }
 
 // A dial-in route's Status → 409 (unknown worker or stale ticket: the worker re-registers or drops the
-// shard), 503 (stopping) or 500.
+// shard), 400 (a result of the wrong kind), 503 (stopping) or 500.
 server::Response dial_in_error(const Status& s) {
-  const int code = s.code() == StatusCode::kNotFound      ? 409
-                   : s.code() == StatusCode::kUnavailable ? 503
-                                                          : 500;
-  return server::error_response(code, code == 409 ? "unknown_worker_or_ticket" : "dial_in_failed", s.message());
+  const int code = s.code() == StatusCode::kNotFound          ? 409
+                   : s.code() == StatusCode::kInvalidArgument ? 400
+                   : s.code() == StatusCode::kUnavailable     ? 503
+                                                              : 500;
+  return server::error_response(code, code == 409   ? "unknown_worker_or_ticket"
+                                      : code == 400 ? "invalid_result"
+                                                    : "dial_in_failed",
+                                s.message());
 }
 
 std::optional<server::Response> dial_in_routes(const std::shared_ptr<Cluster>& cluster, const server::Request& req,
@@ -136,8 +238,11 @@ std::optional<server::Response> dial_in_routes(const std::shared_ptr<Cluster>& c
     }
     if (!id || id->empty() || !ticket || code < 100 || code > 599)
       return server::error_response(400, "invalid_result",
-                                    "result needs ?worker_id=ID&ticket=N&status=HTTP_STATUS and the shard reply as body");
-    Status s = cluster->report_result(*id, t, code, req.body);
+                                    "result needs ?worker_id=ID&ticket=N&status=HTTP_STATUS[&kind=shard|prompt] and the task reply as body");
+    const std::string kind = req.query_value("kind").value_or("");
+    if (!kind.empty() && kind != "shard" && kind != "prompt")
+      return server::error_response(400, "invalid_result", "result kind '" + kind + "' is not \"shard\" or \"prompt\"");
+    Status s = cluster->report_result(*id, t, code, req.body, kind);
     if (!s.is_ok()) return dial_in_error(s);
     return json_reply({{"ok", true}});
   }

@@ -6,19 +6,31 @@
 //  - CoordinatorBackend wraps the local server::Backend and adds the capability check to validation: a
 //    prompt no worker can run gets ComfyUI's 400 shape with error type "prompt_no_capable_worker" and a
 //    message naming what is missing on which worker.
+//  - Whole prompts: a prompt that gains nothing from row splitting (shard.h is_whole_prompt) while some
+//    live worker other than this process can run all of it runs_concurrently: execute sends it whole to
+//    one worker (Cluster::run_prompt; a dial-in worker pulls it as a task of kind "prompt"), writes the
+//    returned PNG bytes unchanged into this process's output (or temp) folder under the names its own SaveImage would pick (nodes::write_numbered_pngs: counter
+//    continued, one process-wide lock), rewrites the file names in the outputs and `executed` events, and
+//    replays the worker's events in order, so history and WebSocket messages are a local run's. Up to
+//    max_concurrent_prompts such prompts run at once (the option, or else the number of live workers).
+//    Every other prompt runs on the local executor, one at a time.
 //  - coordinator_routes: the dial-in routes over Cluster::pull / report_progress / report_result
-//      POST /netdist/v1/pull {"worker_id", "capabilities"?, "url"?} → 200 shard request (the
-//           /netdist/v1/shard body plus "ticket", "progress_ms") | 204 after poll_timeout (a long poll,
-//           answered off the I/O threads) | 409 unknown worker: pull again with capabilities
+//      POST /netdist/v1/pull {"worker_id", "capabilities"?, "url"?} → 200 task ("kind": "shard"
+//           → the /netdist/v1/shard body, "prompt" → the /netdist/v1/prompt body; plus "ticket",
+//           "progress_ms") | 204 after poll_timeout (a long poll, answered off the I/O threads) | 409 unknown worker: pull again with capabilities
 //      POST /netdist/v1/progress {"worker_id", "ticket", "step", "steps"} → {"interrupt": bool} | 409 stale
-//      POST /netdist/v1/result?worker_id=&ticket=&status= body: the /netdist/v1/shard reply with that
-//           HTTP status (safetensors, or the error JSON) → {"ok": true} | 409 stale
+//      POST /netdist/v1/result?worker_id=&ticket=&status=[&kind=shard|prompt] body: the /netdist/v1/shard
+//           or /netdist/v1/prompt reply with that HTTP status (safetensors, prompt reply JSON, or the error
+//           JSON) → {"ok": true} | 409 stale | 400 a kind other than the ticket's
 //    POST /netdist/v1/join {"url"} (legacy connect-back registration of a worker by URL), GET
 //    /netdist/v1/cluster (Cluster::status), then `fallback` (the local runner's routes, if any).
 // Thread-safety: as server::Backend; the cluster is shared and thread-safe.
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <set>
+#include <string>
 
 #include "cluster/cluster.h"
 #include "graph/node_registry.h"
@@ -29,16 +41,22 @@ namespace netdist::cluster {
 
 void register_cluster_samplers(graph::NodeRegistry& registry, std::shared_ptr<Cluster> cluster);
 
+struct CoordinatorOptions {
+  std::string output_dir = "output";
+  std::string temp_dir = "temp";
+  int max_concurrent_prompts = 0;  // --max-concurrent-prompts; 0 = the number of live workers
+};
+
 class CoordinatorBackend : public server::Backend {
  public:
-  CoordinatorBackend(server::Backend& inner, std::shared_ptr<Cluster> cluster)
-      : inner_(inner), cluster_(std::move(cluster)) {}
+  CoordinatorBackend(server::Backend& inner, std::shared_ptr<Cluster> cluster, CoordinatorOptions options)
+      : inner_(inner), cluster_(std::move(cluster)), options_(std::move(options)) {}
 
   server::ValidationOutcome validate(const nlohmann::ordered_json& prompt) override;
   Status execute(const server::QueueItem& item, const server::EmitFn& emit, std::atomic<bool>& interrupt,
-                 nlohmann::ordered_json& outputs) override {
-    return inner_.execute(item, emit, interrupt, outputs);
-  }
+                 nlohmann::ordered_json& outputs) override;
+  bool runs_concurrently(const server::QueueItem& item) override;
+  int max_concurrent_prompts() override;
   nlohmann::ordered_json object_info() override { return inner_.object_info(); }
   nlohmann::ordered_json system_stats_devices() override { return inner_.system_stats_devices(); }
   void free_memory(bool unload_models, bool free_memory) override {
@@ -46,8 +64,14 @@ class CoordinatorBackend : public server::Backend {
   }
 
  private:
+  Status execute_whole(const server::QueueItem& item, const server::EmitFn& emit, std::atomic<bool>& interrupt,
+                       nlohmann::ordered_json& outputs);
+
   server::Backend& inner_;
   std::shared_ptr<Cluster> cluster_;
+  const CoordinatorOptions options_;
+  std::mutex whole_mutex_;
+  std::set<std::string> whole_;  // prompt ids runs_concurrently chose to send whole
 };
 
 server::ExtraRoutes coordinator_routes(std::shared_ptr<Cluster> cluster, server::ExtraRoutes fallback);

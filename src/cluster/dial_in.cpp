@@ -7,6 +7,7 @@
 #include <random>
 
 #include "cluster/http_client.h"
+#include "server/http_types.h"
 
 namespace netdist::cluster {
 
@@ -97,12 +98,14 @@ void DialIn::loop() {
       std::fprintf(stderr, "netdist worker: %s sent a shard without a ticket\n", coordinator.c_str());
       continue;
     }
-    run_shard(request);
+    run_task(request);
   }
 }
 
-void DialIn::run_shard(const Json& request) {
+void DialIn::run_task(const Json& request) {
   const uint64_t ticket = request["ticket"].get<uint64_t>();
+  const Json kind_value = request.value("kind", Json("shard"));  // a coordinator before whole prompts: shards
+  const std::string kind = kind_value.is_string() ? kind_value.get<std::string>() : std::string();
   const auto every = std::chrono::milliseconds(std::max<int64_t>(50, request.value("progress_ms", int64_t(1000))));
   std::atomic<bool> done{false};
   std::thread reporter([&] {
@@ -130,13 +133,16 @@ void DialIn::run_shard(const Json& request) {
       if (interrupt && !done) runner_.interrupt();
     }
   });
-  server::Response reply = runner_.serve_shard(request);
+  server::Response reply = kind == "shard"    ? runner_.serve_shard(request)
+                           : kind == "prompt" ? runner_.serve_prompt(request)
+                                              : server::error_response(400, "invalid_task",
+                                                                       "unknown task kind " + kind_value.dump());
   done = true;
   reporter.join();
   HttpCall call;
   call.method = "POST";
   call.target = "/netdist/v1/result?worker_id=" + worker_id_ + "&ticket=" + std::to_string(ticket) +
-                "&status=" + std::to_string(reply.status);
+                "&status=" + std::to_string(reply.status) + (kind == "prompt" ? "&kind=prompt" : "");
   call.body = std::move(reply.body);
   call.content_type = reply.content_type.empty() ? "application/json" : reply.content_type;
   call.auth_token = options_.auth_token;

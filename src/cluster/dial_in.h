@@ -3,11 +3,14 @@
 //   loop: POST <coordinator>/netdist/v1/pull {"worker_id", "url", "capabilities" (first pull, and again
 //         whenever the coordinator answers 409: it does not know this id, e.g. after a restart)}
 //         → 204: no work within the coordinator's poll timeout (the long poll is the heartbeat); pull again
-//         → 200: a shard request (the /netdist/v1/shard body plus "ticket", "progress_ms"): run it on the
-//           ShardRunner; meanwhile POST /netdist/v1/progress {"worker_id", "ticket", "step", "steps"}
-//           every progress_ms (a reply {"interrupt": true}, or 409 = the shard is no longer this worker's,
-//           interrupts it); then POST /netdist/v1/result?worker_id=&ticket=&status= with the reply
-//           /netdist/v1/shard would have given (safetensors or error JSON) as body.
+//         → 200: a task with "kind", "ticket", "progress_ms": kind "shard" (the /netdist/v1/shard body;
+//           also when "kind" is absent) or "prompt" (the /netdist/v1/prompt body: a whole prompt): run it
+//           on the ShardRunner (serve_shard / serve_prompt); meanwhile POST /netdist/v1/progress
+//           {"worker_id", "ticket", "step", "steps"} every progress_ms (a reply {"interrupt": true}, or
+//           409 = the task is no longer this worker's, interrupts it); then POST
+//           /netdist/v1/result?worker_id=&ticket=&status=[&kind=prompt] with the reply that route would
+//           have given (safetensors, prompt reply JSON, or error JSON) as body. An unknown kind is
+//           answered with a 400 error result.
 //   An unreachable coordinator is retried every second. worker_id is "<hostname>-<pid>-<random>": a
 //   restarted worker is a new worker to the coordinator. Every request carries the bearer token.
 // Thread-safety: start/stop from the owning thread; the loop runs on its own thread.
@@ -44,7 +47,7 @@ class DialIn {
 
  private:
   void loop();
-  void run_shard(const Json& request);
+  void run_task(const Json& request);
   void sleep_for(std::chrono::milliseconds d);
 
   ShardRunner& runner_;

@@ -86,6 +86,69 @@ Requirements shard_requirements(const Json& prompt, const std::string& sampler_i
   return req;
 }
 
+Requirements prompt_requirements(const Json& prompt) {
+  Requirements req;
+  for (auto it = prompt.begin(); it != prompt.end(); ++it) {
+    if (!it.value().is_object()) continue;
+    req.node_classes.insert(it.value().value("class_type", ""));
+    const Json& inputs = it.value().value("inputs", Json::object());
+    if (inputs.contains("ckpt_name") && inputs["ckpt_name"].is_string())
+      req.checkpoints.insert(inputs["ckpt_name"].get<std::string>());
+  }
+  return req;
+}
+
+namespace {
+
+std::optional<int64_t> batch_of(const Json& prompt, const std::string& node_id, int depth) {
+  if (depth > 64 || !prompt.contains(node_id) || !prompt[node_id].is_object()) return std::nullopt;
+  const Json& node = prompt[node_id];
+  const std::string cls = node.value("class_type", "");
+  const Json& inputs = node.value("inputs", Json::object());
+  auto literal = [&](const char* key) -> std::optional<int64_t> {
+    if (!inputs.contains(key) || !inputs[key].is_number_integer()) return std::nullopt;
+    return inputs[key].get<int64_t>();
+  };
+  auto follow = [&](const char* key) -> std::optional<int64_t> {
+    if (!inputs.contains(key) || !is_link(inputs[key])) return std::nullopt;
+    return batch_of(prompt, inputs[key][0].get<std::string>(), depth + 1);
+  };
+  if (cls == "EmptyLatentImage") return literal("batch_size");
+  if (cls == "RepeatLatentBatch") {
+    auto amount = literal("amount");
+    auto inner = follow("samples");
+    if (!amount || !inner) return std::nullopt;
+    return *amount * *inner;
+  }
+  if (cls == "LatentFromBatch") {
+    auto length = literal("length");
+    return length && *length == 1 ? std::optional<int64_t>(1) : std::nullopt;
+  }
+  if (is_splittable_sampler(cls)) return follow("latent_image");
+  if (cls == "LatentUpscale" || cls == "LatentUpscaleBy") return follow("samples");
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<int64_t> static_batch_size(const Json& prompt, const std::string& node_id) {
+  return batch_of(prompt, node_id, 0);
+}
+
+bool is_whole_prompt(const Json& prompt) {
+  if (!prompt.is_object()) return false;
+  for (auto it = prompt.begin(); it != prompt.end(); ++it) {
+    if (!it.value().is_object()) return false;
+    const std::string cls = it.value().value("class_type", "");
+    if (cls == "LoadImage" || cls == "LoadImageMask") return false;
+    if (is_splittable_sampler(cls)) {
+      auto batch = static_batch_size(prompt, it.key());
+      if (!batch || *batch != 1) return false;
+    }
+  }
+  return true;
+}
+
 std::vector<std::string> missing_requirements(const Requirements& req, const Json& capabilities) {
   std::set<std::string> classes, models;
   for (const Json& c : capabilities.value("node_classes", Json::array()))

@@ -1,4 +1,5 @@
-// Shards: what a worker runs for one slice of a sampler's batch, and what it needs to run it.
+// Shards: what a worker runs for one slice of a sampler's batch, and what it needs to run it; and which
+// prompts run whole on one worker instead (is_whole_prompt).
 //
 // A shard of sampler node S covering batch rows [a, b) is a self-contained API-format workflow: S and
 // every node S depends on (copied from the prompt with their ids), S's class renamed to its row variant
@@ -9,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -41,6 +43,20 @@ Requirements shard_requirements(const Json& prompt, const std::string& sampler_i
 
 // The ids of every splittable sampler in the prompt, in prompt order.
 std::vector<std::string> splittable_samplers(const Json& prompt);
+
+// What a worker must have to run the whole prompt: every node class and every ckpt_name.
+Requirements prompt_requirements(const Json& prompt);
+
+// The batch size of the latent a node outputs, when it is known from the prompt alone: EmptyLatentImage's
+// literal batch_size, RepeatLatentBatch's amount times its input's, 1 for LatentFromBatch with length 1,
+// and the input's for KSampler/KSamplerAdvanced (latent_image) and LatentUpscale/LatentUpscaleBy (samples).
+// nullopt for anything else (VAEEncode of a loaded image, links to missing nodes, cycles).
+std::optional<int64_t> static_batch_size(const Json& prompt, const std::string& node_id);
+
+// True when a prompt gains nothing from row splitting, so a coordinator sends it whole to one worker:
+// every splittable sampler's latent has a static batch size of 1 (or there is no splittable sampler), and
+// no node reads this machine's input folder (LoadImage: inputs are not sent to workers).
+bool is_whole_prompt(const Json& prompt);
 
 // What `capabilities` (GET /netdist/v1/capabilities: {"node_classes": [...], "models": [{"name"...}]})
 // lacks of `req`, as phrases: "checkpoint 'x.safetensors'", "node class 'Foo'". Empty = it can run it.

@@ -11,6 +11,7 @@
 #include "core/base64.h"
 #include "engine/runtime/tensor_io.h"
 #include "graph/validate.h"
+#include "io/files.h"
 
 namespace netdist::cluster {
 
@@ -18,15 +19,19 @@ namespace {
 
 class ShardSink : public graph::EventSink {
  public:
-  ShardSink(std::function<void(int64_t, int64_t)> on_progress) : on_progress_(std::move(on_progress)) {}
+  ShardSink(std::function<void(int64_t, int64_t)> on_progress, bool record = false)
+      : on_progress_(std::move(on_progress)), record_(record) {}
   void event(const std::string& type, graph::Json data) override {
     if (type == "progress") on_progress_(data.value("value", int64_t(0)), data.value("max", int64_t(0)));
     if (type == "execution_error") error_ = data;
+    if (record_ && type != "preview_image") events_.push_back(Json::array({type, data}));
   }
   graph::Json error_;
+  Json events_ = Json::array();
 
  private:
   std::function<void(int64_t, int64_t)> on_progress_;
+  bool record_;
 };
 
 server::Response error_reply(int status, const std::string& type, const std::string& message) {
@@ -103,6 +108,139 @@ Result<at::Tensor> ShardRunner::run(const std::string& shard_id, const Json& wor
   auto it = weights.find("samples");
   if (it == weights.end()) return Status::internal("shard " + shard_id + " latent has no 'samples' tensor");
   return it->second.clone();
+}
+
+void ShardRunner::interrupt(const std::string& id) {
+  std::lock_guard<std::mutex> s(status_mutex_);
+  if (running_ && *running_ == id) interrupt_ = true;
+}
+
+Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const std::string& prompt_id,
+                                            const Json& prompt, const Json& extra_data,
+                                            const Json& outputs_to_execute) {
+  std::lock_guard<std::mutex> lock(run_mutex_);
+  std::vector<std::string> targets;
+  if (outputs_to_execute.is_array()) {
+    for (const Json& id : outputs_to_execute) {
+      if (id.is_string()) targets.push_back(id.get<std::string>());
+    }
+  }
+  graph::ValidationResult v = graph::validate_prompt(prompt, registry_, targets.empty() ? nullptr : &targets);
+  if (!v.ok())
+    return Status::invalid_argument("prompt " + prompt_id + " does not validate here: " + v.error_body.dump());
+  {
+    std::lock_guard<std::mutex> s(status_mutex_);
+    running_ = task_id;
+    step_ = steps_ = 0;
+  }
+  ShardSink sink(
+      [this](int64_t value, int64_t max) {
+        {
+          std::lock_guard<std::mutex> s(status_mutex_);
+          step_ = value;
+          steps_ = max;
+        }
+        if (options_.test_step_delay_ms > 0)
+          std::this_thread::sleep_for(std::chrono::milliseconds(options_.test_step_delay_ms));
+      },
+      true);
+  graph::ExecutionOutcome outcome = executor_.execute(*v.validated, prompt_id,
+                                                      extra_data.is_object() ? extra_data : Json::object(),
+                                                      sink, interrupt_);
+  interrupt_ = false;
+  {
+    std::lock_guard<std::mutex> s(status_mutex_);
+    running_.reset();
+    if (outcome.success) ++shards_done_;
+  }
+  if (outcome.status.code() == StatusCode::kCancelled) return outcome.status;
+  PromptReply reply;
+  reply.status = outcome.status;
+  reply.outputs = outcome.outputs;
+  reply.events = std::move(sink.events_);
+  const nodes::NodeEnvOptions& o = env_->options();
+  for (auto node = reply.outputs.begin(); node != reply.outputs.end(); ++node) {
+    if (!node.value().is_object()) continue;
+    for (auto list = node.value().begin(); list != node.value().end(); ++list) {
+      if (!list.value().is_array()) continue;
+      for (const Json& entry : list.value()) {
+        if (!entry.is_object() || !entry["filename"].is_string()) continue;
+        const std::string type = entry.value("type", "");
+        if (type != "output" && type != "temp") continue;
+        PromptFile f{type, entry.value("subfolder", ""), entry["filename"].get<std::string>(), {}};
+        const std::filesystem::path path =
+            std::filesystem::path(type == "output" ? o.output_dir : o.temp_dir) / f.subfolder / f.filename;
+        ND_ASSIGN_OR_RETURN(f.bytes, io::read_file(path.string()));
+        reply.files.push_back(std::move(f));
+      }
+    }
+  }
+  return reply;
+}
+
+Json prompt_reply_to_json(const PromptReply& reply) {
+  Json files = Json::array();
+  for (const PromptFile& f : reply.files) {
+    files.push_back({{"type", f.type},
+                     {"subfolder", f.subfolder},
+                     {"filename", f.filename},
+                     {"data", base64_encode(f.bytes)}});
+  }
+  return Json{{"status", {{"code", static_cast<int>(reply.status.code())}, {"message", reply.status.message()}}},
+              {"outputs", reply.outputs},
+              {"events", reply.events},
+              {"files", files}};
+}
+
+Result<PromptReply> prompt_reply_from_json(const Json& json) {
+  if (!json.is_object() || !json["status"].is_object() || !json["status"]["code"].is_number_integer() ||
+      !json["outputs"].is_object() || !json["events"].is_array() || !json["files"].is_array()) {
+    return Status::corruption("prompt reply needs \"status\" {code, message}, \"outputs\", \"events\", \"files\"");
+  }
+  PromptReply reply;
+  const int code = json["status"]["code"].get<int>();
+  if (code < 0 || code > static_cast<int>(StatusCode::kInternal))
+    return Status::corruption("prompt reply has an unknown status code " + std::to_string(code));
+  reply.status = Status(static_cast<StatusCode>(code), json["status"].value("message", ""));
+  reply.outputs = json["outputs"];
+  reply.events = json["events"];
+  for (const Json& f : json["files"]) {
+    if (!f.is_object() || !f["type"].is_string() || !f["subfolder"].is_string() || !f["filename"].is_string() ||
+        !f["data"].is_string()) {
+      return Status::corruption("prompt reply file needs type, subfolder, filename and data strings");
+    }
+    PromptFile file{f["type"].get<std::string>(), f["subfolder"].get<std::string>(),
+                    f["filename"].get<std::string>(), {}};
+    ND_ASSIGN_OR_RETURN(file.bytes, base64_decode(f["data"].get<std::string>()));
+    reply.files.push_back(std::move(file));
+  }
+  return reply;
+}
+
+server::Response ShardRunner::serve_prompt(const std::string& request_body) {
+  auto body = server::parse_json_body(request_body);
+  if (!body.is_ok()) return error_reply(400, "invalid_prompt_task", body.status().message());
+  return serve_prompt(*body);
+}
+
+server::Response ShardRunner::serve_prompt(const Json& body) {
+  if (!body.is_object() || !body.value("prompt", Json()).is_object() || !body.value("prompt_id", Json()).is_string()) {
+    return error_reply(400, "invalid_prompt_task", "prompt task body needs a \"prompt\" object and a \"prompt_id\" string");
+  }
+  const std::string prompt_id = body["prompt_id"].get<std::string>();
+  const Json task_id = body.value("task_id", Json(prompt_id));
+  if (!task_id.is_string()) return error_reply(400, "invalid_prompt_task", "prompt task \"task_id\" must be a string");
+  Result<PromptReply> reply =
+      run_prompt(task_id.get<std::string>(), prompt_id, body["prompt"], body.value("extra_data", Json::object()),
+                 body.value("outputs_to_execute", Json::array()));
+  if (!reply.is_ok()) {
+    const Status& s = reply.status();
+    const int code = s.code() == StatusCode::kCancelled         ? 409
+                     : s.code() == StatusCode::kInvalidArgument ? 400
+                                                                : 500;
+    return error_reply(code, "prompt_failed", s.to_string());
+  }
+  return server::json_response(prompt_reply_to_json(*reply));
 }
 
 Result<at::Tensor> ShardRunner::run_request(const Json& body) {
@@ -212,9 +350,14 @@ server::ExtraRoutes ShardRunner::routes() {
       return server::json_response(capabilities());
     if (path == "/netdist/v1/status" && req.method == "GET") return server::json_response(status());
     if (path == "/netdist/v1/interrupt" && req.method == "POST") {
-      interrupt();
+      const Json body = Json::parse(req.body, nullptr, false);
+      if (body.is_object() && body["shard_id"].is_string())
+        interrupt(body["shard_id"].get<std::string>());
+      else
+        interrupt();
       return server::empty_response(200);
     }
+    if (path == "/netdist/v1/prompt" && req.method == "POST") return serve_prompt(req.body);
     if (path == "/netdist/v1/shard" && req.method == "POST") return serve_shard(req.body);
     return error_reply(404, "not_found", "no route for " + req.method + " " + path);
   };

@@ -8,10 +8,17 @@
 //                                   application/octet-stream: a
 //                                   safetensors file with "samples" [rows, C, h, w] F32 (metadata shard_id);
 //                                   409 when interrupted; 400/500 with {"error": {...}} otherwise
-//   GET  /netdist/v1/status        {"running": shard_id | null, "step", "steps", "shards_done"}
-//   POST /netdist/v1/interrupt     interrupts the running shard
-// Shards run one at a time per runner (callers queue on a mutex), each through one graph::Executor kept
-// across shards (its cache keeps loaded models and encoded prompts warm).
+//   POST /netdist/v1/prompt        body {"task_id", "prompt_id", "prompt", "extra_data", "outputs_to_execute"}:
+//                                   runs a whole prompt here (decode and SaveImage/PreviewImage included)
+//                                   → 200 application/json prompt_reply_to_json (also when the prompt itself
+//                                   failed: its status is inside); 409 when interrupted; 400/500 otherwise
+//   GET  /netdist/v1/status        {"running": shard_id | task_id | null, "step", "steps", "shards_done"}
+//   POST /netdist/v1/interrupt     interrupts the running shard or prompt; with a body {"shard_id": id},
+//                                   only if that one is running
+// Shards and whole prompts run one at a time per runner (callers queue on a mutex), each through one
+// graph::Executor kept across them (its cache keeps loaded models and encoded prompts warm). A whole
+// prompt's images stay in this worker's output/temp folders (a cached output node refers to them again)
+// and travel back as bytes, exactly as written.
 // Thread-safety: every member may be called from any thread.
 #pragma once
 
@@ -21,6 +28,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -40,6 +48,28 @@ struct ShardRunnerOptions {
   int test_step_delay_ms = 0;  // --test-step-delay-ms: sleep after every sampler step (tests: a slow worker)
 };
 
+// One file a whole prompt's output node wrote: its UI entry (type "output" or "temp", subfolder, filename)
+// and its bytes.
+struct PromptFile {
+  std::string type, subfolder, filename;
+  std::string bytes;
+};
+
+// What running a whole prompt gives back: the prompt's own outcome (OK, or the error of the node that
+// failed), the executor's outputs {node_id: ui}, every event it emitted in order ([[type, data], ...],
+// previews left out) and the files its outputs name.
+struct PromptReply {
+  Status status;
+  Json outputs = Json::object();
+  Json events = Json::array();
+  std::vector<PromptFile> files;
+};
+
+// The wire form: {"status": {"code": int, "message"}, "outputs", "events", "files": [{"type", "subfolder",
+// "filename", "data": base64}]}. from_json: corruption naming what is malformed.
+Json prompt_reply_to_json(const PromptReply& reply);
+Result<PromptReply> prompt_reply_from_json(const Json& json);
+
 class ShardRunner {
  public:
   // `registry` must hold the shard nodes (nodes::register_shard_nodes) and outlive the runner.
@@ -55,6 +85,19 @@ class ShardRunner {
   server::Response serve_shard(const std::string& request_body);
   server::Response serve_shard(const Json& body);
   void interrupt() { interrupt_ = true; }
+  // Interrupts only if `id` (a shard or task id) is running now.
+  void interrupt(const std::string& id);
+
+  // Runs a whole prompt (every node, outputs_to_execute as validation picks them) with the coordinator's
+  // prompt_id, so its events and PNG metadata are those of a local run. An error status is a failure to
+  // run it here (invalid_argument when it does not validate, kCancelled when interrupted); a prompt that
+  // ran and failed in a node is an OK result whose status says so.
+  Result<PromptReply> run_prompt(const std::string& task_id, const std::string& prompt_id, const Json& prompt,
+                                 const Json& extra_data, const Json& outputs_to_execute);
+  // POST /netdist/v1/prompt (and a dial-in task of kind "prompt"): runs the task body, returns the reply
+  // described above.
+  server::Response serve_prompt(const std::string& request_body);
+  server::Response serve_prompt(const Json& body);
 
   Json capabilities();
   Json status() const;

@@ -55,5 +55,35 @@ TEST(Shard, RequirementsAndMissing) {
   EXPECT_EQ(splittable_samplers(shard_prompt()), std::vector<std::string>({"3"}));
 }
 
+TEST(Shard, WholePromptOnlyForBatchOneWithoutInputFiles) {
+  Json p = shard_prompt();
+  EXPECT_EQ(static_batch_size(p, "3"), std::optional<int64_t>(8));
+  EXPECT_FALSE(is_whole_prompt(p));
+  p["5"]["inputs"]["batch_size"] = 1;
+  EXPECT_TRUE(is_whole_prompt(p));
+  // A hires-fix chain: the second sampler's batch comes through LatentUpscale and the first sampler.
+  p["10"] = {{"class_type", "LatentUpscale"}, {"inputs", {{"samples", Json::array({"3", 0})}}}};
+  p["11"] = {{"class_type", "KSampler"}, {"inputs", {{"latent_image", Json::array({"10", 0})}}}};
+  EXPECT_EQ(static_batch_size(p, "11"), std::optional<int64_t>(1));
+  EXPECT_TRUE(is_whole_prompt(p));
+  p["12"] = {{"class_type", "RepeatLatentBatch"}, {"inputs", {{"samples", Json::array({"5", 0})}, {"amount", 3}}}};
+  p["11"]["inputs"]["latent_image"] = Json::array({"12", 0});
+  EXPECT_EQ(static_batch_size(p, "11"), std::optional<int64_t>(3));
+  EXPECT_FALSE(is_whole_prompt(p));
+  p.erase("11");
+  p["13"] = {{"class_type", "LoadImage"}, {"inputs", {{"image", "x.png"}}}};
+  EXPECT_FALSE(is_whole_prompt(p)) << "input files are not sent to workers";
+  p.erase("13");
+  p["14"] = {{"class_type", "KSampler"}, {"inputs", {{"latent_image", Json::array({"99", 0})}}}};
+  EXPECT_EQ(static_batch_size(p, "14"), std::nullopt) << "a link to a missing node has no static batch";
+  EXPECT_FALSE(is_whole_prompt(p));
+}
+
+TEST(Shard, PromptRequirementsNameEveryClassAndCheckpoint) {
+  Requirements r = prompt_requirements(shard_prompt());
+  EXPECT_EQ(r.checkpoints, std::set<std::string>({"a.safetensors"}));
+  EXPECT_TRUE(r.node_classes.count("SaveImage") && r.node_classes.count("VAEDecode"));
+}
+
 }  // namespace
 }  // namespace netdist::cluster

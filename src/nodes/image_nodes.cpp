@@ -4,6 +4,7 @@
 #include <atomic>
 #include <ctime>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
@@ -45,6 +46,29 @@ int next_counter(const fs::path& folder, const std::string& name) {
     best = std::max(best, value);
   }
   return best + 1;
+}
+
+std::mutex& numbering_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+Result<std::vector<SavedImage>> write_numbered_locked(const fs::path& folder, const std::string& subfolder,
+                                                      const std::string& name,
+                                                      const std::vector<std::string>& pngs) {
+  int counter = next_counter(folder, name);
+  std::vector<SavedImage> saved;
+  for (size_t b = 0; b < pngs.size(); ++b) {
+    std::string base = name;
+    replace_all_in_place(base, "%batch_num%", std::to_string(b));
+    char num[16];
+    std::snprintf(num, sizeof num, "%05d", counter);
+    const std::string file = base + "_" + num + "_.png";
+    ND_RETURN_IF_ERROR(io::write_file_atomic((folder / file).string(), pngs[b]));
+    saved.push_back({file, subfolder == "." ? "" : subfolder});
+    ++counter;
+  }
+  return saved;
 }
 
 io::Image8 to_image8(const at::Tensor& image) {
@@ -99,7 +123,7 @@ Result<std::vector<SavedImage>> save_images(const at::Tensor& images, const std:
     }
   }
   // PNG compression is the slow part of saving a batch: encode the images on parallel threads (each image's
-  // bytes are the same as a serial encode), then write them in batch order.
+  // bytes are the same as a serial encode), then number and write them in batch order under the lock.
   const int64_t n = images.size(0);
   std::vector<std::optional<Result<std::string>>> encoded(static_cast<size_t>(n));
   {
@@ -113,20 +137,31 @@ Result<std::vector<SavedImage>> save_images(const at::Tensor& images, const std:
     encode_some();
     for (std::thread& t : pool) t.join();
   }
-  int counter = next_counter(folder, name);
-  std::vector<SavedImage> saved;
+  std::vector<std::string> pngs;
+  pngs.reserve(static_cast<size_t>(n));
   for (int64_t b = 0; b < n; ++b) {
-    std::string base = name;
-    replace_all_in_place(base, "%batch_num%", std::to_string(b));
-    char num[16];
-    std::snprintf(num, sizeof num, "%05d", counter);
-    const std::string file = base + "_" + num + "_.png";
     ND_ASSIGN_OR_RETURN(std::string bytes, std::move(*encoded[b]));
-    ND_RETURN_IF_ERROR(io::write_file_atomic((folder / file).string(), bytes));
-    saved.push_back({file, subfolder == "." ? "" : subfolder});
-    ++counter;
+    pngs.push_back(std::move(bytes));
   }
-  return saved;
+  std::lock_guard<std::mutex> lock(numbering_mutex());
+  return write_numbered_locked(folder, subfolder, name, pngs);
+}
+
+Result<std::vector<SavedImage>> write_numbered_pngs(const std::string& output_dir, const std::string& subfolder,
+                                                    const std::string& name, const std::vector<std::string>& pngs) {
+  const fs::path root = fs::absolute(output_dir).lexically_normal();
+  const fs::path folder = (root / subfolder).lexically_normal();
+  const std::string rel = folder.lexically_relative(root).generic_string();
+  if (name.empty() || name.find('/') != std::string::npos || fs::path(subfolder).is_absolute() ||
+      rel.empty() || rel.rfind("..", 0) == 0) {
+    return Status::invalid_argument("image '" + name + "' in subfolder '" + subfolder +
+                                    "' would be written outside " + output_dir);
+  }
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  if (ec) return Status::io_error(folder.string() + ": cannot create: " + ec.message());
+  std::lock_guard<std::mutex> lock(numbering_mutex());
+  return write_numbered_locked(folder, rel == "." ? "" : rel, name, pngs);
 }
 
 void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) {

@@ -26,6 +26,14 @@ struct SavedImage {
 // np.clip(255·x, 0, 255).astype(uint8); tEXt chunks `prompt` then one per extra_pnginfo key, each Python
 // json.dumps text (none when prompt is null and extra_pnginfo empty). Writes are atomic. A prefix that leaves
 // output_dir is invalid_argument.
+// Writes already-encoded PNG files as `name_NNNNN_.png` (%batch_num% in `name` replaced by the file's
+// index) in output_dir/subfolder with ComfyUI's counter: continuing the highest counter there, one number
+// per file, in order. Picking the counter and writing are one step under a process-wide lock shared with
+// save_images, so concurrent writers in this process never pick the same name. Writes are atomic. A
+// subfolder that leaves output_dir, or an empty name or one with a '/', is invalid_argument.
+Result<std::vector<SavedImage>> write_numbered_pngs(const std::string& output_dir, const std::string& subfolder,
+                                                    const std::string& name, const std::vector<std::string>& pngs);
+
 Result<std::vector<SavedImage>> save_images(const at::Tensor& images, const std::string& output_dir,
                                             const std::string& filename_prefix, const nlohmann::ordered_json& prompt,
                                             const nlohmann::ordered_json& extra_pnginfo, int compress_level);

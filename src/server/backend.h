@@ -2,8 +2,11 @@
 // owns queueing, history, WebSocket routing and HTTP; a Backend owns the graph (the real one wraps the
 // graph validator and executor; tests use FakeBackend in fake_backend_test_util.h).
 // Thread-safety: validate, object_info, system_stats_devices may be called from any HTTP thread at any
-// time, also while execute runs on the worker thread; execute and free_memory are called only from the
-// single queue worker thread, never concurrently with each other.
+// time, also while execute runs on the worker thread. runs_concurrently, max_concurrent_prompts and
+// free_memory are called only from the single queue worker thread. execute runs one prompt at a time on
+// the queue worker thread, except for prompts for which runs_concurrently returned true: those run on
+// threads of their own, several at once (up to max_concurrent_prompts), alongside the one-at-a-time
+// prompt.
 #pragma once
 
 #include <atomic>
@@ -68,6 +71,15 @@ class Backend {
 
   // POST /free, honoured by the worker between prompts.
   virtual void free_memory(bool unload_models, bool free_memory) = 0;
+
+  // True when `item` may run on its own thread, concurrently with other prompts (a coordinator sends a
+  // batch-1 prompt whole to a worker). The default, a single-machine server, runs every prompt in turn.
+  virtual bool runs_concurrently(const QueueItem& item) {
+    (void)item;
+    return false;
+  }
+  // How many concurrent prompts may run at once (checked before the next prompt is taken); >= 1.
+  virtual int max_concurrent_prompts() { return 1; }
 };
 
 }  // namespace netdist::server

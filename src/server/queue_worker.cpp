@@ -1,5 +1,6 @@
 #include "server/queue_worker.h"
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <mutex>
@@ -38,7 +39,8 @@ std::optional<std::string> client_id_of(const ordered_json& extra_data) {
 // Collects one prompt's history messages and routes its events; emit may be called from any thread.
 class EventRouter {
  public:
-  EventRouter(ServerState& state, std::optional<std::string> client_id) : state_(state), client_id_(std::move(client_id)) {}
+  EventRouter(ServerState& state, std::string prompt_id, std::optional<std::string> client_id)
+      : state_(state), prompt_id_(std::move(prompt_id)), client_id_(std::move(client_id)) {}
 
   void emit(const std::string& type, const ordered_json& data) {
     std::lock_guard lock(mutex_);
@@ -55,7 +57,7 @@ class EventRouter {
     }
     if (type == "executing" && payload.is_object() && payload.contains("node")) {
       const auto& node = payload.contains("display_node") ? payload["display_node"] : payload["node"];
-      state_.set_last_node(node.is_string() ? std::optional<std::string>(node.get<std::string>()) : std::nullopt);
+      state_.set_last_node(prompt_id_, node.is_string() ? std::optional<std::string>(node.get<std::string>()) : std::nullopt);
     }
     if (!client_id_ && needs_client(type)) return;
     state_.send_json(type, payload, client_id_);
@@ -84,6 +86,7 @@ class EventRouter {
   }
 
   ServerState& state_;
+  const std::string prompt_id_;
   const std::optional<std::string> client_id_;
   mutable std::mutex mutex_;
   ordered_json messages_ = ordered_json::array();
@@ -105,30 +108,74 @@ void QueueWorker::start() {
 void QueueWorker::stop() {
   if (!thread_.joinable()) return;
   state_.queue().shutdown();
-  state_.interrupt_flag().store(true);
+  state_.interrupt(std::nullopt);
+  {
+    std::lock_guard lock(concurrent_mutex_);
+    concurrent_cv_.notify_all();
+  }
   thread_.join();
+}
+
+void QueueWorker::reap(bool all) {
+  std::unique_lock lock(concurrent_mutex_);
+  if (all) concurrent_cv_.wait(lock, [&] { return concurrent_running_ == 0; });
+  for (auto it = concurrent_.begin(); it != concurrent_.end();) {
+    if (!it->done) {
+      ++it;
+      continue;
+    }
+    std::thread t = std::move(it->thread);
+    it = concurrent_.erase(it);
+    lock.unlock();
+    t.join();
+    lock.lock();
+  }
 }
 
 void QueueWorker::run() {
   while (!state_.queue().is_shutdown()) {
+    {
+      std::unique_lock lock(concurrent_mutex_);
+      const int limit = std::max(1, state_.backend().max_concurrent_prompts());
+      if (concurrent_running_ >= limit) {
+        concurrent_cv_.wait_for(lock, std::chrono::milliseconds(1000));
+        continue;
+      }
+    }
     auto running = state_.queue().get(std::chrono::milliseconds(1000));
-    if (running) run_one(std::move(*running));
+    if (running && state_.backend().runs_concurrently(running->item)) {
+      std::lock_guard lock(concurrent_mutex_);
+      ++concurrent_running_;
+      concurrent_.emplace_back();
+      Concurrent* slot = &concurrent_.back();
+      slot->thread = std::thread([this, slot, r = std::move(*running)]() mutable {
+        run_one(std::move(r));
+        std::lock_guard done_lock(concurrent_mutex_);
+        slot->done = true;
+        --concurrent_running_;
+        concurrent_cv_.notify_all();
+      });
+    } else if (running) {
+      run_one(std::move(*running));
+    }
+    reap(false);
     apply_flags();
   }
+  state_.interrupt(std::nullopt);
+  reap(true);
 }
 
 void QueueWorker::run_one(PromptQueue::Running running) {
   const QueueItem& item = running.item;
   const std::optional<std::string> client_id = client_id_of(item.extra_data);
-  state_.interrupt_flag().store(false);
-  state_.begin_prompt(client_id);
-  EventRouter router(state_, client_id);
+  const std::shared_ptr<std::atomic<bool>> interrupt = state_.begin_prompt(item.prompt_id, client_id);
+  EventRouter router(state_, item.prompt_id, client_id);
   const EmitFn emit = [&router](const std::string& type, const ordered_json& data) { router.emit(type, data); };
 
   ordered_json outputs = ordered_json::object();
   Status status;
   try {
-    status = state_.backend().execute(item, emit, state_.interrupt_flag(), outputs);
+    status = state_.backend().execute(item, emit, *interrupt, outputs);
   } catch (const std::exception& e) {
     status = Status::internal(std::string("backend threw: ") + e.what());
   } catch (...) {
@@ -164,7 +211,7 @@ void QueueWorker::run_one(PromptQueue::Running running) {
                       {"real_node_id", it.key()}};
   }
   ExecutionStatus execution_status{success ? "success" : "error", success, router.messages()};
-  state_.end_prompt();
+  state_.end_prompt(item.prompt_id);
   state_.queue().task_done(running.task_id, std::move(outputs), std::move(meta), execution_status);
   if (client_id) state_.send_json("executing", {{"node", nullptr}, {"prompt_id", item.prompt_id}}, client_id);
 }

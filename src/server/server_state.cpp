@@ -37,7 +37,9 @@ void ServerState::connect_ws(const std::string& sid, std::shared_ptr<WsConnectio
     first.push_back(json_frame("status", {{"status", {{"exec_info", {{"queue_remaining", remaining}}}}}, {"sid", sid}}));
     {
       std::lock_guard routing(routing_mutex_);
-      if (client_id_ && *client_id_ == sid && last_node_) first.push_back(json_frame("executing", {{"node", *last_node_}}));
+      for (const auto& [id, p] : running_) {
+        if (p.client_id && *p.client_id == sid && p.last_node) first.push_back(json_frame("executing", {{"node", *p.last_node}}));
+      }
     }
     hub_.add(sid, std::move(conn), first);
   });
@@ -48,33 +50,38 @@ void ServerState::send_json(const std::string& type, const nlohmann::ordered_jso
   hub_.send(json_frame(type, data), false, sid);
 }
 
-void ServerState::begin_prompt(std::optional<std::string> client_id) {
+std::shared_ptr<std::atomic<bool>> ServerState::begin_prompt(const std::string& prompt_id,
+                                                              std::optional<std::string> client_id) {
   std::lock_guard lock(routing_mutex_);
-  client_id_ = std::move(client_id);
-  last_node_.reset();
+  RunningPrompt& p = running_[prompt_id];
+  p.client_id = std::move(client_id);
+  p.last_node.reset();
+  p.interrupt = std::make_shared<std::atomic<bool>>(false);
+  return p.interrupt;
 }
 
-void ServerState::set_last_node(std::optional<std::string> node) {
+void ServerState::set_last_node(const std::string& prompt_id, std::optional<std::string> node) {
   std::lock_guard lock(routing_mutex_);
-  last_node_ = std::move(node);
+  auto it = running_.find(prompt_id);
+  if (it != running_.end()) it->second.last_node = std::move(node);
 }
 
-void ServerState::end_prompt() {
+void ServerState::end_prompt(const std::string& prompt_id) {
   std::lock_guard lock(routing_mutex_);
-  last_node_.reset();
+  running_.erase(prompt_id);
 }
 
-std::optional<std::string> ServerState::client_id() const {
+std::optional<std::string> ServerState::client_id(const std::string& prompt_id) const {
   std::lock_guard lock(routing_mutex_);
-  return client_id_;
+  auto it = running_.find(prompt_id);
+  return it == running_.end() ? std::nullopt : it->second.client_id;
 }
 
 void ServerState::interrupt(const std::optional<std::string>& prompt_id) {
-  if (prompt_id) {
-    const auto running = queue_.running_prompt_ids();
-    if (std::find(running.begin(), running.end(), *prompt_id) == running.end()) return;
+  std::lock_guard lock(routing_mutex_);
+  for (auto& [id, p] : running_) {
+    if (!prompt_id || *prompt_id == id) p.interrupt->store(true);
   }
-  interrupt_.store(true);
 }
 
 nlohmann::ordered_json ServerState::feature_flags() const {

@@ -1,6 +1,7 @@
 // Everything the routes, the WebSocket sessions and the queue worker share: options, the prompt queue,
-// the WebSocket hub, the backend, the interrupt flag and ComfyUI's routing state (the running prompt's
-// client_id and the node it is executing).
+// the WebSocket hub, the backend and ComfyUI's routing state, kept per running prompt (several prompts run
+// at once on a coordinator, backend.h runs_concurrently): each running prompt's client_id, the node it is
+// executing and its interrupt flag.
 // Thread-safety: every method may be called from any thread. Lock order: queue → routing → hub; a
 // connection's send only posts to its strand, so no lock is held across I/O.
 #pragma once
@@ -8,6 +9,8 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -56,7 +59,6 @@ class ServerState {
   PromptQueue& queue() { return queue_; }
   WsHub& hub() { return hub_; }
   Backend& backend() { return backend_; }
-  std::atomic<bool>& interrupt_flag() { return interrupt_; }
 
   // Broadcasts {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": N}}}} with the current
   // N. Queue changes broadcast from inside the queue's lock, so status messages leave in change order.
@@ -67,13 +69,17 @@ class ServerState {
   // {"type": type, "data": data} as Python json.dumps, to sid or to everyone.
   void send_json(const std::string& type, const nlohmann::ordered_json& data, const std::optional<std::string>& sid);
 
-  // Routing state of the running prompt, set by the worker.
-  void begin_prompt(std::optional<std::string> client_id);
-  void set_last_node(std::optional<std::string> node);
-  void end_prompt();
-  std::optional<std::string> client_id() const;
+  // Routing state of one running prompt, set by the worker: begin_prompt registers it (a prompt id
+  // already running is replaced) and returns its interrupt flag, cleared; end_prompt forgets it.
+  std::shared_ptr<std::atomic<bool>> begin_prompt(const std::string& prompt_id,
+                                                  std::optional<std::string> client_id);
+  void set_last_node(const std::string& prompt_id, std::optional<std::string> node);
+  void end_prompt(const std::string& prompt_id);
+  // The client of a running prompt; nullopt when it has none or is not running.
+  std::optional<std::string> client_id(const std::string& prompt_id) const;
 
-  // POST /interrupt: with a prompt id, only if that prompt is running.
+  // POST /interrupt: with a prompt id, that prompt if it is running; without, every running prompt (one
+  // running prompt, as ComfyUI, unless a coordinator runs several whole prompts at once).
   void interrupt(const std::optional<std::string>& prompt_id);
 
   nlohmann::ordered_json feature_flags() const;
@@ -85,10 +91,13 @@ class ServerState {
   Backend& backend_;
   PromptQueue queue_;
   WsHub hub_;
-  std::atomic<bool> interrupt_{false};
+  struct RunningPrompt {
+    std::optional<std::string> client_id;
+    std::optional<std::string> last_node;
+    std::shared_ptr<std::atomic<bool>> interrupt;
+  };
   mutable std::mutex routing_mutex_;
-  std::optional<std::string> client_id_;
-  std::optional<std::string> last_node_;
+  std::map<std::string, RunningPrompt> running_;  // by prompt_id
 };
 
 }  // namespace netdist::server
