@@ -263,28 +263,30 @@ TEST(ClusterProcess, ThreeWorkersRenderTheUnsplitBytes) {
 TEST(ClusterProcess, KilledWorkerMidShardLosesNothing) {
   const auto& ref = unsplit_reference();
   fs::path dir = scratch("kill");
-  Proc fast(worker_args(dir / "fast"), dir / "fast.log");
-  Proc slow(worker_args(dir / "slow", {"--test-step-delay-ms", "400"}), dir / "slow.log");
+  // Equally throttled workers: the earliest-finish choice gives both shards, and a shard lasts long enough
+  // to be caught running.
+  Proc survivor(worker_args(dir / "survivor", {"--test-step-delay-ms", "200"}), dir / "survivor.log");
+  Proc victim(worker_args(dir / "victim", {"--test-step-delay-ms", "200"}), dir / "victim.log");
   Proc coord(coordinator_args(dir / "c",
-                              {"--enable-distributed", "--no-local", "--workers", join_urls({&fast, &slow})}),
+                              {"--enable-distributed", "--no-local", "--workers", join_urls({&survivor, &victim})}),
              dir / "c.log");
   wait_alive(coord.url(), 2);
   const std::string id = submit(coord.url(), prompt(8));
   const auto deadline = Clock::now() + std::chrono::seconds(30);
   bool running = false;
   while (!running && Clock::now() < deadline) {
-    auto s = nlohmann::json::parse(call(slow.url(), "GET", "/netdist/v1/status").body, nullptr, false);
+    auto s = nlohmann::json::parse(call(victim.url(), "GET", "/netdist/v1/status").body, nullptr, false);
     running = s.is_object() && !s["running"].is_null();
     if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  ASSERT_TRUE(running) << "the slow worker never started a shard";
-  const std::string slow_url = slow.url();
-  slow.stop(SIGKILL);
+  ASSERT_TRUE(running) << "the victim worker never started a shard";
+  const std::string victim_url = victim.url();
+  victim.stop(SIGKILL);
   auto h = wait_history(coord.url(), id);
   EXPECT_EQ(h["status"]["status_str"], "success");
   EXPECT_TRUE(images(h, dir / "c" / "out") == ref);
   auto rows = rows_by_worker(coord.url());
-  EXPECT_EQ(rows[fast.url()] + rows[slow_url], 8);
+  EXPECT_EQ(rows[survivor.url()] + rows[victim_url], 8);
 }
 
 TEST(ClusterProcess, MissingCheckpointIs400NamingItAndTheWorker) {
