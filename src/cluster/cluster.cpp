@@ -94,6 +94,17 @@ double seconds_since_epoch(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
+bool Cluster::capable_within_timeout(Job& job, std::chrono::steady_clock::time_point now,
+                                     std::chrono::steady_clock::time_point& last_capable, const std::string& what) {
+  const bool capable = !job.running.empty() || std::any_of(workers_.begin(), workers_.end(),
+                                                           [&](const auto& w) { return eligible(*w, job); });
+  if (capable) last_capable = now;
+  if (now - last_capable <= options_.no_worker_timeout) return true;
+  job.failure = Status::unavailable("no live worker able to run " + what + " for " +
+                                    std::to_string(options_.no_worker_timeout.count() / 1000) + " s");
+  return false;
+}
+
 bool Cluster::takes_now(const Worker& w, const Task& front) const {
   const auto now_tp = std::chrono::steady_clock::now();
   const double now = seconds_since_epoch(now_tp);
@@ -551,15 +562,7 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
     const bool finished = job->shards_done == int64_t(shards) || !job->failure.is_ok();
     if (finished) break;
     const auto now = std::chrono::steady_clock::now();
-    const bool capable =
-        !job->running.empty() ||
-        std::any_of(workers_.begin(), workers_.end(), [&](const auto& w) { return eligible(*w, *job); });
-    if (capable) last_capable = now;
-    if (now - last_capable > options_.no_worker_timeout) {
-      job->failure = Status::unavailable("no live worker able to run node " + sampler_id + " for " +
-                                         std::to_string(options_.no_worker_timeout.count() / 1000) + " s");
-      break;
-    }
+    if (!capable_within_timeout(*job, now, last_capable, "node " + sampler_id)) break;
     if (now - last_poll >= std::chrono::milliseconds(250) && !job->running.empty()) {
       last_poll = now;
       std::vector<Worker*> running = job->running;
@@ -665,15 +668,7 @@ Result<PromptReply> Cluster::run_prompt(const std::string& prompt_id, const Json
   for (;;) {
     if (job->reply || !job->failure.is_ok()) break;
     const auto now = std::chrono::steady_clock::now();
-    const bool capable =
-        !job->running.empty() ||
-        std::any_of(workers_.begin(), workers_.end(), [&](const auto& w) { return eligible(*w, *job); });
-    if (capable) last_capable = now;
-    if (now - last_capable > options_.no_worker_timeout) {
-      job->failure = Status::unavailable("no live worker able to run prompt " + prompt_id + " for " +
-                                         std::to_string(options_.no_worker_timeout.count() / 1000) + " s");
-      break;
-    }
+    if (!capable_within_timeout(*job, now, last_capable, "prompt " + prompt_id)) break;
     lock.unlock();
     const bool go_on = keep_going();
     lock.lock();

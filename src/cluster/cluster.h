@@ -148,6 +148,10 @@ class Cluster {
   bool lease_lost(const Worker& w) const;
   Worker* find_dial_in(const std::string& worker_id);
   bool eligible(const Worker& w, const Job& job) const;
+  // Called with the lock held while a job waits: true while some live worker can run it (or one is running
+  // it); after no_worker_timeout without one, sets the job's failure naming `what` and returns false.
+  bool capable_within_timeout(Job& job, std::chrono::steady_clock::time_point now,
+                              std::chrono::steady_clock::time_point& last_capable, const std::string& what);
   // Gives up on an unfinished job: drops its queued tasks and interrupts the workers running one.
   void abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Job>& job);
   // Earliest predicted finish (cost_model.h) for `front`, the first queued shard `w` may run. Lock held.

@@ -55,13 +55,7 @@ Result<std::string> file_sha256(const std::string& path) {
   EVP_DigestFinal_ex(ctx, digest, &len);
   EVP_MD_CTX_free(ctx);
   if (failed) return Status::io_error(path + ": read error while hashing");
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
+  return hex_encode(std::string_view(reinterpret_cast<const char*>(digest), len));
 }
 
 ShardRunner::ShardRunner(const graph::NodeRegistry& registry, std::shared_ptr<nodes::NodeEnv> env,

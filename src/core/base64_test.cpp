@@ -23,4 +23,9 @@ TEST(Base64, RejectsBadInput) {
   EXPECT_FALSE(base64_decode("a=bc").is_ok());
 }
 
+TEST(Hex, EncodesEveryByteLowercase) {
+  EXPECT_EQ(hex_encode(""), "");
+  EXPECT_EQ(hex_encode(std::string("\x00\x0f\xa5\xff", 4)), "000fa5ff");
+}
+
 }  // namespace netdist
