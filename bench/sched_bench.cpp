@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster/http_client.h"
+#include "netdist/source_dir.h"
 
 namespace {
 

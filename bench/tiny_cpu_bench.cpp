@@ -10,6 +10,7 @@
 #include <ATen/Parallel.h>
 
 #include "netdist/engine.h"
+#include "netdist/source_dir.h"
 
 namespace {
 

@@ -8,6 +8,7 @@
 #include <ATen/Parallel.h>
 
 #include "nodes/core_nodes.h"
+#include "netdist/source_dir.h"
 
 namespace netdist::cli {
 

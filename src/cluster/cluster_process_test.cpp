@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster/http_client.h"
+#include "netdist/source_dir.h"
 
 namespace netdist::cluster {
 namespace {

@@ -7,6 +7,7 @@
 
 #include "engine/runtime/cuda_graphs.h"
 #include "netdist/engine.h"
+#include "netdist/source_dir.h"
 
 namespace netdist {
 namespace {

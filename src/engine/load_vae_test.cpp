@@ -10,6 +10,7 @@
 #include "engine/model.h"
 #include "engine/models/diffusers_layout.h"
 #include "engine/runtime/tensor_io.h"
+#include "netdist/source_dir.h"
 
 namespace netdist {
 namespace {

@@ -10,6 +10,7 @@
 
 #include "engine/micro_batch.h"
 #include "netdist/engine.h"
+#include "netdist/source_dir.h"
 
 namespace netdist {
 namespace {

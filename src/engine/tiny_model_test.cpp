@@ -16,6 +16,7 @@
 
 #include "io/png.h"
 #include "netdist/engine.h"
+#include "netdist/source_dir.h"
 
 namespace netdist {
 namespace {

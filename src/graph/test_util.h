@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "graph/executor.h"
+#include "netdist/source_dir.h"
 
 namespace netdist::graph::testing {
 

@@ -12,6 +12,7 @@
 #include "graph/test_util.h"
 #include "graph/validate.h"
 #include "nodes/core_nodes.h"
+#include "netdist/source_dir.h"
 
 namespace netdist::nodes {
 namespace {

@@ -10,6 +10,7 @@
 #include <ATen/ATen.h>
 
 #include "engine/runtime/weights.h"
+#include "netdist/source_dir.h"
 
 namespace netdist::models::testing {
 

@@ -13,6 +13,7 @@
 #include "engine/sampling/brownian_tree.h"
 #include "engine/sampling/samplers.h"
 #include "engine/sampling/schedulers.h"
+#include "netdist/source_dir.h"
 
 namespace netdist::sampling {
 namespace {

@@ -1,4 +1,5 @@
 #include "engine/sampling/model_sampling.h"
+#include "netdist/source_dir.h"
 
 #include <cmath>
 #include <cstdlib>

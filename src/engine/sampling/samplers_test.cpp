@@ -12,6 +12,7 @@
 
 #include "engine/sampling/model_sampling.h"
 #include "engine/sampling/schedulers.h"
+#include "netdist/source_dir.h"
 
 namespace netdist::sampling {
 namespace {

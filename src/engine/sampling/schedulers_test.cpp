@@ -11,6 +11,7 @@
 #include <torch/version.h>
 
 #include "engine/sampling/samplers.h"
+#include "netdist/source_dir.h"
 
 namespace netdist::sampling {
 namespace {

@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <string>
+#include "netdist/source_dir.h"
 
 namespace netdist::text::testing {
 

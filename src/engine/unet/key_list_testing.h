@@ -14,6 +14,7 @@
 #include <torch/nn/module.h>
 
 #include "engine/runtime/weights.h"
+#include "netdist/source_dir.h"
 
 namespace netdist::testing {
 
