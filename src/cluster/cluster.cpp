@@ -105,7 +105,17 @@ bool Cluster::capable_within_timeout(Job& job, std::chrono::steady_clock::time_p
   return false;
 }
 
-bool Cluster::takes_now(const Worker& w, const Task& front) const {
+std::deque<Cluster::Task>::iterator Cluster::task_to_take(const Worker& w, bool& declined) {
+  declined = false;
+  std::vector<std::deque<Task>::iterator> mine;
+  std::vector<double> units;
+  for (auto it = queue_.begin(); it != queue_.end() && units.size() < 256; ++it) {
+    if (!eligible(w, *it->job)) continue;
+    mine.push_back(it);
+    units.push_back(it->units);
+  }
+  if (mine.empty()) return queue_.end();
+  const Task& front = *mine.front();
   const auto now_tp = std::chrono::steady_clock::now();
   const double now = seconds_since_epoch(now_tp);
   std::vector<WorkerForecast> forecasts;
@@ -126,12 +136,9 @@ bool Cluster::takes_now(const Worker& w, const Task& front) const {
     }
     forecasts.push_back({free_at, x->cost.seconds_per_unit()});
   }
-  std::vector<double> units;
-  for (const Task& t : queue_) {
-    if (units.size() >= 256) break;
-    if (eligible(w, *t.job)) units.push_back(t.units);
-  }
-  return should_take_shard(forecasts, self, units, now);
+  const std::optional<size_t> k = shard_to_take(forecasts, self, units, now);
+  declined = !k;
+  return k ? mine[*k] : queue_.end();
 }
 
 Cluster::Cluster(ClusterOptions options, ShardRunner* local) : options_(std::move(options)), local_(local) {}
@@ -193,6 +200,25 @@ void Cluster::add_worker(const std::string& url) {
   workers_.push_back(w);
   if (started_ && !stopping_) spawn(w);
   std::fprintf(stderr, "netdist cluster: worker %s joined\n", url.c_str());
+}
+
+std::vector<double> Cluster::eligible_speeds(const Job& job) const {
+  std::vector<std::optional<double>> per_unit;
+  double fastest = 0;  // the smallest known seconds per unit
+  for (const auto& w : workers_) {
+    if (!eligible(*w, job)) continue;
+    per_unit.push_back(w->cost.seconds_per_unit());
+    if (per_unit.back() && *per_unit.back() > 0 && (fastest == 0 || *per_unit.back() < fastest))
+      fastest = *per_unit.back();
+  }
+  std::vector<double> speeds;
+  for (const auto& spu : per_unit) {
+    // Unknown speeds count as the fastest known (as shard_to_take does), so an unmeasured worker is tried.
+    const double s = spu && *spu > 0 ? *spu : fastest;
+    speeds.push_back(s > 0 ? 1.0 / s : 1.0);
+  }
+  std::sort(speeds.rbegin(), speeds.rend());
+  return speeds;
 }
 
 bool Cluster::eligible(const Worker& w, const Job& job) const {
@@ -409,13 +435,9 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
     Task task;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      // The first shard this worker may run, unless another worker would finish it sooner (declined).
+      // The shard the earliest-finish choice gives this worker, unless others would finish all sooner (declined).
       bool declined = false;
-      auto pick = [&] {
-        auto it = std::find_if(queue_.begin(), queue_.end(), [&](const Task& t) { return eligible(*w, *t.job); });
-        declined = it != queue_.end() && !takes_now(*w, *it);
-        return declined ? queue_.end() : it;
-      };
+      auto pick = [&] { return task_to_take(*w, declined); };
       if (!cv_.wait_for(lock, options_.heartbeat,
                         [&] { return stopping_ || pick() != queue_.end() || declined; })) {
         if (w->local) continue;
@@ -535,18 +557,21 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
   job->prompt = prompt;
   job->sampler_id = sampler_id;
   job->requirements = shard_requirements(prompt, sampler_id);
-  // One shard per micro-batch (engine/micro_batch.h): any split along these bounds equals the unsplit batch.
-  const std::vector<int64_t> bounds = micro_batch_bounds(rows);
-  const size_t shards = bounds.size() - 1;
   const auto work = server::sampler_work(prompt, sampler_id);
   const double units_per_row = work ? work->units_per_row() : 1.0;
-  job->results.resize(shards);
-  job->attempts.assign(shards, 0);
+  std::vector<int64_t> bounds;
+  size_t shards = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) return Status::unavailable("the coordinator is stopping");
     if (workers_.empty())
       return Status::unavailable("no workers: start some with --workers, --join or --local-workers");
+    // Shards are runs of micro-batches (engine/micro_batch.h: any split along these bounds equals the unsplit
+    // batch), one per live worker able to run it, sized by its predicted speed (shard_bounds).
+    bounds = shard_bounds(micro_batch_bounds(rows), eligible_speeds(*job));
+    shards = bounds.size() - 1;
+    job->results.resize(shards);
+    job->attempts.assign(shards, 0);
     job->id = "job" + std::to_string(++next_job_);
     for (size_t i = 0; i < shards; ++i) {
       queue_.push_back(Task{job, i, bounds[i], bounds[i + 1], units_per_row * double(bounds[i + 1] - bounds[i])});

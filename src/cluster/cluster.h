@@ -30,7 +30,8 @@
 // /netdist/v1/result. The same failover rules apply: a failed call or a lost lease puts the task back at
 // the front, the worker must show it is alive again, the first reply is kept.
 //
-// Split = unsplit: run_sampler cuts a sampler's batch into one shard per micro-batch (engine/micro_batch.h);
+// Split = unsplit: run_sampler cuts a sampler's batch into runs of micro-batches (engine/micro_batch.h), one
+// run per live capable worker, sized by predicted speed (shard.h shard_bounds);
 // every row is bit-identical to the unsplit sampler's (engine.h: rows draw the full-batch noise; the UNet
 // runs one micro-batch per call whatever the split), and the rows are merged in row order.
 // Thread-safety: every public member may be called from any thread.
@@ -148,14 +149,19 @@ class Cluster {
   bool lease_lost(const Worker& w) const;
   Worker* find_dial_in(const std::string& worker_id);
   bool eligible(const Worker& w, const Job& job) const;
+  // Relative speeds (1 / seconds per unit, fastest first) of the workers believed alive that can run `job`;
+  // empty when none is. Lock held.
+  std::vector<double> eligible_speeds(const Job& job) const;
   // Called with the lock held while a job waits: true while some live worker can run it (or one is running
   // it); after no_worker_timeout without one, sets the job's failure naming `what` and returns false.
   bool capable_within_timeout(Job& job, std::chrono::steady_clock::time_point now,
                               std::chrono::steady_clock::time_point& last_capable, const std::string& what);
   // Gives up on an unfinished job: drops its queued tasks and interrupts the workers running one.
   void abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Job>& job);
-  // Earliest predicted finish (cost_model.h) for `front`, the first queued shard `w` may run. Lock held.
-  bool takes_now(const Worker& w, const Task& front) const;
+  // The queued task `w` should take now by earliest predicted finish (cost_model.h shard_to_take), or end():
+  // nothing `w` may run (declined = false), or other workers would finish all of it sooner (declined =
+  // true). Lock held.
+  std::deque<Task>::iterator task_to_take(const Worker& w, bool& declined);
 
   ClusterOptions options_;
   ShardRunner* local_;

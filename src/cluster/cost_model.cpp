@@ -30,9 +30,9 @@ void CostModel::observe(double units, double seconds) {
   ++samples_;
 }
 
-bool should_take_shard(const std::vector<WorkerForecast>& workers, size_t self, const std::vector<double>& shard_units,
-                       double now) {
-  ND_ASSERT(self < workers.size(), "should_take_shard: self out of range");
+std::optional<size_t> shard_to_take(const std::vector<WorkerForecast>& workers, size_t self,
+                                    const std::vector<double>& shard_units, double now) {
+  ND_ASSERT(self < workers.size(), "shard_to_take: self out of range");
   double fastest = std::numeric_limits<double>::infinity();
   for (const WorkerForecast& w : workers) {
     if (w.seconds_per_unit && *w.seconds_per_unit > 0) fastest = std::min(fastest, *w.seconds_per_unit);
@@ -44,7 +44,8 @@ bool should_take_shard(const std::vector<WorkerForecast>& workers, size_t self, 
     speed.push_back(w.seconds_per_unit && *w.seconds_per_unit > 0 ? *w.seconds_per_unit : fastest);
   }
   free_at[self] = now;
-  for (double units : shard_units) {
+  for (size_t k = 0; k < shard_units.size(); ++k) {
+    const double units = shard_units[k];
     size_t best = self;
     double best_finish = free_at[self] + speed[self] * units;
     for (size_t i = 0; i < workers.size(); ++i) {
@@ -55,10 +56,10 @@ bool should_take_shard(const std::vector<WorkerForecast>& workers, size_t self, 
         best_finish = finish;
       }
     }
-    if (best == self) return true;
+    if (best == self) return k;
     free_at[best] = best_finish;
   }
-  return false;
+  return std::nullopt;
 }
 
 }  // namespace netdist::cluster

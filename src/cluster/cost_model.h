@@ -10,8 +10,8 @@
 // the first measurement replaces the seed. Measured seconds cover the whole shard round trip (HTTP,
 // prompt encoding), so small shards read slower than the bare sampler. No per-model factor: every
 // checkpoint counts as the benchmark's.
-// Thread-safety: CostModel is a plain value (the cluster guards it with its mutex); should_take_shard is a
-// pure function.
+// Thread-safety: CostModel is a plain value (the cluster guards it with its mutex); shard_to_take is a pure
+// function.
 #pragma once
 
 #include <cstdint>
@@ -49,13 +49,14 @@ struct WorkerForecast {
 
 // Earliest predicted finish. Hands the queued shards `shard_units` (in queue order, the ones `self` may run)
 // one at a time to the worker that would finish that shard soonest, finish = max(free_at, now) +
-// seconds_per_unit × units (ties go to `self`, then to the lower index), and returns true when `self` gets
-// any of them: it should take the front shard now; false: another worker will finish the work sooner, so
-// `self` leaves it and re-checks later. Unknown speeds count as the fastest known one (1 s/unit when none
+// seconds_per_unit × units (ties go to `self`, then to the lower index), and returns the index of the first
+// shard `self` gets: it should take that one now (shards differ in size, so a slow worker takes the small
+// one meant for it, not the big front one); nullopt: other workers will finish all of them sooner, so
+// `self` leaves them and re-checks later. Unknown speeds count as the fastest known one (1 s/unit when none
 // is known), so an unmeasured worker gets tried. `workers[self]` must be idle; `shard_units` non-empty.
 // Never leaves work undone: the idle worker with the lowest (seconds_per_unit, index) always gets the
 // first shard unless a busy worker would finish it sooner.
-bool should_take_shard(const std::vector<WorkerForecast>& workers, size_t self, const std::vector<double>& shard_units,
-                       double now);
+std::optional<size_t> shard_to_take(const std::vector<WorkerForecast>& workers, size_t self,
+                                    const std::vector<double>& shard_units, double now);
 
 }  // namespace netdist::cluster

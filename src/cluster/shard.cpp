@@ -1,5 +1,6 @@
 #include "cluster/shard.h"
 
+#include <cmath>
 #include <deque>
 
 #include "nodes/core_nodes.h"
@@ -162,6 +163,30 @@ std::vector<std::string> missing_requirements(const Requirements& req, const Jso
     if (!classes.count(c)) out.push_back("node class '" + c + "'");
   }
   return out;
+}
+
+std::vector<int64_t> shard_bounds(const std::vector<int64_t>& groups, const std::vector<double>& speeds) {
+  const size_t group_count = groups.size() - 1;
+  if (speeds.empty() || speeds.size() >= group_count) return groups;
+  double total_speed = 0;
+  for (double v : speeds) total_speed += v;
+  const double rows = double(groups.back());
+  std::vector<int64_t> bounds = {0};
+  size_t at = 0;  // index into groups of the last cut
+  double share = 0;
+  for (size_t k = 0; k + 1 < speeds.size(); ++k) {
+    share += speeds[k] / total_speed;
+    const double target = share * rows;
+    const size_t last_allowed = group_count - (speeds.size() - 1 - k);  // leave a group for each later run
+    size_t best = at + 1;
+    for (size_t i = at + 1; i <= last_allowed; ++i) {
+      if (std::abs(double(groups[i]) - target) < std::abs(double(groups[best]) - target)) best = i;
+    }
+    bounds.push_back(groups[best]);
+    at = best;
+  }
+  bounds.push_back(groups.back());
+  return bounds;
 }
 
 }  // namespace netdist::cluster

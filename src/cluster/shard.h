@@ -41,6 +41,15 @@ struct Requirements {
 };
 Requirements shard_requirements(const Json& prompt, const std::string& sampler_id);
 
+// The shards of a sampler batch: contiguous runs of its micro-batches (`groups`, micro_batch_bounds of the
+// batch), one run per entry of `speeds` (the eligible workers' relative speeds, fastest first), each run's
+// rows as close as the groups allow to its worker's share of the batch (run k ends at the group boundary
+// nearest the speeds' cumulative share, leaving at least one group for every later run). A worker runs its
+// run's groups as overlapping UNet calls, which is why a worker gets one shard rather than one per group.
+// Fewer runs than speeds when there are fewer groups; one run per group when `speeds` is empty. Returns
+// bounds {0, ..., n}, a subsequence of `groups`.
+std::vector<int64_t> shard_bounds(const std::vector<int64_t>& groups, const std::vector<double>& speeds);
+
 // The ids of every splittable sampler in the prompt, in prompt order.
 std::vector<std::string> splittable_samplers(const Json& prompt);
 

@@ -85,5 +85,20 @@ TEST(Shard, PromptRequirementsNameEveryClassAndCheckpoint) {
   EXPECT_TRUE(r.node_classes.count("SaveImage") && r.node_classes.count("VAEDecode"));
 }
 
+TEST(Shard, BoundsAreContiguousRunsOfGroupsSharedBySpeed) {
+  const std::vector<int64_t> ten = {0, 2, 5, 7, 10};  // micro_batch_bounds(10)
+  EXPECT_EQ(shard_bounds(ten, {}), ten);
+  EXPECT_EQ(shard_bounds(ten, {1.0}), (std::vector<int64_t>{0, 10}));
+  EXPECT_EQ(shard_bounds(ten, {1.0, 1.0}), (std::vector<int64_t>{0, 5, 10}));
+  EXPECT_EQ(shard_bounds(ten, {3.0, 1.0}), (std::vector<int64_t>{0, 7, 10}));
+  EXPECT_EQ(shard_bounds(ten, {1.0, 1.0, 1.0}), (std::vector<int64_t>{0, 2, 7, 10}));
+  EXPECT_EQ(shard_bounds(ten, {1.0, 1.0, 1.0, 1.0}), ten);
+  EXPECT_EQ(shard_bounds(ten, {1, 1, 1, 1, 1, 1}), ten);
+  // A very fast worker still leaves one group to each other run.
+  EXPECT_EQ(shard_bounds(ten, {100.0, 1.0, 1.0}), (std::vector<int64_t>{0, 5, 7, 10}));
+  const std::vector<int64_t> one = {0, 1};
+  EXPECT_EQ(shard_bounds(one, {1.0, 1.0}), one);
+}
+
 }  // namespace
 }  // namespace netdist::cluster
