@@ -360,13 +360,10 @@ std::map<std::string, nlohmann::json> workers_by_url(const std::string& coordina
   return out;
 }
 
-// The worker's result (rows and decoded images, about 400 KB) is far above the coordinator's 10 KB client
-// upload limit: cluster routes have their own.
 TEST(ClusterProcess, DialInWorkerJoinsAndRenders) {
   const auto& ref = unsplit_reference();
   fs::path dir = scratch("join");
-  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0",
-                                          "--max-upload-size", "0.01"}),
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0"}),
              dir / "c.log");
   Proc w(worker_args(dir / "w", {"--join", coord.url()}), dir / "w.log");
   wait_alive(coord.url(), 1);

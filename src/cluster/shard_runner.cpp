@@ -12,7 +12,6 @@
 #include "engine/runtime/tensor_io.h"
 #include "graph/validate.h"
 #include "io/files.h"
-#include "nodes/core_nodes.h"
 
 namespace netdist::cluster {
 
@@ -94,12 +93,17 @@ Result<ShardRows> ShardRunner::run(const std::string& shard_id, const Json& work
   }
   if (!outcome.success)
     return outcome.status.is_ok() ? Status::internal("shard " + shard_id + " failed") : outcome.status;
-  auto tensors = nodes::take_shard_output(shard_id);
-  auto samples = tensors.find("samples");
-  if (samples == tensors.end()) return Status::internal("shard " + shard_id + " produced no latent");
+  const Json& ui = outcome.outputs.value(kShardOutputId, Json::object());
+  if (!ui.contains("netdist_latent") || !ui["netdist_latent"].is_array() || ui["netdist_latent"].empty()) {
+    return Status::internal("shard " + shard_id + " produced no latent");
+  }
+  ND_ASSIGN_OR_RETURN(std::string bytes, base64_decode(ui["netdist_latent"][0].get<std::string>()));
+  ND_ASSIGN_OR_RETURN(auto weights, runtime::weights_from_buffer(std::move(bytes), "shard " + shard_id));
+  auto it = weights.find("samples");
+  if (it == weights.end()) return Status::internal("shard " + shard_id + " latent has no 'samples' tensor");
   ShardRows rows;
-  rows.samples = std::move(samples->second);
-  if (auto images = tensors.find("images"); images != tensors.end()) rows.images = std::move(images->second);
+  rows.samples = it->second.clone();
+  if (auto images = weights.find("images"); images != weights.end()) rows.images = images->second.clone();
   return rows;
 }
 

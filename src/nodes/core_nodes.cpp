@@ -1,8 +1,5 @@
 #include "nodes/core_nodes.h"
 
-#include <atomic>
-#include <mutex>
-
 #include "core/base64.h"
 #include "engine/runtime/tensor_io.h"
 #include "engine/sampling/samplers.h"
@@ -273,41 +270,6 @@ void add_vae(graph::NodeRegistry& r) {
 
 }  // namespace
 
-namespace {
-
-std::mutex& shard_outbox_mutex() {
-  static std::mutex m;
-  return m;
-}
-
-std::unordered_map<std::string, std::unordered_map<std::string, at::Tensor>>& shard_outbox() {
-  static std::unordered_map<std::string, std::unordered_map<std::string, at::Tensor>> box;
-  return box;
-}
-
-// NetdistShardLatentOutput. Never cached (a unique fingerprint): a shard run again must leave its tensors
-// again, while the sampler and decode above it still come from the cache.
-class ShardOutputNode : public graph::NodeImpl {
- public:
-  Result<std::vector<Value>> run(NodeContext& ctx, const NodeInputs& in) override {
-    ND_ASSIGN_OR_RETURN(auto s, need<LatentObject>(in, "samples"));
-    std::unordered_map<std::string, at::Tensor> tensors = {{"samples", s->samples.contiguous()}};
-    if (auto images = in.get_object<ImageObject>("images")) tensors["images"] = images->images.contiguous();
-    {
-      std::lock_guard<std::mutex> lock(shard_outbox_mutex());
-      shard_outbox()[ctx.prompt_id()] = std::move(tensors);
-    }
-    ctx.set_ui_output(Json{{"netdist_rows", s->samples.size(0)}});
-    return std::vector<Value>{};
-  }
-  std::optional<std::string> fingerprint(const NodeInputs&) override {
-    static std::atomic<uint64_t> runs{0};
-    return "run " + std::to_string(++runs);
-  }
-};
-
-}  // namespace
-
 void register_shard_nodes(graph::NodeRegistry& r) {
   const std::vector<graph::InputSpec> rows = {int_input("row_begin", 0, 0, 4096), int_input("row_end", 1, 1, 4096)};
   std::vector<graph::InputSpec> ks = ksampler_inputs(), adv = ksampler_advanced_inputs();
@@ -335,16 +297,14 @@ void register_shard_nodes(graph::NodeRegistry& r) {
                           {link_input("samples", "LATENT")}, {});
   out.optional = {link_input("images", "IMAGE")};
   out.output_node = true;
-  r.add(out, [] { return std::make_unique<ShardOutputNode>(); });
-}
-
-std::unordered_map<std::string, at::Tensor> take_shard_output(const std::string& prompt_id) {
-  std::lock_guard<std::mutex> lock(shard_outbox_mutex());
-  auto it = shard_outbox().find(prompt_id);
-  if (it == shard_outbox().end()) return {};
-  auto tensors = std::move(it->second);
-  shard_outbox().erase(it);
-  return tensors;
+  add_fn_node(r, out, [](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
+    ND_ASSIGN_OR_RETURN(auto s, need<LatentObject>(in, "samples"));
+    runtime::WeightMap tensors = {{"samples", s->samples.contiguous()}};
+    if (auto images = in.get_object<ImageObject>("images")) tensors["images"] = images->images.contiguous();
+    ND_ASSIGN_OR_RETURN(std::string bytes, runtime::weights_to_buffer(tensors));
+    ctx.set_ui_output(Json{{"netdist_latent", Json::array({base64_encode(bytes)})}});
+    return std::vector<Value>{};
+  });
 }
 
 std::string decode_source_key(const Json& prompt, const std::string& decode_id) {

@@ -3,10 +3,6 @@
 #pragma once
 
 #include <memory>
-#include <string>
-#include <unordered_map>
-
-#include <ATen/ATen.h>
 
 #include "graph/node_registry.h"
 #include "nodes/node_env.h"
@@ -22,17 +18,14 @@ void register_core_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv>
 //     bit-identical to that row of the unsplit sampler's output (engine.h, SampleRequest rows).
 //   NetdistShardVAEDecode: VAEDecode of rows [row_begin, row_begin + N) of a batch of batch_size images
 //     (engine.h decode_rows: bit-identical to those rows of VAEDecode of the whole batch).
-//   NetdistShardLatentOutput: output node, never cached; leaves the F32 tensors "samples" [rows, C, h, w]
-//     (and "images" [rows, H, W, 3] when its optional input images is linked) for take_shard_output under
-//     the prompt id the shard runs as, in this process (no JSON, no base64); UI output {"netdist_rows": N}.
+//   NetdistShardLatentOutput: output node; UI output {"netdist_latent": [base64 of a safetensors file
+//     holding the F32 tensor "samples" [rows, C, h, w], and "images" [rows, H, W, 3] when its optional
+//     input images is linked]}.
 inline constexpr const char* kShardKSampler = "NetdistShardKSampler";
 inline constexpr const char* kShardKSamplerAdvanced = "NetdistShardKSamplerAdvanced";
 inline constexpr const char* kShardVAEDecode = "NetdistShardVAEDecode";
 inline constexpr const char* kShardLatentOutput = "NetdistShardLatentOutput";
 void register_shard_nodes(graph::NodeRegistry& registry);
-// What NetdistShardLatentOutput left for `prompt_id` ("samples", maybe "images"), removed; empty when
-// nothing was left. Thread-safe.
-std::unordered_map<std::string, at::Tensor> take_shard_output(const std::string& prompt_id);
 
 // The signature of the VAE that VAEDecode node `decode_id` of `prompt` uses: the class and inputs of every
 // node upstream of its "vae" input, as one string ("" when there is no such link). Two prompts with equal

@@ -16,9 +16,6 @@ namespace netdist::server {
 namespace {
 
 using tcp = net::ip::tcp;
-// The largest body a /netdist/v1/* request may carry (shard results with decoded images); other routes
-// keep ServerOptions::max_body_bytes.
-constexpr uint64_t kClusterBodyLimit = 4ull << 30;
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -73,14 +70,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     // Authentication before the body is read: a refused client cannot make the server buffer its upload.
     if (auto denied = check_auth(state_.options().auth_token, to_request(parser_->get())))
       return write(*denied, parser_->get().version(), false, parser_->get().method() == http::verb::head);
-    const auto& req = parser_->get();
-    // Cluster traffic carries a shard's rows and decoded images (tens of MB per shard for SDXL), so
-    // /netdist/v1/* may exceed the client upload limit; it is as authenticated as everything else.
-    const bool cluster_route = strip_api_prefix(std::string(req.target())).rfind("/netdist/v1/", 0) == 0;
-    const uint64_t limit = cluster_route ? kClusterBodyLimit : state_.options().max_body_bytes;
-    parser_->body_limit(limit);
     const auto length = parser_->content_length();
-    if (length && *length > limit) return reply_too_large(*length);
+    if (length && *length > state_.options().max_body_bytes) return reply_too_large(*length);
+    const auto& req = parser_->get();
     if (lower(std::string(req[http::field::expect])) == "100-continue") {
       auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, req.version());
       http::async_write(stream_, *cont, [self = shared_from_this(), cont](beast::error_code ec, std::size_t) {
