@@ -106,14 +106,8 @@ using ProgressFn = std::function<bool(int step, int total)>;
 Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Conditioning& negative,
                           const SampleRequest& request, const ProgressFn& progress);
 
-// VAE decode of unscaled latents → IMAGE [N, H, W, 3] in [0, 1], float32 CPU. The rows are decoded in
-// the batch's micro-batches (micro_batch.h), one VAE call each, so that decode_rows of any run of them
-// gives the same bytes as the whole batch.
+// VAE decode of unscaled latents → IMAGE [N, H, W, 3] in [0, 1], float32 CPU.
 Result<at::Tensor> decode(Model& model, const at::Tensor& latent);
-// Decodes rows [row_begin, row_begin + N) of a batch of `batch_size` images (`latent` holds just those
-// rows), in the whole batch's micro-batches: invalid_argument naming the bounds when the rows cut one.
-// Each output row is bit-identical to that row of decode() of the whole batch.
-Result<at::Tensor> decode_rows(Model& model, const at::Tensor& latent, int64_t batch_size, int64_t row_begin);
 // VAEDecodeTiled: ComfyUI's VAE.decode_tiled_ with tile_size and overlap in pixels (overlap becomes
 // tile_size // 4 when tile_size < 4·overlap; both are divided by the VAE's 8× downscale). Same output
 // contract as decode().

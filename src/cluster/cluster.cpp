@@ -15,10 +15,8 @@ struct Cluster::Job {
   std::string id;
   Json prompt;
   std::string sampler_id;
-  std::optional<std::string> decode_id;  // the VAEDecode its shards also run (shard_decode_node)
-  int64_t batch_size = 0;
   Requirements requirements;
-  std::vector<ShardRows> results;  // per shard; samples defined once done
+  std::vector<at::Tensor> results;  // per shard; defined once done
   std::vector<int> attempts;
   int64_t rows_done = 0;
   int64_t shards_done = 0;
@@ -73,10 +71,9 @@ struct Cluster::Worker {
 
 namespace {
 
-// A worker's reply to a shard request (POST /netdist/v1/shard, or a dial-in result) → its rows (and images
-// when `decoded`).
-Result<ShardRows> decode_shard_reply(const std::string& who, const std::string& shard_id, int64_t rows,
-                                     bool decoded, HttpReply reply) {
+// A worker's reply to a shard request (POST /netdist/v1/shard, or a dial-in result) → its rows.
+Result<at::Tensor> decode_shard_reply(const std::string& who, const std::string& shard_id, int64_t rows,
+                                      HttpReply reply) {
   if (reply.status == 409) return Status::cancelled(who + ": shard " + shard_id + " interrupted");
   if (reply.status == 401) return Status::unauthenticated(who + ": the worker refused the auth token");
   if (reply.status != 200)
@@ -88,15 +85,7 @@ Result<ShardRows> decode_shard_reply(const std::string& who, const std::string& 
   if (it->second.dim() != 4 || it->second.size(0) != rows) {
     return Status::corruption(who + ": shard reply has the wrong shape");
   }
-  ShardRows out;
-  out.samples = it->second.clone();
-  if (decoded) {
-    auto images = weights.find("images");
-    if (images == weights.end() || images->second.dim() != 4 || images->second.size(0) != rows)
-      return Status::corruption(who + ": shard " + shard_id + " reply lacks its decoded 'images' [rows, H, W, 3]");
-    out.images = images->second.clone();
-  }
-  return out;
+  return it->second.clone();
 }
 
 double seconds_since_epoch(std::chrono::steady_clock::time_point t) {
@@ -271,12 +260,10 @@ Result<PromptReply> Cluster::run_prompt_task(Worker& w, const Task& task) {
   return out;
 }
 
-Result<ShardRows> Cluster::run_task(Worker& w, const Task& task) {
-  const Job& job = *task.job;
-  ND_ASSIGN_OR_RETURN(Json workflow, shard_workflow(job.prompt, job.sampler_id, task.row_begin, task.row_end,
-                                                    job.batch_size, job.decode_id));
-  const std::string shard_id = job.id + "." + std::to_string(task.shard);
-  const bool decoded = job.decode_id.has_value();
+Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task) {
+  ND_ASSIGN_OR_RETURN(Json workflow,
+                      shard_workflow(task.job->prompt, task.job->sampler_id, task.row_begin, task.row_end));
+  const std::string shard_id = task.job->id + "." + std::to_string(task.shard);
   if (w.local) return local_->run(shard_id, workflow);
   ND_ASSIGN_OR_RETURN(Json inputs, collect_shard_inputs(workflow, options_.input_dir));
   Json request = {{"shard_id", shard_id}, {"workflow", std::move(workflow)}};
@@ -285,7 +272,7 @@ Result<ShardRows> Cluster::run_task(Worker& w, const Task& task) {
     std::unique_lock<std::mutex> lock(mutex_);
     ND_ASSIGN_OR_RETURN(HttpReply reply, run_dial_in(w, task, std::move(request), lock));
     return decode_shard_reply("dial-in worker " + w.id + " (" + w.url + ")", shard_id,
-                              task.row_end - task.row_begin, decoded, std::move(reply));
+                              task.row_end - task.row_begin, std::move(reply));
   }
   HttpCall call;
   call.method = "POST";
@@ -294,7 +281,7 @@ Result<ShardRows> Cluster::run_task(Worker& w, const Task& task) {
   call.auth_token = options_.auth_token;
   call.timeout = options_.shard_timeout;
   ND_ASSIGN_OR_RETURN(HttpReply reply, http_call(w.url, call));
-  return decode_shard_reply(w.url, shard_id, task.row_end - task.row_begin, decoded, std::move(reply));
+  return decode_shard_reply(w.url, shard_id, task.row_end - task.row_begin, std::move(reply));
 }
 
 bool Cluster::lease_lost(const Worker& w) const {
@@ -482,7 +469,7 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
       w->busy_units = task.units;
     }
     Status failed;
-    ShardRows rows;
+    at::Tensor rows;
     std::optional<PromptReply> reply;
     if (task.job->whole) {
       Result<PromptReply> r = run_prompt_task(*w, task);
@@ -491,7 +478,7 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
       else
         failed = r.status();
     } else {
-      Result<ShardRows> r = run_task(*w, task);
+      Result<at::Tensor> r = run_task(*w, task);
       if (r.is_ok())
         rows = std::move(*r);
       else
@@ -511,7 +498,7 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
         ++job.shards_done;
         ++w->shards_done;
         ++w->prompts_done;
-      } else if (!job.whole && !job.results[task.shard].samples.defined()) {
+      } else if (!job.whole && !job.results[task.shard].defined()) {
         job.results[task.shard] = rows;
         job.rows_done += task.row_end - task.row_begin;
         ++job.shards_done;
@@ -539,7 +526,7 @@ std::optional<std::string> Cluster::check_prompt(const Json& prompt) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::string message;
   for (const std::string& sampler : splittable_samplers(prompt)) {
-    const Requirements req = shard_requirements(prompt, sampler, shard_decode_node(prompt, sampler));
+    const Requirements req = shard_requirements(prompt, sampler);
     bool any_known = false, any_fits = false;
     std::string lacks;
     for (const auto& w : workers_) {
@@ -563,15 +550,13 @@ std::optional<std::string> Cluster::check_prompt(const Json& prompt) {
   return message;
 }
 
-Result<ShardRows> Cluster::run_sampler(const Json& prompt, const std::string& sampler_id, int64_t rows,
+Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& sampler_id, int64_t rows,
                                         const std::function<bool(int64_t, int64_t)>& progress) {
   if (rows < 1) return Status::invalid_argument("run_sampler: empty batch");
   auto job = std::make_shared<Job>();
   job->prompt = prompt;
   job->sampler_id = sampler_id;
-  job->decode_id = shard_decode_node(prompt, sampler_id);
-  job->batch_size = rows;
-  job->requirements = shard_requirements(prompt, sampler_id, job->decode_id);
+  job->requirements = shard_requirements(prompt, sampler_id);
   const auto work = server::sampler_work(prompt, sampler_id);
   const double units_per_row = work ? work->units_per_row() : 1.0;
   std::vector<int64_t> bounds;
@@ -653,15 +638,7 @@ Result<ShardRows> Cluster::run_sampler(const Json& prompt, const std::string& sa
     if (!job->failure.is_ok()) return job->failure;
     return Status::cancelled("interrupted");
   }
-  ShardRows merged;
-  std::vector<at::Tensor> samples, images;
-  for (const ShardRows& r : job->results) {
-    samples.push_back(r.samples);
-    if (r.images.defined()) images.push_back(r.images);
-  }
-  merged.samples = at::cat(samples, 0);
-  if (images.size() == samples.size()) merged.images = at::cat(images, 0);
-  return merged;
+  return at::cat(job->results, 0);
 }
 
 void Cluster::abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Job>& job) {

@@ -109,14 +109,12 @@ class Cluster {
   std::optional<std::string> check_prompt(const Json& prompt);
 
   // Renders rows [0, rows) of sampler `sampler_id` of `prompt` on the workers and returns them merged in
-  // row order (samples [rows, C, h, w] float32 CPU; images [rows, H, W, 3] too when the sampler feeds only
-  // a VAEDecode, which the shards then also run: shard.h shard_decode_node). `progress(value, max)` is
-  // called about every 100 ms: once a
+  // row order ([rows, C, h, w] float32 CPU). `progress(value, max)` is called about every 100 ms: once a
   // worker's GET /netdist/v1/status reported the sampler's step count S, as one machine's sampler
   // progress (max = S, value = steps of finished rows plus steps of running shards, divided by rows);
   // before that as (rows done, rows). Returning false interrupts: queued shards are dropped, running ones
   // are interrupted on their workers, and the result is kCancelled.
-  Result<ShardRows> run_sampler(const Json& prompt, const std::string& sampler_id, int64_t rows,
+  Result<at::Tensor> run_sampler(const Json& prompt, const std::string& sampler_id, int64_t rows,
                                  const std::function<bool(int64_t done, int64_t total)>& progress);
 
   // Runs a whole prompt on one capable worker (connect-out: POST /netdist/v1/prompt; dial-in: its mailbox)
@@ -143,7 +141,7 @@ class Cluster {
   struct Worker;
   void worker_loop(std::shared_ptr<Worker> w);
   void spawn(std::shared_ptr<Worker> w);
-  Result<ShardRows> run_task(Worker& w, const Task& task);
+  Result<at::Tensor> run_task(Worker& w, const Task& task);
   Result<PromptReply> run_prompt_task(Worker& w, const Task& task);
   // Hands `request` to dial-in worker `w` through its mailbox and waits (under `lock`, which it unlocks
   // before returning) for the reply the worker posts, its lease, the job's withdrawal or shard_timeout.

@@ -4,8 +4,6 @@
 #include <map>
 #include <regex>
 
-#include "cluster/shard.h"
-#include "nodes/core_nodes.h"
 #include "nodes/image_nodes.h"
 #include "nodes/node_types.h"
 
@@ -39,12 +37,7 @@ class ClusterSamplerNode : public graph::NodeImpl {
     if (!progress_status.is_ok()) return progress_status;
     if (!merged.is_ok()) return merged.status();
     auto out = std::make_shared<nodes::LatentObject>(*latent);
-    out->samples = std::move(merged->samples);
-    out->decoded = std::move(merged->images);
-    if (out->decoded.defined()) {  // the shards also ran the VAEDecode that is this sampler's only consumer
-      out->decoded_for = shard_decode_node(ctx.prompt(), ctx.node_id()).value_or("");
-      out->decoded_vae_key = nodes::decode_source_key(ctx.prompt(), out->decoded_for);
-    }
+    out->samples = std::move(*merged);
     return std::vector<graph::Value>{graph::Value(std::static_pointer_cast<const graph::Object>(out))};
   }
 

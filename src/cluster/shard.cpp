@@ -46,34 +46,16 @@ std::vector<std::string> splittable_samplers(const Json& prompt) {
   return out;
 }
 
-std::optional<std::string> shard_decode_node(const Json& prompt, const std::string& sampler_id) {
-  std::optional<std::string> decode;
-  for (auto it = prompt.begin(); it != prompt.end(); ++it) {
-    if (!it.value().is_object()) continue;
-    const Json& inputs = it.value().value("inputs", Json::object());
-    for (auto in = inputs.begin(); in != inputs.end(); ++in) {
-      if (!is_link(in.value()) || in.value()[0].get<std::string>() != sampler_id) continue;
-      const bool decodes = it.value().value("class_type", "") == "VAEDecode" && in.key() == "samples" &&
-                           in.value()[1].get<int64_t>() == 0;
-      if (!decodes || (decode && *decode != it.key())) return std::nullopt;  // another consumer
-      decode = it.key();
-    }
-  }
-  return decode;
-}
-
 Result<Json> shard_workflow(const Json& prompt, const std::string& sampler_id, int64_t row_begin,
-                            int64_t row_end, int64_t batch_size, const std::optional<std::string>& decode_id) {
+                            int64_t row_end) {
   if (!prompt.contains(sampler_id))
     return Status::invalid_argument("sampler node " + sampler_id + " is not in the prompt");
   const std::string cls = prompt[sampler_id].value("class_type", "");
   if (!is_splittable_sampler(cls))
     return Status::invalid_argument("node " + sampler_id + " (" + cls + ") is not a splittable sampler");
-  if (row_begin < 0 || row_end <= row_begin || row_end > batch_size)
-    return Status::invalid_argument("shard rows must satisfy 0 <= begin < end <= batch size");
-  if (decode_id && shard_decode_node(prompt, sampler_id) != decode_id)
-    return Status::invalid_argument("node " + *decode_id + " is not a VAEDecode fed only by sampler " + sampler_id);
-  ND_ASSIGN_OR_RETURN(std::set<std::string> keep, ancestors(prompt, decode_id ? *decode_id : sampler_id));
+  if (row_begin < 0 || row_end <= row_begin)
+    return Status::invalid_argument("shard rows must satisfy 0 <= begin < end");
+  ND_ASSIGN_OR_RETURN(std::set<std::string> keep, ancestors(prompt, sampler_id));
   Json out = Json::object();
   for (auto it = prompt.begin(); it != prompt.end(); ++it) {
     if (!keep.count(it.key())) continue;
@@ -83,23 +65,17 @@ Result<Json> shard_workflow(const Json& prompt, const std::string& sampler_id, i
       node["class_type"] = cls == "KSampler" ? nodes::kShardKSampler : nodes::kShardKSamplerAdvanced;
       node["inputs"]["row_begin"] = row_begin;
       node["inputs"]["row_end"] = row_end;
-    } else if (decode_id && it.key() == *decode_id) {
-      node["class_type"] = nodes::kShardVAEDecode;
-      node["inputs"]["batch_size"] = batch_size;
-      node["inputs"]["row_begin"] = row_begin;
     }
     out[it.key()] = node;
   }
-  Json output_inputs = {{"samples", Json::array({sampler_id, 0})}};
-  if (decode_id) output_inputs["images"] = Json::array({*decode_id, 0});
-  out[kShardOutputId] = {{"class_type", nodes::kShardLatentOutput}, {"inputs", std::move(output_inputs)}};
+  out[kShardOutputId] = {{"class_type", nodes::kShardLatentOutput},
+                         {"inputs", {{"samples", Json::array({sampler_id, 0})}}}};
   return out;
 }
 
-Requirements shard_requirements(const Json& prompt, const std::string& sampler_id,
-                                const std::optional<std::string>& decode_id) {
+Requirements shard_requirements(const Json& prompt, const std::string& sampler_id) {
   Requirements req;
-  auto keep = ancestors(prompt, decode_id ? *decode_id : sampler_id);
+  auto keep = ancestors(prompt, sampler_id);
   if (!keep.is_ok()) return req;
   for (const std::string& id : *keep) {
     const Json& node = prompt[id];

@@ -4,9 +4,8 @@
 // A shard of sampler node S covering batch rows [a, b) is a self-contained API-format workflow: S and
 // every node S depends on (copied from the prompt with their ids), S's class renamed to its row variant
 // (KSampler → NetdistShardKSampler, KSamplerAdvanced → NetdistShardKSamplerAdvanced, with row_begin = a,
-// row_end = b) and one NetdistShardLatentOutput node (id kShardOutputId) fed by S (and, when S feeds only a
-// VAEDecode, that node as NetdistShardVAEDecode of the same rows). A worker executes it with its ordinary
-// graph executor; the latent rows (and images) come back as a safetensors body.
+// row_end = b) and one NetdistShardLatentOutput node (id kShardOutputId) fed by S. A worker executes it
+// with its ordinary graph executor; the latent rows come back as a safetensors body.
 // Thread-safety: pure functions over values.
 #pragma once
 
@@ -29,27 +28,18 @@ inline constexpr const char* kShardOutputId = "netdist_shard_output";
 // True for the sampler classes the planner splits by batch row.
 bool is_splittable_sampler(const std::string& class_type);
 
-// The VAEDecode node that the shards of `sampler_id` also run, when there is one: a VAEDecode whose samples
-// are the sampler's output and which is the only node the sampler feeds. Its decode is row-wise (engine.h
-// decode_rows), so the workers decode their rows in parallel instead of the coordinator decoding the merged
-// batch, and the images are the same bytes.
-std::optional<std::string> shard_decode_node(const Json& prompt, const std::string& sampler_id);
-
-// The workflow of the shard of `sampler_id` covering rows [row_begin, row_end) of a batch of `batch_size`.
-// With `decode_id` (shard_decode_node), the shard also decodes its rows: that node, as
-// NetdistShardVAEDecode, feeds the output's images. invalid_argument naming the node when the id is
-// missing, not a splittable sampler (or a VAEDecode fed by it), or a link points at a missing node.
+// The workflow of the shard of `sampler_id` covering rows [row_begin, row_end). invalid_argument naming
+// the node when the id is missing, not a splittable sampler, or a link points at a missing node.
 Result<Json> shard_workflow(const Json& prompt, const std::string& sampler_id, int64_t row_begin,
-                            int64_t row_end, int64_t batch_size, const std::optional<std::string>& decode_id);
+                            int64_t row_end);
 
-// What a worker must have to run the shard of `sampler_id` (and of `decode_id`, when set): node classes of
-// those nodes and their ancestors, and the checkpoint names their loaders ask for (ckpt_name inputs).
+// What a worker must have to run the shard of `sampler_id`: node classes of the sampler and its
+// ancestors, and the checkpoint names their loaders ask for (ckpt_name inputs).
 struct Requirements {
   std::set<std::string> node_classes;
   std::set<std::string> checkpoints;
 };
-Requirements shard_requirements(const Json& prompt, const std::string& sampler_id,
-                                const std::optional<std::string>& decode_id = std::nullopt);
+Requirements shard_requirements(const Json& prompt, const std::string& sampler_id);
 
 // The shards of a sampler batch: contiguous runs of its micro-batches (`groups`, micro_batch_bounds of the
 // batch), one run per entry of `speeds` (the eligible workers' relative speeds, fastest first), each run's

@@ -62,7 +62,7 @@ ShardRunner::ShardRunner(const graph::NodeRegistry& registry, std::shared_ptr<no
                          ShardRunnerOptions options)
     : registry_(registry), env_(std::move(env)), options_(std::move(options)), executor_(registry) {}
 
-Result<ShardRows> ShardRunner::run(const std::string& shard_id, const Json& workflow, const Json& inputs) {
+Result<at::Tensor> ShardRunner::run(const std::string& shard_id, const Json& workflow, const Json& inputs) {
   std::lock_guard<std::mutex> lock(run_mutex_);
   auto installed = install_shard_inputs(workflow, inputs, env_->options().input_dir);
   if (!installed.is_ok()) return installed.status().with_context("shard " + shard_id);
@@ -101,10 +101,7 @@ Result<ShardRows> ShardRunner::run(const std::string& shard_id, const Json& work
   ND_ASSIGN_OR_RETURN(auto weights, runtime::weights_from_buffer(std::move(bytes), "shard " + shard_id));
   auto it = weights.find("samples");
   if (it == weights.end()) return Status::internal("shard " + shard_id + " latent has no 'samples' tensor");
-  ShardRows rows;
-  rows.samples = it->second.clone();
-  if (auto images = weights.find("images"); images != weights.end()) rows.images = images->second.clone();
-  return rows;
+  return it->second.clone();
 }
 
 void ShardRunner::interrupt(const std::string& id) {
@@ -240,7 +237,7 @@ server::Response ShardRunner::serve_prompt(const Json& body) {
   return server::json_response(prompt_reply_to_json(*reply));
 }
 
-Result<ShardRows> ShardRunner::run_request(const Json& body) {
+Result<at::Tensor> ShardRunner::run_request(const Json& body) {
   if (!body.is_object() || !body.contains("workflow") || !body["workflow"].is_object())
     return Status::invalid_argument("shard body needs a \"workflow\" object");
   const Json& id = body.value("shard_id", Json("shard"));
@@ -324,7 +321,7 @@ server::Response ShardRunner::serve_shard(const std::string& request_body) {
 server::Response ShardRunner::serve_shard(const Json& body) {
   const bool named = body.is_object() && body.value("shard_id", Json()).is_string();
   const std::string id = named ? body["shard_id"].get<std::string>() : "shard";
-  Result<ShardRows> rows = run_request(body);
+  Result<at::Tensor> rows = run_request(body);
   if (!rows.is_ok()) {
     const Status& s = rows.status();
     const int code = s.code() == StatusCode::kCancelled         ? 409
@@ -332,9 +329,7 @@ server::Response ShardRunner::serve_shard(const Json& body) {
                                                                 : 500;
     return error_reply(code, "shard_failed", s.to_string());
   }
-  runtime::WeightMap tensors = {{"samples", rows->samples}};
-  if (rows->images.defined()) tensors["images"] = rows->images;
-  auto bytes = runtime::weights_to_buffer(tensors, {{"shard_id", id}});
+  auto bytes = runtime::weights_to_buffer({{"samples", *rows}}, {{"shard_id", id}});
   if (!bytes.is_ok()) return error_reply(500, "shard_failed", bytes.status().to_string());
   server::Response r;
   r.content_type = "application/octet-stream";

@@ -6,8 +6,7 @@
 //                                   measured on the first request; null without it)}
 //   POST /netdist/v1/shard         body {"shard_id", "workflow", "inputs"?} (shard_inputs.h) → 200
 //                                   application/octet-stream: a
-//                                   safetensors file with "samples" [rows, C, h, w] F32, and "images"
-//                                   [rows, H, W, 3] F32 when the shard decodes (metadata shard_id);
+//                                   safetensors file with "samples" [rows, C, h, w] F32 (metadata shard_id);
 //                                   409 when interrupted; 400/500 with {"error": {...}} otherwise
 //   POST /netdist/v1/prompt        body {"task_id", "prompt_id", "prompt", "extra_data", "outputs_to_execute"}:
 //                                   runs a whole prompt here (decode and SaveImage/PreviewImage included)
@@ -71,23 +70,17 @@ struct PromptReply {
 Json prompt_reply_to_json(const PromptReply& reply);
 Result<PromptReply> prompt_reply_from_json(const Json& json);
 
-// The rows a shard rendered, float32 CPU: "samples" [rows, C, h, w], and "images" [rows, H, W, 3] when the
-// shard also decoded them (shard.h shard_decode_node; undefined otherwise).
-struct ShardRows {
-  at::Tensor samples, images;
-};
-
 class ShardRunner {
  public:
   // `registry` must hold the shard nodes (nodes::register_shard_nodes) and outlive the runner.
   ShardRunner(const graph::NodeRegistry& registry, std::shared_ptr<nodes::NodeEnv> env,
               ShardRunnerOptions options);
 
-  // Runs one shard workflow; its rows. kCancelled when interrupted. `inputs` (the request's "inputs", null
-  // for none) are installed under the input folder first (shard_inputs.h).
-  Result<ShardRows> run(const std::string& shard_id, const Json& workflow, const Json& inputs = Json());
+  // Runs one shard workflow; the sampled rows, float32 CPU. kCancelled when interrupted. `inputs` (the
+  // request's "inputs", null for none) are installed under the input folder first (shard_inputs.h).
+  Result<at::Tensor> run(const std::string& shard_id, const Json& workflow, const Json& inputs = Json());
   // Runs a shard request body {"shard_id", "workflow", "inputs"?}; invalid_argument naming what is wrong.
-  Result<ShardRows> run_request(const Json& body);
+  Result<at::Tensor> run_request(const Json& body);
   // POST /netdist/v1/shard: runs the request body, returns the reply described above.
   server::Response serve_shard(const std::string& request_body);
   server::Response serve_shard(const Json& body);

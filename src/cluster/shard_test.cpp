@@ -18,7 +18,7 @@ Json shard_prompt() {
 }
 
 TEST(Shard, WorkflowKeepsAncestorsAndRenamesTheSampler) {
-  auto wf = shard_workflow(shard_prompt(), "3", 2, 5, 8, std::nullopt);
+  auto wf = shard_workflow(shard_prompt(), "3", 2, 5);
   ASSERT_TRUE(wf.is_ok()) << wf.status().to_string();
   EXPECT_FALSE(wf->contains("8"));
   EXPECT_FALSE(wf->contains("9"));
@@ -29,36 +29,13 @@ TEST(Shard, WorkflowKeepsAncestorsAndRenamesTheSampler) {
   EXPECT_EQ((*wf)[kShardOutputId]["inputs"]["samples"], Json::array({"3", 0}));
 }
 
-TEST(Shard, AVAEDecodeFedOnlyByTheSamplerRunsWithTheShard) {
-  EXPECT_EQ(shard_decode_node(shard_prompt(), "3"), std::optional<std::string>("8"));
-  auto wf = shard_workflow(shard_prompt(), "3", 2, 5, 8, "8");
-  ASSERT_TRUE(wf.is_ok()) << wf.status().to_string();
-  EXPECT_FALSE(wf->contains("9"));
-  EXPECT_EQ((*wf)["8"]["class_type"], "NetdistShardVAEDecode");
-  EXPECT_EQ((*wf)["8"]["inputs"]["batch_size"], 8);
-  EXPECT_EQ((*wf)["8"]["inputs"]["row_begin"], 2);
-  EXPECT_EQ((*wf)["8"]["inputs"]["vae"], Json::array({"4", 2}));
-  EXPECT_EQ((*wf)[kShardOutputId]["inputs"]["images"], Json::array({"8", 0}));
-  EXPECT_TRUE(shard_requirements(shard_prompt(), "3", "8").node_classes.count("VAEDecode"));
-  // A second consumer of the latent (here a latent upscale) keeps the decode on the coordinator.
-  Json two = shard_prompt();
-  two["10"] = {{"class_type", "LatentUpscaleBy"}, {"inputs", {{"samples", Json::array({"3", 0})}, {"scale_by", 2.0}}}};
-  EXPECT_EQ(shard_decode_node(two, "3"), std::nullopt);
-  EXPECT_FALSE(shard_workflow(two, "3", 0, 2, 8, "8").is_ok());
-  Json none = shard_prompt();
-  none.erase("8");
-  none.erase("9");
-  EXPECT_EQ(shard_decode_node(none, "3"), std::nullopt);
-}
-
 TEST(Shard, BadRequestsNameTheNode) {
-  EXPECT_NE(shard_workflow(shard_prompt(), "8", 0, 1, 8, std::nullopt).status().message().find("8"), std::string::npos);
-  EXPECT_FALSE(shard_workflow(shard_prompt(), "77", 0, 1, 8, std::nullopt).is_ok());
-  EXPECT_FALSE(shard_workflow(shard_prompt(), "3", 3, 3, 8, std::nullopt).is_ok());
-  EXPECT_FALSE(shard_workflow(shard_prompt(), "3", 6, 9, 8, std::nullopt).is_ok());  // past the batch
+  EXPECT_NE(shard_workflow(shard_prompt(), "8", 0, 1).status().message().find("8"), std::string::npos);
+  EXPECT_FALSE(shard_workflow(shard_prompt(), "77", 0, 1).is_ok());
+  EXPECT_FALSE(shard_workflow(shard_prompt(), "3", 3, 3).is_ok());
   Json broken = shard_prompt();
   broken["3"]["inputs"]["model"] = Json::array({"404", 0});
-  EXPECT_NE(shard_workflow(broken, "3", 0, 1, 8, std::nullopt).status().message().find("404"), std::string::npos);
+  EXPECT_NE(shard_workflow(broken, "3", 0, 1).status().message().find("404"), std::string::npos);
 }
 
 TEST(Shard, RequirementsAndMissing) {

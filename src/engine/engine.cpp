@@ -154,28 +154,6 @@ at::Tensor empty_latent(const Model& model, int64_t batch, int64_t width, int64_
   return at::zeros({batch, model.info_.latent_channels, height / 8, width / 8}, at::kFloat);
 }
 
-namespace {
-
-// The micro-batches of a batch of `n` that rows [row_begin, row_end) cover, as bounds local to the rows; a
-// range that cuts one would not equal the unsplit batch, so it is refused (invalid_argument naming `what`,
-// the rows and the bounds).
-Result<std::vector<int64_t>> local_micro_batches(int64_t n, int64_t row_begin, int64_t row_end, const char* what) {
-  std::vector<int64_t> groups;
-  for (int64_t b : micro_batch_bounds(n)) {
-    if (b >= row_begin && b <= row_end) groups.push_back(b - row_begin);
-  }
-  if (row_begin < 0 || row_end > n || groups.empty() || groups.front() != 0 || groups.back() != row_end - row_begin) {
-    std::string all;
-    for (int64_t b : micro_batch_bounds(n)) all += (all.empty() ? "" : ", ") + std::to_string(b);
-    return Status::invalid_argument(std::string(what) + ": rows [" + std::to_string(row_begin) + ", " +
-                                    std::to_string(row_end) + ") cut a micro-batch of the batch of " +
-                                    std::to_string(n) + "; split at its bounds {" + all + "}");
-  }
-  return groups;
-}
-
-}  // namespace
-
 Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Conditioning& negative,
                           const SampleRequest& req, const ProgressFn& progress) {
   if (!req.latent.defined() || req.latent.dim() != 4) {
@@ -189,7 +167,19 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
                                     ") outside a batch of " + std::to_string(n));
   }
   if (req.steps < 1) return Status::invalid_argument("sample: steps must be >= 1");
-  ND_ASSIGN_OR_RETURN(std::vector<int64_t> groups, local_micro_batches(n, row_begin, row_end, "sample"));
+  // The micro-batches of the whole batch that [row_begin, row_end) covers, as local bounds; a range that cuts
+  // one would not equal the unsplit batch, so it is refused.
+  std::vector<int64_t> groups;
+  for (int64_t b : micro_batch_bounds(n)) {
+    if (b >= row_begin && b <= row_end) groups.push_back(b - row_begin);
+  }
+  if (groups.empty() || groups.front() != 0 || groups.back() != row_end - row_begin) {
+    std::string all;
+    for (int64_t b : micro_batch_bounds(n)) all += (all.empty() ? "" : ", ") + std::to_string(b);
+    return Status::invalid_argument("sample: rows [" + std::to_string(row_begin) + ", " + std::to_string(row_end) +
+                                    ") cut a micro-batch of the batch of " + std::to_string(n) +
+                                    "; split at its bounds {" + all + "}");
+  }
   if (model.unet_.is_empty()) return Status::invalid_argument("sample: " + model.path_ + " has no diffusion model");
   std::lock_guard<std::mutex> lock(*model.mutex_);
   const sampling::ModelSampling& ms = *model.sampling_;
@@ -251,31 +241,20 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
   return result;
 }
 
-Result<at::Tensor> decode_rows(Model& model, const at::Tensor& latent, int64_t batch_size, int64_t row_begin) {
+Result<at::Tensor> decode(Model& model, const at::Tensor& latent) {
   if (!latent.defined() || latent.dim() != 4) return Status::invalid_argument("decode: latent must be [N, C, h, w]");
-  const int64_t row_end = row_begin + latent.size(0);
-  ND_ASSIGN_OR_RETURN(std::vector<int64_t> groups, local_micro_batches(batch_size, row_begin, row_end, "decode"));
   std::lock_guard<std::mutex> lock(*model.mutex_);
   at::Tensor images;
   Status s = guard_torch("VAE decode", [&] {
     c10::InferenceMode inference;
     OnDevice on(model, *model.vae_);
-    std::vector<at::Tensor> parts;
-    for (size_t g = 0; g + 1 < groups.size(); ++g) {
-      at::Tensor z = latent.slice(0, groups[g], groups[g + 1]).to(model.device_, model.vae_dtype_);
-      at::Tensor out = model.vae_->decode(z).to(at::kFloat);
-      parts.push_back(((out + 1.0) / 2.0).clamp(0.0, 1.0).permute({0, 2, 3, 1}));
-    }
-    images = at::cat(parts, 0).contiguous().to(at::kCPU);
+    at::Tensor z = latent.to(model.device_, model.vae_dtype_);
+    at::Tensor out = model.vae_->decode(z).to(at::kFloat);
+    images = ((out + 1.0) / 2.0).clamp(0.0, 1.0).permute({0, 2, 3, 1}).contiguous().to(at::kCPU);
     return Status::ok();
   });
   ND_RETURN_IF_ERROR(s);
   return images;
-}
-
-Result<at::Tensor> decode(Model& model, const at::Tensor& latent) {
-  if (!latent.defined() || latent.dim() != 4) return Status::invalid_argument("decode: latent must be [N, C, h, w]");
-  return decode_rows(model, latent, latent.size(0), 0);
 }
 
 Result<at::Tensor> decode_tiled(Model& model, const at::Tensor& latent, int64_t tile_size, int64_t overlap) {

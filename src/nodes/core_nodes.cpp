@@ -245,16 +245,11 @@ void add_samplers(graph::NodeRegistry& r) {
 void add_vae(graph::NodeRegistry& r) {
   add_fn_node(r, schema("VAEDecode", "VAE Decode", "latent", {link_input("samples", "LATENT"), link_input("vae", "VAE")},
                         {"IMAGE"}),
-              [](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
+              [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
                 ND_ASSIGN_OR_RETURN(auto s, need<LatentObject>(in, "samples"));
                 ND_ASSIGN_OR_RETURN(auto vae, need<VaeObject>(in, "vae"));
                 auto out = std::make_shared<ImageObject>();
-                if (s->decoded.defined() && s->decoded_for == ctx.node_id() &&
-                    s->decoded_vae_key == decode_source_key(ctx.prompt(), ctx.node_id())) {
-                  out->images = s->decoded;  // the workers decoded these rows with this VAE
-                } else {
-                  ND_ASSIGN_OR_RETURN(out->images, decode(*vae->model, s->samples));
-                }
+                ND_ASSIGN_OR_RETURN(out->images, decode(*vae->model, s->samples));
                 return std::vector<Value>{object(out)};
               });
   add_fn_node(r, schema("VAEEncode", "VAE Encode", "latent", {link_input("pixels", "IMAGE"), link_input("vae", "VAE")},
@@ -280,54 +275,15 @@ void register_shard_nodes(graph::NodeRegistry& r) {
   add_fn_node(r, schema(kShardKSamplerAdvanced, "KSampler (Advanced) rows (netdist shard)", "netdist/internal", adv,
                         {"LATENT"}),
               run_ksampler_advanced_node);
-  add_fn_node(r,
-              schema(kShardVAEDecode, "VAE Decode rows (netdist shard)", "netdist/internal",
-                     {link_input("samples", "LATENT"), link_input("vae", "VAE"),
-                      int_input("batch_size", 1, 1, 4096), int_input("row_begin", 0, 0, 4096)},
-                     {"IMAGE"}),
-              [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
-                ND_ASSIGN_OR_RETURN(auto s, need<LatentObject>(in, "samples"));
-                ND_ASSIGN_OR_RETURN(auto vae, need<VaeObject>(in, "vae"));
-                auto out = std::make_shared<ImageObject>();
-                ND_ASSIGN_OR_RETURN(out->images, decode_rows(*vae->model, s->samples, in.get_int("batch_size"),
-                                                             in.get_int("row_begin")));
-                return std::vector<Value>{object(out)};
-              });
   NodeSchema out = schema(kShardLatentOutput, "Latent output (netdist shard)", "netdist/internal",
                           {link_input("samples", "LATENT")}, {});
-  out.optional = {link_input("images", "IMAGE")};
   out.output_node = true;
   add_fn_node(r, out, [](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
     ND_ASSIGN_OR_RETURN(auto s, need<LatentObject>(in, "samples"));
-    runtime::WeightMap tensors = {{"samples", s->samples.contiguous()}};
-    if (auto images = in.get_object<ImageObject>("images")) tensors["images"] = images->images.contiguous();
-    ND_ASSIGN_OR_RETURN(std::string bytes, runtime::weights_to_buffer(tensors));
+    ND_ASSIGN_OR_RETURN(std::string bytes, runtime::weights_to_buffer({{"samples", s->samples.contiguous()}}));
     ctx.set_ui_output(Json{{"netdist_latent", Json::array({base64_encode(bytes)})}});
     return std::vector<Value>{};
   });
-}
-
-std::string decode_source_key(const Json& prompt, const std::string& decode_id) {
-  auto is_link = [](const Json& v) {
-    return v.is_array() && v.size() == 2 && v[0].is_string() && v[1].is_number_integer();
-  };
-  if (!prompt.contains(decode_id)) return "";
-  const Json& vae = prompt[decode_id].value("inputs", Json::object()).value("vae", Json());
-  if (!is_link(vae)) return "";
-  nlohmann::json upstream = nlohmann::json::object();  // sorted by node id, so the key is canonical
-  std::vector<std::string> todo = {vae[0].get<std::string>()};
-  while (!todo.empty()) {
-    const std::string id = todo.back();
-    todo.pop_back();
-    if (upstream.contains(id) || !prompt.contains(id) || !prompt[id].is_object()) continue;
-    const Json& node = prompt[id];
-    const Json inputs = node.value("inputs", Json::object());
-    upstream[id] = {{"class_type", node.value("class_type", "")}, {"inputs", nlohmann::json::parse(inputs.dump())}};
-    for (auto it = inputs.begin(); it != inputs.end(); ++it) {
-      if (is_link(it.value())) todo.push_back(it.value()[0].get<std::string>());
-    }
-  }
-  return vae.dump() + upstream.dump();
 }
 
 void register_core_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv> env) {

@@ -43,14 +43,9 @@ struct ConditioningObject : graph::Object {
 };
 
 // LATENT: {"samples": [N,4,h,w] float32 CPU, "batch_index": noise indices (optional)}.
-// A coordinator's distributed sampler may also carry `decoded`: the images that VAEDecode node
-// `decoded_for` computes from these samples with the VAE whose upstream signature is `decoded_vae_key`
-// (decode_source_key), decoded by the workers with their rows. That node uses them instead of decoding.
 struct LatentObject : graph::Object {
   at::Tensor samples;
   std::optional<std::vector<int64_t>> batch_index;
-  at::Tensor decoded;  // undefined unless set as above
-  std::string decoded_for, decoded_vae_key;
   std::string type_name() const override { return "LATENT"; }
 };
 
