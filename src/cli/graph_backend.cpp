@@ -1,5 +1,8 @@
 #include "cli/graph_backend.h"
 
+#include <chrono>
+#include <thread>
+
 #include "graph/validate.h"
 
 namespace netdist::cli {
@@ -8,11 +11,16 @@ namespace {
 
 class EmitSink : public graph::EventSink {
  public:
-  explicit EmitSink(const server::EmitFn& emit) : emit_(emit) {}
-  void event(const std::string& type, graph::Json data) override { emit_(type, data); }
+  EmitSink(const server::EmitFn& emit, int step_delay_ms) : emit_(emit), step_delay_ms_(step_delay_ms) {}
+  void event(const std::string& type, graph::Json data) override {
+    emit_(type, data);
+    if (type == "progress" && step_delay_ms_ > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(step_delay_ms_));
+  }
 
  private:
   const server::EmitFn& emit_;
+  const int step_delay_ms_;
 };
 
 }  // namespace
@@ -39,7 +47,7 @@ Status GraphBackend::execute(const server::QueueItem& item, const server::EmitFn
   for (const auto& id : item.outputs_to_execute) targets.push_back(id.get<std::string>());
   graph::ValidationResult v = graph::validate_prompt(item.prompt, *setup_.registry, &targets);
   if (!v.ok()) return Status::invalid_argument("prompt no longer validates: " + v.error_body.dump());
-  EmitSink sink(emit);
+  EmitSink sink(emit, test_step_delay_ms_);
   graph::ExecutionOutcome outcome = executor_.execute(*v.validated, item.prompt_id, item.extra_data, sink, interrupt);
   outputs = outcome.outputs;
   return outcome.status;

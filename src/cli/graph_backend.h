@@ -21,10 +21,13 @@ class GraphBackend : public server::Backend {
   nlohmann::ordered_json object_info() override;
   nlohmann::ordered_json system_stats_devices() override;
   void free_memory(bool unload_models, bool free_memory) override;
+  // --test-step-delay-ms: sleep after every sampler step's progress event (tests: a slow server).
+  void set_test_step_delay_ms(int ms) { test_step_delay_ms_ = ms; }
 
  private:
   NodeSetup setup_;
   graph::Executor executor_;
+  int test_step_delay_ms_ = 0;
 };
 
 }  // namespace netdist::cli

@@ -59,6 +59,7 @@ struct ClusterFlags {
   std::string join;
   std::string advertise;
   int test_step_delay_ms = 0;
+  bool test_log_netdist_routes = false;
   int test_heartbeat_ms = 0;
   double shard_timeout_s = 600;
   int max_concurrent_prompts = 0;
@@ -132,8 +133,15 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
         cluster::coordinator_routes(cluster, runner ? runner->routes() : server::ExtraRoutes());
   } else if (runner) {
     options.extra_routes = runner->routes();
+  } else if (flags.test_log_netdist_routes) {  // a stock-ComfyUI stand-in that reports any /netdist call
+    options.extra_routes = [](const server::Request& req, const std::string& path) -> std::optional<server::Response> {
+      if (path.rfind("/netdist/", 0) != 0) return std::nullopt;
+      std::fprintf(stderr, "netdist serve: test: refused %s %s\n", req.method.c_str(), path.c_str());
+      return server::error_response(404, "not_found", "no /netdist routes here (--test-log-netdist-routes)");
+    };
   }
   GraphBackend graph_backend(std::move(*setup));
+  if (!coordinator) graph_backend.set_test_step_delay_ms(flags.test_step_delay_ms);
   std::unique_ptr<cluster::CoordinatorBackend> coordinator_backend;
   if (cluster) {
     cluster::CoordinatorOptions co;
@@ -249,7 +257,12 @@ CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::
   if (!worker) {
     cmd->add_flag("--worker-mode", flags->worker_mode, "run as a cluster worker (same as `netdist worker`)");
     cmd->add_flag("--enable-distributed", flags->distributed, "coordinate workers: split batches over them");
-    cmd->add_option("--workers", flags->workers, "comma-separated worker URLs (http://host:port)");
+    cmd->add_option("--workers", flags->workers,
+                    "comma-separated worker URLs: http://host:port (netdist workers), comfy+http://host:port "
+                    "(stock ComfyUI servers: whole batch-1 prompts only)");
+    cmd->add_flag("--test-log-netdist-routes", flags->test_log_netdist_routes,
+                  "plain serve: answer and log every /netdist/ request (tests only)")
+        ->group("");
     cmd->add_flag("--no-local", flags->no_local, "the coordinator renders no shards itself");
     cmd->add_option("--local-workers", flags->local_workers,
                     "start N CPU worker processes (default: one per GPU)");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "cluster/comfy_worker.h"
 #include "cluster/http_client.h"
 #include "cluster/shard_inputs.h"
 #include "engine/micro_batch.h"
@@ -10,6 +11,20 @@
 #include "server/prompt_cost.h"
 
 namespace netdist::cluster {
+
+// Live events of a whole prompt (comfy_worker.h relays them as they come): open while run_prompt waits.
+struct EventRelay {
+  std::mutex mutex;
+  std::function<void(const std::string&, const Json&)> fn;
+  void emit(const std::string& type, const Json& data) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (fn) fn(type, data);
+  }
+  void close() {
+    std::lock_guard<std::mutex> lock(mutex);
+    fn = nullptr;
+  }
+};
 
 struct Cluster::Job {
   std::string id;
@@ -28,6 +43,8 @@ struct Cluster::Job {
   std::string prompt_id;
   Json extra_data, outputs_to_execute;
   std::optional<PromptReply> reply;
+  std::shared_ptr<EventRelay> relay;
+  std::atomic<bool> withdrawn{false};  // abandoned: a ComfyUI worker's runner withdraws its remote prompt
 };
 
 struct Cluster::Task {
@@ -54,6 +71,8 @@ struct Cluster::Worker {
   std::string url;  // "local" for this process; a dial-in worker's advertised URL (a label only)
   bool local = false;
   bool dial_in = false;
+  bool comfy = false;        // a stock ComfyUI server (comfy+http:// URL, comfy_worker.h): whole prompts only
+  int64_t beats = 0;         // comfy: idle heartbeats; every kComfyCapsEvery-th refreshes its capabilities
   std::string id;            // dial-in worker_id
   std::optional<Json> caps;  // set while the worker is believed alive
   Json reported_caps;        // dial-in: the capabilities it registered with
@@ -87,6 +106,10 @@ Result<at::Tensor> decode_shard_reply(const std::string& who, const std::string&
   }
   return it->second.clone();
 }
+
+// A ComfyUI worker's heartbeat probes GET /system_stats; every this many heartbeats it re-reads
+// GET /object_info too (node classes and checkpoints added or removed there).
+constexpr int64_t kComfyCapsEvery = 5;
 
 double seconds_since_epoch(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
@@ -164,6 +187,7 @@ void Cluster::start() {
   for (const std::string& url : options_.worker_urls) {
     auto w = std::make_shared<Worker>();
     w->url = url;
+    w->comfy = is_comfy_url(url);
     workers_.push_back(w);
   }
   for (auto& w : workers_) {  // also workers that joined or dialed in before start()
@@ -177,6 +201,7 @@ void Cluster::stop() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) return;
     stopping_ = true;
+    halting_ = true;
     for (Task& t : queue_) {
       if (t.job->failure.is_ok()) t.job->failure = Status::unavailable("the coordinator is stopping");
     }
@@ -197,6 +222,7 @@ void Cluster::add_worker(const std::string& url) {
   }
   auto w = std::make_shared<Worker>();
   w->url = url;
+  w->comfy = is_comfy_url(url);
   workers_.push_back(w);
   if (started_ && !stopping_) spawn(w);
   std::fprintf(stderr, "netdist cluster: worker %s joined\n", url.c_str());
@@ -223,10 +249,32 @@ std::vector<double> Cluster::eligible_speeds(const Job& job) const {
 
 bool Cluster::eligible(const Worker& w, const Job& job) const {
   if (job.whole && w.local) return false;
+  if (w.comfy && !job.whole) return false;  // row shards need netdist's engine (split = unsplit)
   return w.caps && missing_requirements(job.requirements, *w.caps).empty();
 }
 
+Result<PromptReply> Cluster::run_comfy_task(Worker& w, const Task& task) {
+  const std::shared_ptr<Job> job = task.job;
+  ComfyRun run;
+  run.base_url = comfy_base_url(w.url);
+  run.label = w.url;
+  run.auth_token = options_.auth_token;
+  run.prompt_id = job->prompt_id;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    run.client_id = "netdist-" + job->prompt_id + "-" + std::to_string(++next_ticket_);
+  }
+  run.prompt = job->prompt;
+  run.extra_data = job->extra_data;
+  run.input_dir = options_.input_dir;
+  run.timeout = options_.shard_timeout;
+  run.cancelled = [this, job] { return job->withdrawn.load() || halting_.load(); };
+  if (job->relay) run.relay = [relay = job->relay](const std::string& type, const Json& data) { relay->emit(type, data); };
+  return run_comfy_prompt(run);
+}
+
 Result<PromptReply> Cluster::run_prompt_task(Worker& w, const Task& task) {
+  if (w.comfy) return run_comfy_task(w, task);
   const Job& job = *task.job;
   const std::string task_id = job.id + ".prompt";
   Json request = {{"task_id", task_id},
@@ -415,13 +463,18 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
       }
     }
     if (need_caps) {
-      HttpCall call;
-      call.target = "/netdist/v1/capabilities";
-      call.auth_token = options_.auth_token;
-      call.timeout = std::chrono::seconds(30);
-      auto reply = http_call(w->url, call);
       Json caps;
-      if (reply.is_ok() && reply->status == 200) caps = Json::parse(reply->body, nullptr, false);
+      if (w->comfy) {
+        auto got = fetch_comfy_capabilities(comfy_base_url(w->url), options_.auth_token, std::chrono::seconds(30));
+        if (got.is_ok()) caps = std::move(*got);
+      } else {
+        HttpCall call;
+        call.target = "/netdist/v1/capabilities";
+        call.auth_token = options_.auth_token;
+        call.timeout = std::chrono::seconds(30);
+        auto reply = http_call(w->url, call);
+        if (reply.is_ok() && reply->status == 200) caps = Json::parse(reply->body, nullptr, false);
+      }
       std::unique_lock<std::mutex> lock(mutex_);
       if (caps.is_object()) {
         w->caps = caps;
@@ -446,6 +499,22 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
           continue;
         }
         lock.unlock();
+        if (w->comfy) {  // liveness = ComfyUI's own routes answer; capabilities refreshed now and then
+          const bool refresh = ++w->beats % kComfyCapsEvery == 0;
+          Result<Json> caps = Json();
+          Status alive;
+          if (refresh) {
+            caps = fetch_comfy_capabilities(comfy_base_url(w->url), options_.auth_token,
+                                            std::max(options_.heartbeat, std::chrono::milliseconds(5000)));
+            alive = caps.status();
+          } else {
+            alive = probe_comfy_worker(comfy_base_url(w->url), options_.auth_token, options_.heartbeat);
+          }
+          lock.lock();
+          if (!alive.is_ok()) w->caps.reset();
+          else if (refresh) w->caps = std::move(*caps);
+          continue;
+        }
         HttpCall call;  // heartbeat of an idle worker: one that stopped answering loses its lease
         call.target = "/netdist/v1/status";
         call.auth_token = options_.auth_token;
@@ -486,7 +555,9 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
     }
     std::lock_guard<std::mutex> lock(mutex_);
     w->busy = false;
-    if (failed.is_ok() && !task.job->whole) {  // the cost model measures row shards only
+    // The cost model measures row shards, and a ComfyUI worker's whole prompts (all it ever runs: its first
+    // finished prompt seeds its speed).
+    if (failed.is_ok() && (!task.job->whole || w->comfy)) {
       w->cost.observe(task.units,
                       std::chrono::duration<double>(std::chrono::steady_clock::now() - w->busy_since).count());
     }
@@ -525,6 +596,7 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
 std::optional<std::string> Cluster::check_prompt(const Json& prompt) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::string message;
+  const bool whole = is_whole_prompt(prompt);
   for (const std::string& sampler : splittable_samplers(prompt)) {
     const Requirements req = shard_requirements(prompt, sampler);
     bool any_known = false, any_fits = false;
@@ -532,7 +604,13 @@ std::optional<std::string> Cluster::check_prompt(const Json& prompt) {
     for (const auto& w : workers_) {
       if (!w->caps) continue;
       any_known = true;
-      std::vector<std::string> missing = missing_requirements(req, *w->caps);
+      if (w->comfy && !whole) {
+        lacks += "; worker " + w->url + " is a stock ComfyUI worker (it runs only whole batch-1 prompts)";
+        continue;
+      }
+      // A ComfyUI worker runs the prompt whole, so it needs every class and checkpoint of it.
+      std::vector<std::string> missing =
+          missing_requirements(w->comfy ? prompt_requirements(prompt) : req, *w->caps);
       if (missing.empty()) {
         any_fits = true;
         break;
@@ -643,6 +721,7 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
 
 void Cluster::abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Job>& job) {
   job->cancelled = true;
+  job->withdrawn = true;  // a ComfyUI worker's runner sees it and withdraws the remote prompt itself
   std::erase_if(queue_, [&](const Task& t) { return t.job == job; });
   std::vector<std::string> busy;
   bool local_busy = false;
@@ -651,7 +730,7 @@ void Cluster::abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<
       local_busy = true;
     else if (w->dial_in && w->mail)
       w->mail->interrupt = true;  // delivered with the worker's next progress report
-    else if (!w->dial_in)
+    else if (!w->dial_in && !w->comfy)
       busy.push_back(w->url);
   }
   lock.unlock();
@@ -670,9 +749,11 @@ void Cluster::abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<
 
 Result<PromptReply> Cluster::run_prompt(const std::string& prompt_id, const Json& prompt, const Json& extra_data,
                                         const Json& outputs_to_execute,
-                                        const std::function<bool()>& keep_going) {
+                                        const std::function<bool()>& keep_going, const PromptEventFn& on_event) {
   auto job = std::make_shared<Job>();
   job->whole = true;
+  job->relay = std::make_shared<EventRelay>();
+  job->relay->fn = on_event;
   job->prompt = prompt;
   job->prompt_id = prompt_id;
   job->extra_data = extra_data;
@@ -701,6 +782,7 @@ Result<PromptReply> Cluster::run_prompt(const std::string& prompt_id, const Json
     if (job->reply || !job->failure.is_ok()) continue;
     cv_.wait_for(lock, std::chrono::milliseconds(100));
   }
+  job->relay->close();  // from here on no worker's event reaches the caller
   if (job->reply) return std::move(*job->reply);
   abandon(lock, job);
   if (!job->failure.is_ok()) return job->failure;
@@ -728,6 +810,7 @@ Json Cluster::status() {
     workers.push_back({{"url", w->url},
                        {"worker_id", w->dial_in ? Json(w->id) : Json(nullptr)},
                        {"dial_in", w->dial_in},
+                       {"kind", w->comfy ? "comfy" : "netdist"},
                        {"alive", w->caps.has_value()},
                        {"shards_done", w->shards_done},
                        {"rows_done", w->rows_done},

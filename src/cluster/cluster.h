@@ -1,7 +1,7 @@
 // The coordinator's worker pool and shard scheduler.
 //
-// Workers are netdist worker processes plus, optionally, this process itself (a local ShardRunner). A
-// worker is reached one of two ways:
+// Workers are netdist worker processes, stock ComfyUI servers (comfy+http:// URLs, comfy_worker.h) and,
+// optionally, this process itself (a local ShardRunner). A netdist worker is reached one of two ways:
 //  - connect-out (static --workers URLs, or the legacy POST /netdist/v1/join {"url"}): the coordinator
 //    POSTs each shard to the worker's /netdist/v1/shard and probes an idle worker with GET
 //    /netdist/v1/status every `heartbeat`;
@@ -30,6 +30,13 @@
 // /netdist/v1/result. The same failover rules apply: a failed call or a lost lease puts the task back at
 // the front, the worker must show it is alive again, the first reply is kept.
 //
+// ComfyUI workers (connect-out only) take whole-prompt tasks only, never row shards. Their capabilities come
+// from GET /object_info and /system_stats (re-read every kComfyCapsEvery idle heartbeats; the other
+// heartbeats probe /system_stats), a task runs through run_comfy_prompt (its events reach run_prompt's
+// `on_event` live), an abandoned task is withdrawn by the running thread itself (/queue delete or
+// /interrupt), and their speed is measured from whole prompts, since they run nothing else. What counts as
+// the worker's fault (retried) or the prompt's (its reply's status) is comfy_worker.h's rule.
+//
 // Split = unsplit: run_sampler cuts a sampler's batch into runs of micro-batches (engine/micro_batch.h), one
 // run per live capable worker, sized by predicted speed (shard.h shard_bounds);
 // every row is bit-identical to the unsplit sampler's (engine.h: rows draw the full-batch noise; the UNet
@@ -37,6 +44,7 @@
 // Thread-safety: every public member may be called from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -122,8 +130,12 @@ class Cluster {
   // files). `keep_going()` is polled about every 100 ms; false interrupts: a queued task is dropped, a
   // running one is interrupted on its worker, and the result is kCancelled. kUnavailable when no live
   // worker could run it for no_worker_timeout.
+  // `on_event`, if set, gets the events a ComfyUI worker sends while it runs the prompt (comfy_worker.h:
+  // already under `prompt_id`), from a cluster thread, never after run_prompt returned.
+  using PromptEventFn = std::function<void(const std::string& type, const Json& data)>;
   Result<PromptReply> run_prompt(const std::string& prompt_id, const Json& prompt, const Json& extra_data,
-                                 const Json& outputs_to_execute, const std::function<bool()>& keep_going);
+                                 const Json& outputs_to_execute, const std::function<bool()>& keep_going,
+                                 const PromptEventFn& on_event = {});
 
   // How many workers other than this process are alive and have every node class and checkpoint of `req`.
   int capable_remote_workers(const Requirements& req);
@@ -143,6 +155,7 @@ class Cluster {
   void spawn(std::shared_ptr<Worker> w);
   Result<at::Tensor> run_task(Worker& w, const Task& task);
   Result<PromptReply> run_prompt_task(Worker& w, const Task& task);
+  Result<PromptReply> run_comfy_task(Worker& w, const Task& task);
   // Hands `request` to dial-in worker `w` through its mailbox and waits (under `lock`, which it unlocks
   // before returning) for the reply the worker posts, its lease, the job's withdrawal or shard_timeout.
   Result<HttpReply> run_dial_in(Worker& w, const Task& task, Json request, std::unique_lock<std::mutex>& lock);
@@ -170,6 +183,7 @@ class Cluster {
   std::deque<Task> queue_;
   std::vector<std::shared_ptr<Worker>> workers_;
   bool started_ = false, stopping_ = false;
+  std::atomic<bool> halting_{false};  // stopping_, readable without the lock (ComfyUI runs poll it)
   uint64_t next_job_ = 0;
   uint64_t next_ticket_ = 0;
 };

@@ -111,8 +111,10 @@ void rename_entries(OJson& ui, const std::map<std::string, std::pair<std::string
 
 Status CoordinatorBackend::execute_whole(const server::QueueItem& item, const server::EmitFn& emit,
                                          std::atomic<bool>& interrupt, nlohmann::ordered_json& outputs) {
-  Result<PromptReply> reply = cluster_->run_prompt(item.prompt_id, item.prompt, item.extra_data,
-                                                   item.outputs_to_execute, [&] { return !interrupt.load(); });
+  // A ComfyUI worker's events arrive live (progress, executing, ...); a netdist worker's come with its reply.
+  Result<PromptReply> reply = cluster_->run_prompt(
+      item.prompt_id, item.prompt, item.extra_data, item.outputs_to_execute, [&] { return !interrupt.load(); },
+      [&emit](const std::string& type, const nlohmann::ordered_json& data) { emit(type, data); });
   if (!reply.is_ok()) return reply.status();
   // The files, in reply order; runs of one (type, subfolder, name) get consecutive counters, as one
   // SaveImage call numbers its batch.
