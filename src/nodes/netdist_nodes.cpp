@@ -211,13 +211,30 @@ std::string annotated_path(const NodeEnv& env, std::string name) {
   return (fs::path(dir) / name).string();
 }
 
+// output_dir/<dir of prefix>/<name>_NNNNN_<ext> with ComfyUI's counter (folder_paths.get_save_image_path); the
+// folder is created. invalid_argument when the prefix leaves the output folder.
+Result<std::string> numbered_output_path(const NodeEnv& env, const std::string& prefix, const std::string& ext) {
+  const fs::path normal = fs::path(prefix).lexically_normal();
+  const fs::path root = fs::absolute(env.options().output_dir).lexically_normal();
+  const fs::path folder = (root / normal.parent_path()).lexically_normal();
+  const std::string name = normal.filename().string();
+  if (name.empty() || normal.is_absolute() || folder.lexically_relative(root).generic_string().rfind("..", 0) == 0)
+    return Status::invalid_argument("saving outside the output folder is not allowed. filename_prefix: " + prefix);
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  if (ec) return Status::io_error(folder.string() + ": cannot create: " + ec.message());
+  char num[16];
+  std::snprintf(num, sizeof num, "%05d", next_save_counter(folder, name));
+  return (folder / (name + "_" + num + "_" + ext)).string();
+}
+
 uint64_t fnv1a(const std::string& bytes) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
   return h;
 }
 
-void add_remote_queue_nodes(graph::NodeRegistry& r, std::shared_ptr<RemoteClient> client) {
+void add_remote_queue_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env, std::shared_ptr<RemoteClient> client) {
   // RemoteQueueSimple (nodes/simple.py).
   NodeSchema simple = netdist_schema(
       "RemoteQueueSimple", "Queue on remote (single)", "remote",
@@ -321,6 +338,56 @@ void add_remote_queue_nodes(graph::NodeRegistry& r, std::shared_ptr<RemoteClient
     auto j = std::make_shared<JsonObject>();
     j->value = ctx.prompt();
     return std::vector<Value>{object(j)};
+  });
+
+  // LoadDiskWorkflowJSON / SaveDiskWorkflowJSON (nodes/workflows.py).
+  graph::InputSpec file = graph::combo_input("workflow", {});
+  file.options_provider = [env] {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(env->options().input_dir, ec)) {
+      if (e.is_regular_file(ec) && e.path().extension() == ".json") out.push_back(e.path().filename().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  NodeSchema load_disk = netdist_schema("LoadDiskWorkflowJSON", "Load workflow (disk)", "remote/advanced", {file},
+                                        {"JSON"}, {"Workflow JSON"});
+  load_disk.custom_validation = graph::CustomValidation{{"workflow"}, [env](const graph::Json& values) -> std::optional<std::string> {
+    const graph::Json& v = values.value("workflow", graph::Json());
+    const std::string name = v.is_string() ? v.get<std::string>() : "";
+    const std::string path = annotated_path(*env, name);
+    auto bytes = path.empty() ? Result<std::string>(Status::not_found(name)) : io::read_file(path);
+    if (!bytes.is_ok()) return "Invalid JSON file: " + name;
+    if (graph::Json::parse(*bytes, nullptr, false).is_discarded()) return "Failed to read JSON file: " + name;
+    return std::nullopt;
+  }};
+  add_hooked_node(
+      r, load_disk,
+      [env](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+        const std::string path = annotated_path(*env, in.get_string("workflow"));
+        if (path.empty()) return Status::invalid_argument("LoadDiskWorkflowJSON: invalid file '" + in.get_string("workflow") + "'");
+        ND_ASSIGN_OR_RETURN(std::string bytes, io::read_file(path));
+        auto j = std::make_shared<JsonObject>();
+        j->value = graph::Json::parse(bytes, nullptr, false);
+        if (j->value.is_discarded()) return Status::invalid_argument("LoadDiskWorkflowJSON: " + path + " is not valid JSON");
+        return std::vector<Value>{object(j)};
+      },
+      [env](const NodeInputs& in) -> std::optional<std::string> {
+        if (!in.has("workflow")) return std::nullopt;
+        auto bytes = io::read_file(annotated_path(*env, in.get_string("workflow")));
+        return bytes.is_ok() ? std::to_string(fnv1a(*bytes)) + ":" + std::to_string(bytes->size()) : "missing";
+      });
+
+  NodeSchema save_disk = netdist_schema("SaveDiskWorkflowJSON", "Save workflow (disk)", "remote/advanced",
+                                        {graph::link_input("workflow", "JSON"), graph::string_input("filename_prefix", "workflow/ComfyUI")},
+                                        {});
+  save_disk.output_node = true;
+  add_fn_node(r, save_disk, [env](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+    ND_ASSIGN_OR_RETURN(auto workflow, need<JsonObject>(in, "workflow"));
+    ND_ASSIGN_OR_RETURN(std::string path, numbered_output_path(*env, in.get_string("filename_prefix"), ".json"));
+    ND_RETURN_IF_ERROR(io::write_file_atomic(path, workflow->value.dump(2)));
+    return std::vector<Value>{};
   });
 
   // FetchRemote (nodes/simple.py + core/fetch.py).
@@ -519,26 +586,14 @@ void add_latent_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env, std:
   save.output_node = true;
   add_fn_node(r, save, [env](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
     ND_ASSIGN_OR_RETURN(auto samples, need<LatentObject>(in, "samples"));
-    const std::string& prefix = in.get_string("filename_prefix");
-    const fs::path normal = fs::path(prefix).lexically_normal();
-    const fs::path root = fs::absolute(env->options().output_dir).lexically_normal();
-    const fs::path folder = (root / normal.parent_path()).lexically_normal();
-    const std::string name = normal.filename().string();
-    if (name.empty() || normal.is_absolute() || folder.lexically_relative(root).generic_string().rfind("..", 0) == 0)
-      return Status::invalid_argument("SaveLatentNumpy: saving outside the output folder is not allowed. filename_prefix: " + prefix);
-    std::error_code ec;
-    fs::create_directories(folder, ec);
-    if (ec) return Status::io_error(folder.string() + ": cannot create: " + ec.message());
+    ND_ASSIGN_OR_RETURN(std::string path, numbered_output_path(*env, in.get_string("filename_prefix"), ".npy"));
     at::Tensor t = samples->samples.to(at::kFloat).contiguous();
     NpyArray a;
     a.shape.assign(t.sizes().begin(), t.sizes().end());
     a.data.assign(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.numel()) * 4);
     ND_ASSIGN_OR_RETURN(std::string bytes, serialize_npy(a));
-    char num[16];
-    std::snprintf(num, sizeof num, "%05d", next_save_counter(folder, name));
-    const std::string fname = name + "_" + num + "_.npy";
-    ND_RETURN_IF_ERROR(io::write_file_atomic((folder / fname).string(), bytes));
-    return std::vector<Value>{Value(fname)};
+    ND_RETURN_IF_ERROR(io::write_file_atomic(path, bytes));
+    return std::vector<Value>{Value(fs::path(path).filename().string())};
   });
 }
 
@@ -546,7 +601,7 @@ void add_latent_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env, std:
 
 void register_netdist_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv> env, HttpFn http) {
   auto client = std::make_shared<RemoteClient>(std::move(http));
-  add_remote_queue_nodes(registry, client);
+  add_remote_queue_nodes(registry, env, client);
   add_image_nodes(registry, client);
   add_latent_nodes(registry, env, client);
 }

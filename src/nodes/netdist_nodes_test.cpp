@@ -458,6 +458,30 @@ TEST_F(NetDistNodesTest, BadLatentFilesNameTheFileAndTheProblem) {
   EXPECT_NE(v.error_body.dump().find("Invalid latent file 'nope.npy'"), std::string::npos) << v.error_body.dump();
 }
 
+TEST_F(NetDistNodesTest, WorkflowJsonSavesAndLoads) {
+  auto wf = std::make_shared<JsonObject>();
+  wf->value = plugin_workflow("http://w");
+  graph::NodeInputs save;
+  save.set("workflow", object(wf));
+  save.set("filename_prefix", std::string("workflow/test"));
+  ASSERT_TRUE(run("SaveDiskWorkflowJSON", save).is_ok());
+  const fs::path saved = dir_ / "output" / "workflow" / "test_00001_.json";
+  ASSERT_TRUE(fs::exists(saved));
+  fs::copy_file(saved, dir_ / "input" / "wf.json");
+  graph::NodeInputs load;
+  load.set("workflow", std::string("wf.json"));
+  auto r = run("LoadDiskWorkflowJSON", load);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  auto back = std::dynamic_pointer_cast<const JsonObject>(std::get<graph::ObjectPtr>((*r)[0]));
+  EXPECT_EQ(back->value, wf->value);
+  std::ofstream(dir_ / "input" / "broken.json") << "{not json";
+  Json p = {{"1", {{"class_type", "LoadDiskWorkflowJSON"}, {"inputs", {{"workflow", "broken.json"}}}}},
+            {"2", {{"class_type", "SaveDiskWorkflowJSON"}, {"inputs", {{"workflow", {"1", 0}}, {"filename_prefix", "x"}}}}}};
+  graph::ValidationResult v = graph::validate_prompt(p, registry_);
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.error_body.dump().find("Failed to read JSON file: broken.json"), std::string::npos) << v.error_body.dump();
+}
+
 TEST_F(NetDistNodesTest, UrlNodesNameTheUnreachableUrl) {
   graph::NodeInputs in;
   in.set("url", std::string("http://127.0.0.1:1/view?filename=a.npy"));
