@@ -44,7 +44,7 @@ fs::path scratch(const std::string& name) {
 // `netdist serve` on port 0 with its folders under `dir`; the URL comes from its "listening on" line.
 class Server {
  public:
-  explicit Server(const fs::path& dir) {
+  explicit Server(const fs::path& dir, const std::string& command = "serve", const std::vector<std::string>& extra = {}) {
     int out[2];
     EXPECT_EQ(pipe(out), 0);
     pid_ = fork();
@@ -55,10 +55,11 @@ class Server {
       close(out[0]);
       const std::string model = (fs::path(NETDIST_SOURCE_DIR) / "models" / "tiny-emoji.safetensors").string();
       setenv("NETDIST_MODEL", model.c_str(), 1);
-      std::vector<std::string> args = {NETDIST_BINARY, "serve", "--port", "0", "--threads", "1",
+      std::vector<std::string> args = {NETDIST_BINARY, command, "--port", "0", "--threads", "1",
                                        "--output-directory", (dir / "out").string(), "--temp-directory",
                                        (dir / "temp").string(), "--input-directory", (dir / "in").string(),
                                        "--models-dir", (dir / "models").string()};
+      args.insert(args.end(), extra.begin(), extra.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -225,6 +226,44 @@ TEST(NetDistPluginProcess, RemoteQueueSimpleOnTwoServersGivesTheSingleServerImag
   EXPECT_EQ(bad["status"]["status_str"], "error");
   EXPECT_NE(bad["status"].dump().find(dead), std::string::npos) << bad["status"].dump();
   EXPECT_NE(bad["status"].dump().find("RemoteQueueSimple"), std::string::npos) << bad["status"].dump();
+}
+
+// Under `serve --enable-distributed` the coordinator's RemoteQueueSimple queues the remote job once; the
+// copy of it inside the sampler shard a worker runs does not dispatch again, and the images stay the plugin's.
+TEST(NetDistPluginProcess, DistributedCoordinatorDispatchesOnce) {
+  const fs::path dir = scratch("dist");
+  Server b(dir / "b"), w(dir / "w", "worker");
+  ASSERT_FALSE(b.url().empty());
+  ASSERT_FALSE(w.url().empty());
+  Server c(dir / "c", "serve", {"--enable-distributed", "--no-local", "--workers", w.url()});
+  ASSERT_FALSE(c.url().empty());
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  bool alive = false;
+  while (!alive && Clock::now() < deadline) {
+    Json cluster = get_json(c.url(), "/netdist/v1/cluster");
+    for (const auto& wk : cluster["workers"]) alive = alive || wk.value("alive", false);
+    if (!alive) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(alive) << "the worker did not join";
+
+  Json h = wait_history(c.url(), submit(c.url(), plugin_workflow(b.url(), 7, 2, 1)));
+  ASSERT_EQ(h["status"]["status_str"], "success") << h.dump();
+  auto got = pixels(h, "9", dir / "c" / "out");
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(get_json(b.url(), "/history").size(), 1u) << "the remote job must be queued exactly once";
+  EXPECT_EQ(get_json(w.url(), "/history").size(), 0u) << "the worker must not run the whole prompt";
+
+  // The same images from one plain server: seed 7 batch 2, then seed 9 batch 1.
+  auto ref = [&](int seed, int batch) {
+    Json p = txt2img(seed, batch);
+    p["9"] = {{"class_type", "SaveImage"}, {"inputs", {{"filename_prefix", "ref"}, {"images", {"8", 0}}}}};
+    return pixels(wait_history(b.url(), submit(b.url(), p)), "9", dir / "b" / "out");
+  };
+  auto local = ref(7, 2), remote = ref(9, 1);
+  ASSERT_EQ(local.size(), 2u);
+  ASSERT_EQ(remote.size(), 1u);
+  EXPECT_TRUE(got[0] == local[0] && got[1] == local[1]) << "the split local half differs from seed 7 batch 2";
+  EXPECT_TRUE(got[2] == remote[0]) << "the remote image differs from seed 9 batch 1";
 }
 
 // The plugin's calls, in its order, as core/dispatch.py and core/fetch.py make them, against netdist.
