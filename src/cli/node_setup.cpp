@@ -7,7 +7,9 @@
 
 #include <ATen/Parallel.h>
 
+#include "cluster/http_client.h"
 #include "nodes/core_nodes.h"
+#include "nodes/netdist_nodes.h"
 #include "netdist/source_dir.h"
 
 namespace netdist::cli {
@@ -50,6 +52,22 @@ void add_node_setup_options(CLI::App& cmd, NodeSetupOptions& o) {
   cmd.add_flag("--disable-metadata", o.env.disable_metadata, "write PNGs without prompt/workflow text");
 }
 
+// The NetDist nodes' HTTP calls, over the cluster's client: "http://host:port/path?query" → origin + target.
+static Result<nodes::HttpResponse> netdist_http(const nodes::HttpRequest& r) {
+  const std::string scheme = "http://";
+  if (r.url.rfind(scheme, 0) != 0)
+    return Status::invalid_argument("URL '" + r.url + "': only http:// URLs are supported (netdist has no https client)");
+  const size_t slash = r.url.find('/', scheme.size());
+  cluster::HttpCall call;
+  call.method = r.method;
+  call.target = slash == std::string::npos ? "/" : r.url.substr(slash);
+  call.body = r.body;
+  call.content_type = r.content_type;
+  call.timeout = r.timeout;
+  ND_ASSIGN_OR_RETURN(cluster::HttpReply reply, cluster::http_call(r.url.substr(0, slash), call));
+  return nodes::HttpResponse{reply.status, std::move(reply.body), std::move(reply.content_type)};
+}
+
 Result<NodeSetup> make_node_registry(NodeSetupOptions o) {
   if (o.threads > 0) at::set_num_threads(o.threads);
   o.env.engine.device = o.device;
@@ -62,6 +80,7 @@ Result<NodeSetup> make_node_registry(NodeSetupOptions o) {
   setup.env = std::make_shared<nodes::NodeEnv>(o.env);
   setup.registry = std::make_unique<graph::NodeRegistry>();
   nodes::register_core_nodes(*setup.registry, setup.env);
+  nodes::register_netdist_nodes(*setup.registry, setup.env, netdist_http);
   return setup;
 }
 

@@ -30,8 +30,9 @@ void replace_all_in_place(std::string& s, const std::string& from, const std::st
 
 std::string two_digits(int v) { return (v < 10 ? "0" : "") + std::to_string(v); }
 
-// The next free counter for `name` in `folder` (ComfyUI folder_paths.get_save_image_path).
-int next_counter(const fs::path& folder, const std::string& name) {
+}  // namespace
+
+int next_save_counter(const fs::path& folder, const std::string& name) {
   int best = 0;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(folder, ec)) {
@@ -48,6 +49,8 @@ int next_counter(const fs::path& folder, const std::string& name) {
   return best + 1;
 }
 
+namespace {
+
 std::mutex& numbering_mutex() {
   static std::mutex m;
   return m;
@@ -56,7 +59,7 @@ std::mutex& numbering_mutex() {
 Result<std::vector<SavedImage>> write_numbered_locked(const fs::path& folder, const std::string& subfolder,
                                                       const std::string& name,
                                                       const std::vector<std::string>& pngs) {
-  int counter = next_counter(folder, name);
+  int counter = next_save_counter(folder, name);
   std::vector<SavedImage> saved;
   for (size_t b = 0; b < pngs.size(); ++b) {
     std::string base = name;

@@ -1,6 +1,7 @@
 // Image nodes: SaveImage, PreviewImage (ComfyUI file naming and PNG metadata) and LoadImage.
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +15,10 @@
 namespace netdist::nodes {
 
 void register_image_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv> env);
+
+// The next free counter for files named `name_NNNNN_...` in `folder` (ComfyUI's
+// folder_paths.get_save_image_path): 1 + the highest NNNNN there, 1 when there is none.
+int next_save_counter(const std::filesystem::path& folder, const std::string& name);
 
 struct SavedImage {
   std::string filename;
