@@ -83,6 +83,7 @@ struct Cluster::Worker {
   int pulls_held = 0;
   std::optional<DialInMail> mail;
   CostModel cost;
+  std::string probe_error;  // why the last capability probe failed ("" once one succeeded)
   bool busy = false;  // running a shard that started at busy_since and was predicted at busy_units
   std::chrono::steady_clock::time_point busy_since;
   double busy_units = 0;
@@ -464,23 +465,34 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
     }
     if (need_caps) {
       Json caps;
+      std::string why;
       if (w->comfy) {
         auto got = fetch_comfy_capabilities(comfy_base_url(w->url), options_.auth_token, std::chrono::seconds(30));
         if (got.is_ok()) caps = std::move(*got);
+        else why = got.status().to_string();
       } else {
         HttpCall call;
         call.target = "/netdist/v1/capabilities";
         call.auth_token = options_.auth_token;
         call.timeout = std::chrono::seconds(30);
         auto reply = http_call(w->url, call);
-        if (reply.is_ok() && reply->status == 200) caps = Json::parse(reply->body, nullptr, false);
+        if (!reply.is_ok()) why = reply.status().to_string();
+        else if (reply->status != 200) why = "GET /netdist/v1/capabilities answered " + std::to_string(reply->status);
+        else caps = Json::parse(reply->body, nullptr, false);
+        if (reply.is_ok() && reply->status == 200 && !caps.is_object()) why = "capabilities are not a JSON object";
       }
       std::unique_lock<std::mutex> lock(mutex_);
       if (caps.is_object()) {
+        if (!w->probe_error.empty()) std::fprintf(stderr, "netdist cluster: worker %s is usable again\n", w->url.c_str());
+        w->probe_error.clear();
         w->caps = caps;
         w->cost.seed_from_capabilities(caps);
         cv_.notify_all();
       } else {
+        // Said once per distinct reason, so a worker that stays down does not flood the log.
+        if (why != w->probe_error)
+          std::fprintf(stderr, "netdist cluster: worker %s not usable: %s\n", w->url.c_str(), why.c_str());
+        w->probe_error = why;
         cv_.wait_for(lock, options_.retry_delay, [&] { return stopping_; });
       }
       continue;
@@ -817,7 +829,8 @@ Json Cluster::status() {
                        {"prompts_done", w->prompts_done},
                        {"failures", w->failures},
                        {"seconds_per_unit", w->cost.seconds_per_unit() ? Json(*w->cost.seconds_per_unit()) : Json()},
-                       {"samples", w->cost.samples()}});
+                       {"samples", w->cost.samples()},
+                       {"error", w->probe_error.empty() ? Json() : Json(w->probe_error)}});
   }
   return Json{{"workers", workers}, {"queued", queue_.size()}};
 }

@@ -143,7 +143,8 @@ class Cluster {
   int remote_workers_alive();
 
   // {"workers": [{"url", "worker_id" (dial-in) | null, "dial_in", "alive", "shards_done", "rows_done",
-  //   "prompts_done", "failures", "seconds_per_unit" (null until known), "samples" (shards measured)}],
+  //   "prompts_done", "failures", "seconds_per_unit" (null until known), "samples" (shards measured),
+  //   "error" (why the last capability probe failed, null once one succeeded)}],
   //   "queued": n} (shards_done counts row shards and whole prompts.)
   Json status();
 
