@@ -231,7 +231,9 @@ void PromptQueue::task_done(int64_t task_id, nlohmann::ordered_json outputs, nlo
                        {"completed", status.completed},
                        {"messages", status.messages}};
     entry["meta"] = std::move(meta);
-    if (store_) {
+    // A prompt that failed while the server shuts down was most likely stopped by the shutdown itself: it stays
+    // running in the store, so the next start runs it again instead of keeping an interrupted entry.
+    if (store_ && !(shutdown_ && !status.completed)) {
       // Committed before anyone can see the entry: a prompt shown as done is never re-run after a restart.
       Status s = store_->complete({item.prompt_id, entry["prompt"].dump(), entry["outputs"].dump(),
                                    entry["status"].dump(), entry["meta"].dump()});

@@ -87,7 +87,9 @@ class PromptQueue {
   bool is_shutdown() const;
 
   // Moves a running prompt into history: {prompt, outputs, status, meta}. Evicts the oldest entry first
-  // when history holds more than max_history entries.
+  // when history holds more than max_history entries. With a store, the entry is committed first, except
+  // for a prompt that did not complete after shutdown(): that one stays unfinished in the store and runs
+  // again after a restart.
   void task_done(int64_t task_id, nlohmann::ordered_json outputs, nlohmann::ordered_json meta,
                  const ExecutionStatus& status);
 

@@ -108,6 +108,33 @@ TEST(StoreQueue, DeletedQueueItemsAndHistoryStayDeletedAfterARestart) {
   EXPECT_EQ(q.history_size(), 0u);
 }
 
+TEST(StoreQueue, APromptStoppedByShutdownRunsAgainAfterARestart) {
+  const fs::path dir = queue_scratch();
+  {
+    PromptQueue q;
+    ASSERT_TRUE(q.attach_store(open_store(dir)).is_ok());
+    ASSERT_TRUE(q.accept(queue_item(q.take_number(false), "failed")).is_ok());
+    ASSERT_TRUE(q.accept(queue_item(q.take_number(false), "stopped")).is_ok());
+    auto failed = q.get(std::chrono::milliseconds(0));
+    ASSERT_TRUE(failed);
+    EXPECT_EQ(failed->item.prompt_id, "failed");
+    q.task_done(failed->task_id, json::object(), json::object(), {"error", false, json::array()});
+    auto stopped = q.get(std::chrono::milliseconds(0));
+    ASSERT_TRUE(stopped);
+    q.shutdown();
+    q.task_done(stopped->task_id, json::object(), json::object(), {"error", false, json::array()});
+    EXPECT_EQ(q.history_size(), 2u);
+  }
+  PromptQueue q;
+  ASSERT_TRUE(q.attach_store(open_store(dir)).is_ok());
+  const json history = q.get_history(std::nullopt, 0);
+  EXPECT_EQ(history.size(), 1u);
+  EXPECT_TRUE(history.contains("failed")) << "an error before the shutdown is a real result";
+  const json queue = q.queue_json();
+  ASSERT_EQ(queue["queue_pending"].size(), 1u);
+  EXPECT_EQ(queue["queue_pending"][0][1], "stopped");
+}
+
 TEST(StoreQueue, CorruptStoredJsonIsAnErrorNamingTheDatabase) {
   const fs::path dir = queue_scratch();
   {
