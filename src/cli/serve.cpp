@@ -17,7 +17,9 @@
 #include "cluster/shard_runner.h"
 #include "engine/runtime/torch_compat.h"
 #include "nodes/core_nodes.h"
+#include "nodes/image_nodes.h"
 #include "server/http_server.h"
+#include "store/store.h"
 
 namespace netdist::cli {
 
@@ -64,6 +66,7 @@ struct ClusterFlags {
   double shard_timeout_s = 600;
   int max_concurrent_prompts = 0;
   std::string queue_policy = "fifo";
+  std::string data_dir;  // --data-dir: durable queue and history (store/store.h); empty = in memory
 };
 
 std::vector<std::string> split_commas(const std::string& text) {
@@ -97,6 +100,18 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   if (!policy_check.is_ok()) {
     std::fprintf(stderr, "%s: --queue-policy: %s\n", role, policy_check.status().message().c_str());
     return 2;
+  }
+  if (!flags.data_dir.empty()) {
+    // Before anything loads: a corrupt, newer or unwritable database stops serve here, naming the file.
+    auto opened = store::Store::open(flags.data_dir);
+    if (!opened.is_ok()) {
+      std::fprintf(stderr, "%s: --data-dir: %s\n", role, opened.status().to_string().c_str());
+      return 1;
+    }
+    options.store = std::shared_ptr<store::Store>(std::move(*opened));
+    nodes::set_output_recorder([store = options.store](const std::string& prompt_id, const std::string& path) {
+      return store->record_output(prompt_id, path);
+    });
   }
   auto setup = make_node_registry(setup_options);
   if (!setup.is_ok()) {
@@ -271,6 +286,9 @@ CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::
     cmd->add_option("--max-concurrent-prompts", flags->max_concurrent_prompts,
                     "whole batch-1 prompts sent to workers at once (default 0: one per live worker)")
         ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--data-dir", flags->data_dir,
+                    "keep the queue, history and output-file records in DIR/netdist.db (SQLite): accepted "
+                    "prompts survive a crash or restart (default: in memory)");
     cmd->add_option("--test-heartbeat-ms", flags->test_heartbeat_ms,
                     "coordinator: worker heartbeat period; a dial-in lease is 3 of them (tests only)")
         ->group("");

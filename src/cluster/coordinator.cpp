@@ -129,7 +129,7 @@ Status CoordinatorBackend::execute_whole(const server::QueueItem& item, const se
     std::vector<std::string> pngs;
     for (size_t k = i; k < j; ++k) pngs.push_back(files[k].bytes);
     const std::string& dir = files[i].type == "temp" ? options_.temp_dir : options_.output_dir;
-    auto saved = nodes::write_numbered_pngs(dir, files[i].subfolder, base, pngs);
+    auto saved = nodes::write_numbered_pngs(dir, files[i].subfolder, base, pngs, item.prompt_id);
     if (!saved.is_ok()) return saved.status().with_context("prompt " + item.prompt_id + " from its worker");
     for (size_t k = i; k < j; ++k) {
       renamed[files[k].type + "/" + files[k].subfolder + "/" + files[k].filename] = {

@@ -34,6 +34,15 @@ Status write_file_atomic(const std::string& path, const std::string& bytes) {
     ::unlink(tmp.c_str());
     return Status::io_error(path + ": rename failed: " + std::strerror(err));
   }
+  // The rename is durable only once the directory entry is: fsync the directory too.
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return Status::io_error(dir + ": cannot open the directory to fsync it: " + std::strerror(errno));
+  const int rc = ::fsync(dir_fd);
+  const int err = errno;
+  ::close(dir_fd);
+  if (rc != 0) return Status::io_error(dir + ": fsync of the directory failed: " + std::strerror(err));
   return Status::ok();
 }
 

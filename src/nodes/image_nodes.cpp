@@ -56,9 +56,15 @@ std::mutex& numbering_mutex() {
   return m;
 }
 
+// Guarded by numbering_mutex().
+OutputRecorder& output_recorder() {
+  static OutputRecorder recorder;
+  return recorder;
+}
+
 Result<std::vector<SavedImage>> write_numbered_locked(const fs::path& folder, const std::string& subfolder,
-                                                      const std::string& name,
-                                                      const std::vector<std::string>& pngs) {
+                                                      const std::string& name, const std::vector<std::string>& pngs,
+                                                      const std::string& prompt_id) {
   int counter = next_save_counter(folder, name);
   std::vector<SavedImage> saved;
   for (size_t b = 0; b < pngs.size(); ++b) {
@@ -67,7 +73,9 @@ Result<std::vector<SavedImage>> write_numbered_locked(const fs::path& folder, co
     char num[16];
     std::snprintf(num, sizeof num, "%05d", counter);
     const std::string file = base + "_" + num + "_.png";
-    ND_RETURN_IF_ERROR(io::write_file_atomic((folder / file).string(), pngs[b]));
+    const std::string path = (folder / file).string();
+    if (output_recorder() && !prompt_id.empty()) ND_RETURN_IF_ERROR(output_recorder()(prompt_id, path));
+    ND_RETURN_IF_ERROR(io::write_file_atomic(path, pngs[b]));
     saved.push_back({file, subfolder == "." ? "" : subfolder});
     ++counter;
   }
@@ -86,9 +94,15 @@ io::Image8 to_image8(const at::Tensor& image) {
 
 }  // namespace
 
+void set_output_recorder(OutputRecorder recorder) {
+  std::lock_guard<std::mutex> lock(numbering_mutex());
+  output_recorder() = std::move(recorder);
+}
+
 Result<std::vector<SavedImage>> save_images(const at::Tensor& images, const std::string& output_dir,
                                             const std::string& filename_prefix, const nlohmann::ordered_json& prompt,
-                                            const nlohmann::ordered_json& extra_pnginfo, int compress_level) {
+                                            const nlohmann::ordered_json& extra_pnginfo, int compress_level,
+                                            const std::string& prompt_id) {
   if (!images.defined() || images.dim() != 4 || images.size(0) == 0) {
     return Status::invalid_argument("SaveImage: images must be a non-empty [N, H, W, C] batch");
   }
@@ -147,11 +161,12 @@ Result<std::vector<SavedImage>> save_images(const at::Tensor& images, const std:
     pngs.push_back(std::move(bytes));
   }
   std::lock_guard<std::mutex> lock(numbering_mutex());
-  return write_numbered_locked(folder, subfolder, name, pngs);
+  return write_numbered_locked(folder, subfolder, name, pngs, prompt_id);
 }
 
 Result<std::vector<SavedImage>> write_numbered_pngs(const std::string& output_dir, const std::string& subfolder,
-                                                    const std::string& name, const std::vector<std::string>& pngs) {
+                                                    const std::string& name, const std::vector<std::string>& pngs,
+                                                    const std::string& prompt_id) {
   const fs::path root = fs::absolute(output_dir).lexically_normal();
   const fs::path folder = (root / subfolder).lexically_normal();
   const std::string rel = folder.lexically_relative(root).generic_string();
@@ -164,7 +179,7 @@ Result<std::vector<SavedImage>> write_numbered_pngs(const std::string& output_di
   fs::create_directories(folder, ec);
   if (ec) return Status::io_error(folder.string() + ": cannot create: " + ec.message());
   std::lock_guard<std::mutex> lock(numbering_mutex());
-  return write_numbered_locked(folder, rel == "." ? "" : rel, name, pngs);
+  return write_numbered_locked(folder, rel == "." ? "" : rel, name, pngs, prompt_id);
 }
 
 void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) {
@@ -190,7 +205,8 @@ void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) 
     ND_ASSIGN_OR_RETURN(auto images, need<ImageObject>(in, "images"));
     const bool meta = !env->options().disable_metadata;
     ND_ASSIGN_OR_RETURN(auto saved, save_images(images->images, env->options().output_dir, in.get_string("filename_prefix"),
-                                                meta ? ctx.prompt() : graph::Json(), meta ? ctx.extra_pnginfo() : graph::Json(), 4));
+                                                meta ? ctx.prompt() : graph::Json(), meta ? ctx.extra_pnginfo() : graph::Json(), 4,
+                                                ctx.prompt_id()));
     ctx.set_ui_output(ui_images(saved, "output"));
     return std::vector<Value>{};
   });
@@ -214,7 +230,8 @@ void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) 
       ND_ASSIGN_OR_RETURN(auto images, need<ImageObject>(in, "images"));
       const bool meta = !env->options().disable_metadata;
       ND_ASSIGN_OR_RETURN(auto saved, save_images(images->images, env->options().temp_dir, prefix,
-                                                  meta ? ctx.prompt() : graph::Json(), meta ? ctx.extra_pnginfo() : graph::Json(), 1));
+                                                  meta ? ctx.prompt() : graph::Json(), meta ? ctx.extra_pnginfo() : graph::Json(), 1,
+                                                  ctx.prompt_id()));
       ctx.set_ui_output(ui_images(saved, "temp"));
       return std::vector<Value>{};
     });

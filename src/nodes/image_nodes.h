@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,11 +37,23 @@ struct SavedImage {
 // per file, in order. Picking the counter and writing are one step under a process-wide lock shared with
 // save_images, so concurrent writers in this process never pick the same name. Writes are atomic. A
 // subfolder that leaves output_dir, or an empty name or one with a '/', is invalid_argument.
+// `prompt_id` (both functions): the prompt the files belong to, passed to the output recorder; empty = not
+// recorded.
 Result<std::vector<SavedImage>> write_numbered_pngs(const std::string& output_dir, const std::string& subfolder,
-                                                    const std::string& name, const std::vector<std::string>& pngs);
+                                                    const std::string& name, const std::vector<std::string>& pngs,
+                                                    const std::string& prompt_id = "");
 
 Result<std::vector<SavedImage>> save_images(const at::Tensor& images, const std::string& output_dir,
                                             const std::string& filename_prefix, const nlohmann::ordered_json& prompt,
-                                            const nlohmann::ordered_json& extra_pnginfo, int compress_level);
+                                            const nlohmann::ordered_json& extra_pnginfo, int compress_level,
+                                            const std::string& prompt_id = "");
+
+// Process-wide hook called with (prompt_id, the file's absolute path) just before each file of
+// save_images / write_numbered_pngs is written, under the numbering lock, for files with a prompt id. An
+// error stops the save before the file exists. `serve --data-dir` records the path in the store
+// (store::Store::record_output), so that a crash before the prompt completes leaves a row naming every file
+// it may have written. Empty (the default) = nothing is recorded. Set before prompts run.
+using OutputRecorder = std::function<Status(const std::string& prompt_id, const std::string& path)>;
+void set_output_recorder(OutputRecorder recorder);
 
 }  // namespace netdist::nodes

@@ -236,6 +236,8 @@ HttpServer::~HttpServer() { stop(); }
 Status HttpServer::start() {
   ND_ASSERT(!impl_->started, "HttpServer::start called twice");
   const ServerOptions& o = impl_->state.options();
+  // The stored queue and history are back before a client or the worker can see the queue.
+  if (o.store) ND_RETURN_IF_ERROR(impl_->state.queue().attach_store(o.store));
   std::string addresses = o.listen;
   size_t start = 0;
   while (start <= addresses.size()) {

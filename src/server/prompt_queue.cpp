@@ -1,8 +1,10 @@
 #include "server/prompt_queue.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "server/prompt_cost.h"
+#include "store/store.h"
 
 namespace netdist::server {
 
@@ -17,6 +19,19 @@ bool item_less(const QueueItem& a, const QueueItem& b) {
   const double nb = number_value(b.number);
   if (na != nb) return na < nb;
   return a.prompt_id < b.prompt_id;
+}
+
+std::string client_id_text(const nlohmann::ordered_json& extra_data) {
+  if (!extra_data.is_object() || !extra_data.contains("client_id")) return "";
+  const auto& id = extra_data["client_id"];
+  if (id.is_null()) return "";
+  return id.is_string() ? id.get<std::string>() : id.dump();
+}
+
+Result<nlohmann::ordered_json> parse_stored(const std::string& text, const std::string& db, const std::string& what) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(text, nullptr, false);
+  if (j.is_discarded()) return Status::corruption(db + ": " + what + " is not valid JSON");
+  return j;
 }
 
 }  // namespace
@@ -57,6 +72,77 @@ int64_t PromptQueue::take_number(bool front) {
   const int64_t number = front ? -number_counter_ : number_counter_;
   ++number_counter_;
   return number;
+}
+
+Status PromptQueue::attach_store(std::shared_ptr<store::Store> store) {
+  ND_ASSERT(store != nullptr, "attach_store: no store");
+  const std::string& db = store->path();
+  ND_ASSIGN_OR_RETURN(std::vector<store::StoredHistory> history, store->history());
+  ND_ASSIGN_OR_RETURN(std::vector<store::StoredPrompt> unfinished, store->unfinished_prompts());
+  ND_ASSIGN_OR_RETURN(int64_t max_number, store->max_number());
+
+  std::vector<std::pair<std::string, nlohmann::ordered_json>> entries;
+  for (const store::StoredHistory& h : history) {
+    const std::string what = "history of prompt " + h.prompt_id;
+    nlohmann::ordered_json entry = nlohmann::ordered_json::object();
+    ND_ASSIGN_OR_RETURN(entry["prompt"], parse_stored(h.item_json, db, what + " (prompt)"));
+    ND_ASSIGN_OR_RETURN(entry["outputs"], parse_stored(h.outputs_json, db, what + " (outputs)"));
+    ND_ASSIGN_OR_RETURN(entry["status"], parse_stored(h.status_json, db, what + " (status)"));
+    ND_ASSIGN_OR_RETURN(entry["meta"], parse_stored(h.meta_json, db, what + " (meta)"));
+    entries.emplace_back(h.prompt_id, std::move(entry));
+  }
+  std::vector<QueueItem> requeued;
+  for (const store::StoredPrompt& p : unfinished) {
+    const std::string what = "prompt " + p.prompt_id;
+    QueueItem item;
+    item.prompt_id = p.prompt_id;
+    ND_ASSIGN_OR_RETURN(item.number, parse_stored(p.number_json, db, what + " (number)"));
+    ND_ASSIGN_OR_RETURN(item.prompt, parse_stored(p.prompt_json, db, what + " (prompt)"));
+    ND_ASSIGN_OR_RETURN(item.extra_data, parse_stored(p.extra_data_json, db, what + " (extra_data)"));
+    ND_ASSIGN_OR_RETURN(item.outputs_to_execute, parse_stored(p.outputs_to_execute_json, db, what + " (outputs_to_execute)"));
+    item.sensitive = nlohmann::ordered_json::object();
+    // Files a run that did not complete wrote: removed, so the re-run's files are the prompt's only ones.
+    ND_RETURN_IF_ERROR(store->discard_uncommitted_outputs(p.prompt_id));
+    requeued.push_back(std::move(item));
+  }
+  {
+    std::lock_guard lock(mutex_);
+    ND_ASSERT(store_ == nullptr, "attach_store called twice");
+    store_ = std::move(store);
+    number_counter_ = std::max(number_counter_, max_number + 1);
+    for (auto& [id, entry] : entries) put_history_locked(id, std::move(entry));
+  }
+  for (QueueItem& item : requeued) put(std::move(item));
+  return Status::ok();
+}
+
+bool PromptQueue::has_store() const {
+  std::lock_guard lock(mutex_);
+  return store_ != nullptr;
+}
+
+void PromptQueue::report_store_error(const Status& status) const {
+  std::fprintf(stderr, "netdist: durable store: %s\n", status.to_string().c_str());
+}
+
+Status PromptQueue::accept(QueueItem item) {
+  std::shared_ptr<store::Store> store;
+  {
+    std::lock_guard lock(mutex_);
+    store = store_;
+  }
+  if (store) {
+    store::StoredPrompt p;
+    p.prompt_id = item.prompt_id;
+    p.number_json = item.number.dump();
+    p.prompt_json = item.prompt.dump();
+    p.extra_data_json = item.extra_data.dump();
+    p.client_id = client_id_text(item.extra_data);
+    p.outputs_to_execute_json = item.outputs_to_execute.dump();
+    ND_RETURN_IF_ERROR(store->put_prompt(p));
+  }
+  put(std::move(item));
+  return Status::ok();
 }
 
 void PromptQueue::put(QueueItem item) {
@@ -102,6 +188,11 @@ std::optional<PromptQueue::Running> PromptQueue::get(std::chrono::milliseconds t
     run_info_[running.task_id] = RunInfo{std::chrono::steady_clock::now(), units};
     running_.emplace(running.task_id, running.item);
     notify_change_locked();
+    if (store_) {
+      // A failed mark leaves the prompt pending in the store, which a restart re-queues all the same.
+      Status s = store_->mark_running(running.item.prompt_id);
+      if (!s.is_ok()) report_store_error(s);
+    }
   }
   return running;
 }
@@ -133,10 +224,6 @@ void PromptQueue::task_done(int64_t task_id, nlohmann::ordered_json outputs, nlo
                         std::chrono::duration<double>(std::chrono::steady_clock::now() - info->second.started).count());
       run_info_.erase(info);
     }
-    if (history_.size() > max_history_) {
-      history_index_.erase(history_.front().first);
-      history_.pop_front();
-    }
     nlohmann::ordered_json entry = nlohmann::ordered_json::object();
     entry["prompt"] = item.to_json();
     entry["outputs"] = std::move(outputs);
@@ -144,15 +231,35 @@ void PromptQueue::task_done(int64_t task_id, nlohmann::ordered_json outputs, nlo
                        {"completed", status.completed},
                        {"messages", status.messages}};
     entry["meta"] = std::move(meta);
-    auto existing = history_index_.find(item.prompt_id);
-    if (existing != history_index_.end()) {
-      existing->second->second = std::move(entry);
-    } else {
-      history_.emplace_back(item.prompt_id, std::move(entry));
-      history_index_[item.prompt_id] = std::prev(history_.end());
+    // A prompt that failed while the server shuts down was most likely stopped by the shutdown itself: it stays
+    // running in the store, so the next start runs it again instead of keeping an interrupted entry.
+    if (store_ && !(shutdown_ && !status.completed)) {
+      // Committed before anyone can see the entry: a prompt shown as done is never re-run after a restart.
+      Status s = store_->complete({item.prompt_id, entry["prompt"].dump(), entry["outputs"].dump(),
+                                   entry["status"].dump(), entry["meta"].dump()});
+      if (!s.is_ok()) report_store_error(s);
     }
+    put_history_locked(item.prompt_id, std::move(entry));
     notify_change_locked();
   }
+}
+
+void PromptQueue::put_history_locked(const std::string& prompt_id, nlohmann::ordered_json entry) {
+  auto existing = history_index_.find(prompt_id);
+  if (existing != history_index_.end()) {
+    existing->second->second = std::move(entry);
+    return;
+  }
+  if (history_.size() > max_history_) {
+    if (store_) {
+      Status s = store_->delete_history(history_.front().first);
+      if (!s.is_ok()) report_store_error(s);
+    }
+    history_index_.erase(history_.front().first);
+    history_.pop_front();
+  }
+  history_.emplace_back(prompt_id, std::move(entry));
+  history_index_[prompt_id] = std::prev(history_.end());
 }
 
 nlohmann::ordered_json PromptQueue::queue_json() const {
@@ -183,6 +290,12 @@ std::vector<std::string> PromptQueue::running_prompt_ids() const {
 void PromptQueue::wipe_queue() {
   {
     std::lock_guard lock(mutex_);
+    if (store_) {
+      for (const Pending& p : pending_) {
+        Status s = store_->delete_prompt(p.item.prompt_id);
+        if (!s.is_ok()) report_store_error(s);
+      }
+    }
     pending_.clear();
     notify_change_locked();
   }
@@ -194,6 +307,10 @@ bool PromptQueue::delete_queue_item(const std::string& prompt_id) {
     auto it = std::find_if(pending_.begin(), pending_.end(),
                            [&](const Pending& p) { return p.item.prompt_id == prompt_id; });
     if (it == pending_.end()) return false;
+    if (store_) {
+      Status s = store_->delete_prompt(prompt_id);
+      if (!s.is_ok()) report_store_error(s);
+    }
     pending_.erase(it);
     notify_change_locked();
   }
@@ -230,6 +347,10 @@ size_t PromptQueue::history_size() const {
 
 void PromptQueue::wipe_history() {
   std::lock_guard lock(mutex_);
+  if (store_) {
+    Status s = store_->wipe_history();
+    if (!s.is_ok()) report_store_error(s);
+  }
   history_.clear();
   history_index_.clear();
 }
@@ -238,6 +359,10 @@ void PromptQueue::delete_history_item(const std::string& prompt_id) {
   std::lock_guard lock(mutex_);
   auto it = history_index_.find(prompt_id);
   if (it == history_index_.end()) return;
+  if (store_) {
+    Status s = store_->delete_history(prompt_id);
+    if (!s.is_ok()) report_store_error(s);
+  }
   history_.erase(it->second);
   history_index_.erase(it);
 }

@@ -1,6 +1,12 @@
 // ComfyUI's PromptQueue (execution.py): pending prompts ordered by (number, prompt_id), the prompts being
 // run, a bounded insertion-ordered history and the /free flags. Which pending prompt get() takes is the
 // queue policy's choice (queue_policy.h; fifo = ComfyUI's first pending prompt, the default).
+// Durability: with a store attached (attach_store, `serve --data-dir`), every accepted prompt, its state and
+// its history entry are written to it (store/store.h): accept() returns only once the prompt is committed,
+// get() marks it running, task_done() commits its history entry and state done in one transaction, and
+// deleting queued prompts or history deletes them there too. attach_store() restores the stored history and
+// re-queues every prompt that was pending or running, with its id and number. Without a store everything
+// lives in memory, as in ComfyUI.
 // Thread-safety: every method may be called from any thread. The change callback runs on the calling
 // thread with the queue's lock held, so callbacks see changes in order; it must not call the queue.
 #pragma once
@@ -21,6 +27,10 @@
 
 #include "server/backend.h"
 #include "server/queue_policy.h"
+
+namespace netdist::store {
+class Store;
+}
 
 namespace netdist::server {
 
@@ -45,7 +55,18 @@ class PromptQueue {
   // The queue number for a request without "number": the counter (negated when front), then counter+1.
   int64_t take_number(bool front);
 
-  // Adds a pending prompt. Its per-prompt settings come from parse_queue_settings(item.extra_data) (invalid
+  // Attaches the durable store before the queue is used: loads its history (oldest first, evicting beyond
+  // max_history as task_done does), re-queues its pending and running prompts (after removing the files an
+  // interrupted run wrote: Store::discard_uncommitted_outputs) and continues the queue numbers after the
+  // largest stored one. Errors name the database file; the queue is then left empty.
+  Status attach_store(std::shared_ptr<store::Store> store);
+  bool has_store() const;
+
+  // POST /prompt: records the prompt in the store (when attached) and only then puts it. An error (a full
+  // disk: SQLITE_FULL) means the prompt was not accepted and is not queued.
+  Status accept(QueueItem item);
+
+  // Adds a pending prompt, in memory only (accept() is the durable path). Its per-prompt settings come from parse_queue_settings(item.extra_data) (invalid
   // settings count as the defaults: POST /prompt rejects them before this), its predicted work from
   // predict_prompt_units(item.prompt).
   void put(QueueItem item);
@@ -66,7 +87,9 @@ class PromptQueue {
   bool is_shutdown() const;
 
   // Moves a running prompt into history: {prompt, outputs, status, meta}. Evicts the oldest entry first
-  // when history holds more than max_history entries.
+  // when history holds more than max_history entries. With a store, the entry is committed first, except
+  // for a prompt that did not complete after shutdown(): that one stays unfinished in the store and runs
+  // again after a restart.
   void task_done(int64_t task_id, nlohmann::ordered_json outputs, nlohmann::ordered_json meta,
                  const ExecutionStatus& status);
 
@@ -93,6 +116,10 @@ class PromptQueue {
 
  private:
   void notify_change_locked();
+  void put_history_locked(const std::string& prompt_id, nlohmann::ordered_json entry);
+  // Logs a store error that cannot be answered to a client (the prompt already ran); the prompt is then
+  // re-run after a restart, never lost.
+  void report_store_error(const Status& status) const;
 
   const size_t max_history_;
   mutable std::mutex mutex_;
@@ -113,6 +140,7 @@ class PromptQueue {
   std::vector<Pending> pending_;  // sorted by (number, prompt_id)
   std::map<int64_t, QueueItem> running_;
   std::map<int64_t, RunInfo> run_info_;  // by task id, for QueuePolicy::finished
+  std::shared_ptr<store::Store> store_;  // set once by attach_store, before the queue is shared
   std::unique_ptr<QueuePolicy> policy_;
   std::string policy_name_ = "fifo";
   uint64_t sequence_counter_ = 0;

@@ -106,7 +106,14 @@ Response post_prompt(ServerState& state, const Request& request) {
   item.outputs_to_execute = ordered_json::array();
   for (const auto& id : outcome.outputs) item.outputs_to_execute.push_back(id);
   item.sensitive = std::move(sensitive);
-  state.queue().put(std::move(item));
+  // With --data-dir the prompt is accepted only once it is on disk: a prompt the store could not record is
+  // refused (507 for a full disk, 500 otherwise, the message naming the database file), never run unrecorded.
+  Status accepted = state.queue().accept(std::move(item));
+  if (!accepted.is_ok()) {
+    const bool full = accepted.message().find("disk full") != std::string::npos;
+    return error_response(full ? 507 : 500, "prompt_not_recorded",
+                          "the prompt was not queued: " + accepted.message());
+  }
 
   ordered_json node_errors = outcome.node_errors.is_null() ? ordered_json::object() : outcome.node_errors;
   return json_response({{"prompt_id", prompt_id}, {"number", number}, {"node_errors", node_errors}});

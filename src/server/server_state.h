@@ -22,6 +22,10 @@
 #include "server/prompt_queue.h"
 #include "server/ws_hub.h"
 
+namespace netdist::store {
+class Store;
+}
+
 namespace netdist::server {
 
 // Routes added by the embedding program (the cluster's /netdist/v1 API): called for every request that
@@ -46,6 +50,7 @@ struct ServerOptions {
   std::string pytorch_version;                     // reported in /system_stats
   std::vector<std::string> argv;                   // reported in /system_stats: leave --auth-token out
   ExtraRoutes extra_routes;                        // cluster roles add /netdist/v1 routes (routes.h)
+  std::shared_ptr<store::Store> store;             // --data-dir: the durable queue and history (null = memory)
 };
 
 class ServerState {
