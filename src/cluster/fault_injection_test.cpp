@@ -1,7 +1,8 @@
 // Fault injection over a queue of mixed prompts (issue #7): a seeded script of worker kills (SIGKILL, then a
 // fresh process joins again), stalls (SIGSTOP past the lease, then SIGCONT: what a cut link looks like to
-// the coordinator) and a throttled worker, while 50 prompts of different batch sizes, sizes, steps and
-// samplers run through a coordinator with dial-in workers. At the end every prompt is in history exactly
+// the coordinator), coordinator kills (SIGKILL, then a restart on the same port and --data-dir, which the
+// workers dial into again) and a throttled worker, while 50 prompts of different batch sizes, sizes, steps
+// and samplers run through a coordinator with dial-in workers. At the end every prompt is in history exactly
 // once, successful, with PNG bytes equal to a fault-free render by one plain server, and the output folder
 // holds exactly the expected files. NETDIST_FAULT_SEED picks another script; the counts are printed.
 #include <gtest/gtest.h>
@@ -86,13 +87,21 @@ TEST(FaultInjection, FiftyMixedPromptsSurviveKillsStallsAndASlowWorker) {
   }
 
   const std::string beat = "300";  // ms: a stalled worker loses its lease after 3 beats
-  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0",
-                                          "--test-heartbeat-ms", beat}),
-             dir / "c.log");
+  std::vector<std::string> coord_args = coordinator_args(
+      dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0", "--test-heartbeat-ms", beat,
+                  "--data-dir", (dir / "c" / "state").string()});
+  int coord_runs = 0;
+  auto coord = std::make_unique<Proc>(coord_args, dir / "c0.log");
+  const std::string coord_url = coord->url();
+  ASSERT_FALSE(coord_url.empty());
+  // Restarts reuse the port, so the dial-in workers find the new process at the URL they know.
+  for (size_t i = 0; i + 1 < coord_args.size(); ++i) {
+    if (coord_args[i] == "--port") coord_args[i + 1] = coord_url.substr(coord_url.rfind(':') + 1);
+  }
   std::vector<std::unique_ptr<Proc>> workers;
   int incarnation = 0;
   auto start_worker = [&](size_t slot, std::vector<std::string> extra) {
-    extra.insert(extra.begin(), {"--join", coord.url()});
+    extra.insert(extra.begin(), {"--join", coord_url});
     const fs::path home = dir / ("w" + std::to_string(slot));
     auto w = std::make_unique<Proc>(worker_args(home, extra), dir / ("w" + std::to_string(incarnation++) + ".log"));
     if (slot < workers.size()) workers[slot] = std::move(w);
@@ -101,22 +110,28 @@ TEST(FaultInjection, FiftyMixedPromptsSurviveKillsStallsAndASlowWorker) {
   start_worker(0, {});
   start_worker(1, {});
   start_worker(2, {"--test-step-delay-ms", "40"});  // the slow one
-  wait_alive(coord.url(), 3);
+  wait_alive(coord_url, 3);
 
   std::vector<std::string> ids;
-  for (const auto& p : prompts) ids.push_back(submit(coord.url(), p.prompt));
+  for (const auto& p : prompts) ids.push_back(submit(coord_url, p.prompt));
 
-  // The script: a fault every 0.3-0.9 s until the queue drains (at most 40 faults).
-  int kills = 0, stalls = 0;
+  // The script: a fault every 0.3-0.9 s until the queue drains (at most 40 faults, 3 of the coordinator).
+  int kills = 0, stalls = 0, coordinator_kills = 0;
   auto done = [&] {
-    auto q = nlohmann::json::parse(call(coord.url(), "GET", "/queue").body, nullptr, false);
+    auto q = nlohmann::json::parse(call(coord_url, "GET", "/queue").body, nullptr, false);
     return q.is_object() && q["queue_running"].empty() && q["queue_pending"].empty();
   };
   const auto deadline = Clock::now() + std::chrono::seconds(150);
-  while (!done() && Clock::now() < deadline && kills + stalls < 40) {
+  while (!done() && Clock::now() < deadline && kills + stalls + coordinator_kills < 40) {
     std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 600));
+    const uint32_t dice = rng() % 10;
     const size_t victim = rng() % 2;  // the two normal workers; the slow one stays slow
-    if (rng() % 2) {
+    if (dice < 2 && coordinator_kills < 3) {
+      coord->stop(SIGKILL);
+      coord = std::make_unique<Proc>(coord_args, dir / ("c" + std::to_string(++coord_runs) + ".log"));
+      ASSERT_EQ(coord->url(), coord_url) << "the coordinator did not come back on its port";
+      ++coordinator_kills;
+    } else if (dice < 6) {
       workers[victim]->stop(SIGKILL);
       start_worker(victim, {});
       ++kills;
@@ -131,7 +146,7 @@ TEST(FaultInjection, FiftyMixedPromptsSurviveKillsStallsAndASlowWorker) {
   int checked = 0;
   std::set<std::string> seen_files;
   for (size_t i = 0; i < ids.size(); ++i) {
-    auto h = wait_history(coord.url(), ids[i]);
+    auto h = wait_history(coord_url, ids[i]);
     ASSERT_TRUE(h.is_object()) << "prompt " << i << " never finished";
     EXPECT_EQ(h["status"]["status_str"], "success") << "prompt " << i << ": " << h["status"].dump();
     for (const auto& img : h["outputs"]["9"]["images"]) {
@@ -142,13 +157,14 @@ TEST(FaultInjection, FiftyMixedPromptsSurviveKillsStallsAndASlowWorker) {
     EXPECT_TRUE(got == reference[i]) << "prompt " << i << " differs from the fault-free render";
     checked += int(got.size());
   }
-  auto history = nlohmann::json::parse(call(coord.url(), "GET", "/history").body, nullptr, false);
+  auto history = nlohmann::json::parse(call(coord_url, "GET", "/history").body, nullptr, false);
   EXPECT_EQ(history.size(), size_t(kPrompts)) << "every prompt once in history, nothing twice";
   EXPECT_EQ(count_pngs(dir / "c" / "out"), size_t(expected_images)) << "no duplicate or stray output files";
-  EXPECT_GT(kills + stalls, 0) << "the queue drained before any fault";
+  EXPECT_GT(kills + stalls + coordinator_kills, 0) << "the queue drained before any fault";
   std::printf("fault injection (seed %u): %d prompts, %d faults injected (%d worker kills, %d stalls past the "
-              "lease, 1 throttled worker), %d images checked against the fault-free render\n",
-              seed, kPrompts, kills + stalls, kills, stalls, checked);
+              "lease, %d coordinator kills and restarts, 1 throttled worker), %d images checked against the "
+              "fault-free render\n",
+              seed, kPrompts, kills + stalls + coordinator_kills, kills, stalls, coordinator_kills, checked);
 }
 
 }  // namespace
