@@ -56,6 +56,7 @@ struct Cluster::Worker {
   bool dial_in = false;
   std::string id;            // dial-in worker_id
   std::optional<Json> caps;  // set while the worker is believed alive
+  std::string probe_error;   // connect-out: why the last capabilities probe failed (logged when it changes)
   Json reported_caps;        // dial-in: the capabilities it registered with
   std::thread thread;
   int64_t shards_done = 0, rows_done = 0, prompts_done = 0, failures = 0;
@@ -220,6 +221,7 @@ Result<PromptReply> Cluster::run_prompt_task(Worker& w, const Task& task) {
     call.target = "/netdist/v1/prompt";
     call.body = request.dump();
     call.auth_token = options_.auth_token;
+    call.tls = options_.tls;
     call.timeout = options_.shard_timeout;
     ND_ASSIGN_OR_RETURN(reply, http_call(w.url, call));
   }
@@ -253,6 +255,7 @@ Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task) {
   call.target = "/netdist/v1/shard";
   call.body = request.dump();
   call.auth_token = options_.auth_token;
+  call.tls = options_.tls;
   call.timeout = options_.shard_timeout;
   ND_ASSIGN_OR_RETURN(HttpReply reply, http_call(w.url, call));
   return decode_shard_reply(w.url, shard_id, task.row_end - task.row_begin, std::move(reply));
@@ -392,10 +395,18 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
       HttpCall call;
       call.target = "/netdist/v1/capabilities";
       call.auth_token = options_.auth_token;
+      call.tls = options_.tls;
       call.timeout = std::chrono::seconds(30);
       auto reply = http_call(w->url, call);
       Json caps;
       if (reply.is_ok() && reply->status == 200) caps = Json::parse(reply->body, nullptr, false);
+      const std::string error = !reply.is_ok()           ? reply.status().message()
+                                : reply->status != 200 ? "HTTP " + std::to_string(reply->status) + ": " + reply->body
+                                : caps.is_object()     ? ""
+                                                       : "capabilities are not a JSON object";
+      if (error != w->probe_error && !error.empty())  // a TLS verification failure names the URL and the reason
+        std::fprintf(stderr, "netdist cluster: worker %s is not usable: %s\n", w->url.c_str(), error.c_str());
+      w->probe_error = error;
       std::unique_lock<std::mutex> lock(mutex_);
       if (caps.is_object()) {
         w->caps = caps;
@@ -427,6 +438,7 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
         HttpCall call;  // heartbeat of an idle worker: one that stopped answering loses its lease
         call.target = "/netdist/v1/status";
         call.auth_token = options_.auth_token;
+        call.tls = options_.tls;
         call.timeout = options_.heartbeat;
         auto reply = http_call(w->url, call);
         lock.lock();
@@ -582,6 +594,7 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
           HttpCall call;
           call.target = "/netdist/v1/status";
           call.auth_token = options_.auth_token;
+          call.tls = options_.tls;
           call.timeout = std::chrono::milliseconds(500);
           auto r = http_call(w->url, call);
           if (r.is_ok() && r->status == 200) st = Json::parse(r->body, nullptr, false);
@@ -637,6 +650,7 @@ void Cluster::abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<
     call.target = "/netdist/v1/interrupt";
     if (job->whole) call.body = Json{{"shard_id", job->id + ".prompt"}}.dump();
     call.auth_token = options_.auth_token;
+    call.tls = options_.tls;
     call.timeout = std::chrono::seconds(5);
     (void)http_call(url, call);
   }

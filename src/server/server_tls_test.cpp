@@ -65,7 +65,8 @@ TEST_F(TlsServerTest, PromptOverHttpsWithEventsOverWss) {
   const std::string id = r.json().value("prompt_id", "");
   std::vector<TestWsClient::Message> seen;
   EXPECT_TRUE(ws.read_until("execution_success", id, seen));
-  EXPECT_FALSE(ws.connect_tls(port_, pki_.ca_cert, "/ws?clientId=notoken")) << "the WebSocket needs the token too";
+  EXPECT_FALSE(ws.connect_tls(port_, pki_.ca_cert, "/ws?clientId=notoken"))
+      << "the WebSocket needs the token too";
 }
 
 TEST_F(TlsServerTest, ClientWithAnotherCaFailsVerification) {
@@ -96,7 +97,8 @@ TEST_F(TlsFilesTest, GoodPairLoadsAndNoneMeansPlain) {
 TEST_F(TlsFilesTest, EachBadFileIsNamed) {
   const std::string missing = (dir_ / "nope.pem").string();
   Status s = check_tls_files(missing, a_.server_key);
-  EXPECT_NE(s.message().find("cannot read TLS certificate file '" + missing + "'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("cannot read TLS certificate file '" + missing + "'"), std::string::npos)
+      << s.message();
   s = check_tls_files(a_.server_cert, missing);
   EXPECT_NE(s.message().find("cannot read TLS key file '" + missing + "'"), std::string::npos) << s.message();
   s = check_tls_files(a_.server_cert, "");
@@ -111,10 +113,12 @@ TEST_F(TlsFilesTest, EachBadFileIsNamed) {
   const std::string garbage = (dir_ / "garbage.pem").string();
   std::ofstream(garbage) << "not a certificate\n";
   s = check_tls_files(garbage, a_.server_key);
-  EXPECT_NE(s.message().find("TLS certificate file '" + garbage + "' holds no PEM certificate"), std::string::npos)
+  EXPECT_NE(s.message().find("TLS certificate file '" + garbage + "' holds no PEM certificate"),
+            std::string::npos)
       << s.message();
   s = check_tls_files(a_.server_cert, garbage);
-  EXPECT_NE(s.message().find("TLS key file '" + garbage + "' holds no unencrypted PEM private key"), std::string::npos)
+  EXPECT_NE(s.message().find("TLS key file '" + garbage + "' holds no unencrypted PEM private key"),
+            std::string::npos)
       << s.message();
   s = check_tls_files(a_.server_cert, a_.server_cert);  // the certificate given as the key
   EXPECT_NE(s.message().find("TLS key file '" + a_.server_cert + "'"), std::string::npos) << s.message();

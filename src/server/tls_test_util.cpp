@@ -44,7 +44,8 @@ X509* new_cert(EVP_PKEY* key, const std::string& cn, X509* issuer, EVP_PKEY* iss
   X509_gmtime_adj(X509_getm_notAfter(cert), 7L * 24 * 3600);
   X509_set_pubkey(cert, key);
   X509_NAME* name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1,
+                             -1, 0);
   X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : name);
   return cert;
 }
@@ -61,7 +62,8 @@ void write_cert(const std::string& path, X509* cert) {
 
 void write_key(const std::string& path, EVP_PKEY* key) {
   std::FILE* f = std::fopen(path.c_str(), "w");
-  if (!f || PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr) != 1) fail(("writing " + path).c_str());
+  if (!f || PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr) != 1)
+    fail(("writing " + path).c_str());
   std::fclose(f);
 }
 
@@ -87,7 +89,8 @@ TestPki make_test_pki(const std::string& dir, const std::vector<std::string>& na
   add_ext(cert, ca, NID_ext_key_usage, "serverAuth,clientAuth");
   add_ext(cert, ca, NID_authority_key_identifier, "keyid:always");
   std::string san;
-  for (const std::string& n : names) san += (san.empty() ? "" : ",") + std::string(is_ip(n) ? "IP:" : "DNS:") + n;
+  for (const std::string& n : names)
+    san += (san.empty() ? "" : ",") + std::string(is_ip(n) ? "IP:" : "DNS:") + n;
   if (!san.empty()) add_ext(cert, ca, NID_subject_alt_name, san);
   sign(cert, ca_key);
 

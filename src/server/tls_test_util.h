@@ -17,6 +17,7 @@ struct TestPki {
 // Writes ca.pem, server.pem and server-key.pem under `dir` (created). `names` become the server
 // certificate's subjectAltNames: IP addresses as iPAddress, anything else as dNSName. Aborts the test
 // process with a message if OpenSSL fails (a broken test environment, not a test result).
-TestPki make_test_pki(const std::string& dir, const std::vector<std::string>& names = {"127.0.0.1", "localhost"});
+TestPki make_test_pki(const std::string& dir,
+                      const std::vector<std::string>& names = {"127.0.0.1", "localhost"});
 
 }  // namespace netdist::server
