@@ -67,6 +67,7 @@ struct ClusterFlags {
   int max_concurrent_prompts = 0;
   std::string queue_policy = "fifo";
   std::string data_dir;  // --data-dir: durable queue and history (store/store.h); empty = in memory
+  std::string tls_ca;  // --tls-ca: CAs trusted for https:// workers and --join; empty = system store
 };
 
 std::vector<std::string> split_commas(const std::string& text) {
@@ -95,6 +96,18 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
                  "%s: WARNING: --insecure: listening on %s with no authentication; anyone who can reach the "
                  "port can run prompts and read every output\n",
                  role, options.listen.c_str());
+  }
+  // TLS problems (a missing, unreadable or mismatched cert/key, an unreadable CA file) stop startup here.
+  Status tls_check = server::check_tls_files(options.tls_cert_file, options.tls_key_file);
+  std::shared_ptr<const cluster::TlsClientContext> client_tls;
+  if (tls_check.is_ok() && !flags.tls_ca.empty()) {
+    auto made = cluster::TlsClientContext::create(flags.tls_ca);
+    if (made.is_ok()) client_tls = *made;
+    tls_check = made.status();
+  }
+  if (!tls_check.is_ok()) {
+    std::fprintf(stderr, "%s: %s\n", role, tls_check.message().c_str());
+    return 2;
   }
   auto policy_check = server::make_queue_policy(flags.queue_policy);
   if (!policy_check.is_ok()) {
@@ -139,6 +152,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     cluster::ClusterOptions co;
     co.worker_urls = split_commas(flags.workers);
     co.auth_token = options.auth_token;
+    co.tls = client_tls;
     co.shard_timeout = std::chrono::milliseconds(static_cast<int64_t>(flags.shard_timeout_s * 1000));
     co.input_dir = options.input_dir;
     if (flags.test_heartbeat_ms > 0) co.heartbeat = std::chrono::milliseconds(flags.test_heartbeat_ms);
@@ -177,7 +191,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   const std::string first_address = options.listen.substr(0, options.listen.find(','));
   const std::string host =
       first_address.find(':') != std::string::npos ? "[" + first_address + "]" : first_address;
-  const std::string self_url = "http://" + host + ":" + std::to_string(http.port());
+  const std::string self_url = (options.tls_cert_file.empty() ? "http://" : "https://") + host + ":" + std::to_string(http.port());
   std::printf("%s: listening on %s (%s)\n", role, self_url.c_str(),
               options.auth_token.empty() ? "no authentication" : "bearer token required");
   std::fflush(stdout);
@@ -203,6 +217,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
                                          "--input-directory",
                                          options.input_dir};
       if (!options.auth_token.empty()) common.insert(common.end(), {"--auth-token", options.auth_token});
+      if (!flags.tls_ca.empty()) common.insert(common.end(), {"--tls-ca", flags.tls_ca});
       // The workers render what this process would: same vocabulary, precision, noise and memory policy.
       const NodeSetupOptions& so = setup_options;
       if (!so.env.engine.clip_vocab_dir.empty()) common.insert(common.end(), {"--clip-vocab", so.env.engine.clip_vocab_dir});
@@ -241,6 +256,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     dio.coordinator = flags.join;
     dio.label = flags.advertise.empty() ? self_url : flags.advertise;
     dio.auth_token = options.auth_token;
+    dio.tls = client_tls;
     dial_in = std::make_unique<cluster::DialIn>(*runner, dio);
     dial_in->start();
   }
@@ -269,11 +285,16 @@ CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::
                   "a coordinator also sends it to its workers")
       ->envname("NETDIST_AUTH_TOKEN");
   cmd->add_flag("--insecure", *insecure, "allow a non-loopback address without --auth-token");
+  cmd->add_option("--tls-cert", options->tls_cert_file,
+                  "PEM certificate chain: with --tls-key the port speaks HTTPS and WSS only (docs/security.md)");
+  cmd->add_option("--tls-key", options->tls_key_file, "PEM private key of --tls-cert (unencrypted)");
+  cmd->add_option("--tls-ca", flags->tls_ca,
+                  "PEM CA file trusted for https:// --workers and --join URLs (default: the system CA store)");
   if (!worker) {
     cmd->add_flag("--worker-mode", flags->worker_mode, "run as a cluster worker (same as `netdist worker`)");
     cmd->add_flag("--enable-distributed", flags->distributed, "coordinate workers: split batches over them");
     cmd->add_option("--workers", flags->workers,
-                    "comma-separated worker URLs: http://host:port (netdist workers), comfy+http://host:port "
+                    "comma-separated worker URLs: http[s]://host:port (netdist workers), comfy+http://host:port "
                     "(stock ComfyUI servers: whole batch-1 prompts only)");
     cmd->add_flag("--test-log-netdist-routes", flags->test_log_netdist_routes,
                   "plain serve: answer and log every /netdist/ request (tests only)")

@@ -295,6 +295,7 @@ Result<PromptReply> Cluster::run_prompt_task(Worker& w, const Task& task) {
     call.target = "/netdist/v1/prompt";
     call.body = request.dump();
     call.auth_token = options_.auth_token;
+    call.tls = options_.tls;
     call.timeout = options_.shard_timeout;
     ND_ASSIGN_OR_RETURN(reply, http_call(w.url, call));
   }
@@ -328,6 +329,7 @@ Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task) {
   call.target = "/netdist/v1/shard";
   call.body = request.dump();
   call.auth_token = options_.auth_token;
+  call.tls = options_.tls;
   call.timeout = options_.shard_timeout;
   ND_ASSIGN_OR_RETURN(HttpReply reply, http_call(w.url, call));
   return decode_shard_reply(w.url, shard_id, task.row_end - task.row_begin, std::move(reply));
@@ -474,6 +476,7 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
         HttpCall call;
         call.target = "/netdist/v1/capabilities";
         call.auth_token = options_.auth_token;
+        call.tls = options_.tls;  // a TLS verification failure names the URL and the reason
         call.timeout = std::chrono::seconds(30);
         auto reply = http_call(w->url, call);
         if (!reply.is_ok()) why = reply.status().to_string();
@@ -530,6 +533,7 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
         HttpCall call;  // heartbeat of an idle worker: one that stopped answering loses its lease
         call.target = "/netdist/v1/status";
         call.auth_token = options_.auth_token;
+        call.tls = options_.tls;
         call.timeout = options_.heartbeat;
         auto reply = http_call(w->url, call);
         lock.lock();
@@ -697,6 +701,7 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
           HttpCall call;
           call.target = "/netdist/v1/status";
           call.auth_token = options_.auth_token;
+          call.tls = options_.tls;
           call.timeout = std::chrono::milliseconds(500);
           auto r = http_call(w->url, call);
           if (r.is_ok() && r->status == 200) st = Json::parse(r->body, nullptr, false);
@@ -753,6 +758,7 @@ void Cluster::abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<
     call.target = "/netdist/v1/interrupt";
     if (job->whole) call.body = Json{{"shard_id", job->id + ".prompt"}}.dump();
     call.auth_token = options_.auth_token;
+    call.tls = options_.tls;
     call.timeout = std::chrono::seconds(5);
     (void)http_call(url, call);
   }

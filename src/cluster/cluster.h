@@ -70,6 +70,7 @@ namespace netdist::cluster {
 struct ClusterOptions {
   std::vector<std::string> worker_urls;  // --workers
   std::string auth_token;                // sent to workers as "Authorization: Bearer"
+  std::shared_ptr<const TlsClientContext> tls;  // https:// worker URLs (--tls-ca); null = system CA store
   std::chrono::milliseconds shard_timeout{600000};
   std::chrono::milliseconds retry_delay{300};           // between capability probes of an unreachable worker
   int max_attempts = 4;                                 // per shard, over all workers

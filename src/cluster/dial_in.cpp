@@ -63,6 +63,7 @@ void DialIn::loop() {
     call.target = "/netdist/v1/pull";
     call.body = body.dump();
     call.auth_token = options_.auth_token;
+    call.tls = options_.tls;
     call.timeout = std::chrono::seconds(60);  // the coordinator holds a pull for its poll timeout (~15 s)
     call.cancel = &stopping_;
     auto reply = http_call(coordinator, call);
@@ -124,6 +125,7 @@ void DialIn::run_task(const Json& request) {
                        {"steps", st.value("steps", int64_t(0))}}
                       .dump();
       call.auth_token = options_.auth_token;
+      call.tls = options_.tls;
       call.timeout = std::max(every * 2, std::chrono::milliseconds(2000));
       call.cancel = &done;
       auto reply = http_call(options_.coordinator, call);
@@ -146,6 +148,7 @@ void DialIn::run_task(const Json& request) {
   call.body = std::move(reply.body);
   call.content_type = reply.content_type.empty() ? "application/json" : reply.content_type;
   call.auth_token = options_.auth_token;
+  call.tls = options_.tls;
   call.timeout = std::chrono::seconds(60);
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto r = http_call(options_.coordinator, call);

@@ -18,17 +18,20 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
 
+#include "cluster/http_client.h"
 #include "cluster/shard_runner.h"
 
 namespace netdist::cluster {
 
 struct DialInOptions {
-  std::string coordinator;  // http://host:port of the coordinator
+  std::string coordinator;  // http[s]://host:port of the coordinator
   std::string label;        // the URL shown for this worker in the coordinator's status (--advertise)
   std::string auth_token;
+  std::shared_ptr<const TlsClientContext> tls;  // an https:// coordinator (--tls-ca); null = system CA store
   std::chrono::milliseconds retry_delay{1000};
 };
 

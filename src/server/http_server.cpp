@@ -1,8 +1,16 @@
 #include "server/http_server.h"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <condition_variable>
 #include <mutex>
+#include <type_traits>
 #include <thread>
 #include <vector>
 
@@ -20,6 +28,55 @@ using tcp = net::ip::tcp;
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
+}
+
+// The reason of the last OpenSSL error on this thread's queue (which is cleared).
+std::string openssl_reason() {
+  const unsigned long e = ERR_peek_last_error();
+  const char* reason = e ? ERR_reason_error_string(e) : nullptr;
+  ERR_clear_error();
+  return reason ? reason : "unknown OpenSSL error";
+}
+
+// Opens `path` for reading; invalid_argument naming the file and the system's reason otherwise.
+Result<std::FILE*> open_pem(const std::string& path, const char* what) {
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return Status::invalid_argument(std::string("cannot read TLS ") + what + " file '" + path + "': " + std::strerror(errno));
+  return f;
+}
+
+// A password callback that refuses: an encrypted key fails to load instead of prompting on the terminal.
+int no_password(char*, int, int, void*) { return 0; }
+
+Result<std::unique_ptr<net::ssl::context>> make_server_tls(const std::string& cert_file, const std::string& key_file) {
+  if (cert_file.empty() && key_file.empty()) return std::unique_ptr<net::ssl::context>();
+  if (key_file.empty()) return Status::invalid_argument("--tls-cert " + cert_file + " needs --tls-key (the certificate's private key file)");
+  if (cert_file.empty()) return Status::invalid_argument("--tls-key " + key_file + " needs --tls-cert (the certificate chain file)");
+  ND_ASSIGN_OR_RETURN(std::FILE* cf, open_pem(cert_file, "certificate"));
+  std::fclose(cf);
+  ND_ASSIGN_OR_RETURN(std::FILE* kf, open_pem(key_file, "key"));
+  EVP_PKEY* key = PEM_read_PrivateKey(kf, nullptr, no_password, nullptr);
+  std::fclose(kf);
+  if (!key) {
+    return Status::invalid_argument("TLS key file '" + key_file + "' holds no unencrypted PEM private key (OpenSSL: " +
+                                    openssl_reason() + ")");
+  }
+  auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1);
+  SSL_CTX* native = ctx->native_handle();
+  if (SSL_CTX_use_certificate_chain_file(native, cert_file.c_str()) != 1) {
+    EVP_PKEY_free(key);
+    return Status::invalid_argument("TLS certificate file '" + cert_file + "' holds no PEM certificate chain (OpenSSL: " +
+                                    openssl_reason() + ")");
+  }
+  const bool key_ok = SSL_CTX_use_PrivateKey(native, key) == 1 && SSL_CTX_check_private_key(native) == 1;
+  EVP_PKEY_free(key);
+  if (!key_ok) {
+    return Status::invalid_argument("TLS key file '" + key_file + "' does not match the certificate in '" + cert_file +
+                                    "' (OpenSSL: " + openssl_reason() + ")");
+  }
+  return ctx;
 }
 
 // Runs deferred replies (Response::deferred) on threads of their own; wait_idle() returns once all finished.
@@ -47,19 +104,45 @@ class DeferredReplies {
   int running_ = 0;
 };
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+// One HTTP/1.1 connection. Stream: beast::tcp_stream (plain listener) or TlsStream (TLS listener; the
+// handshake runs first). `refuse_plain`: a plain-HTTP request that reached a TLS listener; its first
+// request is answered 400 naming the problem, then the connection closes.
+template <class Stream>
+class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
-  HttpSession(tcp::socket socket, ServerState& state, DeferredReplies& deferred)
-      : stream_(std::move(socket)), state_(state), deferred_(deferred) {}
+  using std::enable_shared_from_this<HttpSession<Stream>>::shared_from_this;
 
-  void run() { net::dispatch(stream_.get_executor(), beast::bind_front_handler(&HttpSession::do_read, shared_from_this())); }
+  HttpSession(Stream stream, beast::flat_buffer buffer, ServerState& state, DeferredReplies& deferred,
+              bool refuse_plain = false)
+      : stream_(std::move(stream)),
+        buffer_(std::move(buffer)),
+        state_(state),
+        deferred_(deferred),
+        refuse_plain_(refuse_plain) {}
+
+  void run() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if constexpr (std::is_same_v<Stream, TlsStream>) {
+        beast::get_lowest_layer(self->stream_).expires_after(std::chrono::seconds(30));
+        // The bytes the TLS detector already read are the start of the ClientHello.
+        self->stream_.async_handshake(net::ssl::stream_base::server, self->buffer_.data(),
+                                      [self](beast::error_code ec, std::size_t used) {
+                                        if (ec) return self->close();
+                                        self->buffer_.consume(used);
+                                        self->do_read();
+                                      });
+      } else {
+        self->do_read();
+      }
+    });
+  }
 
  private:
   void do_read() {
     parser_.emplace();
     parser_->header_limit(64 * 1024);
     parser_->body_limit(state_.options().max_body_bytes);
-    stream_.expires_after(std::chrono::seconds(120));
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(120));
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
   }
@@ -67,6 +150,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void on_header(beast::error_code ec, std::size_t) {
     if (ec == http::error::body_limit) return reply_too_large(std::nullopt);
     if (ec) return close();
+    if (refuse_plain_) {
+      return write(error_response(400, "https_required",
+                                  "this server speaks HTTPS only (--tls-cert): use https:// and wss:// URLs"),
+                   parser_->get().version(), false, false);
+    }
     // Authentication before the body is read: a refused client cannot make the server buffer its upload.
     if (auto denied = check_auth(state_.options().auth_token, to_request(parser_->get())))
       return write(*denied, parser_->get().version(), false, parser_->get().method() == http::verb::head);
@@ -96,7 +184,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const std::string path = strip_api_prefix(request.path);
     if (beast::websocket::is_upgrade(req) && path == "/ws") {
       if (auto denied = origin_check(state_, request)) return write(*denied, req.version(), false, false);
-      stream_.expires_never();
+      beast::get_lowest_layer(stream_).expires_never();
       start_websocket_session(std::move(stream_), parser_->release(), state_);
       return;
     }
@@ -126,7 +214,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void write(const Response& r, unsigned version, bool keep_alive, bool head) {
     // The read deadline may have passed while a long handler ran (a cluster shard): the write gets its own.
-    stream_.expires_after(std::chrono::seconds(120));
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(120));
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version);
     res->set(http::field::server, "netdist");
     if (!r.content_type.empty()) res->set(http::field::content_type, r.content_type);
@@ -142,23 +230,65 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     });
   }
 
+  // Drops the TCP connection (on TLS without a close_notify: every reply carries its length).
   void close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.socket().close(ec);
+    auto& socket = beast::get_lowest_layer(stream_).socket();
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+    socket.close(ec);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  ServerState& state_;
+  DeferredReplies& deferred_;
+  const bool refuse_plain_;
+};
+
+// On a TLS listener: reads the first bytes of a connection and hands it to a TLS session when they are a
+// TLS ClientHello, or to a plain session that answers 400 (a client that used http:// by mistake gets a
+// reason instead of a reset).
+class TlsDetector : public std::enable_shared_from_this<TlsDetector> {
+ public:
+  TlsDetector(tcp::socket socket, net::ssl::context& tls, ServerState& state, DeferredReplies& deferred)
+      : stream_(std::move(socket)), tls_(tls), state_(state), deferred_(deferred) {}
+
+  void run() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      self->stream_.expires_after(std::chrono::seconds(30));
+      beast::async_detect_ssl(self->stream_, self->buffer_, [self](beast::error_code ec, bool is_tls) {
+        if (ec) {
+          beast::error_code ignored;
+          self->stream_.socket().close(ignored);
+          return;
+        }
+        if (is_tls) {
+          std::make_shared<HttpSession<TlsStream>>(TlsStream(std::move(self->stream_), self->tls_),
+                                                   std::move(self->buffer_), self->state_, self->deferred_)
+              ->run();
+        } else {
+          std::make_shared<HttpSession<beast::tcp_stream>>(std::move(self->stream_), std::move(self->buffer_),
+                                                           self->state_, self->deferred_, true)
+              ->run();
+        }
+      });
+    });
+  }
+
+ private:
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  net::ssl::context& tls_;
   ServerState& state_;
   DeferredReplies& deferred_;
 };
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(net::io_context& ioc, ServerState& state, DeferredReplies& deferred)
-      : ioc_(ioc), acceptor_(net::make_strand(ioc)), state_(state), deferred_(deferred) {}
+  // `tls` (null: plain HTTP) must outlive the listener and its sessions.
+  Listener(net::io_context& ioc, net::ssl::context* tls, ServerState& state, DeferredReplies& deferred)
+      : ioc_(ioc), acceptor_(net::make_strand(ioc)), tls_(tls), state_(state), deferred_(deferred) {}
 
   Status open(const std::string& host, uint16_t port) {
     const std::string where = host + ":" + std::to_string(port);
@@ -189,13 +319,20 @@ class Listener : public std::enable_shared_from_this<Listener> {
   void do_accept() {
     acceptor_.async_accept(net::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
       if (!self->acceptor_.is_open()) return;
-      if (!ec) std::make_shared<HttpSession>(std::move(socket), self->state_, self->deferred_)->run();
+      if (!ec && self->tls_) {
+        std::make_shared<TlsDetector>(std::move(socket), *self->tls_, self->state_, self->deferred_)->run();
+      } else if (!ec) {
+        std::make_shared<HttpSession<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), beast::flat_buffer(),
+                                                         self->state_, self->deferred_)
+            ->run();
+      }
       self->do_accept();
     });
   }
 
   net::io_context& ioc_;
   tcp::acceptor acceptor_;
+  net::ssl::context* tls_;
   ServerState& state_;
   DeferredReplies& deferred_;
   uint16_t port_ = 0;
@@ -220,6 +357,7 @@ struct HttpServer::Impl {
 
   ServerState state;
   QueueWorker worker;
+  std::unique_ptr<net::ssl::context> tls;  // null: plain HTTP; outlives ioc and every session
   DeferredReplies deferred;  // declared before ioc: posted writes die with ioc, after every deferred thread
   net::io_context ioc;
   std::vector<std::shared_ptr<Listener>> listeners;
@@ -236,6 +374,7 @@ HttpServer::~HttpServer() { stop(); }
 Status HttpServer::start() {
   ND_ASSERT(!impl_->started, "HttpServer::start called twice");
   const ServerOptions& o = impl_->state.options();
+  ND_ASSIGN_OR_RETURN(impl_->tls, make_server_tls(o.tls_cert_file, o.tls_key_file));
   // The stored queue and history are back before a client or the worker can see the queue.
   if (o.store) ND_RETURN_IF_ERROR(impl_->state.queue().attach_store(o.store));
   std::string addresses = o.listen;
@@ -245,7 +384,7 @@ Status HttpServer::start() {
     if (end == std::string::npos) end = addresses.size();
     const std::string host = addresses.substr(start, end - start);
     if (!host.empty()) {
-      auto listener = std::make_shared<Listener>(impl_->ioc, impl_->state, impl_->deferred);
+      auto listener = std::make_shared<Listener>(impl_->ioc, impl_->tls.get(), impl_->state, impl_->deferred);
       ND_RETURN_IF_ERROR(listener->open(host, o.port));
       impl_->listeners.push_back(std::move(listener));
     }
@@ -271,6 +410,10 @@ void HttpServer::stop() {
   impl_->threads.clear();
   impl_->deferred.wait_idle();
   impl_->state.hub().close_all();
+}
+
+Status check_tls_files(const std::string& cert_file, const std::string& key_file) {
+  return make_server_tls(cert_file, key_file).status();
 }
 
 uint16_t HttpServer::port() const { return impl_->listeners.empty() ? 0 : impl_->listeners.front()->port(); }

@@ -7,7 +7,9 @@
 //   server.stop();                         // also done by the destructor
 //
 // Bodies larger than options.max_body_bytes get 413 with a JSON error naming the limit, before the body is
-// read. Thread-safety: start/stop/port from the owning thread; state() is shareable (see ServerState).
+// read. With options.tls_cert_file and tls_key_file every listener speaks HTTPS and WSS only: a plain-HTTP
+// request gets 400 "https_required" and the connection closes; the server keeps serving.
+// Thread-safety: start/stop/port from the owning thread; state() is shareable (see ServerState).
 #pragma once
 
 #include <cstdint>
@@ -28,7 +30,7 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Binds every address of options.listen (comma-separated), starts the I/O threads and the queue worker.
-  // io_error naming the address when it cannot listen.
+  // io_error naming the address when it cannot listen; invalid_argument as check_tls_files.
   Status start();
   // Stops accepting, finishes the running prompt (interrupted), closes sockets, joins threads. Idempotent.
   void stop();
@@ -41,5 +43,10 @@ class HttpServer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Loads a TLS certificate chain and its private key (PEM) as start() will. invalid_argument naming the
+// file: one of the two is missing, unreadable or not PEM, the key is encrypted, or it does not match the
+// certificate. Both empty = plain HTTP, ok.
+Status check_tls_files(const std::string& cert_file, const std::string& key_file);
 
 }  // namespace netdist::server

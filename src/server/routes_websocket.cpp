@@ -2,6 +2,8 @@
 #include <deque>
 #include <random>
 
+#include <boost/beast/websocket/ssl.hpp>
+
 #include "server/beast_session.h"
 #include "core/py_json.h"
 
@@ -20,9 +22,13 @@ std::string uuid4_hex() {
   return buf;
 }
 
-class WsSession : public WsConnection, public std::enable_shared_from_this<WsSession> {
+// Stream: beast::tcp_stream (ws://) or TlsStream (wss://).
+template <class Stream>
+class WsSession : public WsConnection, public std::enable_shared_from_this<WsSession<Stream>> {
  public:
-  WsSession(beast::tcp_stream stream, ServerState& state, std::string sid)
+  using std::enable_shared_from_this<WsSession<Stream>>::shared_from_this;
+
+  WsSession(Stream stream, ServerState& state, std::string sid)
       : ws_(std::move(stream)), state_(state), sid_(std::move(sid)), bound_(state.options().ws_max_buffered_bytes) {}
 
   void run(BeastRequest request) {
@@ -115,7 +121,7 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
     socket.close(ec);
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   ServerState& state_;
   const std::string sid_;
   const uint64_t bound_;
@@ -129,9 +135,8 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
   bool first_message_ = true;
 };
 
-}  // namespace
-
-void start_websocket_session(beast::tcp_stream stream, BeastRequest request, ServerState& state) {
+template <class Stream>
+void start_session(Stream stream, BeastRequest request, ServerState& state) {
   const std::string target(request.target());
   const size_t q = target.find('?');
   std::string sid;
@@ -143,7 +148,17 @@ void start_websocket_session(beast::tcp_stream stream, BeastRequest request, Ser
       }
   }
   if (sid.empty()) sid = uuid4_hex();
-  std::make_shared<WsSession>(std::move(stream), state, std::move(sid))->run(std::move(request));
+  std::make_shared<WsSession<Stream>>(std::move(stream), state, std::move(sid))->run(std::move(request));
+}
+
+}  // namespace
+
+void start_websocket_session(beast::tcp_stream stream, BeastRequest request, ServerState& state) {
+  start_session(std::move(stream), std::move(request), state);
+}
+
+void start_websocket_session(TlsStream stream, BeastRequest request, ServerState& state) {
+  start_session(std::move(stream), std::move(request), state);
 }
 
 }  // namespace netdist::server

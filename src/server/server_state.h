@@ -40,6 +40,8 @@ struct ServerOptions {
   uint64_t max_body_bytes = 100ull * 1024 * 1024;  // --max-upload-size; larger bodies get 413
   std::optional<std::string> cors_origin;          // --enable-cors-header; unset = origin-only 403 rule
   std::string auth_token;                          // --auth-token; non-empty = every route and /ws need it (auth.h)
+  std::string tls_cert_file;                       // --tls-cert: PEM chain; with tls_key_file = HTTPS/WSS only
+  std::string tls_key_file;                        // --tls-key: PEM private key (unencrypted)
   std::string output_dir = "output";
   std::string input_dir = "input";
   std::string temp_dir = "temp";

@@ -3,9 +3,12 @@
 #include <utility>  // Boost 1.74's asio/awaitable.hpp uses std::exchange without it
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 namespace netdist::server {
 
@@ -14,17 +17,24 @@ namespace http = boost::beast::http;
 namespace websocket = boost::beast::websocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
-nlohmann::ordered_json HttpReply::json() const { return nlohmann::ordered_json::parse(body, nullptr, false); }
+namespace {
 
-nlohmann::ordered_json TestWsClient::Message::json() const {
-  return nlohmann::ordered_json::parse(data, nullptr, false);
+// A client TLS context trusting `ca_file` and checking that the server's certificate names 127.0.0.1.
+std::unique_ptr<net::ssl::context> client_tls(const std::string& ca_file, beast::error_code& ec) {
+  auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+  ctx->set_verify_mode(net::ssl::verify_peer);
+  ctx->load_verify_file(ca_file, ec);
+  X509_VERIFY_PARAM_set1_ip_asc(SSL_CTX_get0_param(ctx->native_handle()), "127.0.0.1");
+  return ctx;
 }
 
-HttpReply http_call(uint16_t port, const std::string& method, const std::string& target, const std::string& body,
-                    const std::vector<std::pair<std::string, std::string>>& headers, std::chrono::milliseconds deadline) {
-  net::io_context ioc;
-  beast::tcp_stream stream(ioc);
+// Runs one request over `stream` (connected by `connect`, which calls its argument once the stream is ready).
+template <class Stream, class Connect>
+HttpReply exchange(net::io_context& ioc, Stream& stream, Connect connect, uint16_t port, const std::string& method,
+                   const std::string& target, const std::string& body,
+                   const std::vector<std::pair<std::string, std::string>>& headers, std::chrono::milliseconds deadline) {
   beast::flat_buffer buffer;
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
@@ -34,9 +44,8 @@ HttpReply http_call(uint16_t port, const std::string& method, const std::string&
   http::response_parser<http::string_body> parser;
   parser.body_limit(1ull << 30);
   HttpReply reply;
-  stream.expires_after(deadline);
-  stream.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), [&](beast::error_code ec) {
-    if (ec) return;
+  beast::get_lowest_layer(stream).expires_after(deadline);
+  connect([&] {
     http::async_write(stream, req, [&](beast::error_code ec, std::size_t) {
       if (ec && ec != net::error::broken_pipe && ec != net::error::connection_reset) return;
       http::async_read(stream, buffer, parser, [&](beast::error_code ec, std::size_t) {
@@ -53,6 +62,59 @@ HttpReply http_call(uint16_t port, const std::string& method, const std::string&
     });
   });
   ioc.run();
+  return reply;
+}
+
+}  // namespace
+
+nlohmann::ordered_json HttpReply::json() const { return nlohmann::ordered_json::parse(body, nullptr, false); }
+
+nlohmann::ordered_json TestWsClient::Message::json() const {
+  return nlohmann::ordered_json::parse(data, nullptr, false);
+}
+
+HttpReply http_call(uint16_t port, const std::string& method, const std::string& target, const std::string& body,
+                    const std::vector<std::pair<std::string, std::string>>& headers, std::chrono::milliseconds deadline) {
+  net::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  auto connect = [&](auto then) {
+    stream.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), [then](beast::error_code ec) {
+      if (!ec) then();
+    });
+  };
+  return exchange(ioc, stream, connect, port, method, target, body, headers, deadline);
+}
+
+HttpReply https_call(uint16_t port, const std::string& ca_file, const std::string& method, const std::string& target,
+                     const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers,
+                     std::string* error, std::chrono::milliseconds deadline) {
+  beast::error_code ec;
+  auto ctx = client_tls(ca_file, ec);
+  if (ec) {
+    if (error) *error = "cannot load CA file " + ca_file + ": " + ec.message();
+    return {};
+  }
+  net::io_context ioc;
+  TlsStream stream(ioc, *ctx);
+  std::string why = "no reply";
+  auto connect = [&](auto then) {
+    beast::get_lowest_layer(stream).async_connect(
+        tcp::endpoint(net::ip::make_address("127.0.0.1"), port), [&, then](beast::error_code ec) {
+          if (ec) {
+            why = "connect: " + ec.message();
+            return;
+          }
+          stream.async_handshake(net::ssl::stream_base::client, [&, then](beast::error_code ec) {
+            if (ec) {
+              why = "TLS handshake: " + ec.message();
+              return;
+            }
+            then();
+          });
+        });
+  };
+  HttpReply reply = exchange(ioc, stream, connect, port, method, target, body, headers, deadline);
+  if (reply.status == 0 && error) *error = why;
   return reply;
 }
 
@@ -113,53 +175,94 @@ std::string multipart_body(const std::vector<std::tuple<std::string, std::string
 
 struct TestWsClient::Impl {
   net::io_context ioc;
-  websocket::stream<beast::tcp_stream> ws{ioc};
+  std::unique_ptr<net::ssl::context> tls_context;
+  std::optional<websocket::stream<beast::tcp_stream>> plain;
+  std::optional<websocket::stream<TlsStream>> tls;
   beast::flat_buffer buffer;
   bool open = false;
+
+  // Calls f with the connected websocket stream, plain or TLS.
+  template <class F>
+  auto with_ws(F f) {
+    return tls ? f(*tls) : f(*plain);
+  }
 };
 
 TestWsClient::TestWsClient() : impl_(std::make_unique<Impl>()) {}
 TestWsClient::~TestWsClient() = default;
 
-bool TestWsClient::connect(uint16_t port, const std::string& target, int receive_buffer,
-                           const std::vector<std::pair<std::string, std::string>>& headers) {
-  auto& lowest = beast::get_lowest_layer(impl_->ws);
+namespace {
+
+// Connects `ws` to 127.0.0.1:port and upgrades to a WebSocket on `target` (TLS handshake first on wss).
+template <class Ws>
+bool ws_connect(net::io_context& ioc, Ws& ws, uint16_t port, const std::string& target, int receive_buffer,
+                const std::vector<std::pair<std::string, std::string>>& headers) {
+  auto& lowest = beast::get_lowest_layer(ws);
   beast::error_code ec;
   lowest.socket().open(tcp::v4(), ec);
   if (ec) return false;
   if (receive_buffer > 0) lowest.socket().set_option(net::socket_base::receive_buffer_size(receive_buffer), ec);
   lowest.expires_after(std::chrono::seconds(10));
-  impl_->ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type& req) {
+  ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type& req) {
     for (const auto& [k, v] : headers) req.set(k, v);
   }));
   bool ok = false;
+  auto upgrade = [&] {
+    ws.async_handshake("127.0.0.1:" + std::to_string(port), target, [&](beast::error_code ec) { ok = !ec; });
+  };
   lowest.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), [&](beast::error_code ec) {
     if (ec) return;
-    impl_->ws.async_handshake("127.0.0.1:" + std::to_string(port), target, [&](beast::error_code ec) { ok = !ec; });
+    if constexpr (std::is_same_v<Ws, websocket::stream<TlsStream>>) {
+      ws.next_layer().async_handshake(net::ssl::stream_base::client, [&](beast::error_code ec) {
+        if (!ec) upgrade();
+      });
+    } else {
+      upgrade();
+    }
   });
-  impl_->ioc.run();
-  impl_->ioc.restart();
+  ioc.run();
+  ioc.restart();
   lowest.expires_never();
-  impl_->open = ok;
   return ok;
+}
+
+}  // namespace
+
+bool TestWsClient::connect(uint16_t port, const std::string& target, int receive_buffer,
+                           const std::vector<std::pair<std::string, std::string>>& headers) {
+  impl_->plain.emplace(impl_->ioc);
+  impl_->open = ws_connect(impl_->ioc, *impl_->plain, port, target, receive_buffer, headers);
+  return impl_->open;
+}
+
+bool TestWsClient::connect_tls(uint16_t port, const std::string& ca_file, const std::string& target,
+                               const std::vector<std::pair<std::string, std::string>>& headers) {
+  beast::error_code ec;
+  impl_->tls_context = client_tls(ca_file, ec);
+  if (ec) return false;
+  impl_->tls.emplace(impl_->ioc, *impl_->tls_context);
+  impl_->open = ws_connect(impl_->ioc, *impl_->tls, port, target, 0, headers);
+  return impl_->open;
 }
 
 std::optional<TestWsClient::Message> TestWsClient::read(std::chrono::milliseconds deadline) {
   if (!impl_->open) return std::nullopt;
   std::optional<Message> out;
   bool done = false;
-  impl_->ws.async_read(impl_->buffer, [&](beast::error_code ec, std::size_t) {
-    done = true;
-    if (ec) return;
-    out = Message{!impl_->ws.got_text(), beast::buffers_to_string(impl_->buffer.data())};
-    impl_->buffer.consume(impl_->buffer.size());
+  impl_->with_ws([&](auto& ws) {
+    ws.async_read(impl_->buffer, [&](beast::error_code ec, std::size_t) {
+      done = true;
+      if (ec) return;
+      out = Message{!ws.got_text(), beast::buffers_to_string(impl_->buffer.data())};
+      impl_->buffer.consume(impl_->buffer.size());
+    });
+    impl_->ioc.run_for(deadline);
+    if (!done) {
+      beast::error_code ec;
+      beast::get_lowest_layer(ws).socket().close(ec);
+      impl_->ioc.run();
+    }
   });
-  impl_->ioc.run_for(deadline);
-  if (!done) {
-    beast::error_code ec;
-    beast::get_lowest_layer(impl_->ws).socket().close(ec);
-    impl_->ioc.run();
-  }
   impl_->ioc.restart();
   if (!out) impl_->open = false;
   return out;
@@ -185,15 +288,17 @@ bool TestWsClient::read_until(const std::string& type, const std::string& prompt
 bool TestWsClient::send_text(const std::string& text) {
   if (!impl_->open) return false;
   beast::error_code ec;
-  impl_->ws.text(true);
-  impl_->ws.write(net::buffer(text), ec);
+  impl_->with_ws([&](auto& ws) {
+    ws.text(true);
+    ws.write(net::buffer(text), ec);
+  });
   return !ec;
 }
 
 void TestWsClient::close() {
   if (!impl_->open) return;
   beast::error_code ec;
-  beast::get_lowest_layer(impl_->ws).socket().close(ec);
+  impl_->with_ws([&](auto& ws) { beast::get_lowest_layer(ws).socket().close(ec); });
   impl_->open = false;
 }
 

@@ -1,4 +1,5 @@
-// Test-only HTTP and WebSocket clients (Beast) against a server on 127.0.0.1. Every call gives up after
+// Test-only HTTP and WebSocket clients (Beast) against a server on 127.0.0.1, plain or over TLS (https_call,
+// TestWsClient::connect_tls: the server's certificate must chain to `ca_file` and name 127.0.0.1). Every call gives up after
 // its deadline (a hung server fails the test instead of hanging it); deadlines are guards, not asserts.
 // Thread-safety: http_call is reentrant; a TestWsClient belongs to one thread.
 #pragma once
@@ -25,6 +26,12 @@ struct HttpReply {
 HttpReply http_call(uint16_t port, const std::string& method, const std::string& target, const std::string& body = "",
                     const std::vector<std::pair<std::string, std::string>>& headers = {},
                     std::chrono::milliseconds deadline = std::chrono::seconds(10));
+
+// http_call over TLS. status 0 when the connection, the TLS handshake (e.g. verification) or the exchange
+// fails; `error`, if given, then says why.
+HttpReply https_call(uint16_t port, const std::string& ca_file, const std::string& method, const std::string& target,
+                     const std::string& body = "", const std::vector<std::pair<std::string, std::string>>& headers = {},
+                     std::string* error = nullptr, std::chrono::milliseconds deadline = std::chrono::seconds(10));
 
 // Sends raw bytes and returns everything read until the server closes or the deadline passes.
 std::string raw_call(uint16_t port, const std::string& bytes, std::chrono::milliseconds deadline = std::chrono::seconds(5));
@@ -55,6 +62,9 @@ class TestWsClient {
   // `headers` are added to the upgrade request. False when the connection or the handshake fails.
   bool connect(uint16_t port, const std::string& target, int receive_buffer = 0,
                const std::vector<std::pair<std::string, std::string>>& headers = {});
+  // connect over TLS (wss://), verifying the server against `ca_file`.
+  bool connect_tls(uint16_t port, const std::string& ca_file, const std::string& target,
+                   const std::vector<std::pair<std::string, std::string>>& headers = {});
   // Next message, or nullopt when the socket closed or the deadline passed (the client is then unusable).
   std::optional<Message> read(std::chrono::milliseconds deadline = std::chrono::seconds(10));
   // Reads until a text message of `type` whose data matches `prompt_id` (when non-empty); appends every
