@@ -125,7 +125,10 @@ bool Cluster::capable_within_timeout(Job& job, std::chrono::steady_clock::time_p
   if (capable) last_capable = now;
   if (now - last_capable <= options_.no_worker_timeout) return true;
   job.failure = Status::unavailable("no live worker able to run " + what + " for " +
-                                    std::to_string(options_.no_worker_timeout.count() / 1000) + " s");
+                                    std::to_string(options_.no_worker_timeout.count() / 1000) + " s" +
+                                    (workers_.empty() ? " (no worker has joined: start some with --workers, --join "
+                                                        "or --local-workers)"
+                                                      : ""));
   return false;
 }
 
@@ -658,8 +661,8 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) return Status::unavailable("the coordinator is stopping");
-    if (workers_.empty())
-      return Status::unavailable("no workers: start some with --workers, --join or --local-workers");
+    // No worker yet (a restarted coordinator whose dial-in workers have not pulled again, local workers still
+    // starting) is waited for like no capable worker: the job fails after no_worker_timeout, naming the node.
     // Shards are runs of micro-batches (engine/micro_batch.h: any split along these bounds equals the unsplit
     // batch), one per live worker able to run it, sized by its predicted speed (shard_bounds).
     bounds = shard_bounds(micro_batch_bounds(rows), eligible_speeds(*job));
