@@ -202,7 +202,7 @@ std::string annotated_path(const NodeEnv& env, std::string name) {
                                                        {" [input]", env.options().input_dir}};
   for (const auto& [suffix, folder] : kinds) {
     if (has_ext(name, suffix)) {
-      name.erase(name.size() - std::strlen(suffix));  // (resize: a GCC 13 -Wstringop-overflow false positive)
+      name = name.substr(0, name.size() - std::strlen(suffix));  // (resize: a GCC -Wstringop-overflow false positive)
       dir = folder;
       break;
     }
