@@ -36,6 +36,8 @@ std::vector<MixedPrompt> mixed_prompts(std::mt19937& rng) {
   const char* samplers[] = {"euler", "euler_ancestral", "dpmpp_2m"};
   const char* texts[] = {"red heart", "blue star", "green tree", "yellow sun"};
   for (int i = 0; i < kPrompts; ++i) {
+    std::string prefix = "f";
+    prefix += std::to_string(i);
     const int batch = 1 + int(rng() % 4);
     const int side = rng() % 2 ? 64 : 48;
     const int steps = 2 + int(rng() % 3);
@@ -52,7 +54,7 @@ std::vector<MixedPrompt> mixed_prompts(std::mt19937& rng) {
             {"scheduler", "normal"}, {"denoise", 1.0}, {"model", {"4", 0}}, {"positive", {"6", 0}},
             {"negative", {"7", 0}}, {"latent_image", {"5", 0}}}}}},
         {"8", {{"class_type", "VAEDecode"}, {"inputs", {{"samples", {"3", 0}}, {"vae", {"4", 2}}}}}},
-        {"9", {{"class_type", "SaveImage"}, {"inputs", {{"filename_prefix", "f" + std::to_string(i)}, {"images", {"8", 0}}}}}}};
+        {"9", {{"class_type", "SaveImage"}, {"inputs", {{"filename_prefix", prefix}, {"images", {"8", 0}}}}}}};
     out.push_back({std::move(p), batch});
   }
   return out;

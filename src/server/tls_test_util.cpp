@@ -89,8 +89,11 @@ TestPki make_test_pki(const std::string& dir, const std::vector<std::string>& na
   add_ext(cert, ca, NID_ext_key_usage, "serverAuth,clientAuth");
   add_ext(cert, ca, NID_authority_key_identifier, "keyid:always");
   std::string san;
-  for (const std::string& n : names)
-    san += (san.empty() ? "" : ",") + std::string(is_ip(n) ? "IP:" : "DNS:") + n;
+  for (const std::string& n : names) {
+    if (!san.empty()) san += ',';
+    san += is_ip(n) ? "IP:" : "DNS:";
+    san += n;
+  }
   if (!san.empty()) add_ext(cert, ca, NID_subject_alt_name, san);
   sign(cert, ca_key);
 
