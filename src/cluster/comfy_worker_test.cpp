@@ -344,6 +344,9 @@ TEST(ComfyWorkerProcess, MissingCheckpointOrBatchIs400NamingIt) {
   fs::path dir = scratch("missing");
   Proc comfy(comfy_args(dir / "comfy"), dir / "comfy.log");
   const std::string comfy_url = "comfy+" + comfy.url();
+  // The coordinator has the checkpoint (its own validation passes); the ComfyUI worker does not.
+  fs::create_directories(dir / "c" / "models");
+  fs::copy_file(tiny_model(), dir / "c" / "models" / "other.safetensors");
   Proc coord(coordinator_args(dir / "c", comfy_url), dir / "c.log");
   wait_alive(coord.url(), 1);
   HttpReply r = call(coord.url(), "POST", "/prompt", Json{{"prompt", prompt("other.safetensors")}}.dump());
