@@ -110,10 +110,13 @@ COORD_PID=$!
 PIDS+=("$COORD_PID")
 COORD=http://127.0.0.1:$COORD_PORT
 t0=$(date +%s)
-until curl -sf -m 5 "$COORD/netdist/v1/cluster" 2>/dev/null | grep -q '"alive":true'; do
+until curl -sf -m 5 "$COORD/netdist/v1/cluster" 2>/dev/null | grep -Eq '"alive": ?true'; do
   kill -0 "$COORD_PID" 2>/dev/null || { tail -40 "$WORK/coord/serve.log"; die "the coordinator exited"; }
   [ $(($(date +%s) - t0)) -lt 120 ] ||
-    { tail -40 "$WORK/coord/serve.log"; die "the coordinator never saw the ComfyUI worker alive (GET $COORD/netdist/v1/cluster)"; }
+    { tail -40 "$WORK/coord/serve.log"; echo "GET $COORD/netdist/v1/cluster: $(curl -s -m 5 "$COORD/netdist/v1/cluster")"
+      curl -s -m 30 -o "$WORK/comfy/object_info.json" "http://127.0.0.1:$COMFY_PORT/object_info"
+      curl -s -m 30 -o "$WORK/comfy/system_stats.json" "http://127.0.0.1:$COMFY_PORT/system_stats"
+      die "the coordinator never saw the ComfyUI worker alive (ComfyUI's answers saved in $WORK/comfy/)"; }
   sleep 0.5
 done
 log "the coordinator sees the ComfyUI worker: $(curl -s "$COORD/netdist/v1/cluster")"
