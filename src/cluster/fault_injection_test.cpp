@@ -1,10 +1,12 @@
 // Fault injection over a queue of mixed prompts (issue #7): a seeded script of worker kills (SIGKILL, then a
-// fresh process joins again), stalls (SIGSTOP past the lease, then SIGCONT: what a cut link looks like to
-// the coordinator), coordinator kills (SIGKILL, then a restart on the same port and --data-dir, which the
-// workers dial into again) and a throttled worker, while 50 prompts of different batch sizes, sizes, steps
-// and samplers run through a coordinator with dial-in workers. At the end every prompt is in history exactly
-// once, successful, with PNG bytes equal to a fault-free render by one plain server, and the output folder
-// holds exactly the expected files. NETDIST_FAULT_SEED picks another script; the counts are printed.
+// fresh process joins again), stalls (SIGSTOP past the lease, then SIGCONT), link cuts (each dial-in worker
+// reaches the coordinator through its own TcpLink, a relay that can be cut like a pulled cable: no byte
+// moves, nothing closes; some cuts outlast the lease, some are blips under it), coordinator kills (SIGKILL,
+// then a restart on the same port and --data-dir, which the workers dial into again) and a throttled
+// worker, while 50 prompts of different batch sizes, sizes, steps and samplers run through a coordinator
+// with dial-in workers. At the end every prompt is in history exactly once, successful, with PNG bytes equal
+// to a fault-free render by one plain server, and the output folder holds exactly the expected files.
+// NETDIST_FAULT_SEED picks another script; the counts are printed.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -18,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster/process_test_util.h"
+#include "cluster/tcp_link_test_util.h"
 
 namespace netdist::cluster {
 namespace {
@@ -100,10 +103,17 @@ TEST(FaultInjection, FiftyMixedPromptsSurviveKillsStallsAndASlowWorker) {
   for (size_t i = 0; i + 1 < coord_args.size(); ++i) {
     if (coord_args[i] == "--port") coord_args[i + 1] = coord_url.substr(coord_url.rfind(':') + 1);
   }
+  // Each worker slot's link to the coordinator; a restarted worker dials in through its slot's link again.
+  const auto coord_port = uint16_t(std::stoi(coord_url.substr(coord_url.rfind(':') + 1)));
+  std::vector<std::unique_ptr<TcpLink>> links;
+  for (int i = 0; i < 3; ++i) {
+    links.push_back(std::make_unique<TcpLink>(coord_port));
+    ASSERT_EQ(links.back()->error(), "");
+  }
   std::vector<std::unique_ptr<Proc>> workers;
   int incarnation = 0;
   auto start_worker = [&](size_t slot, std::vector<std::string> extra) {
-    extra.insert(extra.begin(), {"--join", coord_url});
+    extra.insert(extra.begin(), {"--join", links[slot]->url()});
     const fs::path home = dir / ("w" + std::to_string(slot));
     auto w = std::make_unique<Proc>(worker_args(home, extra), dir / ("w" + std::to_string(incarnation++) + ".log"));
     if (slot < workers.size()) workers[slot] = std::move(w);
@@ -118,13 +128,13 @@ TEST(FaultInjection, FiftyMixedPromptsSurviveKillsStallsAndASlowWorker) {
   for (const auto& p : prompts) ids.push_back(submit(coord_url, p.prompt));
 
   // The script: a fault every 0.3-0.9 s until the queue drains (at most 40 faults, 3 of the coordinator).
-  int kills = 0, stalls = 0, coordinator_kills = 0;
+  int kills = 0, stalls = 0, cuts = 0, coordinator_kills = 0;
   auto done = [&] {
     auto q = nlohmann::json::parse(call(coord_url, "GET", "/queue").body, nullptr, false);
     return q.is_object() && q["queue_running"].empty() && q["queue_pending"].empty();
   };
   const auto deadline = Clock::now() + std::chrono::seconds(150);
-  while (!done() && Clock::now() < deadline && kills + stalls + coordinator_kills < 40) {
+  while (!done() && Clock::now() < deadline && kills + stalls + cuts + coordinator_kills < 40) {
     std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 600));
     const uint32_t dice = rng() % 10;
     const size_t victim = rng() % 2;  // the two normal workers; the slow one stays slow
@@ -133,15 +143,20 @@ TEST(FaultInjection, FiftyMixedPromptsSurviveKillsStallsAndASlowWorker) {
       coord = std::make_unique<Proc>(coord_args, dir / ("c" + std::to_string(++coord_runs) + ".log"));
       ASSERT_EQ(coord->url(), coord_url) << "the coordinator did not come back on its port";
       ++coordinator_kills;
-    } else if (dice < 6) {
+    } else if (dice < 5) {
       workers[victim]->stop(SIGKILL);
       start_worker(victim, {});
       ++kills;
-    } else {
+    } else if (dice < 7) {
       kill(workers[victim]->pid(), SIGSTOP);
       std::this_thread::sleep_for(std::chrono::milliseconds(4 * std::stoi(beat)));
       kill(workers[victim]->pid(), SIGCONT);
       ++stalls;
+    } else {  // 1-5 beats: a blip the lease rides out, or a cut that loses the lease
+      links[victim]->cut();
+      std::this_thread::sleep_for(std::chrono::milliseconds((1 + rng() % 5) * std::stoi(beat)));
+      links[victim]->heal();
+      ++cuts;
     }
   }
 
@@ -162,11 +177,13 @@ TEST(FaultInjection, FiftyMixedPromptsSurviveKillsStallsAndASlowWorker) {
   auto history = nlohmann::json::parse(call(coord_url, "GET", "/history").body, nullptr, false);
   EXPECT_EQ(history.size(), size_t(kPrompts)) << "every prompt once in history, nothing twice";
   EXPECT_EQ(count_pngs(dir / "c" / "out"), size_t(expected_images)) << "no duplicate or stray output files";
-  EXPECT_GT(kills + stalls + coordinator_kills, 0) << "the queue drained before any fault";
+  EXPECT_GT(kills + stalls + cuts + coordinator_kills, 0) << "the queue drained before any fault";
+  for (const auto& link : links) EXPECT_GT(link->connections(), 0) << "a worker did not reach the coordinator through its link";
   std::printf("fault injection (seed %u): %d prompts, %d faults injected (%d worker kills, %d stalls past the "
-              "lease, %d coordinator kills and restarts, 1 throttled worker), %d images checked against the "
-              "fault-free render\n",
-              seed, kPrompts, kills + stalls + coordinator_kills, kills, stalls, coordinator_kills, checked);
+              "lease, %d link cuts, %d coordinator kills and restarts, 1 throttled worker), %d images checked "
+              "against the fault-free render\n",
+              seed, kPrompts, kills + stalls + cuts + coordinator_kills, kills, stalls, cuts, coordinator_kills,
+              checked);
 }
 
 }  // namespace
