@@ -574,11 +574,16 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
     }
     std::lock_guard<std::mutex> lock(mutex_);
     w->busy = false;
-    // The cost model measures row shards, and a ComfyUI worker's whole prompts (all it ever runs: its first
-    // finished prompt seeds its speed).
-    if (failed.is_ok() && (!task.job->whole || w->comfy)) {
-      w->cost.observe(task.units,
-                      std::chrono::duration<double>(std::chrono::steady_clock::now() - w->busy_since).count());
+    // The cost model measures row shards (the round trip), a netdist worker's whole prompts by the seconds its
+    // samplers took (the prompt's model loads, decode and PNG files would read as a slow GPU), and a ComfyUI
+    // worker's whole prompts by the round trip (all it ever runs: its first finished prompt seeds its speed).
+    if (failed.is_ok()) {
+      const double round_trip =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - w->busy_since).count();
+      if (!task.job->whole || w->comfy)
+        w->cost.observe(task.units, round_trip);
+      else if (reply && reply->status.is_ok() && reply->sampling_seconds > 0)
+        w->cost.observe(task.units, reply->sampling_seconds);
     }
     Job& job = *task.job;
     job.running.erase(std::find(job.running.begin(), job.running.end(), w.get()));

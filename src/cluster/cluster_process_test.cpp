@@ -385,11 +385,21 @@ TEST(ClusterProcess, BatchOnePromptsRunWholeOnWorkersAtOnceWithLocalBytes) {
   auto prompts = worker_field(coord.url(), "prompts_done");
   auto shards = worker_field(coord.url(), "shards_done");
   EXPECT_EQ(prompts[w1.url()] + prompts[w2.url()], 4);
-  // Which worker runs which prompt is the earliest-finish choice over the workers' benchmark seeds (whole
-  // prompts are not measured), and on a loaded 2-core CI machine one seed can read twice the other: then one
-  // worker rightly runs all four. So only the total is asserted here.
+  // Which worker runs which prompt is the earliest-finish choice over the workers' speeds, and on a loaded
+  // 2-core CI machine one benchmark seed can read twice the other: then one worker rightly runs all four.
+  // So only the total is asserted here.
   EXPECT_EQ(shards[w1.url()] + shards[w2.url()], 4);
   EXPECT_EQ(worker_field(coord.url(), "rows_done")[w1.url()], 0) << "no row shards for batch-1 prompts";
+  // Each whole prompt was measured by its sampler's time on the worker: 3 throttled steps of a 64² image
+  // (1 unit each) are at least 0.1 s per unit, whatever the CPU.
+  auto cluster = nlohmann::json::parse(call(coord.url(), "GET", "/netdist/v1/cluster").body, nullptr, false);
+  ASSERT_TRUE(cluster.is_object());
+  for (const auto& w : cluster["workers"]) {
+    EXPECT_EQ(w["samples"], w["prompts_done"]) << "a whole prompt was not measured: " << w.dump();
+    if (w["prompts_done"].get<int64_t>() > 0) {
+      EXPECT_GE(w["seconds_per_unit"].get<double>(), 0.1) << "the throttled steps are not in the measure: " << w.dump();
+    }
+  }
 }
 
 TEST(ClusterProcess, KilledWorkerMidWholePromptIsRetriedElsewhereOnce) {

@@ -8,8 +8,9 @@
 // seconds_per_unit = (1 / steps_per_second + delay) / (width × height / 4096)), then fitted
 // online from finished shards as an EWMA (weight kCostEwmaWeight on the newest) of measured seconds / units;
 // the first measurement replaces the seed. Measured seconds cover the whole shard round trip (HTTP,
-// prompt encoding), so small shards read slower than the bare sampler. No per-model factor: every
-// checkpoint counts as the benchmark's.
+// prompt encoding), so small shards read slower than the bare sampler; a netdist worker's whole prompt
+// counts the seconds its samplers took there. No per-model factor: every checkpoint counts as the
+// benchmark's.
 // Thread-safety: CostModel is a plain value (the cluster guards it with its mutex); shard_to_take is a pure
 // function.
 #pragma once

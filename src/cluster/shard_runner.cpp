@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -17,21 +18,44 @@ namespace netdist::cluster {
 
 namespace {
 
+// Also times the sampling: a node that reports step progress is a sampler, and the time from its
+// "executing" event to the next node's (or to the end) counts in sampling_seconds().
 class ShardSink : public graph::EventSink {
  public:
   ShardSink(std::function<void(int64_t, int64_t)> on_progress, bool record = false)
       : on_progress_(std::move(on_progress)), record_(record) {}
   void event(const std::string& type, graph::Json data) override {
-    if (type == "progress") on_progress_(data.value("value", int64_t(0)), data.value("max", int64_t(0)));
+    if (type == "executing") {
+      close_node();
+      node_started_ = Clock::now();
+      in_node_ = data.is_object() && !data.value("node", Json()).is_null();
+    }
+    if (type == "progress") {
+      node_samples_ = true;
+      on_progress_(data.value("value", int64_t(0)), data.value("max", int64_t(0)));
+    }
     if (type == "execution_error") error_ = data;
     if (record_ && type != "preview_image") events_.push_back(Json::array({type, data}));
+  }
+  double sampling_seconds() {
+    close_node();
+    return sampling_seconds_;
   }
   graph::Json error_;
   Json events_ = Json::array();
 
  private:
+  using Clock = std::chrono::steady_clock;
+  void close_node() {
+    if (in_node_ && node_samples_)
+      sampling_seconds_ += std::chrono::duration<double>(Clock::now() - node_started_).count();
+    in_node_ = node_samples_ = false;
+  }
   std::function<void(int64_t, int64_t)> on_progress_;
   bool record_;
+  Clock::time_point node_started_;
+  bool in_node_ = false, node_samples_ = false;
+  double sampling_seconds_ = 0;
 };
 
 server::Response error_reply(int status, const std::string& type, const std::string& message) {
@@ -152,6 +176,7 @@ Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const st
   reply.status = outcome.status;
   reply.outputs = outcome.outputs;
   reply.events = std::move(sink.events_);
+  reply.sampling_seconds = sink.sampling_seconds();
   const nodes::NodeEnvOptions& o = env_->options();
   for (auto node = reply.outputs.begin(); node != reply.outputs.end(); ++node) {
     if (!node.value().is_object()) continue;
@@ -183,7 +208,8 @@ Json prompt_reply_to_json(const PromptReply& reply) {
   return Json{{"status", {{"code", static_cast<int>(reply.status.code())}, {"message", reply.status.message()}}},
               {"outputs", reply.outputs},
               {"events", reply.events},
-              {"files", files}};
+              {"files", files},
+              {"sampling_seconds", reply.sampling_seconds}};
 }
 
 Result<PromptReply> prompt_reply_from_json(const Json& json) {
@@ -198,6 +224,11 @@ Result<PromptReply> prompt_reply_from_json(const Json& json) {
   reply.status = Status(static_cast<StatusCode>(code), json["status"].value("message", ""));
   reply.outputs = json["outputs"];
   reply.events = json["events"];
+  if (json.contains("sampling_seconds")) {
+    if (!json["sampling_seconds"].is_number() || json["sampling_seconds"].get<double>() < 0)
+      return Status::corruption("prompt reply \"sampling_seconds\" must be a number >= 0");
+    reply.sampling_seconds = json["sampling_seconds"].get<double>();
+  }
   for (const Json& f : json["files"]) {
     if (!f.is_object() || !f["type"].is_string() || !f["subfolder"].is_string() || !f["filename"].is_string() ||
         !f["data"].is_string()) {

@@ -63,10 +63,13 @@ struct PromptReply {
   Json outputs = Json::object();
   Json events = Json::array();
   std::vector<PromptFile> files;
+  // Seconds the worker spent in nodes that report step progress (the samplers), for the coordinator's cost
+  // model; 0 when none ran (or an older worker did not say).
+  double sampling_seconds = 0;
 };
 
 // The wire form: {"status": {"code": int, "message"}, "outputs", "events", "files": [{"type", "subfolder",
-// "filename", "data": base64}]}. from_json: corruption naming what is malformed.
+// "filename", "data": base64}], "sampling_seconds"?}. from_json: corruption naming what is malformed.
 Json prompt_reply_to_json(const PromptReply& reply);
 Result<PromptReply> prompt_reply_from_json(const Json& json);
 
