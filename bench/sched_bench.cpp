@@ -10,9 +10,6 @@
 //       ideal = total work / sum of speeds = rows × steps × step_time / 1.5. Prints the ratio.
 // Usage: sched_bench [path/to/netdist]   (default: `netdist` next to this program). Every process uses
 // --threads 1. Takes about 2–3 minutes here.
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,7 +18,6 @@
 #include <filesystem>
 #include <map>
 #include <random>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,7 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster/http_client.h"
-#include "netdist/source_dir.h"
+#include "cluster/netdist_child_process.h"
 
 namespace {
 
@@ -42,58 +38,24 @@ fs::path g_root;
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// A `netdist` child process; its URL comes from the "listening on" line it prints; stderr goes to a log.
-class Proc {
- public:
-  explicit Proc(std::vector<std::string> args, const std::string& name) {
-    const fs::path dir = g_root / name;
-    fs::create_directories(dir);
-    std::vector<std::string> all = {g_binary};
-    all.insert(all.end(), args.begin(), args.end());
-    for (const char* d : {"--output-directory", "--temp-directory", "--input-directory"})
-      all.insert(all.end(), {d, (dir / "files").string()});
-    all.insert(all.end(), {"--models-dir", (dir / "models").string(), "--threads", "1", "--port", "0"});
-    int out[2];
-    if (pipe(out) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(out[1], STDOUT_FILENO);
-      const int err = open((dir / "log.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (err >= 0) dup2(err, STDERR_FILENO);
-      close(out[0]);
-      setenv("NETDIST_MODEL", (std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors").c_str(), 1);
-      std::vector<char*> argv;
-      for (auto& a : all) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(out[1]);
-    stdout_ = fdopen(out[0], "r");
-    char line[512];
-    const std::regex re("listening on (http://[^ \\n]+)");
-    while (stdout_ && std::fgets(line, sizeof line, stdout_)) {
-      std::cmatch m;
-      if (std::regex_search(line, m, re)) {
-        url_ = m[1].str();
-        break;
-      }
-    }
-    if (url_.empty()) std::fprintf(stderr, "sched_bench: %s did not start; see %s\n", name.c_str(), (dir / "log.txt").c_str());
-  }
-  ~Proc() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (stdout_) std::fclose(stdout_);
-  }
-  const std::string& url() const { return url_; }
+// `args`, then the folders (created under `dir`), one thread and port 0.
+std::vector<std::string> bench_args(std::vector<std::string> args, const fs::path& dir) {
+  fs::create_directories(dir);
+  for (const char* d : {"--output-directory", "--temp-directory", "--input-directory"})
+    args.insert(args.end(), {d, (dir / "files").string()});
+  args.insert(args.end(), {"--models-dir", (dir / "models").string(), "--threads", "1", "--port", "0"});
+  return args;
+}
 
- private:
-  pid_t pid_ = 0;
-  FILE* stdout_ = nullptr;
-  std::string url_;
+// A `netdist` child process (netdist_child_process.h) with its folders and log.txt under g_root / name.
+class Proc : public netdist::cluster::test::NetdistChildProcess {
+ public:
+  Proc(const std::vector<std::string>& args, const std::string& name)
+      : NetdistChildProcess(g_binary, bench_args(args, g_root / name), g_root / name / "log.txt") {
+    if (url().empty())
+      std::fprintf(stderr, "sched_bench: %s did not start; see %s\n", name.c_str(),
+                   (g_root / name / "log.txt").c_str());
+  }
 };
 
 json call(const std::string& url, const std::string& method, const std::string& target, const json& body = nullptr) {

@@ -35,33 +35,9 @@ namespace {
 
 using namespace test;  // NOLINT(google-build-using-namespace): the process-test scaffolding
 
-nlohmann::json prompt(int batch, const std::string& ckpt = "tiny-emoji.safetensors", int seed = 7) {
-  return nlohmann::json::parse(R"({
-    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ")" +
-                               ckpt + R"("}},
-    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": )" +
-                               std::to_string(batch) + R"(}},
-    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "red heart", "clip": ["4", 1]}},
-    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
-    "3": {"class_type": "KSampler", "inputs": {"seed": )" +
-                               std::to_string(seed) + R"(, "steps": 3, "cfg": 5.0, "sampler_name": "euler_ancestral",
-          "scheduler": "normal", "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
-          "latent_image": ["5", 0]}},
-    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "split", "images": ["8", 0]}}
-  })");
-}
-
 // One plain `netdist serve` rendering the whole batch of 8 in one sampler call: the reference bytes.
 const std::vector<std::string>& unsplit_reference() {
-  static std::vector<std::string> ref = [] {
-    fs::path dir = scratch("reference");
-    Proc server({"serve", "--port", "0", "--threads", "1", "--output-directory", (dir / "out").string(),
-                 "--temp-directory", (dir / "temp").string(), "--models-dir", (dir / "models").string()},
-                dir / "serve.log");
-    const std::string id = submit(server.url(), prompt(8));
-    return images(wait_history(server.url(), id), dir / "out");
-  }();
+  static const std::vector<std::string> ref = reference_images(scratch("reference"), 8)[7];
   return ref;
 }
 
@@ -101,14 +77,8 @@ TEST(ClusterProcess, KilledWorkerMidShardLosesNothing) {
              dir / "c.log");
   wait_alive(coord.url(), 2);
   const std::string id = submit(coord.url(), prompt(8));
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  bool running = false;
-  while (!running && Clock::now() < deadline) {
-    auto s = nlohmann::json::parse(call(victim.url(), "GET", "/netdist/v1/status").body, nullptr, false);
-    running = s.is_object() && !s["running"].is_null();
-    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_TRUE(running) << "the victim worker never started a shard";
+  ASSERT_TRUE(wait_running(victim.url(), Clock::now() + std::chrono::seconds(30)))
+      << "the victim worker never started a shard";
   const std::string victim_url = victim.url();
   victim.stop(SIGKILL);
   auto h = wait_history(coord.url(), id);
@@ -149,7 +119,7 @@ TEST(ClusterProcess, MissingCheckpointIs400NamingItAndTheWorker) {
              dir / "c.log");
   wait_alive(coord.url(), 1);
   HttpReply r =
-      call(coord.url(), "POST", "/prompt", nlohmann::json{{"prompt", prompt(2, "other.safetensors")}}.dump());
+      call(coord.url(), "POST", "/prompt", nlohmann::json{{"prompt", prompt(2, 7, "other.safetensors")}}.dump());
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("other.safetensors"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find(w.url()), std::string::npos) << r.body;
@@ -167,14 +137,14 @@ TEST(ClusterProcess, CapabilityMatchingKeepsShardsOffWorkersWithoutTheModel) {
                               {"--enable-distributed", "--no-local", "--workers", join_urls({&lacks, &has})}),
              dir / "c.log");
   wait_alive(coord.url(), 2);
-  auto h = wait_history(coord.url(), submit(coord.url(), prompt(4, "other.safetensors")));
+  auto h = wait_history(coord.url(), submit(coord.url(), prompt(4, 7, "other.safetensors")));
   EXPECT_EQ(h["status"]["status_str"], "success");
   auto rows = rows_by_worker(coord.url());
   EXPECT_EQ(rows[lacks.url()], 0);
   EXPECT_EQ(rows[has.url()], 4);
   // A batch-1 prompt goes whole to a worker that has every checkpoint of it.
   for (int seed = 1; seed <= 2; ++seed) {
-    auto whole = wait_history(coord.url(), submit(coord.url(), prompt(1, "other.safetensors", seed)));
+    auto whole = wait_history(coord.url(), submit(coord.url(), prompt(1, seed, "other.safetensors")));
     EXPECT_EQ(whole["status"]["status_str"], "success");
   }
   auto prompts = worker_field(coord.url(), "prompts_done");
@@ -198,16 +168,6 @@ TEST(ClusterProcess, AuthTokenIsRequiredAndForwarded) {
   auto h = wait_history(coord.url(), submit(coord.url(), prompt(2), "s3cret"), "s3cret");
   EXPECT_EQ(h["status"]["status_str"], "success");
   EXPECT_EQ(rows_by_worker(coord.url(), "s3cret")[w.url()], 2);
-}
-
-// The worker_id and dial_in flag of each worker in the coordinator's GET /netdist/v1/cluster, by URL.
-std::map<std::string, nlohmann::json> workers_by_url(const std::string& coordinator, const std::string& token = "") {
-  std::map<std::string, nlohmann::json> out;
-  auto j =
-      nlohmann::json::parse(call(coordinator, "GET", "/netdist/v1/cluster", "", token).body, nullptr, false);
-  if (!j.is_object()) return out;
-  for (const auto& w : j["workers"]) out[w["url"].get<std::string>()] = w;
-  return out;
 }
 
 TEST(ClusterProcess, DialInWorkerJoinsAndRenders) {
@@ -261,14 +221,8 @@ TEST(ClusterProcess, KilledDialInWorkerMidShardLosesNothing) {
   Proc slow(worker_args(dir / "slow", {"--join", coord.url(), "--test-step-delay-ms", "400"}), dir / "slow.log");
   wait_alive(coord.url(), 2);
   const std::string id = submit(coord.url(), prompt(8));
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  bool running = false;
-  while (!running && Clock::now() < deadline) {
-    auto s = nlohmann::json::parse(call(slow.url(), "GET", "/netdist/v1/status").body, nullptr, false);
-    running = s.is_object() && !s["running"].is_null();
-    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_TRUE(running) << "the slow worker never started a shard";
+  ASSERT_TRUE(wait_running(slow.url(), Clock::now() + std::chrono::seconds(30)))
+      << "the slow worker never started a shard";
   const std::string slow_url = slow.url();
   slow.stop(SIGKILL);
   auto h = wait_history(coord.url(), id);
@@ -303,26 +257,13 @@ TEST(ClusterProcess, InterruptReachesTheWorkers) {
              dir / "c.log");
   wait_alive(coord.url(), 1);
   const std::string id = submit(coord.url(), prompt(8));
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  bool running = false;
-  while (!running && Clock::now() < deadline) {
-    auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
-    running = s.is_object() && !s["running"].is_null();
-    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_TRUE(running);
+  ASSERT_TRUE(wait_running(w.url(), Clock::now() + std::chrono::seconds(30)));
   const auto t0 = Clock::now();
   EXPECT_EQ(call(coord.url(), "POST", "/interrupt").status, 200);
   auto h = wait_history(coord.url(), id);
   EXPECT_EQ(h["status"]["status_str"], "error");
   // The worker stopped its shard at the next step instead of finishing the batch (8 shards × 3 s).
-  bool idle = false;
-  while (!idle && Clock::now() - t0 < std::chrono::seconds(5)) {
-    auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
-    idle = s.is_object() && s["running"].is_null();
-    if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_TRUE(idle);
+  EXPECT_TRUE(wait_idle(w.url(), t0 + std::chrono::seconds(5)));
   auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
   EXPECT_LT(s["shards_done"].get<int64_t>(), 8);
 }
@@ -330,17 +271,10 @@ TEST(ClusterProcess, InterruptReachesTheWorkers) {
 // Batch-1 prompts with seeds 1..4, rendered one after another by one plain `netdist serve`: the reference
 // bytes for whole-prompt tasks.
 const std::vector<std::string>& batch_one_reference() {
-  static std::vector<std::string> ref = [] {
-    fs::path dir = scratch("reference_batch1");
-    Proc server({"serve", "--port", "0", "--threads", "1", "--output-directory", (dir / "out").string(),
-                 "--temp-directory", (dir / "temp").string(), "--models-dir", (dir / "models").string()},
-                dir / "serve.log");
+  static const std::vector<std::string> ref = [] {
     std::vector<std::string> out;
-    for (int seed = 1; seed <= 4; ++seed) {
-      auto png = images(wait_history(server.url(), submit(server.url(), prompt(1, "tiny-emoji.safetensors", seed))),
-                        dir / "out");
+    for (const auto& [seed, png] : reference_images(scratch("reference_batch1"), 1, {1, 2, 3, 4}))
       out.insert(out.end(), png.begin(), png.end());
-    }
     return out;
   }();
   return ref;
@@ -367,7 +301,7 @@ TEST(ClusterProcess, BatchOnePromptsRunWholeOnWorkersAtOnceWithLocalBytes) {
              dir / "c.log");
   wait_alive(coord.url(), 2);
   std::vector<std::string> ids;
-  for (int seed = 1; seed <= 4; ++seed) ids.push_back(submit(coord.url(), prompt(1, "tiny-emoji.safetensors", seed)));
+  for (int seed = 1; seed <= 4; ++seed) ids.push_back(submit(coord.url(), prompt(1, seed)));
   EXPECT_TRUE(saw_running(coord.url(), 2)) << "two whole prompts never ran at once";
   std::vector<std::string> got;
   std::set<std::string> names;
@@ -412,16 +346,10 @@ TEST(ClusterProcess, KilledWorkerMidWholePromptIsRetriedElsewhereOnce) {
   Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", join_urls({&fast, &slow})}),
              dir / "c.log");
   wait_alive(coord.url(), 2);
-  const std::string id1 = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 1));
-  const std::string id2 = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 2));
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  bool running = false;
-  while (!running && Clock::now() < deadline) {
-    auto s = nlohmann::json::parse(call(slow.url(), "GET", "/netdist/v1/status").body, nullptr, false);
-    running = s.is_object() && !s["running"].is_null();
-    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_TRUE(running) << "the slow worker never started a prompt";
+  const std::string id1 = submit(coord.url(), prompt(1, 1));
+  const std::string id2 = submit(coord.url(), prompt(1, 2));
+  ASSERT_TRUE(wait_running(slow.url(), Clock::now() + std::chrono::seconds(30)))
+      << "the slow worker never started a prompt";
   slow.stop(SIGKILL);
   auto h1 = wait_history(coord.url(), id1), h2 = wait_history(coord.url(), id2);
   EXPECT_EQ(h1["status"]["status_str"], "success");
@@ -448,8 +376,8 @@ TEST(ClusterProcess, WholePromptsRunOnDialInWorkers) {
              dir / "c.log");
   Proc w(worker_args(dir / "w", {"--join", coord.url()}), dir / "w.log");
   wait_alive(coord.url(), 2);
-  const std::string id1 = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 1));
-  const std::string id2 = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 2));
+  const std::string id1 = submit(coord.url(), prompt(1, 1));
+  const std::string id2 = submit(coord.url(), prompt(1, 2));
   auto h1 = wait_history(coord.url(), id1), h2 = wait_history(coord.url(), id2);
   EXPECT_EQ(h1["status"]["status_str"], "success") << h1.dump();
   EXPECT_EQ(h2["status"]["status_str"], "success") << h2.dump();
@@ -483,7 +411,7 @@ TEST(ClusterProcess, DialInPullCarriesAWholePromptTaskOfKindPrompt) {
                   nlohmann::json{{"worker_id", "fake"}, {"url", "fake"}, {"capabilities", caps}}.dump());
   });
   wait_alive(coord.url(), 2);  // this process's runner and the fake worker
-  const std::string id = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 1));
+  const std::string id = submit(coord.url(), prompt(1, 1));
   puller.join();
   ASSERT_EQ(pulled.status, 200) << pulled.body;
   auto task = nlohmann::json::parse(pulled.body, nullptr, false);
@@ -540,29 +468,15 @@ void interrupt_whole_prompt(const std::string& name, bool dial_in) {
   Proc& coord = *coord_out;
   Proc& w = *w_out;
   wait_alive(coord.url(), 1);
-  const std::string id = submit(coord.url(), prompt(1, "tiny-emoji.safetensors", 1));
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  bool running = false;
-  while (!running && Clock::now() < deadline) {
-    auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
-    running = s.is_object() && !s["running"].is_null();
-    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_TRUE(running);
+  const std::string id = submit(coord.url(), prompt(1, 1));
+  ASSERT_TRUE(wait_running(w.url(), Clock::now() + std::chrono::seconds(30)));
   EXPECT_EQ(call(coord.url(), "POST", "/interrupt", nlohmann::json{{"prompt_id", "someone-else"}}.dump()).status, 200);
   EXPECT_EQ(call(coord.url(), "POST", "/interrupt", nlohmann::json{{"prompt_id", id}}.dump()).status, 200);
   auto h = wait_history(coord.url(), id);
   EXPECT_EQ(h["status"]["status_str"], "error");
   EXPECT_EQ(h["status"]["messages"].back()[0], "execution_interrupted");
   // The worker stops at its next step instead of finishing the prompt (3 steps of 1 s each).
-  bool idle = false;
-  const auto t0 = Clock::now();
-  while (!idle && Clock::now() - t0 < std::chrono::seconds(5)) {
-    auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
-    idle = s.is_object() && s["running"].is_null();
-    if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_TRUE(idle) << "the worker stopped the prompt";
+  EXPECT_TRUE(wait_idle(w.url(), Clock::now() + std::chrono::seconds(5))) << "the worker stopped the prompt";
   EXPECT_EQ(worker_field(coord.url(), "prompts_done")[w.url()], 0);
 }
 
@@ -681,27 +595,13 @@ TEST(ClusterProcess, InterruptReachesDialInWorkers) {
   Proc w(worker_args(dir / "w", {"--join", coord.url(), "--test-step-delay-ms", "1000"}), dir / "w.log");
   wait_alive(coord.url(), 1);
   const std::string id = submit(coord.url(), prompt(8));
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  bool running = false;
-  while (!running && Clock::now() < deadline) {
-    auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
-    running = s.is_object() && !s["running"].is_null();
-    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_TRUE(running);
+  ASSERT_TRUE(wait_running(w.url(), Clock::now() + std::chrono::seconds(30)));
   EXPECT_EQ(call(coord.url(), "POST", "/interrupt").status, 200);
   auto h = wait_history(coord.url(), id);
   EXPECT_EQ(h["status"]["status_str"], "error");
   // The interrupt rode on the reply to a progress post: the worker stopped its shard instead of finishing
   // the batch (8 shards × 3 s).
-  const auto t0 = Clock::now();
-  bool idle = false;
-  while (!idle && Clock::now() - t0 < std::chrono::seconds(10)) {
-    auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
-    idle = s.is_object() && s["running"].is_null();
-    if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_TRUE(idle);
+  EXPECT_TRUE(wait_idle(w.url(), Clock::now() + std::chrono::seconds(10)));
   auto s = nlohmann::json::parse(call(w.url(), "GET", "/netdist/v1/status").body, nullptr, false);
   EXPECT_LT(s["shards_done"].get<int64_t>(), 8);
 }

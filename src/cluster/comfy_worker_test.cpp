@@ -3,32 +3,24 @@
 // --test-log-netdist-routes, logs any /netdist request it gets) stands in for ComfyUI behind a coordinator
 // started with --workers comfy+http://... --no-local, on the embedded tiny model (64×64, 3 steps).
 #include <signal.h>
-#include <sys/wait.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <map>
-#include <regex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "cluster/comfy_worker.h"
 #include "cluster/http_client.h"
+#include "cluster/process_test_util.h"
 #include "cluster/shard.h"
 #include "netdist/source_dir.h"
 
 namespace netdist::cluster::comfy_test {
 
-using Clock = std::chrono::steady_clock;
-namespace fs = std::filesystem;
+using namespace test;  // NOLINT(google-build-using-namespace): the process-test scaffolding
 
 TEST(ComfyWorker, UrlScheme) {
   EXPECT_TRUE(is_comfy_url("comfy+http://127.0.0.1:8188"));
@@ -90,149 +82,22 @@ TEST(ComfyWorker, WhoseFaultRule) {
 
 // ---- process tests -------------------------------------------------------------------------------------------
 
-std::string tiny_model() { return (fs::path(NETDIST_SOURCE_DIR) / "models" / "tiny-emoji.safetensors").string(); }
-
-fs::path scratch(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("netdist_comfy_test_" + std::to_string(getpid())) / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-// A `netdist` child process; its URL comes from the "listening on" line it prints.
-class Proc {
- public:
-  Proc(std::vector<std::string> args, const fs::path& log) {
-    int out[2];
-    EXPECT_EQ(pipe(out), 0);
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(out[1], STDOUT_FILENO);
-      const int err = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (err >= 0) dup2(err, STDERR_FILENO);
-      close(out[0]);
-      setenv("NETDIST_MODEL", tiny_model().c_str(), 1);
-      std::vector<char*> argv;
-      std::string bin = NETDIST_BINARY;
-      argv.push_back(bin.data());
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(bin.c_str(), argv.data());
-      _exit(127);
-    }
-    close(out[1]);
-    stdout_ = fdopen(out[0], "r");
-    char line[512];
-    const std::regex re("listening on (http://[^ \\n]+)");
-    while (stdout_ && std::fgets(line, sizeof line, stdout_)) {
-      std::cmatch m;
-      if (std::regex_search(line, m, re)) {
-        url_ = m[1].str();
-        break;
-      }
-    }
-    EXPECT_FALSE(url_.empty()) << "process did not start; see " << log;
-  }
-  ~Proc() { stop(SIGTERM); }
-  void stop(int sig) {
-    if (pid_ <= 0) return;
-    kill(pid_, sig);
-    waitpid(pid_, nullptr, 0);
-    pid_ = 0;
-    if (stdout_) std::fclose(stdout_);
-    stdout_ = nullptr;
-  }
-  const std::string& url() const { return url_; }
-
- private:
-  pid_t pid_ = 0;
-  FILE* stdout_ = nullptr;
-  std::string url_;
-};
-
-std::vector<std::string> args(const std::string& command, const fs::path& dir, const std::vector<std::string>& extra) {
-  std::vector<std::string> a = {command, "--port", "0", "--threads", "1",
-                                "--output-directory", (dir / "out").string(), "--temp-directory", (dir / "temp").string(),
-                                "--input-directory", (dir / "in").string(), "--models-dir", (dir / "models").string()};
-  a.insert(a.end(), extra.begin(), extra.end());
-  return a;
-}
+constexpr const char* kSuite = "netdist_comfy_test";  // scratch folders: <temp>/netdist_comfy_test_<pid>/...
 
 // The ComfyUI stand-in: a plain server that logs any /netdist request it gets.
 std::vector<std::string> comfy_args(const fs::path& dir, std::vector<std::string> extra = {}) {
   extra.push_back("--test-log-netdist-routes");
-  return args("serve", dir, extra);
+  return process_args("serve", dir, extra);
 }
 
-std::vector<std::string> coordinator_args(const fs::path& dir, const std::string& workers) {
-  return args("serve", dir, {"--enable-distributed", "--no-local", "--workers", workers});
-}
-
-HttpReply call(const std::string& url, const std::string& method, const std::string& target,
-               const std::string& body = "") {
-  HttpCall c;
-  c.method = method;
-  c.target = target;
-  c.body = body;
-  c.timeout = std::chrono::seconds(60);
-  auto r = http_call(url, c);
-  EXPECT_TRUE(r.is_ok()) << r.status().to_string();
-  return r.is_ok() ? *r : HttpReply{};
-}
-
-Json get_json(const std::string& url, const std::string& target) {
-  return Json::parse(call(url, "GET", target).body, nullptr, false);
-}
-
-Json prompt(const std::string& ckpt = "tiny-emoji.safetensors", int seed = 1, int batch = 1) {
-  return Json::parse(R"({
-    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ")" + ckpt + R"("}},
-    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": )" +
-                     std::to_string(batch) + R"(}},
-    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "red heart", "clip": ["4", 1]}},
-    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
-    "3": {"class_type": "KSampler", "inputs": {"seed": )" + std::to_string(seed) +
-                     R"(, "steps": 3, "cfg": 5.0, "sampler_name": "euler_ancestral",
-          "scheduler": "normal", "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
-          "latent_image": ["5", 0]}},
-    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "split", "images": ["8", 0]}}
-  })");
-}
-
-std::string submit(const std::string& url, const Json& p, const std::string& client_id = "t") {
-  HttpReply r = call(url, "POST", "/prompt", Json{{"prompt", p}, {"client_id", client_id}}.dump());
-  EXPECT_EQ(r.status, 200) << r.body;
-  auto j = Json::parse(r.body, nullptr, false);
-  return j.is_object() ? j.value("prompt_id", "") : "";
-}
-
-Json wait_history(const std::string& url, const std::string& id) {
-  const auto deadline = Clock::now() + std::chrono::seconds(120);
-  while (Clock::now() < deadline) {
-    Json j = get_json(url, "/history/" + id);
-    if (j.is_object() && j.contains(id)) return j[id];
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ADD_FAILURE() << "prompt " << id << " did not finish";
-  return {};
-}
-
-std::vector<std::string> images(const Json& history, const fs::path& output_dir) {
-  std::vector<std::string> out;
-  if (!history.is_object()) return out;
-  for (const auto& img : history["outputs"]["9"]["images"]) {
-    std::ifstream f(output_dir / img.value("subfolder", "") / img["filename"].get<std::string>(), std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    out.push_back(ss.str());
-  }
-  return out;
+// A coordinator with no local runner over `workers` (a comma list).
+std::vector<std::string> coordinator_over(const fs::path& dir, const std::string& workers) {
+  return coordinator_args(dir, {"--enable-distributed", "--no-local", "--workers", workers});
 }
 
 // The coordinator's GET /netdist/v1/cluster row for `url`.
 Json worker_row(const std::string& coordinator, const std::string& url) {
-  Json j = get_json(coordinator, "/netdist/v1/cluster");
+  Json j = get_json<Json>(coordinator, "/netdist/v1/cluster");
   if (j.is_object()) {
     for (const auto& w : j["workers"]) {
       if (w["url"] == url) return w;
@@ -241,48 +106,23 @@ Json worker_row(const std::string& coordinator, const std::string& url) {
   return Json::object();
 }
 
-void wait_alive(const std::string& coordinator, size_t n) {
-  const auto deadline = Clock::now() + std::chrono::seconds(60);
-  while (Clock::now() < deadline) {
-    Json j = get_json(coordinator, "/netdist/v1/cluster");
-    size_t alive = 0;
-    if (j.is_object())
-      for (const auto& w : j["workers"]) alive += w["alive"].get<bool>();
-    if (alive >= n) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ADD_FAILURE() << "workers did not come up";
-}
-
 // Polls a server's GET /queue until `key` ("queue_running" / "queue_pending") has at least one entry.
 bool wait_queue(const std::string& url, const char* key) {
   const auto deadline = Clock::now() + std::chrono::seconds(30);
   while (Clock::now() < deadline) {
-    Json q = get_json(url, "/queue");
+    Json q = get_json<Json>(url, "/queue");
     if (q.is_object() && !q[key].empty()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return false;
 }
 
-std::string read_file(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 // Seeds 1 and 2, batch 1, rendered by one plain `netdist serve`: the local bytes.
 const std::vector<std::string>& local_reference() {
-  static std::vector<std::string> ref = [] {
-    fs::path dir = scratch("reference");
-    Proc server(args("serve", dir, {}), dir / "serve.log");
+  static const std::vector<std::string> ref = [] {
     std::vector<std::string> out;
-    for (int seed = 1; seed <= 2; ++seed) {
-      auto png = images(wait_history(server.url(), submit(server.url(), prompt("tiny-emoji.safetensors", seed))),
-                        dir / "out");
+    for (const auto& [seed, png] : reference_images<Json>(scratch(kSuite, "reference"), 1, {1, 2}))
       out.insert(out.end(), png.begin(), png.end());
-    }
     return out;
   }();
   return ref;
@@ -291,17 +131,17 @@ const std::vector<std::string>& local_reference() {
 TEST(ComfyWorkerProcess, PromptRendersLocalBytesWithLiveProgressAndNoNetdistRoutes) {
   const auto& ref = local_reference();
   ASSERT_EQ(ref.size(), 2u);
-  fs::path dir = scratch("render");
+  fs::path dir = scratch(kSuite, "render");
   Proc comfy(comfy_args(dir / "comfy"), dir / "comfy.log");
   const std::string comfy_url = "comfy+" + comfy.url();
-  Proc coord(coordinator_args(dir / "c", comfy_url), dir / "c.log");
+  Proc coord(coordinator_over(dir / "c", comfy_url), dir / "c.log");
   wait_alive(coord.url(), 1);
   Json row = worker_row(coord.url(), comfy_url);
   EXPECT_EQ(row["kind"], "comfy") << row.dump();
 
   auto ws = ComfyEventStream::open(coord.url(), "watcher", "", std::chrono::seconds(10));
   ASSERT_TRUE(ws.is_ok()) << ws.status().to_string();
-  const std::string id = submit(coord.url(), prompt("tiny-emoji.safetensors", 1), "watcher");
+  const std::string id = submit(coord.url(), prompt<Json>(1, 1), {}, "watcher");
   std::vector<Json> progress;
   std::vector<std::string> types;
   Json executed;
@@ -327,7 +167,7 @@ TEST(ComfyWorkerProcess, PromptRendersLocalBytesWithLiveProgressAndNoNetdistRout
   EXPECT_EQ(executed["node"], "9");
   EXPECT_EQ(executed["output"]["images"][0]["filename"], "split_00001_.png") << executed.dump();
 
-  Json h = wait_history(coord.url(), id);
+  Json h = wait_history<Json>(coord.url(), id);
   EXPECT_EQ(h["status"]["status_str"], "success") << h.dump();
   EXPECT_EQ(h["outputs"]["9"]["images"],
             Json::parse(R"([{"filename": "split_00001_.png", "subfolder": "", "type": "output"}])"));
@@ -341,20 +181,20 @@ TEST(ComfyWorkerProcess, PromptRendersLocalBytesWithLiveProgressAndNoNetdistRout
 }
 
 TEST(ComfyWorkerProcess, MissingCheckpointOrBatchIs400NamingIt) {
-  fs::path dir = scratch("missing");
+  fs::path dir = scratch(kSuite, "missing");
   Proc comfy(comfy_args(dir / "comfy"), dir / "comfy.log");
   const std::string comfy_url = "comfy+" + comfy.url();
   // The coordinator has the checkpoint (its own validation passes); the ComfyUI worker does not.
   fs::create_directories(dir / "c" / "models");
   fs::copy_file(tiny_model(), dir / "c" / "models" / "other.safetensors");
-  Proc coord(coordinator_args(dir / "c", comfy_url), dir / "c.log");
+  Proc coord(coordinator_over(dir / "c", comfy_url), dir / "c.log");
   wait_alive(coord.url(), 1);
-  HttpReply r = call(coord.url(), "POST", "/prompt", Json{{"prompt", prompt("other.safetensors")}}.dump());
+  HttpReply r = call(coord.url(), "POST", "/prompt", Json{{"prompt", prompt<Json>(1, 1, "other.safetensors")}}.dump());
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("prompt_no_capable_worker"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("worker " + comfy_url + " lacks checkpoint 'other.safetensors'"), std::string::npos) << r.body;
   // A batch of 2 would be split into row shards, which only netdist workers run.
-  r = call(coord.url(), "POST", "/prompt", Json{{"prompt", prompt("tiny-emoji.safetensors", 1, 2)}}.dump());
+  r = call(coord.url(), "POST", "/prompt", Json{{"prompt", prompt<Json>(2, 1)}}.dump());
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("is a stock ComfyUI worker"), std::string::npos) << r.body;
   EXPECT_EQ(read_file(dir / "comfy.log").find("refused"), std::string::npos) << read_file(dir / "comfy.log");
@@ -363,18 +203,18 @@ TEST(ComfyWorkerProcess, MissingCheckpointOrBatchIs400NamingIt) {
 TEST(ComfyWorkerProcess, KilledComfyWorkerMidPromptIsRetriedOnANetdistWorker) {
   const auto& ref = local_reference();
   ASSERT_EQ(ref.size(), 2u);
-  fs::path dir = scratch("kill");
+  fs::path dir = scratch(kSuite, "kill");
   // Equal speeds (the unmeasured ComfyUI worker counts as the fastest known one): each takes one prompt.
   Proc comfy(comfy_args(dir / "comfy", {"--test-step-delay-ms", "400"}), dir / "comfy.log");
-  Proc worker(args("worker", dir / "w", {"--test-step-delay-ms", "400"}), dir / "w.log");
+  Proc worker(worker_args(dir / "w", {"--test-step-delay-ms", "400"}), dir / "w.log");
   const std::string comfy_url = "comfy+" + comfy.url();
-  Proc coord(coordinator_args(dir / "c", comfy_url + "," + worker.url()), dir / "c.log");
+  Proc coord(coordinator_over(dir / "c", comfy_url + "," + worker.url()), dir / "c.log");
   wait_alive(coord.url(), 2);
-  const std::string id1 = submit(coord.url(), prompt("tiny-emoji.safetensors", 1));
-  const std::string id2 = submit(coord.url(), prompt("tiny-emoji.safetensors", 2));
+  const std::string id1 = submit(coord.url(), prompt<Json>(1, 1));
+  const std::string id2 = submit(coord.url(), prompt<Json>(1, 2));
   ASSERT_TRUE(wait_queue(comfy.url(), "queue_running")) << "the ComfyUI worker never ran a prompt";
   comfy.stop(SIGKILL);
-  Json h1 = wait_history(coord.url(), id1), h2 = wait_history(coord.url(), id2);
+  Json h1 = wait_history<Json>(coord.url(), id1), h2 = wait_history<Json>(coord.url(), id2);
   EXPECT_EQ(h1["status"]["status_str"], "success") << h1.dump();
   EXPECT_EQ(h2["status"]["status_str"], "success") << h2.dump();
   auto png = images(h1, dir / "c" / "out"), png2 = images(h2, dir / "c" / "out");
@@ -390,36 +230,36 @@ TEST(ComfyWorkerProcess, KilledComfyWorkerMidPromptIsRetriedOnANetdistWorker) {
 // The coordinator withdraws what it cancels: a prompt still pending on the ComfyUI worker is deleted from
 // its queue (the prompt the worker runs for somebody else is left alone), a running one is interrupted.
 TEST(ComfyWorkerProcess, InterruptAndQueueDeleteReachTheComfyWorker) {
-  fs::path dir = scratch("interrupt");
+  fs::path dir = scratch(kSuite, "interrupt");
   Proc comfy(comfy_args(dir / "comfy", {"--test-step-delay-ms", "500"}), dir / "comfy.log");
   const std::string comfy_url = "comfy+" + comfy.url();
-  Proc coord(coordinator_args(dir / "c", comfy_url), dir / "c.log");
+  Proc coord(coordinator_over(dir / "c", comfy_url), dir / "c.log");
   wait_alive(coord.url(), 1);
   // Somebody else's prompt keeps the worker busy; the coordinator's waits in the worker's queue.
-  const std::string other = submit(comfy.url(), prompt("tiny-emoji.safetensors", 5), "other");
+  const std::string other = submit(comfy.url(), prompt<Json>(1, 5), {}, "other");
   ASSERT_TRUE(wait_queue(comfy.url(), "queue_running"));
-  const std::string pending = submit(coord.url(), prompt("tiny-emoji.safetensors", 1));
+  const std::string pending = submit(coord.url(), prompt<Json>(1, 1));
   ASSERT_TRUE(wait_queue(comfy.url(), "queue_pending")) << "the coordinator's prompt never reached the worker";
   EXPECT_EQ(call(coord.url(), "POST", "/interrupt", Json{{"prompt_id", pending}}.dump()).status, 200);
-  Json h = wait_history(coord.url(), pending);
+  Json h = wait_history<Json>(coord.url(), pending);
   EXPECT_EQ(h["status"]["status_str"], "error");
   EXPECT_EQ(h["status"]["messages"].back()[0], "execution_interrupted");
-  Json mine = wait_history(comfy.url(), other);
+  Json mine = wait_history<Json>(comfy.url(), other);
   EXPECT_EQ(mine["status"]["status_str"], "success") << "the worker's own prompt was interrupted: " << mine.dump();
-  Json q = get_json(comfy.url(), "/queue");
+  Json q = get_json<Json>(comfy.url(), "/queue");
   EXPECT_TRUE(q["queue_pending"].empty()) << "the withdrawn prompt is still queued on the worker: " << q.dump();
-  EXPECT_EQ(get_json(comfy.url(), "/history").size(), 1u) << "the withdrawn prompt ran on the worker";
+  EXPECT_EQ(get_json<Json>(comfy.url(), "/history").size(), 1u) << "the withdrawn prompt ran on the worker";
 
   // Now one that runs there: interrupted on the worker by its prompt id.
-  const std::string running = submit(coord.url(), prompt("tiny-emoji.safetensors", 2));
+  const std::string running = submit(coord.url(), prompt<Json>(1, 2));
   ASSERT_TRUE(wait_queue(comfy.url(), "queue_running"));
   EXPECT_EQ(call(coord.url(), "POST", "/interrupt", Json{{"prompt_id", running}}.dump()).status, 200);
-  h = wait_history(coord.url(), running);
+  h = wait_history<Json>(coord.url(), running);
   EXPECT_EQ(h["status"]["messages"].back()[0], "execution_interrupted");
   Json remote;
   const auto deadline = Clock::now() + std::chrono::seconds(30);
   while (Clock::now() < deadline) {
-    Json all = get_json(comfy.url(), "/history");
+    Json all = get_json<Json>(comfy.url(), "/history");
     if (all.is_object() && all.size() == 2) {
       for (auto it = all.begin(); it != all.end(); ++it)
         if (it.key() != other) remote = it.value();
@@ -438,7 +278,7 @@ TEST(ComfyWorkerProcess, InterruptAndQueueDeleteReachTheComfyWorker) {
 // model), a refusal at POST /prompt reported as the prompt's fault with the server's message, a run past its
 // timeout and a cancelled run withdrawn from the worker.
 TEST(ComfyWorkerProcess, RunComfyPromptUploadsInputsAndSortsFaults) {
-  fs::path dir = scratch("direct");
+  fs::path dir = scratch(kSuite, "direct");
   Proc comfy(comfy_args(dir / "comfy", {"--test-step-delay-ms", "500"}), dir / "comfy.log");
   fs::create_directories(dir / "mine");
   const fs::path png = fs::path(NETDIST_SOURCE_DIR) / "tests" / "data" / "emoji" / "google_1f5fb.png";
@@ -486,7 +326,7 @@ TEST(ComfyWorkerProcess, RunComfyPromptUploadsInputsAndSortsFaults) {
 
   // Past its timeout: the worker's fault, naming the limit; the prompt is withdrawn there.
   run.client_id = "direct-3";
-  run.prompt = prompt("tiny-emoji.safetensors", 1);
+  run.prompt = prompt<Json>(1, 1);
   run.timeout = std::chrono::milliseconds(700);
   reply = run_comfy_prompt(run);
   ASSERT_FALSE(reply.is_ok());
@@ -495,7 +335,7 @@ TEST(ComfyWorkerProcess, RunComfyPromptUploadsInputsAndSortsFaults) {
 
   // Cancelled by the coordinator: kCancelled, withdrawn too.
   run.client_id = "direct-4";
-  run.prompt = prompt("tiny-emoji.safetensors", 2);
+  run.prompt = prompt<Json>(1, 2);
   run.timeout = std::chrono::seconds(60);
   int polls = 0;
   run.cancelled = [&] { return ++polls > 5; };
@@ -505,12 +345,12 @@ TEST(ComfyWorkerProcess, RunComfyPromptUploadsInputsAndSortsFaults) {
   bool idle = false;
   const auto deadline = Clock::now() + std::chrono::seconds(30);
   while (!idle && Clock::now() < deadline) {
-    Json q = get_json(comfy.url(), "/queue");
+    Json q = get_json<Json>(comfy.url(), "/queue");
     idle = q.is_object() && q["queue_running"].empty() && q["queue_pending"].empty();
     if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_TRUE(idle) << "the withdrawn prompts are still on the worker";
-  Json all = get_json(comfy.url(), "/history");
+  Json all = get_json<Json>(comfy.url(), "/history");
   int interrupted = 0;
   for (auto it = all.begin(); it != all.end(); ++it)
     interrupted += it.value()["status"]["status_str"] == "error";

@@ -5,129 +5,38 @@
 //  - a client making exactly the plugin's HTTP calls (core/dispatch.py, core/fetch.py) against a netdist
 //    server gets every field the plugin reads.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <regex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "cluster/http_client.h"
+#include "cluster/process_test_util.h"
 #include "io/png.h"
-#include "netdist/source_dir.h"
 #include "nodes/netdist_remote.h"
 
 namespace netdist::cluster::plugin_test {
 namespace {
 
-namespace fs = std::filesystem;
+using namespace test;  // NOLINT(google-build-using-namespace): the process-test scaffolding
 using Json = nlohmann::ordered_json;
-using Clock = std::chrono::steady_clock;
 
-fs::path scratch(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("netdist_plugin_test_" + std::to_string(getpid())) / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-// `netdist serve` on port 0 with its folders under `dir`; the URL comes from its "listening on" line.
-class Server {
+// `netdist <command>` with its folders under `dir` and its log in dir/serve.log.
+class Server : public Proc {
  public:
-  explicit Server(const fs::path& dir, const std::string& command = "serve", const std::vector<std::string>& extra = {}) {
-    int out[2];
-    EXPECT_EQ(pipe(out), 0);
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(out[1], STDOUT_FILENO);
-      const int err = open((dir / "serve.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (err >= 0) dup2(err, STDERR_FILENO);
-      close(out[0]);
-      const std::string model = (fs::path(NETDIST_SOURCE_DIR) / "models" / "tiny-emoji.safetensors").string();
-      setenv("NETDIST_MODEL", model.c_str(), 1);
-      std::vector<std::string> args = {NETDIST_BINARY, command, "--port", "0", "--threads", "1",
-                                       "--output-directory", (dir / "out").string(), "--temp-directory",
-                                       (dir / "temp").string(), "--input-directory", (dir / "in").string(),
-                                       "--models-dir", (dir / "models").string()};
-      args.insert(args.end(), extra.begin(), extra.end());
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(out[1]);
-    stdout_ = fdopen(out[0], "r");
-    char line[512];
-    const std::regex re("listening on (http://[^ \\n]+)");
-    while (stdout_ && std::fgets(line, sizeof line, stdout_)) {
-      std::cmatch m;
-      if (std::regex_search(line, m, re)) {
-        url_ = m[1].str();
-        break;
-      }
-    }
-    EXPECT_FALSE(url_.empty()) << "netdist serve did not start; see " << dir / "serve.log";
-  }
-  ~Server() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (stdout_) std::fclose(stdout_);
-  }
-  const std::string& url() const { return url_; }
-
- private:
-  pid_t pid_ = 0;
-  FILE* stdout_ = nullptr;
-  std::string url_;
+  explicit Server(const fs::path& dir, const std::string& command = "serve",
+                  const std::vector<std::string>& extra = {})
+      : Proc(process_args(command, dir, extra), dir / "serve.log") {}
 };
-
-HttpReply call(const std::string& url, const std::string& method, const std::string& target, const std::string& body = "") {
-  HttpCall c;
-  c.method = method;
-  c.target = target;
-  c.body = body;
-  c.timeout = std::chrono::seconds(60);
-  auto r = http_call(url, c);
-  EXPECT_TRUE(r.is_ok()) << r.status().to_string();
-  return r.is_ok() ? *r : HttpReply{};
-}
-
-Json get_json(const std::string& url, const std::string& target) {
-  HttpReply r = call(url, "GET", target);
-  EXPECT_EQ(r.status, 200) << target << ": " << r.body;
-  return Json::parse(r.body, nullptr, false);
-}
-
-std::string submit(const std::string& url, const Json& prompt) {
-  HttpReply r = call(url, "POST", "/prompt", Json{{"prompt", prompt}, {"client_id", "test"}}.dump());
-  EXPECT_EQ(r.status, 200) << r.body;
-  Json j = Json::parse(r.body, nullptr, false);
-  return j.is_object() ? j.value("prompt_id", "") : "";
-}
-
-Json wait_history(const std::string& url, const std::string& id) {
-  const auto deadline = Clock::now() + std::chrono::seconds(120);
-  while (Clock::now() < deadline) {
-    Json j = get_json(url, "/history/" + id);
-    if (j.is_object() && j.contains(id)) return j[id];
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ADD_FAILURE() << "prompt " << id << " did not finish";
-  return {};
-}
 
 // Nodes 4-8 of a txt2img graph; `seed` and `batch` are JSON values (literals or links).
 Json txt2img(const Json& seed, const Json& batch) {
@@ -173,13 +82,13 @@ std::vector<std::vector<uint8_t>> pixels(const Json& history, const std::string&
 }
 
 TEST(NetDistPluginProcess, RemoteQueueSimpleOnTwoServersGivesTheSingleServerImages) {
-  const fs::path dir = scratch("two");
+  const fs::path dir = scratch("netdist_plugin_test", "two");
   Server a(dir / "a"), b(dir / "b");
   ASSERT_FALSE(a.url().empty());
   ASSERT_FALSE(b.url().empty());
 
   Json wf = plugin_workflow(b.url() + "/", 7, 2, 2);
-  Json h = wait_history(a.url(), submit(a.url(), wf));
+  Json h = wait_history<Json>(a.url(), submit(a.url(), wf, {}, "test"));
   ASSERT_EQ(h["status"]["status_str"], "success") << h.dump();
   auto got = pixels(h, "9", dir / "a" / "out");
   ASSERT_EQ(got.size(), 4u);
@@ -189,8 +98,12 @@ TEST(NetDistPluginProcess, RemoteQueueSimpleOnTwoServersGivesTheSingleServerImag
     p["9"] = {{"class_type", "SaveImage"}, {"inputs", {{"filename_prefix", "ref"}, {"images", {"8", 0}}}}};
     return p;
   };
-  auto local = pixels(wait_history(a.url(), submit(a.url(), with_save(txt2img(7, 2)))), "9", dir / "a" / "out");
-  auto remote = pixels(wait_history(a.url(), submit(a.url(), with_save(txt2img(9, 2)))), "9", dir / "a" / "out");
+  auto render = [&](int seed) {
+    return pixels(wait_history<Json>(a.url(), submit(a.url(), with_save(txt2img(seed, 2)), {}, "test")), "9",
+                  dir / "a" / "out");
+  };
+  auto local = render(7);
+  auto remote = render(9);
   ASSERT_EQ(local.size(), 2u);
   ASSERT_EQ(remote.size(), 2u);
   EXPECT_TRUE(got[0] == local[0] && got[1] == local[1]) << "local half differs from seed 7 batch 2";
@@ -199,7 +112,7 @@ TEST(NetDistPluginProcess, RemoteQueueSimpleOnTwoServersGivesTheSingleServerImag
 
   // B ran exactly the rewritten prompt: RemoteQueueSimple in "remote" mode, an added PreviewImage marked
   // final_output, no FetchRemote/CombineImageBatch/SaveImage, and the plugin's client and job ids.
-  Json bh = get_json(b.url(), "/history");
+  Json bh = get_json<Json>(b.url(), "/history");
   ASSERT_EQ(bh.size(), 1u) << bh.dump();
   const Json& entry = bh.begin().value();
   const Json& sent = entry["prompt"][2];
@@ -222,7 +135,7 @@ TEST(NetDistPluginProcess, RemoteQueueSimpleOnTwoServersGivesTheSingleServerImag
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   const std::string dead = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
   close(fd);  // bound, never listened, now closed: connections are refused
-  Json bad = wait_history(a.url(), submit(a.url(), plugin_workflow(dead + "/", 8, 1, 1)));
+  Json bad = wait_history<Json>(a.url(), submit(a.url(), plugin_workflow(dead + "/", 8, 1, 1), {}, "test"));
   EXPECT_EQ(bad["status"]["status_str"], "error");
   EXPECT_NE(bad["status"].dump().find(dead), std::string::npos) << bad["status"].dump();
   EXPECT_NE(bad["status"].dump().find("RemoteQueueSimple"), std::string::npos) << bad["status"].dump();
@@ -231,33 +144,26 @@ TEST(NetDistPluginProcess, RemoteQueueSimpleOnTwoServersGivesTheSingleServerImag
 // Under `serve --enable-distributed` the coordinator's RemoteQueueSimple queues the remote job once; the
 // copy of it inside the sampler shard a worker runs does not dispatch again, and the images stay the plugin's.
 TEST(NetDistPluginProcess, DistributedCoordinatorDispatchesOnce) {
-  const fs::path dir = scratch("dist");
+  const fs::path dir = scratch("netdist_plugin_test", "dist");
   Server b(dir / "b"), w(dir / "w", "worker");
   ASSERT_FALSE(b.url().empty());
   ASSERT_FALSE(w.url().empty());
   Server c(dir / "c", "serve", {"--enable-distributed", "--no-local", "--workers", w.url()});
   ASSERT_FALSE(c.url().empty());
-  const auto deadline = Clock::now() + std::chrono::seconds(60);
-  bool alive = false;
-  while (!alive && Clock::now() < deadline) {
-    Json cluster = get_json(c.url(), "/netdist/v1/cluster");
-    for (const auto& wk : cluster["workers"]) alive = alive || wk.value("alive", false);
-    if (!alive) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(alive) << "the worker did not join";
+  ASSERT_TRUE(wait_alive(c.url(), 1)) << "the worker did not join";
 
-  Json h = wait_history(c.url(), submit(c.url(), plugin_workflow(b.url(), 7, 2, 1)));
+  Json h = wait_history<Json>(c.url(), submit(c.url(), plugin_workflow(b.url(), 7, 2, 1), {}, "test"));
   ASSERT_EQ(h["status"]["status_str"], "success") << h.dump();
   auto got = pixels(h, "9", dir / "c" / "out");
   ASSERT_EQ(got.size(), 3u);
-  EXPECT_EQ(get_json(b.url(), "/history").size(), 1u) << "the remote job must be queued exactly once";
-  EXPECT_EQ(get_json(w.url(), "/history").size(), 0u) << "the worker must not run the whole prompt";
+  EXPECT_EQ(get_json<Json>(b.url(), "/history").size(), 1u) << "the remote job must be queued exactly once";
+  EXPECT_EQ(get_json<Json>(w.url(), "/history").size(), 0u) << "the worker must not run the whole prompt";
 
   // The same images from one plain server: seed 7 batch 2, then seed 9 batch 1.
   auto ref = [&](int seed, int batch) {
     Json p = txt2img(seed, batch);
     p["9"] = {{"class_type", "SaveImage"}, {"inputs", {{"filename_prefix", "ref"}, {"images", {"8", 0}}}}};
-    return pixels(wait_history(b.url(), submit(b.url(), p)), "9", dir / "b" / "out");
+    return pixels(wait_history<Json>(b.url(), submit(b.url(), p, {}, "test")), "9", dir / "b" / "out");
   };
   auto local = ref(7, 2), remote = ref(9, 1);
   ASSERT_EQ(local.size(), 2u);
@@ -268,21 +174,21 @@ TEST(NetDistPluginProcess, DistributedCoordinatorDispatchesOnce) {
 
 // The plugin's calls, in its order, as core/dispatch.py and core/fetch.py make them, against netdist.
 TEST(NetDistPluginProcess, PluginRemoteCallsAgainstNetdist) {
-  const fs::path dir = scratch("calls");
+  const fs::path dir = scratch("netdist_plugin_test", "calls");
   Server s(dir / "s");
   ASSERT_FALSE(s.url().empty());
   const std::string client_id = "netdist-abcde";
   const std::string job_id = client_id + "-1700000000000";
 
   // clear_remote_queue: GET /queue, POST /queue {"delete": [...]}.
-  Json queue = get_json(s.url(), "/queue");
+  Json queue = get_json<Json>(s.url(), "/queue");
   ASSERT_TRUE(queue["queue_running"].is_array());
   ASSERT_TRUE(queue["queue_pending"].is_array());
   EXPECT_EQ(call(s.url(), "POST", "/queue", R"({"delete": []})").status, 200);
   // get_remote_os: GET /system_stats → ["system"]["os"], compared with os.name ("posix" on Linux).
-  EXPECT_EQ(get_json(s.url(), "/system_stats")["system"]["os"], "posix");
+  EXPECT_EQ(get_json<Json>(s.url(), "/system_stats")["system"]["os"], "posix");
   // get_output_nodes (unused by the plugin, but it exists): /object_info with output_node flags.
-  Json info = get_json(s.url(), "/object_info");
+  Json info = get_json<Json>(s.url(), "/object_info");
   EXPECT_EQ(info["PreviewImage"]["output_node"], true);
   EXPECT_TRUE(info.contains("RemoteQueueSimple"));
 
@@ -296,7 +202,7 @@ TEST(NetDistPluginProcess, PluginRemoteCallsAgainstNetdist) {
   ASSERT_EQ(posted.status, 200) << posted.body;
 
   // While it is queued or running, the queue items carry [number, prompt_id, prompt, extra_data, outputs].
-  Json q = get_json(s.url(), "/queue");
+  Json q = get_json<Json>(s.url(), "/queue");
   for (const char* key : {"queue_running", "queue_pending"}) {
     for (const Json& item : q[key]) {
       ASSERT_GE(item.size(), 4u);
@@ -309,7 +215,7 @@ TEST(NetDistPluginProcess, PluginRemoteCallsAgainstNetdist) {
   Json found;
   const auto deadline = Clock::now() + std::chrono::seconds(60);
   while (found.is_null() && Clock::now() < deadline) {
-    Json all = get_json(s.url(), "/history");
+    Json all = get_json<Json>(s.url(), "/history");
     for (auto it = all.begin(); it != all.end(); ++it) {
       if (it.value()["prompt"][3].value("job_id", "") == job_id) found = it.value();
     }

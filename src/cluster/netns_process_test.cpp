@@ -16,14 +16,14 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include "cluster/net_process_test_util.h"
+#include "cluster/process_test_util.h"
 
 // Not in netdist::cluster: in a unity build cluster_process_test.cpp's helpers of the same names share that
 // namespace's anonymous namespace.
 namespace netdist::netns_process_test {
 namespace {
 
-using namespace cluster::proc_test;
+using namespace cluster::test;  // NOLINT(google-build-using-namespace): the process-test scaffolding
 
 constexpr const char* kToken = "netns-test-token";
 

@@ -4,7 +4,7 @@
 // OpenSSL's reason and never takes work; `serve` refuses bad TLS flags at startup naming the file.
 #include <gtest/gtest.h>
 
-#include "cluster/net_process_test_util.h"
+#include "cluster/process_test_util.h"
 #include "server/tls_test_util.h"
 
 // Not in netdist::cluster: in a unity build cluster_process_test.cpp's helpers of the same names share that
@@ -12,16 +12,9 @@
 namespace netdist::tls_process_test {
 namespace {
 
-using namespace cluster::proc_test;
+using namespace cluster::test;  // NOLINT(google-build-using-namespace): the process-test scaffolding
 
 constexpr const char* kToken = "tls-cluster-token";
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 class TlsProcess : public ::testing::Test {
  protected:

@@ -2,186 +2,84 @@
 // kill -9 in the middle of a queue and restart with the same folder (every prompt finishes exactly once,
 // with complete PNGs and no stray or duplicate files), history across a clean restart, and startup errors
 // for a corrupt database and an unwritable folder. Built into the cluster test program (NETDIST_BINARY).
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <cstdio>
-#include <filesystem>
 #include <fstream>
-#include <map>
-#include <regex>
 #include <set>
-#include <sstream>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "cluster/http_client.h"
+#include "cluster/process_test_util.h"
 #include "io/png.h"
-#include "netdist/source_dir.h"
 #include "store/store.h"
 
 namespace netdist::store {
 namespace {
 
-namespace fs = std::filesystem;
-using SteadyClock = std::chrono::steady_clock;
-using cluster::HttpReply;
+using namespace cluster::test;  // NOLINT(google-build-using-namespace): the process-test scaffolding
 
-std::string embedded_model() { return (fs::path(NETDIST_SOURCE_DIR) / "models" / "tiny-emoji.safetensors").string(); }
+constexpr const char* kSuite = "netdist_store_process_test";  // scratch folders: <temp>/<kSuite>_<pid>/...
 
-fs::path process_scratch(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("netdist_store_process_test_" + std::to_string(getpid())) / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
+// The store tests' HTTP calls give up after 30 s.
+CallOptions http_options() {
+  CallOptions o;
+  o.timeout = std::chrono::seconds(30);
+  return o;
 }
 
 // `netdist serve` on port 0 with its folders and --data-dir under `dir`.
 std::vector<std::string> serve_args(const fs::path& dir, const std::vector<std::string>& extra) {
-  std::vector<std::string> a = {"serve",
-                                "--port",
-                                "0",
-                                "--threads",
-                                "1",
-                                "--output-directory",
-                                (dir / "out").string(),
-                                "--temp-directory",
-                                (dir / "temp").string(),
-                                "--input-directory",
-                                (dir / "in").string(),
-                                "--models-dir",
-                                (dir / "models").string(),
-                                "--data-dir",
-                                (dir / "data").string()};
+  std::vector<std::string> a = process_args("serve", dir, {"--data-dir", (dir / "data").string()});
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
 
-pid_t spawn(std::vector<std::string> args, int stdout_fd, const fs::path& log) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (stdout_fd >= 0) dup2(stdout_fd, STDOUT_FILENO);
-    const int err = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (err >= 0) dup2(err, STDERR_FILENO);
-    setenv("NETDIST_MODEL", embedded_model().c_str(), 1);
-    std::vector<char*> argv;
-    std::string bin = NETDIST_BINARY;
-    argv.push_back(bin.data());
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-// A running server; its URL comes from the "listening on" line.
-class Server {
- public:
-  Server(std::vector<std::string> args, const fs::path& log) {
-    int out[2];
-    EXPECT_EQ(pipe(out), 0);
-    pid_ = spawn(std::move(args), out[1], log);
-    close(out[1]);
-    stdout_ = fdopen(out[0], "r");
-    char line[512];
-    const std::regex re("listening on (http://[^ \\n]+)");
-    while (stdout_ && std::fgets(line, sizeof line, stdout_)) {
-      std::cmatch m;
-      if (std::regex_search(line, m, re)) {
-        url_ = m[1].str();
-        break;
-      }
-    }
-    EXPECT_FALSE(url_.empty()) << "netdist serve did not start; see " << log;
-  }
-  ~Server() { stop(SIGTERM); }
-  void stop(int sig) {
-    if (pid_ <= 0) return;
-    kill(pid_, sig);
-    waitpid(pid_, nullptr, 0);
-    pid_ = 0;
-    if (stdout_) std::fclose(stdout_);
-    stdout_ = nullptr;
-  }
-  const std::string& url() const { return url_; }
-
- private:
-  pid_t pid_ = 0;
-  FILE* stdout_ = nullptr;
-  std::string url_;
-};
-
 // Runs `netdist args` to its end (60 s guard); returns the exit code (-1 if it did not end) and its stderr.
-std::pair<int, std::string> run_to_exit(std::vector<std::string> args, const fs::path& log) {
-  const pid_t pid = spawn(std::move(args), -1, log);
+std::pair<int, std::string> run_to_exit(const std::vector<std::string>& args, const fs::path& log) {
+  const pid_t pid = spawn_netdist(NETDIST_BINARY, args, log);
   int status = 0;
-  const auto deadline = SteadyClock::now() + std::chrono::seconds(60);
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
   while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (SteadyClock::now() > deadline) {
+    if (Clock::now() > deadline) {
       kill(pid, SIGKILL);
       waitpid(pid, nullptr, 0);
       return {-1, "did not exit"};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  std::ifstream f(log);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), ss.str()};
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), read_file(log)};
 }
 
+// GET as JSON, with the store tests' 30 s call timeout.
 nlohmann::json get_json(const std::string& url, const std::string& target) {
-  cluster::HttpCall c;
-  c.method = "GET";
-  c.target = target;
-  c.timeout = std::chrono::seconds(30);
-  auto r = cluster::http_call(url, c);
-  EXPECT_TRUE(r.is_ok()) << r.status().to_string();
-  return r.is_ok() ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
+  return cluster::test::get_json(url, target, http_options());
 }
 
+// prompt(batch, seed) with the euler sampler, saving as "durable".
 nlohmann::json tiny_prompt(int seed, int batch) {
-  return nlohmann::json::parse(R"({
-    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny-emoji.safetensors"}},
-    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": )" +
-                               std::to_string(batch) + R"(}},
-    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "red heart", "clip": ["4", 1]}},
-    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
-    "3": {"class_type": "KSampler", "inputs": {"seed": )" +
-                               std::to_string(seed) + R"(, "steps": 3, "cfg": 5.0, "sampler_name": "euler",
-          "scheduler": "normal", "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
-          "latent_image": ["5", 0]}},
-    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "durable", "images": ["8", 0]}}
-  })");
+  nlohmann::json p = prompt(batch, seed);
+  p["3"]["inputs"]["sampler_name"] = "euler";
+  p["9"]["inputs"]["filename_prefix"] = "durable";
+  return p;
 }
 
 std::string submit_prompt(const std::string& url, const nlohmann::json& p) {
-  cluster::HttpCall c;
-  c.method = "POST";
-  c.target = "/prompt";
-  c.body = nlohmann::json{{"prompt", p}, {"client_id", "durable-test"}}.dump();
-  c.timeout = std::chrono::seconds(30);
-  auto r = cluster::http_call(url, c);
-  EXPECT_TRUE(r.is_ok()) << r.status().to_string();
-  if (!r.is_ok()) return "";
-  EXPECT_EQ(r->status, 200) << r->body;
-  auto j = nlohmann::json::parse(r->body, nullptr, false);
-  return j.is_object() ? j.value("prompt_id", "") : "";
+  return submit(url, p, http_options(), "durable-test");
 }
 
 // Waits until GET /history holds every id (120 s guard); returns /history.
 nlohmann::json wait_all(const std::string& url, const std::vector<std::string>& ids) {
-  const auto deadline = SteadyClock::now() + std::chrono::seconds(120);
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
   nlohmann::json h;
-  while (SteadyClock::now() < deadline) {
+  while (Clock::now() < deadline) {
     h = get_json(url, "/history");
     size_t found = 0;
     for (const std::string& id : ids) found += h.is_object() && h.contains(id);
@@ -192,15 +90,8 @@ nlohmann::json wait_all(const std::string& url, const std::vector<std::string>& 
   return h;
 }
 
-std::string read_bytes(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 TEST(StoreProcess, KillNineMidQueueThenRestartFinishesEveryPromptExactlyOnce) {
-  const fs::path dir = process_scratch("kill9");
+  const fs::path dir = scratch(kSuite, "kill9");
   // The coordinator renders the shards itself, 100 ms a step: each prompt (2 shards of 3 steps) takes over half a
   // second, so the kill lands while the queue is busy.
   const std::vector<std::string> args =
@@ -208,11 +99,11 @@ TEST(StoreProcess, KillNineMidQueueThenRestartFinishesEveryPromptExactlyOnce) {
   std::vector<std::string> ids;
   nlohmann::json first_entry;
   {
-    Server server(args, dir / "serve1.log");
+    Proc server(args, dir / "serve1.log");
     for (int i = 0; i < 4; ++i) ids.push_back(submit_prompt(server.url(), tiny_prompt(100 + i, 2)));
     // Until the first prompt is done and the next one runs.
-    const auto deadline = SteadyClock::now() + std::chrono::seconds(60);
-    while (SteadyClock::now() < deadline) {
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (Clock::now() < deadline) {
       const nlohmann::json h = get_json(server.url(), "/history/" + ids[0]);
       const nlohmann::json q = get_json(server.url(), "/queue");
       if (h.is_object() && h.contains(ids[0]) && q.is_object() && !q["queue_running"].empty()) {
@@ -224,7 +115,7 @@ TEST(StoreProcess, KillNineMidQueueThenRestartFinishesEveryPromptExactlyOnce) {
     ASSERT_FALSE(first_entry.is_null()) << "the first prompt did not finish; see " << dir / "serve1.log";
     server.stop(SIGKILL);
   }
-  Server server(args, dir / "serve2.log");
+  Proc server(args, dir / "serve2.log");
   // The queue is read before the history: a prompt missing from both finished in between and would be in both.
   const nlohmann::json queue = get_json(server.url(), "/queue");
   const nlohmann::json early = get_json(server.url(), "/history");
@@ -252,7 +143,7 @@ TEST(StoreProcess, KillNineMidQueueThenRestartFinishesEveryPromptExactlyOnce) {
     for (const auto& img : images) {
       const std::string name = img["filename"].get<std::string>();
       EXPECT_TRUE(named.insert(name).second) << name << " named by two history entries";
-      auto png = io::decode_png(read_bytes(dir / "out" / name), name);
+      auto png = io::decode_png(read_file(dir / "out" / name), name);
       ASSERT_TRUE(png.is_ok()) << png.status().to_string();
       EXPECT_EQ(png->first.width, 64);
       EXPECT_EQ(png->first.height, 64);
@@ -265,16 +156,16 @@ TEST(StoreProcess, KillNineMidQueueThenRestartFinishesEveryPromptExactlyOnce) {
 }
 
 TEST(StoreProcess, HistorySurvivesACleanRestart) {
-  const fs::path dir = process_scratch("clean");
+  const fs::path dir = scratch(kSuite, "clean");
   const std::vector<std::string> args = serve_args(dir, {});
   std::vector<std::string> ids;
   nlohmann::json before;
   {
-    Server server(args, dir / "serve1.log");
+    Proc server(args, dir / "serve1.log");
     for (int i = 0; i < 2; ++i) ids.push_back(submit_prompt(server.url(), tiny_prompt(7 + i, 1)));
     before = wait_all(server.url(), ids);
   }
-  Server server(args, dir / "serve2.log");
+  Proc server(args, dir / "serve2.log");
   const nlohmann::json after = get_json(server.url(), "/history");
   EXPECT_EQ(after, before);
   for (const std::string& id : ids) {
@@ -290,7 +181,7 @@ TEST(StoreProcess, HistorySurvivesACleanRestart) {
 }
 
 TEST(StoreProcess, CorruptDatabaseOrUnwritableDataDirStopsServeWithTheReason) {
-  const fs::path dir = process_scratch("corrupt");
+  const fs::path dir = scratch(kSuite, "corrupt");
   fs::create_directories(dir / "data");
   const fs::path db = dir / "data" / kDatabaseFileName;
   const std::string garbage(4096, '\x5a');
@@ -299,7 +190,7 @@ TEST(StoreProcess, CorruptDatabaseOrUnwritableDataDirStopsServeWithTheReason) {
   EXPECT_NE(code, 0) << err;
   EXPECT_NE(err.find(db.string()), std::string::npos) << err;
   EXPECT_NE(err.find("not a database"), std::string::npos) << err;
-  EXPECT_EQ(read_bytes(db), garbage) << "the corrupt database was modified";
+  EXPECT_EQ(read_file(db), garbage) << "the corrupt database was modified";
 
   std::ofstream(dir / "plain_file") << "x";
   std::vector<std::string> args = serve_args(dir, {});
