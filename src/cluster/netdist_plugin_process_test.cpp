@@ -114,7 +114,7 @@ TEST(NetDistPluginProcess, RemoteQueueSimpleOnTwoServersGivesTheSingleServerImag
   // final_output, no FetchRemote/CombineImageBatch/SaveImage, and the plugin's client and job ids.
   Json bh = get_json<Json>(b.url(), "/history");
   ASSERT_EQ(bh.size(), 1u) << bh.dump();
-  const Json& entry = bh.begin().value();
+  const Json entry = bh.begin().value();  // a copy: GCC 13 -Wdangling-reference
   const Json& sent = entry["prompt"][2];
   EXPECT_EQ(sent["10"]["inputs"]["enabled"], "remote");
   EXPECT_EQ(sent["13"]["class_type"], "PreviewImage");
