@@ -43,7 +43,11 @@ struct Cluster::Job {
   std::string prompt_id;
   Json extra_data, outputs_to_execute;
   std::optional<PromptReply> reply;
+  const void* reply_worker = nullptr;  // the worker whose reply it is
   std::shared_ptr<EventRelay> relay;
+  // A netdist worker's events of this prompt relayed live (run_prompt): whose, and how many of them.
+  const void* live_worker = nullptr;
+  size_t live_relayed = 0;
   std::atomic<bool> withdrawn{false};  // abandoned: a ComfyUI worker's runner withdraws its remote prompt
 };
 
@@ -64,6 +68,7 @@ struct DialInMail {
   bool taken = false;  // a pull carried it to the worker
   bool interrupt = false;
   int64_t step = 0, steps = 0;
+  Json events = Json::array();  // a whole prompt's events so far, from its progress reports
   std::optional<HttpReply> reply;  // as POST /netdist/v1/shard or /netdist/v1/prompt would have answered
 };
 
@@ -150,18 +155,18 @@ std::deque<Cluster::Task>::iterator Cluster::task_to_take(const Worker& w, bool&
   for (const auto& x : workers_) {
     if (x.get() == &w) {
       self = forecasts.size();
-      forecasts.push_back({now, x->cost.seconds_per_unit()});
+      forecasts.push_back({now, planning_seconds_per_unit(*x, *front.job)});
       continue;
     }
     if (!eligible(*x, *front.job)) continue;
     double free_at = now;
     if (x->busy) {
-      const double predicted = x->busy_units * x->cost.seconds_per_unit().value_or(0.0);
+      const double predicted = x->busy_units * planning_seconds_per_unit(*x, *front.job).value_or(0.0);
       free_at = seconds_since_epoch(x->busy_since) + predicted;
       // A shard running past twice its prediction says the model is wrong for it: do not wait on it.
       if (now - seconds_since_epoch(x->busy_since) > 2 * predicted + 1.0) continue;
     }
-    forecasts.push_back({free_at, x->cost.seconds_per_unit()});
+    forecasts.push_back({free_at, planning_seconds_per_unit(*x, *front.job)});
   }
   const std::optional<size_t> k = shard_to_take(forecasts, self, units, now);
   declined = !k;
@@ -232,12 +237,27 @@ void Cluster::add_worker(const std::string& url) {
   std::fprintf(stderr, "netdist cluster: worker %s joined\n", url.c_str());
 }
 
+std::optional<double> Cluster::planning_seconds_per_unit(const Worker& w, const Job& job) const {
+  const std::optional<double> spu = w.cost.seconds_per_unit();
+  if (w.cost.samples() > 0) return spu;
+  // Only a benchmark seed (batch 1, so it reads slower than the batches measured on other workers): at most
+  // the fastest measured worker's, so that a worker that just joined is tried and measured instead of
+  // being planned out of every batch by its seed.
+  double fastest = 0;
+  for (const auto& x : workers_) {
+    const auto m = x->cost.seconds_per_unit();
+    if (x->cost.samples() > 0 && m && *m > 0 && eligible(*x, job) && (fastest == 0 || *m < fastest)) fastest = *m;
+  }
+  if (fastest == 0) return spu;
+  return spu ? std::min(*spu, fastest) : fastest;
+}
+
 std::vector<double> Cluster::eligible_speeds(const Job& job) const {
   std::vector<std::optional<double>> per_unit;
   double fastest = 0;  // the smallest known seconds per unit
   for (const auto& w : workers_) {
     if (!eligible(*w, job)) continue;
-    per_unit.push_back(w->cost.seconds_per_unit());
+    per_unit.push_back(planning_seconds_per_unit(*w, job));
     if (per_unit.back() && *per_unit.back() > 0 && (fastest == 0 || *per_unit.back() < fastest))
       fastest = *per_unit.back();
   }
@@ -424,11 +444,14 @@ Result<PullReply> Cluster::pull(const std::string& worker_id, const Json& capabi
   Json request = mail.request;
   request["kind"] = mail.kind;
   request["ticket"] = mail.ticket;
-  request["progress_ms"] = std::max<int64_t>(100, options_.heartbeat.count() / 2);
+  // A whole prompt's progress reports carry its events to the client: often enough for a live progress bar.
+  const int64_t report_ms = std::max<int64_t>(100, options_.heartbeat.count() / 2);
+  request["progress_ms"] = mail.kind == "prompt" ? std::min<int64_t>(report_ms, 250) : report_ms;
   return PullReply(std::move(request));
 }
 
-Result<bool> Cluster::report_progress(const std::string& worker_id, uint64_t ticket, int64_t step, int64_t steps) {
+Result<bool> Cluster::report_progress(const std::string& worker_id, uint64_t ticket, int64_t step, int64_t steps,
+                                      size_t events_from, const Json& events) {
   std::lock_guard<std::mutex> lock(mutex_);
   Worker* w = find_dial_in(worker_id);
   if (!w) return Status::not_found("unknown worker '" + worker_id + "'");
@@ -437,6 +460,10 @@ Result<bool> Cluster::report_progress(const std::string& worker_id, uint64_t tic
     return Status::not_found("ticket " + std::to_string(ticket) + " is not current for worker '" + worker_id + "'");
   w->mail->step = step;
   w->mail->steps = steps;
+  Json& have = w->mail->events;
+  if (events.is_array() && events_from <= have.size()) {
+    for (size_t i = have.size() - events_from; i < events.size(); ++i) have.push_back(events[i]);
+  }
   return w->mail->interrupt;
 }
 
@@ -590,6 +617,7 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
     if (failed.is_ok()) {
       if (job.whole && !job.reply) {
         job.reply = std::move(reply);
+        job.reply_worker = w.get();
         ++job.shards_done;
         ++w->shards_done;
         ++w->prompts_done;
@@ -801,6 +829,7 @@ Result<PromptReply> Cluster::run_prompt(const std::string& prompt_id, const Json
     if (job->reply || !job->failure.is_ok()) break;
     const auto now = std::chrono::steady_clock::now();
     if (!capable_within_timeout(*job, now, last_capable, "prompt " + prompt_id)) break;
+    relay_live_events(lock, *job);
     lock.unlock();
     const bool go_on = keep_going();
     lock.lock();
@@ -809,10 +838,54 @@ Result<PromptReply> Cluster::run_prompt(const std::string& prompt_id, const Json
     cv_.wait_for(lock, std::chrono::milliseconds(100));
   }
   job->relay->close();  // from here on no worker's event reaches the caller
-  if (job->reply) return std::move(*job->reply);
+  if (job->reply) {
+    PromptReply reply = std::move(*job->reply);
+    reply.events_relayed = job->reply_worker == job->live_worker ? job->live_relayed : 0;
+    return reply;
+  }
   abandon(lock, job);
   if (!job->failure.is_ok()) return job->failure;
   return Status::cancelled("interrupted");
+}
+
+void Cluster::relay_live_events(std::unique_lock<std::mutex>& lock, Job& job) {
+  if (job.running.size() != 1) return;
+  Worker* w = job.running.front();
+  if (w->local || w->comfy) return;  // a ComfyUI worker's runner relays its events itself
+  if (job.live_worker != w) {  // a new attempt: its events start again at 0
+    job.live_worker = w;
+    job.live_relayed = 0;
+  }
+  Json events = Json::array();
+  if (w->dial_in) {
+    if (!w->mail || w->mail->shard_id != job.id + ".prompt") return;
+    for (size_t i = job.live_relayed; i < w->mail->events.size(); ++i) events.push_back(w->mail->events[i]);
+  } else {
+    const std::string url = w->url;
+    const size_t from = job.live_relayed;
+    lock.unlock();
+    HttpCall call;
+    call.target = "/netdist/v1/status?events_from=" + std::to_string(from);
+    call.auth_token = options_.auth_token;
+    call.tls = options_.tls;
+    call.timeout = std::chrono::milliseconds(500);
+    auto r = http_call(url, call);
+    lock.lock();
+    if (!r.is_ok() || r->status != 200) return;
+    Json st = Json::parse(r->body, nullptr, false);
+    if (!st.is_object() || st.value("running", Json()) != Json(job.id + ".prompt") || !st["events"].is_array())
+      return;
+    if (job.live_worker != w || job.live_relayed != from || job.reply) return;  // moved on meanwhile
+    events = std::move(st["events"]);
+  }
+  // `executed` waits for the reply: its file names become the coordinator's when the files arrive.
+  job.live_relayed += events.size();
+  lock.unlock();  // the client's event sink is not called under the cluster's lock
+  for (const Json& e : events) {
+    if (e.is_array() && e.size() == 2 && e[0].is_string() && e[0] != "executed")
+      job.relay->emit(e[0].get<std::string>(), e[1]);
+  }
+  lock.lock();
 }
 
 int Cluster::capable_remote_workers(const Requirements& req) {

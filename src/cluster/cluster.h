@@ -103,8 +103,11 @@ class Cluster {
   // is unknown and no capabilities came; kUnavailable while stopping.
   Result<PullReply> pull(const std::string& worker_id, const Json& capabilities, const std::string& label);
   // Progress of the shard handed out as `ticket`: true = interrupt it. kNotFound when the worker or the
-  // ticket is not current (stop running it).
-  Result<bool> report_progress(const std::string& worker_id, uint64_t ticket, int64_t step, int64_t steps);
+  // ticket is not current (stop running it). For a whole prompt, `events` are its events from index
+  // `events_from` on (as GET /netdist/v1/status?events_from gives them); the ones not yet here are kept
+  // for run_prompt to relay live.
+  Result<bool> report_progress(const std::string& worker_id, uint64_t ticket, int64_t step, int64_t steps,
+                               size_t events_from = 0, const Json& events = Json::array());
   // The outcome of `ticket`: `http_status` and `body` as POST /netdist/v1/shard (kind "shard": 200 +
   // safetensors, or an error JSON) or /netdist/v1/prompt (kind "prompt": JSON) would have answered.
   // `kind` (empty = not stated) must be the ticket's: invalid_argument naming both otherwise. kNotFound
@@ -173,6 +176,14 @@ class Cluster {
                               std::chrono::steady_clock::time_point& last_capable, const std::string& what);
   // Gives up on an unfinished job: drops its queued tasks and interrupts the workers running one.
   void abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Job>& job);
+  // Relays the events a netdist worker has recorded so far for the whole prompt `job` (GET
+  // /netdist/v1/status?events_from, or a dial-in worker's progress reports) to the job's client, except
+  // `executed` (its file names are rewritten with the reply). Takes `lock` (held on entry and exit) off
+  // around the HTTP call and the relay.
+  void relay_live_events(std::unique_lock<std::mutex>& lock, Job& job);
+  // The seconds per unit the planner uses for `w`: its cost model's, except that a worker with only a
+  // benchmark seed counts as at most the fastest measured eligible worker (mutex_ held).
+  std::optional<double> planning_seconds_per_unit(const Worker& w, const Job& job) const;
   // The queued task `w` should take now by earliest predicted finish (cost_model.h shard_to_take), or end():
   // nothing `w` may run (declined = false), or other workers would finish all of it sooner (declined =
   // true). Lock held.

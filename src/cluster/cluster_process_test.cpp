@@ -27,6 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cluster/comfy_worker.h"
 #include "cluster/http_client.h"
 #include "cluster/process_test_util.h"
 
@@ -397,6 +398,69 @@ TEST(ClusterProcess, WholePromptsRunOnDialInWorkers) {
   EXPECT_EQ(prompts, 2) << "both prompts ran whole on the dial-in workers (which one is the cost model's pick)";
 }
 
+// A whole prompt on a netdist worker streams its events to the client while it runs: the first progress
+// event arrives while the worker still runs the prompt (a 300 ms throttle per step keeps it running), each
+// step's progress comes once (the reply's copy is not replayed), and `executed` carries the coordinator's
+// file name. Connect-out (GET /netdist/v1/status?events_from) and dial-in (progress reports) workers alike.
+void expect_whole_prompt_events_live(bool dial_in) {
+  fs::path dir = scratch(dial_in ? "live_dialin" : "live_static");
+  const std::vector<std::string> slow = {"--test-step-delay-ms", "300"};
+  std::unique_ptr<Proc> w, coord;
+  if (dial_in) {
+    coord = std::make_unique<Proc>(
+        coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0"}), dir / "c.log");
+    std::vector<std::string> extra = {"--join", coord->url()};
+    extra.insert(extra.end(), slow.begin(), slow.end());
+    w = std::make_unique<Proc>(worker_args(dir / "w", extra), dir / "w.log");
+  } else {
+    w = std::make_unique<Proc>(worker_args(dir / "w", slow), dir / "w.log");
+    coord = std::make_unique<Proc>(
+        coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w->url()}), dir / "c.log");
+  }
+  ASSERT_TRUE(wait_alive(coord->url(), 1));
+  auto ws = ComfyEventStream::open(coord->url(), "live", "", std::chrono::seconds(10));
+  ASSERT_TRUE(ws.is_ok()) << ws.status().to_string();
+  const std::string id = submit(coord->url(), prompt(1, 3), {}, "live");
+  std::vector<int64_t> steps;
+  std::vector<std::string> types;
+  bool first_progress_while_running = false;
+  Json executed;
+  bool done = false;
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (!done && Clock::now() < deadline) {
+    auto m = (*ws)->next(std::chrono::milliseconds(200));
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    if (!m->has_value() || (*m)->is_binary) continue;
+    const ComfyMessage& msg = **m;
+    if (!msg.data.is_object() || msg.data.value("prompt_id", Json()) != Json(id)) continue;
+    types.push_back(msg.type);
+    if (msg.type == "progress") {
+      if (steps.empty()) {
+        auto st = get_json(w->url(), "/netdist/v1/status");
+        first_progress_while_running = st.is_object() && !st["running"].is_null();
+      }
+      steps.push_back(msg.data.value("value", int64_t(0)));
+      EXPECT_EQ(msg.data.value("node", Json()), Json("3")) << msg.data.dump();
+    }
+    if (msg.type == "executed") executed = msg.data;
+    done = msg.type == "executing" && msg.data.value("node", Json()).is_null();
+  }
+  ASSERT_TRUE(done) << "the coordinator never sent executing(null) for " << id;
+  EXPECT_TRUE(first_progress_while_running) << "progress reached the client only after the worker finished";
+  EXPECT_EQ(steps, std::vector<int64_t>({1, 2, 3})) << "each step's progress once";
+  EXPECT_EQ(std::count(types.begin(), types.end(), "execution_start"), 1);
+  EXPECT_EQ(std::count(types.begin(), types.end(), "executed"), 1);
+  EXPECT_EQ(executed.value("node", Json()), Json("9"));
+  EXPECT_EQ(executed["output"]["images"][0]["filename"], "split_00001_.png") << executed.dump();
+  EXPECT_EQ(wait_history(coord->url(), id)["status"]["status_str"], "success");
+  HttpReply bad = call(w->url(), "GET", "/netdist/v1/status?events_from=-2");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("events_from must be a count"), std::string::npos) << bad.body;
+}
+
+TEST(ClusterProcess, WholePromptEventsReachTheClientLive) { expect_whole_prompt_events_live(false); }
+TEST(ClusterProcess, WholePromptEventsReachTheClientLiveFromADialInWorker) { expect_whole_prompt_events_live(true); }
+
 // The dial-in wire protocol for a whole prompt, with the test as the worker: the pull carries kind "prompt"
 // and the /netdist/v1/prompt body; a result of another kind is refused naming both; /interrupt with the
 // prompt id reaches the worker in its progress reply; the ticket is stale once its result came.
@@ -431,6 +495,12 @@ TEST(ClusterProcess, DialInPullCarriesAWholePromptTaskOfKindPrompt) {
   EXPECT_EQ(unknown.status, 400);
   EXPECT_NE(unknown.body.find("result kind 'tile'"), std::string::npos) << unknown.body;
 
+  HttpReply bad_events = call(coord.url(), "POST", "/netdist/v1/progress",
+                              nlohmann::json{{"worker_id", "fake"}, {"ticket", task["ticket"]}, {"events_from", -1},
+                                             {"events", nlohmann::json::array()}}
+                                  .dump());
+  EXPECT_EQ(bad_events.status, 400);
+  EXPECT_NE(bad_events.body.find("events_from"), std::string::npos) << bad_events.body;
   EXPECT_EQ(call(coord.url(), "POST", "/interrupt", nlohmann::json{{"prompt_id", id}}.dump()).status, 200);
   const std::string progress =
       nlohmann::json{{"worker_id", "fake"}, {"ticket", task["ticket"]}, {"step", 1}, {"steps", 3}}.dump();

@@ -111,7 +111,8 @@ void rename_entries(OJson& ui, const std::map<std::string, std::pair<std::string
 
 Status CoordinatorBackend::execute_whole(const server::QueueItem& item, const server::EmitFn& emit,
                                          std::atomic<bool>& interrupt, nlohmann::ordered_json& outputs) {
-  // A ComfyUI worker's events arrive live (progress, executing, ...); a netdist worker's come with its reply.
+  // Both kinds of worker relay their events live (progress, executing, ...); `executed` comes with the reply,
+  // under the coordinator's file names.
   Result<PromptReply> reply = cluster_->run_prompt(
       item.prompt_id, item.prompt, item.extra_data, item.outputs_to_execute, [&] { return !interrupt.load(); },
       [&emit](const std::string& type, const nlohmann::ordered_json& data) { emit(type, data); });
@@ -139,10 +140,12 @@ Status CoordinatorBackend::execute_whole(const server::QueueItem& item, const se
   }
   outputs = reply->outputs;
   for (auto it = outputs.begin(); it != outputs.end(); ++it) rename_entries(it.value(), renamed);
-  for (OJson& event : reply->events) {
+  for (size_t i = 0; i < reply->events.size(); ++i) {
+    OJson& event = reply->events[i];
     if (!event.is_array() || event.size() != 2 || !event[0].is_string()) continue;
-    if (event[0] == "executed" && event[1].is_object() && event[1].contains("output"))
-      rename_entries(event[1]["output"], renamed);
+    const bool executed = event[0] == "executed";
+    if (i < reply->events_relayed && !executed) continue;  // the client had it live
+    if (executed && event[1].is_object() && event[1].contains("output")) rename_entries(event[1]["output"], renamed);
     emit(event[0].get<std::string>(), event[1]);
   }
   return reply->status;
@@ -221,8 +224,13 @@ std::optional<server::Response> dial_in_routes(const std::shared_ptr<Cluster>& c
       const auto& v = b.value(key, nlohmann::ordered_json(0));
       return v.is_number_integer() ? v.get<int64_t>() : int64_t(0);
     };
+    const auto& from = b.value("events_from", nlohmann::ordered_json(0));
+    const auto& events = b.value("events", nlohmann::ordered_json::array());
+    if (!from.is_number_integer() || from.get<int64_t>() < 0 || !events.is_array())
+      return server::error_response(400, "invalid_progress",
+                                    "progress \"events_from\" must be a count and \"events\" an array");
     auto interrupt = cluster->report_progress(b["worker_id"].get<std::string>(), b["ticket"].get<uint64_t>(),
-                                              num("step"), num("steps"));
+                                              num("step"), num("steps"), from.get<size_t>(), events);
     if (!interrupt.is_ok()) return dial_in_error(interrupt.status());
     return json_reply({{"interrupt", *interrupt}});
   }

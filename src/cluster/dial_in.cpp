@@ -110,26 +110,33 @@ void DialIn::run_task(const Json& request) {
   const auto every = std::chrono::milliseconds(std::max<int64_t>(50, request.value("progress_ms", int64_t(1000))));
   std::atomic<bool> done{false};
   std::thread reporter([&] {
+    size_t acked = 0;  // a whole prompt's events the coordinator has (it relays them to the client live)
     for (;;) {
       const auto until = std::chrono::steady_clock::now() + every;
       while (!done && std::chrono::steady_clock::now() < until)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       if (done) return;
-      const Json st = runner_.status();
+      const Json st = runner_.status(kind == "prompt" ? std::optional<size_t>(acked) : std::nullopt);
+      Json body{{"worker_id", worker_id_},
+                {"ticket", ticket},
+                {"step", st.value("step", int64_t(0))},
+                {"steps", st.value("steps", int64_t(0))}};
+      const size_t sent = st.contains("events") ? st["events"].size() : 0;
+      if (sent > 0) {
+        body["events_from"] = acked;
+        body["events"] = st["events"];
+      }
       HttpCall call;
       call.method = "POST";
       call.target = "/netdist/v1/progress";
-      call.body = Json{{"worker_id", worker_id_},
-                       {"ticket", ticket},
-                       {"step", st.value("step", int64_t(0))},
-                       {"steps", st.value("steps", int64_t(0))}}
-                      .dump();
+      call.body = body.dump();
       call.auth_token = options_.auth_token;
       call.tls = options_.tls;
       call.timeout = std::max(every * 2, std::chrono::milliseconds(2000));
       call.cancel = &done;
       auto reply = http_call(options_.coordinator, call);
       if (!reply.is_ok()) continue;  // the coordinator is unreachable: keep rendering, report later
+      if (reply->status == 200) acked += sent;
       const Json r = Json::parse(reply->body, nullptr, false);
       const bool interrupt = reply->status == 409 || (r.is_object() && r.value("interrupt", false));
       if (interrupt && !done) runner_.interrupt();

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -22,8 +23,10 @@ namespace {
 // "executing" event to the next node's (or to the end) counts in sampling_seconds().
 class ShardSink : public graph::EventSink {
  public:
-  ShardSink(std::function<void(int64_t, int64_t)> on_progress, bool record = false)
-      : on_progress_(std::move(on_progress)), record_(record) {}
+  // `on_record` (with `record`) sees each recorded event as it is recorded.
+  ShardSink(std::function<void(int64_t, int64_t)> on_progress, bool record = false,
+            std::function<void(const Json&)> on_record = nullptr)
+      : on_progress_(std::move(on_progress)), record_(record), on_record_(std::move(on_record)) {}
   void event(const std::string& type, graph::Json data) override {
     if (type == "executing") {
       close_node();
@@ -35,7 +38,10 @@ class ShardSink : public graph::EventSink {
       on_progress_(data.value("value", int64_t(0)), data.value("max", int64_t(0)));
     }
     if (type == "execution_error") error_ = data;
-    if (record_ && type != "preview_image") events_.push_back(Json::array({type, data}));
+    if (record_ && type != "preview_image") {
+      events_.push_back(Json::array({type, data}));
+      if (on_record_) on_record_(events_.back());
+    }
   }
   double sampling_seconds() {
     close_node();
@@ -53,6 +59,7 @@ class ShardSink : public graph::EventSink {
   }
   std::function<void(int64_t, int64_t)> on_progress_;
   bool record_;
+  std::function<void(const Json&)> on_record_;
   Clock::time_point node_started_;
   bool in_node_ = false, node_samples_ = false;
   double sampling_seconds_ = 0;
@@ -150,6 +157,7 @@ Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const st
     std::lock_guard<std::mutex> s(status_mutex_);
     running_ = task_id;
     step_ = steps_ = 0;
+    live_events_ = Json::array();
   }
   ShardSink sink(
       [this](int64_t value, int64_t max) {
@@ -161,7 +169,11 @@ Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const st
         if (options_.test_step_delay_ms > 0)
           std::this_thread::sleep_for(std::chrono::milliseconds(options_.test_step_delay_ms));
       },
-      true);
+      true,
+      [this](const Json& event) {
+        std::lock_guard<std::mutex> s(status_mutex_);
+        live_events_.push_back(event);
+      });
   graph::ExecutionOutcome outcome = executor_.execute(*v.validated, prompt_id,
                                                       extra_data.is_object() ? extra_data : Json::object(),
                                                       sink, interrupt_);
@@ -335,12 +347,19 @@ Json ShardRunner::capabilities() {
   return *caps_;
 }
 
-Json ShardRunner::status() const {
+Json ShardRunner::status(std::optional<size_t> events_from) const {
   std::lock_guard<std::mutex> s(status_mutex_);
-  return Json{{"running", running_ ? Json(*running_) : Json(nullptr)},
-              {"step", step_},
-              {"steps", steps_},
-              {"shards_done", shards_done_}};
+  Json st{{"running", running_ ? Json(*running_) : Json(nullptr)},
+          {"step", step_},
+          {"steps", steps_},
+          {"shards_done", shards_done_},
+          {"events_total", running_ ? live_events_.size() : size_t(0)}};
+  if (events_from) {
+    Json events = Json::array();
+    for (size_t i = *events_from; running_ && i < live_events_.size(); ++i) events.push_back(live_events_[i]);
+    st["events"] = std::move(events);
+  }
+  return st;
 }
 
 server::Response ShardRunner::serve_shard(const std::string& request_body) {
@@ -373,7 +392,17 @@ server::ExtraRoutes ShardRunner::routes() {
     if (path.rfind("/netdist/v1/", 0) != 0) return std::nullopt;
     if (path == "/netdist/v1/capabilities" && req.method == "GET")
       return server::json_response(capabilities());
-    if (path == "/netdist/v1/status" && req.method == "GET") return server::json_response(status());
+    if (path == "/netdist/v1/status" && req.method == "GET") {
+      std::optional<size_t> from;
+      if (auto q = req.query_value("events_from")) {
+        char* end = nullptr;
+        const unsigned long long n = std::strtoull(q->c_str(), &end, 10);
+        if (q->empty() || *end != '\0' || (*q)[0] == '-')
+          return error_reply(400, "invalid_status_query", "events_from must be a count, not '" + *q + "'");
+        from = size_t(n);
+      }
+      return server::json_response(status(from));
+    }
     if (path == "/netdist/v1/interrupt" && req.method == "POST") {
       const Json body = Json::parse(req.body, nullptr, false);
       if (body.is_object() && body["shard_id"].is_string())

@@ -12,7 +12,10 @@
 //                                   runs a whole prompt here (decode and SaveImage/PreviewImage included)
 //                                   → 200 application/json prompt_reply_to_json (also when the prompt itself
 //                                   failed: its status is inside); 409 when interrupted; 400/500 otherwise
-//   GET  /netdist/v1/status        {"running": shard_id | task_id | null, "step", "steps", "shards_done"}
+//   GET  /netdist/v1/status        {"running": shard_id | task_id | null, "step", "steps", "shards_done",
+//                                   "events_total"}; with ?events_from=N also "events": the running whole
+//                                   prompt's events from index N on (the reply's "events" so far, for a
+//                                   coordinator that relays them live)
 //   POST /netdist/v1/interrupt     interrupts the running shard or prompt; with a body {"shard_id": id},
 //                                   only if that one is running
 // Shards and whole prompts run one at a time per runner (callers queue on a mutex), each through one
@@ -66,6 +69,9 @@ struct PromptReply {
   // Seconds the worker spent in nodes that report step progress (the samplers), for the coordinator's cost
   // model; 0 when none ran (or an older worker did not say).
   double sampling_seconds = 0;
+  // Not on the wire: how many of `events` the coordinator already relayed to the client while the prompt
+  // ran (all but `executed`, which waits for the files' new names).
+  size_t events_relayed = 0;
 };
 
 // The wire form: {"status": {"code": int, "message"}, "outputs", "events", "files": [{"type", "subfolder",
@@ -103,7 +109,8 @@ class ShardRunner {
   server::Response serve_prompt(const Json& body);
 
   Json capabilities();
-  Json status() const;
+  // GET /netdist/v1/status; `events_from` adds the running whole prompt's events from that index on.
+  Json status(std::optional<size_t> events_from = std::nullopt) const;
 
   // The /netdist/v1 routes above, for server::ServerOptions::extra_routes.
   server::ExtraRoutes routes();
@@ -118,6 +125,7 @@ class ShardRunner {
   mutable std::mutex status_mutex_;
   std::optional<std::string> running_;
   int64_t step_ = 0, steps_ = 0, shards_done_ = 0;
+  Json live_events_ = Json::array();  // the running whole prompt's events so far (as its reply will have them)
   std::mutex caps_mutex_;
   std::optional<Json> caps_;
 };
