@@ -224,8 +224,8 @@ std::optional<server::Response> dial_in_routes(const std::shared_ptr<Cluster>& c
       const auto& v = b.value(key, nlohmann::ordered_json(0));
       return v.is_number_integer() ? v.get<int64_t>() : int64_t(0);
     };
-    const auto& from = b.value("events_from", nlohmann::ordered_json(0));
-    const auto& events = b.value("events", nlohmann::ordered_json::array());
+    const auto from = b.value("events_from", nlohmann::ordered_json(0));
+    const auto events = b.value("events", nlohmann::ordered_json::array());
     if (!from.is_number_integer() || from.get<int64_t>() < 0 || !events.is_array())
       return server::error_response(400, "invalid_progress",
                                     "progress \"events_from\" must be a count and \"events\" an array");
