@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -21,13 +20,7 @@ using json = nlohmann::ordered_json;
 using server::PromptQueue;
 using server::QueueItem;
 
-fs::path queue_scratch() {
-  static std::atomic<int> counter{0};
-  fs::path p = fs::temp_directory_path() /
-               ("netdist_store_queue_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-  fs::remove_all(p);
-  return p;
-}
+fs::path queue_scratch() { return scratch_path("netdist_store_queue_test"); }
 
 QueueItem queue_item(json number, const std::string& id) {
   QueueItem it;

@@ -7,7 +7,6 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -19,13 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path scratch() {
-  static std::atomic<int> counter{0};
-  fs::path p = fs::temp_directory_path() /
-               ("netdist_store_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-  fs::remove_all(p);
-  return p;
-}
+fs::path scratch() { return scratch_path("netdist_store_test"); }
 
 std::string file_bytes(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

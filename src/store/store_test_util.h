@@ -1,16 +1,28 @@
-// Test-only: a tiny tmpfs, to make SQLite hit a real full disk (SQLITE_FULL). Mounting needs root (or
-// CAP_SYS_ADMIN); where it fails, mounted() is false and error() says why, and the test skips.
+// Test-only: a fresh scratch folder name, and a tiny tmpfs to make SQLite hit a real full disk (SQLITE_FULL).
+// Mounting needs root (or CAP_SYS_ADMIN); where it fails, mounted() is false and error() says why, and the
+// test skips.
 // Thread-safety: none; one owner.
 #pragma once
 
 #include <sys/mount.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <string>
 
 namespace netdist::store {
+
+// A path under the temp folder, unique to this process and call and removed if it exists (not created).
+inline std::filesystem::path scratch_path(const std::string& suite) {
+  static std::atomic<int> counter{0};
+  std::filesystem::path p = std::filesystem::temp_directory_path() /
+                            (suite + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+  std::filesystem::remove_all(p);
+  return p;
+}
 
 class TmpfsMount {
  public:
