@@ -152,21 +152,23 @@ std::deque<Cluster::Task>::iterator Cluster::task_to_take(const Worker& w, bool&
   const double now = seconds_since_epoch(now_tp);
   std::vector<WorkerForecast> forecasts;
   size_t self = 0;
+  const double measured = fastest_measured(*front.job);
   for (const auto& x : workers_) {
+    const std::optional<double> spu = planning_seconds_per_unit(*x, measured);
     if (x.get() == &w) {
       self = forecasts.size();
-      forecasts.push_back({now, planning_seconds_per_unit(*x, *front.job)});
+      forecasts.push_back({now, spu});
       continue;
     }
     if (!eligible(*x, *front.job)) continue;
     double free_at = now;
     if (x->busy) {
-      const double predicted = x->busy_units * planning_seconds_per_unit(*x, *front.job).value_or(0.0);
+      const double predicted = x->busy_units * spu.value_or(0.0);
       free_at = seconds_since_epoch(x->busy_since) + predicted;
       // A shard running past twice its prediction says the model is wrong for it: do not wait on it.
       if (now - seconds_since_epoch(x->busy_since) > 2 * predicted + 1.0) continue;
     }
-    forecasts.push_back({free_at, planning_seconds_per_unit(*x, *front.job)});
+    forecasts.push_back({free_at, spu});
   }
   const std::optional<size_t> k = shard_to_take(forecasts, self, units, now);
   declined = !k;
@@ -237,27 +239,31 @@ void Cluster::add_worker(const std::string& url) {
   std::fprintf(stderr, "netdist cluster: worker %s joined\n", url.c_str());
 }
 
-std::optional<double> Cluster::planning_seconds_per_unit(const Worker& w, const Job& job) const {
-  const std::optional<double> spu = w.cost.seconds_per_unit();
-  if (w.cost.samples() > 0) return spu;
-  // Only a benchmark seed (batch 1, so it reads slower than the batches measured on other workers): at most
-  // the fastest measured worker's, so that a worker that just joined is tried and measured instead of
-  // being planned out of every batch by its seed.
+double Cluster::fastest_measured(const Job& job) const {
   double fastest = 0;
   for (const auto& x : workers_) {
     const auto m = x->cost.seconds_per_unit();
     if (x->cost.samples() > 0 && m && *m > 0 && eligible(*x, job) && (fastest == 0 || *m < fastest)) fastest = *m;
   }
-  if (fastest == 0) return spu;
-  return spu ? std::min(*spu, fastest) : fastest;
+  return fastest;
+}
+
+std::optional<double> Cluster::planning_seconds_per_unit(const Worker& w, double fastest_measured) {
+  const std::optional<double> spu = w.cost.seconds_per_unit();
+  // Only a benchmark seed (batch 1, so it reads slower than the batches measured on other workers): at most
+  // the fastest measured worker's, so that a worker that just joined is tried and measured instead of
+  // being planned out of every batch by its seed.
+  if (w.cost.samples() > 0 || fastest_measured <= 0) return spu;
+  return spu ? std::min(*spu, fastest_measured) : fastest_measured;
 }
 
 std::vector<double> Cluster::eligible_speeds(const Job& job) const {
   std::vector<std::optional<double>> per_unit;
   double fastest = 0;  // the smallest known seconds per unit
+  const double measured = fastest_measured(job);
   for (const auto& w : workers_) {
     if (!eligible(*w, job)) continue;
-    per_unit.push_back(planning_seconds_per_unit(*w, job));
+    per_unit.push_back(planning_seconds_per_unit(*w, measured));
     if (per_unit.back() && *per_unit.back() > 0 && (fastest == 0 || *per_unit.back() < fastest))
       fastest = *per_unit.back();
   }

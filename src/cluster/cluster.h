@@ -181,9 +181,12 @@ class Cluster {
   // `executed` (its file names are rewritten with the reply). Takes `lock` (held on entry and exit) off
   // around the HTTP call and the relay.
   void relay_live_events(std::unique_lock<std::mutex>& lock, Job& job);
+  // The smallest measured (not only seeded) seconds per unit among the workers eligible for `job`; 0 when
+  // none is measured (mutex_ held).
+  double fastest_measured(const Job& job) const;
   // The seconds per unit the planner uses for `w`: its cost model's, except that a worker with only a
-  // benchmark seed counts as at most the fastest measured eligible worker (mutex_ held).
-  std::optional<double> planning_seconds_per_unit(const Worker& w, const Job& job) const;
+  // benchmark seed counts as at most `fastest_measured` (when > 0).
+  static std::optional<double> planning_seconds_per_unit(const Worker& w, double fastest_measured);
   // The queued task `w` should take now by earliest predicted finish (cost_model.h shard_to_take), or end():
   // nothing `w` may run (declined = false), or other workers would finish all of it sooner (declined =
   // true). Lock held.
