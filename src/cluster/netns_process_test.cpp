@@ -155,14 +155,19 @@ class NetnsCluster : public ::testing::Test {
 
   std::string tag_;
   std::vector<std::string> namespaces_;
+  // Hosts c (10.77.0.1), w1 (.2) and w2 (.3); the test thread enters c.
+  void coordinator_and_two_worker_hosts() {
+    for (auto [host, ip] : {std::pair{"c", "10.77.0.1"}, {"w1", "10.77.0.2"}, {"w2", "10.77.0.3"}})
+      ASSERT_NO_FATAL_FAILURE(add_host(host, ip));
+    ASSERT_NO_FATAL_FAILURE(enter("c"));
+  }
+
   fs::path dir_;
   int home_ = -1;
 };
 
 TEST_F(NetnsCluster, CutLinkMidShardIsRequeuedAndTheHealedWorkerRejoins) {
-  for (auto [host, ip] : {std::pair{"c", "10.77.0.1"}, {"w1", "10.77.0.2"}, {"w2", "10.77.0.3"}})
-    ASSERT_NO_FATAL_FAILURE(add_host(host, ip));
-  ASSERT_NO_FATAL_FAILURE(enter("c"));
+  ASSERT_NO_FATAL_FAILURE(coordinator_and_two_worker_hosts());
   auto ref = reference();
   ASSERT_EQ(ref[7].size(), 4u);
   ASSERT_EQ(ref[8].size(), 4u);
@@ -201,18 +206,18 @@ TEST_F(NetnsCluster, CutLinkMidShardIsRequeuedAndTheHealedWorkerRejoins) {
 // Two prompts queued while only w1 is up; w2 joins while the first renders and takes shards (of the first
 // batch's remaining shards or of the second prompt's).
 TEST_F(NetnsCluster, WorkerAddedMidQueueTakesShards) {
-  for (auto [host, ip] : {std::pair{"c", "10.77.0.1"}, {"w1", "10.77.0.2"}, {"w2", "10.77.0.3"}})
-    ASSERT_NO_FATAL_FAILURE(add_host(host, ip));
-  ASSERT_NO_FATAL_FAILURE(enter("c"));
+  ASSERT_NO_FATAL_FAILURE(coordinator_and_two_worker_hosts());
   auto ref = reference();
   ASSERT_EQ(ref[7].size(), 4u);
   auto coord = coordinator();
-  auto w1 = worker("w1", "10.77.0.2", coord->url(), 250);
+  // 600 ms a step: the first prompt (3 steps on w1 alone) lasts long enough for w2 to start, benchmark and
+  // dial in before the second prompt is cut into shards, also on a quiet machine.
+  auto w1 = worker("w1", "10.77.0.2", coord->url(), 600);
   ASSERT_TRUE(wait_alive(coord->url(), 1, auth()));
   const std::string first = submit(coord->url(), prompt(4, 7), auth());
   const std::string second = submit(coord->url(), prompt(4, 8), auth());
   ASSERT_TRUE(wait_running(w1->url()));
-  auto w2 = worker("w2", "10.77.0.3", coord->url(), 250);
+  auto w2 = worker("w2", "10.77.0.3", coord->url(), 600);
   auto h1 = wait_history(coord->url(), first, auth(), std::chrono::seconds(30));
   auto h2 = wait_history(coord->url(), second, auth(), std::chrono::seconds(30));
   EXPECT_EQ(h1["status"]["status_str"], "success");
