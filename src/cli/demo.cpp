@@ -23,6 +23,7 @@
 #include "cluster/http_client.h"
 #include "cluster/shard_runner.h"
 #include "engine/runtime/torch_compat.h"
+#include "io/sha256.h"
 
 namespace netdist::cli {
 
@@ -226,7 +227,7 @@ int run_demo(const std::string& out_dir) {
     }
     const fs::path concat = dir / "all-images.bin";
     std::ofstream(concat, std::ios::binary) << all;
-    run.digest = cluster::file_sha256(concat.string()).value();
+    run.digest = io::file_sha256(concat.string()).value();
     fs::remove(concat);
   }
   std::printf(

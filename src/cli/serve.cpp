@@ -18,6 +18,7 @@
 #include "engine/runtime/torch_compat.h"
 #include "nodes/core_nodes.h"
 #include "nodes/image_nodes.h"
+#include "nodes/node_env.h"
 #include "server/http_server.h"
 #include "store/store.h"
 
@@ -158,6 +159,11 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     if (flags.test_heartbeat_ms > 0) co.heartbeat = std::chrono::milliseconds(flags.test_heartbeat_ms);
     cluster = std::make_shared<cluster::Cluster>(co, runner.get());
     cluster::register_cluster_samplers(*setup->registry, cluster);
+    // Checkpoints that only workers have are listed (and validate) here too.
+    setup->env->set_remote_checkpoints([weak = std::weak_ptr<cluster::Cluster>(cluster)] {
+      auto c = weak.lock();
+      return c ? c->worker_checkpoints() : std::vector<std::string>();
+    });
     options.extra_routes =
         cluster::coordinator_routes(cluster, runner ? runner->routes() : server::ExtraRoutes());
   } else if (runner) {
@@ -169,6 +175,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
       return server::error_response(404, "not_found", "no /netdist routes here (--test-log-netdist-routes)");
     };
   }
+  std::shared_ptr<nodes::NodeEnv> env = setup->env;
   GraphBackend graph_backend(std::move(*setup));
   if (!coordinator) graph_backend.set_test_step_delay_ms(flags.test_step_delay_ms);
   std::unique_ptr<cluster::CoordinatorBackend> coordinator_backend;
@@ -177,6 +184,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     co.output_dir = options.output_dir;
     co.temp_dir = options.temp_dir;
     co.max_concurrent_prompts = flags.max_concurrent_prompts;
+    co.local_checkpoints = [env] { return env->local_checkpoint_names(); };
     coordinator_backend = std::make_unique<cluster::CoordinatorBackend>(graph_backend, cluster, co);
   }
   server::Backend& backend =

@@ -312,6 +312,8 @@ Result<PromptReply> Cluster::run_prompt_task(Worker& w, const Task& task) {
                   {"prompt", job.prompt},
                   {"extra_data", job.extra_data},
                   {"outputs_to_execute", job.outputs_to_execute}};
+  ND_ASSIGN_OR_RETURN(Json inputs, collect_shard_inputs(job.prompt, options_.input_dir));
+  if (!inputs.empty()) request["inputs"] = std::move(inputs);
   std::string who = w.url;
   HttpReply reply;
   if (w.dial_in) {
@@ -906,6 +908,18 @@ int Cluster::remote_workers_alive() {
   int n = 0;
   for (const auto& w : workers_) n += !w->local && w->caps.has_value();
   return n;
+}
+
+std::vector<std::string> Cluster::worker_checkpoints() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::set<std::string> names;
+  for (const auto& w : workers_) {
+    if (w->local || !w->caps) continue;
+    for (const Json& m : w->caps->value("models", Json::array())) {
+      if (m.is_object() && m.value("name", Json()).is_string()) names.insert(m["name"].get<std::string>());
+    }
+  }
+  return {names.begin(), names.end()};
 }
 
 Json Cluster::status() {

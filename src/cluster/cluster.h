@@ -145,6 +145,9 @@ class Cluster {
   int capable_remote_workers(const Requirements& req);
   // How many workers other than this process are alive.
   int remote_workers_alive();
+  // The checkpoint names that live remote workers report, sorted, each once (a coordinator lists them,
+  // nodes::NodeEnv::set_remote_checkpoints).
+  std::vector<std::string> worker_checkpoints();
 
   // {"workers": [{"url", "worker_id" (dial-in) | null, "dial_in", "alive", "shards_done", "rows_done",
   //   "prompts_done", "failures", "seconds_per_unit" (null until known), "samples" (shards measured),

@@ -127,6 +127,29 @@ TEST(ClusterProcess, MissingCheckpointIs400NamingItAndTheWorker) {
   EXPECT_EQ(call(coord.url(), "POST", "/prompt", nlohmann::json{{"prompt", prompt(2)}}.dump()).status, 200);
 }
 
+// A checkpoint that only a worker has: the coordinator lists it; a batch that would be split is refused
+// (its merged rows are decoded on the coordinator), naming the checkpoint; a batch-1 prompt runs whole there.
+TEST(ClusterProcess, CheckpointOnlyOnAWorkerRunsWholeThereAndIsNotSplit) {
+  fs::path dir = scratch("remote_only");
+  fs::create_directories(dir / "w" / "models");
+  fs::copy_file(tiny_model(), dir / "w" / "models" / "remote.safetensors");
+  Proc w(worker_args(dir / "w"), dir / "w.log");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w.url()}), dir / "c.log");
+  wait_alive(coord.url(), 1);
+  auto info = nlohmann::json::parse(call(coord.url(), "GET", "/object_info/CheckpointLoaderSimple").body, nullptr, false);
+  EXPECT_EQ(info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0],
+            nlohmann::json({"tiny-emoji.safetensors", "remote.safetensors"}))
+      << "the coordinator's own checkpoints, then the workers' others";
+  HttpReply r = call(coord.url(), "POST", "/prompt", nlohmann::json{{"prompt", prompt(2, 1, "remote.safetensors")}}.dump());
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("prompt_checkpoint_not_on_coordinator"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("checkpoint 'remote.safetensors' is only on the workers"), std::string::npos) << r.body;
+  auto h = wait_history(coord.url(), submit(coord.url(), prompt(1, 1, "remote.safetensors")));
+  EXPECT_EQ(h["status"]["status_str"], "success") << h.dump();
+  EXPECT_EQ(images(h, dir / "c" / "out").size(), 1u);
+  EXPECT_EQ(worker_field(coord.url(), "prompts_done")[w.url()], 1);
+}
+
 TEST(ClusterProcess, CapabilityMatchingKeepsShardsOffWorkersWithoutTheModel) {
   fs::path dir = scratch("capable");
   fs::create_directories(dir / "c" / "models");
@@ -590,17 +613,19 @@ TEST(ClusterProcess, DialInWorkerRejoinsARestartedCoordinator) {
   EXPECT_EQ(rows_by_worker(coord->url())[w.url()], 2);
 }
 
-// LoadImage → VAEEncode → RepeatLatentBatch(4) → KSampler(denoise 0.6) → decode → save, reading `image`.
-nlohmann::json img2img_prompt(const std::string& image) {
+// LoadImage → VAEEncode → RepeatLatentBatch(amount) → KSampler(denoise 0.6) → decode → save, reading `image`.
+nlohmann::json img2img_prompt(const std::string& image, int amount = 4, int seed = 11) {
   return nlohmann::json::parse(R"({
     "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny-emoji.safetensors"}},
     "1": {"class_type": "LoadImage", "inputs": {"image": ")" +
                                image + R"("}},
     "2": {"class_type": "VAEEncode", "inputs": {"pixels": ["1", 0], "vae": ["4", 2]}},
-    "5": {"class_type": "RepeatLatentBatch", "inputs": {"samples": ["2", 0], "amount": 4}},
+    "5": {"class_type": "RepeatLatentBatch", "inputs": {"samples": ["2", 0], "amount": )" +
+                               std::to_string(amount) + R"(}},
     "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "red heart", "clip": ["4", 1]}},
     "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
-    "3": {"class_type": "KSampler", "inputs": {"seed": 11, "steps": 3, "cfg": 5.0, "sampler_name": "euler_ancestral",
+    "3": {"class_type": "KSampler", "inputs": {"seed": )" +
+                               std::to_string(seed) + R"(, "steps": 3, "cfg": 5.0, "sampler_name": "euler_ancestral",
           "scheduler": "normal", "denoise": 0.6, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
           "latent_image": ["5", 0]}},
     "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
@@ -608,8 +633,10 @@ nlohmann::json img2img_prompt(const std::string& image) {
   })");
 }
 
-// The input image exists only on the coordinator: the shards carry it to two dial-in workers, which render
-// the bytes one machine renders. A shard naming an input outside the worker's input folder is refused.
+// The input image exists only on the coordinator: the shards of a batch of 4, and two batch-1 prompts sent
+// whole, carry it to two dial-in workers, which render the bytes one machine renders (PNG metadata
+// included: it names the file as the client did). A shard naming an input outside the worker's input
+// folder is refused.
 TEST(ClusterProcess, Img2ImgInputTravelsWithTheShards) {
   const fs::path emoji = fs::path(NETDIST_SOURCE_DIR) / "tests" / "data" / "emoji" / "google_1f301.png";
   fs::path dir = scratch("img2img");
@@ -617,14 +644,21 @@ TEST(ClusterProcess, Img2ImgInputTravelsWithTheShards) {
   fs::create_directories(dir / "c" / "in" / "photos");
   fs::copy_file(emoji, dir / "one" / "in" / "photos" / "night.png");
   fs::copy_file(emoji, dir / "c" / "in" / "photos" / "night.png");
-  std::vector<std::string> reference;
+  std::vector<std::string> reference, reference_whole;
   {
     Proc one(process_args("serve", dir / "one", {}), dir / "one.log");
     auto h = wait_history(one.url(), submit(one.url(), img2img_prompt("photos/night.png")));
     EXPECT_EQ(h["status"]["status_str"], "success") << h.dump();
     reference = images(h, dir / "one" / "out");
+    for (int seed : {21, 22}) {
+      auto w = wait_history(one.url(), submit(one.url(), img2img_prompt("photos/night.png", 1, seed)));
+      EXPECT_EQ(w["status"]["status_str"], "success") << w.dump();
+      auto png = images(w, dir / "one" / "out");
+      reference_whole.insert(reference_whole.end(), png.begin(), png.end());
+    }
   }
   ASSERT_EQ(reference.size(), 4u);
+  ASSERT_EQ(reference_whole.size(), 2u);
   Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--local-workers", "0"}),
              dir / "c.log");
   Proc a(worker_args(dir / "a", {"--join", coord.url()}), dir / "a.log");
@@ -635,14 +669,26 @@ TEST(ClusterProcess, Img2ImgInputTravelsWithTheShards) {
   EXPECT_TRUE(images(h, dir / "c" / "out") == reference) << "img2img on 2 workers differs from one machine";
   auto rows = rows_by_worker(coord.url());
   EXPECT_EQ(rows[a.url()] + rows[b.url()], 4);
+  std::vector<std::string> whole_ids, whole;
+  for (int seed : {21, 22}) whole_ids.push_back(submit(coord.url(), img2img_prompt("photos/night.png", 1, seed)));
+  for (const std::string& id : whole_ids) {
+    auto w = wait_history(coord.url(), id);
+    EXPECT_EQ(w["status"]["status_str"], "success") << w.dump();
+    auto png = images(w, dir / "c" / "out");
+    whole.insert(whole.end(), png.begin(), png.end());
+  }
+  EXPECT_TRUE(whole == reference_whole) << "batch-1 img2img sent whole differs from one machine";
+  auto prompts = worker_field(coord.url(), "prompts_done");
+  EXPECT_EQ(prompts[a.url()] + prompts[b.url()], 2) << "batch-1 img2img prompts run whole on the workers";
+  EXPECT_EQ(rows_by_worker(coord.url()), rows) << "and never as row shards";
   EXPECT_FALSE(fs::exists(dir / "a" / "in" / "photos")) << "the worker's input folder keeps only shard files";
   for (const auto& [name, url] : {std::pair{"a", a.url()}, std::pair{"b", b.url()}}) {
-    size_t files = 0;  // one content-addressed copy on each worker that rendered a row
+    size_t files = 0;  // one content-addressed copy on each worker that rendered a row or a prompt
     std::error_code ec;
     for (auto it = fs::directory_iterator(dir / name / "in" / "netdist-inputs", ec);
          !ec && it != fs::directory_iterator(); it.increment(ec))
       ++files;
-    EXPECT_EQ(files, rows[url] > 0 ? 1u : 0u) << name;
+    EXPECT_EQ(files, rows[url] + prompts[url] > 0 ? 1u : 0u) << name;
   }
 
   HttpReply bad = call(coord.url(), "POST", "/prompt", nlohmann::json{{"prompt", img2img_prompt("../c.log")}}.dump());

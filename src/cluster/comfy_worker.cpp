@@ -19,6 +19,7 @@
 #include "cluster/http_client.h"
 #include "cluster/shard_inputs.h"
 #include "core/base64.h"
+#include "io/sha256.h"
 #include "server/backend.h"
 
 namespace netdist::cluster {
@@ -291,7 +292,7 @@ struct Runner {
       ND_ASSIGN_OR_RETURN(std::string bytes, base64_decode(it.value()["data"].get<std::string>()));
       const std::string ext = std::filesystem::path(it.key()).extension().string();
       const std::string name = "netdist-" + it.value()["sha256"].get<std::string>().substr(0, 16) + ext;
-      const std::string boundary = "netdist-" + sha256_hex(bytes).substr(0, 24);
+      const std::string boundary = "netdist-" + io::sha256_hex(bytes).substr(0, 24);
       std::string body;
       const auto field = [&](const std::string& key, const std::string& value) {
         body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + key + "\"\r\n\r\n" + value + "\r\n";

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -176,12 +177,34 @@ TEST(ComfyWorkerProcess, PromptRendersLocalBytesWithLiveProgressAndNoNetdistRout
   row = worker_row(coord.url(), comfy_url);
   EXPECT_EQ(row["prompts_done"], 1) << row.dump();
   EXPECT_FALSE(row["seconds_per_unit"].is_null()) << "the first job seeds the worker's speed";
+
+  // A batch-1 img2img prompt whose image only the coordinator has runs whole there too: the image is
+  // uploaded under a netdist- name first.
+  const fs::path emoji = fs::path(NETDIST_SOURCE_DIR) / "tests" / "data" / "emoji" / "google_1f301.png";
+  fs::create_directories(dir / "c" / "in");
+  fs::copy_file(emoji, dir / "c" / "in" / "night.png");
+  Json img2img = prompt<Json>(1, 3);
+  img2img["20"] = {{"class_type", "LoadImage"}, {"inputs", {{"image", "night.png"}}}};
+  img2img["21"] = {{"class_type", "VAEEncode"}, {"inputs", {{"pixels", Json::array({"20", 0})}, {"vae", Json::array({"4", 2})}}}};
+  img2img["3"]["inputs"]["latent_image"] = Json::array({"21", 0});
+  img2img["3"]["inputs"]["denoise"] = 0.6;
+  h = wait_history<Json>(coord.url(), submit(coord.url(), img2img));
+  EXPECT_EQ(h["status"]["status_str"], "success") << h.dump();
+  EXPECT_EQ(images(h, dir / "c" / "out").size(), 1u);
+  EXPECT_EQ(worker_row(coord.url(), comfy_url)["prompts_done"], 2) << "the img2img prompt ran on the worker";
+  size_t uploaded = 0;
+  for (const auto& e : fs::directory_iterator(dir / "comfy" / "in"))
+    uploaded += e.path().filename().string().rfind("netdist-", 0) == 0 && read_file(e.path()) == read_file(emoji);
+  EXPECT_EQ(uploaded, 1u) << "the input file was not uploaded under a netdist- name";
   EXPECT_EQ(read_file(dir / "comfy.log").find("refused"), std::string::npos)
       << "the coordinator used a /netdist route on the ComfyUI worker:\n" << read_file(dir / "comfy.log");
 }
 
 TEST(ComfyWorkerProcess, MissingCheckpointOrBatchIs400NamingIt) {
   fs::path dir = scratch(kSuite, "missing");
+  // And one that only the ComfyUI worker has.
+  fs::create_directories(dir / "comfy" / "models");
+  fs::copy_file(tiny_model(), dir / "comfy" / "models" / "remote.safetensors");
   Proc comfy(comfy_args(dir / "comfy"), dir / "comfy.log");
   const std::string comfy_url = "comfy+" + comfy.url();
   // The coordinator has the checkpoint (its own validation passes); the ComfyUI worker does not.
@@ -197,6 +220,16 @@ TEST(ComfyWorkerProcess, MissingCheckpointOrBatchIs400NamingIt) {
   r = call(coord.url(), "POST", "/prompt", Json{{"prompt", prompt<Json>(2, 1)}}.dump());
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("is a stock ComfyUI worker"), std::string::npos) << r.body;
+
+  // The worker's own checkpoint: the coordinator lists it, and a batch-1 prompt naming it runs whole there.
+  Json info = get_json<Json>(coord.url(), "/object_info/CheckpointLoaderSimple");
+  const Json names = info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0];
+  EXPECT_NE(std::find(names.begin(), names.end(), "remote.safetensors"), names.end()) << names.dump();
+  Json h = wait_history<Json>(coord.url(), submit(coord.url(), prompt<Json>(1, 1, "remote.safetensors")));
+  EXPECT_EQ(h["status"]["status_str"], "success") << h.dump();
+  EXPECT_EQ(images(h, dir / "c" / "out").size(), 1u);
+  EXPECT_EQ(worker_row(coord.url(), comfy_url)["prompts_done"], 1);
+  EXPECT_FALSE(fs::exists(dir / "c" / "models" / "remote.safetensors"));
   EXPECT_EQ(read_file(dir / "comfy.log").find("refused"), std::string::npos) << read_file(dir / "comfy.log");
 }
 

@@ -53,8 +53,20 @@ void register_cluster_samplers(graph::NodeRegistry& registry, std::shared_ptr<Cl
   }
 }
 
+std::vector<std::string> CoordinatorBackend::checkpoints_only_on_workers(const nlohmann::ordered_json& prompt) const {
+  std::vector<std::string> out;
+  if (!options_.local_checkpoints) return out;
+  const std::vector<std::string> here = options_.local_checkpoints();
+  for (const std::string& name : prompt_requirements(prompt).checkpoints) {
+    if (std::find(here.begin(), here.end(), name) == here.end()) out.push_back(name);
+  }
+  return out;
+}
+
 bool CoordinatorBackend::runs_concurrently(const server::QueueItem& item) {
-  if (!is_whole_prompt(item.prompt) || cluster_->capable_remote_workers(prompt_requirements(item.prompt)) == 0)
+  if (!is_whole_prompt(item.prompt)) return false;
+  if (cluster_->capable_remote_workers(prompt_requirements(item.prompt)) == 0 &&
+      checkpoints_only_on_workers(item.prompt).empty())
     return false;
   std::lock_guard<std::mutex> lock(whole_mutex_);
   whole_.insert(item.prompt_id);
@@ -155,14 +167,26 @@ server::ValidationOutcome CoordinatorBackend::validate(const nlohmann::ordered_j
   server::ValidationOutcome out = inner_.validate(prompt);
   if (!out.ok) return out;
   const nlohmann::ordered_json& converted = out.prompt.is_null() ? prompt : out.prompt;
-  if (auto missing = cluster_->check_prompt(converted)) {
+  auto refuse = [&out](const std::string& type, const std::string& message, const std::string& details) {
     out.ok = false;
     out.error_body = {{"error",
-                       {{"type", "prompt_no_capable_worker"},
-                        {"message", "No worker can run this prompt: " + *missing},
-                        {"details", *missing},
+                       {{"type", type},
+                        {"message", message},
+                        {"details", details},
                         {"extra_info", nlohmann::ordered_json::object()}}},
                       {"node_errors", nlohmann::ordered_json::object()}};
+  };
+  if (auto missing = cluster_->check_prompt(converted)) {
+    refuse("prompt_no_capable_worker", "No worker can run this prompt: " + *missing, *missing);
+  } else if (!is_whole_prompt(converted)) {
+    std::string names;
+    for (const std::string& name : checkpoints_only_on_workers(converted)) names += (names.empty() ? "'" : ", '") + name + "'";
+    if (!names.empty()) {
+      const std::string details =
+          "checkpoint " + names + " is only on the workers; this prompt's batch is split over them and the "
+          "merged rows are decoded on the coordinator, which needs the file too (put it in its models folder)";
+      refuse("prompt_checkpoint_not_on_coordinator", "Cannot split this prompt: " + details, details);
+    }
   }
   return out;
 }

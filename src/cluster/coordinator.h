@@ -13,7 +13,10 @@
 //    continued, one process-wide lock), rewrites the file names in the outputs and `executed` events, and
 //    replays the worker's events in order, so history and WebSocket messages are a local run's. Up to
 //    max_concurrent_prompts such prompts run at once (the option, or else the number of live workers).
-//    Every other prompt runs on the local executor, one at a time.
+//    A whole prompt whose checkpoint only workers have (this process lists their checkpoints too) goes
+//    whole even while no such worker is alive: it waits for one. Every other prompt runs on the local
+//    executor, one at a time; one of those naming a checkpoint this process lacks is refused at validation
+//    (400 "prompt_checkpoint_not_on_coordinator").
 //  - coordinator_routes: the dial-in routes over Cluster::pull / report_progress / report_result
 //      POST /netdist/v1/pull {"worker_id", "capabilities"?, "url"?} → 200 task ("kind": "shard"
 //           → the /netdist/v1/shard body, "prompt" → the /netdist/v1/prompt body; plus "ticket",
@@ -27,10 +30,12 @@
 // Thread-safety: as server::Backend; the cluster is shared and thread-safe.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "cluster/cluster.h"
 #include "graph/node_registry.h"
@@ -45,6 +50,10 @@ struct CoordinatorOptions {
   std::string output_dir = "output";
   std::string temp_dir = "temp";
   int max_concurrent_prompts = 0;  // --max-concurrent-prompts; 0 = the number of live workers
+  // The checkpoint files this process has (nodes::NodeEnv::local_checkpoint_names). A prompt naming one
+  // that only workers have runs whole on a worker or, when its batch would be split, is refused: the
+  // merged rows are decoded here. Unset: every checkpoint counts as here.
+  std::function<std::vector<std::string>()> local_checkpoints;
 };
 
 class CoordinatorBackend : public server::Backend {
@@ -66,6 +75,8 @@ class CoordinatorBackend : public server::Backend {
  private:
   Status execute_whole(const server::QueueItem& item, const server::EmitFn& emit, std::atomic<bool>& interrupt,
                        nlohmann::ordered_json& outputs);
+  // The prompt's checkpoints that this process lacks (options_.local_checkpoints), sorted.
+  std::vector<std::string> checkpoints_only_on_workers(const nlohmann::ordered_json& prompt) const;
 
   server::Backend& inner_;
   std::shared_ptr<Cluster> cluster_;

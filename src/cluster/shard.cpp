@@ -127,6 +127,10 @@ std::optional<int64_t> batch_of(const Json& prompt, const std::string& node_id, 
   }
   if (is_splittable_sampler(cls)) return follow("latent_image");
   if (cls == "LatentUpscale" || cls == "LatentUpscaleBy") return follow("samples");
+  // Images: netdist's LoadImage gives one frame; scaling and encoding keep the batch.
+  if (cls == "LoadImage") return 1;
+  if (cls == "VAEEncode") return follow("pixels");
+  if (cls == "ImageScale" || cls == "ImageScaleBy") return follow("image");
   return std::nullopt;
 }
 
@@ -141,7 +145,6 @@ bool is_whole_prompt(const Json& prompt) {
   for (auto it = prompt.begin(); it != prompt.end(); ++it) {
     if (!it.value().is_object()) return false;
     const std::string cls = it.value().value("class_type", "");
-    if (cls == "LoadImage" || cls == "LoadImageMask") return false;
     if (is_splittable_sampler(cls)) {
       auto batch = static_batch_size(prompt, it.key());
       if (!batch || *batch != 1) return false;

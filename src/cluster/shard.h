@@ -56,15 +56,16 @@ std::vector<std::string> splittable_samplers(const Json& prompt);
 // What a worker must have to run the whole prompt: every node class and every ckpt_name.
 Requirements prompt_requirements(const Json& prompt);
 
-// The batch size of the latent a node outputs, when it is known from the prompt alone: EmptyLatentImage's
-// literal batch_size, RepeatLatentBatch's amount times its input's, 1 for LatentFromBatch with length 1,
-// and the input's for KSampler/KSamplerAdvanced (latent_image) and LatentUpscale/LatentUpscaleBy (samples).
-// nullopt for anything else (VAEEncode of a loaded image, links to missing nodes, cycles).
+// The batch size of the latent (or image) a node outputs, when it is known from the prompt alone:
+// EmptyLatentImage's literal batch_size, RepeatLatentBatch's amount times its input's, 1 for LatentFromBatch
+// with length 1 and for LoadImage (one frame), and the input's for KSampler/KSamplerAdvanced (latent_image),
+// LatentUpscale/LatentUpscaleBy (samples), VAEEncode (pixels) and ImageScale/ImageScaleBy (image).
+// nullopt for anything else (other nodes, links to missing nodes, cycles).
 std::optional<int64_t> static_batch_size(const Json& prompt, const std::string& node_id);
 
 // True when a prompt gains nothing from row splitting, so a coordinator sends it whole to one worker:
-// every splittable sampler's latent has a static batch size of 1 (or there is no splittable sampler), and
-// no node reads this machine's input folder (LoadImage: inputs are not sent to workers).
+// every splittable sampler's latent has a static batch size of 1 (or there is no splittable sampler). The
+// files its LoadImage nodes read travel with it (shard_inputs.h), as they do with row shards.
 bool is_whole_prompt(const Json& prompt);
 
 // What `capabilities` (GET /netdist/v1/capabilities: {"node_classes": [...], "models": [{"name"...}]})

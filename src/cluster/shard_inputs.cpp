@@ -1,11 +1,10 @@
 #include "cluster/shard_inputs.h"
 
-#include <openssl/evp.h>
-
 #include <filesystem>
 
 #include "core/base64.h"
 #include "io/files.h"
+#include "io/sha256.h"
 
 namespace netdist::cluster {
 
@@ -29,13 +28,6 @@ Status check_input_name(const std::string& name) {
   return Status::ok();
 }
 
-std::string sha256_hex(const std::string& bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
-  return hex_encode(std::string_view(reinterpret_cast<const char*>(digest), len));
-}
-
 Result<Json> collect_shard_inputs(const Json& workflow, const std::string& input_dir) {
   Json inputs = Json::object();
   for (const auto& [id, node] : workflow.items()) {
@@ -46,7 +38,7 @@ Result<Json> collect_shard_inputs(const Json& workflow, const std::string& input
     if (inputs.contains(name)) continue;
     ND_RETURN_IF_ERROR(check_input_name(name).with_context("node " + id));
     ND_ASSIGN_OR_RETURN(std::string bytes, io::read_file((fs::path(input_dir) / name).string()));
-    inputs[name] = Json{{"sha256", sha256_hex(bytes)}, {"data", base64_encode(bytes)}};
+    inputs[name] = Json{{"sha256", io::sha256_hex(bytes)}, {"data", base64_encode(bytes)}};
   }
   return inputs;
 }
@@ -61,7 +53,7 @@ Result<Json> install_shard_inputs(Json workflow, const Json& inputs, const std::
       return Status::invalid_argument("shard input '" + name + "' needs {\"sha256\", \"data\"} strings");
     auto bytes = base64_decode(file["data"].get<std::string>());
     if (!bytes.is_ok()) return bytes.status().with_context("shard input '" + name + "'");
-    const std::string sha = sha256_hex(*bytes);
+    const std::string sha = io::sha256_hex(*bytes);
     if (sha != file["sha256"].get<std::string>())
       return Status::invalid_argument("shard input '" + name + "' does not match its sha256 (got " + sha + ")");
     const std::string stored =

@@ -40,7 +40,4 @@ Result<Json> collect_shard_inputs(const Json& workflow, const std::string& input
 // the file cannot be written. A workflow node naming a file that `inputs` lacks is left as it is.
 Result<Json> install_shard_inputs(Json workflow, const Json& inputs, const std::string& input_dir);
 
-// Lower-case hex SHA-256 of `bytes`.
-std::string sha256_hex(const std::string& bytes);
-
 }  // namespace netdist::cluster

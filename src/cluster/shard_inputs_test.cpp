@@ -7,6 +7,7 @@
 
 #include "core/base64.h"
 #include "io/files.h"
+#include "io/sha256.h"
 
 namespace netdist::cluster {
 namespace {
@@ -41,12 +42,12 @@ TEST(ShardInputs, CollectThenInstallRewritesTheWorkflow) {
   auto inputs = collect_shard_inputs(img2img("heart.png"), coordinator.string());
   ASSERT_TRUE(inputs.is_ok()) << inputs.status().to_string();
   ASSERT_TRUE(inputs->contains("heart.png"));
-  EXPECT_EQ((*inputs)["heart.png"]["sha256"], sha256_hex("not really a png"));
+  EXPECT_EQ((*inputs)["heart.png"]["sha256"], io::sha256_hex("not really a png"));
 
   auto wf = install_shard_inputs(img2img("heart.png"), *inputs, worker.string());
   ASSERT_TRUE(wf.is_ok()) << wf.status().to_string();
   const std::string installed = (*wf)["1"]["inputs"]["image"].get<std::string>();
-  EXPECT_EQ(installed, std::string(kShardInputFolder) + "/" + sha256_hex("not really a png") + ".png");
+  EXPECT_EQ(installed, std::string(kShardInputFolder) + "/" + io::sha256_hex("not really a png") + ".png");
   auto bytes = io::read_file((worker / installed).string());
   ASSERT_TRUE(bytes.is_ok());
   EXPECT_EQ(*bytes, "not really a png");
@@ -59,25 +60,25 @@ TEST(ShardInputs, CollectThenInstallRewritesTheWorkflow) {
 TEST(ShardInputs, BadInputsAreRefusedNamingThem) {
   const fs::path worker = fresh_dir("bad");
   const std::string data = base64_encode("bytes");
-  Json traversal = {{"../evil.png", {{"sha256", sha256_hex("bytes")}, {"data", data}}}};
+  Json traversal = {{"../evil.png", {{"sha256", io::sha256_hex("bytes")}, {"data", data}}}};
   auto r = install_shard_inputs(img2img("../evil.png"), traversal, worker.string());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("'../evil.png'"), std::string::npos) << r.status().message();
   EXPECT_FALSE(fs::exists(worker.parent_path() / "evil.png"));
 
-  Json wrong_hash = {{"a.png", {{"sha256", sha256_hex("other")}, {"data", data}}}};
+  Json wrong_hash = {{"a.png", {{"sha256", io::sha256_hex("other")}, {"data", data}}}};
   r = install_shard_inputs(img2img("a.png"), wrong_hash, worker.string());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("sha256"), std::string::npos) << r.status().message();
 
-  Json not_base64 = {{"a.png", {{"sha256", sha256_hex("bytes")}, {"data", "!!!"}}}};
+  Json not_base64 = {{"a.png", {{"sha256", io::sha256_hex("bytes")}, {"data", "!!!"}}}};
   EXPECT_EQ(install_shard_inputs(img2img("a.png"), not_base64, worker.string()).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(install_shard_inputs(img2img("a.png"), Json{{"a.png", "x"}}, worker.string()).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(install_shard_inputs(img2img("a.png"), Json::array(), worker.string()).status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_FALSE(fs::exists(worker / kShardInputFolder / (sha256_hex("bytes") + ".png")));
+  EXPECT_FALSE(fs::exists(worker / kShardInputFolder / (io::sha256_hex("bytes") + ".png")));
 }
 
 }  // namespace

@@ -1,7 +1,5 @@
 #include "cluster/shard_runner.h"
 
-#include <openssl/evp.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +12,7 @@
 #include "engine/runtime/tensor_io.h"
 #include "graph/validate.h"
 #include "io/files.h"
+#include "io/sha256.h"
 
 namespace netdist::cluster {
 
@@ -71,24 +70,6 @@ server::Response error_reply(int status, const std::string& type, const std::str
 
 }  // namespace
 
-Result<std::string> file_sha256(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return Status::io_error(path + ": cannot open for hashing");
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) EVP_DigestUpdate(ctx, buf.data(), n);
-  const bool failed = std::ferror(f);
-  std::fclose(f);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, digest, &len);
-  EVP_MD_CTX_free(ctx);
-  if (failed) return Status::io_error(path + ": read error while hashing");
-  return hex_encode(std::string_view(reinterpret_cast<const char*>(digest), len));
-}
-
 ShardRunner::ShardRunner(const graph::NodeRegistry& registry, std::shared_ptr<nodes::NodeEnv> env,
                          ShardRunnerOptions options)
     : registry_(registry), env_(std::move(env)), options_(std::move(options)), executor_(registry) {}
@@ -142,17 +123,31 @@ void ShardRunner::interrupt(const std::string& id) {
 
 Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const std::string& prompt_id,
                                             const Json& prompt, const Json& extra_data,
-                                            const Json& outputs_to_execute) {
+                                            const Json& outputs_to_execute, const Json& inputs) {
   std::lock_guard<std::mutex> lock(run_mutex_);
+  auto installed = install_shard_inputs(prompt, inputs, env_->options().input_dir);
+  if (!installed.is_ok()) return installed.status().with_context("prompt " + prompt_id);
   std::vector<std::string> targets;
   if (outputs_to_execute.is_array()) {
     for (const Json& id : outputs_to_execute) {
       if (id.is_string()) targets.push_back(id.get<std::string>());
     }
   }
-  graph::ValidationResult v = graph::validate_prompt(prompt, registry_, targets.empty() ? nullptr : &targets);
+  graph::ValidationResult v = graph::validate_prompt(*installed, registry_, targets.empty() ? nullptr : &targets);
   if (!v.ok())
     return Status::invalid_argument("prompt " + prompt_id + " does not validate here: " + v.error_body.dump());
+  if (inputs.is_object() && !inputs.empty()) {
+    // PROMPT (the PNG metadata) names the files as the client did, as on the coordinator.
+    Json shown = v.validated->prompt.json();
+    for (auto node = shown.begin(); node != shown.end(); ++node) {
+      auto original = prompt.find(node.key());
+      if (original == prompt.end() || !reads_input_file(original->value("class_type", ""))) continue;
+      const Json written = original->value("inputs", Json::object()).value("image", Json());
+      if (node.value().contains("inputs") && node.value()["inputs"].is_object() && !written.is_null())
+        node.value()["inputs"]["image"] = written;
+    }
+    v.validated->shown_prompt = std::move(shown);
+  }
   {
     std::lock_guard<std::mutex> s(status_mutex_);
     running_ = task_id;
@@ -269,7 +264,7 @@ server::Response ShardRunner::serve_prompt(const Json& body) {
   if (!task_id.is_string()) return error_reply(400, "invalid_prompt_task", "prompt task \"task_id\" must be a string");
   Result<PromptReply> reply =
       run_prompt(task_id.get<std::string>(), prompt_id, body["prompt"], body.value("extra_data", Json::object()),
-                 body.value("outputs_to_execute", Json::array()));
+                 body.value("outputs_to_execute", Json::array()), body.value("inputs", Json()));
   if (!reply.is_ok()) {
     const Status& s = reply.status();
     const int code = s.code() == StatusCode::kCancelled         ? 409
@@ -324,14 +319,14 @@ Json ShardRunner::capabilities() {
   std::lock_guard<std::mutex> lock(caps_mutex_);
   if (caps_) return *caps_;
   Json models = Json::array();
-  for (const std::string& name : env_->checkpoint_names()) {
+  for (const std::string& name : env_->local_checkpoint_names()) {
     auto path = env_->checkpoint_path(name);
     if (!path.is_ok()) continue;
     Json m = {{"name", name}, {"sha256", nullptr}, {"bytes", 0}};
     std::error_code ec;
     if (std::filesystem::is_regular_file(*path, ec)) {
       m["bytes"] = std::filesystem::file_size(*path, ec);
-      if (auto h = file_sha256(*path); h.is_ok()) m["sha256"] = *h;
+      if (auto h = io::file_sha256(*path); h.is_ok()) m["sha256"] = *h;
     }
     models.push_back(m);
   }

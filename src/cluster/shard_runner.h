@@ -8,8 +8,9 @@
 //                                   application/octet-stream: a
 //                                   safetensors file with "samples" [rows, C, h, w] F32 (metadata shard_id);
 //                                   409 when interrupted; 400/500 with {"error": {...}} otherwise
-//   POST /netdist/v1/prompt        body {"task_id", "prompt_id", "prompt", "extra_data", "outputs_to_execute"}:
-//                                   runs a whole prompt here (decode and SaveImage/PreviewImage included)
+//   POST /netdist/v1/prompt        body {"task_id", "prompt_id", "prompt", "extra_data", "outputs_to_execute",
+//                                   "inputs"?}: runs a whole prompt here (decode and SaveImage/PreviewImage
+//                                   included; its input files installed as a shard's are)
 //                                   → 200 application/json prompt_reply_to_json (also when the prompt itself
 //                                   failed: its status is inside); 409 when interrupted; 400/500 otherwise
 //   GET  /netdist/v1/status        {"running": shard_id | task_id | null, "step", "steps", "shards_done",
@@ -100,9 +101,12 @@ class ShardRunner {
   // Runs a whole prompt (every node, outputs_to_execute as validation picks them) with the coordinator's
   // prompt_id, so its events and PNG metadata are those of a local run. An error status is a failure to
   // run it here (invalid_argument when it does not validate, kCancelled when interrupted); a prompt that
-  // ran and failed in a node is an OK result whose status says so.
+  // ran and failed in a node is an OK result whose status says so. `inputs` (the request's "inputs", null
+  // for none) are installed first as a shard's are; the prompt's nodes still see (and its PNGs still carry)
+  // the file names the client wrote.
   Result<PromptReply> run_prompt(const std::string& task_id, const std::string& prompt_id, const Json& prompt,
-                                 const Json& extra_data, const Json& outputs_to_execute);
+                                 const Json& extra_data, const Json& outputs_to_execute,
+                                 const Json& inputs = Json());
   // POST /netdist/v1/prompt (and a dial-in task of kind "prompt"): runs the task body, returns the reply
   // described above.
   server::Response serve_prompt(const std::string& request_body);
@@ -129,8 +133,5 @@ class ShardRunner {
   std::mutex caps_mutex_;
   std::optional<Json> caps_;
 };
-
-// Hex SHA-256 of a file's bytes; io_error naming the file.
-Result<std::string> file_sha256(const std::string& path);
 
 }  // namespace netdist::cluster

@@ -55,7 +55,7 @@ TEST(Shard, RequirementsAndMissing) {
   EXPECT_EQ(splittable_samplers(shard_prompt()), std::vector<std::string>({"3"}));
 }
 
-TEST(Shard, WholePromptOnlyForBatchOneWithoutInputFiles) {
+TEST(Shard, WholePromptOnlyForBatchOne) {
   Json p = shard_prompt();
   EXPECT_EQ(static_batch_size(p, "3"), std::optional<int64_t>(8));
   EXPECT_FALSE(is_whole_prompt(p));
@@ -72,8 +72,23 @@ TEST(Shard, WholePromptOnlyForBatchOneWithoutInputFiles) {
   EXPECT_FALSE(is_whole_prompt(p));
   p.erase("11");
   p["13"] = {{"class_type", "LoadImage"}, {"inputs", {{"image", "x.png"}}}};
-  EXPECT_FALSE(is_whole_prompt(p)) << "input files are not sent to workers";
-  p.erase("13");
+  EXPECT_TRUE(is_whole_prompt(p)) << "input files travel with whole prompts too";
+  // img2img: the sampler's latent is a loaded image, scaled and encoded: one row.
+  p["15"] = {{"class_type", "ImageScale"}, {"inputs", {{"image", Json::array({"13", 0})}}}};
+  p["16"] = {{"class_type", "VAEEncode"}, {"inputs", {{"pixels", Json::array({"15", 0})}}}};
+  p["3"]["inputs"]["latent_image"] = Json::array({"16", 0});
+  EXPECT_EQ(static_batch_size(p, "3"), std::optional<int64_t>(1));
+  EXPECT_TRUE(is_whole_prompt(p));
+  p["17"] = {{"class_type", "RepeatLatentBatch"}, {"inputs", {{"samples", Json::array({"16", 0})}, {"amount", 4}}}};
+  p["3"]["inputs"]["latent_image"] = Json::array({"17", 0});
+  EXPECT_EQ(static_batch_size(p, "3"), std::optional<int64_t>(4));
+  EXPECT_FALSE(is_whole_prompt(p)) << "a repeated image is a batch to split";
+  p["16"]["inputs"]["pixels"] = Json::array({"18", 0});
+  p["18"] = {{"class_type", "ImageBatch"}, {"inputs", {}}};
+  EXPECT_EQ(static_batch_size(p, "3"), std::nullopt) << "an unknown image node has no static batch";
+  EXPECT_FALSE(is_whole_prompt(p));
+  p["3"]["inputs"]["latent_image"] = Json::array({"5", 0});
+  for (const char* id : {"13", "15", "16", "17", "18"}) p.erase(id);
   p["14"] = {{"class_type", "KSampler"}, {"inputs", {{"latent_image", Json::array({"99", 0})}}}};
   EXPECT_EQ(static_batch_size(p, "14"), std::nullopt) << "a link to a missing node has no static batch";
   EXPECT_FALSE(is_whole_prompt(p));

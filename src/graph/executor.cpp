@@ -111,7 +111,7 @@ class Executor::Run {
   Run(Executor& ex, const ValidatedPrompt& vp, const std::string& prompt_id, const Json& extra_data,
       EventSink& sink, std::atomic<bool>& interrupt)
       : ex_(ex), prompt_(vp.prompt), outputs_(vp.outputs), prompt_id_(prompt_id), extra_data_(extra_data),
-        sink_(sink), interrupt_(interrupt), hidden_prompt_(vp.prompt.json()),
+        sink_(sink), interrupt_(interrupt), hidden_prompt_(vp.shown_prompt.is_null() ? vp.prompt.json() : vp.shown_prompt),
         keys_(vp.prompt, ex.registry_, [this](const std::string& id) { return is_changed(id); },
               [&ex] { return "\x01uncacheable#" + std::to_string(++ex.unique_counter_); }) {}
 

@@ -30,6 +30,10 @@ struct ValidatedPrompt {
   Prompt prompt;                     // values converted by validation; insertion order kept
   std::vector<std::string> outputs;  // output node ids to execute, in prompt order
   Json node_errors;                  // errors of outputs that were dropped ({} if none): POST /prompt's 200 reply
+  // What the hidden PROMPT input shows nodes (PNG metadata) when it is not prompt.json(): a worker that ran
+  // a coordinator's prompt with its input files installed under other names shows the names the client
+  // wrote (ShardRunner::run_prompt). Null: prompt.json().
+  Json shown_prompt;
 };
 
 struct ValidationResult {

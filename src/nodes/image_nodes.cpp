@@ -12,6 +12,7 @@
 
 #include "core/py_json.h"
 #include "io/png.h"
+#include "io/sha256.h"
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
 
@@ -257,7 +258,15 @@ void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) 
       return "Invalid image file: " + name;
     return std::nullopt;
   }};
-  add_fn_node(r, load, [env](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+  // ComfyUI's LoadImage.IS_CHANGED: the file's SHA-256, so a file replaced under the same name (an upload
+  // with overwrite) is read again instead of served from the cache; PROMPT (the PNG metadata) records it.
+  auto file_hash = [env](const NodeInputs& in) -> std::optional<std::string> {
+    const std::string name = in.get_string("image");
+    if (name.find("..") != std::string::npos) return std::nullopt;
+    auto h = io::file_sha256((fs::path(env->options().input_dir) / name).string());
+    return h.is_ok() ? std::optional<std::string>(*h) : std::nullopt;
+  };
+  add_hooked_node(r, load, [env](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
     const std::string name = in.get_string("image");
     if (name.find("..") != std::string::npos) return Status::invalid_argument("Invalid image file: " + name);
     const std::string path = (fs::path(env->options().input_dir) / name).string();
@@ -273,7 +282,7 @@ void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) 
     mask->mask = im.channels == 4 ? (1.0 - px.select(2, 3)).unsqueeze(0).contiguous()
                                   : at::zeros({1, 64, 64}, at::kFloat);
     return std::vector<Value>{object(out), object(mask)};
-  });
+  }, file_hash);
 }
 
 }  // namespace netdist::nodes

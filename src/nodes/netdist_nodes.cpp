@@ -75,23 +75,6 @@ std::string always_changed() {
          std::to_string(n++);
 }
 
-// A node whose run() and IS_CHANGED are both given.
-class HookedNode : public graph::NodeImpl {
- public:
-  using FingerprintFn = std::function<std::optional<std::string>(const NodeInputs&)>;
-  HookedNode(RunFn run, FingerprintFn fp) : run_(std::move(run)), fp_(std::move(fp)) {}
-  Result<std::vector<Value>> run(NodeContext& ctx, const NodeInputs& in) override { return run_(ctx, in); }
-  std::optional<std::string> fingerprint(const NodeInputs& in) override { return fp_(in); }
-
- private:
-  RunFn run_;
-  FingerprintFn fp_;
-};
-
-void add_hooked_node(graph::NodeRegistry& r, NodeSchema schema, RunFn run, HookedNode::FingerprintFn fp) {
-  r.add(std::move(schema), [run, fp] { return std::make_unique<HookedNode>(run, fp); });
-}
-
 // True when this prompt is a netdist cluster shard: the coordinator's own RemoteQueue node already
 // dispatched the remote job, so a copy of it inside a shard must not dispatch again.
 bool running_in_shard(const graph::Json& prompt) {

@@ -55,6 +55,27 @@ Result<std::string> model_file_path(const std::string& models_dir, const std::st
 NodeEnv::NodeEnv(NodeEnvOptions options) : options_(std::move(options)) {}
 
 std::vector<std::string> NodeEnv::checkpoint_names() const {
+  std::vector<std::string> names = local_checkpoint_names();
+  std::function<std::vector<std::string>()> remote;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    remote = remote_checkpoints_;
+  }
+  if (!remote) return names;
+  const size_t local = names.size();
+  for (std::string& n : remote()) {
+    if (std::find(names.begin(), names.begin() + ptrdiff_t(local), n) == names.begin() + ptrdiff_t(local))
+      names.push_back(std::move(n));
+  }
+  return names;
+}
+
+void NodeEnv::set_remote_checkpoints(std::function<std::vector<std::string>()> provider) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  remote_checkpoints_ = std::move(provider);
+}
+
+std::vector<std::string> NodeEnv::local_checkpoint_names() const {
   std::vector<std::string> names = list_files(fs::path(options_.models_dir) / "checkpoints", true, is_checkpoint_file);
   for (const std::string& n : list_files(options_.models_dir, false, is_checkpoint_file)) {
     if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);

@@ -3,6 +3,7 @@
 // Thread-safety: every member function may be called from any thread.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,10 +31,15 @@ class NodeEnv {
 
   const NodeEnvOptions& options() const { return options_; }
 
-  // Checkpoint names as CheckpointLoaderSimple lists them: files under models_dir/checkpoints (recursive,
-  // '/'-separated relative paths), then *.safetensors directly in models_dir, then the default checkpoint's
-  // file name. Sorted within each source.
+  // Checkpoint names as CheckpointLoaderSimple lists them: local_checkpoint_names(), then the names the
+  // remote-checkpoint provider gives that are not among them.
   std::vector<std::string> checkpoint_names() const;
+  // The files here: under models_dir/checkpoints (recursive, '/'-separated relative paths), then
+  // *.safetensors directly in models_dir, then the default checkpoint's file name. Sorted within each source.
+  std::vector<std::string> local_checkpoint_names() const;
+  // A coordinator lists (and so validates) the checkpoints its workers have, also those it lacks itself:
+  // `provider` gives their names (sorted). Loading one still needs the file here.
+  void set_remote_checkpoints(std::function<std::vector<std::string>()> provider);
   // The path a listed name refers to; not_found naming the folders searched otherwise.
   Result<std::string> checkpoint_path(const std::string& name) const;
   // Loads (or returns the already loaded) model for a checkpoint name.
@@ -57,6 +63,7 @@ class NodeEnv {
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Model>> loaded_;       // checkpoints by path
   std::map<std::string, std::shared_ptr<Model>> loaded_vaes_;  // VAE files by path
+  std::function<std::vector<std::string>()> remote_checkpoints_;
 };
 
 }  // namespace netdist::nodes

@@ -3,6 +3,8 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -23,6 +25,26 @@ class FnNode : public graph::NodeImpl {
  private:
   RunFn fn_;
 };
+
+// A node whose run() and IS_CHANGED (fingerprint) are both given.
+class HookedNode : public graph::NodeImpl {
+ public:
+  using FingerprintFn = std::function<std::optional<std::string>(const graph::NodeInputs&)>;
+  HookedNode(RunFn run, FingerprintFn fp) : run_(std::move(run)), fp_(std::move(fp)) {}
+  Result<std::vector<graph::Value>> run(graph::NodeContext& ctx, const graph::NodeInputs& in) override {
+    return run_(ctx, in);
+  }
+  std::optional<std::string> fingerprint(const graph::NodeInputs& in) override { return fp_(in); }
+
+ private:
+  RunFn run_;
+  FingerprintFn fp_;
+};
+
+inline void add_hooked_node(graph::NodeRegistry& registry, graph::NodeSchema schema, RunFn run,
+                            HookedNode::FingerprintFn fp) {
+  registry.add(std::move(schema), [run, fp] { return std::make_unique<HookedNode>(run, fp); });
+}
 
 // A schema with the fields every node sets.
 inline graph::NodeSchema make_schema(std::string class_type, std::string display, std::string category,

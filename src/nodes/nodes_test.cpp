@@ -11,6 +11,9 @@
 #include "graph/executor.h"
 #include "graph/test_util.h"
 #include "graph/validate.h"
+#include "io/files.h"
+#include "io/png.h"
+#include "io/sha256.h"
 #include "nodes/core_nodes.h"
 #include "netdist/source_dir.h"
 
@@ -117,6 +120,60 @@ TEST_F(NodesTest, LoraAndVaeFilesAreListedFromTheModelsFolders) {
                   .is_ok());
   EXPECT_EQ(input("LoraLoader", "lora_name")[0], Json::parse(R"(["a.safetensors", "styles/b.safetensors"])"));
   EXPECT_EQ(input("VAELoader", "vae_name")[0], Json::parse(R"(["v.safetensors"])"));
+}
+
+// A coordinator lists its workers' checkpoints after its own, each once.
+TEST_F(NodesTest, RemoteCheckpointsAreListedAfterLocalOnes) {
+  EXPECT_EQ(input("CheckpointLoaderSimple", "ckpt_name")[0], Json::parse(R"(["tiny-emoji.safetensors"])"));
+  env_->set_remote_checkpoints([] { return std::vector<std::string>{"a.safetensors", "tiny-emoji.safetensors"}; });
+  EXPECT_EQ(input("CheckpointLoaderSimple", "ckpt_name")[0],
+            Json::parse(R"(["tiny-emoji.safetensors", "a.safetensors"])"));
+  EXPECT_EQ(env_->local_checkpoint_names(), std::vector<std::string>{"tiny-emoji.safetensors"});
+  EXPECT_FALSE(env_->load_checkpoint("a.safetensors").is_ok()) << "listing a worker's file does not make it here";
+}
+
+// LoadImage's IS_CHANGED is the file's SHA-256 (as ComfyUI's): a file replaced under the same name is read
+// again, not served from the cache, and the PNG metadata's prompt records the hash.
+TEST_F(NodesTest, LoadImageRereadsAReplacedFileAndRecordsItsHash) {
+  fs::create_directories(dir_ / "input");
+  auto write_png = [&](uint8_t value) {
+    io::Image8 im;
+    im.width = im.height = 8;
+    im.channels = 3;
+    im.pixels.assign(8 * 8 * 3, value);
+    auto bytes = io::encode_png(im, {}, 4);
+    EXPECT_TRUE(bytes.is_ok());
+    EXPECT_TRUE(io::write_file_atomic((dir_ / "input" / "photo.png").string(), *bytes).is_ok());
+    return *bytes;
+  };
+  const Json p = Json::parse(R"({
+    "1": {"class_type": "LoadImage", "inputs": {"image": "photo.png"}},
+    "2": {"class_type": "SaveImage", "inputs": {"filename_prefix": "copy", "images": ["1", 0]}}})");
+  auto saved_pixel_and_hash = [&](const graph::ExecutionOutcome& out) -> std::pair<int, std::string> {
+    EXPECT_TRUE(out.success) << out.status.to_string();
+    if (!out.success) return {-1, ""};
+    const std::string name = out.outputs["2"]["images"][0]["filename"].get<std::string>();
+    auto bytes = io::read_file((dir_ / "output" / name).string());
+    EXPECT_TRUE(bytes.is_ok());
+    auto decoded = io::decode_png(*bytes, name);
+    EXPECT_TRUE(decoded.is_ok());
+    std::string prompt_text;
+    for (const io::PngText& t : decoded->second) {
+      if (t.key == "prompt") prompt_text = t.value;
+    }
+    Json shown = Json::parse(prompt_text, nullptr, false);
+    EXPECT_TRUE(shown.is_object()) << prompt_text;
+    const Json changed = shown.is_object() ? shown["1"].value("is_changed", Json()) : Json();
+    return {decoded->first.pixels[0], changed.is_array() && changed.size() == 1 ? changed[0].get<std::string>() : ""};
+  };
+  const std::string dark = write_png(10);
+  auto first = saved_pixel_and_hash(run(p));
+  EXPECT_NEAR(first.first, 10, 1);
+  EXPECT_EQ(first.second, io::sha256_hex(dark));
+  const std::string light = write_png(200);
+  auto second = saved_pixel_and_hash(run(p));
+  EXPECT_NEAR(second.first, 200, 1) << "the replaced file was served from the cache";
+  EXPECT_EQ(second.second, io::sha256_hex(light));
 }
 
 TEST_F(NodesTest, AreaUpscaleAndTiledDecodeGraphRuns) {
