@@ -10,7 +10,9 @@
 # 4. posts .peer/harness/workflows/sd15_txt2img_512_b1.json to the coordinator, following its WebSocket,
 #    and checks: the prompt succeeds, a PNG comes back through the coordinator's /view, progress events
 #    for the coordinator's prompt id were relayed, the ComfyUI worker ran it (GET /netdist/v1/cluster), and
-#    the coordinator's output folder holds the image;
+#    the coordinator's output folder holds the image; the coordinator has no checkpoint file (it lists the
+#    worker's); then a batch-1 img2img prompt whose image only the coordinator has: it is uploaded to ComfyUI
+#    (POST /upload/image) and the prompt runs there;
 # 5. prints a summary and exits 0 only when every check passed. Everything it started is killed on exit
 #    (also on Ctrl-C or a failed step).
 #
@@ -77,8 +79,10 @@ fi
 [ -f "$CKPT" ] || die "checkpoint $CKPT not found"
 CKPT=$(readlink -f "$CKPT")
 CKPT_NAME=$(basename "$CKPT")
-# The coordinator validates ckpt_name against its own models folder (docs/interop.md): a link is enough.
-ln -sf "$CKPT" "$WORK/coord/models/$CKPT_NAME"
+# The coordinator has no checkpoint: it lists (and accepts) the ComfyUI worker's (docs/interop.md).
+# COORD_HAS_CKPT=1 links it into the coordinator's models folder instead.
+rm -f "$WORK/coord/models/$CKPT_NAME"
+[ "${COORD_HAS_CKPT:-0}" = 1 ] && ln -sf "$CKPT" "$WORK/coord/models/$CKPT_NAME"
 
 # ---- ComfyUI on GPU 0 ----------------------------------------------------------------------------------
 printf 'peer:\n  checkpoints: |\n    %s\n' "$(dirname "$CKPT")" >"$WORK/comfy/extra_model_paths.yaml"
@@ -172,6 +176,40 @@ c["progress events were relayed"] = (not summary["websocket_client"]) or (
     bool(progress) and progress[-1].get("value") == progress[-1].get("max"))
 c["the ComfyUI worker ran it"] = bool(summary["worker"]) and summary["worker"].get("kind") == "comfy" and \
     summary["worker"].get("prompts_done") == 1
+
+# img2img, batch 1: the first image, now only in the coordinator's input folder, through LoadImage →
+# VAEEncode → KSampler(denoise 0.6). The coordinator uploads it to ComfyUI and the prompt runs there.
+coord_in = os.path.join(os.path.dirname(coord_out), "in")
+if summary["images"]:
+    import shutil
+    shutil.copy(os.path.join(out_dir, "images", summary["images"][0]["file"]), os.path.join(coord_in, "start.png"))
+img2img = json.loads(json.dumps(prompt))
+img2img["10"] = {"class_type": "LoadImage", "inputs": {"image": "start.png"}}
+img2img["11"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["10", 0], "vae": ["4", 2]}}
+img2img["3"]["inputs"]["latent_image"] = ["11", 0]
+img2img["3"]["inputs"]["denoise"] = 0.6
+img2img["3"]["inputs"]["seed"] = 43
+img2img["9"]["inputs"]["filename_prefix"] = "img2img"
+del img2img["5"]
+t = time.perf_counter()
+try:
+    r2 = peerlib.run_prompt(coord, img2img, timeout=float(timeout))
+    summary["img2img"] = {"wall_s": round(time.perf_counter() - t, 3), "status": r2["status"].get("status_str"),
+                          "sampler": r2["sampler"]}
+    files2 = peerlib.download_outputs(coord, r2["outputs"], os.path.join(out_dir, "images"), "")
+    summary["img2img"]["images"] = [{"file": n, "pixels": peerlib.image_summary(os.path.join(out_dir, "images", n))}
+                                    for n in files2]
+except Exception as e:  # noqa: BLE001
+    summary["img2img"] = {"error": f"{type(e).__name__}: {e}"}
+    files2 = []
+cluster = peerlib.http("GET", coord + "/netdist/v1/cluster")
+worker = cluster["workers"][0] if cluster.get("workers") else {}
+c["img2img (input only on the coordinator) succeeded with one PNG"] = \
+    summary["img2img"].get("status") == "success" and len(files2) == 1
+c["the ComfyUI worker ran the img2img prompt"] = worker.get("prompts_done") == 2
+comfy_in = os.path.join(os.path.dirname(os.path.dirname(coord_out)), "comfy", "input")
+summary["comfy_uploads"] = sorted(n for n in os.listdir(comfy_in) if n.startswith("netdist-"))
+c["the image was uploaded to ComfyUI under a netdist- name"] = len(summary["comfy_uploads"]) == 1
 print(json.dumps(summary, indent=1))
 sys.exit(0 if all(c.values()) else 1)
 EOF
@@ -197,6 +235,7 @@ else:
     for im in s.get("images", []):
         print(f"image:       {im['file']} {im['bytes']} bytes png={im['png']} pixels={im['pixels']}")
     print(f"worker:      {s.get('worker')}")
+    print(f"img2img:     {s.get('img2img')}")
     if not s.get("websocket_client"):
         print("NOTE: aiohttp is missing, so progress could not be observed (the check was skipped)")
 for name, ok in s.get("checks", {}).items():
