@@ -58,7 +58,7 @@ std::vector<std::string> NodeEnv::checkpoint_names() const {
   std::vector<std::string> names = local_checkpoint_names();
   std::function<std::vector<std::string>()> remote;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(remote_mutex_);
     remote = remote_checkpoints_;
   }
   if (!remote) return names;
@@ -71,7 +71,7 @@ std::vector<std::string> NodeEnv::checkpoint_names() const {
 }
 
 void NodeEnv::set_remote_checkpoints(std::function<std::vector<std::string>()> provider) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::mutex> lock(remote_mutex_);
   remote_checkpoints_ = std::move(provider);
 }
 

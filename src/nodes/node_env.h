@@ -63,6 +63,8 @@ class NodeEnv {
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Model>> loaded_;       // checkpoints by path
   std::map<std::string, std::shared_ptr<Model>> loaded_vaes_;  // VAE files by path
+  // Its own lock: mutex_ is held while a checkpoint loads (seconds), and listing must not wait for that.
+  mutable std::mutex remote_mutex_;
   std::function<std::vector<std::string>()> remote_checkpoints_;
 };
 
