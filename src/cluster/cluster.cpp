@@ -31,6 +31,9 @@ struct Cluster::Job {
   Json prompt;
   std::string sampler_id;
   Requirements requirements;
+  // The files its shards' (or the whole prompt's) LoadImage nodes read (shard_inputs.h), read once when the
+  // job is made: a file missing here fails the prompt at once instead of counting against the workers.
+  Json inputs = Json::object();
   std::vector<at::Tensor> results;  // per shard; defined once done
   std::vector<int> attempts;
   int64_t rows_done = 0;
@@ -184,6 +187,10 @@ void Cluster::spawn(std::shared_ptr<Worker> w) {
 }
 
 void Cluster::start() {
+  // The local runner's capabilities hash its checkpoints and run a benchmark (seconds): not under mutex_,
+  // which request handlers take (validation, /object_info's list of the workers' checkpoints).
+  std::optional<Json> local_caps;
+  if (local_) local_caps = local_->capabilities();
   std::lock_guard<std::mutex> lock(mutex_);
   if (started_) return;
   started_ = true;
@@ -191,7 +198,7 @@ void Cluster::start() {
     auto w = std::make_shared<Worker>();
     w->url = "local";
     w->local = true;
-    w->caps = local_->capabilities();
+    w->caps = std::move(local_caps);
     w->cost.seed_from_capabilities(*w->caps);
     workers_.push_back(w);
   }
@@ -312,8 +319,7 @@ Result<PromptReply> Cluster::run_prompt_task(Worker& w, const Task& task) {
                   {"prompt", job.prompt},
                   {"extra_data", job.extra_data},
                   {"outputs_to_execute", job.outputs_to_execute}};
-  ND_ASSIGN_OR_RETURN(Json inputs, collect_shard_inputs(job.prompt, options_.input_dir));
-  if (!inputs.empty()) request["inputs"] = std::move(inputs);
+  if (!job.inputs.empty()) request["inputs"] = job.inputs;
   std::string who = w.url;
   HttpReply reply;
   if (w.dial_in) {
@@ -346,9 +352,8 @@ Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task) {
                       shard_workflow(task.job->prompt, task.job->sampler_id, task.row_begin, task.row_end));
   const std::string shard_id = task.job->id + "." + std::to_string(task.shard);
   if (w.local) return local_->run(shard_id, workflow);
-  ND_ASSIGN_OR_RETURN(Json inputs, collect_shard_inputs(workflow, options_.input_dir));
   Json request = {{"shard_id", shard_id}, {"workflow", std::move(workflow)}};
-  if (!inputs.empty()) request["inputs"] = std::move(inputs);
+  if (!task.job->inputs.empty()) request["inputs"] = task.job->inputs;
   if (w.dial_in) {
     std::unique_lock<std::mutex> lock(mutex_);
     ND_ASSIGN_OR_RETURN(HttpReply reply, run_dial_in(w, task, std::move(request), lock));
@@ -695,6 +700,10 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
   job->prompt = prompt;
   job->sampler_id = sampler_id;
   job->requirements = shard_requirements(prompt, sampler_id);
+  {
+    ND_ASSIGN_OR_RETURN(Json workflow, shard_workflow(prompt, sampler_id, 0, rows));  // every shard reads the same files
+    ND_ASSIGN_OR_RETURN(job->inputs, collect_shard_inputs(workflow, options_.input_dir));
+  }
   const auto work = server::sampler_work(prompt, sampler_id);
   const double units_per_row = work ? work->units_per_row() : 1.0;
   std::vector<int64_t> bounds;
@@ -821,6 +830,7 @@ Result<PromptReply> Cluster::run_prompt(const std::string& prompt_id, const Json
   job->extra_data = extra_data;
   job->outputs_to_execute = outputs_to_execute;
   job->requirements = prompt_requirements(prompt);
+  ND_ASSIGN_OR_RETURN(job->inputs, collect_shard_inputs(prompt, options_.input_dir));
   job->results.resize(1);
   job->attempts.assign(1, 0);
   {

@@ -179,12 +179,16 @@ server::ValidationOutcome CoordinatorBackend::validate(const nlohmann::ordered_j
   if (auto missing = cluster_->check_prompt(converted)) {
     refuse("prompt_no_capable_worker", "No worker can run this prompt: " + *missing, *missing);
   } else if (!is_whole_prompt(converted)) {
+    const std::vector<std::string> remote_only = checkpoints_only_on_workers(converted);
     std::string names;
-    for (const std::string& name : checkpoints_only_on_workers(converted)) names += (names.empty() ? "'" : ", '") + name + "'";
+    for (const std::string& name : remote_only) names += (names.empty() ? "'" : ", '") + name + "'";
     if (!names.empty()) {
       const std::string details =
-          "checkpoint " + names + " is only on the workers; this prompt's batch is split over them and the "
-          "merged rows are decoded on the coordinator, which needs the file too (put it in its models folder)";
+          std::string(remote_only.size() == 1 ? "checkpoint " : "checkpoints ") + names +
+          (remote_only.size() == 1 ? " is" : " are") +
+          " only on the workers; this prompt runs split by batch rows (its batch is not 1, or not known from "
+          "the prompt), and the merged rows are decoded on the coordinator, which needs the file too (put it "
+          "in its models folder)";
       refuse("prompt_checkpoint_not_on_coordinator", "Cannot split this prompt: " + details, details);
     }
   }

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 
+#include "cluster/cluster.h"
 #include "core/base64.h"
 #include "io/files.h"
 #include "io/sha256.h"
@@ -24,6 +26,26 @@ fs::path fresh_dir(const std::string& name) {
 Json img2img(const std::string& image) {
   return Json{{"1", {{"class_type", "LoadImage"}, {"inputs", {{"image", image}}}}},
               {"2", {{"class_type", "VAEEncode"}, {"inputs", {{"pixels", Json::array({"1", 0})}}}}}};
+}
+
+// A file gone from the coordinator's input folder (deleted after validation) fails the cluster job when it
+// is made, naming the file, before any worker is asked (none is blamed for it): a whole prompt and a batch.
+TEST(ShardInputs, AFileGoneFromTheCoordinatorFailsTheJobAtOnce) {
+  ClusterOptions o;
+  o.input_dir = fresh_dir("gone").string();
+  o.no_worker_timeout = std::chrono::milliseconds(1000);  // a job that waited for a worker would fail unavailable
+  Cluster cluster(o, nullptr);
+  Json prompt = img2img("photos/gone.png");
+  prompt["3"] = {{"class_type", "KSampler"}, {"inputs", {{"latent_image", Json::array({"2", 0})}}}};
+  auto whole = cluster.run_prompt("p1", prompt, Json::object(), Json::array(), [] { return true; },
+                                  [](const std::string&, const Json&) {});
+  ASSERT_FALSE(whole.is_ok());
+  EXPECT_EQ(whole.status().code(), StatusCode::kNotFound) << whole.status().to_string();
+  EXPECT_NE(whole.status().message().find("photos/gone.png"), std::string::npos) << whole.status().to_string();
+  auto rows = cluster.run_sampler(prompt, "3", 2, [](int64_t, int64_t) { return true; });
+  ASSERT_FALSE(rows.is_ok());
+  EXPECT_EQ(rows.status().code(), StatusCode::kNotFound) << rows.status().to_string();
+  EXPECT_NE(rows.status().message().find("photos/gone.png"), std::string::npos) << rows.status().to_string();
 }
 
 TEST(ShardInputs, NamesThatLeaveTheInputFolderAreRefused) {

@@ -125,8 +125,23 @@ Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const st
                                             const Json& prompt, const Json& extra_data,
                                             const Json& outputs_to_execute, const Json& inputs) {
   std::lock_guard<std::mutex> lock(run_mutex_);
+  {
+    // Running from here on, so an interrupt for it is not lost while its files are written (the executor
+    // would clear a flag set before it starts: checked below).
+    std::lock_guard<std::mutex> s(status_mutex_);
+    running_ = task_id;
+    step_ = steps_ = 0;
+    live_events_ = Json::array();
+    interrupt_ = false;
+  }
+  auto not_running = [this](Status status) {
+    std::lock_guard<std::mutex> s(status_mutex_);
+    running_.reset();
+    interrupt_ = false;
+    return status;
+  };
   auto installed = install_shard_inputs(prompt, inputs, env_->options().input_dir);
-  if (!installed.is_ok()) return installed.status().with_context("prompt " + prompt_id);
+  if (!installed.is_ok()) return not_running(installed.status().with_context("prompt " + prompt_id));
   std::vector<std::string> targets;
   if (outputs_to_execute.is_array()) {
     for (const Json& id : outputs_to_execute) {
@@ -135,7 +150,8 @@ Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const st
   }
   graph::ValidationResult v = graph::validate_prompt(*installed, registry_, targets.empty() ? nullptr : &targets);
   if (!v.ok())
-    return Status::invalid_argument("prompt " + prompt_id + " does not validate here: " + v.error_body.dump());
+    return not_running(
+        Status::invalid_argument("prompt " + prompt_id + " does not validate here: " + v.error_body.dump()));
   if (inputs.is_object() && !inputs.empty()) {
     // PROMPT (the PNG metadata) names the files as the client did, as on the coordinator.
     Json shown = v.validated->prompt.json();
@@ -148,12 +164,7 @@ Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const st
     }
     v.validated->shown_prompt = std::move(shown);
   }
-  {
-    std::lock_guard<std::mutex> s(status_mutex_);
-    running_ = task_id;
-    step_ = steps_ = 0;
-    live_events_ = Json::array();
-  }
+  if (interrupt_.load()) return not_running(Status::cancelled("prompt " + prompt_id + " interrupted before it started"));
   ShardSink sink(
       [this](int64_t value, int64_t max) {
         {

@@ -102,8 +102,8 @@ class ShardRunner {
   // prompt_id, so its events and PNG metadata are those of a local run. An error status is a failure to
   // run it here (invalid_argument when it does not validate, kCancelled when interrupted); a prompt that
   // ran and failed in a node is an OK result whose status says so. `inputs` (the request's "inputs", null
-  // for none) are installed first as a shard's are; the prompt's nodes still see (and its PNGs still carry)
-  // the file names the client wrote.
+  // for none) are installed first as a shard's are and the prompt runs on the installed names; only the
+  // hidden PROMPT (the PNG metadata) still shows the names the client wrote (ValidatedPrompt::shown_prompt).
   Result<PromptReply> run_prompt(const std::string& task_id, const std::string& prompt_id, const Json& prompt,
                                  const Json& extra_data, const Json& outputs_to_execute,
                                  const Json& inputs = Json());
