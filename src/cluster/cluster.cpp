@@ -304,6 +304,7 @@ Result<PromptReply> Cluster::run_comfy_task(Worker& w, const Task& task) {
   run.prompt = job->prompt;
   run.extra_data = job->extra_data;
   run.input_dir = options_.input_dir;
+  run.inputs = job->inputs;  // read once when the job was made
   run.timeout = options_.shard_timeout;
   run.cancelled = [this, job] { return job->withdrawn.load() || halting_.load(); };
   if (job->relay) run.relay = [relay = job->relay](const std::string& type, const Json& data) { relay->emit(type, data); };

@@ -19,7 +19,6 @@
 #include "cluster/http_client.h"
 #include "cluster/shard_inputs.h"
 #include "core/base64.h"
-#include "io/sha256.h"
 #include "server/backend.h"
 
 namespace netdist::cluster {
@@ -286,13 +285,17 @@ struct Runner {
 
   // Uploads every file the prompt's LoadImage nodes read and points the nodes at the uploaded names.
   Result<Json> upload_inputs(Json prompt) const {
-    ND_ASSIGN_OR_RETURN(Json inputs, collect_shard_inputs(prompt, run.input_dir));
+    Json inputs = run.inputs;
+    if (!inputs.is_object()) {
+      ND_ASSIGN_OR_RETURN(inputs, collect_shard_inputs(prompt, run.input_dir));
+    }
     std::map<std::string, std::string> uploaded;  // name in the prompt → name on the worker
     for (auto it = inputs.begin(); it != inputs.end(); ++it) {
       ND_ASSIGN_OR_RETURN(std::string bytes, base64_decode(it.value()["data"].get<std::string>()));
       const std::string ext = std::filesystem::path(it.key()).extension().string();
-      const std::string name = "netdist-" + it.value()["sha256"].get<std::string>().substr(0, 16) + ext;
-      const std::string boundary = "netdist-" + io::sha256_hex(bytes).substr(0, 24);
+      const std::string sha = it.value()["sha256"].get<std::string>();
+      const std::string name = "netdist-" + sha.substr(0, 16) + ext;
+      const std::string boundary = "netdist-" + sha.substr(0, 24);
       std::string body;
       const auto field = [&](const std::string& key, const std::string& value) {
         body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + key + "\"\r\n\r\n" + value + "\r\n";

@@ -101,7 +101,8 @@ struct ComfyRun {
   std::string prompt_id;   // the coordinator's; relayed events and replies carry it
   std::string client_id;   // unique per attempt: the worker routes the prompt's events to it
   Json prompt, extra_data;
-  std::string input_dir;   // where LoadImage files are read from
+  std::string input_dir;   // where LoadImage files are read from, unless `inputs` has them
+  Json inputs;             // those files already read (collect_shard_inputs); null: read from input_dir
   std::chrono::milliseconds timeout{600000};  // the whole run, queueing on the worker included
   std::function<bool()> cancelled;            // polled about every 100 ms; true withdraws the run
   std::function<void(const std::string& type, const Json& data)> relay;  // live events (may be empty)

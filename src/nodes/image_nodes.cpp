@@ -260,16 +260,18 @@ void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) 
   }};
   // ComfyUI's LoadImage.IS_CHANGED: the file's SHA-256, so a file replaced under the same name (an upload
   // with overwrite) is read again instead of served from the cache; PROMPT (the PNG metadata) records it.
-  auto file_hash = [env](const NodeInputs& in) -> std::optional<std::string> {
-    const std::string name = in.get_string("image");
-    if (name.find("..") != std::string::npos) return std::nullopt;
-    auto h = io::file_sha256((fs::path(env->options().input_dir) / name).string());
-    return h.is_ok() ? std::optional<std::string>(*h) : std::nullopt;
-  };
-  add_hooked_node(r, load, [env](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+  auto image_path = [env](const NodeInputs& in) -> Result<std::string> {
     const std::string name = in.get_string("image");
     if (name.find("..") != std::string::npos) return Status::invalid_argument("Invalid image file: " + name);
-    const std::string path = (fs::path(env->options().input_dir) / name).string();
+    return (fs::path(env->options().input_dir) / name).string();
+  };
+  auto file_hash = [image_path](const NodeInputs& in) -> std::optional<std::string> {
+    Result<std::string> path = image_path(in);
+    Result<std::string> h = path.is_ok() ? io::file_sha256(*path) : path.status();
+    return h.is_ok() ? std::optional<std::string>(*h) : std::nullopt;
+  };
+  add_hooked_node(r, load, [image_path](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+    ND_ASSIGN_OR_RETURN(const std::string path, image_path(in));
     ND_ASSIGN_OR_RETURN(std::string bytes, io::read_file(path));
     ND_ASSIGN_OR_RETURN(auto decoded, io::decode_png(bytes, path));
     const io::Image8& im = decoded.first;
