@@ -46,9 +46,9 @@ struct EngineOptions {
   std::optional<Precision> vae_precision;  // default: fp32 on CPU; bf16 on CUDA (SDXL's VAE overflows fp16)
   bool lowvram = false;                    // keep each module on the GPU only while it runs
   bool noise_on_cpu = false;               // draw per-step noise on the CPU (--noise cpu): GPU-independent
-  bool cuda_graphs = true;                 // replay the UNet's repeated calls as CUDA graphs (--no-cuda-graphs)
-  std::string clip_vocab_dir;              // --clip-vocab: where vocab.json / merges.txt live
-  std::optional<bool> v_prediction;        // override the detected parameterization (SD2)
+  bool cuda_graphs = true;           // replay the UNet's repeated calls as CUDA graphs (--no-cuda-graphs)
+  std::string clip_vocab_dir;        // --clip-vocab: where vocab.json / merges.txt live
+  std::optional<bool> v_prediction;  // override the detected parameterization (SD2)
 };
 
 class Model;
@@ -78,7 +78,8 @@ using Conditioning = std::vector<CondEntry>;
 
 // Tokenizes with ComfyUI's weighting syntax and encodes (CLIPTextEncode). clip_layer = CLIPSetLastLayer's
 // stop_at_clip_layer (-1 last, -2 penultimate, …); unset keeps the family's layer (SDXL: penultimate).
-Result<Conditioning> encode_prompt(Model& model, const std::string& text, std::optional<int> clip_layer = std::nullopt);
+Result<Conditioning> encode_prompt(Model& model, const std::string& text,
+                                   std::optional<int> clip_layer = std::nullopt);
 
 // Zeros of the family's latent shape (EmptyLatentImage).
 at::Tensor empty_latent(const Model& model, int64_t batch, int64_t width, int64_t height);
@@ -90,12 +91,12 @@ struct SampleRequest {
   std::string sampler = "euler";
   std::string scheduler = "normal";
   double denoise = 1.0;
-  at::Tensor latent;                        // [N, 4, h, w] full batch (rows outside the range are ignored)
+  at::Tensor latent;  // [N, 4, h, w] full batch (rows outside the range are ignored)
   std::optional<std::vector<int64_t>> batch_index;  // LATENT "batch_index" (noise indices)
-  int64_t row_begin = 0, row_end = -1;      // the rows this call renders (micro-batch bounds); -1 = all
-  bool add_noise = true;                    // KSamplerAdvanced add_noise
-  std::optional<int> start_step, last_step; // KSamplerAdvanced
-  bool force_full_denoise = false;          // KSamplerAdvanced return_with_leftover_noise = disable
+  int64_t row_begin = 0, row_end = -1;       // the rows this call renders (micro-batch bounds); -1 = all
+  bool add_noise = true;                     // KSamplerAdvanced add_noise
+  std::optional<int> start_step, last_step;  // KSamplerAdvanced
+  bool force_full_denoise = false;           // KSamplerAdvanced return_with_leftover_noise = disable
 };
 
 // Called after each sampler step with (step, total); return false to interrupt (→ Status cancelled).

@@ -41,14 +41,15 @@ server::ValidationOutcome GraphBackend::validate(const nlohmann::ordered_json& p
   return out;
 }
 
-Status GraphBackend::execute(const server::QueueItem& item, const server::EmitFn& emit, std::atomic<bool>& interrupt,
-                             nlohmann::ordered_json& outputs) {
+Status GraphBackend::execute(const server::QueueItem& item, const server::EmitFn& emit,
+                             std::atomic<bool>& interrupt, nlohmann::ordered_json& outputs) {
   std::vector<std::string> targets;
   for (const auto& id : item.outputs_to_execute) targets.push_back(id.get<std::string>());
   graph::ValidationResult v = graph::validate_prompt(item.prompt, *setup_.registry, &targets);
   if (!v.ok()) return Status::invalid_argument("prompt no longer validates: " + v.error_body.dump());
   EmitSink sink(emit, test_step_delay_ms_);
-  graph::ExecutionOutcome outcome = executor_.execute(*v.validated, item.prompt_id, item.extra_data, sink, interrupt);
+  graph::ExecutionOutcome outcome =
+      executor_.execute(*v.validated, item.prompt_id, item.extra_data, sink, interrupt);
   outputs = outcome.outputs;
   return outcome.status;
 }
@@ -57,9 +58,10 @@ nlohmann::ordered_json GraphBackend::object_info() { return setup_.registry->obj
 
 nlohmann::ordered_json GraphBackend::system_stats_devices() {
   const std::string device = setup_.env->options().engine.device;
-  nlohmann::ordered_json d = {{"name", device}, {"type", device.rfind("cuda", 0) == 0 ? "cuda" : "cpu"},
-                              {"index", nullptr}, {"vram_total", 0}, {"vram_free", 0},
-                              {"torch_vram_total", 0}, {"torch_vram_free", 0}};
+  nlohmann::ordered_json d = {{"name", device},      {"type", device.rfind("cuda", 0) == 0 ? "cuda" : "cpu"},
+                              {"index", nullptr},    {"vram_total", 0},
+                              {"vram_free", 0},      {"torch_vram_total", 0},
+                              {"torch_vram_free", 0}};
   if (device.size() > 5 && device.rfind("cuda:", 0) == 0) d["index"] = std::stoi(device.substr(5));
   return nlohmann::ordered_json::array({d});
 }

@@ -8,9 +8,9 @@
 #include <ATen/Parallel.h>
 
 #include "cluster/http_client.h"
+#include "netdist/source_dir.h"
 #include "nodes/core_nodes.h"
 #include "nodes/netdist_nodes.h"
-#include "netdist/source_dir.h"
 
 namespace netdist::cli {
 
@@ -38,13 +38,14 @@ void add_node_setup_options(CLI::App& cmd, NodeSetupOptions& o) {
   cmd.add_option("--input-directory", o.env.input_dir, "where LoadImage reads");
   cmd.add_option("--temp-directory", o.env.temp_dir, "where PreviewImage writes");
   cmd.add_option("--device", o.device, "cpu, cuda or cuda:N");
-  cmd.add_option_function<int>("--cuda-device", [&o](int n) { o.device = "cuda:" + std::to_string(n); },
-                               "use CUDA device N");
+  cmd.add_option_function<int>(
+      "--cuda-device", [&o](int n) { o.device = "cuda:" + std::to_string(n); }, "use CUDA device N");
   cmd.add_option("--precision", o.precision, "fp32, fp16 or bf16 (default: fp32 on CPU, fp16 on CUDA)")
       ->check(CLI::IsMember({"", "fp32", "fp16", "bf16"}));
   cmd.add_flag("--lowvram", o.env.engine.lowvram, "keep each model on the GPU only while it runs");
-  cmd.add_flag_callback("--no-cuda-graphs", [&o] { o.env.engine.cuda_graphs = false; },
-                        "run every UNet call eagerly instead of replaying CUDA graphs (same results, slower)");
+  cmd.add_flag_callback(
+      "--no-cuda-graphs", [&o] { o.env.engine.cuda_graphs = false; },
+      "run every UNet call eagerly instead of replaying CUDA graphs (same results, slower)");
   cmd.add_option("--noise", o.noise, "where per-step sampler noise is drawn: device (as ComfyUI) or cpu")
       ->check(CLI::IsMember({"device", "cpu"}));
   cmd.add_option("--clip-vocab", o.env.engine.clip_vocab_dir, "folder with vocab.json and merges.txt");
@@ -56,7 +57,8 @@ void add_node_setup_options(CLI::App& cmd, NodeSetupOptions& o) {
 static Result<nodes::HttpResponse> netdist_http(const nodes::HttpRequest& r) {
   const std::string scheme = "http://";
   if (r.url.rfind(scheme, 0) != 0)
-    return Status::invalid_argument("URL '" + r.url + "': only http:// URLs are supported (netdist has no https client)");
+    return Status::invalid_argument("URL '" + r.url +
+                                    "': only http:// URLs are supported (netdist has no https client)");
   const size_t slash = r.url.find('/', scheme.size());
   cluster::HttpCall call;
   call.method = r.method;

@@ -34,8 +34,10 @@ bool is_loopback_address(std::string host) {
   if (host == "localhost" || host == "::1") return true;
   int dots = 0;
   for (char c : host) {
-    if (c == '.') ++dots;
-    else if (c < '0' || c > '9') return false;
+    if (c == '.')
+      ++dots;
+    else if (c < '0' || c > '9')
+      return false;
   }
   return dots == 3 && host.rfind("127.", 0) == 0;
 }
@@ -68,7 +70,7 @@ struct ClusterFlags {
   int max_concurrent_prompts = 0;
   std::string queue_policy = "fifo";
   std::string data_dir;  // --data-dir: durable queue and history (store/store.h); empty = in memory
-  std::string tls_ca;  // --tls-ca: CAs trusted for https:// workers and --join; empty = system store
+  std::string tls_ca;    // --tls-ca: CAs trusted for https:// workers and --join; empty = system store
 };
 
 std::vector<std::string> split_commas(const std::string& text) {
@@ -86,11 +88,12 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   const char* role = flags.worker_mode ? "netdist worker" : "netdist serve";
   if (!listens_on_loopback_only(options.listen) && options.auth_token.empty()) {
     if (!insecure) {
-      std::fprintf(stderr,
-                   "%s: refusing to listen on %s without authentication; set --auth-token (or "
-                   "NETDIST_AUTH_TOKEN), or pass --insecure to allow it (anyone who can reach the port can run "
-                   "prompts and read every output)\n",
-                   role, options.listen.c_str());
+      std::fprintf(
+          stderr,
+          "%s: refusing to listen on %s without authentication; set --auth-token (or "
+          "NETDIST_AUTH_TOKEN), or pass --insecure to allow it (anyone who can reach the port can run "
+          "prompts and read every output)\n",
+          role, options.listen.c_str());
       return 2;
     }
     std::fprintf(stderr,
@@ -123,9 +126,10 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
       return 1;
     }
     options.store = std::shared_ptr<store::Store>(std::move(*opened));
-    nodes::set_output_recorder([store = options.store](const std::string& prompt_id, const std::string& path) {
-      return store->record_output(prompt_id, path);
-    });
+    nodes::set_output_recorder(
+        [store = options.store](const std::string& prompt_id, const std::string& path) {
+          return store->record_output(prompt_id, path);
+        });
   }
   auto setup = make_node_registry(setup_options);
   if (!setup.is_ok()) {
@@ -169,7 +173,8 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   } else if (runner) {
     options.extra_routes = runner->routes();
   } else if (flags.test_log_netdist_routes) {  // a stock-ComfyUI stand-in that reports any /netdist call
-    options.extra_routes = [](const server::Request& req, const std::string& path) -> std::optional<server::Response> {
+    options.extra_routes = [](const server::Request& req,
+                              const std::string& path) -> std::optional<server::Response> {
       if (path.rfind("/netdist/", 0) != 0) return std::nullopt;
       std::fprintf(stderr, "netdist serve: test: refused %s %s\n", req.method.c_str(), path.c_str());
       return server::error_response(404, "not_found", "no /netdist routes here (--test-log-netdist-routes)");
@@ -199,7 +204,8 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   const std::string first_address = options.listen.substr(0, options.listen.find(','));
   const std::string host =
       first_address.find(':') != std::string::npos ? "[" + first_address + "]" : first_address;
-  const std::string self_url = (options.tls_cert_file.empty() ? "http://" : "https://") + host + ":" + std::to_string(http.port());
+  const std::string self_url =
+      (options.tls_cert_file.empty() ? "http://" : "https://") + host + ":" + std::to_string(http.port());
   std::printf("%s: listening on %s (%s)\n", role, self_url.c_str(),
               options.auth_token.empty() ? "no authentication" : "bearer token required");
   std::fflush(stdout);
@@ -228,7 +234,8 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
       if (!flags.tls_ca.empty()) common.insert(common.end(), {"--tls-ca", flags.tls_ca});
       // The workers render what this process would: same vocabulary, precision, noise and memory policy.
       const NodeSetupOptions& so = setup_options;
-      if (!so.env.engine.clip_vocab_dir.empty()) common.insert(common.end(), {"--clip-vocab", so.env.engine.clip_vocab_dir});
+      if (!so.env.engine.clip_vocab_dir.empty())
+        common.insert(common.end(), {"--clip-vocab", so.env.engine.clip_vocab_dir});
       if (!so.precision.empty()) common.insert(common.end(), {"--precision", so.precision});
       common.insert(common.end(), {"--noise", so.noise});
       if (so.env.engine.lowvram) common.push_back("--lowvram");
@@ -293,17 +300,20 @@ CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::
                   "a coordinator also sends it to its workers")
       ->envname("NETDIST_AUTH_TOKEN");
   cmd->add_flag("--insecure", *insecure, "allow a non-loopback address without --auth-token");
-  cmd->add_option("--tls-cert", options->tls_cert_file,
-                  "PEM certificate chain: with --tls-key the port speaks HTTPS and WSS only (docs/security.md)");
+  cmd->add_option(
+      "--tls-cert", options->tls_cert_file,
+      "PEM certificate chain: with --tls-key the port speaks HTTPS and WSS only (docs/security.md)");
   cmd->add_option("--tls-key", options->tls_key_file, "PEM private key of --tls-cert (unencrypted)");
-  cmd->add_option("--tls-ca", flags->tls_ca,
-                  "PEM CA file trusted for https:// --workers and --join URLs (default: the system CA store)");
+  cmd->add_option(
+      "--tls-ca", flags->tls_ca,
+      "PEM CA file trusted for https:// --workers and --join URLs (default: the system CA store)");
   if (!worker) {
     cmd->add_flag("--worker-mode", flags->worker_mode, "run as a cluster worker (same as `netdist worker`)");
     cmd->add_flag("--enable-distributed", flags->distributed, "coordinate workers: split batches over them");
-    cmd->add_option("--workers", flags->workers,
-                    "comma-separated worker URLs: http[s]://host:port (netdist workers), comfy+http://host:port "
-                    "(stock ComfyUI servers: whole batch-1 prompts only)");
+    cmd->add_option(
+        "--workers", flags->workers,
+        "comma-separated worker URLs: http[s]://host:port (netdist workers), comfy+http://host:port "
+        "(stock ComfyUI servers: whole batch-1 prompts only)");
     cmd->add_flag("--test-log-netdist-routes", flags->test_log_netdist_routes,
                   "plain serve: answer and log every /netdist/ request (tests only)")
         ->group("");
@@ -322,9 +332,10 @@ CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::
                     "coordinator: worker heartbeat period; a dial-in lease is 3 of them (tests only)")
         ->group("");
   }
-  cmd->add_option("--queue-policy", flags->queue_policy,
-                  "which pending prompt runs next: fifo (default, ComfyUI's order), lifo, priority, sjf, fair "
-                  "(docs/scheduling.md)");
+  cmd->add_option(
+      "--queue-policy", flags->queue_policy,
+      "which pending prompt runs next: fifo (default, ComfyUI's order), lifo, priority, sjf, fair "
+      "(docs/scheduling.md)");
   cmd->add_option("--join", flags->join,
                   "worker: dial in to this coordinator URL (the worker long-polls it for shards; the "
                   "coordinator never connects back, so NAT and firewalls are fine)");

@@ -30,7 +30,8 @@ Result<std::vector<text::WeightedTokens>> tokenize(const Model& model, const mod
 
 // CLIPSetLastLayer (ComfyUI SDClipModel.set_clip_options): a set layer replaces the family's default layer
 // for every encoder; one beyond the encoder's depth means its last layer with the final layer norm.
-text::EncodeOptions encode_options(const Model& model, const TextEncoder& enc, std::optional<int> clip_layer) {
+text::EncodeOptions encode_options(const Model& model, const TextEncoder& enc,
+                                   std::optional<int> clip_layer) {
   text::EncodeOptions o;
   o.layer_idx = enc.spec.absolute_layer();
   o.final_ln = enc.spec.final_ln;
@@ -58,8 +59,9 @@ text::EncodeOptions encode_options(const Model& model, const TextEncoder& enc, s
 // post-processing runs on the whole batch (element-wise kernels give every element the same value at any
 // batch size); the calls go through `graphs` (runtime/cuda_graphs.h): CUDA graphs replayed on parallel
 // streams. A batch that is not such blocks (area conditioning can make one) is a single call.
-at::Tensor apply_model(Model& model, runtime::GraphedCalls& graphs, const at::Tensor& x, const at::Tensor& sigma,
-                       const at::Tensor& context, const at::Tensor& y, const std::vector<int64_t>& groups) {
+at::Tensor apply_model(Model& model, runtime::GraphedCalls& graphs, const at::Tensor& x,
+                       const at::Tensor& sigma, const at::Tensor& context, const at::Tensor& y,
+                       const std::vector<int64_t>& groups) {
   const sampling::ModelSampling& ms = *model.sampling_;
   const at::Tensor xc = ms.calculate_input(sigma, x).to(model.unet_dtype_);
   const at::Tensor t = ms.timestep(sigma).to(at::kFloat);
@@ -73,7 +75,8 @@ at::Tensor apply_model(Model& model, runtime::GraphedCalls& graphs, const at::Te
   std::vector<at::Tensor> outs;
   const size_t calls = blocks ? groups.size() - 1 : 1;
   for (size_t g = 0; g < calls; ++g) {
-    // Rows of group g from every block, block-major: [k·(e−s), ...]; its output lands in out's [k, e−s, ...] view.
+    // Rows of group g from every block, block-major: [k·(e−s), ...]; its output lands in out's [k, e−s, ...]
+    // view.
     const int64_t s = blocks ? groups[g] : 0, e = blocks ? groups[g + 1] : n;
     auto rows = [&](const at::Tensor& v) {
       if (!blocks) return v;
@@ -105,7 +108,8 @@ Result<std::vector<cond::CondRow>> prepare_cond(Model& model, const Conditioning
     }
     if (model.info_.adm_channels > 0) {
       if (!e.pooled.defined()) return Status::invalid_argument("SDXL conditioning without a pooled output");
-      r.y = unet::sdxl_adm(e.pooled.to(at::kFloat).cpu(), width, height, 0, 0, width, height).to(model.device_);
+      r.y =
+          unet::sdxl_adm(e.pooled.to(at::kFloat).cpu(), width, height, 0, 0, width, height).to(model.device_);
     }
     rows.push_back(std::move(r));
   }
@@ -133,8 +137,8 @@ Result<Conditioning> encode_prompt(Model& model, const std::string& text, std::o
       OnDevice on_l(model, *l.model), on_g(model, *g.model);
       lora::PatchScope patch_l(*l.model, l.spec.prefix, model.clip_patches_);
       lora::PatchScope patch_g(*g.model, g.spec.prefix, model.clip_patches_);
-      cond = text::encode_sdxl(*l.model, windows[0], encode_options(model, l, clip_layer), *g.model, windows[1],
-                               encode_options(model, g, clip_layer));
+      cond = text::encode_sdxl(*l.model, windows[0], encode_options(model, l, clip_layer), *g.model,
+                               windows[1], encode_options(model, g, clip_layer));
     } else if (model.encoders_.size() == 1) {
       TextEncoder& e = model.encoders_[0];
       OnDevice on(model, *e.model);
@@ -163,8 +167,8 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
   const int64_t row_begin = req.row_begin;
   const int64_t row_end = req.row_end < 0 ? n : req.row_end;
   if (row_begin < 0 || row_begin >= row_end || row_end > n) {
-    return Status::invalid_argument("sample: rows [" + std::to_string(row_begin) + ", " + std::to_string(row_end) +
-                                    ") outside a batch of " + std::to_string(n));
+    return Status::invalid_argument("sample: rows [" + std::to_string(row_begin) + ", " +
+                                    std::to_string(row_end) + ") outside a batch of " + std::to_string(n));
   }
   if (req.steps < 1) return Status::invalid_argument("sample: steps must be >= 1");
   // The micro-batches of the whole batch that [row_begin, row_end) covers, as local bounds; a range that cuts
@@ -176,14 +180,16 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
   if (groups.empty() || groups.front() != 0 || groups.back() != row_end - row_begin) {
     std::string all;
     for (int64_t b : micro_batch_bounds(n)) all += (all.empty() ? "" : ", ") + std::to_string(b);
-    return Status::invalid_argument("sample: rows [" + std::to_string(row_begin) + ", " + std::to_string(row_end) +
-                                    ") cut a micro-batch of the batch of " + std::to_string(n) +
-                                    "; split at its bounds {" + all + "}");
+    return Status::invalid_argument("sample: rows [" + std::to_string(row_begin) + ", " +
+                                    std::to_string(row_end) + ") cut a micro-batch of the batch of " +
+                                    std::to_string(n) + "; split at its bounds {" + all + "}");
   }
-  if (model.unet_.is_empty()) return Status::invalid_argument("sample: " + model.path_ + " has no diffusion model");
+  if (model.unet_.is_empty())
+    return Status::invalid_argument("sample: " + model.path_ + " has no diffusion model");
   std::lock_guard<std::mutex> lock(*model.mutex_);
   const sampling::ModelSampling& ms = *model.sampling_;
-  ND_ASSIGN_OR_RETURN(at::Tensor sigmas, sampling::make_sigmas(req.scheduler, ms, req.steps, req.denoise, req.sampler));
+  ND_ASSIGN_OR_RETURN(at::Tensor sigmas,
+                      sampling::make_sigmas(req.scheduler, ms, req.steps, req.denoise, req.sampler));
   if (req.last_step && *req.last_step < sigmas.size(0) - 1) {
     sigmas = sigmas.slice(0, 0, *req.last_step + 1).clone();
     if (req.force_full_denoise) sigmas[-1] = 0.0;
@@ -195,7 +201,8 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
   }
   at::Tensor noise;
   if (req.add_noise) {
-    ND_ASSIGN_OR_RETURN(at::Tensor full, sampling::initial_noise(req.seed, req.latent.sizes(), req.batch_index));
+    ND_ASSIGN_OR_RETURN(at::Tensor full,
+                        sampling::initial_noise(req.seed, req.latent.sizes(), req.batch_index));
     noise = full.slice(0, row_begin, row_end);
   } else {
     noise = at::zeros_like(latent);
@@ -215,7 +222,8 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
     at::Tensor sig = sigmas.to(model.device_);
     at::Tensor latent_in = (latent * model.info_.vae_scale_factor).to(model.device_);
     at::Tensor x = ms.noise_scaling(sig[0], noise.to(model.device_), latent_in, ms.is_max_denoise(sigmas));
-    cond::ModelFn unet_fn = [&](const at::Tensor& xb, const at::Tensor& sb, const at::Tensor& cb, const at::Tensor& yb) {
+    cond::ModelFn unet_fn = [&](const at::Tensor& xb, const at::Tensor& sb, const at::Tensor& cb,
+                                const at::Tensor& yb) {
       return apply_model(model, graphs, xb, sb, cb, yb, groups);
     };
     const bool skip_uncond = std::abs(req.cfg - 1.0) <= 1e-9 * std::max(1.0, std::abs(req.cfg));
@@ -225,9 +233,9 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
       if (skip_uncond) return out[0];
       return out[1] + (out[0] - out[1]) * req.cfg;
     };
-    sampling::NoiseSource noise_source(req.seed, n, row_begin,
-                                       model.options_.noise_on_cpu ? sampling::NoiseDevice::kCpu
-                                                                   : sampling::NoiseDevice::kSampling);
+    sampling::NoiseSource noise_source(
+        req.seed, n, row_begin,
+        model.options_.noise_on_cpu ? sampling::NoiseDevice::kCpu : sampling::NoiseDevice::kSampling);
     sampling::StepCallback callback = [&](int step, int total, const at::Tensor&, const at::Tensor&) {
       return progress ? progress(step + 1, total) : true;
     };
@@ -242,7 +250,8 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
 }
 
 Result<at::Tensor> decode(Model& model, const at::Tensor& latent) {
-  if (!latent.defined() || latent.dim() != 4) return Status::invalid_argument("decode: latent must be [N, C, h, w]");
+  if (!latent.defined() || latent.dim() != 4)
+    return Status::invalid_argument("decode: latent must be [N, C, h, w]");
   std::lock_guard<std::mutex> lock(*model.mutex_);
   at::Tensor images;
   Status s = guard_torch("VAE decode", [&] {
@@ -258,13 +267,15 @@ Result<at::Tensor> decode(Model& model, const at::Tensor& latent) {
 }
 
 Result<at::Tensor> decode_tiled(Model& model, const at::Tensor& latent, int64_t tile_size, int64_t overlap) {
-  if (!latent.defined() || latent.dim() != 4) return Status::invalid_argument("decode_tiled: latent must be [N, C, h, w]");
+  if (!latent.defined() || latent.dim() != 4)
+    return Status::invalid_argument("decode_tiled: latent must be [N, C, h, w]");
   if (tile_size < overlap * 4) overlap = tile_size / 4;
   const int64_t d = model.vae_->config().downscale();
   const int64_t tile = tile_size / d, cells = overlap / d;
   if (tile < 4 || cells < 0 || cells >= tile / 2) {
-    return Status::invalid_argument("decode_tiled: tile_size " + std::to_string(tile_size) + " with overlap " +
-                                    std::to_string(overlap) + " gives no usable latent tile");
+    return Status::invalid_argument("decode_tiled: tile_size " + std::to_string(tile_size) +
+                                    " with overlap " + std::to_string(overlap) +
+                                    " gives no usable latent tile");
   }
   std::lock_guard<std::mutex> lock(*model.mutex_);
   at::Tensor images;
@@ -272,7 +283,8 @@ Result<at::Tensor> decode_tiled(Model& model, const at::Tensor& latent, int64_t 
     c10::InferenceMode inference;
     OnDevice on(model, *model.vae_);
     at::Tensor out = model.vae_->decode_tiled(latent.to(model.device_, model.vae_dtype_), tile, cells);
-    images = ((out.to(at::kFloat) + 1.0) / 2.0).clamp(0.0, 1.0).permute({0, 2, 3, 1}).contiguous().to(at::kCPU);
+    images =
+        ((out.to(at::kFloat) + 1.0) / 2.0).clamp(0.0, 1.0).permute({0, 2, 3, 1}).contiguous().to(at::kCPU);
     return Status::ok();
   });
   ND_RETURN_IF_ERROR(s);

@@ -33,8 +33,10 @@ Status guard_torch(const std::string& what, const std::function<Status()>& fn) {
   try {
     return fn();
   } catch (const c10::OutOfMemoryError& e) {
-    return Status::out_of_memory(what + ": the device ran out of memory; use a smaller batch or size, "
-                                        "--lowvram, or another GPU (" + std::string(e.what_without_backtrace()) + ")");
+    return Status::out_of_memory(what +
+                                 ": the device ran out of memory; use a smaller batch or size, "
+                                 "--lowvram, or another GPU (" +
+                                 std::string(e.what_without_backtrace()) + ")");
   } catch (const c10::Error& e) {
     return Status::internal(what + ": " + e.what_without_backtrace());
   } catch (const std::exception& e) {
@@ -46,9 +48,12 @@ namespace {
 
 at::ScalarType scalar_type(Precision p) {
   switch (p) {
-    case Precision::kFloat16: return at::kHalf;
-    case Precision::kBFloat16: return at::kBFloat16;
-    case Precision::kFloat32: return at::kFloat;
+    case Precision::kFloat16:
+      return at::kHalf;
+    case Precision::kBFloat16:
+      return at::kBFloat16;
+    case Precision::kFloat32:
+      return at::kFloat;
   }
   return at::kFloat;
 }
@@ -57,13 +62,15 @@ Result<at::Device> parse_device(const std::string& name) {
   if (name == "cpu") return at::Device(at::kCPU);
   if (name.rfind("cuda", 0) == 0) {
     if (!runtime::cuda_available()) {
-      return Status::unavailable("device '" + name + "': this build or machine has no CUDA device (libtorch " +
+      return Status::unavailable("device '" + name +
+                                 "': this build or machine has no CUDA device (libtorch " +
                                  runtime::torch_version() + ")");
     }
     int index = 0;
     if (name.size() > 5 && name[4] == ':') index = std::atoi(name.c_str() + 5);
     if (index < 0 || index >= runtime::cuda_device_count()) {
-      return Status::invalid_argument("device '" + name + "': only " + std::to_string(runtime::cuda_device_count()) +
+      return Status::invalid_argument("device '" + name + "': only " +
+                                      std::to_string(runtime::cuda_device_count()) +
                                       " CUDA device(s) visible");
     }
     return at::Device(at::kCUDA, static_cast<at::DeviceIndex>(index));
@@ -73,14 +80,17 @@ Result<at::Device> parse_device(const std::string& name) {
 
 // The netdist tiny model and other SD1-shaped checkpoints whose widths differ from SD1.5 declare
 // "netdist.family": "sd1" in their metadata; their sizes are read from shapes.
-Result<models::FamilyInfo> detect(const runtime::WeightMap& weights, const std::map<std::string, std::string>& meta,
+Result<models::FamilyInfo> detect(const runtime::WeightMap& weights,
+                                  const std::map<std::string, std::string>& meta,
                                   const EngineOptions& options) {
   std::optional<models::Prediction> override;
-  if (options.v_prediction) override = *options.v_prediction ? models::Prediction::kV : models::Prediction::kEps;
+  if (options.v_prediction)
+    override = *options.v_prediction ? models::Prediction::kV : models::Prediction::kEps;
   auto family = meta.find("netdist.family");
   if (family == meta.end()) return models::detect_family(weights, meta, override);
   if (family->second != "sd1") {
-    return Status::unsupported("metadata netdist.family '" + family->second + "' (only sd1 is declared this way)");
+    return Status::unsupported("metadata netdist.family '" + family->second +
+                               "' (only sd1 is declared this way)");
   }
   // The UNet itself is configured from its shapes by unet::detect_unet_config when it is built.
   models::FamilyInfo info = models::sd1_info();
@@ -96,9 +106,9 @@ Result<std::shared_ptr<text::ClipTokenizer>> load_tokenizer(const std::string& p
   auto vocab = meta.find("netdist.vocab_json");
   auto merges = meta.find("netdist.merges_txt");
   if (options.clip_vocab_dir.empty() && vocab != meta.end() && merges != meta.end()) {
-    ND_ASSIGN_OR_RETURN(text::ClipTokenizer t,
-                        text::ClipTokenizer::from_strings(vocab->second, merges->second, path + " vocab",
-                                                          path + " merges"));
+    ND_ASSIGN_OR_RETURN(
+        text::ClipTokenizer t,
+        text::ClipTokenizer::from_strings(vocab->second, merges->second, path + " vocab", path + " merges"));
     return std::make_shared<text::ClipTokenizer>(std::move(t));
   }
   ND_ASSIGN_OR_RETURN(std::string dir, text::ClipTokenizer::find_vocab_dir(path, options.clip_vocab_dir));
@@ -114,15 +124,18 @@ Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineO
   model->options_ = options;
   ND_ASSIGN_OR_RETURN(model->device_, parse_device(options.device));
   const bool cuda = model->device_.is_cuda();
-  model->unet_dtype_ = scalar_type(options.precision.value_or(cuda ? Precision::kFloat16 : Precision::kFloat32));
+  model->unet_dtype_ =
+      scalar_type(options.precision.value_or(cuda ? Precision::kFloat16 : Precision::kFloat32));
   model->text_dtype_ = cuda && options.precision != Precision::kFloat32 ? at::kHalf : at::kFloat;
-  model->vae_dtype_ = scalar_type(options.vae_precision.value_or(cuda ? Precision::kBFloat16 : Precision::kFloat32));
+  model->vae_dtype_ =
+      scalar_type(options.vae_precision.value_or(cuda ? Precision::kBFloat16 : Precision::kFloat32));
 
   runtime::WeightMap weights;
   std::map<std::string, std::string> meta;
   if (fs::is_directory(path)) {
     std::optional<models::Prediction> override;
-    if (options.v_prediction) override = *options.v_prediction ? models::Prediction::kV : models::Prediction::kEps;
+    if (options.v_prediction)
+      override = *options.v_prediction ? models::Prediction::kV : models::Prediction::kEps;
     auto loader = [](const std::string& file) { return runtime::load_safetensors(file); };
     ND_ASSIGN_OR_RETURN(models::DiffusersModel folder, models::load_diffusers(path, loader, override));
     model->info_ = std::move(folder.info);
@@ -198,7 +211,8 @@ Result<std::shared_ptr<Model>> load_vae(const std::string& path, const EngineOpt
   bool diffusers = false;
   for (const auto& [key, tensor] : weights) {
     if (key.rfind(canonical, 0) == 0) prefix = canonical;
-    if (key.rfind("encoder.down_blocks.", 0) == 0 || key.rfind("decoder.up_blocks.", 0) == 0) diffusers = true;
+    if (key.rfind("encoder.down_blocks.", 0) == 0 || key.rfind("decoder.up_blocks.", 0) == 0)
+      diffusers = true;
   }
   if (prefix.empty() && diffusers) {
     auto converted = models::diffusers_to_ldm({}, weights, {}, {}, model->info_);
@@ -223,10 +237,18 @@ Result<std::shared_ptr<Model>> load_vae(const std::string& path, const EngineOpt
 ModelInfo model_info(const Model& model) {
   ModelInfo info;
   switch (model.info_.family) {
-    case models::ModelFamily::kSd1: info.family = "sd1"; break;
-    case models::ModelFamily::kSd2: info.family = "sd2"; break;
-    case models::ModelFamily::kSdxl: info.family = "sdxl"; break;
-    case models::ModelFamily::kSdxlRefiner: info.family = "sdxl_refiner"; break;
+    case models::ModelFamily::kSd1:
+      info.family = "sd1";
+      break;
+    case models::ModelFamily::kSd2:
+      info.family = "sd2";
+      break;
+    case models::ModelFamily::kSdxl:
+      info.family = "sdxl";
+      break;
+    case models::ModelFamily::kSdxlRefiner:
+      info.family = "sdxl_refiner";
+      break;
   }
   info.prediction = model.info_.prediction == models::Prediction::kV ? "v" : "eps";
   info.default_size = model.info_.default_size;

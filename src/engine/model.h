@@ -67,8 +67,8 @@ class OnDevice {
   int restore_threads_ = 0;
 };
 
-// Runs fn and returns its Status, turning libtorch exceptions into one: out-of-memory gets advice, anything else names
-// `what`.
+// Runs fn and returns its Status, turning libtorch exceptions into one: out-of-memory gets advice, anything
+// else names `what`.
 Status guard_torch(const std::string& what, const std::function<Status()>& fn);
 
 }  // namespace netdist

@@ -25,9 +25,11 @@ std::vector<std::string> list_files(const fs::path& root, bool recursive, bool (
   std::error_code ec;
   if (!fs::is_directory(root, ec)) return out;
   if (recursive) {
-    for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::follow_directory_symlink, ec);
+    for (auto it =
+             fs::recursive_directory_iterator(root, fs::directory_options::follow_directory_symlink, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->is_regular_file(ec) && keep(it->path())) out.push_back(fs::relative(it->path(), root).generic_string());
+      if (it->is_regular_file(ec) && keep(it->path()))
+        out.push_back(fs::relative(it->path(), root).generic_string());
     }
   } else {
     for (const auto& e : fs::directory_iterator(root, ec)) {
@@ -39,14 +41,15 @@ std::vector<std::string> list_files(const fs::path& root, bool recursive, bool (
 }
 
 // A name listed from models_dir/<folder>: a plain relative path to a regular file there.
-Result<std::string> model_file_path(const std::string& models_dir, const std::string& folder, const std::string& kind,
-                                    const std::string& name) {
+Result<std::string> model_file_path(const std::string& models_dir, const std::string& folder,
+                                    const std::string& kind, const std::string& name) {
   if (name.empty() || name.find("..") != std::string::npos || fs::path(name).is_absolute()) {
     return Status::invalid_argument(kind + " name '" + name + "' is not a plain relative name");
   }
   const fs::path p = fs::path(models_dir) / folder / name;
   std::error_code ec;
-  if (!fs::is_regular_file(p, ec)) return Status::not_found(kind + " '" + name + "' not found in " + p.parent_path().string());
+  if (!fs::is_regular_file(p, ec))
+    return Status::not_found(kind + " '" + name + "' not found in " + p.parent_path().string());
   return p.string();
 }
 
@@ -76,7 +79,8 @@ void NodeEnv::set_remote_checkpoints(std::function<std::vector<std::string>()> p
 }
 
 std::vector<std::string> NodeEnv::local_checkpoint_names() const {
-  std::vector<std::string> names = list_files(fs::path(options_.models_dir) / "checkpoints", true, is_checkpoint_file);
+  std::vector<std::string> names =
+      list_files(fs::path(options_.models_dir) / "checkpoints", true, is_checkpoint_file);
   for (const std::string& n : list_files(options_.models_dir, false, is_checkpoint_file)) {
     if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
   }
@@ -141,7 +145,9 @@ Result<std::shared_ptr<Model>> NodeEnv::load_vae(const std::string& name) {
   return vae;
 }
 
-std::vector<std::string> NodeEnv::input_images() const { return list_files(options_.input_dir, false, is_image_file); }
+std::vector<std::string> NodeEnv::input_images() const {
+  return list_files(options_.input_dir, false, is_image_file);
+}
 
 void NodeEnv::unload_models() {
   std::lock_guard<std::mutex> lock(mutex_);

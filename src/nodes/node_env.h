@@ -16,13 +16,13 @@
 namespace netdist::nodes {
 
 struct NodeEnvOptions {
-  std::string models_dir = "models";          // checkpoints/, loras/, vae/ below it, or files directly
+  std::string models_dir = "models";  // checkpoints/, loras/, vae/ below it, or files directly
   std::string output_dir = "output";
   std::string input_dir = "input";
   std::string temp_dir = "temp";
-  std::string default_checkpoint;             // extra checkpoint always listed (the embedded model)
+  std::string default_checkpoint;  // extra checkpoint always listed (the embedded model)
   EngineOptions engine;
-  bool disable_metadata = false;              // --disable-metadata: no PNG text chunks
+  bool disable_metadata = false;  // --disable-metadata: no PNG text chunks
 };
 
 class NodeEnv {

@@ -79,7 +79,8 @@ struct GraphedCalls::Impl {
   explicit Impl(const at::Device& device)
       : caller(c10::cuda::getCurrentCUDAStream(device.index())),
         main(c10::cuda::getStreamFromPool(false, device.index())) {
-    for (int i = lane_count(); i > 0; --i) lanes.push_back(c10::cuda::getStreamFromPool(false, device.index()));
+    for (int i = lane_count(); i > 0; --i)
+      lanes.push_back(c10::cuda::getStreamFromPool(false, device.index()));
     at::cuda::CUDAEvent ready;
     ready.record(caller);
     ready.block(main);
@@ -116,7 +117,8 @@ struct GraphedCalls::Impl {
         } catch (...) {
         }
         (void)cudaGetLastError();
-        std::fprintf(stderr, "netdist: CUDA graph capture failed, running this call eagerly: %s\n", ex.what());
+        std::fprintf(stderr, "netdist: CUDA graph capture failed, running this call eagerly: %s\n",
+                     ex.what());
         g = Graph{};
         g.eager = true;
         return fn(contiguous_copies(inputs));
@@ -135,8 +137,8 @@ GraphedCalls::GraphedCalls(const at::Device& device, bool enabled) {
   if (enabled && device.is_cuda()) impl_ = std::make_unique<Impl>(device);
 }
 
-void GraphedCalls::run_each(const std::vector<std::vector<at::Tensor>>& calls, const std::vector<at::Tensor>& outs,
-                            const Fn& fn) {
+void GraphedCalls::run_each(const std::vector<std::vector<at::Tensor>>& calls,
+                            const std::vector<at::Tensor>& outs, const Fn& fn) {
   if (!impl_) return run_sequentially(calls, outs, fn);
   const size_t used = std::min(calls.size(), impl_->lanes.size());
   at::cuda::CUDAEvent ready;
@@ -165,8 +167,8 @@ struct GraphedCalls::Impl {};
 
 GraphedCalls::GraphedCalls(const at::Device&, bool) {}
 
-void GraphedCalls::run_each(const std::vector<std::vector<at::Tensor>>& calls, const std::vector<at::Tensor>& outs,
-                            const Fn& fn) {
+void GraphedCalls::run_each(const std::vector<std::vector<at::Tensor>>& calls,
+                            const std::vector<at::Tensor>& outs, const Fn& fn) {
   run_sequentially(calls, outs, fn);
 }
 
