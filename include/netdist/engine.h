@@ -45,13 +45,37 @@ struct EngineOptions {
   std::optional<Precision> precision;      // UNet and text encoders: fp32 on CPU, fp16 on CUDA by default
   std::optional<Precision> vae_precision;  // default: fp32 on CPU; bf16 on CUDA (SDXL's VAE overflows fp16)
   bool lowvram = false;                    // keep each module on the GPU only while it runs
-  bool noise_on_cpu = false;               // draw per-step noise on the CPU (--noise cpu): GPU-independent
+  bool highvram = false;                   // never move weights to RAM; CUDA graphs on every stream
+  double vram_limit_gb = 0;                // use at most this much of the device (0: all of it)
+  double reserve_vram_gb = 0.4;      // leave this much of the device to other programs (ComfyUI's default)
+  bool noise_on_cpu = false;         // draw per-step noise on the CPU (--noise cpu): GPU-independent
   bool cuda_graphs = true;           // replay the UNet's repeated calls as CUDA graphs (--no-cuda-graphs)
   std::string clip_vocab_dir;        // --clip-vocab: where vocab.json / merges.txt live
   std::optional<bool> v_prediction;  // override the detected parameterization (SD2)
 };
 
 class Model;
+
+// Device memory (engine/residency.h): models are loaded onto the GPU on demand, and when a model, or the
+// activations of a call, do not fit in the budget (the device, or vram_limit_gb, minus reserve_vram_gb), the
+// least recently used idle modules of other models move to RAM. configure_memory sets the process-wide
+// budget from `options` (and caps libtorch's allocator at vram_limit_gb); call it once before loading.
+Status configure_memory(const EngineOptions& options);
+
+// What a device has, as /system_stats reports it (ComfyUI's fields): total and free from the driver (free
+// counts libtorch's cached blocks as free), libtorch's reserved memory and the part of it not in use. On the
+// CPU: the machine's RAM and zeros.
+struct DeviceMemoryInfo {
+  std::string name;  // "cuda:0 NVIDIA H100 80GB HBM3", "cpu"
+  std::string type;  // "cuda" or "cpu"
+  int index = -1;    // -1 on the CPU
+  int64_t vram_total = 0, vram_free = 0, torch_vram_total = 0, torch_vram_free = 0;
+};
+Result<DeviceMemoryInfo> device_memory_info(const std::string& device);
+
+// POST /free: unload_models moves every idle module of the device to RAM; either way libtorch's cached
+// blocks go back to the driver.
+void free_device_memory(const std::string& device, bool unload_models);
 
 // Loads a single-file checkpoint (.safetensors, ldm/sgm layout) or a diffusers folder. The family
 // (SD1.x, SD2.x, SDXL) and every config number are detected from tensor names and shapes.

@@ -58,17 +58,31 @@ nlohmann::ordered_json GraphBackend::object_info() { return setup_.registry->obj
 
 nlohmann::ordered_json GraphBackend::system_stats_devices() {
   const std::string device = setup_.env->options().engine.device;
-  nlohmann::ordered_json d = {{"name", device},      {"type", device.rfind("cuda", 0) == 0 ? "cuda" : "cpu"},
-                              {"index", nullptr},    {"vram_total", 0},
-                              {"vram_free", 0},      {"torch_vram_total", 0},
-                              {"torch_vram_free", 0}};
-  if (device.size() > 5 && device.rfind("cuda:", 0) == 0) d["index"] = std::stoi(device.substr(5));
+  auto info = device_memory_info(device);
+  if (!info.is_ok()) {
+    return nlohmann::ordered_json::array({{{"name", device},
+                                           {"type", "cpu"},
+                                           {"index", nullptr},
+                                           {"vram_total", 0},
+                                           {"vram_free", 0},
+                                           {"torch_vram_total", 0},
+                                           {"torch_vram_free", 0}}});
+  }
+  nlohmann::ordered_json d = {{"name", info->name},
+                              {"type", info->type},
+                              {"index", nullptr},
+                              {"vram_total", info->vram_total},
+                              {"vram_free", info->vram_free},
+                              {"torch_vram_total", info->torch_vram_total},
+                              {"torch_vram_free", info->torch_vram_free}};
+  if (info->index >= 0) d["index"] = info->index;
   return nlohmann::ordered_json::array({d});
 }
 
 void GraphBackend::free_memory(bool unload_models, bool free_memory) {
-  if (unload_models) setup_.env->unload_models();
   if (free_memory) executor_.reset();
+  if (unload_models) setup_.env->unload_models();
+  free_device_memory(setup_.env->options().engine.device, unload_models);
 }
 
 }  // namespace netdist::cli

@@ -43,6 +43,15 @@ void add_node_setup_options(CLI::App& cmd, NodeSetupOptions& o) {
   cmd.add_option("--precision", o.precision, "fp32, fp16 or bf16 (default: fp32 on CPU, fp16 on CUDA)")
       ->check(CLI::IsMember({"", "fp32", "fp16", "bf16"}));
   cmd.add_flag("--lowvram", o.env.engine.lowvram, "keep each model on the GPU only while it runs");
+  cmd.add_flag(
+      "--highvram", o.env.engine.highvram,
+      "never move models to RAM to make room; CUDA graphs on every stream (more memory, faster batches)");
+  cmd.add_option("--vram-limit", o.env.engine.vram_limit_gb,
+                 "use at most this many GB of the GPU (as on a card of that size; 0: all of it)");
+  cmd.add_option("--reserve-vram", o.env.engine.reserve_vram_gb,
+                 "GB of the GPU to leave to other programs (default 0.4, as ComfyUI)");
+  cmd.add_option("--max-loaded-models", o.env.max_loaded_models,
+                 "keep at most N checkpoints loaded (least recently used dropped first; 0: no limit)");
   cmd.add_flag_callback(
       "--no-cuda-graphs", [&o] { o.env.engine.cuda_graphs = false; },
       "run every UNet call eagerly instead of replaying CUDA graphs (same results, slower)");
@@ -78,6 +87,8 @@ Result<NodeSetup> make_node_registry(NodeSetupOptions o) {
   if (o.precision == "fp16") o.env.engine.precision = Precision::kFloat16;
   if (o.precision == "bf16") o.env.engine.precision = Precision::kBFloat16;
   if (o.env.default_checkpoint.empty()) o.env.default_checkpoint = embedded_model_path();
+  ND_RETURN_IF_ERROR(configure_memory(o.env.engine));
+  if (o.env.max_loaded_models < 0) return Status::invalid_argument("--max-loaded-models must be at least 0");
   NodeSetup setup;
   setup.env = std::make_shared<nodes::NodeEnv>(o.env);
   setup.registry = std::make_unique<graph::NodeRegistry>();

@@ -22,7 +22,7 @@ struct NodeSetupOptions {
 };
 
 // --models-dir, --output-directory, --input-directory, --temp-directory, --device/--cuda-device, --precision,
-// --lowvram, --noise, --clip-vocab, --threads, --disable-metadata.
+// --lowvram, --highvram, --vram-limit, --reserve-vram, --max-loaded-models, --noise, --clip-vocab, --threads, --disable-metadata.
 void add_node_setup_options(CLI::App& cmd, NodeSetupOptions& options);
 
 struct NodeSetup {

@@ -239,6 +239,10 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
       if (!so.precision.empty()) common.insert(common.end(), {"--precision", so.precision});
       common.insert(common.end(), {"--noise", so.noise});
       if (so.env.engine.lowvram) common.push_back("--lowvram");
+      if (so.env.engine.highvram) common.push_back("--highvram");
+      common.insert(common.end(), {"--vram-limit", std::to_string(so.env.engine.vram_limit_gb),
+                                   "--reserve-vram", std::to_string(so.env.engine.reserve_vram_gb),
+                                   "--max-loaded-models", std::to_string(so.env.max_loaded_models)});
       if (!so.env.engine.cuda_graphs) common.push_back("--no-cuda-graphs");
       if (so.env.disable_metadata) common.push_back("--disable-metadata");
       const int gpus = runtime::cuda_device_count();

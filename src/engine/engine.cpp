@@ -6,6 +6,7 @@
 #include "engine/micro_batch.h"
 #include "engine/model.h"
 #include "engine/runtime/cuda_graphs.h"
+#include "engine/runtime/device_memory.h"
 #include "engine/sampling/noise.h"
 #include "engine/sampling/samplers.h"
 #include "engine/sampling/schedulers.h"
@@ -117,6 +118,45 @@ Result<std::vector<cond::CondRow>> prepare_cond(Model& model, const Conditioning
   return rows;
 }
 
+// Activation memory of one UNet call of `rows` rows on an h×w latent: ComfyUI's BaseModel.memory_required
+// (rows·h·w·dtype size·0.01 MiB) plus its minimum inference memory (0.8 GiB), which the budget must hold
+// besides the weights.
+int64_t unet_call_bytes(const Model& model, int64_t rows, int64_t h, int64_t w) {
+  const double mib =
+      static_cast<double>(rows * h * w) * static_cast<double>(c10::elementSize(model.unet_dtype_)) * 0.01;
+  return static_cast<int64_t>(mib * 1048576.0) + (int64_t{8} << 27);
+}
+
+// What the CUDA graphs' memory pools may hold (cuda_graphs.h): --highvram any amount; otherwise one lane's
+// worth (the budget of 0 keeps one lane), or NETDIST_GRAPH_BUDGET_MB.
+int64_t graph_budget() {
+  if (residency::options().highvram) return -1;
+  if (const char* env = std::getenv("NETDIST_GRAPH_BUDGET_MB")) return std::atoll(env) * 1048576;
+  return 0;
+}
+
+// Images per VAE decode call on a GPU: ComfyUI's VAE.memory_used_decode estimate (2178·h·w·64·dtype size
+// bytes per image of an h×w latent) against a fixed budget, so the split does not depend on what else is in
+// memory (a row's pixels then depend only on the batch size). NETDIST_DECODE_MB overrides the budget.
+int64_t decode_chunk(const Model& model, const at::Tensor& latent) {
+  const int64_t n = latent.size(0);
+  if (!model.device_.is_cuda() || residency::options().highvram) return n;
+  const int64_t per_image =
+      2178 * latent.size(2) * latent.size(3) * 64 * static_cast<int64_t>(c10::elementSize(model.vae_dtype_));
+  int64_t budget = int64_t{2} << 30;
+  if (const char* env = std::getenv("NETDIST_DECODE_MB")) budget = std::atoll(env) * 1048576;
+  return std::clamp<int64_t>(budget / std::max<int64_t>(per_image, 1), 1, n);
+}
+
+void log_peak(const Model& model, const char* what) {
+  static const bool on = std::getenv("NETDIST_MEMORY_LOG") != nullptr;
+  if (!on || !model.device_.is_cuda()) return;
+  const runtime::DeviceMemory m = runtime::device_memory(model.device_);
+  std::fprintf(
+      stderr, "netdist: memory: %s: peak allocated %.1f MiB, reserved %.1f MiB, allocated %.1f MiB\n", what,
+      m.torch_peak_allocated / 1048576.0, m.torch_reserved / 1048576.0, m.torch_allocated / 1048576.0);
+}
+
 }  // namespace
 
 Result<Conditioning> encode_prompt(Model& model, const std::string& text, std::optional<int> clip_layer) {
@@ -213,12 +253,20 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
   cond::add_opposite_areas(pos, neg);
 
   at::Tensor result;
+  runtime::reset_peak_memory(model.device_);
   Status s = guard_torch("sampling", [&] {
     c10::InferenceMode inference;
     OnDevice on(model, *model.unet_);
+    int64_t images_per_call = 0;
+    for (size_t g = 0; g + 1 < groups.size(); ++g)
+      images_per_call = std::max(images_per_call, groups[g + 1] - groups[g]);
+    const int64_t conds = static_cast<int64_t>(pos.size() + neg.size());
+    residency::make_room(model.device_,
+                         unet_call_bytes(model, images_per_call * conds, latent.size(2), latent.size(3)));
     lora::PatchScope patch(*model.unet_, model.info_.unet_prefix, model.unet_patches_);
     // --lowvram turns graphs off too: their private memory pools are what a low-memory user cannot spare.
-    runtime::GraphedCalls graphs(model.device_, model.options_.cuda_graphs && !model.options_.lowvram);
+    runtime::GraphedCalls graphs(model.device_, model.options_.cuda_graphs && !model.options_.lowvram, 4,
+                                 graph_budget());
     at::Tensor sig = sigmas.to(model.device_);
     at::Tensor latent_in = (latent * model.info_.vae_scale_factor).to(model.device_);
     at::Tensor x = ms.noise_scaling(sig[0], noise.to(model.device_), latent_in, ms.is_max_denoise(sigmas));
@@ -245,6 +293,10 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
     result = (samples.to(at::kFloat) / model.info_.vae_scale_factor).to(at::kCPU);
     return Status::ok();
   });
+  log_peak(model, "sampling");
+  // The graphs' pools and the activations are cached blocks now: give them back, as ComfyUI's
+  // soft_empty_cache does, so that what runs next (the VAE, another model) finds them.
+  runtime::release_cached_memory(model.device_);
   ND_RETURN_IF_ERROR(s);
   return result;
 }
@@ -253,17 +305,35 @@ Result<at::Tensor> decode(Model& model, const at::Tensor& latent) {
   if (!latent.defined() || latent.dim() != 4)
     return Status::invalid_argument("decode: latent must be [N, C, h, w]");
   std::lock_guard<std::mutex> lock(*model.mutex_);
-  at::Tensor images;
+  const int64_t n = latent.size(0), chunk = decode_chunk(model, latent);
+  std::vector<at::Tensor> parts;
+  runtime::reset_peak_memory(model.device_);
   Status s = guard_torch("VAE decode", [&] {
     c10::InferenceMode inference;
     OnDevice on(model, *model.vae_);
-    at::Tensor z = latent.to(model.device_, model.vae_dtype_);
-    at::Tensor out = model.vae_->decode(z).to(at::kFloat);
-    images = ((out + 1.0) / 2.0).clamp(0.0, 1.0).permute({0, 2, 3, 1}).contiguous().to(at::kCPU);
+    for (int64_t b = 0; b < n; b += chunk) {
+      const int64_t e = std::min(n, b + chunk);
+      at::Tensor z = latent.slice(0, b, e).to(model.device_, model.vae_dtype_);
+      at::Tensor out;
+      try {
+        out = model.vae_->decode(z);
+      } catch (const c10::OutOfMemoryError&) {
+        // As ComfyUI's VAE.decode: out of memory → the same latents again in 64-cell tiles with 16
+        // overlapping.
+        std::fprintf(stderr, "netdist: out of memory in VAE decode of %lld image(s); retrying tiled\n",
+                     static_cast<long long>(e - b));
+        runtime::release_cached_memory(model.device_);
+        out = model.vae_->decode_tiled(z, 64, 16);
+      }
+      parts.push_back(
+          ((out.to(at::kFloat) + 1.0) / 2.0).clamp(0.0, 1.0).permute({0, 2, 3, 1}).contiguous().to(at::kCPU));
+    }
     return Status::ok();
   });
+  log_peak(model, "VAE decode");
+  runtime::release_cached_memory(model.device_);
   ND_RETURN_IF_ERROR(s);
-  return images;
+  return parts.size() == 1 ? parts[0] : at::cat(parts, 0);
 }
 
 Result<at::Tensor> decode_tiled(Model& model, const at::Tensor& latent, int64_t tile_size, int64_t overlap) {

@@ -13,19 +13,50 @@ namespace netdist {
 
 namespace fs = std::filesystem;
 
+Result<at::Device> parse_device(const std::string& name) {
+  if (name == "cpu") return at::Device(at::kCPU);
+  if (name.rfind("cuda", 0) == 0 && (name.size() == 4 || name[4] == ':')) {
+    if (!runtime::cuda_available()) {
+      return Status::unavailable("device '" + name +
+                                 "': this build or machine has no CUDA device (libtorch " +
+                                 runtime::torch_version() + ")");
+    }
+    int index = 0;
+    if (name != "cuda") {
+      const std::string digits = name.size() > 5 && name[4] == ':' ? name.substr(5) : "";
+      if (digits.empty() || digits.size() > 4 ||
+          digits.find_first_not_of("0123456789") != std::string::npos) {
+        return Status::invalid_argument("device '" + name +
+                                        "': expected cpu, cuda or cuda:N with N a device number");
+      }
+      index = std::stoi(digits);
+    }
+    if (index >= runtime::cuda_device_count()) {
+      return Status::invalid_argument("device '" + name + "': only " +
+                                      std::to_string(runtime::cuda_device_count()) +
+                                      " CUDA device(s) visible");
+    }
+    return at::Device(at::kCUDA, static_cast<at::DeviceIndex>(index));
+  }
+  return Status::invalid_argument("device '" + name + "': expected cpu, cuda or cuda:N");
+}
+
 OnDevice::OnDevice(const Model& model, torch::nn::Module& module) {
   if (model.device_.is_cpu()) {
     restore_threads_ = at::get_num_threads();
     if (restore_threads_ != 1) at::set_num_threads(1);
     return;
   }
-  if (!model.options_.lowvram) return;
-  module.to(model.device_);
-  module_ = &module;
+  for (const auto& t : model.tickets_) {
+    if (t->module() != &module) continue;
+    residency::acquire(*t);
+    ticket_ = t.get();
+    break;
+  }
 }
 
 OnDevice::~OnDevice() {
-  if (module_) module_->to(at::kCPU);
+  if (ticket_) residency::release(*ticket_);
   if (restore_threads_ > 1) at::set_num_threads(restore_threads_);
 }
 
@@ -56,26 +87,6 @@ at::ScalarType scalar_type(Precision p) {
       return at::kFloat;
   }
   return at::kFloat;
-}
-
-Result<at::Device> parse_device(const std::string& name) {
-  if (name == "cpu") return at::Device(at::kCPU);
-  if (name.rfind("cuda", 0) == 0) {
-    if (!runtime::cuda_available()) {
-      return Status::unavailable("device '" + name +
-                                 "': this build or machine has no CUDA device (libtorch " +
-                                 runtime::torch_version() + ")");
-    }
-    int index = 0;
-    if (name.size() > 5 && name[4] == ':') index = std::atoi(name.c_str() + 5);
-    if (index < 0 || index >= runtime::cuda_device_count()) {
-      return Status::invalid_argument("device '" + name + "': only " +
-                                      std::to_string(runtime::cuda_device_count()) +
-                                      " CUDA device(s) visible");
-    }
-    return at::Device(at::kCUDA, static_cast<at::DeviceIndex>(index));
-  }
-  return Status::invalid_argument("device '" + name + "': expected cpu, cuda or cuda:N");
 }
 
 // The netdist tiny model and other SD1-shaped checkpoints whose widths differ from SD1.5 declare
@@ -116,6 +127,29 @@ Result<std::shared_ptr<text::ClipTokenizer>> load_tokenizer(const std::string& p
   return std::make_shared<text::ClipTokenizer>(std::move(t));
 }
 
+// Where a model's modules are built: on its GPU when its weights fit there once idle modules of other models
+// have been moved to RAM (residency.h), else in RAM (they move in when they run). --lowvram: always RAM.
+at::Device home_device(const Model& model, const runtime::WeightMap& weights) {
+  if (!model.device_.is_cuda() || model.options_.lowvram) return at::Device(at::kCPU);
+  int64_t numel = 0;
+  for (const auto& [key, tensor] : weights) numel += tensor.numel();
+  const int64_t bytes = numel * static_cast<int64_t>(c10::elementSize(model.unet_dtype_));
+  return residency::make_room(model.device_, bytes) >= bytes ? model.device_ : at::Device(at::kCPU);
+}
+
+// Registers the model's modules with the memory manager (residency.h); `home` is where they are now.
+void track_modules(Model& model, const at::Device& home) {
+  const bool on_device = home.is_cuda();
+  auto add = [&](torch::nn::Module& module, const std::string& what) {
+    if (auto t = residency::track(module, model.device_, model.path_ + " (" + what + ")", on_device)) {
+      model.tickets_.push_back(std::move(t));
+    }
+  };
+  for (TextEncoder& enc : model.encoders_) add(*enc.model, "text encoder " + enc.spec.prefix);
+  if (!model.unet_.is_empty()) add(*model.unet_, "UNet");
+  if (!model.vae_.is_empty()) add(*model.vae_, "VAE");
+}
+
 }  // namespace
 
 Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineOptions& options) {
@@ -153,7 +187,7 @@ Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineO
   }
   ND_ASSIGN_OR_RETURN(model->tokenizer_, load_tokenizer(path, meta, options));
 
-  const at::Device home = options.lowvram ? at::Device(at::kCPU) : model->device_;
+  const at::Device home = home_device(*model, weights);
   Status built = guard_torch("loading " + path, [&] {
     for (const models::TextEncoderSpec& spec : model->info_.text_encoders) {
       auto config = text::detect_clip_text_config(weights, spec.prefix);
@@ -190,6 +224,7 @@ Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineO
     return Status::ok();
   });
   ND_RETURN_IF_ERROR(loaded);
+  track_modules(*model, home);
   const sampling::Prediction prediction = model->info_.prediction == models::Prediction::kV
                                               ? sampling::Prediction::kVPrediction
                                               : sampling::Prediction::kEps;
@@ -224,13 +259,14 @@ Result<std::shared_ptr<Model>> load_vae(const std::string& path, const EngineOpt
   if (!config.is_ok()) return config.status().with_context(path + " (not a VAE file?)");
   runtime::LoadOptions load_options;
   if (prefix.empty()) load_options.ignore_unexpected = {"loss.", "model_ema."};
-  const at::Device home = options.lowvram ? at::Device(at::kCPU) : model->device_;
+  const at::Device home = home_device(*model, weights);
   ND_RETURN_IF_ERROR(guard_torch("loading " + path, [&] {
     model->vae_ = vae::AutoencoderKL(*config, at::TensorOptions().dtype(model->vae_dtype_).device(home));
     ND_RETURN_IF_ERROR(runtime::load_module_weights(*model->vae_, weights, prefix, path, load_options));
     model->vae_->eval();
     return Status::ok();
   }));
+  track_modules(*model, home);
   return model;
 }
 

@@ -16,6 +16,7 @@
 
 #include "engine/lora.h"
 #include "engine/models/family.h"
+#include "engine/residency.h"
 #include "engine/sampling/model_sampling.h"
 #include "engine/text/clip_text_model.h"
 #include "engine/text/clip_tokenizer.h"
@@ -47,11 +48,14 @@ class Model {
   std::shared_ptr<sampling::ModelSampling> sampling_;
   lora::WeightPatches unet_patches_;  // canonical names under info_.unet_prefix
   lora::WeightPatches clip_patches_;  // canonical names under the text encoders' prefixes
+  // The modules' places in the memory manager (residency.h), shared by every handle; none on the CPU.
+  std::vector<std::shared_ptr<residency::Ticket>> tickets_;
 };
 
 // The scope of one module call:
-//  - with --lowvram, moves `module` to the model's device for the guard's lifetime (weights live on the CPU
-//    between calls);
+//  - on a GPU, brings `module` onto it (moving least recently used idle modules to RAM when the budget has no
+//    room: residency.h) and keeps it from being moved while the guard lives; with --lowvram it goes back to
+//    RAM when the guard ends. May throw libtorch's out-of-memory: use inside guard_torch;
 //  - on the CPU, runs libtorch with one intra-op thread, so results are bit-identical whatever the
 //    process's thread count (parallel reductions otherwise change the last bits). CPU throughput comes from
 //    running several workers. The thread count is process-wide: it is restored when the guard ends.
@@ -63,9 +67,12 @@ class OnDevice {
   OnDevice& operator=(const OnDevice&) = delete;
 
  private:
-  torch::nn::Module* module_ = nullptr;
+  residency::Ticket* ticket_ = nullptr;
   int restore_threads_ = 0;
 };
+
+// "cpu", "cuda", "cuda:N" → the device; invalid_argument / unavailable naming the string otherwise.
+Result<at::Device> parse_device(const std::string& name);
 
 // Runs fn and returns its Status, turning libtorch exceptions into one: out-of-memory gets advice, anything
 // else names `what`.

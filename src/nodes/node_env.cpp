@@ -112,11 +112,37 @@ Result<std::string> NodeEnv::checkpoint_path(const std::string& name) const {
 Result<std::shared_ptr<Model>> NodeEnv::load_checkpoint(const std::string& name) {
   ND_ASSIGN_OR_RETURN(std::string path, checkpoint_path(name));
   std::lock_guard<std::mutex> lock(mutex_);
-  auto it = loaded_.find(path);
-  if (it != loaded_.end()) return it->second;
-  ND_ASSIGN_OR_RETURN(std::shared_ptr<Model> model, load_model(path, options_.engine));
-  loaded_[path] = model;
-  return model;
+  return cached_load(loaded_, "checkpoint:" + path, path, load_model);
+}
+
+Result<std::shared_ptr<Model>> NodeEnv::cached_load(std::map<std::string, std::shared_ptr<Model>>& cache,
+                                                    const std::string& key, const std::string& path,
+                                                    Loader loader) {
+  recent_.remove(key);
+  recent_.push_front(key);
+  auto it = cache.find(path);
+  if (it != cache.end()) return it->second;
+  // Room for the one about to load: drop the least recently used beyond max_loaded_models - 1.
+  if (options_.max_loaded_models > 0) {
+    while (static_cast<int>(recent_.size()) > options_.max_loaded_models) {
+      const std::string victim = recent_.back();
+      recent_.pop_back();
+      const bool ckpt = victim.rfind("checkpoint:", 0) == 0;
+      (ckpt ? loaded_ : loaded_vaes_).erase(victim.substr(victim.find(':') + 1));
+    }
+  }
+  auto model = loader(path, options_.engine);
+  if (!model.is_ok()) {
+    recent_.remove(key);
+    return model.status();
+  }
+  cache[path] = *model;
+  return *model;
+}
+
+size_t NodeEnv::loaded_model_count() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return loaded_.size() + loaded_vaes_.size();
 }
 
 std::vector<std::string> NodeEnv::lora_names() const {
@@ -138,11 +164,7 @@ Result<std::string> NodeEnv::vae_path(const std::string& name) const {
 Result<std::shared_ptr<Model>> NodeEnv::load_vae(const std::string& name) {
   ND_ASSIGN_OR_RETURN(std::string path, vae_path(name));
   std::lock_guard<std::mutex> lock(mutex_);
-  auto it = loaded_vaes_.find(path);
-  if (it != loaded_vaes_.end()) return it->second;
-  ND_ASSIGN_OR_RETURN(std::shared_ptr<Model> vae, netdist::load_vae(path, options_.engine));
-  loaded_vaes_[path] = vae;
-  return vae;
+  return cached_load(loaded_vaes_, "vae:" + path, path, netdist::load_vae);
 }
 
 std::vector<std::string> NodeEnv::input_images() const {
@@ -150,9 +172,13 @@ std::vector<std::string> NodeEnv::input_images() const {
 }
 
 void NodeEnv::unload_models() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  loaded_.clear();
-  loaded_vaes_.clear();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    loaded_.clear();
+    loaded_vaes_.clear();
+    recent_.clear();
+  }
+  free_device_memory(options_.engine.device, true);
 }
 
 }  // namespace netdist::nodes

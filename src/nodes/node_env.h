@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,6 +24,7 @@ struct NodeEnvOptions {
   std::string default_checkpoint;  // extra checkpoint always listed (the embedded model)
   EngineOptions engine;
   bool disable_metadata = false;  // --disable-metadata: no PNG text chunks
+  int max_loaded_models = 0;      // --max-loaded-models: checkpoints + VAEs kept loaded; 0 = any
 };
 
 class NodeEnv {
@@ -42,7 +44,10 @@ class NodeEnv {
   void set_remote_checkpoints(std::function<std::vector<std::string>()> provider);
   // The path a listed name refers to; not_found naming the folders searched otherwise.
   Result<std::string> checkpoint_path(const std::string& name) const;
-  // Loads (or returns the already loaded) model for a checkpoint name.
+  // Loads (or returns the already loaded) model for a checkpoint name. With max_loaded_models N, loading a
+  // model that is not cached first drops the least recently used checkpoints and VAEs beyond N - 1 from the
+  // cache (their memory goes when the last node output holding them does). On a GPU, which of the loaded
+  // models' weights sit on the device is the engine's memory manager's choice (engine.h configure_memory).
   Result<std::shared_ptr<Model>> load_checkpoint(const std::string& name);
   // Files under models_dir/loras and models_dir/vae (recursive, '/'-separated, sorted): LoraLoader's
   // lora_name and VAELoader's vae_name.
@@ -55,14 +60,22 @@ class NodeEnv {
   Result<std::shared_ptr<Model>> load_vae(const std::string& name);
   // Image files in input_dir (sorted), as LoadImage lists them.
   std::vector<std::string> input_images() const;
-  // Drops every loaded model not referenced elsewhere (POST /free).
+  // Drops every loaded model not referenced elsewhere and moves the device's idle weights to RAM (POST
+  // /free).
   void unload_models();
+  // Checkpoints and VAEs in the cache (tests, /system_stats).
+  size_t loaded_model_count() const;
 
  private:
   NodeEnvOptions options_;
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Model>> loaded_;       // checkpoints by path
   std::map<std::string, std::shared_ptr<Model>> loaded_vaes_;  // VAE files by path
+  std::list<std::string> recent_;  // "checkpoint:PATH" / "vae:PATH", most recently used first
+  using Loader = Result<std::shared_ptr<Model>> (*)(const std::string&, const EngineOptions&);
+  // Under mutex_: the cached model at `path` or a new one from `loader`, keeping max_loaded_models.
+  Result<std::shared_ptr<Model>> cached_load(std::map<std::string, std::shared_ptr<Model>>& cache,
+                                             const std::string& key, const std::string& path, Loader loader);
   // Its own lock: mutex_ is held while a checkpoint loads (seconds), and listing must not wait for that.
   mutable std::mutex remote_mutex_;
   std::function<std::vector<std::string>()> remote_checkpoints_;

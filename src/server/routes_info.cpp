@@ -62,7 +62,8 @@ Response system_stats(ServerState& state) {
                          {"python_version", o.python_version},
                          {"pytorch_version", o.pytorch_version},
                          {"embedded_python", false},
-                         {"argv", argv}};
+                         {"argv", argv},
+                         {"netdist_version", NETDIST_VERSION}};
   ordered_json devices = state.backend().system_stats_devices();
   if (!devices.is_array()) devices = ordered_json::array();
   return json_response({{"system", system}, {"devices", devices}});

@@ -17,6 +17,8 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include "engine/runtime/device_memory.h"
+
 namespace netdist::runtime {
 
 namespace {
@@ -42,10 +44,15 @@ namespace {
 // More distinct shapes than this in one sampling (area conditioning can produce several) run eagerly.
 constexpr size_t kMaxShapes = 8;
 
-int lane_count() {
+int lane_count(int requested) {
   const char* env = std::getenv("NETDIST_UNET_STREAMS");
-  const int n = env ? std::atoi(env) : 4;
+  const int n = env ? std::atoi(env) : requested;
   return std::clamp(n, 1, 8);
+}
+
+bool memory_log() {
+  static const bool on = std::getenv("NETDIST_MEMORY_LOG") != nullptr;
+  return on;
 }
 
 std::string signature(const std::vector<at::Tensor>& inputs) {
@@ -68,19 +75,33 @@ struct GraphedCalls::Impl {
     at::Tensor output;               // static buffer the graph writes
     std::unique_ptr<at::cuda::CUDAGraph> graph;
   };
+  at::Device device;
   c10::cuda::CUDAStream caller;
   c10::cuda::CUDAStream main;
   std::vector<c10::cuda::CUDAStream> lanes;
+  // One memory pool per lane, shared by the graphs of every shape on it: a lane replays its graphs one after
+  // the other on one stream and copies each output out before the next call, so a graph may reuse what
+  // another's intermediates used. Lanes run concurrently, so they never share a pool.
+  std::vector<decltype(at::cuda::graph_pool_handle())> pools;
+  bool warmups_released = false;
+  int64_t memory_budget;    // bytes the pools may hold together; < 0 = no bound
+  int64_t pool_bytes = 0;   // what the first capture took: the cost of one more lane
+  size_t usable_lanes = 1;  // lanes the budget allows (known after the first capture)
   std::optional<c10::cuda::CUDAStreamGuard> guard;
   std::map<std::pair<std::string, size_t>, Graph> graphs;  // (shape signature, lane)
   std::map<std::string, bool> shapes;                      // signatures seen; false = too many, eager
   int64_t replays = 0;
 
-  explicit Impl(const at::Device& device)
-      : caller(c10::cuda::getCurrentCUDAStream(device.index())),
-        main(c10::cuda::getStreamFromPool(false, device.index())) {
-    for (int i = lane_count(); i > 0; --i)
+  Impl(const at::Device& device, int max_lanes, int64_t budget)
+      : device(device),
+        caller(c10::cuda::getCurrentCUDAStream(device.index())),
+        main(c10::cuda::getStreamFromPool(false, device.index())),
+        memory_budget(budget) {
+    for (int i = lane_count(max_lanes); i > 0; --i) {
       lanes.push_back(c10::cuda::getStreamFromPool(false, device.index()));
+      pools.push_back(at::cuda::graph_pool_handle());
+    }
+    usable_lanes = lanes.size();
     at::cuda::CUDAEvent ready;
     ready.record(caller);
     ready.block(main);
@@ -94,6 +115,20 @@ struct GraphedCalls::Impl {
     graphs.clear();
   }
 
+  // After a capture that took `bytes` of new pool memory: how many lanes the budget allows.
+  void note_capture(int64_t bytes) {
+    if (bytes <= pool_bytes) return;
+    pool_bytes = bytes;
+    if (memory_budget >= 0) {
+      usable_lanes = std::clamp<size_t>(static_cast<size_t>(memory_budget / std::max<int64_t>(pool_bytes, 1)),
+                                        1, lanes.size());
+    }
+    if (memory_log()) {
+      std::fprintf(stderr, "netdist: memory: CUDA graph pool %.1f MiB; budget %.1f MiB; lanes %zu of %zu\n",
+                   pool_bytes / 1048576.0, memory_budget / 1048576.0, usable_lanes, lanes.size());
+    }
+  }
+
   // One call on the current stream (a lane): warm-up, capture or replay. The result is read before the next
   // call on this lane, on this lane.
   at::Tensor call(size_t lane, const std::vector<at::Tensor>& inputs, const Fn& fn) {
@@ -105,10 +140,18 @@ struct GraphedCalls::Impl {
     if (g.eager) return fn(contiguous_copies(inputs));
     if (!g.graph) {
       if (g.seen++ == 0) return fn(contiguous_copies(inputs));  // warm-up: lazy state is set up uncaptured
+      if (lane >= usable_lanes) return fn(contiguous_copies(inputs));  // the budget was spent by lower lanes
       for (const at::Tensor& t : inputs) g.inputs.push_back(t.contiguous().clone());
       auto graph = std::make_unique<at::cuda::CUDAGraph>();
+      // The warm-up's activations sit in the allocator's cache; give them back so that the pool below is
+      // not paid on top of them.
+      if (!warmups_released) {
+        release_cached_memory(device);
+        warmups_released = true;
+      }
+      const int64_t before = device_memory(device).torch_reserved;
       try {
-        graph->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+        graph->capture_begin(pools[lane], cudaStreamCaptureModeThreadLocal);
         g.output = fn(g.inputs);
         graph->capture_end();
       } catch (const std::exception& ex) {
@@ -124,6 +167,7 @@ struct GraphedCalls::Impl {
         return fn(contiguous_copies(inputs));
       }
       g.graph = std::move(graph);
+      note_capture(device_memory(device).torch_reserved - before);
     } else {
       for (size_t i = 0; i < inputs.size(); ++i) g.inputs[i].copy_(inputs[i]);
     }
@@ -133,14 +177,14 @@ struct GraphedCalls::Impl {
   }
 };
 
-GraphedCalls::GraphedCalls(const at::Device& device, bool enabled) {
-  if (enabled && device.is_cuda()) impl_ = std::make_unique<Impl>(device);
+GraphedCalls::GraphedCalls(const at::Device& device, bool enabled, int max_lanes, int64_t memory_budget) {
+  if (enabled && device.is_cuda()) impl_ = std::make_unique<Impl>(device, max_lanes, memory_budget);
 }
 
 void GraphedCalls::run_each(const std::vector<std::vector<at::Tensor>>& calls,
                             const std::vector<at::Tensor>& outs, const Fn& fn) {
   if (!impl_) return run_sequentially(calls, outs, fn);
-  const size_t used = std::min(calls.size(), impl_->lanes.size());
+  const size_t used = std::min(calls.size(), impl_->usable_lanes);
   at::cuda::CUDAEvent ready;
   ready.record(impl_->main);
   for (size_t l = 0; l < used; ++l) ready.block(impl_->lanes[l]);
@@ -165,7 +209,7 @@ bool GraphedCalls::active() const { return impl_ != nullptr; }
 
 struct GraphedCalls::Impl {};
 
-GraphedCalls::GraphedCalls(const at::Device&, bool) {}
+GraphedCalls::GraphedCalls(const at::Device&, bool, int, int64_t) {}
 
 void GraphedCalls::run_each(const std::vector<std::vector<at::Tensor>>& calls,
                             const std::vector<at::Tensor>& outs, const Fn& fn) {

@@ -15,7 +15,11 @@
 // die with the object, so weights patched between samplings (LoRA) are never stale. On the CPU, with
 // `enabled` false, or in a build without CUDA, calls simply run one after the other. A call that cannot be
 // captured (a host sync inside) runs eagerly from then on, with one warning.
-// Lanes: NETDIST_UNET_STREAMS (1–8, default 4) overrides the number of parallel streams.
+// Memory: every lane has one graph memory pool, shared by its shapes; it holds about one call's activations.
+// Before the first capture the warm-up's cached activations are given back to the driver. `max_lanes`
+// (NETDIST_UNET_STREAMS, 1–8, overrides it) is the most lanes used; `memory_budget` (bytes, < 0: no bound)
+// bounds the pools together: once the first capture shows what a pool costs, only as many lanes run as
+// the budget holds (at least one). NETDIST_MEMORY_LOG=1 prints the pool size and the lanes chosen.
 // Thread-safety: one object per sampling call, used from the thread that made it.
 #pragma once
 
@@ -32,7 +36,7 @@ class GraphedCalls {
  public:
   using Fn = std::function<at::Tensor(const std::vector<at::Tensor>& inputs)>;
 
-  GraphedCalls(const at::Device& device, bool enabled);
+  GraphedCalls(const at::Device& device, bool enabled, int max_lanes = 4, int64_t memory_budget = -1);
   ~GraphedCalls();
   GraphedCalls(const GraphedCalls&) = delete;
   GraphedCalls& operator=(const GraphedCalls&) = delete;
