@@ -17,6 +17,7 @@
 #include <cstdlib>
 
 #include "cluster/process_test_util.h"
+#include "core/skip_test_util.h"
 
 // Not in netdist::cluster: in a unity build cluster_process_test.cpp's helpers of the same names share that
 // namespace's anonymous namespace.
@@ -43,12 +44,13 @@ int sh(const std::string& cmd, std::string* out = nullptr) {
 class NetnsCluster : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "network namespaces need root (running as uid " << geteuid() << ")";
+    if (geteuid() != 0)
+      ND_SKIP_NEEDS_ROOT("network namespaces need root (running as uid " << geteuid() << ")");
     remove_stale_namespaces();
     static std::atomic<int> counter{0};
     tag_ = "nd" + std::to_string(getpid()) + "x" + std::to_string(counter++);
     std::string out;
-    if (sh("ip netns add " + ns("sw"), &out) != 0) GTEST_SKIP() << "`ip netns add` failed: " << out;
+    if (sh("ip netns add " + ns("sw"), &out) != 0) ND_SKIP_NEEDS_ROOT("`ip netns add` failed: " << out);
     namespaces_.push_back(ns("sw"));
     must("ip -n " + ns("sw") + " link add br0 type bridge");
     must("ip -n " + ns("sw") + " link set br0 up");

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include "core/skip_test_util.h"
 #include "engine/runtime/cuda_graphs.h"
 #include "netdist/engine.h"
 #include "netdist/source_dir.h"
@@ -61,7 +62,7 @@ TEST(CudaGraphs, CpuRunsEagerly) {
 }
 
 TEST(CudaGraphs, ReplayOnParallelStreamsEqualsEagerBitForBit) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  if (!torch::cuda::is_available()) ND_SKIP_NEEDS_GPU("no CUDA device (or a CPU build of libtorch)");
   const at::Device dev(at::kCUDA, 0);
   const auto half = at::TensorOptions().device(dev).dtype(at::kHalf);
   at::Tensor w = at::randn({256, 256}, half);
@@ -83,7 +84,7 @@ TEST(CudaGraphs, ReplayOnParallelStreamsEqualsEagerBitForBit) {
 }
 
 TEST(CudaGraphs, SamplingWithGraphsEqualsEagerAndSplitEqualsUnsplit) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  if (!torch::cuda::is_available()) ND_SKIP_NEEDS_GPU("no CUDA device (or a CPU build of libtorch)");
   auto on = tiny_on("cuda", true);
   auto off = tiny_on("cuda", false);
   ASSERT_TRUE(on && off);

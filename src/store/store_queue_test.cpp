@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/skip_test_util.h"
 #include "server/prompt_queue.h"
 #include "server/server_fixture_test_util.h"
 #include "store/store.h"
@@ -162,7 +163,7 @@ class FullDiskServer : public server::ServerFixture {
 };
 
 TEST_F(FullDiskServer, PostPromptOnAFullDiskIs507AndQueuesNothing) {
-  if (!disk_->mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (" << disk_->error() << "): full-disk test skipped";
+  if (!disk_->mounted()) ND_SKIP_NEEDS_ROOT("cannot mount a tmpfs here (" << disk_->error() << ")");
   const std::string first = submit(prompt(1));
   wait_history(first);
   // Fill what is left of the disk.

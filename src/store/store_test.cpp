@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/skip_test_util.h"
 #include "store/store_test_util.h"
 
 namespace netdist::store {
@@ -248,7 +249,7 @@ TEST(Store, DataDirThatCannotBeCreatedIsAnError) {
 
 TEST(Store, FullDiskIsAnErrorThatSaysSo) {
   TmpfsMount disk(scratch() / "disk", 256 * 1024);
-  if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (" << disk.error() << "): full-disk test skipped";
+  if (!disk.mounted()) ND_SKIP_NEEDS_ROOT("cannot mount a tmpfs here (" << disk.error() << ")");
   auto store = Store::open(disk.path().string());
   ASSERT_TRUE(store.is_ok()) << store.status().to_string();
   StoredPrompt big = prompt("x");

@@ -1,6 +1,6 @@
 // Test-only: a fresh scratch folder name, and a tiny tmpfs to make SQLite hit a real full disk (SQLITE_FULL).
 // Mounting needs root (or CAP_SYS_ADMIN); where it fails, mounted() is false and error() says why, and the
-// test skips.
+// test skips (ND_SKIP_NEEDS_ROOT).
 // Thread-safety: none; one owner.
 #pragma once
 

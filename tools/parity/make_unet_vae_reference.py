@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Reference data for src/engine/unet/parity_check_test.cpp: ComfyUI's tiny UNet/VAE, SDXL adm and tiled
-decode on random weights, CPU fp32. Writes <case>.idx ("config <json>", then "<name> <d0>x.. <offset>")
-and <case>.bin (float32, concatenated). Usage: make_unet_vae_reference.py <ComfyUI dir> <out dir>"""
+"""Reference data for src/engine/unet/unet_vae_parity_test.cpp (netdist_parity_tests): ComfyUI's tiny
+UNet/VAE, SDXL adm and tiled decode on random weights, CPU fp32. Writes <case>.idx ("config <json>", then
+"<name> <d0>x.. <offset>") and <case>.bin (float32, concatenated). Usage: make_unet_vae_reference.py <ComfyUI dir> <out dir>"""
 import json, os, sys
 import numpy as np
 sys.path.insert(0, os.path.abspath(sys.argv[1]))

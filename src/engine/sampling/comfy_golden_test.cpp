@@ -1,5 +1,5 @@
 // Differential tests against golden_comfy.json, written by tools/parity/sampling_golden.py from ComfyUI's
-// own code. Skipped when the file is absent.
+// own code. A missing file fails each test, naming it.
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -18,9 +18,13 @@
 namespace netdist::sampling {
 namespace {
 
-std::optional<nlohmann::json> load_golden() {
+std::string golden_path() {
   const char* dir = std::getenv("NETDIST_TEST_DATA");
-  std::string path = std::string(dir ? dir : NETDIST_SOURCE_DIR "/tests/data") + "/sampling/golden_comfy.json";
+  return std::string(dir ? dir : NETDIST_SOURCE_DIR "/tests/data") + "/sampling/golden_comfy.json";
+}
+
+std::optional<nlohmann::json> load_golden() {
+  const std::string path = golden_path();
   if (!std::filesystem::exists(path)) return std::nullopt;
   std::ifstream in(path);
   return nlohmann::json::parse(in);
@@ -45,14 +49,14 @@ void expect_matches(const at::Tensor& got, const at::Tensor& want, const std::st
 
 TEST(SamplingGolden, NameListsMatchComfyUI) {
   std::optional<nlohmann::json> golden = load_golden();
-  if (!golden) GTEST_SKIP() << "no golden_comfy.json (run tools/parity/sampling_golden.py)";
+  if (!golden) GTEST_FAIL() << golden_path() << " is missing (tools/parity/sampling_golden.py makes it)";
   EXPECT_EQ(scheduler_names(), (*golden)["scheduler_names"].get<std::vector<std::string>>());
   EXPECT_EQ(sampler_names(), (*golden)["sampler_names"].get<std::vector<std::string>>());
 }
 
 TEST(SamplingGolden, BrownianTreeNoiseMatchesTorchsde) {
   std::optional<nlohmann::json> golden = load_golden();
-  if (!golden) GTEST_SKIP() << "no golden_comfy.json (run tools/parity/sampling_golden.py)";
+  if (!golden) GTEST_FAIL() << golden_path() << " is missing (tools/parity/sampling_golden.py makes it)";
   const nlohmann::json& b = (*golden)["brownian"];
   std::vector<int64_t> shape = b["shape"].get<std::vector<int64_t>>();
   at::Tensor sigmas = at::tensor(b["sigmas"].get<std::vector<double>>(), at::kDouble).to(at::kFloat);
@@ -71,7 +75,7 @@ TEST(SamplingGolden, BrownianTreeNoiseMatchesTorchsde) {
 
 TEST(SamplingGolden, ToyDenoiserRunsMatchComfyUI) {
   std::optional<nlohmann::json> golden = load_golden();
-  if (!golden) GTEST_SKIP() << "no golden_comfy.json (run tools/parity/sampling_golden.py)";
+  if (!golden) GTEST_FAIL() << golden_path() << " is missing (tools/parity/sampling_golden.py makes it)";
   const nlohmann::json& toy = (*golden)["toy"];
   std::vector<int64_t> shape = toy["shape"].get<std::vector<int64_t>>();
   ModelSampling ms;

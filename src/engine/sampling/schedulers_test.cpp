@@ -168,7 +168,8 @@ constexpr double kGoldenRelTolerance = 1e-6;  // karras: pow(·, 7) of a base an
 // tools/parity/sampling_golden.py, run where ComfyUI and torch are installed, writes golden_comfy.json.
 TEST(Schedulers, MatchComfyUIGolden) {
   std::string path = data_dir() + "/golden_comfy.json";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no " << path << " (run tools/parity/sampling_golden.py)";
+  if (!std::filesystem::exists(path))
+    GTEST_FAIL() << path << " is missing (tools/parity/sampling_golden.py makes it)";
   ModelSampling ms;
   nlohmann::json golden = load_json("golden_comfy.json");
   std::vector<double> table = golden["sigmas"].get<std::vector<double>>();

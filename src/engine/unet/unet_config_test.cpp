@@ -13,8 +13,10 @@ constexpr const char* kPrefix = "model.diffusion_model.";
 const at::TensorOptions kUnetMetaOptions = at::TensorOptions().device(at::kMeta).dtype(at::kFloat);
 
 void expect_matches_golden(const UNetConfig& config, const std::string& file) {
-  auto golden = testing::read_key_list(testing::test_data_path("keys/" + file));
-  if (!golden) GTEST_SKIP() << "golden key list tests/data/keys/" << file << " absent (tools/parity/dump_keys.py)";
+  const std::string path = testing::test_data_path("keys/" + file);
+  auto golden = testing::read_key_list(path);
+  if (!golden)
+    GTEST_FAIL() << "golden key list " << path << " is missing (tools/parity/dump_keys.py makes it)";
   UNetModel model(config, kUnetMetaOptions);
   const std::string diff = testing::key_list_diff(*golden, testing::key_list_of(*model));
   EXPECT_TRUE(diff.empty()) << file << " vs " << config.to_string() << ":\n" << diff;
@@ -38,8 +40,10 @@ TEST(UNetConfig, DetectsPresetsFromGoldenKeyLists) {
   const std::pair<const char*, UNetConfig> cases[] = {
       {"sd15_unet.txt", UNetConfig::sd15()}, {"sd2_unet.txt", UNetConfig::sd2()}, {"sdxl_unet.txt", UNetConfig::sdxl()}};
   for (const auto& [file, expected] : cases) {
-    auto golden = testing::read_key_list(testing::test_data_path(std::string("keys/") + file));
-    if (!golden) GTEST_SKIP() << "golden key lists absent";
+    const std::string path = testing::test_data_path(std::string("keys/") + file);
+    auto golden = testing::read_key_list(path);
+    if (!golden)
+      GTEST_FAIL() << "golden key list " << path << " is missing (tools/parity/dump_keys.py makes it)";
     auto detected = detect_unet_config(testing::meta_weights(*golden, kPrefix), kPrefix);
     ASSERT_TRUE(detected.is_ok()) << file << ": " << detected.status().to_string();
     EXPECT_EQ(*detected, expected) << file << ": " << detected->to_string();

@@ -19,8 +19,10 @@ AutoencoderKL random_vae(uint64_t seed) {
 }
 
 TEST(Vae, SdKeysMatchComfyUI) {
-  auto golden = testing::read_key_list(testing::test_data_path("keys/sd_vae.txt"));
-  if (!golden) GTEST_SKIP() << "golden key list tests/data/keys/sd_vae.txt absent (tools/parity/dump_keys.py)";
+  const std::string path = testing::test_data_path("keys/sd_vae.txt");
+  auto golden = testing::read_key_list(path);
+  if (!golden)
+    GTEST_FAIL() << "golden key list " << path << " is missing (tools/parity/dump_keys.py makes it)";
   AutoencoderKL vae(VaeConfig::sd(), kVaeMetaOptions);
   const std::string diff = testing::key_list_diff(*golden, testing::key_list_of(*vae));
   EXPECT_TRUE(diff.empty()) << diff;

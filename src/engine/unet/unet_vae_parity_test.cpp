@@ -1,7 +1,11 @@
 // Differential check against ComfyUI: loads the weights, inputs and reference outputs written by
 // tools/parity/make_unet_vae_reference.py (ComfyUI's own modules, CPU fp32) into netdist's tiny UNets and
-// VAE and compares outputs (max |diff| / max |ref| ≤ 1e-4). Runs only when NETDIST_PARITY_DATA names the
-// directory holding unet_tiny.*, unet_xl.*, vae_tiny.*.
+// VAE and compares outputs (max |diff| / max |ref| ≤ 1e-4). NETDIST_PARITY_DATA names the directory holding
+// unet_tiny.*, unet_xl.*, vae_tiny.*; without it every test fails, naming what is missing. Built into
+// netdist_parity_tests (every *_parity_test.cpp), not into `make test`: the data needs ComfyUI and torch,
+// which tests/parity/run_gpu_parity.sh has on the GPU machine, and that script runs this suite.
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -23,9 +27,20 @@ struct Reference {
   const at::Tensor& operator[](const std::string& name) const { return tensors.at(name); }
 };
 
+// What is missing when read_reference(name) finds nothing, and what makes it.
+std::string missing_reference(const std::string& name) {
+  const char* dir = std::getenv("NETDIST_PARITY_DATA");
+  const std::string what = dir == nullptr || *dir == '\0'
+                               ? std::string("NETDIST_PARITY_DATA is not set")
+                               : std::string(dir) + "/" + name + ".bin or .idx is missing or unreadable";
+  return what +
+         " (tools/parity/make_unet_vae_reference.py makes them; tests/parity/run_gpu_parity.sh runs it and "
+         "this suite)";
+}
+
 std::optional<Reference> read_reference(const std::string& name) {
   const char* dir = std::getenv("NETDIST_PARITY_DATA");
-  if (!dir) return std::nullopt;
+  if (dir == nullptr || *dir == '\0') return std::nullopt;
   const std::string base = std::string(dir) + "/" + name;
   std::ifstream bin(base + ".bin", std::ios::binary | std::ios::ate);
   std::ifstream idx(base + ".idx");
@@ -64,12 +79,15 @@ void expect_parity_close(const std::string& what, const at::Tensor& ours, const 
   ASSERT_EQ(ours.sizes(), ref.sizes()) << what;
   const double err = (ours.to(at::kFloat) - ref).abs().max().item<double>();
   const double scale = ref.abs().max().item<double>();
+  // One line per comparison for tests/parity/run_gpu_parity.sh's table.
+  std::printf("[ parity ] %s: max |diff| / max |ref| = %.3g (bound 1e-4)\n", what.c_str(),
+              err / std::max(scale, 1e-30));
   EXPECT_LE(err, 1e-4 * scale) << what << ": max |diff| " << err << ", max |ref| " << scale;
 }
 
 void check_unet(const std::string& name, const unet::UNetConfig& config) {
   auto ref = read_reference(name);
-  if (!ref) GTEST_SKIP() << "set NETDIST_PARITY_DATA to the output of tools/parity/make_unet_vae_reference.py";
+  if (!ref) GTEST_FAIL() << missing_reference(name);
   torch::NoGradGuard no_grad;
   unet::UNetModel model(config);
   ASSERT_TRUE(runtime::load_module_weights(*model, ref->params, "", name).is_ok());
@@ -93,7 +111,7 @@ TEST(ParityComfyUI, UNetLinearAdm) {
 
 TEST(ParityComfyUI, VaeAndSdxlAdm) {
   auto ref = read_reference("vae_tiny");
-  if (!ref) GTEST_SKIP() << "set NETDIST_PARITY_DATA to the output of tools/parity/make_unet_vae_reference.py";
+  if (!ref) GTEST_FAIL() << missing_reference("vae_tiny");
   torch::NoGradGuard no_grad;
   vae::AutoencoderKL model(vae::VaeConfig::tiny());
   ASSERT_TRUE(runtime::load_module_weights(*model, ref->params, "", "vae_tiny").is_ok());

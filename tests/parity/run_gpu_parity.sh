@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Every check of netdist against ComfyUI that needs ComfyUI, torch or a GPU, in one command, on any GPU
+# machine (docs/parity.md). From the checkout root, with the peer folder laid out by
+# ../shared/peer/prepare.sh (.peer/: ComfyUI at the pinned commit, pylib, harness):
+#
+#   bash tests/parity/run_gpu_parity.sh
+#
+# Steps (PARITY_STEPS picks some, in this order; default all):
+#   build      scripts/gpu-build: netdist against python3's CUDA libtorch, only the programs used here
+#   goldens    remakes the committed goldens with the pinned ComfyUI (sampling, tokenizer, key lists) into a
+#              copy of tests/data and runs the golden tests against it: the committed files are still
+#              what ComfyUI makes, and netdist still matches them
+#   unet_vae   tools/parity/make_unet_vae_reference.py (ComfyUI's own tiny UNets/VAE, CPU fp32), then
+#              netdist_parity_tests (ParityComfyUI.*) with NETDIST_PARITY_DATA set: max |diff| / max |ref|
+#   cudagraphs netdist_engine_tests CudaGraphs.* on the GPU: graph replay is bit-identical to eager
+#   sd15       real-size random SD1.5 checkpoint, ComfyUI reference (fp16 and fp32), tools/parity/parity_check:
+#              text encoder, one UNet call, VAE decode and whole 20-step images for four samplers
+#   sdxl       the same for SDXL at 1024² (fp16)
+# Then it prints one table, check by check: pass/fail, the largest difference and its bound, and runs
+# netdist_test_report over the GoogleTest results (--gpu yes: a test that skipped for want of a GPU fails).
+# Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
+#
+# Environment (all optional): PEER=.peer  BUILD=build/gpu  WORK=/tmp/netdist-parity  PYTHON=python3
+#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs sd15 sdxl"  STEP_TIMEOUT=900 (seconds a step)
+#   The device tool allows 10 minutes a command: run the steps in two commands if needed, e.g.
+#   PARITY_STEPS="build goldens unet_vae cudagraphs sd15" then PARITY_STEPS=sdxl (the build stays in BUILD).
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 2
+
+PEER=${PEER:-.peer}
+BUILD=${BUILD:-build/gpu}
+WORK=${WORK:-/tmp/netdist-parity}
+PYTHON=${PYTHON:-python3}
+CUDA_DEVICE=${CUDA_DEVICE:-0}
+PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs sd15 sdxl}
+STEP_TIMEOUT=${STEP_TIMEOUT:-900}
+RESULTS=$WORK/results
+ROWS=$WORK/rows.tsv  # check <TAB> pass|FAIL <TAB> largest difference <TAB> bound
+
+log() { echo "[gpu-parity $(date +%H:%M:%S)] $*"; }
+die() { log "FAIL: $*"; exit 1; }
+want() { case " $PARITY_STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$ROWS"; }
+# run_logged NAME CMD...: runs CMD with STEP_TIMEOUT, output to WORK/NAME.log; on failure prints its end.
+run_logged() {
+  local name=$1
+  shift
+  log "$name: $* (log: $WORK/$name.log)"
+  if ! timeout "$STEP_TIMEOUT" "$@" >"$WORK/$name.log" 2>&1; then
+    tail -30 "$WORK/$name.log"
+    log "$name failed (log: $WORK/$name.log)"
+    return 1
+  fi
+}
+# gtest_rows STEP XML DIFF BOUND: one row per test case of a GoogleTest XML file (pass, FAIL, SKIP, NOT RUN); a
+# passed test's row says DIFF and BOUND (these tests assert their bound and print no difference).
+gtest_rows() {
+  local step=$1 xml=$2 diff=$3 bound=$4
+  if [ ! -s "$xml" ]; then
+    row "$step: the test program wrote no results" FAIL "-" "-"
+    return
+  fi
+  # <testcase name="N" ... result="completed|skipped" ... classname="S"> then an optional <failure
+  sed -n 's/.*<testcase name="\([^"]*\)".* result="\([a-z]*\)".* classname="\([^"]*\)".*/\3.\1 \2/p;
+          s/.*<failure .*/FAILURE/p' "$xml" |
+    awk -v step="$step" -v diff="$diff" -v bound="$bound" '
+      function flush() {
+        if (name == "") return
+        verdict = failed ? "FAIL" : (result == "completed" ? "pass" : (result == "skipped" ? "SKIP" : "NOT RUN"))
+        printf "%s: %s\t%s\t%s\t%s\n", step, name, verdict, verdict == "pass" ? diff : "-", bound
+      }
+      /^FAILURE$/ { failed = 1; next }
+      { flush(); name = $1; result = $2; failed = 0 }
+      END { flush() }' >>"$ROWS"
+}
+
+mkdir -p "$WORK"
+rm -rf "$RESULTS"
+mkdir -p "$RESULTS"
+: >"$ROWS"
+export NCCL_NVLS_ENABLE=0 CUDA_VISIBLE_DEVICES=$CUDA_DEVICE
+log "steps: $PARITY_STEPS; work: $WORK"
+
+# ---- prerequisites -------------------------------------------------------------------------------------
+nvidia-smi -L 2>/dev/null | grep -q '^GPU ' || die "no GPU: nvidia-smi lists none (this script runs on a GPU machine)"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | sed 's/^/[gpu-parity] card: /'
+command -v "$PYTHON" >/dev/null || die "$PYTHON not found"
+"$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.version.cuda and torch.cuda.is_available() else 1)' ||
+  die "$PYTHON has no CUDA torch that sees the GPU"
+[ -f "$PEER/ComfyUI/main.py" ] || die "$PEER/ComfyUI/main.py not found: lay out $PEER with ../shared/peer/prepare.sh"
+[ -f "$PEER/harness/make_checkpoint.py" ] || die "$PEER/harness/make_checkpoint.py not found (prepare.sh copies it)"
+PEER=$(readlink -f "$PEER")
+export PYTHONPATH="$PEER/pylib${PYTHONPATH:+:$PYTHONPATH}"
+
+# ---- build ---------------------------------------------------------------------------------------------
+if want build; then
+  NETDIST_GPU_TESTS=0 NETDIST_GPU_TARGETS="netdist_parity_tests netdist_engine_tests parity_check netdist_test_report" \
+    run_logged build scripts/gpu-build "$BUILD" || die "build failed"
+  grep '^gpu-build:' "$WORK/build.log"
+fi
+for p in netdist_parity_tests netdist_engine_tests parity_check netdist_test_report; do
+  [ -x "$BUILD/$p" ] || die "$BUILD/$p not built (run with the build step)"
+done
+
+# ---- goldens: remade with the pinned ComfyUI, then the golden tests against them ------------------------
+if want goldens; then
+  data=$WORK/testdata
+  rm -rf "$data" && cp -r tests/data "$data"
+  ok=1
+  run_logged golden_sampling "$PYTHON" tools/parity/sampling_golden.py --peer "$PEER" \
+    --out "$data/sampling/golden_comfy.json" || ok=0
+  log "golden_tokenizer: tools/parity/tokenizer_golden.py (log: $WORK/golden_tokenizer.err)"
+  timeout "$STEP_TIMEOUT" "$PYTHON" tools/parity/tokenizer_golden.py --comfyui "$PEER/ComfyUI" \
+    >"$data/tokenizer/golden_sd1.json" 2>"$WORK/golden_tokenizer.err" || { tail -20 "$WORK/golden_tokenizer.err"; ok=0; }
+  run_logged golden_keys "$PYTHON" tools/parity/dump_keys.py --comfyui "$PEER/ComfyUI" --out "$data/keys" || ok=0
+  if [ $ok = 1 ]; then
+    for f in sampling/golden_comfy.json tokenizer/golden_sd1.json keys/sd15_unet.txt keys/sd2_unet.txt \
+             keys/sdxl_unet.txt keys/sd_vae.txt; do
+      if cmp -s "tests/data/$f" "$data/$f"; then
+        log "golden $f: the committed file is what ComfyUI makes today"
+      else
+        log "golden $f: differs from the committed file (tests below say whether netdist still matches ComfyUI)"
+      fi
+    done
+    NETDIST_TEST_DATA=$data timeout "$STEP_TIMEOUT" "$BUILD/netdist_engine_tests" \
+      --gtest_filter='SamplingGolden.*:Schedulers.MatchComfyUIGolden:TokenizerGolden.*:UNetConfig.*:Vae.SdKeysMatchComfyUI' \
+      --gtest_output=xml:"$RESULTS/goldens.gtest.xml" >"$WORK/goldens_tests.log" 2>&1
+    echo "goldens $? goldens.gtest.xml" >>"$RESULTS/steps.txt"
+    gtest_rows "golden (remade with ComfyUI)" "$RESULTS/goldens.gtest.xml" "within the test's bound" "the test's"
+  else
+    row "goldens: remaking them with ComfyUI" FAIL "-" "-"
+  fi
+fi
+
+# ---- ParityComfyUI: tiny UNets and VAE against ComfyUI's own modules ------------------------------------
+if want unet_vae; then
+  rm -rf "$WORK/unet_vae"
+  if run_logged unet_vae_reference "$PYTHON" tools/parity/make_unet_vae_reference.py "$PEER/ComfyUI" "$WORK/unet_vae"; then
+    NETDIST_PARITY_DATA=$WORK/unet_vae timeout "$STEP_TIMEOUT" "$BUILD/netdist_parity_tests" \
+      --gtest_output=xml:"$RESULTS/parity.gtest.xml" >"$WORK/unet_vae_tests.log" 2>&1
+    echo "ParityComfyUI $? parity.gtest.xml" >>"$RESULTS/steps.txt"
+    grep -E '^\[ *(FAILED|SKIPPED) *\]|Failure' "$WORK/unet_vae_tests.log" | head -20
+    # "[ parity ] <what>: max |diff| / max |ref| = <v> (bound 1e-4)"
+    sed -n 's/^\[ parity \] \(.*\): max |diff| \/ max |ref| = \([^ ]*\) (bound \([^)]*\))$/\1 \2 \3/p' \
+      "$WORK/unet_vae_tests.log" |
+      awk '{ ok = ($2 + 0 <= $3 + 0); printf "ParityComfyUI: %s\t%s\t%s rel\t%s\n", $1, ok ? "pass" : "FAIL", $2, $3 }' >>"$ROWS"
+    grep -q '^\[ parity \]' "$WORK/unet_vae_tests.log" || row "ParityComfyUI: no comparison ran" FAIL "-" "1e-4"
+  else
+    row "ParityComfyUI: make_unet_vae_reference.py" FAIL "-" "-"
+  fi
+fi
+
+# ---- CUDA graphs ---------------------------------------------------------------------------------------
+if want cudagraphs; then
+  timeout "$STEP_TIMEOUT" "$BUILD/netdist_engine_tests" --gtest_filter='CudaGraphs.*' \
+    --gtest_output=xml:"$RESULTS/cudagraphs.gtest.xml" >"$WORK/cudagraphs.log" 2>&1
+  echo "CudaGraphs $? cudagraphs.gtest.xml" >>"$RESULTS/steps.txt"
+  grep -E '^\[ *(FAILED|SKIPPED) *\]|Failure|netdist-skip' "$WORK/cudagraphs.log" | head -20
+  gtest_rows "CudaGraphs" "$RESULTS/cudagraphs.gtest.xml" "0 (bit-identical)" "0"
+fi
+
+# ---- whole checkpoints: docs/parity.md's tables ---------------------------------------------------------
+# parity FAMILY PRECISION SIZE: the reference and parity_check; rows from parity_check's markdown table.
+parity() {
+  local family=$1 precision=$2 size=$3 ck=$WORK/ck/$1.safetensors ref=$WORK/ref_$1_$2.safetensors
+  local name=${family}_${precision}
+  mkdir -p "$WORK/ck"
+  if [ ! -s "$ck" ]; then
+    run_logged "checkpoint_$family" "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family "$family" --out "$ck" --seed 0 --dtype fp16 || { rm -f "$ck"; row "$name: make_checkpoint.py" FAIL - -; return; }
+  fi
+  run_logged "reference_$name" "$PYTHON" tools/parity/comfy_reference.py --peer "$PEER" --ckpt "$ck" --out "$ref" \
+    --precision "$precision" --size "$size" || { row "$name: comfy_reference.py" FAIL - -; return; }
+  run_logged "parity_check_$name" "$BUILD/parity_check" --ckpt "$ck" --ref "$ref" --device cuda \
+    --precision "$precision" --clip-vocab tests/data/clip-vit-l-14-tokenizer
+  local rc=$?
+  # "| component | 0.00692 rel | 0.01 | yes |"
+  local rows
+  rows=$(grep -E '^\| .* \| (yes|NO) \|$' "$WORK/parity_check_$name.log" |
+    awk -F' *\\| *' -v n="$name" '{ printf "%s: %s\t%s\t%s\t%s\n", n, $2, $5 == "yes" ? "pass" : "FAIL", $3, $4 }')
+  if [ -z "$rows" ]; then
+    row "$name: parity_check printed no table (exit code $rc)" FAIL - -
+  else
+    echo "$rows" >>"$ROWS"
+    [ $rc -eq 0 ] || grep -q 'FAIL' <<<"$rows" || row "$name: parity_check exit code $rc" FAIL - -
+  fi
+  grep '^reference:' "$WORK/parity_check_$name.log" | sed "s/^/[gpu-parity] $name /"
+}
+if want sd15; then
+  parity sd15 fp16 512
+  parity sd15 fp32 512
+fi
+if want sdxl; then
+  parity sdxl fp16 1024
+fi
+
+# ---- the table -----------------------------------------------------------------------------------------
+echo
+echo "| check | result | largest difference | bound |"
+echo "|---|---|---|---|"
+awk -F'\t' '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }' "$ROWS"
+passed=$(awk -F'\t' '$2 == "pass"' "$ROWS" | wc -l)
+failed=$(awk -F'\t' '$2 != "pass"' "$ROWS" | wc -l)
+echo
+echo "parity: $passed passed, $failed failed"
+status=0
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ] || status=1
+if [ -s "$RESULTS/steps.txt" ]; then
+  "$BUILD/netdist_test_report" "$RESULTS" --gpu yes || status=1
+fi
+if [ $status -eq 0 ]; then log "all parity checks passed"; else log "FAILED (logs under $WORK)"; fi
+exit $status
