@@ -155,12 +155,13 @@ Result<ImageHeader> read_image_header(std::string_view bytes, const std::string&
   return header_of(bytes, what, &truncated);
 }
 
-Result<ImageHeader> read_image_file_header(const std::string& path) {
+Result<ImageHeader> read_image_file_header(const std::string& path, const std::string& what_arg) {
+  const std::string& what = what_arg.empty() ? path : what_arg;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
-    if (err == ENOENT) return Status::not_found(path + ": no such file");
-    return Status::io_error(path + ": cannot open: " + std::strerror(err));
+    if (err == ENOENT) return Status::not_found(what + ": no such file");
+    return Status::io_error(what + ": cannot open: " + std::strerror(err));
   }
   std::string prefix(kHeaderPrefix, '\0');
   size_t got = 0;
@@ -173,10 +174,11 @@ Result<ImageHeader> read_image_file_header(const std::string& path) {
   ::close(fd);
   prefix.resize(got);
   bool truncated = false;
-  Result<ImageHeader> header = header_of(prefix, path, &truncated);
+  Result<ImageHeader> header = header_of(prefix, what, &truncated);
   if (header.is_ok() || !truncated || got < kHeaderPrefix) return header;
-  ND_ASSIGN_OR_RETURN(std::string whole, read_file(path));
-  return header_of(whole, path, &truncated);
+  Result<std::string> whole = read_file(path);
+  if (!whole.is_ok()) return Status::io_error(what + ": " + whole.status().message());
+  return header_of(*whole, what, &truncated);
 }
 
 Result<DecodedImage> decode_image(std::string_view bytes, const std::string& what, const DecodeOptions& options) {

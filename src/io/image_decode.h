@@ -45,8 +45,8 @@ struct ImageHeader {
 Result<ImageHeader> read_image_header(std::string_view bytes, const std::string& what);
 
 // read_image_header on a file: reads its first 256 KiB, and the whole file only when the headers run past
-// that (a JPEG with large EXIF or ICC segments). Errors name the path.
-Result<ImageHeader> read_image_file_header(const std::string& path);
+// that (a JPEG with large EXIF or ICC segments). Errors start with `what` (the path where empty).
+Result<ImageHeader> read_image_file_header(const std::string& path, const std::string& what = "");
 
 struct DecodeOptions {
   bool exif_transpose = true;  // apply the EXIF Orientation tag (JPEG APP1, WebP EXIF chunk) as PIL does
