@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/py_json.h"
+#include "io/image_decode.h"
 #include "io/png.h"
 #include "io/sha256.h"
 #include "nodes/node_types.h"
@@ -249,13 +250,17 @@ void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) 
   load.output_types = {"IMAGE", "MASK"};
   // ComfyUI's LoadImage.VALIDATE_INPUTS: any existing file under input_dir is valid (also one in a
   // subfolder, as uploads with a subfolder and the cluster's shard inputs are), not only the listed ones.
+  // netdist also reads the file's headers (not its pixels): a file that is not a PNG, JPEG or WebP image,
+  // whose headers are corrupt, or that this build cannot decode fails here, named, instead of at run time.
   load.custom_validation = graph::CustomValidation{{"image"}, [env](const graph::Json& values) -> std::optional<std::string> {
     const graph::Json& v = values.value("image", graph::Json());
     const std::string name = v.is_string() ? v.get<std::string>() : "";
     std::error_code ec;
-    if (name.empty() || name.find("..") != std::string::npos || name.front() == '/' ||
-        !fs::is_regular_file(fs::path(env->options().input_dir) / name, ec))
+    const fs::path path = fs::path(env->options().input_dir) / name;
+    if (name.empty() || name.find("..") != std::string::npos || name.front() == '/' || !fs::is_regular_file(path, ec))
       return "Invalid image file: " + name;
+    Result<io::ImageHeader> header = io::read_image_file_header(path.string(), name);
+    if (!header.is_ok()) return "Invalid image file: " + header.status().message();
     return std::nullopt;
   }};
   // ComfyUI's LoadImage.IS_CHANGED: the file's SHA-256, so a file replaced under the same name (an upload
@@ -273,16 +278,20 @@ void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) 
   add_hooked_node(r, load, [image_path](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
     ND_ASSIGN_OR_RETURN(const std::string path, image_path(in));
     ND_ASSIGN_OR_RETURN(std::string bytes, io::read_file(path));
-    ND_ASSIGN_OR_RETURN(auto decoded, io::decode_png(bytes, path));
-    const io::Image8& im = decoded.first;
-    at::Tensor px = at::from_blob(const_cast<uint8_t*>(im.pixels.data()), {im.height, im.width, im.channels}, at::kByte)
-                        .to(at::kFloat) / 255.0;
-    at::Tensor rgb = im.channels >= 3 ? px.slice(2, 0, 3) : px.slice(2, 0, 1).expand({im.height, im.width, 3});
+    ND_ASSIGN_OR_RETURN(io::DecodedImage decoded, io::decode_image(bytes, path));
+    // ComfyUI: for every frame (ImageSequence; several only for an animated WebP here), the RGB pixels / 255
+    // and as the mask 1 - alpha / 255, or zeros [64, 64] where the mode has no alpha band; both batched.
+    std::vector<at::Tensor> images, masks;
+    for (const io::Image8& im : decoded.frames) {
+      at::Tensor px = at::from_blob(const_cast<uint8_t*>(im.pixels.data()), {im.height, im.width, im.channels}, at::kByte)
+                          .to(at::kFloat) / 255.0;
+      images.push_back(px.slice(2, 0, 3));
+      masks.push_back(im.channels == 4 ? 1.0 - px.select(2, 3) : at::zeros({64, 64}, at::kFloat));
+    }
     auto out = std::make_shared<ImageObject>();
-    out->images = rgb.contiguous().unsqueeze(0);
+    out->images = at::stack(images).contiguous();
     auto mask = std::make_shared<MaskObject>();
-    mask->mask = im.channels == 4 ? (1.0 - px.select(2, 3)).unsqueeze(0).contiguous()
-                                  : at::zeros({1, 64, 64}, at::kFloat);
+    mask->mask = at::stack(masks).contiguous();
     return std::vector<Value>{object(out), object(mask)};
   }, file_hash);
 }

@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "io/image_decode.h"
 #include "io/png.h"
 #include "server/multipart.h"
 #include "server/routes.h"
@@ -146,16 +147,19 @@ Result<std::string> merge_mask(const ServerState& state, const FormPart* origina
   const fs::path file = dir / filename;
   if (!real_within(*type_dir, file)) return Status::invalid_argument("original_ref '" + filename + "' escapes " + type);
   ND_ASSIGN_OR_RETURN(std::string original_bytes, io::read_file(file.string()));
-  ND_ASSIGN_OR_RETURN(auto original, io::decode_png(original_bytes, file.string()));
-  ND_ASSIGN_OR_RETURN(auto mask, io::decode_png(mask_bytes, "uploaded mask"));
-  io::Image8 rgba = to_rgba(original.first);
-  const io::Image8 mask_rgba = to_rgba(mask.first);
+  // PIL's Image.open(...).convert('RGBA') in ComfyUI's image_upload: any PNG, JPEG or WebP; the first frame
+  // of an animation; no EXIF transposition (that is LoadImage's); the result is saved as PNG either way.
+  const io::DecodeOptions as_opened{.exif_transpose = false, .all_frames = false};
+  ND_ASSIGN_OR_RETURN(io::DecodedImage original, io::decode_image(original_bytes, file.string(), as_opened));
+  ND_ASSIGN_OR_RETURN(io::DecodedImage mask, io::decode_image(mask_bytes, "uploaded mask", as_opened));
+  io::Image8 rgba = to_rgba(original.frames[0]);
+  const io::Image8 mask_rgba = to_rgba(mask.frames[0]);
   if (mask_rgba.width != rgba.width || mask_rgba.height != rgba.height)
     return Status::invalid_argument("mask is " + std::to_string(mask_rgba.width) + "x" + std::to_string(mask_rgba.height) +
                                     ", original '" + filename + "' is " + std::to_string(rgba.width) + "x" +
                                     std::to_string(rgba.height));
   for (size_t p = 0; p < size_t(rgba.width) * rgba.height; ++p) rgba.pixels[p * 4 + 3] = mask_rgba.pixels[p * 4 + 3];
-  return io::encode_png(rgba, original.second, 4);
+  return io::encode_png(rgba, original.text, 4);
 }
 
 Response upload(ServerState& state, const Request& request, bool mask) {

@@ -2,7 +2,10 @@
 
 #include <fstream>
 
+#include "io/files.h"
+#include "io/image_decode.h"
 #include "io/png.h"
+#include "netdist/source_dir.h"
 #include "server/server_fixture_test_util.h"
 
 namespace netdist::server {
@@ -110,6 +113,41 @@ TEST_F(UploadTest, MaskReplacesOriginalAlpha) {
   const std::string bad_ref = json({{"filename", "../x.png"}, {"type", "input"}}).dump();
   EXPECT_EQ(upload("/upload/mask", {{"image", "m2.png", mask_png}, {"original_ref", "", bad_ref}}).status, 400);
   EXPECT_EQ(upload("/upload/mask", {{"image", "m3.png", png(5, 5, 4, 0)}, {"original_ref", "", ref}}).status, 400);
+}
+
+// ComfyUI opens the original with PIL, so it may be a JPEG or WebP: its first frame, not EXIF-transposed,
+// as RGBA with the mask's alpha, saved as PNG under the mask's name.
+TEST_F(UploadTest, MaskOverJpegAndWebpOriginalsIsSavedAsPng) {
+  if (!io::image_format_supported(io::ImageFormat::kJpeg) || !io::image_format_supported(io::ImageFormat::kWebp))
+    GTEST_SKIP() << "built without JPEG/WebP support (NETDIST_IMAGE_CODECS)";
+  const std::filesystem::path data = std::filesystem::path(NETDIST_SOURCE_DIR) / "tests" / "data" / "images";
+  for (const auto& [file, w, h] : std::vector<std::tuple<std::string, int, int>>{{"orient6.jpg", 13, 7}, {"animated.webp", 8, 6}}) {
+    SCOPED_TRACE(file);
+    const std::string bytes = io::read_file((data / file).string()).value();
+    ASSERT_EQ(upload("/upload/image", {{"image", file, bytes}}).status, 200);
+    io::Image8 mask{w, h, 4, std::vector<uint8_t>(size_t(w) * h * 4, 0)};
+    for (int p = 0; p < w * h; ++p) mask.pixels[p * 4 + 3] = uint8_t(p * 3);
+    const std::string ref = json({{"filename", file}, {"subfolder", ""}, {"type", "input"}}).dump();
+    HttpReply r = upload("/upload/mask", {{"image", "mask-" + file + ".png", io::encode_png(mask, {}, 1).value()},
+                                          {"original_ref", "", ref}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto saved = io::decode_png(io::read_file((root_ / "input" / ("mask-" + file + ".png")).string()).value(), "saved");
+    ASSERT_TRUE(saved.is_ok()) << saved.status().to_string();
+    const io::Image8& im = saved->first;
+    ASSERT_EQ(im.channels, 4);
+    ASSERT_EQ(im.width, w);
+    ASSERT_EQ(im.height, h);
+    const io::Image8 original = io::decode_image(bytes, file, {.exif_transpose = false, .all_frames = false})->frames[0];
+    for (int p = 0; p < w * h; ++p) {
+      for (int c = 0; c < 3; ++c) ASSERT_EQ(im.pixels[p * 4 + c], original.pixels[p * original.channels + c]) << p;
+      ASSERT_EQ(im.pixels[p * 4 + 3], uint8_t(p * 3)) << p;
+    }
+  }
+  std::ofstream(root_ / "input" / "notes.png") << "hello, world";
+  const std::string ref = json({{"filename", "notes.png"}, {"type", "input"}}).dump();
+  HttpReply r = upload("/upload/mask", {{"image", "m.png", png(2, 2, 4, 0)}, {"original_ref", "", ref}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("notes.png: not a PNG, JPEG or WebP image"), std::string::npos) << r.body;
 }
 
 }  // namespace
