@@ -109,8 +109,8 @@ void rename_entries(OJson& ui, const std::map<std::string, std::pair<std::string
     if (!list.value().is_array()) continue;
     for (OJson& entry : list.value()) {
       if (!entry.is_object() || !entry["filename"].is_string()) continue;
-      const std::string key = entry.value("type", "") + "/" + entry.value("subfolder", "") + "/" +
-                              entry["filename"].get<std::string>();
+      const auto text = [&](const char* k) { return entry.contains(k) && entry[k].is_string() ? entry[k].get<std::string>() : ""; };
+      const std::string key = text("type") + "/" + text("subfolder") + "/" + entry["filename"].get<std::string>();
       auto it = renamed.find(key);
       if (it == renamed.end()) continue;
       entry["filename"] = it->second.first;

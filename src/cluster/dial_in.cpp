@@ -107,7 +107,9 @@ void DialIn::run_task(const Json& request) {
   const uint64_t ticket = request["ticket"].get<uint64_t>();
   const Json kind_value = request.value("kind", Json("shard"));  // a coordinator before whole prompts: shards
   const std::string kind = kind_value.is_string() ? kind_value.get<std::string>() : std::string();
-  const auto every = std::chrono::milliseconds(std::max<int64_t>(50, request.value("progress_ms", int64_t(1000))));
+  const Json progress_ms = request.value("progress_ms", Json(1000));
+  const auto every = std::chrono::milliseconds(
+      std::max<int64_t>(50, progress_ms.is_number_integer() ? progress_ms.get<int64_t>() : 1000));
   std::atomic<bool> done{false};
   std::thread reporter([&] {
     size_t acked = 0;  // a whole prompt's events the coordinator has (it relays them to the client live)

@@ -14,6 +14,17 @@ bool reads_input_file(const std::string& class_type) {
   return class_type == "LoadImage" || class_type == "LoadImageMask";
 }
 
+namespace {
+
+// A workflow node that loads an input file (a request's workflow: any field may have any JSON type).
+bool loads_input_file(const Json& node) {
+  if (!node.is_object()) return false;
+  const auto cls = node.find("class_type");
+  return cls != node.end() && cls->is_string() && reads_input_file(cls->get<std::string>());
+}
+
+}  // namespace
+
 Status check_input_name(const std::string& name) {
   auto bad = [&](const std::string& why) {
     return Status::invalid_argument("input file name '" + name + "' " + why);
@@ -31,8 +42,8 @@ Status check_input_name(const std::string& name) {
 Result<Json> collect_shard_inputs(const Json& workflow, const std::string& input_dir) {
   Json inputs = Json::object();
   for (const auto& [id, node] : workflow.items()) {
-    if (!node.is_object() || !reads_input_file(node.value("class_type", ""))) continue;
-    const Json& image = node.contains("inputs") ? node["inputs"].value("image", Json()) : Json();
+    if (!loads_input_file(node) || !node.contains("inputs") || !node["inputs"].is_object()) continue;
+    const Json image = node["inputs"].value("image", Json());
     if (!image.is_string()) continue;
     const std::string name = image.get<std::string>();
     if (inputs.contains(name)) continue;
@@ -68,7 +79,7 @@ Result<Json> install_shard_inputs(Json workflow, const Json& inputs, const std::
     installed[name] = stored;
   }
   for (auto& [id, node] : workflow.items()) {
-    if (!node.is_object() || !reads_input_file(node.value("class_type", ""))) continue;
+    if (!loads_input_file(node)) continue;
     if (!node.contains("inputs") || !node["inputs"].is_object()) continue;
     auto image = node["inputs"].find("image");
     if (image != node["inputs"].end() && image->is_string() && installed.contains(image->get<std::string>()))

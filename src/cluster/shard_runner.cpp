@@ -231,15 +231,25 @@ Json prompt_reply_to_json(const PromptReply& reply) {
 }
 
 Result<PromptReply> prompt_reply_from_json(const Json& json) {
-  if (!json.is_object() || !json["status"].is_object() || !json["status"]["code"].is_number_integer() ||
-      !json["outputs"].is_object() || !json["events"].is_array() || !json["files"].is_array()) {
+  // A reply arrives over HTTP (a dial-in worker posts it to /netdist/v1/result): any field may be missing or
+  // of any type, so every access is checked (operator[] on a const Json with a missing key is undefined).
+  const auto field = [](const Json& object, const char* key) -> const Json& {
+    static const Json kMissing;
+    if (!object.is_object()) return kMissing;
+    const auto it = object.find(key);
+    return it == object.end() ? kMissing : *it;
+  };
+  const Json& status = field(json, "status");
+  if (!json.is_object() || !status.is_object() || !field(status, "code").is_number_integer() ||
+      !field(json, "outputs").is_object() || !field(json, "events").is_array() || !field(json, "files").is_array()) {
     return Status::corruption("prompt reply needs \"status\" {code, message}, \"outputs\", \"events\", \"files\"");
   }
   PromptReply reply;
-  const int code = json["status"]["code"].get<int>();
+  const int64_t code = field(status, "code").get<int64_t>();
   if (code < 0 || code > static_cast<int>(StatusCode::kInternal))
     return Status::corruption("prompt reply has an unknown status code " + std::to_string(code));
-  reply.status = Status(static_cast<StatusCode>(code), json["status"].value("message", ""));
+  const Json& message = field(status, "message");
+  reply.status = Status(static_cast<StatusCode>(code), message.is_string() ? message.get<std::string>() : "");
   reply.outputs = json["outputs"];
   reply.events = json["events"];
   if (json.contains("sampling_seconds")) {
@@ -248,13 +258,13 @@ Result<PromptReply> prompt_reply_from_json(const Json& json) {
     reply.sampling_seconds = json["sampling_seconds"].get<double>();
   }
   for (const Json& f : json["files"]) {
-    if (!f.is_object() || !f["type"].is_string() || !f["subfolder"].is_string() || !f["filename"].is_string() ||
-        !f["data"].is_string()) {
+    if (!field(f, "type").is_string() || !field(f, "subfolder").is_string() || !field(f, "filename").is_string() ||
+        !field(f, "data").is_string()) {
       return Status::corruption("prompt reply file needs type, subfolder, filename and data strings");
     }
-    PromptFile file{f["type"].get<std::string>(), f["subfolder"].get<std::string>(),
-                    f["filename"].get<std::string>(), {}};
-    ND_ASSIGN_OR_RETURN(file.bytes, base64_decode(f["data"].get<std::string>()));
+    PromptFile file{field(f, "type").get<std::string>(), field(f, "subfolder").get<std::string>(),
+                    field(f, "filename").get<std::string>(), {}};
+    ND_ASSIGN_OR_RETURN(file.bytes, base64_decode(field(f, "data").get<std::string>()));
     reply.files.push_back(std::move(file));
   }
   return reply;
@@ -411,8 +421,9 @@ server::ExtraRoutes ShardRunner::routes() {
     }
     if (path == "/netdist/v1/interrupt" && req.method == "POST") {
       const Json body = Json::parse(req.body, nullptr, false);
-      if (body.is_object() && body["shard_id"].is_string())
-        interrupt(body["shard_id"].get<std::string>());
+      const auto shard_id = body.is_object() ? body.find("shard_id") : body.end();
+      if (shard_id != body.end() && shard_id->is_string())
+        interrupt(shard_id->get<std::string>());
       else
         interrupt();
       return server::empty_response(200);

@@ -41,7 +41,28 @@ class FakeBackend : public Backend {
       if (cls != "FakeLoader" && cls != "FakeSampler" && cls != "SaveImage")
         return fail(error("invalid_prompt", "Cannot execute because node " + cls + " does not exist.",
                           "Node ID '#" + it.key() + "'"), json::object());
+      if (!node.contains("inputs")) node["inputs"] = json::object();
       json& inputs = node["inputs"];
+      if (!inputs.is_object())
+        return fail(error("invalid_prompt", "Node '#" + it.key() + "' inputs must be an object", ""), json::object());
+      if (cls == "FakeSampler") {
+        for (const char* name : {"steps", "preview_bytes"}) {
+          if (!inputs.contains(name)) continue;
+          const json& v = inputs[name];
+          const bool convertible = v.is_string() && name == std::string("steps");
+          if (!convertible && (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 1000))
+            return fail(error("invalid_prompt", std::string("FakeSampler ") + name + " must be an integer in [0, 1000]",
+                              "Node ID '#" + it.key() + "'"), json::object());
+        }
+        for (const char* name : {"fail", "wait_for_interrupt"}) {
+          if (inputs.contains(name) && !inputs[name].is_boolean())
+            return fail(error("invalid_prompt", std::string("FakeSampler ") + name + " must be a boolean",
+                              "Node ID '#" + it.key() + "'"), json::object());
+        }
+      }
+      if (cls == "SaveImage" && inputs.contains("filename_prefix") && !inputs["filename_prefix"].is_string())
+        return fail(error("invalid_prompt", "SaveImage filename_prefix must be a string", "Node ID '#" + it.key() + "'"),
+                    json::object());
       if (cls == "FakeLoader") {
         const json name = inputs.value("ckpt_name", json());
         if (name != "model.safetensors") {
@@ -56,6 +77,8 @@ class FakeBackend : public Backend {
         try {
           inputs["steps"] = std::stoi(inputs["steps"].get<std::string>());
         } catch (...) {
+          return fail(error("invalid_prompt", "FakeSampler steps must be an integer", "Node ID '#" + it.key() + "'"),
+                      json::object());
         }
       }
     }

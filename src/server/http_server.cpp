@@ -88,7 +88,13 @@ class DeferredReplies {
       ++running_;
     }
     std::thread([this, fn = std::move(fn)] {
-      fn();
+      try {
+        fn();
+      } catch (const std::exception& e) {  // handle_request's barrier already answered; this is the write
+        std::fprintf(stderr, "netdist server: a deferred reply failed: %s\n", e.what());
+      } catch (...) {
+        std::fprintf(stderr, "netdist server: a deferred reply failed\n");
+      }
       std::lock_guard<std::mutex> lock(mutex_);
       if (--running_ == 0) idle_.notify_all();
     }).detach();
@@ -147,7 +153,26 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
                             beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
   }
 
+  // Barrier for the completion handlers below: whatever throws closes this one connection (logged). Routes
+  // never throw (handle_request answers 500 itself); this catches the transport's own surprises.
+  template <class Fn>
+  void guard(const char* where, Fn&& fn) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "netdist server: HTTP %s failed: %s; closing the connection\n", where, e.what());
+      close();
+    } catch (...) {
+      std::fprintf(stderr, "netdist server: HTTP %s failed; closing the connection\n", where);
+      close();
+    }
+  }
+
   void on_header(beast::error_code ec, std::size_t) {
+    guard("request header", [&] { handle_header(ec); });
+  }
+
+  void handle_header(beast::error_code ec) {
     if (ec == http::error::body_limit) return reply_too_large(std::nullopt);
     if (ec) return close();
     if (refuse_plain_) {
@@ -177,6 +202,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   }
 
   void on_read(beast::error_code ec, std::size_t) {
+    guard("request", [&] { handle_read(ec); });
+  }
+
+  void handle_read(beast::error_code ec) {
     if (ec == http::error::body_limit) return reply_too_large(std::nullopt);
     if (ec) return close();
     BeastRequest& req = parser_->get();
@@ -195,7 +224,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       deferred_.run([self = shared_from_this(), work = std::move(response.deferred), version, keep_alive, head] {
         auto reply = std::make_shared<Response>(work());
         net::post(self->stream_.get_executor(), [self, reply, version, keep_alive, head] {
-          self->write(*reply, version, keep_alive, head);
+          self->guard("reply", [&] { self->write(*reply, version, keep_alive, head); });
         });
       });
       return;
@@ -338,6 +367,22 @@ class Listener : public std::enable_shared_from_this<Listener> {
   uint16_t port_ = 0;
 };
 
+// An I/O thread: the last-resort barrier for every completion handler. A handler that throws past the
+// sessions' own barriers is logged and the thread goes on serving (its connection's handler is dropped,
+// which closes that connection); run() returns normally only when the server stops.
+void run_io(net::io_context& ioc) {
+  for (;;) {
+    try {
+      ioc.run();
+      return;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "netdist server: an I/O handler failed: %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "netdist server: an I/O handler failed\n");
+    }
+  }
+}
+
 }  // namespace
 
 Request to_request(const BeastRequest& req) {
@@ -395,7 +440,7 @@ Status HttpServer::start() {
   for (auto& l : impl_->listeners) l->start();
   impl_->worker.start();
   const int threads = std::max(1, o.threads);
-  for (int i = 0; i < threads; ++i) impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  for (int i = 0; i < threads; ++i) impl_->threads.emplace_back([this] { run_io(impl_->ioc); });
   return Status::ok();
 }
 

@@ -320,7 +320,9 @@ bool PromptQueue::delete_queue_item(const std::string& prompt_id) {
 nlohmann::ordered_json PromptQueue::get_history(std::optional<int64_t> max_items, int64_t offset) const {
   std::lock_guard lock(mutex_);
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
-  if (offset < 0 && max_items) offset = static_cast<int64_t>(history_.size()) - *max_items;
+  // ComfyUI's len(history) - max_items; a max_items <= 0 selects nothing (no overflow for any int64).
+  const int64_t size = static_cast<int64_t>(history_.size());
+  if (offset < 0 && max_items) offset = *max_items <= 0 ? size : size - *max_items;
   int64_t i = 0;
   for (const auto& [id, entry] : history_) {
     if (i >= offset) {

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cctype>
 
+#include <cstdio>
+#include <exception>
+
+#include "core/py_json.h"
 #include "server/auth.h"
 
 namespace netdist::server {
@@ -62,7 +66,51 @@ bool is_loopback_host(const std::optional<std::string>& host) {
   return false;
 }
 
+// The last-resort answer for a route that threw: logged, and a 500 in ComfyUI's error shape naming the route.
+Response internal_error(const std::string& method, const std::string& path, const char* what) {
+  const std::string message = "netdist could not handle " + method + " " + path + ": " + what;
+  std::fprintf(stderr, "netdist server: %s\n", message.c_str());
+  return error_response(500, "internal_error", message);
+}
+
+template <class Fn>
+Response guarded(const std::string& method, const std::string& path, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return internal_error(method, path, e.what());
+  } catch (...) {
+    return internal_error(method, path, "unknown exception");
+  }
+}
+
+Response route(ServerState& state, const Request& request) {
+  const std::string path = strip_api_prefix(request.path);
+  std::optional<Response> routed = route_prompt(state, request, path);
+  if (!routed) routed = route_files(state, request, path);
+  if (!routed) routed = route_info(state, request, path);
+  if (!routed && state.options().extra_routes) routed = state.options().extra_routes(request, path);
+  if (!routed) return error_response(404, "not_found", "no route for " + request.method + " " + request.path);
+  if (routed->deferred) {
+    // The deferred work runs later on a thread of its own: it gets the same barrier.
+    routed->deferred = [work = std::move(routed->deferred), method = request.method, path = request.path] {
+      return guarded(method, path, work);
+    };
+  }
+  return std::move(*routed);
+}
+
 }  // namespace
+
+std::optional<std::string> websocket_text_reply(ServerState& state, const std::string& message, bool first_message) {
+  if (!first_message) return std::nullopt;
+  const auto parsed = nlohmann::ordered_json::parse(message, nullptr, false);
+  if (!parsed.is_object()) return std::nullopt;
+  const auto type = parsed.find("type");
+  if (type == parsed.end() || !type->is_string() || type->get<std::string>() != "feature_flags") return std::nullopt;
+  const nlohmann::ordered_json reply = {{"type", "feature_flags"}, {"data", state.feature_flags()}};
+  return python_json_dumps(reply);
+}
 
 std::string strip_api_prefix(const std::string& path) {
   if (path.rfind("/api/", 0) == 0) return path.substr(4);
@@ -88,7 +136,9 @@ std::optional<Response> origin_check(const ServerState& state, const Request& re
   return std::nullopt;
 }
 
-Response handle_request(ServerState& state, const Request& request) {
+namespace {
+
+Response with_middleware(ServerState& state, const Request& request) {
   if (auto denied = origin_check(state, request)) return *denied;
   Response response;
   if (request.method == "OPTIONS") {
@@ -96,13 +146,7 @@ Response handle_request(ServerState& state, const Request& request) {
   } else if (auto denied = check_auth(state.options().auth_token, request)) {
     response = std::move(*denied);
   } else {
-    const std::string path = strip_api_prefix(request.path);
-    std::optional<Response> routed = route_prompt(state, request, path);
-    if (!routed) routed = route_files(state, request, path);
-    if (!routed) routed = route_info(state, request, path);
-    if (!routed && state.options().extra_routes) routed = state.options().extra_routes(request, path);
-    response = routed ? std::move(*routed)
-                      : error_response(404, "not_found", "no route for " + request.method + " " + request.path);
+    response = route(state, request);
   }
   if (state.options().cors_origin) {
     response.headers.emplace_back("Access-Control-Allow-Origin", *state.options().cors_origin);
@@ -111,6 +155,12 @@ Response handle_request(ServerState& state, const Request& request) {
     response.headers.emplace_back("Access-Control-Allow-Credentials", "true");
   }
   return response;
+}
+
+}  // namespace
+
+Response handle_request(ServerState& state, const Request& request) {
+  return guarded(request.method, request.path, [&] { return with_middleware(state, request); });
 }
 
 }  // namespace netdist::server

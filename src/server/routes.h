@@ -12,7 +12,15 @@
 
 namespace netdist::server {
 
+// Never throws: anything a route (or the embedding program's extra_routes, or a deferred reply) throws
+// becomes a 500 {"error": {"type": "internal_error", ...}} naming the route, logged on stderr — the last-resort
+// barrier; routes answer input they cannot use with a 4xx themselves.
 Response handle_request(ServerState& state, const Request& request);
+
+// ComfyUI's websocket_handler for one text message from a client: the reply to send back (only a first
+// message {"type": "feature_flags", ...} gets one, the server's feature flags), or nullopt. Any other
+// message, of any JSON type or not JSON at all, is ignored. Never throws on input.
+std::optional<std::string> websocket_text_reply(ServerState& state, const std::string& message, bool first_message);
 
 // Middleware verdict alone (403 for a loopback Host whose Origin differs), for the WebSocket upgrade path.
 std::optional<Response> origin_check(const ServerState& state, const Request& request);

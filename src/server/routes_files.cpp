@@ -79,6 +79,8 @@ Response view(ServerState& state, const Request& request) {
   if (!raw_name) return empty_response(404);
   auto [filename, annotated_type] = annotated_filepath(*raw_name);
   if (filename.empty() || filename[0] == '/' || filename.find("..") != std::string::npos) return empty_response(400);
+  if (raw_name->find('\0') != std::string::npos || request.query_value("subfolder").value_or("").find('\0') != std::string::npos)
+    return empty_response(400);  // a path ends at a NUL byte: "a.png\0.html" would serve a.png as .html
   const std::string type = annotated_type ? *annotated_type : request.query_value("type").value_or("output");
   const auto type_dir = dir_by_type(state, type);
   if (!type_dir) return empty_response(400);
@@ -100,7 +102,11 @@ Response view(ServerState& state, const Request& request) {
   const std::string ext = fs::path(base).extension().string();
   if (ext == ".html" || ext == ".htm" || ext == ".js" || ext == ".css") r.content_type = "application/octet-stream";
   r.body = std::move(*bytes);
-  r.headers.emplace_back("Content-Disposition", "filename=\"" + base + "\"");
+  // A file name may hold control characters or quotes (an upload's name can): they would break the header.
+  std::string shown = base;
+  for (char& c : shown)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '"' || c == '\\') c = '_';
+  r.headers.emplace_back("Content-Disposition", "filename=\"" + shown + "\"");
   return r;
 }
 
@@ -130,16 +136,26 @@ io::Image8 to_rgba(const io::Image8& in) {
 Result<std::string> merge_mask(const ServerState& state, const FormPart* original_ref_part, const std::string& mask_bytes) {
   if (!original_ref_part) return Status::invalid_argument("upload/mask needs the form field original_ref");
   const ordered_json ref = ordered_json::parse(original_ref_part->data, nullptr, false);
-  if (!ref.is_object() || !ref.contains("filename") || !ref["filename"].is_string())
+  const auto field = [&](const char* name) -> const ordered_json* {
+    const auto it = ref.find(name);
+    return it == ref.end() ? nullptr : &*it;
+  };
+  if (!ref.is_object() || !field("filename") || !field("filename")->is_string())
     return Status::invalid_argument("original_ref must be JSON {\"filename\", \"subfolder\", \"type\"}");
-  auto [filename, annotated_type] = annotated_filepath(ref["filename"].get<std::string>());
-  if (filename.empty() || filename[0] == '/' || filename.find("..") != std::string::npos)
+  for (const char* name : {"type", "subfolder"}) {
+    if (field(name) && !field(name)->is_string())
+      return Status::invalid_argument(std::string("original_ref \"") + name + "\" must be a string, got " +
+                                      field(name)->type_name());
+  }
+  auto [filename, annotated_type] = annotated_filepath(field("filename")->get<std::string>());
+  if (filename.empty() || filename[0] == '/' || filename.find("..") != std::string::npos ||
+      filename.find('\0') != std::string::npos)
     return Status::invalid_argument("original_ref filename '" + filename + "' is not a plain file name");
-  const std::string type = annotated_type ? *annotated_type : ref.value("type", std::string("output"));
+  const std::string type = annotated_type ? *annotated_type : field("type") ? field("type")->get<std::string>() : "output";
   const auto type_dir = dir_by_type(state, type);
   if (!type_dir) return Status::invalid_argument("original_ref type '" + type + "' is not output, input or temp");
   fs::path dir = *type_dir;
-  const std::string subfolder = ref.value("subfolder", std::string());
+  const std::string subfolder = field("subfolder") ? field("subfolder")->get<std::string>() : std::string();
   if (!subfolder.empty()) {
     dir = join_abs(dir, subfolder);
     if (!is_within(*type_dir, dir)) return Status::invalid_argument("original_ref subfolder '" + subfolder + "' escapes " + type);
@@ -169,6 +185,11 @@ Response upload(ServerState& state, const Request& request, bool mask) {
   if (!image || !image->filename) return error_response(400, "missing_image", "form field 'image' with a file is required");
   std::string filename = *image->filename;
   if (filename.empty()) return error_response(400, "missing_image", "the uploaded image has no file name");
+  // The operating system's paths end at a NUL byte: such a name would be written and compared elsewhere.
+  const FormPart* subfolder_field = find_part(*parts, "subfolder");
+  if (filename.find('\0') != std::string::npos ||
+      (subfolder_field && subfolder_field->data.find('\0') != std::string::npos))
+    return error_response(400, "invalid_path", "the upload's file name or subfolder contains a NUL byte");
   const FormPart* type_part = find_part(*parts, "type");
   const std::string type = type_part ? type_part->data : "input";
   const auto upload_dir = dir_by_type(state, type);

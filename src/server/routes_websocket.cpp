@@ -4,8 +4,11 @@
 
 #include <boost/beast/websocket/ssl.hpp>
 
+#include <cstdio>
+#include <exception>
+
 #include "server/beast_session.h"
-#include "core/py_json.h"
+#include "server/routes.h"
 
 namespace netdist::server {
 
@@ -68,8 +71,14 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
 
   void on_accept(beast::error_code ec) {
     if (ec) return shutdown();
-    state_.connect_ws(sid_, shared_from_this());
-    do_read();
+    try {
+      state_.connect_ws(sid_, shared_from_this());
+      do_read();
+    } catch (const std::exception& e) {
+      fail("accept", e.what());
+    } catch (...) {
+      fail("accept", "unknown exception");
+    }
   }
 
   void do_read() {
@@ -78,16 +87,25 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
 
   void on_read(beast::error_code ec) {
     if (ec) return shutdown();
-    if (first_message_ && ws_.got_text()) {
-      const auto message = nlohmann::ordered_json::parse(beast::buffers_to_string(read_buffer_.data()), nullptr, false);
-      if (message.is_object() && message.value("type", std::string()) == "feature_flags") {
-        const nlohmann::ordered_json reply = {{"type", "feature_flags"}, {"data", state_.feature_flags()}};
-        send(std::make_shared<const std::string>(python_json_dumps(reply)), false);
+    // Barrier: whatever a message makes throw ends this one connection (logged), never the process.
+    try {
+      if (first_message_ && ws_.got_text()) {
+        const auto reply = websocket_text_reply(state_, beast::buffers_to_string(read_buffer_.data()), true);
+        if (reply) send(std::make_shared<const std::string>(*reply), false);
       }
+      first_message_ = false;
+      read_buffer_.consume(read_buffer_.size());
+      do_read();
+    } catch (const std::exception& e) {
+      fail("message", e.what());
+    } catch (...) {
+      fail("message", "unknown exception");
     }
-    first_message_ = false;
-    read_buffer_.consume(read_buffer_.size());
-    do_read();
+  }
+
+  void fail(const char* where, const char* what) {
+    std::fprintf(stderr, "netdist server: WebSocket %s of client %s failed: %s; closing it\n", where, sid_.c_str(), what);
+    shutdown();
   }
 
   void do_write() {

@@ -1,5 +1,5 @@
 // Hostile and careless clients: vanishing mid-request and mid-stream, stalled and garbage connections,
-// oversized WebSocket frames, many sockets at once. The server must neither crash nor lose an accepted
+// oversized and type-confused WebSocket frames, type-confused bodies, routes that throw, many sockets at once. The server must neither crash nor lose an accepted
 // prompt.
 #include <gtest/gtest.h>
 
@@ -124,6 +124,109 @@ TEST_F(RobustnessTest, ThreeHundredSocketsAllReceiveBroadcastProgress) {
   }
   EXPECT_EQ(wait_history(id)["status"]["status_str"], "success");
   EXPECT_EQ(server_->state().hub().dropped(), 0u);
+}
+
+// Reported crash (issue #15): a first WebSocket message whose "type" is not a string ended the process
+// (nlohmann type_error on an I/O thread). Type-confused and non-object messages are ignored; the socket
+// keeps receiving its events.
+TEST_F(RobustnessTest, TypeConfusedWebSocketMessagesAreIgnored) {
+  for (const std::string& message : {std::string(R"({"type":1})"), std::string(R"({"type":null,"data":[]})"),
+                                     std::string(R"({"type":["feature_flags"]})"), std::string("[1,2]"),
+                                     std::string("5"), std::string("\"feature_flags\""), std::string("null")}) {
+    TestWsClient ws;
+    ASSERT_TRUE(open_ws(ws, "/ws?clientId=confused"));
+    EXPECT_TRUE(ws.send_text(message));
+    EXPECT_TRUE(ws.send_text(R"({"type":1})"));  // later messages too
+    const std::string id = submit(prompt(1000), "confused");
+    std::vector<TestWsClient::Message> seen;
+    EXPECT_TRUE(ws.read_until("execution_success", id, seen)) << message;
+  }
+  // A well-formed feature_flags message still gets its answer.
+  TestWsClient ws;
+  ASSERT_TRUE(open_ws(ws, "/ws?clientId=flags"));
+  EXPECT_TRUE(ws.send_text(R"({"type":"feature_flags","data":{"supports_preview_metadata":true}})"));
+  const auto reply = ws.read();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->json()["type"], "feature_flags");
+}
+
+// Reported crash (issue #15): /upload/mask with original_ref fields that are not strings. Each is a 400
+// naming the field; nothing is written; the server keeps serving.
+TEST_F(RobustnessTest, UploadMaskWithTypeConfusedOriginalRefIs400) {
+  const io::Image8 image{4, 4, 3, std::vector<uint8_t>(4 * 4 * 3, 100)};
+  ASSERT_TRUE(io::write_file_atomic((root_ / "input" / "orig.png").string(), io::encode_png(image, {}, 1).value()).is_ok());
+  const io::Image8 mask{4, 4, 4, std::vector<uint8_t>(4 * 4 * 4, 7)};
+  const std::string mask_png = io::encode_png(mask, {}, 1).value();
+  const std::pair<std::string, std::string> cases[] = {
+      {R"({"filename": "orig.png", "type": 1})", "\"type\" must be a string"},
+      {R"({"filename": "orig.png", "type": "input", "subfolder": ["a"]})", "\"subfolder\" must be a string"},
+      {R"({"filename": "orig.png", "type": null})", "\"type\" must be a string"},
+      {R"({"filename": 5, "type": "input"})", "original_ref must be JSON"},
+      {R"({"filename": {"a": 1}})", "original_ref must be JSON"},
+      {R"(["orig.png"])", "original_ref must be JSON"},
+      {R"(7)", "original_ref must be JSON"}};
+  for (const auto& [ref, message] : cases) {
+    const std::string body = multipart_body({{"image", "m.png", mask_png}, {"type", "", "input"}, {"original_ref", "", ref}});
+    const HttpReply r = post("/upload/mask", body,
+                             {{"Content-Type", std::string("multipart/form-data; boundary=") + kTestBoundary}});
+    EXPECT_EQ(r.status, 400) << ref << ": " << r.body;
+    EXPECT_EQ(r.json()["error"]["type"], "invalid_mask") << ref;
+    EXPECT_NE(r.json()["error"]["message"].get<std::string>().find(message), std::string::npos) << r.body;
+    EXPECT_FALSE(std::filesystem::exists(root_ / "input" / "m.png")) << ref;
+  }
+  // The same upload with a well-formed reference works.
+  const std::string body = multipart_body(
+      {{"image", "m.png", mask_png}, {"type", "", "input"}, {"original_ref", "", R"({"filename": "orig.png", "type": "input"})"}});
+  EXPECT_EQ(post("/upload/mask", body, {{"Content-Type", std::string("multipart/form-data; boundary=") + kTestBoundary}}).status,
+            200);
+}
+
+// Type-confused JSON bodies on the core routes get a 4xx (or ComfyUI's answer), never a crash or a 500.
+TEST_F(RobustnessTest, TypeConfusedBodiesAreAnsweredByTheRoute) {
+  const json values[] = {nullptr, true, -1, 1e308, "x", json::array({1}), json::object({{"a", 1}})};
+  for (const char* route : {"/prompt", "/queue", "/history", "/interrupt", "/free"}) {
+    for (const char* field : {"prompt", "number", "front", "prompt_id", "client_id", "extra_data", "clear", "delete",
+                              "unload_models", "free_memory"}) {
+      for (const json& v : values) {
+        json body = {{"prompt", prompt(1)}};
+        body[field] = v;
+        const HttpReply r = post(route, body.dump());
+        EXPECT_TRUE(r.status == 200 || (r.status >= 400 && r.status < 500)) << route << " " << body.dump() << ": " << r.status << " " << r.body;
+      }
+    }
+    for (const json& v : values) EXPECT_LT(post(route, v.dump()).status, 500) << route << " " << v.dump();
+  }
+  EXPECT_EQ(get("/history?max_items=-9223372036854775808").status, 200);
+  EXPECT_EQ(get("/prompt").status, 200);
+}
+
+class ThrowingRouteTest : public ServerFixture {
+  void customize(ServerOptions& o) override {
+    o.extra_routes = [](const Request&, const std::string& path) -> std::optional<Response> {
+      if (path == "/throws") throw std::runtime_error("boom");
+      if (path == "/throws_later") {
+        Response r;
+        r.deferred = []() -> Response { throw std::logic_error("later boom"); };
+        return r;
+      }
+      if (path == "/json_type_error") return json_response(json(5).get<std::string>());
+      return std::nullopt;
+    };
+  }
+};
+
+// The last-resort barrier: a route that throws (now or in its deferred reply) answers 500 internal_error
+// naming the route, and the server keeps serving.
+TEST_F(ThrowingRouteTest, ARouteThatThrowsAnswers500AndTheServerKeepsServing) {
+  for (const char* target : {"/throws", "/api/throws_later", "/json_type_error"}) {
+    const HttpReply r = get(target);
+    EXPECT_EQ(r.status, 500) << target;
+    EXPECT_EQ(r.json()["error"]["type"], "internal_error") << r.body;
+    EXPECT_NE(r.body.find(target), std::string::npos) << r.body;
+    EXPECT_EQ(r.json()["node_errors"], json::object());
+  }
+  const std::string id = submit(prompt(1100));
+  EXPECT_EQ(wait_history(id)["status"]["status_str"], "success");
 }
 
 class SmallUploadTest : public ServerFixture {
