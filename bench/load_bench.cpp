@@ -396,6 +396,9 @@ int main(int argc, char** argv) {
 
   int port_pipe[2], command_pipe[2];
   if (::pipe(port_pipe) != 0 || ::pipe(command_pipe) != 0) return 1;
+  // fork() without exec (the child runs server_main): safe only because no other thread exists yet and this
+  // program links no libtorch or BLAS; a fork with other threads running can deadlock in pthread_atfork
+  // handlers (core/spawn.h says why netdist itself spawns children with posix_spawn).
   g_child = ::fork();
   if (g_child < 0) return 1;
   if (g_child == 0) {

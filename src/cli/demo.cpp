@@ -3,6 +3,7 @@
 // (wall time, images/s, speedup) and whether both runs gave byte-identical images. Two parts: a batch of 8
 // plus 4 batch-2 prompts (split into row shards), then 4 batch-1 prompts of different sizes (each sent
 // whole to one worker, several at once).
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "cli/node_setup.h"
 #include "cluster/http_client.h"
 #include "cluster/shard_runner.h"
+#include "core/spawn.h"
 #include "engine/runtime/torch_compat.h"
 #include "io/sha256.h"
 
@@ -55,41 +57,35 @@ Child start_coordinator(int workers, bool gpus, const fs::path& dir) {
   if (!gpus) args.insert(args.end(), {"--local-workers", std::to_string(workers)});
   int pipe_fds[2];
   if (pipe(pipe_fds) != 0) return {};
-  Child c;
-  c.pid = fork();
-  if (c.pid == 0) {
-    dup2(pipe_fds[1], STDOUT_FILENO);
-    close(pipe_fds[0]);
-    if (gpus) {
-      std::string visible;
-      for (int i = 0; i < workers; ++i) visible += (i ? "," : "") + std::to_string(i);
-      setenv("CUDA_VISIBLE_DEVICES", visible.c_str(), 1);
-    }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv("/proc/self/exe", argv.data());
-    _exit(127);
+  fcntl(pipe_fds[0], F_SETFD, FD_CLOEXEC);
+  SpawnSpec spec;  // posix_spawn, not fork (core/spawn.h)
+  spec.program = "/proc/self/exe";
+  spec.args = args;
+  spec.stdout_fd = pipe_fds[1];
+  if (gpus) {
+    std::string visible;
+    for (int i = 0; i < workers; ++i) visible += (i ? "," : "") + std::to_string(i);
+    spec.env = {{"CUDA_VISIBLE_DEVICES", visible}};
   }
+  Child c;
+  auto pid = spawn_process(spec);
+  if (!pid.is_ok()) {
+    std::fprintf(stderr, "netdist demo: %s\n", pid.status().to_string().c_str());
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    return {};
+  }
+  c.pid = *pid;
   close(pipe_fds[1]);
   c.out = fdopen(pipe_fds[0], "r");
-  char line[512];
-  const std::regex re("listening on (http://[^ \\n]+)");
-  while (c.out && std::fgets(line, sizeof line, c.out)) {
-    std::cmatch m;
-    if (std::regex_search(line, m, re)) {
-      c.url = m[1].str();
-      break;
-    }
-  }
+  auto url = read_matching_line(pipe_fds[0], "listening on (http://[^ \\n]+)", std::chrono::seconds(300), "the coordinator");
+  if (url.is_ok()) c.url = *url;
+  else std::fprintf(stderr, "netdist demo: %s\n", url.status().to_string().c_str());
   return c;
 }
 
 void stop(Child& c) {
-  if (c.pid > 0) {
-    kill(c.pid, SIGTERM);
-    waitpid(c.pid, nullptr, 0);
-  }
+  if (c.pid > 0) stop_child(c.pid, SIGTERM, std::chrono::seconds(30));
   if (c.out) std::fclose(c.out);
   c = {};
 }
@@ -145,7 +141,12 @@ std::vector<fs::path> render(const std::string& url, const std::vector<Json>& pr
   }
   std::vector<fs::path> files;
   for (const std::string& id : ids) {
+    const auto deadline = Clock::now() + std::chrono::minutes(10);
     for (;;) {
+      if (Clock::now() > deadline) {
+        std::fprintf(stderr, "netdist demo: prompt %s did not finish within 10 minutes\n", id.c_str());
+        return {};
+      }
       auto r = call(url, "GET", "/history/" + id);
       Json h = r.is_ok() ? Json::parse(r->body, nullptr, false) : Json();
       if (h.is_object() && h.contains(id)) {
@@ -198,7 +199,13 @@ int run_demo(const std::string& out_dir) {
       stop(coord);
       return 1;
     }
+    const auto up_by = Clock::now() + std::chrono::minutes(5);
     for (int alive = 0; alive < run.workers;) {
+      if (Clock::now() > up_by) {
+        std::fprintf(stderr, "netdist demo: %d local worker(s) did not come up within 5 minutes\n", run.workers);
+        stop(coord);
+        return 1;
+      }
       auto r = call(coord.url, "GET", "/netdist/v1/cluster");
       alive = 0;
       if (r.is_ok()) {

@@ -1,12 +1,36 @@
 // The `netdist` command. Each subcommand lives in its own file and registers itself here.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 
+namespace {
+
+// A local worker (cluster/local_workers.h) gets NETDIST_EXIT_WITH_PARENT=<coordinator pid>: it is sent
+// SIGTERM when the thread that started it ends, and ends at once if that process is already gone. (Set here
+// and not before exec: posix_spawn runs no code in the child.)
+void exit_with_parent() {
+  const char* parent = std::getenv("NETDIST_EXIT_WITH_PARENT");
+  if (!parent || !*parent) return;
+  const long pid = std::strtol(parent, nullptr, 10);
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != pid) {
+    std::fprintf(stderr, "netdist: the coordinator that started this worker (pid %ld) is gone\n", pid);
+    std::exit(1);
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  exit_with_parent();
   CLI::App app{"netdist: Stable Diffusion workflows on every GPU you have, behind the ComfyUI API"};
   app.set_version_flag("--version", std::string("netdist ") + NETDIST_VERSION);
   app.require_subcommand(0, 1);

@@ -8,6 +8,8 @@
 #include <ATen/Parallel.h>
 
 #include "cluster/http_client.h"
+#include "core/device_name.h"
+#include "engine/runtime/torch_compat.h"
 #include "netdist/source_dir.h"
 #include "nodes/core_nodes.h"
 #include "nodes/netdist_nodes.h"
@@ -39,7 +41,8 @@ void add_node_setup_options(CLI::App& cmd, NodeSetupOptions& o) {
   cmd.add_option("--temp-directory", o.env.temp_dir, "where PreviewImage writes");
   cmd.add_option("--device", o.device, "cpu, cuda or cuda:N");
   cmd.add_option_function<int>(
-      "--cuda-device", [&o](int n) { o.device = "cuda:" + std::to_string(n); }, "use CUDA device N");
+      "--cuda-device", [&o](int n) { o.device = "cuda:" + std::to_string(n); },
+      "use CUDA device N (same as --device cuda:N)");
   cmd.add_option("--precision", o.precision, "fp32, fp16 or bf16 (default: fp32 on CPU, fp16 on CUDA)")
       ->check(CLI::IsMember({"", "fp32", "fp16", "bf16"}));
   cmd.add_flag("--lowvram", o.env.engine.lowvram, "keep each model on the GPU only while it runs");
@@ -79,7 +82,23 @@ static Result<nodes::HttpResponse> netdist_http(const nodes::HttpRequest& r) {
   return nodes::HttpResponse{reply.status, std::move(reply.body), std::move(reply.content_type)};
 }
 
+Status check_device(const std::string& device) {
+  ND_ASSIGN_OR_RETURN(DeviceName name, parse_device_name(device));
+  if (!name.cuda) return Status::ok();
+  if (!runtime::cuda_available())
+    return Status::unavailable("device '" + device +
+                               "': this build or machine has no CUDA device (libtorch " +
+                               runtime::torch_version() + ")");
+  const int count = runtime::cuda_device_count();
+  if (name.index.value_or(0) >= count)
+    return Status::invalid_argument("device '" + device + "': only " + std::to_string(count) +
+                                    " CUDA device(s) visible (cuda:0 to cuda:" + std::to_string(count - 1) +
+                                    ")");
+  return Status::ok();
+}
+
 Result<NodeSetup> make_node_registry(NodeSetupOptions o) {
+  ND_RETURN_IF_ERROR(check_device(o.device).with_context("--device"));
   if (o.threads > 0) at::set_num_threads(o.threads);
   o.env.engine.device = o.device;
   o.env.engine.noise_on_cpu = o.noise == "cpu";

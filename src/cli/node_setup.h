@@ -30,7 +30,12 @@ struct NodeSetup {
   std::unique_ptr<graph::NodeRegistry> registry;
 };
 
-// Resolves defaults (the embedded model as default checkpoint, CPU threads) and registers the nodes.
+// Checks the device (`--device`/`--cuda-device`): core/device_name.h's spelling, and on CUDA an index below
+// the number of visible devices; an error naming the device otherwise (never a silent device 0).
+Status check_device(const std::string& device);
+
+// Checks the device, resolves defaults (the embedded model as default checkpoint, CPU threads) and registers
+// the nodes.
 Result<NodeSetup> make_node_registry(NodeSetupOptions options);
 
 // The embedded model: $NETDIST_MODEL, else models/tiny-emoji.safetensors beside the working directory,

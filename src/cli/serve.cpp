@@ -2,6 +2,8 @@
 // device, optionally as a cluster worker (/netdist/v1 shard API) or as the coordinator of a cluster.
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -26,8 +28,8 @@ namespace netdist::cli {
 
 namespace {
 
-volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+volatile std::sig_atomic_t g_signals = 0;  // SIGINT and SIGTERM received
+void on_signal(int) { g_signals = g_signals + 1; }
 
 bool is_loopback_address(std::string host) {
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
@@ -68,6 +70,7 @@ struct ClusterFlags {
   int test_heartbeat_ms = 0;
   double shard_timeout_s = 600;
   int max_concurrent_prompts = 0;
+  double shutdown_grace_s = 5;  // --shutdown-grace: SIGTERM/SIGINT to exit, stuck prompts or not
   std::string queue_policy = "fifo";
   std::string data_dir;  // --data-dir: durable queue and history (store/store.h); empty = in memory
   std::string tls_ca;    // --tls-ca: CAs trusted for https:// workers and --join; empty = system store
@@ -81,6 +84,54 @@ std::vector<std::string> split_commas(const std::string& text) {
     if (!item.empty()) out.push_back(item);
   }
   return out;
+}
+
+// SIGTERM/SIGINT came: stops the queue first (a prompt that fails from here on, interrupted or its shards
+// dropped, stays unfinished in the store and runs again at the next start with the same --data-dir), then
+// the dial-in loop, the local workers, the cluster and the HTTP server, on a thread of its own. Returns 0
+// once that is done; after `grace_s` seconds, or at a second signal, it SIGKILLs the local workers and ends
+// the process with status 1 without waiting for stuck threads (a node that never returns cannot be cancelled
+// from outside; every accepted prompt that did not finish is still pending or running in the store).
+int stop_within_grace(const char* role, double grace_s, server::HttpServer& http, cluster::DialIn* dial_in,
+                      cluster::LocalWorkers* children, cluster::Cluster* cluster, bool durable) {
+  std::fprintf(stderr, "%s: stopping (waiting up to %g s for running work; a second signal exits at once)\n",
+               role, grace_s);
+  std::atomic<const char*> step{"the prompt queue"};
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    http.state().queue().shutdown();
+    http.state().interrupt(std::nullopt);
+    step = "the dial-in loop (its running task)";
+    if (dial_in) dial_in->stop();
+    step = "the local workers";
+    if (children) children->stop();
+    step = "the cluster (tasks running on workers)";
+    if (cluster) cluster->stop();
+    step = "the HTTP server and the running prompts";
+    http.stop();
+    stopped = true;
+  });
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(grace_s * 1000));
+  while (!stopped && g_signals < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (stopped) {
+    stopper.join();
+    return 0;
+  }
+  std::string running;
+  for (const std::string& id : http.state().queue().running_prompt_ids())
+    running += (running.empty() ? "" : ", ") + id;
+  char took[96];
+  std::snprintf(took, sizeof took, "stopping took longer than %g s (--shutdown-grace)", grace_s);
+  // stderr is unbuffered; stdout is not flushed (a thread stuck writing to a full stdout pipe holds its
+  // lock).
+  std::fprintf(stderr, "%s: %s while stopping %s%s; exiting without waiting%s\n", role,
+               g_signals < 2 ? took : "a second signal came", step.load(),
+               running.empty() ? "" : ("; unfinished prompts: " + running).c_str(),
+               durable && !running.empty() ? " (they run again at the next start with this --data-dir)" : "");
+  if (children) children->kill_now();
+  _exit(1);
 }
 
 int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, bool insecure,
@@ -245,6 +296,9 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
                                    "--max-loaded-models", std::to_string(so.env.max_loaded_models)});
       if (!so.env.engine.cuda_graphs) common.push_back("--no-cuda-graphs");
       if (so.env.disable_metadata) common.push_back("--disable-metadata");
+      char grace[32];
+      std::snprintf(grace, sizeof grace, "%g", flags.shutdown_grace_s);
+      common.insert(common.end(), {"--shutdown-grace", grace});
       const int gpus = runtime::cuda_device_count();
       const int n = flags.local_workers >= 0 ? flags.local_workers : gpus;
       for (int i = 0; i < n; ++i) {
@@ -262,7 +316,8 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
         specs.push_back(spec);
       }
       if (!specs.empty()) {
-        children = std::make_unique<cluster::LocalWorkers>(specs);
+        children = std::make_unique<cluster::LocalWorkers>(
+            specs, std::chrono::milliseconds(static_cast<int64_t>(flags.shutdown_grace_s * 1000)));
         children->start();
         std::printf("%s: started %zu local worker(s)\n", role, specs.size());
         std::fflush(stdout);
@@ -279,12 +334,9 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     dial_in = std::make_unique<cluster::DialIn>(*runner, dio);
     dial_in->start();
   }
-  while (!g_stop) pause();
-  if (dial_in) dial_in->stop();
-  if (children) children->stop();
-  if (cluster) cluster->stop();
-  http.stop();
-  return 0;
+  while (g_signals == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return stop_within_grace(role, flags.shutdown_grace_s, http, dial_in.get(), children.get(), cluster.get(),
+                           options.store != nullptr);
 }
 
 CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::string& help, bool worker) {
@@ -336,6 +388,10 @@ CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::
                     "coordinator: worker heartbeat period; a dial-in lease is 3 of them (tests only)")
         ->group("");
   }
+  cmd->add_option("--shutdown-grace", flags->shutdown_grace_s,
+                  "seconds SIGTERM/SIGINT waits for running work to stop before the process exits anyway (a "
+                  "stuck prompt is not waited for; with --data-dir it runs again at the next start)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option(
       "--queue-policy", flags->queue_policy,
       "which pending prompt runs next: fifo (default, ComfyUI's order), lifo, priority, sjf, fair "

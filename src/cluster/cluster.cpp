@@ -335,6 +335,7 @@ Result<PromptReply> Cluster::run_prompt_task(Worker& w, const Task& task) {
     call.auth_token = options_.auth_token;
     call.tls = options_.tls;
     call.timeout = options_.shard_timeout;
+    call.cancel = &halting_;  // stop() does not wait out a worker that never answers
     ND_ASSIGN_OR_RETURN(reply, http_call(w.url, call));
   }
   if (reply.status == 409) return Status::cancelled(who + ": prompt " + job.prompt_id + " interrupted");
@@ -368,6 +369,7 @@ Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task) {
   call.auth_token = options_.auth_token;
   call.tls = options_.tls;
   call.timeout = options_.shard_timeout;
+  call.cancel = &halting_;  // stop() does not wait out a worker that never answers
   ND_ASSIGN_OR_RETURN(HttpReply reply, http_call(w.url, call));
   return decode_shard_reply(w.url, shard_id, task.row_end - task.row_begin, std::move(reply));
 }
@@ -522,6 +524,7 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
         call.auth_token = options_.auth_token;
         call.tls = options_.tls;  // a TLS verification failure names the URL and the reason
         call.timeout = std::chrono::seconds(30);
+        call.cancel = &halting_;
         auto reply = http_call(w->url, call);
         if (!reply.is_ok()) why = reply.status().to_string();
         else if (reply->status != 200) why = "GET /netdist/v1/capabilities answered " + std::to_string(reply->status);

@@ -1,37 +1,36 @@
 #include "cluster/local_workers.h"
 
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
+#include <algorithm>
 #include <cstdio>
-#include <cstdlib>
+
+#include "core/spawn.h"
 
 namespace netdist::cluster {
 
 pid_t LocalWorkers::launch(const LocalWorkerSpec& spec) {
-  std::vector<std::string> argv = {"/proc/self/exe", "worker"};
-  argv.insert(argv.end(), spec.args.begin(), spec.args.end());
-  const pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (!spec.cuda_visible_devices.empty())
-      setenv("CUDA_VISIBLE_DEVICES", spec.cuda_visible_devices.c_str(), 1);
-    std::vector<char*> cargv;
-    for (std::string& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    execv("/proc/self/exe", cargv.data());
-    std::perror("netdist: cannot start a local worker");
-    _exit(127);
+  SpawnSpec s;
+  s.program = "/proc/self/exe";
+  s.args = {"/proc/self/exe", "worker"};
+  s.args.insert(s.args.end(), spec.args.begin(), spec.args.end());
+  s.env.emplace_back("NETDIST_EXIT_WITH_PARENT", std::to_string(getpid()));
+  if (!spec.cuda_visible_devices.empty()) s.env.emplace_back("CUDA_VISIBLE_DEVICES", spec.cuda_visible_devices);
+  auto pid = spawn_process(s);
+  if (!pid.is_ok()) {
+    // The monitor tries again after a second, as for a child that exited.
+    std::fprintf(stderr, "netdist: cannot start a local worker: %s\n", pid.status().to_string().c_str());
+    return 0;
   }
-  return pid;
+  return *pid;
 }
 
 void LocalWorkers::start() {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (const LocalWorkerSpec& spec : specs_) pids_.push_back(launch(spec));
+  pids_ = std::vector<std::atomic<pid_t>>(specs_.size());
+  for (size_t i = 0; i < specs_.size(); ++i) pids_[i] = launch(specs_[i]);
   monitor_ = std::thread([this] { monitor(); });
 }
 
@@ -40,11 +39,12 @@ void LocalWorkers::monitor() {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     std::lock_guard<std::mutex> lock(mutex_);
     for (size_t i = 0; i < pids_.size() && !stopping_; ++i) {
-      int status = 0;
-      if (pids_[i] > 0 && waitpid(pids_[i], &status, WNOHANG) == pids_[i]) {
-        std::fprintf(stderr, "netdist: local worker %zu (pid %d) exited; restarting it\n", i, int(pids_[i]));
+      const pid_t pid = pids_[i];
+      if (pid <= 0 || waitpid(pid, nullptr, WNOHANG) == pid) {
+        if (pid > 0) std::fprintf(stderr, "netdist: local worker %zu (pid %d) exited; restarting it\n", i, int(pid));
+        pids_[i] = 0;
         std::this_thread::sleep_for(std::chrono::seconds(1));
-        pids_[i] = launch(specs_[i]);
+        if (!stopping_) pids_[i] = launch(specs_[i]);
       }
     }
   }
@@ -54,21 +54,29 @@ void LocalWorkers::stop() {
   if (stopping_.exchange(true)) return;
   if (monitor_.joinable()) monitor_.join();
   std::lock_guard<std::mutex> lock(mutex_);
-  for (pid_t pid : pids_) {
+  for (const auto& pid : pids_) {
     if (pid > 0) kill(pid, SIGTERM);
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  for (pid_t& pid : pids_) {
-    while (pid > 0) {
-      if (waitpid(pid, nullptr, WNOHANG) == pid) break;
-      if (std::chrono::steady_clock::now() > deadline) {
-        kill(pid, SIGKILL);
-        waitpid(pid, nullptr, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+  const auto deadline = std::chrono::steady_clock::now() + grace_;  // one grace for all of them
+  for (auto& pid : pids_) {
+    if (pid <= 0) continue;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (!wait_child(pid, std::max(left, std::chrono::milliseconds(0)))) stop_child(pid, SIGKILL, std::chrono::seconds(0));
     pid = 0;
+  }
+}
+
+void LocalWorkers::kill_now() {
+  stopping_ = true;
+  // Not under mutex_: the monitor may hold it through its restart delay, and the caller is out of time. A
+  // child the monitor starts after this read dies with this process (exit_with_parent).
+  std::vector<pid_t> pids;
+  for (const auto& pid : pids_) pids.push_back(pid);
+  for (pid_t pid : pids) {
+    if (pid > 0) kill(pid, SIGKILL);
+  }
+  for (pid_t pid : pids) {
+    if (pid > 0) (void)wait_child(pid, std::chrono::seconds(2));
   }
 }
 

@@ -74,8 +74,17 @@ ShardRunner::ShardRunner(const graph::NodeRegistry& registry, std::shared_ptr<no
                          ShardRunnerOptions options)
     : registry_(registry), env_(std::move(env)), options_(std::move(options)), executor_(registry) {}
 
+Status ShardRunner::lock_for_task(std::unique_lock<std::timed_mutex>& lock, const std::string& task_id) {
+  lock = std::unique_lock<std::timed_mutex>(run_mutex_, std::defer_lock);
+  if (lock.try_lock_for(options_.busy_timeout)) return Status::ok();
+  std::lock_guard<std::mutex> s(status_mutex_);
+  return Status::unavailable("task " + task_id + ": this worker is still running " + running_.value_or("a task") +
+                             " after waiting " + std::to_string(options_.busy_timeout.count() / 1000) + " s for it");
+}
+
 Result<at::Tensor> ShardRunner::run(const std::string& shard_id, const Json& workflow, const Json& inputs) {
-  std::lock_guard<std::mutex> lock(run_mutex_);
+  std::unique_lock<std::timed_mutex> lock;
+  ND_RETURN_IF_ERROR(lock_for_task(lock, "shard " + shard_id));
   auto installed = install_shard_inputs(workflow, inputs, env_->options().input_dir);
   if (!installed.is_ok()) return installed.status().with_context("shard " + shard_id);
   graph::ValidationResult v = graph::validate_prompt(*installed, registry_);
@@ -124,7 +133,8 @@ void ShardRunner::interrupt(const std::string& id) {
 Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const std::string& prompt_id,
                                             const Json& prompt, const Json& extra_data,
                                             const Json& outputs_to_execute, const Json& inputs) {
-  std::lock_guard<std::mutex> lock(run_mutex_);
+  std::unique_lock<std::timed_mutex> lock;
+  ND_RETURN_IF_ERROR(lock_for_task(lock, task_id));
   {
     // Running from here on, so an interrupt for it is not lost while its files are written (the executor
     // would clear a flag set before it starts: checked below).

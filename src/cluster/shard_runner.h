@@ -50,6 +50,9 @@ using Json = nlohmann::ordered_json;
 struct ShardRunnerOptions {
   std::string device_name = "cpu";
   int test_step_delay_ms = 0;  // --test-step-delay-ms: sleep after every sampler step (tests: a slow worker)
+  // Tasks run one at a time; one that arrives meanwhile waits this long for the running one, then fails
+  // (unavailable naming the running task), so a stuck task cannot hold a request thread for good.
+  std::chrono::milliseconds busy_timeout{600000};
 };
 
 // One file a whole prompt's output node wrote: its UI entry (type "output" or "temp", subfolder, filename)
@@ -123,7 +126,9 @@ class ShardRunner {
   const graph::NodeRegistry& registry_;
   std::shared_ptr<nodes::NodeEnv> env_;
   ShardRunnerOptions options_;
-  std::mutex run_mutex_;
+  std::timed_mutex run_mutex_;  // one task at a time; waited for at most options_.busy_timeout
+  // Takes run_mutex_ into `lock` within busy_timeout; unavailable naming the running task otherwise.
+  Status lock_for_task(std::unique_lock<std::timed_mutex>& lock, const std::string& task_id);
   graph::Executor executor_;
   std::atomic<bool> interrupt_{false};
   mutable std::mutex status_mutex_;

@@ -204,6 +204,27 @@ TEST(NetDistPrompt, CleansUrlsAndPicksTheFinalOutput) {
   EXPECT_NE(new_job_id(), id);
 }
 
+// A remote that keeps the job queued forever: wait_for_job gives up after the client's job timeout, naming
+// the job, the remote and the time, instead of waiting for good.
+TEST(NetDistRemote, WaitForJobEndsAfterTheJobTimeout) {
+  int polls = 0;
+  RemoteClient client(
+      [&](const HttpRequest& r) -> Result<HttpResponse> {
+        ++polls;
+        if (r.url.find("/queue") != std::string::npos)
+          return HttpResponse{200, R"({"queue_running": [[0, "rp", {}, {}, []]], "queue_pending": []})", "application/json"};
+        return HttpResponse{200, "{}", "application/json"};
+      },
+      std::chrono::milliseconds(1500));
+  auto got = client.wait_for_job("http://remote:1", "rp", "job-7", [] { return false; });
+  ASSERT_FALSE(got.is_ok());
+  EXPECT_EQ(got.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(got.status().message().find("job-7 (prompt rp) on http://remote:1 did not finish within 1 s"),
+            std::string::npos)
+      << got.status().message();
+  EXPECT_GT(polls, 5);
+}
+
 class FakeContext : public graph::NodeContext {
  public:
   explicit FakeContext(Json prompt) : prompt_(std::move(prompt)) {}

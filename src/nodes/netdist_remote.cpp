@@ -302,8 +302,13 @@ Result<std::vector<RemoteImageRef>> RemoteClient::wait_for_job(const std::string
   int failures = 0;
   int missing = 0;
   Status last_failure = Status::ok();
+  const auto deadline = std::chrono::steady_clock::now() + job_timeout_;
   for (int poll = 0;; ++poll) {
     if (cancelled && cancelled()) return Status::cancelled("NetDist: interrupted while waiting for " + remote_url);
+    if (std::chrono::steady_clock::now() > deadline)
+      return Status::unavailable("NetDist: the remote job " + job_id + " (prompt " + prompt_id + ") on " + remote_url +
+                                 " did not finish within " + std::to_string(job_timeout_.count() / 1000) +
+                                 " s; it is left there");
     auto history = get_json(remote_url + "/history/" + prompt_id, kShortTimeout);
     if (!history.is_ok()) {
       last_failure = history.status();

@@ -78,7 +78,11 @@ std::string view_url(const std::string& remote_url, const RemoteImageRef& ref);
 
 class RemoteClient {
  public:
-  explicit RemoteClient(HttpFn http) : http_(std::move(http)) {}
+  // `job_timeout` bounds wait_for_job (the plugin waits forever for a job the remote lists as queued or
+  // running; a remote that never finishes it would hold this prompt, and its queue slot, for good).
+  explicit RemoteClient(HttpFn http, std::chrono::milliseconds job_timeout = kDefaultJobTimeout)
+      : http_(std::move(http)), job_timeout_(job_timeout) {}
+  static constexpr std::chrono::milliseconds kDefaultJobTimeout{std::chrono::hours(2)};
 
   // clear_remote_queue: deletes this process's pending jobs on the remote and interrupts a running one.
   // `own_prompt_id` is the prompt running here: if the remote lists it as running, the remote is this very
@@ -91,7 +95,8 @@ class RemoteClient {
   Result<std::string> post_prompt(const std::string& remote_url, const Json& prompt, const std::string& job_id) const;
   // Polls the remote until the job is in its history (NetDist's wait_for_job) and returns its output
   // images. Errors: the remote failed the job (its exception message), the job vanished from both queue and
-  // history, the remote stopped answering (4 failed polls), or `cancelled()` turned true.
+  // history, the remote stopped answering (4 failed polls), `cancelled()` turned true, or the job was not
+  // done after job_timeout (unavailable naming the job, the remote and the time; it stays on the remote).
   Result<std::vector<RemoteImageRef>> wait_for_job(const std::string& remote_url, const std::string& prompt_id,
                                                    const std::string& job_id,
                                                    const std::function<bool()>& cancelled) const;
@@ -104,6 +109,7 @@ class RemoteClient {
  private:
   Result<Json> get_json(const std::string& url, std::chrono::milliseconds timeout) const;
   HttpFn http_;
+  std::chrono::milliseconds job_timeout_;
 };
 
 }  // namespace netdist::nodes
