@@ -8,8 +8,6 @@
 #include <ATen/Parallel.h>
 
 #include "cluster/http_client.h"
-#include "core/device_name.h"
-#include "engine/runtime/torch_compat.h"
 #include "netdist/source_dir.h"
 #include "nodes/core_nodes.h"
 #include "nodes/netdist_nodes.h"
@@ -82,23 +80,7 @@ static Result<nodes::HttpResponse> netdist_http(const nodes::HttpRequest& r) {
   return nodes::HttpResponse{reply.status, std::move(reply.body), std::move(reply.content_type)};
 }
 
-Status check_device(const std::string& device) {
-  ND_ASSIGN_OR_RETURN(DeviceName name, parse_device_name(device));
-  if (!name.cuda) return Status::ok();
-  if (!runtime::cuda_available())
-    return Status::unavailable("device '" + device +
-                               "': this build or machine has no CUDA device (libtorch " +
-                               runtime::torch_version() + ")");
-  const int count = runtime::cuda_device_count();
-  if (name.index.value_or(0) >= count)
-    return Status::invalid_argument("device '" + device + "': only " + std::to_string(count) +
-                                    " CUDA device(s) visible (cuda:0 to cuda:" + std::to_string(count - 1) +
-                                    ")");
-  return Status::ok();
-}
-
 Result<NodeSetup> make_node_registry(NodeSetupOptions o) {
-  ND_RETURN_IF_ERROR(check_device(o.device).with_context("--device"));
   if (o.threads > 0) at::set_num_threads(o.threads);
   o.env.engine.device = o.device;
   o.env.engine.noise_on_cpu = o.noise == "cpu";
@@ -106,6 +88,7 @@ Result<NodeSetup> make_node_registry(NodeSetupOptions o) {
   if (o.precision == "fp16") o.env.engine.precision = Precision::kFloat16;
   if (o.precision == "bf16") o.env.engine.precision = Precision::kBFloat16;
   if (o.env.default_checkpoint.empty()) o.env.default_checkpoint = embedded_model_path();
+  // Also checks --device: its spelling (core/device_name.h) and that the CUDA device exists.
   ND_RETURN_IF_ERROR(configure_memory(o.env.engine));
   if (o.env.max_loaded_models < 0) return Status::invalid_argument("--max-loaded-models must be at least 0");
   NodeSetup setup;

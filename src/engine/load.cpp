@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
+#include "core/device_name.h"
 #include "engine/model.h"
 #include "engine/models/diffusers_layout.h"
 #include "engine/runtime/tensor_io.h"
@@ -14,31 +15,18 @@ namespace netdist {
 namespace fs = std::filesystem;
 
 Result<at::Device> parse_device(const std::string& name) {
-  if (name == "cpu") return at::Device(at::kCPU);
-  if (name.rfind("cuda", 0) == 0 && (name.size() == 4 || name[4] == ':')) {
-    if (!runtime::cuda_available()) {
-      return Status::unavailable("device '" + name +
-                                 "': this build or machine has no CUDA device (libtorch " +
-                                 runtime::torch_version() + ")");
-    }
-    int index = 0;
-    if (name != "cuda") {
-      const std::string digits = name.size() > 5 && name[4] == ':' ? name.substr(5) : "";
-      if (digits.empty() || digits.size() > 4 ||
-          digits.find_first_not_of("0123456789") != std::string::npos) {
-        return Status::invalid_argument("device '" + name +
-                                        "': expected cpu, cuda or cuda:N with N a device number");
-      }
-      index = std::stoi(digits);
-    }
-    if (index >= runtime::cuda_device_count()) {
-      return Status::invalid_argument("device '" + name + "': only " +
-                                      std::to_string(runtime::cuda_device_count()) +
-                                      " CUDA device(s) visible");
-    }
-    return at::Device(at::kCUDA, static_cast<at::DeviceIndex>(index));
+  ND_ASSIGN_OR_RETURN(DeviceName parsed, parse_device_name(name));
+  if (!parsed.cuda) return at::Device(at::kCPU);
+  if (!runtime::cuda_available()) {
+    return Status::unavailable("device '" + name + "': this build or machine has no CUDA device (libtorch " +
+                               runtime::torch_version() + ")");
   }
-  return Status::invalid_argument("device '" + name + "': expected cpu, cuda or cuda:N");
+  const int index = parsed.index.value_or(0);
+  if (index >= runtime::cuda_device_count()) {
+    return Status::invalid_argument("device '" + name + "': only " +
+                                    std::to_string(runtime::cuda_device_count()) + " CUDA device(s) visible");
+  }
+  return at::Device(at::kCUDA, static_cast<at::DeviceIndex>(index));
 }
 
 OnDevice::OnDevice(const Model& model, torch::nn::Module& module) {
