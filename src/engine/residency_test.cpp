@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include "core/skip_test_util.h"
 #include "engine/residency.h"
 #include "netdist/engine.h"
 #include "netdist/source_dir.h"
@@ -69,7 +70,7 @@ TEST(Residency, CpuReportsRamAndRefusesBadSettings) {
 }
 
 TEST(Residency, LeastRecentlyUsedModelMovesToRamAndComesBack) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  if (!torch::cuda::is_available()) ND_SKIP_NEEDS_GPU("no CUDA device");
   EngineOptions o;
   o.device = "cuda";
   ASSERT_TRUE(configure_memory(o).is_ok());
