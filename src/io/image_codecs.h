@@ -13,11 +13,13 @@ namespace netdist::io::detail {
 
 bool jpeg_supported();
 Result<ImageHeader> jpeg_header(std::string_view bytes, const std::string& what, bool* truncated_header);
-Result<DecodedImage> jpeg_decode(std::string_view bytes, const std::string& what, const DecodeOptions& options);
+Result<DecodedImage> jpeg_decode(std::string_view bytes, const std::string& what,
+                                 const DecodeOptions& options);
 
 bool webp_supported();
 Result<ImageHeader> webp_header(std::string_view bytes, const std::string& what, bool* truncated_header);
-Result<DecodedImage> webp_decode(std::string_view bytes, const std::string& what, const DecodeOptions& options);
+Result<DecodedImage> webp_decode(std::string_view bytes, const std::string& what,
+                                 const DecodeOptions& options);
 
 // invalid_argument naming `what` when a side exceeds kMaxImageSide or frames * width * height exceeds
 // kMaxImagePixels (the pixels would not fit in memory, or the file is a decompression bomb).

@@ -17,8 +17,8 @@ namespace {
 constexpr size_t kHeaderPrefix = 256 * 1024;
 
 uint32_t be32(std::string_view b, size_t at) {
-  return uint32_t(uint8_t(b[at])) << 24 | uint32_t(uint8_t(b[at + 1])) << 16 | uint32_t(uint8_t(b[at + 2])) << 8 |
-         uint32_t(uint8_t(b[at + 3]));
+  return uint32_t(uint8_t(b[at])) << 24 | uint32_t(uint8_t(b[at + 1])) << 16 |
+         uint32_t(uint8_t(b[at + 2])) << 8 | uint32_t(uint8_t(b[at + 3]));
 }
 
 // The PNG signature and its IHDR chunk (always first). libpng checks the rest when decoding.
@@ -47,7 +47,8 @@ Result<DecodedImage> png_decode(std::string_view bytes, const std::string& what)
   Image8& im = decoded.first;
   if (im.channels == 1) {  // PIL: convert("RGB") of an "L" image replicates the grey value
     Image8 rgb{im.width, im.height, 3, std::vector<uint8_t>(im.pixels.size() * 3)};
-    for (size_t p = 0; p < im.pixels.size(); ++p) rgb.pixels[p * 3] = rgb.pixels[p * 3 + 1] = rgb.pixels[p * 3 + 2] = im.pixels[p];
+    for (size_t p = 0; p < im.pixels.size(); ++p)
+      rgb.pixels[p * 3] = rgb.pixels[p * 3 + 1] = rgb.pixels[p * 3 + 2] = im.pixels[p];
     out.frames.push_back(std::move(rgb));
   } else {
     out.frames.push_back(std::move(im));
@@ -72,14 +73,14 @@ std::string printable_start(std::string_view bytes) {
 
 Status unknown_format(std::string_view bytes, const std::string& what) {
   if (bytes.empty()) return Status::invalid_argument(what + ": the file is empty, not an image");
-  return Status::invalid_argument(what + ": not a PNG, JPEG or WebP image (it starts with \"" + printable_start(bytes) +
-                                  "\")");
+  return Status::invalid_argument(what + ": not a PNG, JPEG or WebP image (it starts with \"" +
+                                  printable_start(bytes) + "\")");
 }
 
 Status unsupported(ImageFormat format, const std::string& what) {
-  return Status::unsupported(what + ": this netdist was built without " + image_format_name(format) +
-                             " support (CMake found no " + (format == ImageFormat::kJpeg ? "libjpeg" : "libwebp") +
-                             "; see docs/dependencies.md)");
+  return Status::unsupported(
+      what + ": this netdist was built without " + image_format_name(format) + " support (CMake found no " +
+      (format == ImageFormat::kJpeg ? "libjpeg" : "libwebp") + "; see docs/dependencies.md)");
 }
 
 Result<ImageHeader> header_of(std::string_view bytes, const std::string& what, bool* truncated_header) {
@@ -110,13 +111,14 @@ Status check_image_size(const std::string& what, const char* format, long long w
                         long long frames) {
   if (width > kMaxImageSide || height > kMaxImageSide) {
     return Status::invalid_argument(what + ": " + format + " image of " + std::to_string(width) + "x" +
-                                    std::to_string(height) + " is larger than " + std::to_string(kMaxImageSide) +
-                                    " pixels a side");
+                                    std::to_string(height) + " is larger than " +
+                                    std::to_string(kMaxImageSide) + " pixels a side");
   }
   if (width * height * frames > kMaxImagePixels) {
-    return Status::invalid_argument(what + ": " + format + " image of " + std::to_string(frames) + " frame(s) of " +
-                                    std::to_string(width) + "x" + std::to_string(height) + " has more than " +
-                                    std::to_string(kMaxImagePixels) + " pixels (PIL's decompression bomb limit)");
+    return Status::invalid_argument(what + ": " + format + " image of " + std::to_string(frames) +
+                                    " frame(s) of " + std::to_string(width) + "x" + std::to_string(height) +
+                                    " has more than " + std::to_string(kMaxImagePixels) +
+                                    " pixels (PIL's decompression bomb limit)");
   }
   return Status::ok();
 }
@@ -125,10 +127,14 @@ Status check_image_size(const std::string& what, const char* format, long long w
 
 const char* image_format_name(ImageFormat format) {
   switch (format) {
-    case ImageFormat::kPng: return "PNG";
-    case ImageFormat::kJpeg: return "JPEG";
-    case ImageFormat::kWebp: return "WebP";
-    case ImageFormat::kUnknown: break;
+    case ImageFormat::kPng:
+      return "PNG";
+    case ImageFormat::kJpeg:
+      return "JPEG";
+    case ImageFormat::kWebp:
+      return "WebP";
+    case ImageFormat::kUnknown:
+      break;
   }
   return "unknown";
 }
@@ -142,10 +148,14 @@ ImageFormat sniff_image_format(std::string_view b) {
 
 bool image_format_supported(ImageFormat format) {
   switch (format) {
-    case ImageFormat::kPng: return true;
-    case ImageFormat::kJpeg: return detail::jpeg_supported();
-    case ImageFormat::kWebp: return detail::webp_supported();
-    case ImageFormat::kUnknown: break;
+    case ImageFormat::kPng:
+      return true;
+    case ImageFormat::kJpeg:
+      return detail::jpeg_supported();
+    case ImageFormat::kWebp:
+      return detail::webp_supported();
+    case ImageFormat::kUnknown:
+      break;
   }
   return false;
 }
@@ -181,7 +191,8 @@ Result<ImageHeader> read_image_file_header(const std::string& path, const std::s
   return header_of(*whole, what, &truncated);
 }
 
-Result<DecodedImage> decode_image(std::string_view bytes, const std::string& what, const DecodeOptions& options) {
+Result<DecodedImage> decode_image(std::string_view bytes, const std::string& what,
+                                  const DecodeOptions& options) {
   const ImageFormat format = sniff_image_format(bytes);
   if (format == ImageFormat::kUnknown) return unknown_format(bytes, what);
   if (!image_format_supported(format)) return unsupported(format, what);
@@ -213,10 +224,17 @@ int exif_orientation(std::string_view exif) {
     const uint16_t type = tiff16(exif, at + 2, big);
     if (tiff32(exif, at + 4, big) != 1) return 1;
     switch (type) {
-      case 1: case 6: return uint8_t(exif[at + 8]);                               // BYTE, SBYTE
-      case 3: case 8: return tiff16(exif, at + 8, big);                           // SHORT, SSHORT
-      case 4: case 9: return int(std::min<uint32_t>(tiff32(exif, at + 8, big), 9));  // LONG, SLONG
-      default: return 1;
+      case 1:
+      case 6:
+        return uint8_t(exif[at + 8]);  // BYTE, SBYTE
+      case 3:
+      case 8:
+        return tiff16(exif, at + 8, big);  // SHORT, SSHORT
+      case 4:
+      case 9:
+        return int(std::min<uint32_t>(tiff32(exif, at + 8, big), 9));  // LONG, SLONG
+      default:
+        return 1;
     }
   }
   return 1;
@@ -231,15 +249,35 @@ Image8 apply_exif_orientation(const Image8& in, int orientation) {
     for (int x = 0; x < out.width; ++x) {
       int sx = x, sy = y;
       switch (orientation) {
-        case 2: sx = w - 1 - x; break;                  // FLIP_LEFT_RIGHT
-        case 3: sx = w - 1 - x; sy = h - 1 - y; break;  // ROTATE_180
-        case 4: sy = h - 1 - y; break;                  // FLIP_TOP_BOTTOM
-        case 5: sx = y; sy = x; break;                  // TRANSPOSE
-        case 6: sx = y; sy = h - 1 - x; break;          // ROTATE_270 (90 clockwise)
-        case 7: sx = w - 1 - y; sy = h - 1 - x; break;  // TRANSVERSE
-        case 8: sx = w - 1 - y; sy = x; break;          // ROTATE_90 (90 anticlockwise)
+        case 2:
+          sx = w - 1 - x;
+          break;  // FLIP_LEFT_RIGHT
+        case 3:
+          sx = w - 1 - x;
+          sy = h - 1 - y;
+          break;  // ROTATE_180
+        case 4:
+          sy = h - 1 - y;
+          break;  // FLIP_TOP_BOTTOM
+        case 5:
+          sx = y;
+          sy = x;
+          break;  // TRANSPOSE
+        case 6:
+          sx = y;
+          sy = h - 1 - x;
+          break;  // ROTATE_270 (90 clockwise)
+        case 7:
+          sx = w - 1 - y;
+          sy = h - 1 - x;
+          break;  // TRANSVERSE
+        case 8:
+          sx = w - 1 - y;
+          sy = x;
+          break;  // ROTATE_90 (90 anticlockwise)
       }
-      std::memcpy(&out.pixels[(size_t(y) * out.width + x) * c], &in.pixels[(size_t(sy) * w + sx) * c], size_t(c));
+      std::memcpy(&out.pixels[(size_t(y) * out.width + x) * c], &in.pixels[(size_t(sy) * w + sx) * c],
+                  size_t(c));
     }
   }
   return out;

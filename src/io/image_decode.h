@@ -33,7 +33,7 @@ inline constexpr long long kMaxImagePixels = 178956970;
 
 struct ImageHeader {
   ImageFormat format = ImageFormat::kUnknown;
-  int width = 0;   // as stored, before any EXIF orientation
+  int width = 0;  // as stored, before any EXIF orientation
   int height = 0;
   bool animated = false;  // WebP with the animation flag
 };
@@ -66,14 +66,16 @@ struct DecodedImage {
 // fancy upsampling), so the pixels are PIL's exactly. A truncated or corrupt file is an error (ComfyUI's
 // LoadImage retries with PIL's LOAD_TRUNCATED_IMAGES and renders the readable part; netdist refuses it:
 // docs/api.md). Errors start with `what` and name the format and the problem.
-Result<DecodedImage> decode_image(std::string_view bytes, const std::string& what, const DecodeOptions& options = {});
+Result<DecodedImage> decode_image(std::string_view bytes, const std::string& what,
+                                  const DecodeOptions& options = {});
 
 // The value (1..8) of the Orientation tag in EXIF data ("Exif\0\0" + TIFF, or bare TIFF), or 1 where there
 // is none or the data cannot be read (PIL: no transposition).
 int exif_orientation(std::string_view exif);
 
 // Applies an EXIF orientation (2..8; anything else returns the image unchanged) as PIL's exif_transpose:
-// 2 mirror, 3 rotate 180, 4 flip, 5 transpose, 6 rotate 90 clockwise, 7 transverse, 8 rotate 90 anticlockwise.
+// 2 mirror, 3 rotate 180, 4 flip, 5 transpose, 6 rotate 90 clockwise, 7 transverse, 8 rotate 90
+// anticlockwise.
 Image8 apply_exif_orientation(const Image8& image, int orientation);
 
 }  // namespace netdist::io

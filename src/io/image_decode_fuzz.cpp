@@ -40,6 +40,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const Image8& first = decoded->frames[0];
   const bool swapped = first.width != header->width;
-  check(swapped ? first.width == header->height && first.height == header->width : first.height == header->height);
+  check(swapped ? first.width == header->height && first.height == header->width
+                : first.height == header->height);
   return static_cast<int>(sum & 0);
 }

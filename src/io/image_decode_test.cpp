@@ -36,7 +36,8 @@ Golden load_golden(const std::string& name) {
     for (int y = 0; y < g.height; ++y) {
       std::string hex;
       in >> hex;
-      for (size_t i = 0; i + 1 < hex.size(); i += 2) px.push_back(uint8_t(std::stoi(hex.substr(i, 2), nullptr, 16)));
+      for (size_t i = 0; i + 1 < hex.size(); i += 2)
+        px.push_back(uint8_t(std::stoi(hex.substr(i, 2), nullptr, 16)));
     }
     g.pixels.push_back(std::move(px));
   }
@@ -68,7 +69,8 @@ class ImageDecode : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!needs_codec(ImageFormat::kJpeg) || !needs_codec(ImageFormat::kWebp))
-      GTEST_SKIP() << "built without JPEG/WebP support (NETDIST_IMAGE_CODECS; install libjpeg-dev libwebp-dev)";
+      GTEST_SKIP()
+          << "built without JPEG/WebP support (NETDIST_IMAGE_CODECS; install libjpeg-dev libwebp-dev)";
   }
 };
 
@@ -112,7 +114,8 @@ TEST_F(ImageDecode, FormatIsSniffedFromTheBytes) {
   EXPECT_EQ(named_png->format, ImageFormat::kJpeg);
   auto text = decode_image("hello, world\n", "notes.png");
   ASSERT_FALSE(text.is_ok());
-  EXPECT_EQ(text.status().message(), "notes.png: not a PNG, JPEG or WebP image (it starts with \"hello, w\")");
+  EXPECT_EQ(text.status().message(),
+            "notes.png: not a PNG, JPEG or WebP image (it starts with \"hello, w\")");
   auto empty = read_image_header("", "empty.jpg");
   ASSERT_FALSE(empty.is_ok());
   EXPECT_EQ(empty.status().message(), "empty.jpg: the file is empty, not an image");
@@ -151,7 +154,8 @@ TEST_F(ImageDecode, FileHeaderPastTheFirstReadIsFound) {
 
 // Every prefix of a file fails with a Status naming it (libjpeg's default handler would exit()).
 TEST_F(ImageDecode, EveryTruncationIsAnErrorNamingTheFile) {
-  for (const std::string name : {"orient6.jpg", "progressive.jpg", "cmyk.jpg", "alpha.webp", "animated.webp"}) {
+  for (const std::string name :
+       {"orient6.jpg", "progressive.jpg", "cmyk.jpg", "alpha.webp", "animated.webp"}) {
     const std::string bytes = read(name);
     // A JPEG missing only its final EOI marker still has every pixel; stop before it.
     const size_t last = sniff_image_format(bytes) == ImageFormat::kJpeg ? bytes.size() - 2 : bytes.size();
@@ -164,21 +168,24 @@ TEST_F(ImageDecode, EveryTruncationIsAnErrorNamingTheFile) {
   // Headers intact, pixel data cut: validation passes, decoding says truncated.
   const std::string jpeg = read("orient1.jpg");
   const std::string cut = jpeg.substr(0, jpeg.size() - 40);
-  EXPECT_TRUE(read_image_header(cut, "cut.jpg").is_ok()) << read_image_header(cut, "cut.jpg").status().to_string();
+  EXPECT_TRUE(read_image_header(cut, "cut.jpg").is_ok())
+      << read_image_header(cut, "cut.jpg").status().to_string();
   auto r = decode_image(cut, "cut.jpg");
   ASSERT_FALSE(r.is_ok());
   EXPECT_EQ(r.status().message().rfind("cut.jpg: JPEG file is truncated", 0), 0u) << r.status().message();
 }
 
 TEST_F(ImageDecode, CorruptBytesNeverCrash) {
-  for (const std::string name : {"orient6.jpg", "progressive.jpg", "alpha.webp", "animated.webp", "lossless.webp"}) {
+  for (const std::string name :
+       {"orient6.jpg", "progressive.jpg", "alpha.webp", "animated.webp", "lossless.webp"}) {
     const std::string bytes = read(name);
     for (size_t at = 2; at < bytes.size(); at += 3) {
       std::string bad = bytes;
       bad[at] = char(uint8_t(bad[at]) ^ 0x5a);
       auto r = decode_image(bad, "bad.img");
       if (r.is_ok()) {
-        for (const Image8& im : r->frames) EXPECT_EQ(im.pixels.size(), size_t(im.width) * im.height * im.channels);
+        for (const Image8& im : r->frames)
+          EXPECT_EQ(im.pixels.size(), size_t(im.width) * im.height * im.channels);
       } else {
         EXPECT_EQ(r.status().message().rfind("bad.img: ", 0), 0u) << r.status().message();
       }
@@ -200,7 +207,8 @@ TEST_F(ImageDecode, OversizedImagesAreRefusedFromTheHeader) {
   big[sof + 5] = char(0x50);  // height 0x50xx: over 16384
   auto r = read_image_header(big, "huge.jpg");
   ASSERT_FALSE(r.is_ok());
-  EXPECT_NE(r.status().message().find("huge.jpg: JPEG image of 11x"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("huge.jpg: JPEG image of 11x"), std::string::npos)
+      << r.status().message();
   EXPECT_NE(r.status().message().find("larger than 16384"), std::string::npos);
 }
 

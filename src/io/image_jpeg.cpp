@@ -103,7 +103,7 @@ bool read_pixels(Jpeg* j, uint8_t* out, size_t stride, bool* ended_early) {
   if (setjmp(j->err.jump)) return false;
   // PIL's choice of output colour space by layer count (L, RGB, CMYK); libjpeg's default decoding
   // parameters (JDCT_ISLOW, fancy upsampling, no scaling, no dithering) stay as PIL leaves them.
-  j->cinfo.out_color_space = j->cinfo.num_components == 1 ? JCS_GRAYSCALE
+  j->cinfo.out_color_space = j->cinfo.num_components == 1   ? JCS_GRAYSCALE
                              : j->cinfo.num_components == 3 ? JCS_RGB
                                                             : JCS_CMYK;
   j->cinfo.dct_method = JDCT_ISLOW;
@@ -122,14 +122,16 @@ Status failed(const std::string& what, const Jpeg& j) {
   return Status::corruption(what + ": corrupt JPEG: " + j.err.message);
 }
 
-Result<ImageHeader> header_from(Jpeg& j, std::string_view bytes, const std::string& what, bool* truncated_header) {
+Result<ImageHeader> header_from(Jpeg& j, std::string_view bytes, const std::string& what,
+                                bool* truncated_header) {
   if (!read_headers(&j)) {
     *truncated_header = j.src.hit_end;
     return failed(what, j);
   }
   const int layers = j.cinfo.num_components;
   if (layers != 1 && layers != 3 && layers != 4)
-    return Status::corruption(what + ": JPEG with " + std::to_string(layers) + " layers (PIL reads 1, 3 or 4)");
+    return Status::corruption(what + ": JPEG with " + std::to_string(layers) +
+                              " layers (PIL reads 1, 3 or 4)");
   ND_RETURN_IF_ERROR(check_image_size(what, "JPEG", j.cinfo.image_width, j.cinfo.image_height, 1));
   ImageHeader h;
   h.format = ImageFormat::kJpeg;
@@ -176,20 +178,23 @@ Result<ImageHeader> jpeg_header(std::string_view bytes, const std::string& what,
   return header_from(j, bytes, what, truncated_header);
 }
 
-Result<DecodedImage> jpeg_decode(std::string_view bytes, const std::string& what, const DecodeOptions& options) {
+Result<DecodedImage> jpeg_decode(std::string_view bytes, const std::string& what,
+                                 const DecodeOptions& options) {
   Jpeg j(bytes);
   bool truncated_header = false;
   ND_ASSIGN_OR_RETURN(ImageHeader h, header_from(j, bytes, what, &truncated_header));
   Image8 raw{h.width, h.height, j.cinfo.num_components, {}};
   raw.pixels.resize(size_t(h.width) * h.height * raw.channels);
   bool ended_early = false;
-  if (!read_pixels(&j, raw.pixels.data(), size_t(h.width) * raw.channels, &ended_early)) return failed(what, j);
+  if (!read_pixels(&j, raw.pixels.data(), size_t(h.width) * raw.channels, &ended_early))
+    return failed(what, j);
   if (ended_early || int(j.cinfo.output_components) != raw.channels)
     return Status::corruption(what + ": JPEG file is truncated (the image data ends early)");
   DecodedImage out;
   out.format = ImageFormat::kJpeg;
   Image8 rgb = to_rgb(raw);
-  out.frames.push_back(options.exif_transpose ? apply_exif_orientation(rgb, orientation_of(j)) : std::move(rgb));
+  out.frames.push_back(options.exif_transpose ? apply_exif_orientation(rgb, orientation_of(j))
+                                              : std::move(rgb));
   return out;
 }
 

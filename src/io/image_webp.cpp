@@ -21,14 +21,22 @@ struct AnimDecoderDelete {
 
 const char* status_text(VP8StatusCode s) {
   switch (s) {
-    case VP8_STATUS_OUT_OF_MEMORY: return "out of memory";
-    case VP8_STATUS_INVALID_PARAM: return "invalid parameter";
-    case VP8_STATUS_BITSTREAM_ERROR: return "bitstream error";
-    case VP8_STATUS_UNSUPPORTED_FEATURE: return "unsupported feature";
-    case VP8_STATUS_SUSPENDED: return "suspended";
-    case VP8_STATUS_USER_ABORT: return "aborted";
-    case VP8_STATUS_NOT_ENOUGH_DATA: return "not enough data";
-    case VP8_STATUS_OK: break;
+    case VP8_STATUS_OUT_OF_MEMORY:
+      return "out of memory";
+    case VP8_STATUS_INVALID_PARAM:
+      return "invalid parameter";
+    case VP8_STATUS_BITSTREAM_ERROR:
+      return "bitstream error";
+    case VP8_STATUS_UNSUPPORTED_FEATURE:
+      return "unsupported feature";
+    case VP8_STATUS_SUSPENDED:
+      return "suspended";
+    case VP8_STATUS_USER_ABORT:
+      return "aborted";
+    case VP8_STATUS_NOT_ENOUGH_DATA:
+      return "not enough data";
+    case VP8_STATUS_OK:
+      break;
   }
   return "ok";
 }
@@ -64,13 +72,15 @@ Result<ImageHeader> webp_header(std::string_view bytes, const std::string& what,
   return h;
 }
 
-Result<DecodedImage> webp_decode(std::string_view bytes, const std::string& what, const DecodeOptions& options) {
+Result<DecodedImage> webp_decode(std::string_view bytes, const std::string& what,
+                                 const DecodeOptions& options) {
   bool truncated_header = false;
   ND_ASSIGN_OR_RETURN(ImageHeader header, webp_header(bytes, what, &truncated_header));
   (void)header;
   WebPBitstreamFeatures f;
   const bool has_alpha =
-      WebPGetFeatures(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), &f) != VP8_STATUS_OK || f.has_alpha;
+      WebPGetFeatures(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), &f) != VP8_STATUS_OK ||
+      f.has_alpha;
   WebPAnimDecoderOptions opts;
   if (!WebPAnimDecoderOptionsInit(&opts)) return Status::internal(what + ": libwebp version mismatch");
   opts.color_mode = MODE_RGBA;

@@ -12,7 +12,7 @@
 #include "io/files.h"
 #include "io/image_decode.h"
 #include "netdist/source_dir.h"
-#include "nodes/core_nodes.h"
+#include "nodes/image_nodes.h"
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
 
@@ -48,7 +48,7 @@ class LoadImageTest : public ::testing::Test {
     o.temp_dir = (dir_ / "temp").string();
     o.input_dir = (dir_ / "input").string();
     env_ = std::make_shared<NodeEnv>(o);
-    register_core_nodes(registry_, env_);
+    register_image_nodes(registry_, env_);
     graph::NodeSchema probe = make_schema("TestProbe", "Probe", "test",
                                           {graph::link_input("image", "IMAGE"), graph::link_input("mask", "MASK")}, {});
     probe.output_node = true;
