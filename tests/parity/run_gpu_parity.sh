@@ -145,6 +145,10 @@ if want unet_vae; then
       "$WORK/unet_vae_tests.log" |
       awk '{ ok = ($2 + 0 <= $3 + 0); printf "ParityComfyUI: %s\t%s\t%s rel\t%s\n", $1, ok ? "pass" : "FAIL", $2, $3 }' >>"$ROWS"
     grep -q '^\[ parity \]' "$WORK/unet_vae_tests.log" || row "ParityComfyUI: no comparison ran" FAIL "-" "1e-4"
+    # A test that failed before comparing anything (missing data, a load error) gets its own row.
+    ROWS=$WORK/unet_vae_rows.tsv gtest_rows "ParityComfyUI" "$RESULTS/parity.gtest.xml" "-" "1e-4"
+    awk -F'\t' '$2 != "pass"' "$WORK/unet_vae_rows.tsv" >>"$ROWS"
+    rm -f "$WORK/unet_vae_rows.tsv"
   else
     row "ParityComfyUI: make_unet_vae_reference.py" FAIL "-" "-"
   fi

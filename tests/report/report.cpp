@@ -25,11 +25,19 @@ std::string first_line(const std::string& text) {
   return text.substr(begin, text.find('\n', begin) - begin);
 }
 
+// A failure's text after GoogleTest's "Failed" line (GTEST_FAIL, ADD_FAILURE), else its first line.
+std::string failure_text(const std::string& text) {
+  const std::string line = first_line(text);
+  if (line != "Failed") return line;
+  const size_t next = text.find('\n', text.find("Failed"));
+  return next == std::string::npos ? line : first_line(text.substr(next + 1));
+}
+
 // GoogleTest prints "file:line: <marker>" and then the message: the message's first line, or "".
 std::string line_after(const std::string& output, const std::string& marker) {
   const size_t at = output.find(marker + "\n");
   if (at == std::string::npos) return "";
-  return first_line(output.substr(at + marker.size() + 1));
+  return failure_text(output.substr(at + marker.size() + 1));
 }
 
 void fill_skip(TestCase& t, const std::string& text, const std::string& fallback) {
@@ -106,8 +114,9 @@ Result<std::vector<TestCase>> parse_gtest_xml(const std::string& xml) {
       // "file:line\n<what failed>": both, on one line.
       const std::string message = failure->attribute("message");
       const size_t nl = message.find('\n');
-      t.message = nl == std::string::npos ? message
-                                          : message.substr(0, nl) + ": " + first_line(message.substr(nl + 1));
+      t.message = nl == std::string::npos
+                      ? message
+                      : message.substr(0, nl) + ": " + failure_text(message.substr(nl + 1));
     } else if (c->attribute("status") == "notrun" || c->attribute("result") == "suppressed") {
       t.outcome = Outcome::kSkipped;
       t.reason = "disabled";

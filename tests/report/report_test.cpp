@@ -62,8 +62,9 @@ const char* kGtest = R"X(<?xml version="1.0" encoding="UTF-8"?>
 )X" ND_SKIP_TAG("root") R"X(not root]]></skipped>
     </testcase>
     <testcase name="Hue" file="t.cpp" line="4" status="run" result="completed" time="0" classname="TinyModel">
-      <failure message="t.cpp:4&#x0A;Expected equality" type=""><![CDATA[t.cpp:4
-Expected equality]]></failure>
+      <failure message="t.cpp:4&#x0A;Failed&#x0A;golden.json is missing" type=""><![CDATA[t.cpp:4
+Failed
+golden.json is missing]]></failure>
     </testcase>
   </testsuite>
 </testsuites>
@@ -96,7 +97,7 @@ TEST(TestReport, ReadsCtestJunit) {
   EXPECT_EQ((*tests)[2].reason, "");
   EXPECT_EQ((*tests)[2].message, "SKIP_REGULAR_EXPRESSION_MATCHED: golden file absent");
   EXPECT_EQ((*tests)[3].outcome, Outcome::kFailed);
-  EXPECT_EQ((*tests)[3].message, "Failed");
+  EXPECT_EQ((*tests)[3].message, "boom");
   EXPECT_EQ((*tests)[4].reason, "disabled");
   EXPECT_EQ((*tests)[5].reason, "offline");
 }
@@ -111,7 +112,7 @@ TEST(TestReport, ReadsGtestXml) {
   EXPECT_EQ((*tests)[1].reason, "root");
   EXPECT_EQ((*tests)[1].message, "not root");
   EXPECT_EQ((*tests)[2].outcome, Outcome::kFailed);
-  EXPECT_EQ((*tests)[2].message, "t.cpp:4: Expected equality");
+  EXPECT_EQ((*tests)[2].message, "t.cpp:4: golden.json is missing");
 }
 
 TEST(TestReport, ReadsFuzzResultsAndRejectsGarbage) {

@@ -33,9 +33,8 @@ std::string missing_reference(const std::string& name) {
   const std::string what = dir == nullptr || *dir == '\0'
                                ? std::string("NETDIST_PARITY_DATA is not set")
                                : std::string(dir) + "/" + name + ".bin or .idx is missing or unreadable";
-  return what +
-         " (tools/parity/make_unet_vae_reference.py makes them; tests/parity/run_gpu_parity.sh runs it and "
-         "this suite)";
+  return what + " (tools/parity/make_unet_vae_reference.py writes the reference data; " +
+         "tests/parity/run_gpu_parity.sh makes it and runs this suite)";
 }
 
 std::optional<Reference> read_reference(const std::string& name) {
