@@ -250,6 +250,8 @@ TEST_F(HostileInput, ServeSurvivesEveryRouteAndWebSocketAbuseThenRenders) {
            {"..", ""}, {"", ""}, {"a\xff\xfe.png", "sub\xff"}, {std::string("nul\0.png", 8), ""}}) {
     hit(url, "POST", "/upload/image", multipart({{"image", name, png}, {"subfolder", std::nullopt, subfolder}}), true, form);
   }
+  // The same NUL-cut name with other bytes (an endless duplicate-name loop before the name was refused).
+  hit(url, "POST", "/upload/image", multipart({{"image", std::string("nul\0.png", 8), "other bytes"}}), true, form);
   EXPECT_FALSE(fs::exists(dir_ / "escape.png"));
   EXPECT_FALSE(fs::exists(dir_ / "s" / "escape.png"));
   for (const std::string& body : {std::string(""), std::string("--") + kBoundary, std::string("garbage"),

@@ -50,8 +50,8 @@ class FakeBackend : public Backend {
           if (!inputs.contains(name)) continue;
           const json& v = inputs[name];
           const bool convertible = v.is_string() && name == std::string("steps");
-          if (!convertible && (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 1000))
-            return fail(error("invalid_prompt", std::string("FakeSampler ") + name + " must be an integer in [0, 1000]",
+          if (!convertible && (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > (1 << 24)))
+            return fail(error("invalid_prompt", std::string("FakeSampler ") + name + " must be an integer in [0, 2^24]",
                               "Node ID '#" + it.key() + "'"), json::object());
         }
         for (const char* name : {"fail", "wait_for_interrupt"}) {

@@ -181,6 +181,25 @@ TEST_F(RobustnessTest, UploadMaskWithTypeConfusedOriginalRefIs400) {
             200);
 }
 
+// A file name cut at a NUL byte by the operating system made the duplicate-name loop of an upload run
+// forever (found by routes_fuzz): such names and subfolders are a 400.
+TEST_F(RobustnessTest, UploadNamesWithNulBytesAre400) {
+  const std::string form = std::string("multipart/form-data; boundary=") + kTestBoundary;
+  for (int round = 0; round < 2; ++round) {
+    for (const char* route : {"/upload/image", "/upload/mask"}) {
+      const std::string body = multipart_body({{"image", std::string("nul\0.png", 8), std::string(8, char(round))},
+                                               {"original_ref", "", R"({"filename": "x.png"})"}});
+      const HttpReply r = http_call(port_, "POST", route, body, {{"Content-Type", form}}, std::chrono::seconds(5));
+      EXPECT_EQ(r.status, 400) << route << ": " << r.body;
+      EXPECT_EQ(r.json()["error"]["type"], "invalid_path") << r.body;
+    }
+    const std::string body = multipart_body({{"image", "ok.png", "x"}, {"subfolder", "", std::string("a\0b", 3)}});
+    EXPECT_EQ(post("/upload/image", body, {{"Content-Type", form}}).status, 400);
+  }
+  EXPECT_EQ(http_call(port_, "GET", "/view?filename=ok.png%00.html&type=input").status, 400);
+  EXPECT_TRUE(std::filesystem::is_empty(root_ / "input"));
+}
+
 // Type-confused JSON bodies on the core routes get a 4xx (or ComfyUI's answer), never a crash or a 500.
 TEST_F(RobustnessTest, TypeConfusedBodiesAreAnsweredByTheRoute) {
   const json values[] = {nullptr, true, -1, 1e308, "x", json::array({1}), json::object({{"a", 1}})};
