@@ -21,7 +21,11 @@
 // refused. On CUDA the calls are replayed as CUDA graphs on parallel streams (engine/runtime/cuda_graphs.h).
 //
 // Thread-safety: a Model may be shared between threads; calls on one Model are serialised internally
-// (one GPU stream per model). Every failure (bad file, out of memory, interrupted) is a Status.
+// (one GPU stream per model). Every failure (bad file, out of memory, interrupted) is a Status: input that does
+// not fit the model (a latent of another rank, channel count or dtype, an empty one, conditioning of another
+// width, an image without 3 channels) is invalid_argument naming the input as ComfyUI's node does ("samples",
+// "latent_image", "positive", "pixels") and the model file, checked before any tensor op; a libtorch exception
+// is caught here and becomes a Status.
 #pragma once
 
 #include <array>
@@ -78,10 +82,14 @@ Result<DeviceMemoryInfo> device_memory_info(const std::string& device);
 void free_device_memory(const std::string& device, bool unload_models);
 
 // Loads a single-file checkpoint (.safetensors, ldm/sgm layout) or a diffusers folder. The family
-// (SD1.x, SD2.x, SDXL) and every config number are detected from tensor names and shapes.
+// (SD1.x, SD2.x, SDXL) and every config number are detected from tensor names and shapes. UNets the engine does
+// not run yet are refused before anything is built, kUnsupported naming the file and what it is: "checkpoint
+// 'x.safetensors' is an SDXL refiner (ADM 2560); not supported yet"; likewise inpainting (9 input channels),
+// depth (5), x4 upscaler (7), instruct-pix2pix / edit (8) and other unknown UNets (models::check_supported_unet).
 Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineOptions& options);
 
-// What a model is: "sd1", "sd2", "sdxl", "sdxl_refiner"; "eps" or "v"; its native resolution.
+// What a model is: "sd1", "sd2", "sdxl" ("sdxl_refiner" is detected but refused at load); "eps" or "v"; its
+// native resolution.
 struct ModelInfo {
   std::string family;
   std::string prediction;

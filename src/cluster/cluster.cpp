@@ -99,14 +99,21 @@ struct Cluster::Worker {
 
 namespace {
 
+// A task's error reply (not 200, 401 or 409) → its Status; `fault` gets whose fault the reply says it is. An input
+// fault keeps the worker's message (it is the prompt's error); anything else is kInternal with the whole reply.
+Status task_reply_error(const std::string& who, const std::string& what, const HttpReply& reply, TaskFault* fault) {
+  const TaskErrorReply error = parse_task_error_reply(reply.body);
+  *fault = error.fault;
+  if (error.fault == TaskFault::kInput) return Status::invalid_argument(who + ": " + what + ": " + error.message);
+  return Status::internal(who + ": " + what + " failed (" + std::to_string(reply.status) + "): " + reply.body);
+}
+
 // A worker's reply to a shard request (POST /netdist/v1/shard, or a dial-in result) → its rows.
 Result<at::Tensor> decode_shard_reply(const std::string& who, const std::string& shard_id, int64_t rows,
-                                      HttpReply reply) {
+                                      HttpReply reply, TaskFault* fault) {
   if (reply.status == 409) return Status::cancelled(who + ": shard " + shard_id + " interrupted");
   if (reply.status == 401) return Status::unauthenticated(who + ": the worker refused the auth token");
-  if (reply.status != 200)
-    return Status::internal(who + ": shard " + shard_id + " failed (" + std::to_string(reply.status) +
-                            "): " + reply.body);
+  if (reply.status != 200) return task_reply_error(who, "shard " + shard_id, reply, fault);
   ND_ASSIGN_OR_RETURN(auto weights, runtime::weights_from_buffer(std::move(reply.body), who + " shard " + shard_id));
   auto it = weights.find("samples");
   if (it == weights.end()) return Status::corruption(who + ": shard reply without 'samples'");
@@ -311,7 +318,7 @@ Result<PromptReply> Cluster::run_comfy_task(Worker& w, const Task& task) {
   return run_comfy_prompt(run);
 }
 
-Result<PromptReply> Cluster::run_prompt_task(Worker& w, const Task& task) {
+Result<PromptReply> Cluster::run_prompt_task(Worker& w, const Task& task, TaskFault* fault) {
   if (w.comfy) return run_comfy_task(w, task);
   const Job& job = *task.job;
   const std::string task_id = job.id + ".prompt";
@@ -340,27 +347,33 @@ Result<PromptReply> Cluster::run_prompt_task(Worker& w, const Task& task) {
   }
   if (reply.status == 409) return Status::cancelled(who + ": prompt " + job.prompt_id + " interrupted");
   if (reply.status == 401) return Status::unauthenticated(who + ": the worker refused the auth token");
-  if (reply.status != 200)
-    return Status::internal(who + ": prompt " + job.prompt_id + " failed (" + std::to_string(reply.status) +
-                            "): " + reply.body);
+  if (reply.status != 200) return task_reply_error(who, "prompt " + job.prompt_id, reply, fault);
   const Json body = Json::parse(reply.body, nullptr, false);
   auto out = prompt_reply_from_json(body);
   if (!out.is_ok()) return out.status().with_context(who);
   return out;
 }
 
-Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task) {
-  ND_ASSIGN_OR_RETURN(Json workflow,
-                      shard_workflow(task.job->prompt, task.job->sampler_id, task.row_begin, task.row_end));
+Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task, TaskFault* fault) {
+  auto made = shard_workflow(task.job->prompt, task.job->sampler_id, task.row_begin, task.row_end);
+  if (!made.is_ok()) {
+    *fault = TaskFault::kInput;  // the prompt cannot be cut: no worker can run it
+    return made.status();
+  }
+  Json workflow = std::move(*made);
   const std::string shard_id = task.job->id + "." + std::to_string(task.shard);
-  if (w.local) return local_->run(shard_id, workflow);
+  if (w.local) {
+    Result<at::Tensor> rows = local_->run(shard_id, workflow);
+    if (!rows.is_ok()) *fault = task_fault(rows.status());
+    return rows;
+  }
   Json request = {{"shard_id", shard_id}, {"workflow", std::move(workflow)}};
   if (!task.job->inputs.empty()) request["inputs"] = task.job->inputs;
   if (w.dial_in) {
     std::unique_lock<std::mutex> lock(mutex_);
     ND_ASSIGN_OR_RETURN(HttpReply reply, run_dial_in(w, task, std::move(request), lock));
     return decode_shard_reply("dial-in worker " + w.id + " (" + w.url + ")", shard_id,
-                              task.row_end - task.row_begin, std::move(reply));
+                              task.row_end - task.row_begin, std::move(reply), fault);
   }
   HttpCall call;
   call.method = "POST";
@@ -371,7 +384,7 @@ Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task) {
   call.timeout = options_.shard_timeout;
   call.cancel = &halting_;  // stop() does not wait out a worker that never answers
   ND_ASSIGN_OR_RETURN(HttpReply reply, http_call(w.url, call));
-  return decode_shard_reply(w.url, shard_id, task.row_end - task.row_begin, std::move(reply));
+  return decode_shard_reply(w.url, shard_id, task.row_end - task.row_begin, std::move(reply), fault);
 }
 
 bool Cluster::lease_lost(const Worker& w) const {
@@ -601,16 +614,17 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
       w->busy_units = task.units;
     }
     Status failed;
+    TaskFault fault = TaskFault::kWorker;
     at::Tensor rows;
     std::optional<PromptReply> reply;
     if (task.job->whole) {
-      Result<PromptReply> r = run_prompt_task(*w, task);
+      Result<PromptReply> r = run_prompt_task(*w, task, &fault);
       if (r.is_ok())
         reply = std::move(*r);
       else
         failed = r.status();
     } else {
-      Result<at::Tensor> r = run_task(*w, task);
+      Result<at::Tensor> r = run_task(*w, task, &fault);
       if (r.is_ok())
         rows = std::move(*r);
       else
@@ -645,6 +659,12 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
         ++w->shards_done;
         w->rows_done += task.row_end - task.row_begin;
       }
+    } else if (!job.cancelled && job.failure.is_ok() && !stopping_ && fault == TaskFault::kInput) {
+      // The task itself is bad (shard_runner.h TaskFault): every worker would fail it alike. The prompt fails
+      // once with the worker's message; the worker stays alive and takes the next task.
+      std::fprintf(stderr, "netdist cluster: shard %s.%zu on %s failed by its input: %s\n", job.id.c_str(), task.shard,
+                   w->url.c_str(), failed.to_string().c_str());
+      job.failure = failed.with_context("shard " + std::to_string(task.shard));
     } else if (!job.cancelled && job.failure.is_ok() && !stopping_) {
       const Status& s = failed;
       ++w->failures;

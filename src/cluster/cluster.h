@@ -21,6 +21,9 @@
 // lost, a worker-side error) goes back to the front of the queue and the worker must show it is alive again
 // (answer GET /netdist/v1/capabilities, or pull) before it gets another; a shard's result is kept once, so
 // retries never duplicate rows. A shard that failed max_attempts times fails its prompt with the last error.
+// A task whose error reply says its input is at fault (shard_runner.h TaskFault: it does not validate, or a node
+// refused its input, e.g. a latent of the wrong shape) fails its prompt at once with the worker's message, is not
+// retried and does not count against the worker, which stays alive.
 // A shard whose nodes read input files (LoadImage) carries them (shard_inputs.h), read from input_dir.
 //
 // Whole prompts: run_prompt queues a task of a second kind on the same queue: the whole prompt, for one
@@ -161,8 +164,9 @@ class Cluster {
   struct Worker;
   void worker_loop(std::shared_ptr<Worker> w);
   void spawn(std::shared_ptr<Worker> w);
-  Result<at::Tensor> run_task(Worker& w, const Task& task);
-  Result<PromptReply> run_prompt_task(Worker& w, const Task& task);
+  // A failed task sets `fault` to whose fault it is (shard_runner.h TaskFault; left kWorker for transport failures).
+  Result<at::Tensor> run_task(Worker& w, const Task& task, TaskFault* fault);
+  Result<PromptReply> run_prompt_task(Worker& w, const Task& task, TaskFault* fault);
   Result<PromptReply> run_comfy_task(Worker& w, const Task& task);
   // Hands `request` to dial-in worker `w` through its mailbox and waits (under `lock`, which it unlocks
   // before returning) for the reply the worker posts, its lease, the job's withdrawal or shard_timeout.

@@ -70,6 +70,40 @@ server::Response error_reply(int status, const std::string& type, const std::str
 
 }  // namespace
 
+TaskFault task_fault(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kUnsupported:
+    case StatusCode::kNotFound: return TaskFault::kInput;
+    default: return TaskFault::kWorker;
+  }
+}
+
+const char* task_fault_name(TaskFault fault) { return fault == TaskFault::kInput ? "input" : "worker"; }
+
+server::Response task_error_reply(const std::string& type, const Status& status) {
+  const TaskFault fault = task_fault(status);
+  const int code = status.code() == StatusCode::kCancelled ? 409 : fault == TaskFault::kInput ? 400 : 500;
+  server::Response r = error_reply(code, type, status.to_string());
+  Json body = Json::parse(r.body, nullptr, false);
+  if (body.is_object() && body["error"].is_object()) {
+    body["error"]["fault"] = task_fault_name(fault);
+    r.body = body.dump();
+  }
+  return r;
+}
+
+TaskErrorReply parse_task_error_reply(const std::string& body) {
+  TaskErrorReply out;
+  out.message = body;
+  const Json j = Json::parse(body, nullptr, false);
+  if (!j.is_object() || !j["error"].is_object()) return out;
+  const Json& error = j["error"];
+  if (error.value("message", Json()).is_string()) out.message = error["message"].get<std::string>();
+  if (error.value("fault", Json()) == "input") out.fault = TaskFault::kInput;
+  return out;
+}
+
 ShardRunner::ShardRunner(const graph::NodeRegistry& registry, std::shared_ptr<nodes::NodeEnv> env,
                          ShardRunnerOptions options)
     : registry_(registry), env_(std::move(env)), options_(std::move(options)), executor_(registry) {}
@@ -296,13 +330,7 @@ server::Response ShardRunner::serve_prompt(const Json& body) {
   Result<PromptReply> reply =
       run_prompt(task_id.get<std::string>(), prompt_id, body["prompt"], body.value("extra_data", Json::object()),
                  body.value("outputs_to_execute", Json::array()), body.value("inputs", Json()));
-  if (!reply.is_ok()) {
-    const Status& s = reply.status();
-    const int code = s.code() == StatusCode::kCancelled         ? 409
-                     : s.code() == StatusCode::kInvalidArgument ? 400
-                                                                : 500;
-    return error_reply(code, "prompt_failed", s.to_string());
-  }
+  if (!reply.is_ok()) return task_error_reply("prompt_failed", reply.status());
   return server::json_response(prompt_reply_to_json(*reply));
 }
 
@@ -398,13 +426,7 @@ server::Response ShardRunner::serve_shard(const Json& body) {
   const bool named = body.is_object() && body.value("shard_id", Json()).is_string();
   const std::string id = named ? body["shard_id"].get<std::string>() : "shard";
   Result<at::Tensor> rows = run_request(body);
-  if (!rows.is_ok()) {
-    const Status& s = rows.status();
-    const int code = s.code() == StatusCode::kCancelled         ? 409
-                     : s.code() == StatusCode::kInvalidArgument ? 400
-                                                                : 500;
-    return error_reply(code, "shard_failed", s.to_string());
-  }
+  if (!rows.is_ok()) return task_error_reply("shard_failed", rows.status());
   auto bytes = runtime::weights_to_buffer({{"samples", *rows}}, {{"shard_id", id}});
   if (!bytes.is_ok()) return error_reply(500, "shard_failed", bytes.status().to_string());
   server::Response r;

@@ -7,12 +7,14 @@
 //   POST /netdist/v1/shard         body {"shard_id", "workflow", "inputs"?} (shard_inputs.h) → 200
 //                                   application/octet-stream: a
 //                                   safetensors file with "samples" [rows, C, h, w] F32 (metadata shard_id);
-//                                   409 when interrupted; 400/500 with {"error": {...}} otherwise
+//                                   409 when interrupted; 400/500 with {"error": {..., "fault"}} otherwise
+//                                   (task_error_reply: whose fault the failure is)
 //   POST /netdist/v1/prompt        body {"task_id", "prompt_id", "prompt", "extra_data", "outputs_to_execute",
 //                                   "inputs"?}: runs a whole prompt here (decode and SaveImage/PreviewImage
 //                                   included; its input files installed as a shard's are)
 //                                   → 200 application/json prompt_reply_to_json (also when the prompt itself
-//                                   failed: its status is inside); 409 when interrupted; 400/500 otherwise
+//                                   failed: its status is inside); 409 when interrupted; 400/500 with
+//                                   {"error": {..., "fault"}} otherwise
 //   GET  /netdist/v1/status        {"running": shard_id | task_id | null, "step", "steps", "shards_done",
 //                                   "events_total"}; with ?events_from=N also "events": the running whole
 //                                   prompt's events from index N on (the reply's "events" so far, for a
@@ -46,6 +48,31 @@
 namespace netdist::cluster {
 
 using Json = nlohmann::ordered_json;
+
+// Whose fault a failed task (a shard or a whole prompt) is, as its error reply states in "error"."fault":
+//  - kInput ("input"): the task itself is bad and fails alike on every worker: it does not validate, or a node
+//    refused what it was given (kInvalidArgument, kUnsupported, kNotFound: a latent of the wrong shape, a
+//    refused checkpoint, a file the prompt names). The coordinator fails the prompt once, with the worker's
+//    message, and the worker stays in service.
+//  - kWorker ("worker"): anything else (out of memory, internal and libtorch errors, a crash or a transport
+//    failure, which never reach a reply): the coordinator retries the task on another worker.
+// A worker that knows its own environment lacks what the prompt names can only say so as kNotFound, which counts
+// as the input's: with checkpoints matched by capabilities before a task is handed out, a file missing on one
+// worker is the rare case and its message names the worker.
+enum class TaskFault { kWorker, kInput };
+TaskFault task_fault(const Status& status);
+const char* task_fault_name(TaskFault fault);  // "worker", "input"
+// An error reply of /netdist/v1/shard or /netdist/v1/prompt: ComfyUI's error shape
+// ({"error": {"type", "message", "details", "extra_info"}, "node_errors"}) with "fault" added to "error", and
+// the HTTP status: 409 for kCancelled, 400 for an input fault, 500 otherwise.
+server::Response task_error_reply(const std::string& type, const Status& status);
+// The fault and message an error reply states; kWorker and the whole body when it states none (an older
+// worker, or not JSON).
+struct TaskErrorReply {
+  TaskFault fault = TaskFault::kWorker;
+  std::string message;
+};
+TaskErrorReply parse_task_error_reply(const std::string& body);
 
 struct ShardRunnerOptions {
   std::string device_name = "cpu";

@@ -94,12 +94,74 @@ at::Tensor apply_model(Model& model, runtime::GraphedCalls& graphs, const at::Te
   return ms.calculate_denoised(sigma, out.to(at::kFloat), x);
 }
 
+std::string shape_string(const at::Tensor& t) {
+  std::string out = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) out += (i ? ", " : "") + std::to_string(t.size(i));
+  return out + "]";
+}
+
+// A LATENT input (`input`: the node input's name, e.g. "samples") that `takes` ("the VAE of 'x' decodes")
+// `channels`-channel latents of: [N, C, h, w] with N, h, w >= 1, C = channels, a floating-point dtype (NaN
+// values are fine). Checked before any tensor op, so a latent file of another shape is a named error instead
+// of a libtorch failure deep in a module.
+Status check_latent(const at::Tensor& latent, const std::string& input, int64_t channels,
+                    const std::string& takes) {
+  const std::string wanted = "; " + takes + " " + std::to_string(channels) + "-channel latents";
+  if (!latent.defined()) return Status::invalid_argument(input + " holds no tensor");
+  if (latent.dim() != 4) {
+    return Status::invalid_argument(input + " is " + shape_string(latent) + ", not [N, C, h, w]" + wanted);
+  }
+  if (latent.size(1) != channels) {
+    return Status::invalid_argument(input + " has " + std::to_string(latent.size(1)) + " channels (" +
+                                    shape_string(latent) + ")" + wanted);
+  }
+  if (latent.size(0) < 1 || latent.size(2) < 1 || latent.size(3) < 1) {
+    return Status::invalid_argument(input + " " + shape_string(latent) + " has no rows or no pixels");
+  }
+  if (!at::isFloatingType(latent.scalar_type())) {
+    return Status::invalid_argument(input + " holds " + std::string(c10::toString(latent.scalar_type())) +
+                                    " values, not floating point");
+  }
+  return Status::ok();
+}
+
+std::string model_name(const Model& model) { return "'" + model.path_ + "'"; }
+
+// One conditioning entry against the UNet it conditions: context [1, L, context_dim] and, for a UNet with an
+// ADM input, a pooled output [1, P] that makes the family's y vector (SDXL: P + 6 · 256 = adm_in_channels).
+Status check_cond_entry(const Model& model, const CondEntry& e, const std::string& input, size_t index) {
+  const unet::UNetConfig& c = model.unet_->config();
+  const std::string which = input + " (conditioning entry " + std::to_string(index) + ")";
+  if (!e.context.defined() || e.context.dim() != 3 || e.context.size(0) < 1 || e.context.size(1) < 1) {
+    return Status::invalid_argument(which + " is " +
+                                    (e.context.defined() ? shape_string(e.context) : "empty") +
+                                    ", not [1, tokens, width]");
+  }
+  if (e.context.size(2) != c.context_dim) {
+    return Status::invalid_argument(
+        which + " is " + std::to_string(e.context.size(2)) + " wide; the UNet of " + model_name(model) +
+        " takes " + std::to_string(c.context_dim) +
+        "-wide text conditioning (was it encoded with another checkpoint's CLIP?)");
+  }
+  if (model.info_.adm_channels <= 0) return Status::ok();
+  if (!e.pooled.defined()) return Status::invalid_argument(which + " has no pooled output, which SDXL needs");
+  const int64_t pooled = model.info_.adm_channels - unet::kSdxlAdmSizeChannels;
+  if (e.pooled.dim() != 2 || e.pooled.size(0) < 1 || e.pooled.size(1) != pooled) {
+    return Status::invalid_argument(
+        which + "'s pooled output is " + shape_string(e.pooled) + "; the UNet of " + model_name(model) +
+        " builds its " + std::to_string(model.info_.adm_channels) + "-wide ADM vector from a [1, " +
+        std::to_string(pooled) + "] pooled output");
+  }
+  return Status::ok();
+}
+
 // One conditioning list → its rows on the device, with SDXL's adm vector built for this latent size
 // (ComfyUI keeps the full latent size for adm even for area entries).
-Result<std::vector<cond::CondRow>> prepare_cond(Model& model, const Conditioning& conditioning, int64_t width,
-                                                int64_t height) {
+Result<std::vector<cond::CondRow>> prepare_cond(Model& model, const Conditioning& conditioning,
+                                                const std::string& input, int64_t width, int64_t height) {
   std::vector<cond::CondRow> rows;
   for (const CondEntry& e : conditioning) {
+    ND_RETURN_IF_ERROR(check_cond_entry(model, e, input, rows.size()));
     cond::CondRow r;
     r.context = e.context.to(model.device_, at::kFloat);
     r.strength = e.strength;
@@ -108,13 +170,12 @@ Result<std::vector<cond::CondRow>> prepare_cond(Model& model, const Conditioning
       r.area = area;
     }
     if (model.info_.adm_channels > 0) {
-      if (!e.pooled.defined()) return Status::invalid_argument("SDXL conditioning without a pooled output");
       r.y =
           unet::sdxl_adm(e.pooled.to(at::kFloat).cpu(), width, height, 0, 0, width, height).to(model.device_);
     }
     rows.push_back(std::move(r));
   }
-  if (rows.empty()) return Status::invalid_argument("empty conditioning");
+  if (rows.empty()) return Status::invalid_argument(input + " is an empty conditioning");
   return rows;
 }
 
@@ -200,9 +261,10 @@ at::Tensor empty_latent(const Model& model, int64_t batch, int64_t width, int64_
 
 Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Conditioning& negative,
                           const SampleRequest& req, const ProgressFn& progress) {
-  if (!req.latent.defined() || req.latent.dim() != 4) {
-    return Status::invalid_argument("sample: latent must be [N, C, h, w]");
-  }
+  if (model.unet_.is_empty())
+    return Status::invalid_argument("sample: " + model.path_ + " has no diffusion model");
+  ND_RETURN_IF_ERROR(check_latent(req.latent, "latent_image", model.unet_->config().in_channels,
+                                  "the UNet of " + model_name(model) + " samples"));
   const int64_t n = req.latent.size(0);
   const int64_t row_begin = req.row_begin;
   const int64_t row_end = req.row_end < 0 ? n : req.row_end;
@@ -211,6 +273,11 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
                                     std::to_string(row_end) + ") outside a batch of " + std::to_string(n));
   }
   if (req.steps < 1) return Status::invalid_argument("sample: steps must be >= 1");
+  if (req.batch_index && static_cast<int64_t>(req.batch_index->size()) != n) {
+    return Status::invalid_argument("latent_image's batch_index has " +
+                                    std::to_string(req.batch_index->size()) + " entries for " +
+                                    std::to_string(n) + " latents");
+  }
   // The micro-batches of the whole batch that [row_begin, row_end) covers, as local bounds; a range that cuts
   // one would not equal the unsplit batch, so it is refused.
   std::vector<int64_t> groups;
@@ -224,8 +291,6 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
                                     std::to_string(row_end) + ") cut a micro-batch of the batch of " +
                                     std::to_string(n) + "; split at its bounds {" + all + "}");
   }
-  if (model.unet_.is_empty())
-    return Status::invalid_argument("sample: " + model.path_ + " has no diffusion model");
   std::lock_guard<std::mutex> lock(*model.mutex_);
   const sampling::ModelSampling& ms = *model.sampling_;
   ND_ASSIGN_OR_RETURN(at::Tensor sigmas,
@@ -248,8 +313,10 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
     noise = at::zeros_like(latent);
   }
   const int64_t height = req.latent.size(2) * 8, width = req.latent.size(3) * 8;
-  ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> pos, prepare_cond(model, positive, width, height));
-  ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> neg, prepare_cond(model, negative, width, height));
+  ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> pos,
+                      prepare_cond(model, positive, "positive", width, height));
+  ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> neg,
+                      prepare_cond(model, negative, "negative", width, height));
   cond::add_opposite_areas(pos, neg);
 
   at::Tensor result;
@@ -302,8 +369,8 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
 }
 
 Result<at::Tensor> decode(Model& model, const at::Tensor& latent) {
-  if (!latent.defined() || latent.dim() != 4)
-    return Status::invalid_argument("decode: latent must be [N, C, h, w]");
+  ND_RETURN_IF_ERROR(check_latent(latent, "samples", model.vae_->config().embed_dim,
+                                  "the VAE of " + model_name(model) + " decodes"));
   std::lock_guard<std::mutex> lock(*model.mutex_);
   const int64_t n = latent.size(0), chunk = decode_chunk(model, latent);
   std::vector<at::Tensor> parts;
@@ -337,8 +404,8 @@ Result<at::Tensor> decode(Model& model, const at::Tensor& latent) {
 }
 
 Result<at::Tensor> decode_tiled(Model& model, const at::Tensor& latent, int64_t tile_size, int64_t overlap) {
-  if (!latent.defined() || latent.dim() != 4)
-    return Status::invalid_argument("decode_tiled: latent must be [N, C, h, w]");
+  ND_RETURN_IF_ERROR(check_latent(latent, "samples", model.vae_->config().embed_dim,
+                                  "the VAE of " + model_name(model) + " decodes"));
   if (tile_size < overlap * 4) overlap = tile_size / 4;
   const int64_t d = model.vae_->config().downscale();
   const int64_t tile = tile_size / d, cells = overlap / d;
@@ -362,19 +429,34 @@ Result<at::Tensor> decode_tiled(Model& model, const at::Tensor& latent, int64_t 
 }
 
 Result<at::Tensor> encode(Model& model, const at::Tensor& image) {
-  if (!image.defined() || image.dim() != 4 || image.size(3) < 3) {
-    return Status::invalid_argument("encode: image must be [N, H, W, 3]");
+  const int64_t channels = model.vae_->config().in_channels;
+  if (!image.defined() || image.dim() != 4 || image.size(0) < 1) {
+    return Status::invalid_argument("pixels is " +
+                                    (image.defined() ? shape_string(image) : std::string("empty")) +
+                                    ", not [N, H, W, " + std::to_string(channels) + "]");
+  }
+  if (image.size(3) < channels) {
+    return Status::invalid_argument("pixels has " + std::to_string(image.size(3)) + " channels (" +
+                                    shape_string(image) + "); the VAE of " + model_name(model) + " encodes " +
+                                    std::to_string(channels) + "-channel (RGB) images");
+  }
+  if (!at::isFloatingType(image.scalar_type())) {
+    return Status::invalid_argument("pixels holds " + std::string(c10::toString(image.scalar_type())) +
+                                    " values, not floating point");
   }
   const int64_t d = model.vae_->config().downscale();
   const int64_t h = image.size(1) / d * d, w = image.size(2) / d * d;
-  if (h == 0 || w == 0) return Status::invalid_argument("encode: image smaller than one latent cell");
+  if (h == 0 || w == 0) {
+    return Status::invalid_argument("pixels " + shape_string(image) + " is smaller than one latent cell (" +
+                                    std::to_string(d) + "×" + std::to_string(d) + " pixels)");
+  }
   std::lock_guard<std::mutex> lock(*model.mutex_);
   at::Tensor latent;
   Status s = guard_torch("VAE encode", [&] {
     c10::InferenceMode inference;
     OnDevice on(model, *model.vae_);
     const int64_t y0 = (image.size(1) % d) / 2, x0 = (image.size(2) % d) / 2;
-    at::Tensor px = image.slice(1, y0, y0 + h).slice(2, x0, x0 + w).slice(3, 0, 3);
+    at::Tensor px = image.slice(1, y0, y0 + h).slice(2, x0, x0 + w).slice(3, 0, channels);
     px = (px.permute({0, 3, 1, 2}) * 2.0 - 1.0).to(model.device_, model.vae_dtype_);
     latent = model.vae_->encode(px).to(at::kFloat).to(at::kCPU);
     return Status::ok();

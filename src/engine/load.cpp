@@ -99,6 +99,23 @@ Result<models::FamilyInfo> detect(const runtime::WeightMap& weights,
   return info;
 }
 
+// Refuses, before anything is built, a checkpoint whose UNet the engine does not run yet
+// (models::check_supported_unet), naming the file: "checkpoint 'x.safetensors' is an SDXL refiner (ADM 2560);
+// not supported yet". Reads shapes only. Called before family detection with `family_adm` unset (the shapes
+// that say what a UNet is), and after it with the family's ADM width. A UNet whose config cannot be read is
+// left to detection, which names what is missing.
+Status refuse_unsupported_unet(const std::string& path, const runtime::WeightMap& weights,
+                               std::optional<int64_t> family_adm) {
+  auto config = unet::detect_unet_config(weights, "model.diffusion_model.");
+  if (!config.is_ok()) return Status::ok();
+  Status s = models::check_supported_unet(config->in_channels, config->out_channels, config->adm_in_channels,
+                                          family_adm);
+  if (s.is_ok()) return s;
+  fs::path file(path);
+  if (file.filename().empty()) file = file.parent_path();  // a diffusers folder given as "name/"
+  return Status(s.code(), "checkpoint '" + file.filename().string() + "' " + s.message() + " (" + path + ")");
+}
+
 Result<std::shared_ptr<text::ClipTokenizer>> load_tokenizer(const std::string& path,
                                                             const std::map<std::string, std::string>& meta,
                                                             const EngineOptions& options) {
@@ -166,6 +183,7 @@ Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineO
     ND_ASSIGN_OR_RETURN(auto file, io::SafetensorsFile::open(path));
     meta.insert(file->metadata().begin(), file->metadata().end());
     ND_ASSIGN_OR_RETURN(weights, runtime::weights_from_file(file));
+    ND_RETURN_IF_ERROR(refuse_unsupported_unet(path, weights, std::nullopt));
     auto detected = detect(weights, meta, options);
     if (!detected.is_ok()) return detected.status().with_context(path);
     model->info_ = *detected;
@@ -173,6 +191,7 @@ Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineO
     if (scale != meta.end()) model->info_.vae_scale_factor = std::atof(scale->second.c_str());
     ND_RETURN_IF_ERROR(models::canonicalize(weights, model->info_).with_context(path));
   }
+  ND_RETURN_IF_ERROR(refuse_unsupported_unet(path, weights, model->info_.adm_channels));
   ND_ASSIGN_OR_RETURN(model->tokenizer_, load_tokenizer(path, meta, options));
 
   const at::Device home = home_device(*model, weights);
@@ -192,6 +211,7 @@ Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineO
     if (!unet_config.is_ok()) return unet_config.status();
     unet::UNetConfig uc = *unet_config;
     if (uc.num_heads <= 0 && uc.num_head_channels <= 0) uc.num_head_channels = 64;
+    ND_RETURN_IF_ERROR(uc.validate().with_context(path));  // the module asserts it
     model->unet_ = unet::UNetModel(uc, at::TensorOptions().dtype(model->unet_dtype_).device(home));
     auto vae_config = vae::detect_vae_config(weights, model->info_.vae_prefix);
     if (!vae_config.is_ok()) return vae_config.status();

@@ -213,12 +213,19 @@ at::Tensor patched_weight(const at::Tensor& weight, const std::vector<LowRank>& 
 PatchScope::PatchScope(torch::nn::Module& module, const std::string& prefix, const WeightPatches& patches) {
   if (patches.empty()) return;
   torch::NoGradGuard no_grad;
-  for (auto& item : module.named_parameters(/*recurse=*/true)) {
-    auto it = patches.find(prefix + item.key());
-    if (it == patches.end()) continue;
-    at::Tensor& param = item.value();
-    saved_.emplace_back(param, param.clone());
-    param.copy_(patched_weight(param, it->second));
+  try {
+    for (auto& item : module.named_parameters(/*recurse=*/true)) {
+      auto it = patches.find(prefix + item.key());
+      if (it == patches.end()) continue;
+      at::Tensor& param = item.value();
+      saved_.emplace_back(param, param.clone());
+      param.copy_(patched_weight(param, it->second));
+    }
+  } catch (...) {
+    // Out of memory half way: the weights patched so far are restored before the error leaves (no destructor
+    // runs for a constructor that throws), so the shared model is never left patched.
+    for (auto& [param, original] : saved_) param.copy_(original);
+    throw;
   }
 }
 

@@ -79,7 +79,8 @@ Result<Loaded> load_lora(const runtime::WeightMap& lora, const KeyMap& map,
 at::Tensor patched_weight(const at::Tensor& weight, const std::vector<LowRank>& patches);
 
 // Applies the patches whose names start with `prefix` to `module`'s parameters for the scope's lifetime;
-// the destructor copies the saved originals back. The caller holds the model's lock. Not copyable.
+// the destructor copies the saved originals back, and so does a constructor that throws (out of memory) before
+// the error leaves it. The caller holds the model's lock. Not copyable.
 class PatchScope {
  public:
   PatchScope(torch::nn::Module& module, const std::string& prefix, const WeightPatches& patches);

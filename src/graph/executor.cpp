@@ -100,6 +100,7 @@ EventSink::~EventSink() = default;
 struct Failure {
   std::string node_id;
   bool interrupted = false;
+  StatusCode code = StatusCode::kInvalidArgument;  // of the node's Status (kept in ExecutionOutcome::status)
   std::string message;
   std::string type;
   Json traceback = Json::array();
@@ -219,6 +220,7 @@ std::optional<Failure> Executor::Run::run_node(const PromptNode& node, const Nod
   }
   if (!result.is_ok()) {
     failure.interrupted = result.status().code() == StatusCode::kCancelled;
+    failure.code = result.status().code();
     failure.message = result.status().message();
     failure.type = exception_type(result.status().code());
     failure.current_inputs = std::move(current_inputs);
@@ -226,6 +228,7 @@ std::optional<Failure> Executor::Run::run_node(const PromptNode& node, const Nod
   }
   if (result->size() != schema.output_types.size()) {
     failure.type = "RuntimeError";
+    failure.code = StatusCode::kInternal;
     failure.message = node.class_type + " returned " + std::to_string(result->size()) + " outputs, declares " +
                       std::to_string(schema.output_types.size());
     failure.current_inputs = std::move(current_inputs);
@@ -318,7 +321,7 @@ void Executor::Run::report(const Failure& failure, ExecutionOutcome& outcome) {
     add_message("execution_interrupted", std::move(data));
     return;
   }
-  outcome.status = Status::internal(failure.node_id + " (" + data["node_type"].dump() + "): " + failure.message);
+  outcome.status = Status(failure.code, failure.node_id + " (" + data["node_type"].dump() + "): " + failure.message);
   data["exception_message"] = failure.message;
   data["exception_type"] = failure.type;
   data["traceback"] = failure.traceback;

@@ -51,7 +51,9 @@ struct EventSink {
 
 struct ExecutionOutcome {
   bool success = false;           // history status: "success"/completed, else "error"/not completed
-  Status status;                  // OK, kCancelled (interrupted) or the error of the node that failed
+  Status status;                  // OK, kCancelled (interrupted) or the error of the node that failed, with its
+                                  // code (an exception escaping a node is kInternal; an input of the wrong type,
+                                  // a dependency cycle kInvalidArgument)
   Json outputs = Json::object();  // history "outputs": {node_id: ui} for every prompt node with a cached UI
   Json meta = Json::object();     // history "meta": {node_id: {node_id, display_node, parent_node, real_node_id}}
   Json messages = Json::array();  // history status.messages: [[type, data], ...] for the timestamped events

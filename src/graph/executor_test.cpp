@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
 #include "graph/fake_nodes.h"
 #include "graph/test_util.h"
 
@@ -103,6 +105,33 @@ TEST_F(ExecutorTest, MessagesCarryTimestampsForHistory) {
             R"({"node_id":"9","display_node":"9","parent_node":null,"real_node_id":"9"})");
 }
 
+// An exception escaping a node (libtorch throws c10::Error, a std::exception) fails that prompt with ComfyUI's
+// execution_error, RuntimeError, and the same executor runs the next prompt.
+TEST_F(ExecutorTest, ExceptionInANodeFailsThatPromptOnly) {
+  NodeSchema throws;
+  throws.class_type = "TestThrow";
+  throws.category = "testing";
+  throws.required = {link_input("images", "IMAGE")};
+  throws.output_types = {"IMAGE"};
+  fake::add_node(registry_, &runs_, throws, [](NodeContext&, const NodeInputs&) -> Result<std::vector<Value>> {
+    throw std::runtime_error("Expected size 4 but got size 3 for tensor number 1 in the list");
+  });
+  Json prompt = base();
+  prompt["12"] = {{"class_type", "TestThrow"}, {"inputs", {{"images", {"8", 0}}}}};
+  prompt["9"]["inputs"]["images"] = {"12", 0};
+  Recorder sink;
+  ExecutionOutcome outcome = run(prompt, "p", sink);
+  EXPECT_FALSE(outcome.success);
+  EXPECT_EQ(outcome.status.code(), StatusCode::kInternal);
+  ASSERT_EQ(outcome.messages.back()[0], "execution_error");
+  const Json& error = outcome.messages.back()[1];
+  EXPECT_EQ(error["node_id"], "12");
+  EXPECT_EQ(error["exception_type"], "RuntimeError");
+  EXPECT_EQ(error["exception_message"], "Expected size 4 but got size 3 for tensor number 1 in the list");
+  Recorder next;
+  EXPECT_TRUE(run(base(), "q", next).success);
+}
+
 TEST_F(ExecutorTest, NodeErrorEvent) {
   Json prompt = base();
   prompt["12"] = {{"class_type", "TestFail"}, {"inputs", {{"images", {"8", 0}}, {"reason", "bad things"}}}};
@@ -110,7 +139,7 @@ TEST_F(ExecutorTest, NodeErrorEvent) {
   Recorder sink;
   ExecutionOutcome outcome = run(prompt, "p", sink);
   EXPECT_FALSE(outcome.success);
-  EXPECT_EQ(outcome.status.code(), StatusCode::kInternal);
+  EXPECT_EQ(outcome.status.code(), StatusCode::kInvalidArgument);  // the node's own code (ValueError below)
   const Json& last = sink.events.back();
   ASSERT_EQ(last[0], "execution_error");
   EXPECT_EQ(last[1]["node_id"], "12");

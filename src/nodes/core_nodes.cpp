@@ -39,7 +39,8 @@ graph::InputSpec sampler_combo(std::string name) {
 
 graph::InputSpec scheduler_combo(std::string name) { return graph::combo_input(std::move(name), sampling::scheduler_names()); }
 
-Result<std::vector<Value>> run_ksampler(NodeContext& ctx, const NodeInputs& in, SampleRequest req) {
+Result<std::vector<Value>> run_ksampler(NodeContext& ctx, const NodeInputs& in, SampleRequest req,
+                                        const std::string& class_type) {
   ND_ASSIGN_OR_RETURN(auto model, need<ModelObject>(in, "model"));
   ND_ASSIGN_OR_RETURN(auto positive, need<ConditioningObject>(in, "positive"));
   ND_ASSIGN_OR_RETURN(auto negative, need<ConditioningObject>(in, "negative"));
@@ -61,7 +62,7 @@ Result<std::vector<Value>> run_ksampler(NodeContext& ctx, const NodeInputs& in, 
   };
   auto sampled = sample(*model->model, positive->conditioning, negative->conditioning, req, progress);
   if (!progress_status.is_ok()) return progress_status;
-  if (!sampled.is_ok()) return sampled.status();
+  if (!sampled.is_ok()) return sampled.status().with_context(class_type);
   auto out = std::make_shared<LatentObject>(*latent);
   out->samples = std::move(*sampled);
   return std::vector<Value>{object(out)};
@@ -75,7 +76,7 @@ void add_loaders(graph::NodeRegistry& r, const std::shared_ptr<NodeEnv>& env) {
   s.description = "Loads a diffusion model checkpoint, diffusion models are used to denoise latents.";
   add_fn_node(r, s, [env](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
     const std::string name = in.get_string("ckpt_name");
-    ND_ASSIGN_OR_RETURN(std::shared_ptr<Model> model, env->load_checkpoint(name));
+    ND_ASSIGN_OR_RETURN(std::shared_ptr<Model> model, in_node(env->load_checkpoint(name), "CheckpointLoaderSimple"));
     auto m = std::make_shared<ModelObject>();
     m->model = model;
     m->name = name;
@@ -138,6 +139,18 @@ void add_conditioning(graph::NodeRegistry& r) {
               });
 }
 
+// A LATENT with at least one row and, when it has a batch_index, one entry per row (a latent file can hold
+// zero rows; the batch nodes index both).
+Status has_rows(const LatentObject& latent, const std::string& class_type) {
+  const int64_t n = latent.samples.defined() && latent.samples.dim() >= 1 ? latent.samples.size(0) : 0;
+  if (n < 1) return Status::invalid_argument(class_type + ": samples has no rows");
+  if (latent.batch_index && static_cast<int64_t>(latent.batch_index->size()) != n) {
+    return Status::invalid_argument(class_type + ": samples has " + std::to_string(n) + " rows and a batch_index of " +
+                                    std::to_string(latent.batch_index->size()));
+  }
+  return Status::ok();
+}
+
 void add_latent(graph::NodeRegistry& r) {
   add_fn_node(r, schema("EmptyLatentImage", "Empty Latent Image", "latent",
                         {int_input("width", 512, 16, kMaxResolution, 8), int_input("height", 512, 16, kMaxResolution, 8),
@@ -153,6 +166,7 @@ void add_latent(graph::NodeRegistry& r) {
                         {"LATENT"}),
               [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
                 ND_ASSIGN_OR_RETURN(auto s, need<LatentObject>(in, "samples"));
+                ND_RETURN_IF_ERROR(has_rows(*s, "LatentFromBatch"));
                 const int64_t n = s->samples.size(0);
                 const int64_t start = std::min(n - 1, in.get_int("batch_index"));
                 const int64_t length = std::min(n - start, in.get_int("length"));
@@ -167,6 +181,7 @@ void add_latent(graph::NodeRegistry& r) {
                         {link_input("samples", "LATENT"), int_input("amount", 1, 1, 64)}, {"LATENT"}),
               [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
                 ND_ASSIGN_OR_RETURN(auto s, need<LatentObject>(in, "samples"));
+                ND_RETURN_IF_ERROR(has_rows(*s, "RepeatLatentBatch"));
                 const int64_t amount = in.get_int("amount");
                 auto out = std::make_shared<LatentObject>();
                 out->samples = s->samples.repeat({amount, 1, 1, 1});
@@ -221,7 +236,7 @@ Result<std::vector<Value>> run_ksampler_node(NodeContext& ctx, const NodeInputs&
   SampleRequest req;
   req.seed = in.get_uint64("seed");
   req.denoise = in.get_float("denoise");
-  return run_ksampler(ctx, in, req);
+  return run_ksampler(ctx, in, req, "KSampler");
 }
 
 Result<std::vector<Value>> run_ksampler_advanced_node(NodeContext& ctx, const NodeInputs& in) {
@@ -231,7 +246,7 @@ Result<std::vector<Value>> run_ksampler_advanced_node(NodeContext& ctx, const No
   req.start_step = static_cast<int>(in.get_int("start_at_step"));
   req.last_step = static_cast<int>(in.get_int("end_at_step"));
   req.force_full_denoise = in.get_string("return_with_leftover_noise") != "enable";
-  return run_ksampler(ctx, in, req);
+  return run_ksampler(ctx, in, req, "KSamplerAdvanced");
 }
 
 void add_samplers(graph::NodeRegistry& r) {
@@ -249,7 +264,7 @@ void add_vae(graph::NodeRegistry& r) {
                 ND_ASSIGN_OR_RETURN(auto s, need<LatentObject>(in, "samples"));
                 ND_ASSIGN_OR_RETURN(auto vae, need<VaeObject>(in, "vae"));
                 auto out = std::make_shared<ImageObject>();
-                ND_ASSIGN_OR_RETURN(out->images, decode(*vae->model, s->samples));
+                ND_ASSIGN_OR_RETURN(out->images, in_node(decode(*vae->model, s->samples), "VAEDecode"));
                 return std::vector<Value>{object(out)};
               });
   add_fn_node(r, schema("VAEEncode", "VAE Encode", "latent", {link_input("pixels", "IMAGE"), link_input("vae", "VAE")},
@@ -258,7 +273,7 @@ void add_vae(graph::NodeRegistry& r) {
                 ND_ASSIGN_OR_RETURN(auto px, need<ImageObject>(in, "pixels"));
                 ND_ASSIGN_OR_RETURN(auto vae, need<VaeObject>(in, "vae"));
                 auto out = std::make_shared<LatentObject>();
-                ND_ASSIGN_OR_RETURN(out->samples, encode(*vae->model, px->images));
+                ND_ASSIGN_OR_RETURN(out->samples, in_node(encode(*vae->model, px->images), "VAEEncode"));
                 return std::vector<Value>{object(out)};
               });
 }

@@ -75,4 +75,12 @@ Result<std::shared_ptr<const T>> need(const graph::NodeInputs& in, const std::st
   return p;
 }
 
+// `r`, its error prefixed with the node's class ("VAEDecode: samples has 3 channels ..."): engine errors name
+// the input and the model file, this names the node.
+template <typename T>
+Result<T> in_node(Result<T> r, const std::string& class_type) {
+  if (r.is_ok()) return r;
+  return r.status().with_context(class_type);
+}
+
 }  // namespace netdist::nodes

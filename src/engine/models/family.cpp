@@ -155,6 +155,32 @@ Result<FamilyInfo> family_from_signature(const UnetSignature& sig) {
       " (known: SD1 768/0/320, SD2 1024/0/320, SDXL 2048/2816/320, SDXL refiner 1280/2560/384)");
 }
 
+Status check_supported_unet(int64_t in_channels, int64_t out_channels, int64_t adm_channels,
+                            std::optional<int64_t> family_adm) {
+  auto refuse = [](const std::string& what) { return Status::unsupported("is " + what + "; not supported yet"); };
+  if (adm_channels == 2560) return refuse("an SDXL refiner (ADM 2560)");
+  switch (in_channels) {
+    case 4: break;
+    case 5: return refuse("a depth UNet (5 input channels: latent + depth map)");
+    case 7: return refuse("an x4 upscaler UNet (7 input channels)");
+    case 8: return refuse("an instruct-pix2pix / edit UNet (8 input channels: latent + image latent)");
+    case 9: return refuse("an inpainting UNet (9 input channels: latent + mask + masked-image latent)");
+    default:
+      return refuse("an unknown UNet with " + std::to_string(in_channels) +
+                    " input channels (the engine runs 4-channel text-to-image UNets)");
+  }
+  if (out_channels != 4) {
+    return refuse("an unknown UNet with " + std::to_string(out_channels) +
+                  " output channels (the engine runs 4-channel text-to-image UNets)");
+  }
+  if (family_adm && adm_channels != *family_adm) {
+    return refuse("a UNet with " + (adm_channels > 0 ? "a " + std::to_string(adm_channels) + "-wide ADM input" : std::string("no ADM input")) +
+                  " where its family builds " +
+                  (*family_adm > 0 ? "a " + std::to_string(*family_adm) + "-wide ADM vector" : std::string("none")));
+  }
+  return Status::ok();
+}
+
 Result<Prediction> decide_prediction(const WeightMap& weights, const std::map<std::string, std::string>& metadata,
                                      std::optional<Prediction> override, const FamilyInfo& info) {
   if (override) return *override;

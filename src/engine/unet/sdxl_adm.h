@@ -7,6 +7,9 @@
 
 namespace netdist::unet {
 
+// The size embeddings sdxl_adm appends to the pooled output: 6 values × 256 (SDXL's ADM is 1280 + 1536 = 2816).
+inline constexpr int64_t kSdxlAdmSizeChannels = 6 * 256;
+
 // pooled [B, 1280] (bigG pooled output) → y [B, 2816] float32 on pooled's device:
 // cat(pooled, emb(height), emb(width), emb(crop_h), emb(crop_w), emb(target_height), emb(target_width)),
 // each emb a 256-wide timestep_embedding (cos half, then sin half) of the pixel value.
