@@ -316,8 +316,9 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
         specs.push_back(spec);
       }
       if (!specs.empty()) {
+        // Their stop fits in this process's grace period: SIGKILL after 60 % of it.
         children = std::make_unique<cluster::LocalWorkers>(
-            specs, std::chrono::milliseconds(static_cast<int64_t>(flags.shutdown_grace_s * 1000)));
+            specs, std::chrono::milliseconds(static_cast<int64_t>(flags.shutdown_grace_s * 600)));
         children->start();
         std::printf("%s: started %zu local worker(s)\n", role, specs.size());
         std::fflush(stdout);
