@@ -69,8 +69,7 @@ class ImageDecode : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!needs_codec(ImageFormat::kJpeg) || !needs_codec(ImageFormat::kWebp))
-      GTEST_SKIP()
-          << "built without JPEG/WebP support (NETDIST_IMAGE_CODECS; install libjpeg-dev libwebp-dev)";
+      GTEST_FAIL() << "built without JPEG/WebP support (NETDIST_IMAGE_CODECS; install libjpeg-dev libwebp-dev)";
   }
 };
 

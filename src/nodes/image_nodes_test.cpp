@@ -94,7 +94,7 @@ bool codecs_built_in() {
 }
 
 TEST_F(LoadImageTest, JpegWithExifOrientationGivesPilsRotatedPixelsAndAnEmptyMask) {
-  if (!codecs_built_in()) GTEST_SKIP() << "built without JPEG/WebP support (NETDIST_IMAGE_CODECS)";
+  if (!codecs_built_in()) GTEST_FAIL() << "built without JPEG/WebP support (NETDIST_IMAGE_CODECS): install libjpeg-dev libwebp-dev (scripts/install-deps)";
   put("orient6.jpg", "photo.JPG");
   graph::ExecutionOutcome out = run("photo.JPG");
   ASSERT_TRUE(out.success) << out.status.to_string();
@@ -106,7 +106,7 @@ TEST_F(LoadImageTest, JpegWithExifOrientationGivesPilsRotatedPixelsAndAnEmptyMas
 
 // An animated WebP is a batch of its frames, each with its mask = 1 - alpha (ComfyUI's ImageSequence loop).
 TEST_F(LoadImageTest, AnimatedWebpIsABatchWithOneMaskPerFrame) {
-  if (!codecs_built_in()) GTEST_SKIP() << "built without JPEG/WebP support (NETDIST_IMAGE_CODECS)";
+  if (!codecs_built_in()) GTEST_FAIL() << "built without JPEG/WebP support (NETDIST_IMAGE_CODECS): install libjpeg-dev libwebp-dev (scripts/install-deps)";
   put("animated.webp", "anim.webp");
   graph::ExecutionOutcome out = run("anim.webp");
   ASSERT_TRUE(out.success) << out.status.to_string();
@@ -140,7 +140,7 @@ TEST_F(LoadImageTest, UnreadableFilesAreRefusedAtValidationNamingTheFile) {
 // Headers intact but the pixel data cut off: validation passes (it reads only headers), and the prompt
 // fails at LoadImage with a Status naming the file; the process goes on.
 TEST_F(LoadImageTest, TruncatedBodyFailsThePromptNamingTheFile) {
-  if (!codecs_built_in()) GTEST_SKIP() << "built without JPEG/WebP support (NETDIST_IMAGE_CODECS)";
+  if (!codecs_built_in()) GTEST_FAIL() << "built without JPEG/WebP support (NETDIST_IMAGE_CODECS): install libjpeg-dev libwebp-dev (scripts/install-deps)";
   const std::string jpeg = io::read_file((images_dir() / "orient1.jpg").string()).value();
   ASSERT_TRUE(io::write_file_atomic((dir_ / "input" / "half.jpg").string(), jpeg.substr(0, jpeg.size() - 40)).is_ok());
   graph::ExecutionOutcome out = run("half.jpg");

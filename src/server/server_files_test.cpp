@@ -119,7 +119,7 @@ TEST_F(UploadTest, MaskReplacesOriginalAlpha) {
 // as RGBA with the mask's alpha, saved as PNG under the mask's name.
 TEST_F(UploadTest, MaskOverJpegAndWebpOriginalsIsSavedAsPng) {
   if (!io::image_format_supported(io::ImageFormat::kJpeg) || !io::image_format_supported(io::ImageFormat::kWebp))
-    GTEST_SKIP() << "built without JPEG/WebP support (NETDIST_IMAGE_CODECS)";
+    GTEST_FAIL() << "built without JPEG/WebP support (NETDIST_IMAGE_CODECS): install libjpeg-dev libwebp-dev (scripts/install-deps)";
   const std::filesystem::path data = std::filesystem::path(NETDIST_SOURCE_DIR) / "tests" / "data" / "images";
   for (const auto& [file, w, h] : std::vector<std::tuple<std::string, int, int>>{{"orient6.jpg", 13, 7}, {"animated.webp", 8, 6}}) {
     SCOPED_TRACE(file);
