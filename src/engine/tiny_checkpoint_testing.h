@@ -40,8 +40,16 @@ inline Status write_tiny_checkpoint(const std::string& path, const TinyCheckpoin
   add_module(w, *unet, "model.diffusion_model.");
   vae::AutoencoderKL vae(vae::VaeConfig::tiny());
   add_module(w, *vae, "first_stage_model.");
-  text::ClipTextModel clip(text::ClipTextConfig::tiny());
+  text::ClipTextConfig c = text::ClipTextConfig::tiny();
+  c.hidden_size = 64;  // one 64-wide head: the width detection reads checkpoints' CLIP heads at
+  c.num_heads = 1;
+  c.intermediate_size = 128;
+  text::ClipTextModel clip(c);
   add_module(w, *clip, shape.text_prefix);
+  if (shape.text_prefix == "cond_stage_model.transformer.") {  // SD1's CLIP-L ships no projection
+    w.erase(shape.text_prefix + "text_model.text_projection.weight");
+    w.erase(shape.text_prefix + "text_projection.weight");
+  }
   return runtime::save_safetensors(path, w, shape.metadata);
 }
 

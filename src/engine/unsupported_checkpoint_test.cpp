@@ -91,7 +91,8 @@ TEST_F(UnsupportedCheckpoint, AdmWidthTheFamilyDoesNotBuildIsRefused) {
 TEST_F(UnsupportedCheckpoint, TheSameFileAsATextToImageUnetLoads) {
   TinyCheckpointShape shape;
   shape.metadata = {{"netdist.family", "sd1"}};
-  EXPECT_TRUE(load("plain.safetensors", shape).is_ok());
+  Status s = load("plain.safetensors", shape);
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
 }
 
 TEST_F(UnsupportedCheckpoint, WidthsThatDoNotSplitIntoHeadsAreAnError) {
