@@ -70,11 +70,13 @@ server::Response error_reply(int status, const std::string& type, const std::str
 
 }  // namespace
 
+// Input faults are those every worker would hit: wrong values and shapes, unsupported models. A file this
+// worker lacks (kNotFound) or a task that does not validate here (kUnavailable: the coordinator validated it,
+// so this worker differs) is this worker's, and the task is tried on another.
 TaskFault task_fault(const Status& status) {
   switch (status.code()) {
     case StatusCode::kInvalidArgument:
-    case StatusCode::kUnsupported:
-    case StatusCode::kNotFound: return TaskFault::kInput;
+    case StatusCode::kUnsupported: return TaskFault::kInput;
     default: return TaskFault::kWorker;
   }
 }
@@ -123,7 +125,7 @@ Result<at::Tensor> ShardRunner::run(const std::string& shard_id, const Json& wor
   if (!installed.is_ok()) return installed.status().with_context("shard " + shard_id);
   graph::ValidationResult v = graph::validate_prompt(*installed, registry_);
   if (!v.ok())
-    return Status::invalid_argument("shard " + shard_id + " does not validate here: " + v.error_body.dump());
+    return Status::unavailable("shard " + shard_id + " does not validate here: " + v.error_body.dump());
   {
     std::lock_guard<std::mutex> s(status_mutex_);
     running_ = shard_id;
@@ -195,7 +197,7 @@ Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const st
   graph::ValidationResult v = graph::validate_prompt(*installed, registry_, targets.empty() ? nullptr : &targets);
   if (!v.ok())
     return not_running(
-        Status::invalid_argument("prompt " + prompt_id + " does not validate here: " + v.error_body.dump()));
+        Status::unavailable("prompt " + prompt_id + " does not validate here: " + v.error_body.dump()));
   if (inputs.is_object() && !inputs.empty()) {
     // PROMPT (the PNG metadata) names the files as the client did, as on the coordinator.
     Json shown = v.validated->prompt.json();
