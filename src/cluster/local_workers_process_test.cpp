@@ -73,6 +73,7 @@ TEST(LocalWorkersProcess, SplitBatchPostedAtStartFinishes50TimesInARow) {
   for (int i = 0; i < n; ++i) {
     const fs::path dir = root / std::to_string(i % 2);
     fs::remove_all(dir);
+    fs::create_directories(dir);
     Proc coord(coordinator_with_local_workers(dir, 3), dir / "c.log");
     ASSERT_FALSE(coord.url().empty()) << "iteration " << i;
     const std::string id = submit(coord.url(), prompt(6, 100 + i));
