@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <regex>
 
 #include "cluster/process_test_util.h"
 #include "core/skip_test_util.h"

@@ -26,7 +26,8 @@ constexpr int kCheckpoints = 6;
 class ModelCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("netdist_model_cache_" + std::to_string(::getpid()));
+    dir_ = fs::temp_directory_path() / "netdist_model_cache";
+    dir_ += std::to_string(::getpid());
     fs::create_directories(dir_ / "models" / "checkpoints");
     const fs::path tiny = fs::path(NETDIST_SOURCE_DIR) / "models" / "tiny-emoji.safetensors";
     for (int i = 0; i < kCheckpoints; ++i) fs::copy_file(tiny, dir_ / "models" / "checkpoints" / name(i));
@@ -34,7 +35,13 @@ class ModelCacheTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  static std::string name(int i) { return "m" + std::to_string(i) + ".safetensors"; }
+  // Appended piece by piece: GCC 12 warns (-Wstringop-overflow, a false positive) on "m" + to_string(i).
+  static std::string name(int i) {
+    std::string n = "m";
+    n += std::to_string(i);
+    n += ".safetensors";
+    return n;
+  }
 
   void start(int max_loaded) {
     NodeEnvOptions o;
@@ -65,7 +72,7 @@ class ModelCacheTest : public ::testing::Test {
     graph::testing::Recorder sink;
     std::atomic<bool> interrupt{false};
     graph::ExecutionOutcome out =
-        executor_.execute(*v.validated, "p" + std::to_string(i), Json::object(), sink, interrupt);
+        executor_.execute(*v.validated, name(i), Json::object(), sink, interrupt);
     ASSERT_TRUE(out.status.is_ok()) << out.status.to_string();
   }
 
