@@ -19,7 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string tiny_copy(const std::string& name) {
+std::string residency_tiny_copy(const std::string& name) {
   const fs::path dir = fs::temp_directory_path() / ("netdist_residency_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const fs::path to = dir / name;
@@ -27,7 +27,7 @@ std::string tiny_copy(const std::string& name) {
   return to.string();
 }
 
-at::Tensor render(Model& m) {
+at::Tensor render_two_images(Model& m) {
   Conditioning pos = encode_prompt(m, "a red heart").value();
   Conditioning neg = encode_prompt(m, "").value();
   SampleRequest req;
@@ -39,7 +39,7 @@ at::Tensor render(Model& m) {
 }
 
 // Registered modules whose name contains `part`, and how many of them are on the device.
-std::pair<int, int> on_device(const std::string& part) {
+std::pair<int, int> modules_on_device(const std::string& part) {
   int all = 0, on = 0;
   for (const residency::Entry& e : residency::entries()) {
     if (e.name.find(part) == std::string::npos) continue;
@@ -74,31 +74,31 @@ TEST(Residency, LeastRecentlyUsedModelMovesToRamAndComesBack) {
   EngineOptions o;
   o.device = "cuda";
   ASSERT_TRUE(configure_memory(o).is_ok());
-  auto a = load_model(tiny_copy("a.safetensors"), o);
-  auto b = load_model(tiny_copy("b.safetensors"), o);
+  auto a = load_model(residency_tiny_copy("a.safetensors"), o);
+  auto b = load_model(residency_tiny_copy("b.safetensors"), o);
   ASSERT_TRUE(a.is_ok() && b.is_ok());
-  const at::Tensor before = render(**a);
-  render(**b);  // b is now the most recently used
-  EXPECT_EQ(on_device("a.safetensors"), std::make_pair(3, 3));
+  const at::Tensor before = render_two_images(**a);
+  render_two_images(**b);  // b is now the most recently used
+  EXPECT_EQ(modules_on_device("a.safetensors"), std::make_pair(3, 3));
   // Ask for a little more than is free: only the least recently used idle modules (a's) go.
   const at::Device cuda(at::kCUDA, 0);
   residency::make_room(cuda, residency::available(cuda) + 1);
-  EXPECT_LT(on_device("a.safetensors").second, 3);
-  EXPECT_EQ(on_device("b.safetensors"), std::make_pair(3, 3));
+  EXPECT_LT(modules_on_device("a.safetensors").second, 3);
+  EXPECT_EQ(modules_on_device("b.safetensors"), std::make_pair(3, 3));
   // Used again, a's modules come back and give the same images.
-  EXPECT_TRUE(torch::equal(render(**a), before));
-  EXPECT_EQ(on_device("a.safetensors"), std::make_pair(3, 3));
+  EXPECT_TRUE(torch::equal(render_two_images(**a), before));
+  EXPECT_EQ(modules_on_device("a.safetensors"), std::make_pair(3, 3));
   // POST /free with unload_models: everything idle goes to RAM, and the figures say the GPU is freer.
   const auto busy = device_memory_info("cuda").value();
   free_device_memory("cuda", true);
-  EXPECT_EQ(on_device("a.safetensors").second, 0);
-  EXPECT_EQ(on_device("b.safetensors").second, 0);
+  EXPECT_EQ(modules_on_device("a.safetensors").second, 0);
+  EXPECT_EQ(modules_on_device("b.safetensors").second, 0);
   const auto idle = device_memory_info("cuda").value();
   EXPECT_GT(idle.vram_total, 0);
   EXPECT_LT(idle.torch_vram_total, busy.torch_vram_total);
   EXPECT_NE(idle.name.find("cuda:0 "), std::string::npos) << idle.name;
   a->reset();
-  EXPECT_EQ(on_device("a.safetensors").first, 0)
+  EXPECT_EQ(modules_on_device("a.safetensors").first, 0)
       << "a model's modules leave the registry with its last handle";
 }
 
