@@ -48,6 +48,10 @@ inline pid_t spawn_netdist(const std::string& binary, const std::vector<std::str
   spec.stdout_fd = stdout_fd;
   spec.stderr_path = log.string();
   spec.new_process_group = own_group;
+  // posix_spawn opens the log before exec, so its folder must exist (a fork-based start used to let the child
+  // fail to open it and run on).
+  std::error_code ec;
+  if (log.has_parent_path()) std::filesystem::create_directories(log.parent_path(), ec);
   auto pid = spawn_process(spec);
   if (!pid.is_ok()) std::fprintf(stderr, "spawn_netdist: %s\n", pid.status().to_string().c_str());
   return pid.is_ok() ? *pid : -1;
