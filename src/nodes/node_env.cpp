@@ -1,5 +1,7 @@
 #include "nodes/node_env.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <filesystem>
 
@@ -130,6 +132,11 @@ Result<std::shared_ptr<Model>> NodeEnv::cached_load(std::map<std::string, std::s
       const bool ckpt = victim.rfind("checkpoint:", 0) == 0;
       (ckpt ? loaded_ : loaded_vaes_).erase(victim.substr(victim.find(':') + 1));
     }
+#ifdef __GLIBC__
+    // Give the freed weights' pages back to the system: glibc keeps freed heap memory (and raises its mmap
+    // threshold after large frees), so without this the resident set would not shrink with the cache.
+    malloc_trim(0);
+#endif
   }
   auto model = loader(path, options_.engine);
   if (!model.is_ok()) {
