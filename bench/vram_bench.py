@@ -90,6 +90,20 @@ class NetdistServer(peerlib.ExternalServer):
         self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         return self
 
+    def wait_ready(self, timeout=600):
+        # A server that exits at start (a missing shared library, a bad flag) is an error now, not after
+        # the whole timeout.
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"netdist serve exited with {self.proc.returncode} before it was ready:\n"
+                                   + self.log_text()[-2000:])
+            try:
+                return super().wait_ready(timeout=2)
+            except RuntimeError:
+                pass
+        raise RuntimeError(f"netdist serve did not answer /object_info within {timeout} s")
+
     def log_text(self):
         return peerlib.ComfyServer.log_text(self)
 

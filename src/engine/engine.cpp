@@ -188,12 +188,33 @@ int64_t unet_call_bytes(const Model& model, int64_t rows, int64_t h, int64_t w) 
   return static_cast<int64_t>(mib * 1048576.0) + (int64_t{8} << 27);
 }
 
-// What the CUDA graphs' memory pools may hold (cuda_graphs.h): --highvram any amount; otherwise one lane's
-// worth (the budget of 0 keeps one lane), or NETDIST_GRAPH_BUDGET_MB.
-int64_t graph_budget() {
+// Whether one sampling's UNet calls run as CUDA graphs (cuda_graphs.h). Graphs pay where one image's call
+// leaves the GPU idle part of the time — launch overhead, and room for other lanes' calls to overlap — which
+// is the case up to about 768² pixels: a latent of at most kGraphMaxCells (h × w) cells. An SDXL 1024² image
+// (128² cells) keeps the GPU busy by itself while the CPU launches ahead, and a graph's private pool only
+// adds memory there (on an H100: 2.75 GB more at the peak for 2.6 % speed, docs/benchmarks.md). The bound
+// is per image, not per call, so a batch keeps its graphs. NETDIST_GRAPH_MAX_CELLS overrides it;
+// --no-cuda-graphs and --lowvram turn graphs off.
+constexpr int64_t kGraphMaxCells = 96 * 96;
+
+bool graphs_pay(const Model& model, int64_t h, int64_t w) {
+  if (!model.options_.cuda_graphs || model.options_.lowvram) return false;
+  int64_t bound = kGraphMaxCells;
+  if (const char* env = std::getenv("NETDIST_GRAPH_MAX_CELLS")) bound = std::atoll(env);
+  return h * w <= bound;
+}
+
+// What the graphs' memory pools may hold together (cuda_graphs.h): --highvram any amount; otherwise
+// kGraphBudget or what the device has left under --vram-limit/--reserve-vram beyond the call's own
+// activations (`room`, `call_bytes`), whichever is less. A budget under one pool still runs one lane.
+// NETDIST_GRAPH_BUDGET_MB overrides it. 4 GiB bounds what graphs add to a workflow's peak to about 40 % of
+// ComfyUI's own SD1.5 512² batch-10 peak (9.7 GB on an H100) while leaving room for several lanes.
+constexpr int64_t kGraphBudget = int64_t{4} << 30;
+
+int64_t graph_budget(int64_t room, int64_t call_bytes) {
   if (residency::options().highvram) return -1;
   if (const char* env = std::getenv("NETDIST_GRAPH_BUDGET_MB")) return std::atoll(env) * 1048576;
-  return 0;
+  return std::clamp<int64_t>(room - call_bytes, 0, kGraphBudget);
 }
 
 // Images per VAE decode call on a GPU: ComfyUI's VAE.memory_used_decode estimate (2178·h·w·64·dtype size
@@ -328,12 +349,12 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
     for (size_t g = 0; g + 1 < groups.size(); ++g)
       images_per_call = std::max(images_per_call, groups[g + 1] - groups[g]);
     const int64_t conds = static_cast<int64_t>(pos.size() + neg.size());
-    residency::make_room(model.device_,
-                         unet_call_bytes(model, images_per_call * conds, latent.size(2), latent.size(3)));
+    const int64_t rows = images_per_call * conds;
+    const int64_t call_bytes = unet_call_bytes(model, rows, latent.size(2), latent.size(3));
+    const int64_t room = residency::make_room(model.device_, call_bytes);
     lora::PatchScope patch(*model.unet_, model.info_.unet_prefix, model.unet_patches_);
-    // --lowvram turns graphs off too: their private memory pools are what a low-memory user cannot spare.
-    runtime::GraphedCalls graphs(model.device_, model.options_.cuda_graphs && !model.options_.lowvram, 4,
-                                 graph_budget());
+    runtime::GraphedCalls graphs(model.device_, graphs_pay(model, latent.size(2), latent.size(3)), 4,
+                                 graph_budget(room, call_bytes));
     at::Tensor sig = sigmas.to(model.device_);
     at::Tensor latent_in = (latent * model.info_.vae_scale_factor).to(model.device_);
     at::Tensor x = ms.noise_scaling(sig[0], noise.to(model.device_), latent_in, ms.is_max_denoise(sigmas));
@@ -477,7 +498,7 @@ Result<at::Tensor> apply_model_once(Model& model, const at::Tensor& x, const at:
     c10::InferenceMode inference;
     OnDevice on(model, *model.unet_);
     lora::PatchScope patch(*model.unet_, model.info_.unet_prefix, model.unet_patches_);
-    runtime::GraphedCalls graphs(model.device_, model.options_.cuda_graphs && !model.options_.lowvram);
+    runtime::GraphedCalls graphs(model.device_, graphs_pay(model, x.size(2), x.size(3)));
     const at::Device d = model.device_;
     out = apply_model(model, graphs, x.to(d, at::kFloat), sigma.to(d, at::kFloat), context.to(d, at::kFloat),
                       y.defined() ? y.to(d, at::kFloat) : y, {0, x.size(0)})
