@@ -239,6 +239,44 @@ void log_peak(const Model& model, const char* what) {
       m.torch_peak_allocated / 1048576.0, m.torch_reserved / 1048576.0, m.torch_allocated / 1048576.0);
 }
 
+// The micro-batches of the whole batch that rows [row_begin, row_end) of `req` cover, as local bounds; a
+// range that cuts one would not equal the unsplit batch, so it is refused, as are bad rows, steps and
+// batch indices.
+Result<std::vector<int64_t>> row_groups(const SampleRequest& req, int64_t row_begin, int64_t row_end) {
+  const int64_t n = req.latent.size(0);
+  if (row_begin < 0 || row_begin >= row_end || row_end > n) {
+    return Status::invalid_argument("sample: rows [" + std::to_string(row_begin) + ", " +
+                                    std::to_string(row_end) + ") outside a batch of " + std::to_string(n));
+  }
+  if (req.steps < 1) return Status::invalid_argument("sample: steps must be >= 1");
+  if (req.batch_index && static_cast<int64_t>(req.batch_index->size()) != n) {
+    return Status::invalid_argument("latent_image's batch_index has " +
+                                    std::to_string(req.batch_index->size()) + " entries for " +
+                                    std::to_string(n) + " latents");
+  }
+  std::vector<int64_t> groups;
+  for (int64_t b : micro_batch_bounds(n)) {
+    if (b >= row_begin && b <= row_end) groups.push_back(b - row_begin);
+  }
+  if (groups.empty() || groups.front() != 0 || groups.back() != row_end - row_begin) {
+    std::string all;
+    for (int64_t b : micro_batch_bounds(n)) all += (all.empty() ? "" : ", ") + std::to_string(b);
+    return Status::invalid_argument("sample: rows [" + std::to_string(row_begin) + ", " +
+                                    std::to_string(row_end) + ") cut a micro-batch of the batch of " +
+                                    std::to_string(n) + "; split at its bounds {" + all + "}");
+  }
+  return groups;
+}
+
+// The initial noise of rows [row_begin, row_end): those rows of the whole batch's noise (so a split batch
+// gets the unsplit batch's noise), or zeros without add_noise.
+Result<at::Tensor> rows_noise(const SampleRequest& req, const at::Tensor& latent, int64_t row_begin,
+                              int64_t row_end) {
+  if (!req.add_noise) return at::zeros_like(latent);
+  ND_ASSIGN_OR_RETURN(at::Tensor full, sampling::initial_noise(req.seed, req.latent.sizes(), req.batch_index));
+  return full.slice(0, row_begin, row_end);
+}
+
 }  // namespace
 
 Result<Conditioning> encode_prompt(Model& model, const std::string& text, std::optional<int> clip_layer) {
@@ -289,29 +327,7 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
   const int64_t n = req.latent.size(0);
   const int64_t row_begin = req.row_begin;
   const int64_t row_end = req.row_end < 0 ? n : req.row_end;
-  if (row_begin < 0 || row_begin >= row_end || row_end > n) {
-    return Status::invalid_argument("sample: rows [" + std::to_string(row_begin) + ", " +
-                                    std::to_string(row_end) + ") outside a batch of " + std::to_string(n));
-  }
-  if (req.steps < 1) return Status::invalid_argument("sample: steps must be >= 1");
-  if (req.batch_index && static_cast<int64_t>(req.batch_index->size()) != n) {
-    return Status::invalid_argument("latent_image's batch_index has " +
-                                    std::to_string(req.batch_index->size()) + " entries for " +
-                                    std::to_string(n) + " latents");
-  }
-  // The micro-batches of the whole batch that [row_begin, row_end) covers, as local bounds; a range that cuts
-  // one would not equal the unsplit batch, so it is refused.
-  std::vector<int64_t> groups;
-  for (int64_t b : micro_batch_bounds(n)) {
-    if (b >= row_begin && b <= row_end) groups.push_back(b - row_begin);
-  }
-  if (groups.empty() || groups.front() != 0 || groups.back() != row_end - row_begin) {
-    std::string all;
-    for (int64_t b : micro_batch_bounds(n)) all += (all.empty() ? "" : ", ") + std::to_string(b);
-    return Status::invalid_argument("sample: rows [" + std::to_string(row_begin) + ", " +
-                                    std::to_string(row_end) + ") cut a micro-batch of the batch of " +
-                                    std::to_string(n) + "; split at its bounds {" + all + "}");
-  }
+  ND_ASSIGN_OR_RETURN(std::vector<int64_t> groups, row_groups(req, row_begin, row_end));
   std::lock_guard<std::mutex> lock(*model.mutex_);
   const sampling::ModelSampling& ms = *model.sampling_;
   ND_ASSIGN_OR_RETURN(at::Tensor sigmas,
@@ -325,14 +341,7 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
     if (*req.start_step >= sigmas.size(0) - 1) return latent.clone();
     sigmas = sigmas.slice(0, *req.start_step);
   }
-  at::Tensor noise;
-  if (req.add_noise) {
-    ND_ASSIGN_OR_RETURN(at::Tensor full,
-                        sampling::initial_noise(req.seed, req.latent.sizes(), req.batch_index));
-    noise = full.slice(0, row_begin, row_end);
-  } else {
-    noise = at::zeros_like(latent);
-  }
+  ND_ASSIGN_OR_RETURN(at::Tensor noise, rows_noise(req, latent, row_begin, row_end));
   const int64_t height = req.latent.size(2) * 8, width = req.latent.size(3) * 8;
   ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> pos,
                       prepare_cond(model, positive, "positive", width, height));

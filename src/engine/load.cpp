@@ -157,6 +157,33 @@ void track_modules(Model& model, const at::Device& home) {
 
 }  // namespace
 
+// The weights of `path` (a diffusers folder or one safetensors file) in the canonical layout, with the
+// detected family in model.info_ and the file's metadata in `meta`.
+Status read_checkpoint(const std::string& path, const EngineOptions& options, Model& model,
+                       runtime::WeightMap& weights, std::map<std::string, std::string>& meta) {
+  if (fs::is_directory(path)) {
+    std::optional<models::Prediction> override;
+    if (options.v_prediction)
+      override = *options.v_prediction ? models::Prediction::kV : models::Prediction::kEps;
+    auto loader = [](const std::string& file) { return runtime::load_safetensors(file); };
+    ND_ASSIGN_OR_RETURN(models::DiffusersModel folder, models::load_diffusers(path, loader, override));
+    model.info_ = std::move(folder.info);
+    weights = std::move(folder.weights);
+  } else {
+    ND_ASSIGN_OR_RETURN(auto file, io::SafetensorsFile::open(path));
+    meta.insert(file->metadata().begin(), file->metadata().end());
+    ND_ASSIGN_OR_RETURN(weights, runtime::weights_from_file(file));
+    ND_RETURN_IF_ERROR(refuse_unsupported_unet(path, weights, std::nullopt));
+    auto detected = detect(weights, meta, options);
+    if (!detected.is_ok()) return detected.status().with_context(path);
+    model.info_ = *detected;
+    auto scale = meta.find("netdist.vae_scale_factor");
+    if (scale != meta.end()) model.info_.vae_scale_factor = std::atof(scale->second.c_str());
+    ND_RETURN_IF_ERROR(models::canonicalize(weights, model.info_).with_context(path));
+  }
+  return Status::ok();
+}
+
 Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineOptions& options) {
   auto model = std::make_shared<Model>();
   model->path_ = path;
@@ -171,26 +198,7 @@ Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineO
 
   runtime::WeightMap weights;
   std::map<std::string, std::string> meta;
-  if (fs::is_directory(path)) {
-    std::optional<models::Prediction> override;
-    if (options.v_prediction)
-      override = *options.v_prediction ? models::Prediction::kV : models::Prediction::kEps;
-    auto loader = [](const std::string& file) { return runtime::load_safetensors(file); };
-    ND_ASSIGN_OR_RETURN(models::DiffusersModel folder, models::load_diffusers(path, loader, override));
-    model->info_ = std::move(folder.info);
-    weights = std::move(folder.weights);
-  } else {
-    ND_ASSIGN_OR_RETURN(auto file, io::SafetensorsFile::open(path));
-    meta.insert(file->metadata().begin(), file->metadata().end());
-    ND_ASSIGN_OR_RETURN(weights, runtime::weights_from_file(file));
-    ND_RETURN_IF_ERROR(refuse_unsupported_unet(path, weights, std::nullopt));
-    auto detected = detect(weights, meta, options);
-    if (!detected.is_ok()) return detected.status().with_context(path);
-    model->info_ = *detected;
-    auto scale = meta.find("netdist.vae_scale_factor");
-    if (scale != meta.end()) model->info_.vae_scale_factor = std::atof(scale->second.c_str());
-    ND_RETURN_IF_ERROR(models::canonicalize(weights, model->info_).with_context(path));
-  }
+  ND_RETURN_IF_ERROR(read_checkpoint(path, options, *model, weights, meta));
   ND_RETURN_IF_ERROR(refuse_unsupported_unet(path, weights, model->info_.adm_channels));
   ND_ASSIGN_OR_RETURN(model->tokenizer_, load_tokenizer(path, meta, options));
 

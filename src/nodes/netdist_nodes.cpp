@@ -217,8 +217,8 @@ uint64_t fnv1a(const std::string& bytes) {
   return h;
 }
 
-void add_remote_queue_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env, std::shared_ptr<RemoteClient> client) {
-  // RemoteQueueSimple (nodes/simple.py).
+// RemoteQueueSimple (nodes/simple.py).
+void add_simple_queue_node(graph::NodeRegistry& r, std::shared_ptr<RemoteClient> client) {
   NodeSchema simple = netdist_schema(
       "RemoteQueueSimple", "Queue on remote (single)", "remote",
       {url_input("remote_url", "http://127.0.0.1:8288/"), graph::int_input("batch_local", 1, 1, 8),
@@ -254,8 +254,10 @@ void add_remote_queue_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env
         if (in.has("enabled")) uuid += ",E:" + in.get_string("enabled");
         return uuid;
       });
+}
 
-  // RemoteChainStart / RemoteQueueWorker / RemoteChainEnd (nodes/advanced.py).
+// RemoteChainStart / RemoteQueueWorker / RemoteChainEnd (nodes/advanced.py).
+void add_chain_nodes(graph::NodeRegistry& r, std::shared_ptr<RemoteClient> client) {
   add_hooked_node(
       r,
       netdist_schema("RemoteChainStart", "Queue on remote (start of chain)", "remote/advanced",
@@ -313,7 +315,10 @@ void add_remote_queue_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env
                 ND_ASSIGN_OR_RETURN(auto chain, need<RemoteChainObject>(in, "remote_chain"));
                 return std::vector<Value>{int_value(chain->seed), Value(chain->batch)};
               });
+}
 
+// LoadCurrentWorkflowJSON, LoadDiskWorkflowJSON / SaveDiskWorkflowJSON (nodes/workflows.py).
+void add_workflow_json_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) {
   NodeSchema current = netdist_schema("LoadCurrentWorkflowJSON", "Load workflow (current)", "remote/advanced", {},
                                       {"JSON"}, {"Workflow JSON"});
   current.hidden = {{"prompt", "PROMPT"}};
@@ -323,7 +328,6 @@ void add_remote_queue_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env
     return std::vector<Value>{object(j)};
   });
 
-  // LoadDiskWorkflowJSON / SaveDiskWorkflowJSON (nodes/workflows.py).
   graph::InputSpec file = graph::combo_input("workflow", {});
   file.options_provider = [env] {
     std::vector<std::string> out;
@@ -372,8 +376,10 @@ void add_remote_queue_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env
     ND_RETURN_IF_ERROR(io::write_file_atomic(path, workflow->value.dump(2)));
     return std::vector<Value>{};
   });
+}
 
-  // FetchRemote (nodes/simple.py + core/fetch.py).
+// FetchRemote (nodes/simple.py + core/fetch.py).
+void add_fetch_remote_node(graph::NodeRegistry& r, std::shared_ptr<RemoteClient> client) {
   add_fn_node(
       r,
       netdist_schema("FetchRemote", "Fetch from remote", "remote",
@@ -406,6 +412,13 @@ void add_remote_queue_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env
         out->images = at::cat(images, 0);
         return std::vector<Value>{object(out)};
       });
+}
+
+void add_remote_queue_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env, std::shared_ptr<RemoteClient> client) {
+  add_simple_queue_node(r, client);
+  add_chain_nodes(r, client);
+  add_workflow_json_nodes(r, env);
+  add_fetch_remote_node(r, client);
 }
 
 void add_image_nodes(graph::NodeRegistry& r, std::shared_ptr<RemoteClient> client) {

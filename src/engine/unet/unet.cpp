@@ -55,6 +55,19 @@ at::Tensor EmbedSequentialImpl::forward(const at::Tensor& x_in, const at::Tensor
   return x;
 }
 
+void UNetModelImpl::build_embeddings(int64_t time_dim, const at::TensorOptions& options) {
+  const int64_t mc = config_.model_channels;
+  auto time_embed = layers::add_container(*this, "time_embed");
+  time_embed_0_ = time_embed->register_module("0", layers::Linear(mc, time_dim, true, options));
+  time_embed_2_ = time_embed->register_module("2", layers::Linear(time_dim, time_dim, true, options));
+  if (config_.adm_in_channels > 0) {
+    auto label_emb = layers::add_container(*layers::add_container(*this, "label_emb"), "0");
+    label_emb_0_ =
+        label_emb->register_module("0", layers::Linear(config_.adm_in_channels, time_dim, true, options));
+    label_emb_2_ = label_emb->register_module("2", layers::Linear(time_dim, time_dim, true, options));
+  }
+}
+
 UNetModelImpl::UNetModelImpl(const UNetConfig& config, const at::TensorOptions& options) : config_(config) {
   const Status valid = config.validate();
   ND_ASSERT(valid.is_ok(), valid.to_string());
@@ -62,14 +75,7 @@ UNetModelImpl::UNetModelImpl(const UNetConfig& config, const at::TensorOptions& 
   const int64_t mc = c.model_channels;
   const int64_t time_dim = mc * 4;
 
-  auto time_embed = layers::add_container(*this, "time_embed");
-  time_embed_0_ = time_embed->register_module("0", layers::Linear(mc, time_dim, true, options));
-  time_embed_2_ = time_embed->register_module("2", layers::Linear(time_dim, time_dim, true, options));
-  if (c.adm_in_channels > 0) {
-    auto label_emb = layers::add_container(*layers::add_container(*this, "label_emb"), "0");
-    label_emb_0_ = label_emb->register_module("0", layers::Linear(c.adm_in_channels, time_dim, true, options));
-    label_emb_2_ = label_emb->register_module("2", layers::Linear(time_dim, time_dim, true, options));
-  }
+  build_embeddings(time_dim, options);
 
   auto transformer = [&](int64_t ch, int64_t depth) {
     return SpatialTransformer(ch, c.heads_for(ch), c.head_dim_for(ch), depth, c.context_dim,

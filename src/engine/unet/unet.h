@@ -64,6 +64,8 @@ class UNetModelImpl : public torch::nn::Module {
   const UNetConfig& config() const { return config_; }
 
  private:
+  // time_embed and (with an ADM input) label_emb, as ComfyUI names them.
+  void build_embeddings(int64_t time_dim, const at::TensorOptions& options);
   UNetConfig config_;
   layers::Linear time_embed_0_{nullptr};
   layers::Linear time_embed_2_{nullptr};

@@ -188,16 +188,14 @@ std::string UNetConfig::to_string() const {
   return out.str();
 }
 
-Result<UNetConfig> detect_unet_config(const runtime::WeightMap& weights, std::string_view prefix) {
-  KeyIndex keys(weights, prefix);
-  if (!keys.has("input_blocks.0.0.weight")) {
-    return Status::not_found("UNet weights: no tensor '" + std::string(prefix) +
-                             "input_blocks.0.0.weight'; not an ldm UNet under this prefix");
-  }
-  UNetConfig c;
-  c.transformer_depth_middle = 0;
+namespace {
+
+// model_channels, in/out channels and the ADM width, from the first and last convolutions and label_emb.
+Status detect_io(const KeyIndex& keys, UNetConfig& c) {
   ND_ASSIGN_OR_RETURN(at::IntArrayRef conv_in, keys.shape("input_blocks.0.0.weight"));
-  if (conv_in.size() != 4) return Status::invalid_argument("UNet weights: 'input_blocks.0.0.weight' is not a 4-D conv weight");
+  if (conv_in.size() != 4) {
+    return Status::invalid_argument("UNet weights: 'input_blocks.0.0.weight' is not a 4-D conv weight");
+  }
   c.model_channels = conv_in[0];
   c.in_channels = conv_in[1];
   c.out_channels = 4;
@@ -209,6 +207,20 @@ Result<UNetConfig> detect_unet_config(const runtime::WeightMap& weights, std::st
     ND_ASSIGN_OR_RETURN(at::IntArrayRef adm, keys.shape("label_emb.0.0.weight"));
     c.adm_in_channels = adm[1];
   }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<UNetConfig> detect_unet_config(const runtime::WeightMap& weights, std::string_view prefix) {
+  KeyIndex keys(weights, prefix);
+  if (!keys.has("input_blocks.0.0.weight")) {
+    return Status::not_found("UNet weights: no tensor '" + std::string(prefix) +
+                             "input_blocks.0.0.weight'; not an ldm UNet under this prefix");
+  }
+  UNetConfig c;
+  c.transformer_depth_middle = 0;
+  ND_RETURN_IF_ERROR(detect_io(keys, c));
 
   int64_t context_dim = 0;
   bool linear = false;
