@@ -28,7 +28,10 @@ class EmitSink : public graph::EventSink {
 GraphBackend::GraphBackend(NodeSetup setup) : setup_(std::move(setup)), executor_(*setup_.registry) {}
 
 server::ValidationOutcome GraphBackend::validate(const nlohmann::ordered_json& prompt) {
-  graph::ValidationResult v = graph::validate_prompt(prompt, *setup_.registry);
+  return to_outcome(graph::validate_prompt(prompt, *setup_.registry));
+}
+
+server::ValidationOutcome GraphBackend::to_outcome(graph::ValidationResult v) {
   server::ValidationOutcome out;
   out.ok = v.ok();
   if (!v.ok()) {
@@ -38,18 +41,26 @@ server::ValidationOutcome GraphBackend::validate(const nlohmann::ordered_json& p
   out.outputs = v.validated->outputs;
   out.prompt = v.validated->prompt.json();
   out.node_errors = v.validated->node_errors;
+  out.validated = std::make_shared<const graph::ValidatedPrompt>(std::move(*v.validated));
   return out;
+}
+
+server::ValidationOutcome GraphBackend::validate_stored(const server::QueueItem& item) {
+  std::vector<std::string> targets;
+  for (const auto& id : item.outputs_to_execute) {
+    if (id.is_string()) targets.push_back(id.get<std::string>());
+  }
+  return to_outcome(graph::validate_prompt(item.prompt, *setup_.registry, &targets));
 }
 
 Status GraphBackend::execute(const server::QueueItem& item, const server::EmitFn& emit,
                              std::atomic<bool>& interrupt, nlohmann::ordered_json& outputs) {
-  std::vector<std::string> targets;
-  for (const auto& id : item.outputs_to_execute) targets.push_back(id.get<std::string>());
-  graph::ValidationResult v = graph::validate_prompt(item.prompt, *setup_.registry, &targets);
-  if (!v.ok()) return Status::invalid_argument("prompt no longer validates: " + v.error_body.dump());
+  // Validated once, at POST /prompt or when the store restored it (validate_stored); never again here.
+  if (item.validated == nullptr)
+    return Status::invalid_argument("prompt " + item.prompt_id + " reached execution without its validated form");
   EmitSink sink(emit, test_step_delay_ms_);
   graph::ExecutionOutcome outcome =
-      executor_.execute(*v.validated, item.prompt_id, item.extra_data, sink, interrupt);
+      executor_.execute(*item.validated, item.prompt_id, item.extra_data, sink, interrupt);
   outputs = outcome.outputs;
   return outcome.status;
 }

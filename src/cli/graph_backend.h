@@ -7,6 +7,7 @@
 
 #include "cli/node_setup.h"
 #include "graph/executor.h"
+#include "graph/validate.h"
 #include "server/backend.h"
 
 namespace netdist::cli {
@@ -16,6 +17,8 @@ class GraphBackend : public server::Backend {
   explicit GraphBackend(NodeSetup setup);
 
   server::ValidationOutcome validate(const nlohmann::ordered_json& prompt) override;
+  server::ValidationOutcome validate_stored(const server::QueueItem& item) override;
+  // Runs item.validated (a prompt without one fails: it was never validated).
   Status execute(const server::QueueItem& item, const server::EmitFn& emit, std::atomic<bool>& interrupt,
                  nlohmann::ordered_json& outputs) override;
   nlohmann::ordered_json object_info() override;
@@ -25,6 +28,8 @@ class GraphBackend : public server::Backend {
   void set_test_step_delay_ms(int ms) { test_step_delay_ms_ = ms; }
 
  private:
+  static server::ValidationOutcome to_outcome(graph::ValidationResult v);
+
   NodeSetup setup_;
   graph::Executor executor_;
   int test_step_delay_ms_ = 0;

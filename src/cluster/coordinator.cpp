@@ -4,6 +4,7 @@
 #include <map>
 #include <regex>
 
+#include "graph/validate.h"
 #include "nodes/image_nodes.h"
 #include "nodes/node_types.h"
 
@@ -64,7 +65,8 @@ std::vector<std::string> CoordinatorBackend::checkpoints_only_on_workers(const n
 }
 
 bool CoordinatorBackend::runs_concurrently(const server::QueueItem& item) {
-  if (!is_whole_prompt(item.prompt)) return false;
+  const bool whole = item.validated ? is_whole_prompt(item.validated->analysis) : is_whole_prompt(item.prompt);
+  if (!whole) return false;
   if (cluster_->capable_remote_workers(prompt_requirements(item.prompt)) == 0 &&
       checkpoints_only_on_workers(item.prompt).empty())
     return false;
@@ -178,7 +180,7 @@ server::ValidationOutcome CoordinatorBackend::validate(const nlohmann::ordered_j
   };
   if (auto missing = cluster_->check_prompt(converted)) {
     refuse("prompt_no_capable_worker", "No worker can run this prompt: " + *missing, *missing);
-  } else if (!is_whole_prompt(converted)) {
+  } else if (!(out.validated ? is_whole_prompt(out.validated->analysis) : is_whole_prompt(converted))) {
     const std::vector<std::string> remote_only = checkpoints_only_on_workers(converted);
     std::string names;
     for (const std::string& name : remote_only) names += (names.empty() ? "'" : ", '") + name + "'";

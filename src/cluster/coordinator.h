@@ -62,6 +62,10 @@ class CoordinatorBackend : public server::Backend {
       : inner_(inner), cluster_(std::move(cluster)), options_(std::move(options)) {}
 
   server::ValidationOutcome validate(const nlohmann::ordered_json& prompt) override;
+  // A restored prompt was admitted before the restart: only the inner backend's validation.
+  server::ValidationOutcome validate_stored(const server::QueueItem& item) override {
+    return inner_.validate_stored(item);
+  }
   Status execute(const server::QueueItem& item, const server::EmitFn& emit, std::atomic<bool>& interrupt,
                  nlohmann::ordered_json& outputs) override;
   bool runs_concurrently(const server::QueueItem& item) override;

@@ -34,16 +34,11 @@ Result<std::set<std::string>> ancestors(const Json& prompt, const std::string& n
 }  // namespace
 
 bool is_splittable_sampler(const std::string& class_type) {
-  return class_type == "KSampler" || class_type == "KSamplerAdvanced";
+  return graph::split_kind(class_type) == graph::SplitKind::batch_rows;
 }
 
 std::vector<std::string> splittable_samplers(const Json& prompt) {
-  std::vector<std::string> out;
-  for (auto it = prompt.begin(); it != prompt.end(); ++it) {
-    if (it.value().is_object() && is_splittable_sampler(it.value().value("class_type", "")))
-      out.push_back(it.key());
-  }
-  return out;
+  return graph::PromptAnalysis::analyze_json(prompt).splittable_samplers();
 }
 
 Result<Json> shard_workflow(const Json& prompt, const std::string& sampler_id, int64_t row_begin,
@@ -99,59 +94,19 @@ Requirements prompt_requirements(const Json& prompt) {
   return req;
 }
 
-namespace {
-
-std::optional<int64_t> batch_of(const Json& prompt, const std::string& node_id, int depth) {
-  if (depth > 64 || !prompt.contains(node_id) || !prompt[node_id].is_object()) return std::nullopt;
-  const Json& node = prompt[node_id];
-  const std::string cls = node.value("class_type", "");
-  const Json& inputs = node.value("inputs", Json::object());
-  auto literal = [&](const char* key) -> std::optional<int64_t> {
-    if (!inputs.contains(key) || !inputs[key].is_number_integer()) return std::nullopt;
-    return inputs[key].get<int64_t>();
-  };
-  auto follow = [&](const char* key) -> std::optional<int64_t> {
-    if (!inputs.contains(key) || !is_link(inputs[key])) return std::nullopt;
-    return batch_of(prompt, inputs[key][0].get<std::string>(), depth + 1);
-  };
-  if (cls == "EmptyLatentImage") return literal("batch_size");
-  if (cls == "RepeatLatentBatch") {
-    auto amount = literal("amount");
-    auto inner = follow("samples");
-    if (!amount || !inner) return std::nullopt;
-    return *amount * *inner;
-  }
-  if (cls == "LatentFromBatch") {
-    auto length = literal("length");
-    return length && *length == 1 ? std::optional<int64_t>(1) : std::nullopt;
-  }
-  if (is_splittable_sampler(cls)) return follow("latent_image");
-  if (cls == "LatentUpscale" || cls == "LatentUpscaleBy") return follow("samples");
-  // Images: netdist's LoadImage gives one frame; scaling and encoding keep the batch.
-  if (cls == "LoadImage") return 1;
-  if (cls == "VAEEncode") return follow("pixels");
-  if (cls == "ImageScale" || cls == "ImageScaleBy") return follow("image");
-  return std::nullopt;
-}
-
-}  // namespace
-
 std::optional<int64_t> static_batch_size(const Json& prompt, const std::string& node_id) {
-  return batch_of(prompt, node_id, 0);
+  const graph::PromptAnalysis analysis = graph::PromptAnalysis::analyze_json(prompt);
+  const graph::NodeAnalysis* node = analysis.find(node_id);
+  if (node == nullptr || !node->output) return std::nullopt;
+  return node->output->batch;
 }
 
 bool is_whole_prompt(const Json& prompt) {
-  if (!prompt.is_object()) return false;
-  for (auto it = prompt.begin(); it != prompt.end(); ++it) {
-    if (!it.value().is_object()) return false;
-    const std::string cls = it.value().value("class_type", "");
-    if (is_splittable_sampler(cls)) {
-      auto batch = static_batch_size(prompt, it.key());
-      if (!batch || *batch != 1) return false;
-    }
-  }
-  return true;
+  auto parsed = graph::Prompt::parse(prompt);
+  return parsed.is_ok() && is_whole_prompt(graph::PromptAnalysis::analyze(*parsed));
 }
+
+bool is_whole_prompt(const graph::PromptAnalysis& analysis) { return analysis.runs_whole(); }
 
 std::vector<std::string> missing_requirements(const Requirements& req, const Json& capabilities) {
   std::set<std::string> classes, models;

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "graph/analysis.h"
 
 namespace netdist::cluster {
 
@@ -25,7 +26,7 @@ using Json = nlohmann::ordered_json;
 
 inline constexpr const char* kShardOutputId = "netdist_shard_output";
 
-// True for the sampler classes the planner splits by batch row.
+// True for the sampler classes the planner splits by batch row (graph::split_kind is batch_rows).
 bool is_splittable_sampler(const std::string& class_type);
 
 // The workflow of the shard of `sampler_id` covering rows [row_begin, row_end). invalid_argument naming
@@ -50,23 +51,23 @@ Requirements shard_requirements(const Json& prompt, const std::string& sampler_i
 // bounds {0, ..., n}, a subsequence of `groups`.
 std::vector<int64_t> shard_bounds(const std::vector<int64_t>& groups, const std::vector<double>& speeds);
 
-// The ids of every splittable sampler in the prompt, in prompt order.
+// The ids of every splittable sampler in the prompt, in prompt order (graph::PromptAnalysis).
 std::vector<std::string> splittable_samplers(const Json& prompt);
 
 // What a worker must have to run the whole prompt: every node class and every ckpt_name.
 Requirements prompt_requirements(const Json& prompt);
 
-// The batch size of the latent (or image) a node outputs, when it is known from the prompt alone:
-// EmptyLatentImage's literal batch_size, RepeatLatentBatch's amount times its input's, 1 for LatentFromBatch
-// with length 1 and for LoadImage (one frame), and the input's for KSampler/KSamplerAdvanced (latent_image),
-// LatentUpscale/LatentUpscaleBy (samples), VAEEncode (pixels) and ImageScale/ImageScaleBy (image).
-// nullopt for anything else (other nodes, links to missing nodes, cycles).
+// The batch size of the latent (or image) a node outputs, when the prompt alone fixes it: the graph
+// analysis's (graph/analysis.h, which lists every node class it follows). nullopt for anything else (other
+// nodes, links to missing nodes, cycles, a prompt that does not parse).
 std::optional<int64_t> static_batch_size(const Json& prompt, const std::string& node_id);
 
 // True when a prompt gains nothing from row splitting, so a coordinator sends it whole to one worker:
-// every splittable sampler's latent has a static batch size of 1 (or there is no splittable sampler). The
-// files its LoadImage nodes read travel with it (shard_inputs.h), as they do with row shards.
+// graph::PromptAnalysis::runs_whole (every splittable sampler's latent has a static batch size of 1, or there
+// is no splittable sampler). False for a prompt that does not parse. The files its LoadImage nodes read
+// travel with it (shard_inputs.h), as they do with row shards.
 bool is_whole_prompt(const Json& prompt);
+bool is_whole_prompt(const graph::PromptAnalysis& analysis);
 
 // What `capabilities` (GET /netdist/v1/capabilities: {"node_classes": [...], "models": [{"name"...}]})
 // lacks of `req`, as phrases: "checkpoint 'x.safetensors'", "node class 'Foo'". Empty = it can run it.

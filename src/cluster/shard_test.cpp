@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "server/prompt_cost.h"
+
 namespace netdist::cluster {
 namespace {
 
@@ -92,6 +94,42 @@ TEST(Shard, WholePromptOnlyForBatchOne) {
   p["14"] = {{"class_type", "KSampler"}, {"inputs", {{"latent_image", Json::array({"99", 0})}}}};
   EXPECT_EQ(static_batch_size(p, "14"), std::nullopt) << "a link to a missing node has no static batch";
   EXPECT_FALSE(is_whole_prompt(p));
+}
+
+// The planner (static batch, whole-prompt choice) and the cost model read one graph analysis, so they agree
+// on a hires fix: LatentUpscale keeps the first pass's batch (ComfyUI nodes.py) at the new size. The cost
+// model used to count the second pass as one 512×512 image while the planner split its 8 rows.
+TEST(Shard, PlannerAndCostModelAgreeThroughLatentUpscale) {
+  Json p = shard_prompt();
+  p["10"] = {{"class_type", "LatentUpscale"},
+             {"inputs", {{"samples", Json::array({"3", 0})}, {"upscale_method", "bilinear"}, {"width", 128},
+                         {"height", 192}, {"crop", "disabled"}}}};
+  p["11"] = {{"class_type", "KSampler"}, {"inputs", {{"steps", 10}, {"latent_image", Json::array({"10", 0})}}}};
+  EXPECT_EQ(static_batch_size(p, "11"), std::optional<int64_t>(8));
+  const auto work = server::sampler_work(p, "11");
+  ASSERT_TRUE(work);
+  EXPECT_EQ(work->batch, 8);
+  EXPECT_EQ(work->width, 128);
+  EXPECT_EQ(work->height, 192);
+  EXPECT_FALSE(is_whole_prompt(p));
+  const graph::PromptAnalysis analysis = graph::PromptAnalysis::analyze_json(p);
+  EXPECT_EQ(splittable_samplers(p), analysis.splittable_samplers());
+  EXPECT_EQ(splittable_samplers(p), (std::vector<std::string>{"3", "11"}));
+}
+
+// A decoded batch that is encoded again keeps its batch: a batch-1 prompt that decodes and re-encodes runs
+// whole (the earlier walk stopped at VAEDecode and split it).
+TEST(Shard, DecodeThenEncodeKeepsTheBatch) {
+  Json p = shard_prompt();
+  p["5"]["inputs"]["batch_size"] = 1;
+  p["12"] = {{"class_type", "VAEEncode"}, {"inputs", {{"pixels", Json::array({"8", 0})}, {"vae", Json::array({"4", 2})}}}};
+  p["13"] = {{"class_type", "KSampler"}, {"inputs", {{"latent_image", Json::array({"12", 0})}}}};
+  EXPECT_EQ(static_batch_size(p, "13"), std::optional<int64_t>(1));
+  EXPECT_TRUE(is_whole_prompt(p));
+  p["5"]["inputs"]["batch_size"] = 2;
+  EXPECT_EQ(static_batch_size(p, "13"), std::optional<int64_t>(2));
+  EXPECT_FALSE(is_whole_prompt(p));
+  EXPECT_FALSE(is_whole_prompt(Json{{"1", 5}})) << "a prompt that does not parse is never whole";
 }
 
 TEST(Shard, PromptRequirementsNameEveryClassAndCheckpoint) {

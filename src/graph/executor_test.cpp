@@ -178,7 +178,7 @@ TEST_F(ExecutorTest, CycleInUnvalidatedPrompt) {
     "3": {"class_type": "TestWidgets", "inputs": {"flag": true, "text": "", "image": ["1", 0]}}})");
   Result<Prompt> parsed = Prompt::parse(prompt);
   ASSERT_TRUE(parsed.is_ok());
-  ValidatedPrompt vp{std::move(parsed).value(), {"3"}, Json::object(), Json()};
+  ValidatedPrompt vp{std::move(parsed).value(), {"3"}, Json::object(), Json(), PromptAnalysis()};
   Recorder sink;
   ExecutionOutcome outcome = executor_.execute(vp, "p", Json::object(), sink, interrupt_);
   EXPECT_FALSE(outcome.success);

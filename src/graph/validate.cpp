@@ -374,7 +374,9 @@ ValidationResult validate_prompt(const Json& prompt_json, const NodeRegistry& re
   }
   Result<Prompt> parsed = Prompt::parse(std::move(converted));
   ND_ASSERT(parsed.is_ok(), "a prompt that passed validation does not parse: " + parsed.status().to_string());
-  result.validated = ValidatedPrompt{std::move(parsed).value(), std::move(good_outputs), std::move(node_errors), Json()};
+  PromptAnalysis analysis = PromptAnalysis::analyze(*parsed);
+  result.validated = ValidatedPrompt{std::move(parsed).value(), std::move(good_outputs), std::move(node_errors), Json(),
+                                     std::move(analysis)};
   return result;
 }
 

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "graph/analysis.h"
 #include "graph/node_registry.h"
 #include "graph/prompt.h"
 
@@ -34,6 +35,9 @@ struct ValidatedPrompt {
   // a coordinator's prompt with its input files installed under other names shows the names the client
   // wrote (ShardRunner::run_prompt). Null: prompt.json().
   Json shown_prompt;
+  // Batches, latent sizes and splittable samplers of `prompt` (analysis.h), computed once here for the queue
+  // policy, the cost model and the planner.
+  PromptAnalysis analysis;
 };
 
 struct ValidationResult {

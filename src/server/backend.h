@@ -1,7 +1,7 @@
 // The interface the server drives: validation, execution, node metadata and device figures. The server
 // owns queueing, history, WebSocket routing and HTTP; a Backend owns the graph (the real one wraps the
 // graph validator and executor; tests use FakeBackend in fake_backend_test_util.h).
-// Thread-safety: validate, object_info, system_stats_devices may be called from any HTTP thread at any
+// Thread-safety: validate, validate_stored, object_info, system_stats_devices may be called from any HTTP thread at any
 // time, also while execute runs on the worker thread. runs_concurrently, max_concurrent_prompts and
 // free_memory are called only from the single queue worker thread. execute runs one prompt at a time on
 // the queue worker thread, except for prompts for which runs_concurrently returned true: those run on
@@ -11,11 +11,16 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
+
+namespace netdist::graph {
+struct ValidatedPrompt;
+}
 
 namespace netdist::server {
 
@@ -27,6 +32,14 @@ struct QueueItem {
   nlohmann::ordered_json extra_data;          // client's extra_data plus "client_id", sensitive keys removed
   nlohmann::ordered_json outputs_to_execute;  // array of output node ids (strings)
   nlohmann::ordered_json sensitive;           // keys removed from extra_data (auth_token_comfy_org, ...)
+  // The validated form (graph/validate.h: prompt, outputs, graph analysis) the prompt was accepted with, or,
+  // for a prompt restored from the store, validated with when it was loaded; execution runs it as is and
+  // never validates again. Null from a backend without netdist's graph (tests' FakeBackend). Not persisted:
+  // the store keeps the JSON fields above.
+  std::shared_ptr<const graph::ValidatedPrompt> validated;
+  // Set (the 400 body) when a prompt restored from the store no longer validates with this server's nodes:
+  // it is not executed and ends in history with that error.
+  nlohmann::ordered_json restore_error;
 
   // [number, prompt_id, prompt, extra_data, outputs_to_execute], as in GET /queue and history "prompt".
   nlohmann::ordered_json to_json() const;
@@ -38,6 +51,8 @@ struct ValidationOutcome {
   std::vector<std::string> outputs;         // output node ids to execute when ok
   nlohmann::ordered_json prompt;            // converted prompt (widget values converted); null = use the submitted one
   nlohmann::ordered_json node_errors = nlohmann::ordered_json::object();  // errors of dropped outputs when ok
+  // The validated form when ok (QueueItem::validated); null from a backend without netdist's graph.
+  std::shared_ptr<const graph::ValidatedPrompt> validated;
 };
 
 // Event sink handed to execute. `type` is a ComfyUI WebSocket message type and `data` its payload, exactly
@@ -53,9 +68,14 @@ class Backend {
  public:
   virtual ~Backend();
 
+  // POST /prompt: validates a submitted prompt (every output node).
   virtual ValidationOutcome validate(const nlohmann::ordered_json& prompt) = 0;
+  // A prompt restored from the store after a restart (the node set may have changed since it was accepted):
+  // validated again, limited to its outputs_to_execute, without the admission checks of validate() (it was
+  // admitted already). The default validates item.prompt with validate().
+  virtual ValidationOutcome validate_stored(const QueueItem& item) { return validate(item.prompt); }
 
-  // Runs a validated prompt. Emits events through `emit`, fills `outputs` with {node_id: ui_json} for every
+  // Runs a validated prompt (item.validated, never validated again here). Emits events through `emit`, fills `outputs` with {node_id: ui_json} for every
   // output node that produced (or had cached) a UI result, and returns OK, kCancelled when `interrupt` was
   // seen, or the error. A backend that fails without emitting execution_error/execution_interrupted gets
   // one synthesized by the server from the Status. Must poll `interrupt` between nodes and between steps.

@@ -421,7 +421,12 @@ Status HttpServer::start() {
   const ServerOptions& o = impl_->state.options();
   ND_ASSIGN_OR_RETURN(impl_->tls, make_server_tls(o.tls_cert_file, o.tls_key_file));
   // The stored queue and history are back before a client or the worker can see the queue.
-  if (o.store) ND_RETURN_IF_ERROR(impl_->state.queue().attach_store(o.store));
+  // Restored prompts are validated against this server's nodes as they are loaded (Backend::validate_stored).
+  if (o.store) {
+    Backend& backend = impl_->state.backend();
+    ND_RETURN_IF_ERROR(impl_->state.queue().attach_store(
+        o.store, [&backend](const QueueItem& item) { return backend.validate_stored(item); }));
+  }
   std::string addresses = o.listen;
   size_t start = 0;
   while (start <= addresses.size()) {

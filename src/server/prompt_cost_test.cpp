@@ -58,5 +58,32 @@ TEST(PromptCost, UnknownSourcesCountAsOne512ImageAndBadInputNeverThrows) {
   EXPECT_DOUBLE_EQ(predict_prompt_units(json{{"1", 5}}), 0.0);
 }
 
+// The second pass of a hires fix samples the first pass's batch at the upscaled size (ComfyUI nodes.py
+// LatentUpscale keeps the batch). Before the graph analysis the cost model counted it as one 512×512 image
+// while the planner followed the batch.
+TEST(PromptCost, LatentUpscaleKeepsTheBatchAtTheNewSize) {
+  const json p = {{"5", latent(512, 512, 4)},
+                  {"3", ksampler(20, json::array({"5", 0}))},
+                  {"10", {{"class_type", "LatentUpscale"},
+                          {"inputs", {{"samples", json::array({"3", 0})}, {"upscale_method", "nearest-exact"},
+                                      {"width", 1024}, {"height", 768}, {"crop", "disabled"}}}}},
+                  {"11", ksampler(10, json::array({"10", 0}))},
+                  {"12", {{"class_type", "LatentUpscaleBy"},
+                          {"inputs", {{"samples", json::array({"3", 0})}, {"scale_by", 2.0}}}}},
+                  {"13", ksampler(1, json::array({"12", 0}))}};
+  auto w = sampler_work(p, "11");
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->batch, 4);
+  EXPECT_EQ(w->width, 1024);
+  EXPECT_EQ(w->height, 768);
+  EXPECT_DOUBLE_EQ(w->units(), 10.0 * 4 * 1024 * 768 / 4096);
+  EXPECT_EQ(sampler_work(p, "13")->batch, 4);
+  EXPECT_EQ(sampler_work(p, "13")->width, 1024);
+  // The same numbers from the analysis a validated prompt carries.
+  const graph::PromptAnalysis a = graph::PromptAnalysis::analyze_json(p);
+  EXPECT_DOUBLE_EQ(predict_prompt_units(a), predict_prompt_units(p));
+  EXPECT_DOUBLE_EQ(predict_prompt_units(a), 20.0 * 4 * 64 + 10.0 * 4 * 192 + 1.0 * 4 * 256);
+}
+
 }  // namespace
 }  // namespace netdist::server

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "graph/validate.h"
 #include "server/prompt_cost.h"
 #include "store/store.h"
 
@@ -74,7 +75,7 @@ int64_t PromptQueue::take_number(bool front) {
   return number;
 }
 
-Status PromptQueue::attach_store(std::shared_ptr<store::Store> store) {
+Status PromptQueue::attach_store(std::shared_ptr<store::Store> store, const RestoreValidator& validate) {
   ND_ASSERT(store != nullptr, "attach_store: no store");
   const std::string& db = store->path();
   ND_ASSIGN_OR_RETURN(std::vector<store::StoredHistory> history, store->history());
@@ -101,6 +102,14 @@ Status PromptQueue::attach_store(std::shared_ptr<store::Store> store) {
     ND_ASSIGN_OR_RETURN(item.extra_data, parse_stored(p.extra_data_json, db, what + " (extra_data)"));
     ND_ASSIGN_OR_RETURN(item.outputs_to_execute, parse_stored(p.outputs_to_execute_json, db, what + " (outputs_to_execute)"));
     item.sensitive = nlohmann::ordered_json::object();
+    if (validate) {
+      ValidationOutcome outcome = validate(item);
+      if (outcome.ok) {
+        item.validated = std::move(outcome.validated);
+      } else {
+        item.restore_error = outcome.error_body.is_null() ? nlohmann::ordered_json::object() : outcome.error_body;
+      }
+    }
     // Files a run that did not complete wrote: removed, so the re-run's files are the prompt's only ones.
     ND_RETURN_IF_ERROR(store->discard_uncommitted_outputs(p.prompt_id));
     requeued.push_back(std::move(item));
@@ -152,7 +161,8 @@ void PromptQueue::put(QueueItem item) {
   if (settings.is_ok()) pending.info.settings = *settings;
   if (item.extra_data.is_object() && item.extra_data.contains("client_id") && item.extra_data["client_id"].is_string())
     pending.info.client_id = item.extra_data["client_id"].get<std::string>();
-  pending.info.predicted_units = predict_prompt_units(item.prompt);
+  pending.info.predicted_units =
+      item.validated ? predict_prompt_units(item.validated->analysis) : predict_prompt_units(item.prompt);
   pending.item = std::move(item);
   {
     std::lock_guard lock(mutex_);

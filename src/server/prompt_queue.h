@@ -58,8 +58,13 @@ class PromptQueue {
   // Attaches the durable store before the queue is used: loads its history (oldest first, evicting beyond
   // max_history as task_done does), re-queues its pending and running prompts (after removing the files an
   // interrupted run wrote: Store::discard_uncommitted_outputs) and continues the queue numbers after the
-  // largest stored one. Errors name the database file; the queue is then left empty.
-  Status attach_store(std::shared_ptr<store::Store> store);
+  // largest stored one. Each re-queued prompt is validated by `validate` (Backend::validate_stored), as the
+  // node set may have changed since it was accepted: the validated form travels with it (QueueItem::
+  // validated), a prompt that no longer validates gets QueueItem::restore_error and fails when its turn
+  // comes. Without `validate` restored prompts carry neither. Errors name the database file; the queue is
+  // then left empty.
+  using RestoreValidator = std::function<ValidationOutcome(const QueueItem&)>;
+  Status attach_store(std::shared_ptr<store::Store> store, const RestoreValidator& validate = nullptr);
   bool has_store() const;
 
   // POST /prompt: records the prompt in the store (when attached) and only then puts it. An error (a full
@@ -68,7 +73,7 @@ class PromptQueue {
 
   // Adds a pending prompt, in memory only (accept() is the durable path). Its per-prompt settings come from parse_queue_settings(item.extra_data) (invalid
   // settings count as the defaults: POST /prompt rejects them before this), its predicted work from
-  // predict_prompt_units(item.prompt).
+  // predict_prompt_units of item.validated's graph analysis (of item.prompt when there is no validated form).
   void put(QueueItem item);
 
   // Replaces the policy that get() consults (fifo until then); invalid_argument naming the valid policies

@@ -61,7 +61,7 @@ struct PendingPrompt {
   std::chrono::steady_clock::time_point enqueued;
   QueueSettings settings;
   std::string client_id;         // extra_data.client_id, "" when absent
-  double predicted_units = 0.0;  // predict_prompt_units(item->prompt)
+  double predicted_units = 0.0;  // prompt_cost.h predict_prompt_units of item->validated's graph analysis
 };
 
 class QueuePolicy {

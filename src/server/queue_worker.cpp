@@ -175,7 +175,11 @@ void QueueWorker::run_one(PromptQueue::Running running) {
   ordered_json outputs = ordered_json::object();
   Status status;
   try {
-    status = state_.backend().execute(item, emit, *interrupt, outputs);
+    if (!item.restore_error.is_null()) {
+      status = Status::invalid_argument("prompt " + item.prompt_id + " no longer validates: " + item.restore_error.dump());
+    } else {
+      status = state_.backend().execute(item, emit, *interrupt, outputs);
+    }
   } catch (const std::exception& e) {
     status = Status::internal(std::string("backend threw: ") + e.what());
   } catch (...) {

@@ -106,6 +106,7 @@ Response post_prompt(ServerState& state, const Request& request) {
   item.outputs_to_execute = ordered_json::array();
   for (const auto& id : outcome.outputs) item.outputs_to_execute.push_back(id);
   item.sensitive = std::move(sensitive);
+  item.validated = std::move(outcome.validated);  // travels with the prompt to execution
   // With --data-dir the prompt is accepted only once it is on disk: a prompt the store could not record is
   // refused (507 for a full disk, 500 otherwise, the message naming the database file), never run unrecorded.
   Status accepted = state.queue().accept(std::move(item));

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "core/skip_test_util.h"
+#include "graph/validate.h"
 #include "server/prompt_queue.h"
 #include "server/server_fixture_test_util.h"
 #include "store/store.h"
@@ -127,6 +128,74 @@ TEST(StoreQueue, APromptStoppedByShutdownRunsAgainAfterARestart) {
   const json queue = q.queue_json();
   ASSERT_EQ(queue["queue_pending"].size(), 1u);
   EXPECT_EQ(queue["queue_pending"][0][1], "stopped");
+}
+
+// Prompts restored after a restart are validated as they are loaded (the node set may have changed): the
+// validated form travels with a prompt that still validates, one that does not carries its error.
+TEST(StoreQueue, RestoredPromptsAreValidatedWhenLoaded) {
+  const fs::path dir = queue_scratch();
+  {
+    PromptQueue q;
+    ASSERT_TRUE(q.attach_store(open_store(dir)).is_ok());
+    for (const char* id : {"good", "stale"}) ASSERT_TRUE(q.accept(queue_item(q.take_number(false), id)).is_ok());
+  }
+  std::vector<std::string> validated;
+  auto validate = [&](const QueueItem& item) {
+    validated.push_back(item.prompt_id);
+    EXPECT_EQ(item.outputs_to_execute, json::array({"1"})) << "validated for its stored outputs";
+    server::ValidationOutcome out;
+    if (item.prompt_id == "stale") {
+      out.error_body = {{"error", {{"type", "invalid_prompt"}, {"message", "node X does not exist"}}}};
+      return out;
+    }
+    auto parsed = graph::Prompt::parse(item.prompt);
+    EXPECT_TRUE(parsed.is_ok());
+    graph::PromptAnalysis analysis = graph::PromptAnalysis::analyze(*parsed);
+    out.ok = true;
+    out.outputs = {"1"};
+    out.validated = std::make_shared<const graph::ValidatedPrompt>(
+        graph::ValidatedPrompt{std::move(*parsed), {"1"}, json::object(), json(), std::move(analysis)});
+    return out;
+  };
+  PromptQueue q;
+  ASSERT_TRUE(q.attach_store(open_store(dir), validate).is_ok());
+  EXPECT_EQ(validated, (std::vector<std::string>{"good", "stale"}));
+  auto good = q.get(std::chrono::milliseconds(0));
+  ASSERT_TRUE(good);
+  EXPECT_EQ(good->item.prompt_id, "good");
+  ASSERT_NE(good->item.validated, nullptr);
+  EXPECT_EQ(good->item.validated->prompt.json(), good->item.prompt);
+  EXPECT_TRUE(good->item.restore_error.is_null());
+  auto stale = q.get(std::chrono::milliseconds(0));
+  ASSERT_TRUE(stale);
+  EXPECT_EQ(stale->item.validated, nullptr);
+  EXPECT_EQ(stale->item.restore_error["error"]["message"], "node X does not exist");
+  EXPECT_EQ(stale->item.prompt, queue_item(0, "x").prompt) << "the stored JSON is kept as it was";
+}
+
+class RestartedServer : public server::ServerFixture {
+ protected:
+  void customize(server::ServerOptions& options) override {
+    const fs::path dir = queue_scratch();
+    PromptQueue q;
+    EXPECT_TRUE(q.attach_store(open_store(dir)).is_ok());
+    QueueItem good = queue_item(1, "good");
+    good.prompt = prompt(5);
+    good.outputs_to_execute = json::array({"9"});
+    EXPECT_TRUE(q.accept(good).is_ok());
+    EXPECT_TRUE(q.accept(queue_item(2, "stale")).is_ok());  // class "X": FakeBackend has no such node
+    options.store = open_store(dir);
+  }
+};
+
+TEST_F(RestartedServer, APromptThatNoLongerValidatesEndsInHistoryWithTheError) {
+  const json good = wait_history("good");
+  EXPECT_EQ(good["status"]["status_str"], "success") << good.dump();
+  const json stale = wait_history("stale");
+  EXPECT_EQ(stale["status"]["status_str"], "error") << stale.dump();
+  const std::string text = stale["status"]["messages"].dump();
+  EXPECT_NE(text.find("no longer validates"), std::string::npos) << text;
+  EXPECT_NE(text.find("X does not exist"), std::string::npos) << text;
 }
 
 TEST(StoreQueue, CorruptStoredJsonIsAnErrorNamingTheDatabase) {
