@@ -10,6 +10,8 @@
 #include <set>
 #include <thread>
 
+#include "core/log.h"
+
 namespace netdist::cluster {
 
 namespace fs = std::filesystem;
@@ -185,8 +187,8 @@ Status ModelFetcher::obtain(const SourceModel& m) {
     }
     if (!ec) fs::rename(staged, target, ec);
     if (!ec) {
-      std::fprintf(stderr, "netdist models: %s '%s': the same file (sha256 %s) is here as '%s'; linked\n",
-                   m.kind.c_str(), m.name.c_str(), short_sha(m.sha256).c_str(), local->name.c_str());
+      log::info("models: {} '{}': the same file (sha256 {}) is here as '{}'; linked", m.kind, m.name,
+                short_sha(m.sha256), local->name);
       index_->add_verified(m.kind, m.name, m.sha256);
       return Status::ok();
     }
@@ -198,11 +200,10 @@ Status ModelFetcher::obtain(const SourceModel& m) {
     if (last.is_ok()) break;
     if (last.code() == StatusCode::kUnauthenticated || last.code() == StatusCode::kNotFound) break;
     if (last.code() == StatusCode::kCorruption) fs::remove(partial, ec);
-    std::fprintf(stderr, "netdist models: %s: attempt %d of %d failed: %s%s\n", what.c_str(), attempt,
-                 options_.max_attempts, last.message().c_str(),
-                 attempt < options_.max_attempts
-                     ? (last.code() == StatusCode::kCorruption ? "; downloading again" : "; resuming")
-                     : "");
+    log::warn("models: {}: attempt {} of {} failed: {}{}", what, attempt, options_.max_attempts, last.message(),
+              attempt < options_.max_attempts
+                  ? (last.code() == StatusCode::kCorruption ? "; downloading again" : "; resuming")
+                  : "");
     if (attempt < options_.max_attempts) std::this_thread::sleep_for(std::chrono::milliseconds(200 * attempt));
   }
   set_progress(nullptr, 0, 0);
@@ -212,7 +213,7 @@ Status ModelFetcher::obtain(const SourceModel& m) {
   fs::rename(partial, target, ec);
   if (ec) return Status::unavailable(what + ": cannot move it to " + target.string() + ": " + ec.message());
   index_->add_verified(m.kind, m.name, m.sha256);
-  std::fprintf(stderr, "netdist models: %s: fetched and verified, now %s\n", what.c_str(), target.string().c_str());
+  log::info("models: {}: fetched and verified, now {}", what, target.string());
   return Status::ok();
 }
 
@@ -224,8 +225,7 @@ Status ModelFetcher::download(const SourceModel& m, const std::string& partial) 
     offset = 0;
   }
   if (offset > 0)
-    std::fprintf(stderr, "netdist models: %s '%s': resuming at byte %llu of %llu\n", m.kind.c_str(), m.name.c_str(),
-                 static_cast<unsigned long long>(offset), static_cast<unsigned long long>(m.bytes));
+    log::info("models: {} '{}': resuming at byte {} of {}", m.kind, m.name, offset, m.bytes);
   const int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return Status::io_error("cannot open '" + partial + "': " + std::strerror(errno));
   const auto started = Clock::now();
@@ -265,9 +265,8 @@ Status ModelFetcher::download(const SourceModel& m, const std::string& partial) 
     set_progress(&m, offset, rate);
     if (int(offset * 10 / m.bytes) > decile || offset == m.bytes) {
       decile = int(offset * 10 / m.bytes);
-      std::fprintf(stderr, "netdist models: fetching %s '%s' (sha256 %s): %d%% (%.1f of %.1f MB) at %.1f MB/s\n",
-                   m.kind.c_str(), m.name.c_str(), short_sha(m.sha256).c_str(), int(offset * 100 / m.bytes),
-                   mb(offset), mb(m.bytes), mb(uint64_t(rate)));
+      log::info("models: fetching {} '{}' (sha256 {}): {}% ({:.1f} of {:.1f} MB) at {:.1f} MB/s", m.kind, m.name,
+                short_sha(m.sha256), int(offset * 100 / m.bytes), mb(offset), mb(m.bytes), mb(uint64_t(rate)));
     }
   }
   ::close(fd);
@@ -319,8 +318,7 @@ Json ModelFetcher::capability_models() {
   if (options_.source.empty()) return models;
   auto list = source_models(false);
   if (!list.is_ok()) {
-    std::fprintf(stderr, "netdist models: cannot list the models of %s: %s\n", options_.source.c_str(),
-                 list.status().message().c_str());
+    log::warn("models: cannot list the models of {}: {}", options_.source, list.status().message());
     return models;
   }
   for (const SourceModel& s : *list) {

@@ -3,13 +3,13 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
+#include "core/log.h"
 #include "io/files.h"
 
 namespace netdist::cluster {
@@ -135,7 +135,7 @@ void ModelIndex::load_cache() {
   auto text = io::read_file(cache_path());
   const nlohmann::json j = text.is_ok() ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
   if (!j.is_object() || !j.value("files", nlohmann::json()).is_object()) {
-    std::fprintf(stderr, "netdist models: ignoring the unreadable hash cache %s\n", cache_path().c_str());
+    log::warn("models: ignoring the unreadable hash cache {}", cache_path());
     return;
   }
   for (const auto& [rel, e] : j["files"].items()) {
@@ -155,7 +155,7 @@ void ModelIndex::save_cache() {
   std::error_code ec;
   if (!fs::is_directory(models_dir_, ec)) return;
   Status s = io::write_file_atomic(cache_path(), j.dump(1));
-  if (!s.is_ok()) std::fprintf(stderr, "netdist models: cannot save the hash cache: %s\n", s.to_string().c_str());
+  if (!s.is_ok()) log::warn("models: cannot save the hash cache: {}", s.to_string());
 }
 
 std::vector<ModelFile> ModelIndex::scan_files() const {
@@ -213,7 +213,7 @@ void ModelIndex::rescan() {
     auto sha = sha256_of_file(f.path, &stop_);
     if (!sha.is_ok()) {
       if (sha.status().code() != StatusCode::kCancelled)
-        std::fprintf(stderr, "netdist models: %s\n", sha.status().to_string().c_str());
+        log::warn("models: {}", sha.status().to_string());
       continue;
     }
     f.sha256 = *sha;
@@ -227,8 +227,8 @@ void ModelIndex::rescan() {
     save_cache();
   }
   if (hashed > 0 || scans_done_ == 0)
-    std::fprintf(stderr, "netdist models: %s: %zu model file(s), %lld hashed now, %zu from the hash cache\n",
-                 models_dir_.c_str(), found.size(), static_cast<long long>(hashed), found.size() - to_hash.size());
+    log::info("models: {}: {} model file(s), {} hashed now, {} from the hash cache", models_dir_, found.size(), hashed,
+              found.size() - to_hash.size());
   scans_done_++;
 }
 

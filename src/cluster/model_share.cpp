@@ -1,11 +1,12 @@
 #include "cluster/model_share.h"
 
 #include <atomic>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
+
+#include "core/log.h"
 
 namespace netdist::cluster {
 
@@ -97,8 +98,7 @@ server::Response serve_model(const ModelIndex& index, const ModelShareOptions& o
                                       " bytes are served by range: send 'Range: bytes=a-b'");
   }
   if (first > 0 && faults.cut_once.exchange(false)) {
-    std::fprintf(stderr, "netdist models: test: cutting the transfer of %s at byte %llu\n", sha.c_str(),
-                 static_cast<unsigned long long>(first));
+    log::warn("models: test: cutting the transfer of {} at byte {}", sha, first);
     return server::error_response(503, "model_transfer_cut", "test: transfer cut (NETDIST_TEST_MODEL_FAULTS)");
   }
   server::Response r;
@@ -112,8 +112,7 @@ server::Response serve_model(const ModelIndex& index, const ModelShareOptions& o
     return server::error_response(500, "model_read_failed", "cannot read model file for sha256 " + sha);
   if (length > 0 && faults.corrupt_once.exchange(false)) {
     r.body[0] = char(r.body[0] ^ 0x5a);
-    std::fprintf(stderr, "netdist models: test: corrupted byte %llu of %s\n", static_cast<unsigned long long>(first),
-                 sha.c_str());
+    log::warn("models: test: corrupted byte {} of {}", first, sha);
   }
   if (range_header)
     r.headers.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" +
