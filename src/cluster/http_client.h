@@ -52,7 +52,7 @@ struct HttpReply {
   int status = 0;
   std::string body;
   std::string content_type;
-  std::vector<std::pair<std::string, std::string>> headers;  // every response header, names lower-case
+  std::vector<std::pair<std::string, std::string>> headers = {};  // every response header, names lower-case
 };
 
 struct HttpCall {

@@ -71,7 +71,7 @@ TEST(ModelShareProcess, DialInWorkerFetchesTheCheckpointThroughACorruptAndACutTr
   const fs::path wlog = dir / "w.log", clog = dir / "c.log";
   EXPECT_TRUE(log_has(clog, "test: corrupted byte 0")) << read_file(clog);
   EXPECT_TRUE(log_has(clog, "test: cutting the transfer")) << read_file(clog);
-  EXPECT_TRUE(log_has(wlog, "transfer cut at byte 4000000")) << read_file(wlog);
+  EXPECT_TRUE(log_has(wlog, "range at byte 4000000: HTTP 503")) << read_file(wlog);
   EXPECT_TRUE(log_has(wlog, "resuming at byte 4000000")) << read_file(wlog);
   EXPECT_TRUE(log_has(wlog, "sha256 mismatch")) << read_file(wlog);
   EXPECT_TRUE(log_has(wlog, "fetched and verified")) << read_file(wlog);
