@@ -293,10 +293,11 @@ TEST_F(ModelFetch, DownloadsVerifiesAndPlacesUnderTheRequestedName) {
   ASSERT_EQ(ranges.size(), 7u);
   EXPECT_EQ(ranges[0], "bytes=0-1499");
   EXPECT_EQ(ranges[6], "bytes=9000-9999");
-  // Present now: a second task fetches nothing.
-  const size_t calls = server.ranges().size();
+  // Present now: a second task downloads nothing (the LoRA nobody has costs only a fresh look at the list).
   ASSERT_TRUE(w.fetcher->prepare(checkpoint_prompt("shared.safetensors")).is_ok());
-  EXPECT_EQ(server.ranges().size(), calls);
+  size_t range_calls = 0;
+  for (const std::string& r : server.ranges()) range_calls += !r.empty();
+  EXPECT_EQ(range_calls, 7u);
 }
 
 TEST_F(ModelFetch, ARenamedFileWithTheSameDigestIsReusedWithoutATransfer) {
