@@ -16,6 +16,7 @@
 #include "cluster/coordinator.h"
 #include "cluster/dial_in.h"
 #include "cluster/local_workers.h"
+#include "cluster/model_share.h"
 #include "cluster/shard_runner.h"
 #include "engine/runtime/torch_compat.h"
 #include "nodes/core_nodes.h"
@@ -74,6 +75,8 @@ struct ClusterFlags {
   std::string queue_policy = "fifo";
   std::string data_dir;  // --data-dir: durable queue and history (store/store.h); empty = in memory
   std::string tls_ca;    // --tls-ca: CAs trusted for https:// workers and --join; empty = system store
+  bool share_models = false;  // --share-models: serve GET /netdist/v1/models[/<sha256>] (model_share.h)
+  std::string models_from;    // --models-from: where a worker fetches missing models; empty = --join
 };
 
 std::vector<std::string> split_commas(const std::string& text) {
@@ -194,6 +197,11 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   options.pytorch_version = runtime::torch_version();
 
   const bool coordinator = flags.distributed && !flags.worker_mode;
+  std::shared_ptr<cluster::ModelIndex> model_index;  // hashed in the background (model_index.h)
+  if (flags.worker_mode || coordinator || flags.share_models) {
+    model_index = std::make_shared<cluster::ModelIndex>(setup_options.env.models_dir);
+    model_index->start();
+  }
   std::unique_ptr<cluster::ShardRunner> runner;
   std::shared_ptr<cluster::Cluster> cluster;
   if (flags.worker_mode || coordinator) {
@@ -201,6 +209,10 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     cluster::ShardRunnerOptions ro;
     ro.device_name = setup_options.device;
     ro.test_step_delay_ms = flags.test_step_delay_ms;
+    ro.models = std::make_shared<cluster::ModelFetcher>(
+        model_index, setup->env,
+        cluster::ModelFetchOptions{flags.models_from.empty() ? flags.join : flags.models_from, options.auth_token,
+                                   client_tls});
     if (flags.worker_mode || !flags.no_local)
       runner = std::make_unique<cluster::ShardRunner>(*setup->registry, setup->env, ro);
   }
@@ -231,6 +243,9 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
       return server::error_response(404, "not_found", "no /netdist routes here (--test-log-netdist-routes)");
     };
   }
+  if (model_index)
+    options.extra_routes = cluster::model_share_routes(
+        model_index, {flags.share_models, !options.auth_token.empty()}, std::move(options.extra_routes));
   std::shared_ptr<nodes::NodeEnv> env = setup->env;
   GraphBackend graph_backend(std::move(*setup));
   if (!coordinator) graph_backend.set_test_step_delay_ms(flags.test_step_delay_ms);
@@ -397,6 +412,12 @@ CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::
       "--queue-policy", flags->queue_policy,
       "which pending prompt runs next: fifo (default, ComfyUI's order), lifo, priority, sjf, fair "
       "(docs/scheduling.md)");
+  cmd->add_flag("--share-models", flags->share_models,
+                "serve this server's model files by SHA-256 to cluster members holding --auth-token (GET "
+                "/netdist/v1/models; docs/api.md)");
+  cmd->add_option("--models-from", flags->models_from,
+                  "worker: fetch checkpoints, LoRAs and VAEs that a task names and this worker lacks from this "
+                  "--share-models server (default: the --join coordinator)");
   cmd->add_option("--join", flags->join,
                   "worker: dial in to this coordinator URL (the worker long-polls it for shards; the "
                   "coordinator never connects back, so NAT and firewalls are fine)");

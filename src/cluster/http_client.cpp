@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -83,6 +84,7 @@ Result<HttpReply> exchange(Stream& stream, const Finish& finish, const bool& can
   req.set(http::field::host, u.host + ":" + u.port);
   req.set(http::field::user_agent, "netdist-cluster");
   if (!call.auth_token.empty()) req.set(http::field::authorization, "Bearer " + call.auth_token);
+  for (const auto& [name, value] : call.headers) req.set(name, value);
   if (!call.body.empty() || call.method == "POST") {
     req.set(http::field::content_type, call.content_type);
     req.body() = call.body;
@@ -111,6 +113,11 @@ Result<HttpReply> exchange(Stream& stream, const Finish& finish, const bool& can
   reply.status = static_cast<int>(parser.get().result_int());
   reply.body = std::move(parser.get().body());
   reply.content_type = std::string(parser.get()[http::field::content_type]);
+  for (const auto& field : parser.get()) {
+    std::string name(field.name_string());
+    for (char& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
+    reply.headers.emplace_back(std::move(name), std::string(field.value()));
+  }
   beast::get_lowest_layer(stream).socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
   return reply;
 }

@@ -52,6 +52,7 @@ struct HttpReply {
   int status = 0;
   std::string body;
   std::string content_type;
+  std::vector<std::pair<std::string, std::string>> headers = {};  // every response header, names lower-case
 };
 
 struct HttpCall {
@@ -60,6 +61,7 @@ struct HttpCall {
   std::string body;
   std::string content_type = "application/json";
   std::string auth_token;  // non-empty: "Authorization: Bearer <token>"
+  std::vector<std::pair<std::string, std::string>> headers;  // extra request headers (e.g. Range)
   std::chrono::milliseconds timeout{30000};
   const std::atomic<bool>* cancel = nullptr;  // set → the call ends with kCancelled
   std::shared_ptr<const TlsClientContext> tls;  // https:// URLs; null = the system's default verify paths

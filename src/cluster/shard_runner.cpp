@@ -121,6 +121,7 @@ Status ShardRunner::lock_for_task(std::unique_lock<std::timed_mutex>& lock, cons
 Result<at::Tensor> ShardRunner::run(const std::string& shard_id, const Json& workflow, const Json& inputs) {
   std::unique_lock<std::timed_mutex> lock;
   ND_RETURN_IF_ERROR(lock_for_task(lock, "shard " + shard_id));
+  if (options_.models) ND_RETURN_IF_ERROR(options_.models->prepare(workflow).with_context("shard " + shard_id));
   auto installed = install_shard_inputs(workflow, inputs, env_->options().input_dir);
   if (!installed.is_ok()) return installed.status().with_context("shard " + shard_id);
   graph::ValidationResult v = graph::validate_prompt(*installed, registry_);
@@ -186,6 +187,8 @@ Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const st
     interrupt_ = false;
     return status;
   };
+  if (Status fetched = options_.models ? options_.models->prepare(prompt) : Status::ok(); !fetched.is_ok())
+    return not_running(fetched.with_context("prompt " + prompt_id));
   auto installed = install_shard_inputs(prompt, inputs, env_->options().input_dir);
   if (!installed.is_ok()) return not_running(installed.status().with_context("prompt " + prompt_id));
   std::vector<std::string> targets;
@@ -378,9 +381,10 @@ Json speed_benchmark(nodes::NodeEnv& env) {
 
 Json ShardRunner::capabilities() {
   std::lock_guard<std::mutex> lock(caps_mutex_);
+  if (caps_ && options_.models) (*caps_)["models"] = options_.models->capability_models();
   if (caps_) return *caps_;
-  Json models = Json::array();
-  for (const std::string& name : env_->local_checkpoint_names()) {
+  Json models = options_.models ? options_.models->capability_models() : Json::array();
+  for (const std::string& name : options_.models ? std::vector<std::string>() : env_->local_checkpoint_names()) {
     auto path = env_->checkpoint_path(name);
     if (!path.is_ok()) continue;
     Json m = {{"name", name}, {"sha256", nullptr}, {"bytes", 0}};
@@ -410,6 +414,7 @@ Json ShardRunner::status(std::optional<size_t> events_from) const {
           {"steps", steps_},
           {"shards_done", shards_done_},
           {"events_total", running_ ? live_events_.size() : size_t(0)}};
+  if (options_.models) st["model_fetch"] = options_.models->progress();
   if (events_from) {
     Json events = Json::array();
     for (size_t i = *events_from; running_ && i < live_events_.size(); ++i) events.push_back(live_events_[i]);

@@ -1,7 +1,8 @@
 // Runs shards (shard.h) on this process's node registry and engine, and serves the worker half of the
 // /netdist/v1 API over them:
 //   GET  /netdist/v1/capabilities  {"engine_version", "device": {name, type, vram_total}, "node_classes",
-//                                   "models": [{"name", "sha256", "bytes"}], "benchmark": {"model",
+//                                   "models": [{"name", "sha256", "bytes", "fetch"?}] (checkpoints; with
+//                                   ShardRunnerOptions::models: ModelFetcher::capability_models), "benchmark": {"model",
 //                                   "width", "height", "steps", "steps_per_second"} (embedded model,
 //                                   measured on the first request; null without it)}
 //   POST /netdist/v1/shard         body {"shard_id", "workflow", "inputs"?} (shard_inputs.h) → 200
@@ -16,7 +17,7 @@
 //                                   failed: its status is inside); 409 when interrupted; 400/500 with
 //                                   {"error": {..., "fault"}} otherwise
 //   GET  /netdist/v1/status        {"running": shard_id | task_id | null, "step", "steps", "shards_done",
-//                                   "events_total"}; with ?events_from=N also "events": the running whole
+//                                   "events_total", "model_fetch"? (model_fetch.h progress)}; with ?events_from=N also "events": the running whole
 //                                   prompt's events from index N on (the reply's "events" so far, for a
 //                                   coordinator that relays them live)
 //   POST /netdist/v1/interrupt     interrupts the running shard or prompt; with a body {"shard_id": id},
@@ -39,6 +40,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include "cluster/model_fetch.h"
 #include "core/status.h"
 #include "graph/executor.h"
 #include "graph/node_registry.h"
@@ -80,6 +82,9 @@ struct ShardRunnerOptions {
   // Tasks run one at a time; one that arrives meanwhile waits this long for the running one, then fails
   // (unavailable naming the running task), so a stuck task cannot hold a request thread for good.
   std::chrono::milliseconds busy_timeout{600000};
+  // Fetches the model files a task names that this worker lacks, before it runs (model_fetch.h); also the
+  // capability reply's "models" and the status reply's "model_fetch". Null: neither.
+  std::shared_ptr<ModelFetcher> models;
 };
 
 // One file a whole prompt's output node wrote: its UI entry (type "output" or "temp", subfolder, filename)
