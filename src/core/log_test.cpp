@@ -138,5 +138,21 @@ TEST(Log, ConfigureRejectsBadValuesNamingThem) {
   EXPECT_NE(lines[0].find(" info shown"), std::string::npos) << lines[0];
 }
 
+// An invariant's message prints before the abort whatever the configuration, in the configured format.
+TEST(LogDeathTest, AssertPrintsEvenWhenLoggingIsOff) {
+  EXPECT_DEATH(
+      {
+        (void)log::configure("off", "text");
+        ND_ASSERT(1 + 1 == 3, "still printed");
+      },
+      "error netdist: assertion failed: 1 \\+ 1 == 3 .*still printed");
+  EXPECT_DEATH(
+      {
+        (void)log::configure("off", "json");
+        ND_ASSERT(false, "as json");
+      },
+      "\\{\"time\":\"[^\"]+\",\"level\":\"error\",\"msg\":\"netdist: assertion failed: false .*as json\"\\}");
+}
+
 }  // namespace
 }  // namespace netdist

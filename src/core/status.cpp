@@ -1,5 +1,9 @@
 #include "core/status.h"
 
+#include <cstdlib>
+
+#include "core/log.h"
+
 namespace netdist {
 
 std::string_view status_code_name(StatusCode code) {
@@ -36,7 +40,9 @@ Status Status::with_context(std::string_view context) const {
 }
 
 void assert_fail(const char* expr, const char* file, int line, const std::string& message) {
-  std::fprintf(stderr, "netdist: assertion failed: %s (%s:%d): %s\n", expr, file, line, message.c_str());
+  // Through the log whatever --log-level says (an assertion always prints before the abort), in its format.
+  log::detail::write(log::Level::error, std::string("netdist: assertion failed: ") + expr + " (" + file + ":" +
+                                            std::to_string(line) + "): " + message);
   std::abort();
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "core/log.h"
 #include "server/prompt_cost.h"
 #include "store/store.h"
 
@@ -122,7 +123,7 @@ bool PromptQueue::has_store() const {
 }
 
 void PromptQueue::report_store_error(const Status& status) const {
-  std::fprintf(stderr, "netdist: durable store: %s\n", status.to_string().c_str());
+  log::error("durable store: {}", status.to_string());
 }
 
 Status PromptQueue::accept(QueueItem item) {
