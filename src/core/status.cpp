@@ -39,11 +39,14 @@ Status Status::with_context(std::string_view context) const {
   return Status(code_, std::move(m));
 }
 
-void assert_fail(const char* expr, const char* file, int line, const std::string& message) {
-  // Through the log whatever --log-level says (an assertion always prints before the abort), in its format.
-  log::detail::write(log::Level::error, std::string("netdist: assertion failed: ") + expr + " (" + file + ":" +
-                                            std::to_string(line) + "): " + message);
+void fatal(const std::string& message) {
+  // Through the log whatever --log-level says (the message always prints before the abort), in its format.
+  log::detail::write(log::Level::error, "netdist: " + message);
   std::abort();
+}
+
+void assert_fail(const char* expr, const char* file, int line, const std::string& message) {
+  fatal(std::string("assertion failed: ") + expr + " (" + file + ":" + std::to_string(line) + "): " + message);
 }
 
 }  // namespace netdist
