@@ -20,9 +20,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/log_flags.h"
 #include "cli/node_setup.h"
 #include "cluster/http_client.h"
 #include "cluster/shard_runner.h"
+#include "core/log.h"
 #include "core/spawn.h"
 #include "engine/runtime/torch_compat.h"
 #include "io/sha256.h"
@@ -41,7 +43,7 @@ struct Child {
   FILE* out = nullptr;
 };
 
-Child start_coordinator(int workers, bool gpus, const fs::path& dir) {
+Child start_coordinator(int workers, bool gpus, const fs::path& dir, const LogFlags& log_flags) {
   std::vector<std::string> args = {"/proc/self/exe",
                                    "serve",
                                    "--port",
@@ -55,6 +57,7 @@ Child start_coordinator(int workers, bool gpus, const fs::path& dir) {
                                    "--input-directory",
                                    (dir / "input").string()};
   if (!gpus) args.insert(args.end(), {"--local-workers", std::to_string(workers)});
+  for (const std::string& arg : log_flag_args(log_flags)) args.push_back(arg);
   int pipe_fds[2];
   if (pipe(pipe_fds) != 0) return {};
   fcntl(pipe_fds[0], F_SETFD, FD_CLOEXEC);
@@ -70,7 +73,7 @@ Child start_coordinator(int workers, bool gpus, const fs::path& dir) {
   Child c;
   auto pid = spawn_process(spec);
   if (!pid.is_ok()) {
-    std::fprintf(stderr, "netdist demo: %s\n", pid.status().to_string().c_str());
+    log::error("netdist demo: {}", pid.status().to_string());
     close(pipe_fds[0]);
     close(pipe_fds[1]);
     return {};
@@ -80,7 +83,7 @@ Child start_coordinator(int workers, bool gpus, const fs::path& dir) {
   c.out = fdopen(pipe_fds[0], "r");
   auto url = read_matching_line(pipe_fds[0], "listening on (http://[^ \\n]+)", std::chrono::seconds(300), "the coordinator");
   if (url.is_ok()) c.url = *url;
-  else std::fprintf(stderr, "netdist demo: %s\n", url.status().to_string().c_str());
+  else log::error("netdist demo: {}", url.status().to_string());
   return c;
 }
 
@@ -133,8 +136,7 @@ std::vector<fs::path> render(const std::string& url, const std::vector<Json>& pr
   for (const Json& p : prompts) {
     auto r = call(url, "POST", "/prompt", Json{{"prompt", p}}.dump());
     if (!r.is_ok() || r->status != 200) {
-      std::fprintf(stderr, "netdist demo: POST /prompt failed: %s\n",
-                   r.is_ok() ? r->body.c_str() : r.status().to_string().c_str());
+      log::error("netdist demo: POST /prompt failed: {}", r.is_ok() ? r->body : r.status().to_string());
       return {};
     }
     ids.push_back(Json::parse(r->body)["prompt_id"].get<std::string>());
@@ -144,15 +146,14 @@ std::vector<fs::path> render(const std::string& url, const std::vector<Json>& pr
     const auto deadline = Clock::now() + std::chrono::minutes(10);
     for (;;) {
       if (Clock::now() > deadline) {
-        std::fprintf(stderr, "netdist demo: prompt %s did not finish within 10 minutes\n", id.c_str());
+        log::error("netdist demo: prompt {} did not finish within 10 minutes", id);
         return {};
       }
       auto r = call(url, "GET", "/history/" + id);
       Json h = r.is_ok() ? Json::parse(r->body, nullptr, false) : Json();
       if (h.is_object() && h.contains(id)) {
         if (h[id]["status"]["status_str"] != "success") {
-          std::fprintf(stderr, "netdist demo: prompt %s failed: %s\n", id.c_str(),
-                       h[id]["status"].dump().c_str());
+          log::error("netdist demo: prompt {} failed: {}", id, h[id]["status"].dump());
           return {};
         }
         for (const Json& img : h[id]["outputs"]["9"]["images"])
@@ -165,7 +166,7 @@ std::vector<fs::path> render(const std::string& url, const std::vector<Json>& pr
   return files;
 }
 
-int run_demo(const std::string& out_dir) {
+int run_demo(const std::string& out_dir, const LogFlags& log_flags) {
   const bool gpus = runtime::cuda_device_count() >= 2;
   const std::string device = gpus ? "cuda" : "cpu";
   std::vector<Json> prompts = {prompt(64, 8, 42, "red heart", "batch8")};
@@ -193,16 +194,16 @@ int run_demo(const std::string& out_dir) {
         fs::path(out_dir) / (std::to_string(run.workers) + (run.workers == 1 ? "-worker" : "-workers"));
     fs::remove_all(dir);
     fs::create_directories(dir / "output");
-    Child coord = start_coordinator(run.workers, gpus, dir);
+    Child coord = start_coordinator(run.workers, gpus, dir, log_flags);
     if (coord.url.empty()) {
-      std::fprintf(stderr, "netdist demo: the coordinator did not start\n");
+      log::error("netdist demo: the coordinator did not start");
       stop(coord);
       return 1;
     }
     const auto up_by = Clock::now() + std::chrono::minutes(5);
     for (int alive = 0; alive < run.workers;) {
       if (Clock::now() > up_by) {
-        std::fprintf(stderr, "netdist demo: %d local worker(s) did not come up within 5 minutes\n", run.workers);
+        log::error("netdist demo: {} local worker(s) did not come up within 5 minutes", run.workers);
         stop(coord);
         return 1;
       }
@@ -270,13 +271,16 @@ void add_demo_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "demo", "Render the examples on 1 and 2 local workers; print speedup and check the images match");
   cmd->add_option("--output-directory", *out, "where the PNGs go");
-  cmd->callback([out] {
+  auto log_flags = std::make_shared<LogFlags>();
+  add_log_flags(*cmd, *log_flags);
+  cmd->callback([out, log_flags] {
+    if (!apply_log_flags(*log_flags, "netdist demo")) return set_exit_code(2);
     if (embedded_model_path().empty()) {
-      std::fprintf(stderr, "netdist demo: the embedded model models/tiny-emoji.safetensors was not found\n");
+      log::error("netdist demo: the embedded model models/tiny-emoji.safetensors was not found");
       set_exit_code(2);
       return;
     }
-    set_exit_code(run_demo(*out));
+    set_exit_code(run_demo(*out, *log_flags));
   });
 }
 

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "core/log.h"
 
 namespace {
 
@@ -22,7 +23,7 @@ void exit_with_parent() {
   const long pid = std::strtol(parent, nullptr, 10);
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != pid) {
-    std::fprintf(stderr, "netdist: the coordinator that started this worker (pid %ld) is gone\n", pid);
+    netdist::log::error("netdist: the coordinator that started this worker (pid {}) is gone", pid);
     std::exit(1);
   }
 }

@@ -1,14 +1,14 @@
 // `netdist run WORKFLOW.json`: one process, no server. Validates and executes a ComfyUI API-format
 // workflow with the core nodes and writes the outputs (SaveImage naming and metadata as ComfyUI).
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/log_flags.h"
 #include "cli/node_setup.h"
+#include "core/log.h"
 #include "graph/executor.h"
 #include "graph/validate.h"
 #include "io/png.h"
@@ -17,41 +17,27 @@ namespace netdist::cli {
 
 namespace {
 
-// Prints progress: a redrawn bar on a terminal, one line per event otherwise.
+// Logs progress: each node as it starts, every 5th step and the last (info), cached nodes and failures.
 class ConsoleSink : public graph::EventSink {
  public:
-  explicit ConsoleSink(const graph::ValidatedPrompt& prompt) : prompt_(prompt), tty_(::isatty(STDERR_FILENO)) {}
+  explicit ConsoleSink(const graph::ValidatedPrompt& prompt) : prompt_(prompt) {}
 
   void event(const std::string& type, graph::Json data) override {
     if (type == "executing" && !data["node"].is_null()) {
-      node_ = data["node"].get<std::string>();
-      end_bar();
-      std::fprintf(stderr, "%s %s\n", node_.c_str(), class_of(node_).c_str());
+      const std::string node = data["node"].get<std::string>();
+      log::info("node {} {}", node, class_of(node));
     } else if (type == "progress") {
       const int64_t value = data["value"], max = data["max"];
-      if (tty_) {
-        const int width = 30, filled = static_cast<int>(width * value / std::max<int64_t>(1, max));
-        std::fprintf(stderr, "\r  [%s%s] %lld/%lld", std::string(filled, '#').c_str(),
-                     std::string(width - filled, '.').c_str(), (long long)value, (long long)max);
-        bar_open_ = true;
-      } else if (value == max || value % 5 == 0) {
-        std::fprintf(stderr, "  step %lld/%lld\n", (long long)value, (long long)max);
-      }
+      if (value == max || value % 5 == 0) log::info("step {}/{}", value, max);
+      else log::debug("step {}/{}", value, max);
     } else if (type == "execution_cached" && !data["nodes"].empty()) {
-      std::fprintf(stderr, "cached: %s\n", data["nodes"].dump().c_str());
+      log::info("cached: {}", data["nodes"].dump());
     } else if (type == "execution_error") {
-      end_bar();
-      std::fprintf(stderr, "error in node %s (%s): %s\n", data["node_id"].get<std::string>().c_str(),
-                   data["node_type"].get<std::string>().c_str(), data["exception_message"].get<std::string>().c_str());
+      log::error("error in node {} ({}): {}", data["node_id"].get<std::string>(),
+                 data["node_type"].get<std::string>(), data["exception_message"].get<std::string>());
     } else if (type == "execution_interrupted") {
-      end_bar();
-      std::fprintf(stderr, "interrupted\n");
+      log::warn("interrupted");
     }
-  }
-
-  void end_bar() {
-    if (bar_open_) std::fputc('\n', stderr);
-    bar_open_ = false;
   }
 
  private:
@@ -60,20 +46,17 @@ class ConsoleSink : public graph::EventSink {
     return node ? node->class_type : "";
   }
   const graph::ValidatedPrompt& prompt_;
-  bool tty_;
-  bool bar_open_ = false;
-  std::string node_;
 };
 
 int run_workflow(const std::string& workflow, const NodeSetupOptions& setup) {
   auto text = io::read_file(workflow);
   if (!text.is_ok()) {
-    std::fprintf(stderr, "netdist run: %s\n", text.status().to_string().c_str());
+    log::error("netdist run: {}", text.status().to_string());
     return 2;
   }
   graph::Json doc = graph::Json::parse(*text, nullptr, false);
   if (doc.is_discarded()) {
-    std::fprintf(stderr, "netdist run: %s: not valid JSON\n", workflow.c_str());
+    log::error("netdist run: {}: not valid JSON", workflow);
     return 2;
   }
   graph::Json extra_data = graph::Json::object();
@@ -83,21 +66,20 @@ int run_workflow(const std::string& workflow, const NodeSetupOptions& setup) {
   }
   auto nodes = make_node_registry(setup);
   if (!nodes.is_ok()) {
-    std::fprintf(stderr, "netdist run: %s\n", nodes.status().to_string().c_str());
+    log::error("netdist run: {}", nodes.status().to_string());
     return 2;
   }
   graph::ValidationResult v = graph::validate_prompt(doc, *nodes->registry);
   if (!v.ok()) {
-    std::fprintf(stderr, "netdist run: %s: the workflow is invalid:\n%s\n", workflow.c_str(), v.error_body.dump(2).c_str());
+    log::error("netdist run: {}: the workflow is invalid:\n{}", workflow, v.error_body.dump(2));
     return 1;
   }
   graph::Executor executor(*nodes->registry);
   ConsoleSink sink(*v.validated);
   std::atomic<bool> interrupt{false};
   graph::ExecutionOutcome outcome = executor.execute(*v.validated, "run", extra_data, sink, interrupt);
-  sink.end_bar();
   if (!outcome.success) {
-    std::fprintf(stderr, "netdist run: %s\n", outcome.status.to_string().c_str());
+    log::error("netdist run: {}", outcome.status.to_string());
     return 1;
   }
   for (auto it = outcome.outputs.begin(); it != outcome.outputs.end(); ++it) {
@@ -119,7 +101,12 @@ void add_run_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("run", "Run a ComfyUI API-format workflow in this process and write its images");
   cmd->add_option("workflow", *workflow, "workflow JSON (API format, or {\"prompt\": …})")->required();
   add_node_setup_options(*cmd, *setup);
-  cmd->callback([workflow, setup] { set_exit_code(run_workflow(*workflow, *setup)); });
+  auto log_flags = std::make_shared<LogFlags>();
+  add_log_flags(*cmd, *log_flags);
+  cmd->callback([workflow, setup, log_flags] {
+    if (!apply_log_flags(*log_flags, "netdist run")) return set_exit_code(2);
+    set_exit_code(run_workflow(*workflow, *setup));
+  });
 }
 
 }  // namespace netdist::cli

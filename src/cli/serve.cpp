@@ -13,11 +13,13 @@
 
 #include "cli/commands.h"
 #include "cli/graph_backend.h"
+#include "cli/log_flags.h"
 #include "cluster/coordinator.h"
 #include "cluster/dial_in.h"
 #include "cluster/local_workers.h"
 #include "cluster/model_share.h"
 #include "cluster/shard_runner.h"
+#include "core/log.h"
 #include "engine/runtime/torch_compat.h"
 #include "nodes/core_nodes.h"
 #include "nodes/image_nodes.h"
@@ -77,6 +79,7 @@ struct ClusterFlags {
   std::string tls_ca;    // --tls-ca: CAs trusted for https:// workers and --join; empty = system store
   bool share_models = false;  // --share-models: serve GET /netdist/v1/models[/<sha256>] (model_share.h)
   std::string models_from;    // --models-from: where a worker fetches missing models; empty = --join
+  LogFlags log;          // --log-level, --log-format (also given to the local workers)
 };
 
 std::vector<std::string> split_commas(const std::string& text) {
@@ -97,8 +100,7 @@ std::vector<std::string> split_commas(const std::string& text) {
 // from outside; every accepted prompt that did not finish is still pending or running in the store).
 int stop_within_grace(const char* role, double grace_s, server::HttpServer& http, cluster::DialIn* dial_in,
                       cluster::LocalWorkers* children, cluster::Cluster* cluster, bool durable) {
-  std::fprintf(stderr, "%s: stopping (waiting up to %g s for running work; a second signal exits at once)\n",
-               role, grace_s);
+  log::info("{}: stopping (waiting up to {:g} s for running work; a second signal exits at once)", role, grace_s);
   std::atomic<const char*> step{"the prompt queue"};
   std::atomic<bool> stopped{false};
   std::thread stopper([&] {
@@ -127,12 +129,12 @@ int stop_within_grace(const char* role, double grace_s, server::HttpServer& http
     running += (running.empty() ? "" : ", ") + id;
   char took[96];
   std::snprintf(took, sizeof took, "stopping took longer than %g s (--shutdown-grace)", grace_s);
-  // stderr is unbuffered; stdout is not flushed (a thread stuck writing to a full stdout pipe holds its
-  // lock).
-  std::fprintf(stderr, "%s: %s while stopping %s%s; exiting without waiting%s\n", role,
-               g_signals < 2 ? took : "a second signal came", step.load(),
-               running.empty() ? "" : ("; unfinished prompts: " + running).c_str(),
-               durable && !running.empty() ? " (they run again at the next start with this --data-dir)" : "");
+  // The log writes to stderr (unbuffered); stdout is not flushed (a thread stuck writing to a full stdout pipe
+  // holds its lock).
+  log::error("{}: {} while stopping {}{}; exiting without waiting{}", role,
+             g_signals < 2 ? took : "a second signal came", step.load(),
+             running.empty() ? "" : "; unfinished prompts: " + running,
+             durable && !running.empty() ? " (they run again at the next start with this --data-dir)" : "");
   if (children) children->kill_now();
   _exit(1);
 }
@@ -142,18 +144,15 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   const char* role = flags.worker_mode ? "netdist worker" : "netdist serve";
   if (!listens_on_loopback_only(options.listen) && options.auth_token.empty()) {
     if (!insecure) {
-      std::fprintf(
-          stderr,
-          "%s: refusing to listen on %s without authentication; set --auth-token (or "
-          "NETDIST_AUTH_TOKEN), or pass --insecure to allow it (anyone who can reach the port can run "
-          "prompts and read every output)\n",
-          role, options.listen.c_str());
+      log::error(
+          "{}: refusing to listen on {} without authentication; set --auth-token (or NETDIST_AUTH_TOKEN), or "
+          "pass --insecure to allow it (anyone who can reach the port can run prompts and read every output)",
+          role, options.listen);
       return 2;
     }
-    std::fprintf(stderr,
-                 "%s: WARNING: --insecure: listening on %s with no authentication; anyone who can reach the "
-                 "port can run prompts and read every output\n",
-                 role, options.listen.c_str());
+    log::warn("{}: --insecure: listening on {} with no authentication; anyone who can reach the port can run "
+              "prompts and read every output",
+              role, options.listen);
   }
   // TLS problems (a missing, unreadable or mismatched cert/key, an unreadable CA file) stop startup here.
   Status tls_check = server::check_tls_files(options.tls_cert_file, options.tls_key_file);
@@ -164,19 +163,19 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     tls_check = made.status();
   }
   if (!tls_check.is_ok()) {
-    std::fprintf(stderr, "%s: %s\n", role, tls_check.message().c_str());
+    log::error("{}: {}", role, tls_check.message());
     return 2;
   }
   auto policy_check = server::make_queue_policy(flags.queue_policy);
   if (!policy_check.is_ok()) {
-    std::fprintf(stderr, "%s: --queue-policy: %s\n", role, policy_check.status().message().c_str());
+    log::error("{}: --queue-policy: {}", role, policy_check.status().message());
     return 2;
   }
   if (!flags.data_dir.empty()) {
     // Before anything loads: a corrupt, newer or unwritable database stops serve here, naming the file.
     auto opened = store::Store::open(flags.data_dir);
     if (!opened.is_ok()) {
-      std::fprintf(stderr, "%s: --data-dir: %s\n", role, opened.status().to_string().c_str());
+      log::error("{}: --data-dir: {}", role, opened.status().to_string());
       return 1;
     }
     options.store = std::shared_ptr<store::Store>(std::move(*opened));
@@ -187,7 +186,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   }
   auto setup = make_node_registry(setup_options);
   if (!setup.is_ok()) {
-    std::fprintf(stderr, "%s: %s\n", role, setup.status().to_string().c_str());
+    log::error("{}: {}", role, setup.status().to_string());
     return 2;
   }
   for (const std::string& dir : {options.output_dir, options.input_dir, options.temp_dir}) {
@@ -239,7 +238,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     options.extra_routes = [](const server::Request& req,
                               const std::string& path) -> std::optional<server::Response> {
       if (path.rfind("/netdist/", 0) != 0) return std::nullopt;
-      std::fprintf(stderr, "netdist serve: test: refused %s %s\n", req.method.c_str(), path.c_str());
+      log::warn("netdist serve: test: refused {} {}", req.method, path);
       return server::error_response(404, "not_found", "no /netdist routes here (--test-log-netdist-routes)");
     };
   }
@@ -264,7 +263,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   Status s = http.state().queue().set_policy(flags.queue_policy);
   if (s.is_ok()) s = http.start();
   if (!s.is_ok()) {
-    std::fprintf(stderr, "%s: %s\n", role, s.to_string().c_str());
+    log::error("{}: {}", role, s.to_string());
     return 1;
   }
   const std::string first_address = options.listen.substr(0, options.listen.find(','));
@@ -275,6 +274,8 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   std::printf("%s: listening on %s (%s)\n", role, self_url.c_str(),
               options.auth_token.empty() ? "no authentication" : "bearer token required");
   std::fflush(stdout);
+  log::info("{}: listening on {} ({})", role, self_url,
+            options.auth_token.empty() ? "no authentication" : "bearer token required");
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
 
@@ -298,6 +299,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
                                          options.input_dir};
       if (!options.auth_token.empty()) common.insert(common.end(), {"--auth-token", options.auth_token});
       if (!flags.tls_ca.empty()) common.insert(common.end(), {"--tls-ca", flags.tls_ca});
+      for (const std::string& arg : log_flag_args(flags.log)) common.push_back(arg);
       // The workers render what this process would: same vocabulary, precision, noise and memory policy.
       const NodeSetupOptions& so = setup_options;
       if (!so.env.engine.clip_vocab_dir.empty())
@@ -428,7 +430,9 @@ CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::
                   "worker: sleep after each step (tests only)")
       ->group("");
   add_node_setup_options(*cmd, *setup);
-  cmd->callback([options, setup, insecure, max_upload_mb, flags] {
+  add_log_flags(*cmd, flags->log);
+  cmd->callback([cmd, options, setup, insecure, max_upload_mb, flags] {
+    if (!apply_log_flags(flags->log, "netdist " + cmd->get_name())) return set_exit_code(2);
     options->output_dir = setup->env.output_dir;
     options->input_dir = setup->env.input_dir;
     options->temp_dir = setup->env.temp_dir;

@@ -138,5 +138,29 @@ TEST(Log, ConfigureRejectsBadValuesNamingThem) {
   EXPECT_NE(lines[0].find(" info shown"), std::string::npos) << lines[0];
 }
 
+// An invariant's (or a misused Result's) message prints before the abort whatever the configuration, in the
+// configured format.
+TEST(LogDeathTest, AssertPrintsEvenWhenLoggingIsOff) {
+  EXPECT_DEATH(
+      {
+        (void)log::configure("off", "text");
+        ND_ASSERT(1 + 1 == 3, "still printed");
+      },
+      "error netdist: assertion failed: 1 \\+ 1 == 3 .*still printed");
+  EXPECT_DEATH(
+      {
+        (void)log::configure("off", "json");
+        ND_ASSERT(false, "as json");
+      },
+      "\\{\"time\":\"[^\"]+\",\"level\":\"error\",\"msg\":\"netdist: assertion failed: false .*as json\"\\}");
+  EXPECT_DEATH(
+      {
+        (void)log::configure("off", "text");
+        Result<int> failed = Status::not_found("no such thing");
+        (void)failed.value();
+      },
+      "error netdist: value\\(\\) on a failed Result: not found: no such thing");
+}
+
 }  // namespace
 }  // namespace netdist

@@ -1,5 +1,9 @@
 #include "core/status.h"
 
+#include <cstdlib>
+
+#include "core/log.h"
+
 namespace netdist {
 
 std::string_view status_code_name(StatusCode code) {
@@ -35,9 +39,14 @@ Status Status::with_context(std::string_view context) const {
   return Status(code_, std::move(m));
 }
 
-void assert_fail(const char* expr, const char* file, int line, const std::string& message) {
-  std::fprintf(stderr, "netdist: assertion failed: %s (%s:%d): %s\n", expr, file, line, message.c_str());
+void fatal(const std::string& message) {
+  // Through the log whatever --log-level says (the message always prints before the abort), in its format.
+  log::detail::write(log::Level::error, "netdist: " + message);
   std::abort();
+}
+
+void assert_fail(const char* expr, const char* file, int line, const std::string& message) {
+  fatal(std::string("assertion failed: ") + expr + " (" + file + ":" + std::to_string(line) + "): " + message);
 }
 
 }  // namespace netdist

@@ -32,6 +32,10 @@ enum class StatusCode {
 
 std::string_view status_code_name(StatusCode code);
 
+// Writes "netdist: <message>" as an error through core/log.h, whatever --log-level says (so the message
+// always prints), and aborts. Used by ND_ASSERT and by Result's misuse checks.
+[[noreturn]] void fatal(const std::string& message);
+
 class [[nodiscard]] Status {
  public:
   Status() = default;
@@ -70,10 +74,7 @@ class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
   Result(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
-    if (status_.is_ok()) {
-      std::fprintf(stderr, "netdist: Result constructed from an OK Status without a value\n");
-      std::abort();
-    }
+    if (status_.is_ok()) fatal("Result constructed from an OK Status without a value");
   }
 
   bool is_ok() const { return value_.has_value(); }
@@ -87,10 +88,7 @@ class [[nodiscard]] Result {
 
  private:
   T& checked() {
-    if (!value_) {
-      std::fprintf(stderr, "netdist: value() on a failed Result: %s\n", status_.to_string().c_str());
-      std::abort();
-    }
+    if (!value_) fatal("value() on a failed Result: " + status_.to_string());
     return *value_;
   }
   Status status_;

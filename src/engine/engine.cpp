@@ -2,6 +2,7 @@
 // CLIPTextEncode, KSampler (comfy/samplers.py: CFGGuider, calc_cond_batch, KSAMPLER.sample) and VAE.
 #include <torch/torch.h>
 
+#include "core/log.h"
 #include "engine/cond_batch.h"
 #include "engine/micro_batch.h"
 #include "engine/model.h"
@@ -234,9 +235,8 @@ void log_peak(const Model& model, const char* what) {
   static const bool on = std::getenv("NETDIST_MEMORY_LOG") != nullptr;
   if (!on || !model.device_.is_cuda()) return;
   const runtime::DeviceMemory m = runtime::device_memory(model.device_);
-  std::fprintf(
-      stderr, "netdist: memory: %s: peak allocated %.1f MiB, reserved %.1f MiB, allocated %.1f MiB\n", what,
-      m.torch_peak_allocated / 1048576.0, m.torch_reserved / 1048576.0, m.torch_allocated / 1048576.0);
+  log::info("memory: {}: peak allocated {:.1f} MiB, reserved {:.1f} MiB, allocated {:.1f} MiB", what,
+            m.torch_peak_allocated / 1048576.0, m.torch_reserved / 1048576.0, m.torch_allocated / 1048576.0);
 }
 
 // The micro-batches of the whole batch that rows [row_begin, row_end) of `req` cover, as local bounds; a
@@ -417,8 +417,7 @@ Result<at::Tensor> decode(Model& model, const at::Tensor& latent) {
       } catch (const c10::OutOfMemoryError&) {
         // As ComfyUI's VAE.decode: out of memory → the same latents again in 64-cell tiles with 16
         // overlapping.
-        std::fprintf(stderr, "netdist: out of memory in VAE decode of %lld image(s); retrying tiled\n",
-                     static_cast<long long>(e - b));
+        log::warn("out of memory in VAE decode of {} image(s); retrying tiled", e - b);
         runtime::release_cached_memory(model.device_);
         out = model.vae_->decode_tiled(z, 64, 16);
       }

@@ -1,5 +1,7 @@
 #include "engine/lora.h"
 
+#include "core/log.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <optional>
@@ -166,8 +168,7 @@ Result<Loaded> load_lora(const runtime::WeightMap& lora, const KeyMap& map,
       const at::Tensor* down = find(f.down);
       if (!down) return Status::invalid_argument(what + ": '" + f.up + "' has no matching '" + f.down + "'");
       if (find(x + ".dora_scale") || (!f.mid.empty() && find(f.mid))) {
-        std::fprintf(stderr, "lora %s: DoRA and LoCon mid weights are not supported; not applied to %s\n", x.c_str(),
-                     target.c_str());
+        log::warn("lora {}: DoRA and LoCon mid weights are not supported; not applied to {}", x, target);
         break;
       }
       if (up->dim() < 2 || down->dim() < 2 || up->flatten(1).size(1) != down->size(0)) {
@@ -181,8 +182,7 @@ Result<Loaded> load_lora(const runtime::WeightMap& lora, const KeyMap& map,
       if (shape == shapes.end() || numel(shape->second) != product) {
         const std::string weight =
             shape == shapes.end() ? "is missing" : "has " + std::to_string(numel(shape->second));
-        std::fprintf(stderr, "ERROR lora %s: product of %s has %lld elements, the weight %s\n", target.c_str(),
-                     f.up.c_str(), static_cast<long long>(product), weight.c_str());
+        log::error("lora {}: product of {} has {} elements, the weight {}", target, f.up, product, weight);
         break;
       }
       LowRank p;

@@ -1,6 +1,7 @@
 // apply_lora of include/netdist/engine.h: ComfyUI's comfy.sd.load_lora_for_models on a Model handle.
 #include <cstdio>
 
+#include "core/log.h"
 #include "engine/lora.h"
 #include "engine/model.h"
 #include "engine/models/diffusers_layout.h"
@@ -59,7 +60,7 @@ Result<std::shared_ptr<Model>> apply_lora(const std::shared_ptr<Model>& model, c
   lora::add_clip_keys(keys, clip_names);
 
   ND_ASSIGN_OR_RETURN(lora::Loaded loaded, lora::load_lora(lora, keys, shapes, lora_path));
-  for (const std::string& key : loaded.not_loaded) std::fprintf(stderr, "lora key not loaded: %s\n", key.c_str());
+  for (const std::string& key : loaded.not_loaded) log::warn("lora key not loaded: {}", key);
   if (loaded.patches.empty()) {
     return Status::invalid_argument("LoRA " + lora_path + ": none of its " + std::to_string(lora.size()) +
                                     " tensors match a weight of " + model->path_);

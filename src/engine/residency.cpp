@@ -6,6 +6,7 @@
 #include <list>
 #include <mutex>
 
+#include "core/log.h"
 #include "engine/runtime/device_memory.h"
 
 namespace netdist::residency {
@@ -56,7 +57,7 @@ class Registry {
   void move_out(Slot& s) {
     s.ticket->module_->to(at::kCPU);
     s.on_device = false;
-    if (memory_log()) std::fprintf(stderr, "netdist: memory: moved %s to RAM\n", s.ticket->name_.c_str());
+    if (memory_log()) log::info("memory: moved {} to RAM", s.ticket->name_);
   }
 
   // Under `mutex`: evicts idle slots of `device`, least recently used first, until `bytes` fit.
@@ -128,8 +129,7 @@ void acquire(Ticket& t) {
     r.make_room_locked(t.device(), t.bytes(), s);
     t.module()->to(t.device());
     s->on_device = true;
-    if (memory_log())
-      std::fprintf(stderr, "netdist: memory: moved %s to %s\n", t.name().c_str(), t.device().str().c_str());
+    if (memory_log()) log::info("memory: moved {} to {}", t.name(), t.device().str());
   }
   ++s->running;
 }
@@ -152,8 +152,7 @@ int64_t make_room(const at::Device& device, int64_t bytes) {
   std::lock_guard<std::mutex> lock(r.mutex);
   const int64_t avail = r.make_room_locked(device, bytes, nullptr);
   if (memory_log()) {
-    std::fprintf(stderr, "netdist: memory: room for %.1f MiB asked, %.1f MiB available\n", bytes / 1048576.0,
-                 avail / 1048576.0);
+    log::info("memory: room for {:.1f} MiB asked, {:.1f} MiB available", bytes / 1048576.0, avail / 1048576.0);
   }
   return avail;
 }

@@ -6,6 +6,7 @@
 #include <set>
 #include <unordered_set>
 
+#include "core/log.h"
 #include "graph/cache_key.h"
 #include "graph/execution_list.h"
 #include "graph/py_format.h"
@@ -306,6 +307,7 @@ std::optional<Failure> Executor::Run::execute_node(const std::string& node_id) {
   executing["display_node"] = node_id;
   executing["prompt_id"] = prompt_id_;
   sink_.event("executing", std::move(executing));
+  log::debug("executing node {} ({})", node_id, node.class_type);
   return run_node(node, schema, in, current_inputs);
 }
 
@@ -408,6 +410,7 @@ Executor::~Executor() = default;
 
 ExecutionOutcome Executor::execute(const ValidatedPrompt& prompt, const std::string& prompt_id,
                                    const Json& extra_data, EventSink& sink, std::atomic<bool>& interrupt) {
+  log::Scope scope(prompt_id, "");  // every message while it runs names the prompt (core/log.h)
   Run run(*this, prompt, prompt_id, extra_data, sink, interrupt);
   return run.go();
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/base64.h"
+#include "core/log.h"
 #include "core/py_json.h"
 #include "engine/runtime/tensor_io.h"
 #include "io/png.h"
@@ -479,11 +480,8 @@ void add_image_nodes(graph::NodeRegistry& r, std::shared_ptr<RemoteClient> clien
                 ND_ASSIGN_OR_RETURN(auto b, need<ImageObject>(in, "images_b"));
                 if (a->images.sizes().slice(1) != b->images.sizes().slice(1)) {
                   // The plugin prints this and returns images_a alone.
-                  std::fprintf(stderr, "CombineImageBatch: image size mismatch [%lld,%lld,%lld,%lld] vs [%lld,%lld,%lld,%lld]; "
-                               "returning images_a\n",
-                               (long long)a->images.size(0), (long long)a->images.size(1), (long long)a->images.size(2),
-                               (long long)a->images.size(3), (long long)b->images.size(0), (long long)b->images.size(1),
-                               (long long)b->images.size(2), (long long)b->images.size(3));
+                  log::warn("CombineImageBatch: image size mismatch [{}] vs [{}]; returning images_a",
+                            fmt::join(a->images.sizes(), ","), fmt::join(b->images.sizes(), ","));
                   return std::vector<Value>{object(a)};
                 }
                 auto out = std::make_shared<ImageObject>();

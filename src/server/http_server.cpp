@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/log.h"
 #include "server/auth.h"
 #include "server/beast_session.h"
 #include "server/queue_worker.h"
@@ -91,9 +92,9 @@ class DeferredReplies {
       try {
         fn();
       } catch (const std::exception& e) {  // handle_request's barrier already answered; this is the write
-        std::fprintf(stderr, "netdist server: a deferred reply failed: %s\n", e.what());
+        log::error("a deferred reply failed: {}", e.what());
       } catch (...) {
-        std::fprintf(stderr, "netdist server: a deferred reply failed\n");
+        log::error("a deferred reply failed");
       }
       std::lock_guard<std::mutex> lock(mutex_);
       if (--running_ == 0) idle_.notify_all();
@@ -160,10 +161,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     try {
       fn();
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "netdist server: HTTP %s failed: %s; closing the connection\n", where, e.what());
+      log::warn("HTTP {} failed: {}; closing the connection", where, e.what());
       close();
     } catch (...) {
-      std::fprintf(stderr, "netdist server: HTTP %s failed; closing the connection\n", where);
+      log::warn("HTTP {} failed; closing the connection", where);
       close();
     }
   }
@@ -376,9 +377,9 @@ void run_io(net::io_context& ioc) {
       ioc.run();
       return;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "netdist server: an I/O handler failed: %s\n", e.what());
+      log::error("an I/O handler failed: {}", e.what());
     } catch (...) {
-      std::fprintf(stderr, "netdist server: an I/O handler failed\n");
+      log::error("an I/O handler failed");
     }
   }
 }

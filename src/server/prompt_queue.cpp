@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "graph/validate.h"
+#include "core/log.h"
 #include "server/prompt_cost.h"
 #include "store/store.h"
 
@@ -131,7 +132,7 @@ bool PromptQueue::has_store() const {
 }
 
 void PromptQueue::report_store_error(const Status& status) const {
-  std::fprintf(stderr, "netdist: durable store: %s\n", status.to_string().c_str());
+  log::error("durable store: {}", status.to_string());
 }
 
 Status PromptQueue::accept(QueueItem item) {

@@ -5,6 +5,7 @@
 #include <exception>
 #include <mutex>
 
+#include "core/log.h"
 #include "server/ws_hub.h"
 
 namespace netdist::server {
@@ -167,6 +168,9 @@ void QueueWorker::run() {
 
 void QueueWorker::run_one(PromptQueue::Running running) {
   const QueueItem& item = running.item;
+  log::Scope scope(item.prompt_id, "");  // tags every message while this prompt runs (core/log.h)
+  const auto started = std::chrono::steady_clock::now();
+  log::info("prompt started");
   const std::optional<std::string> client_id = client_id_of(item.extra_data);
   const std::shared_ptr<std::atomic<bool>> interrupt = state_.begin_prompt(item.prompt_id, client_id);
   EventRouter router(state_, item.prompt_id, client_id);
@@ -209,6 +213,10 @@ void QueueWorker::run_one(PromptQueue::Running running) {
   }
 
   const bool success = status.is_ok() && !router.saw_failure();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (success) log::info("prompt executed in {:.2f} s", seconds);
+  else if (status.is_ok()) log::warn("prompt failed after {:.2f} s (see its history)", seconds);
+  else log::warn("prompt failed after {:.2f} s: {}", seconds, status.to_string());
   ordered_json meta = ordered_json::object();
   for (auto it = outputs.begin(); it != outputs.end(); ++it) {
     meta[it.key()] = {{"node_id", it.key()}, {"display_node", it.key()}, {"parent_node", nullptr},

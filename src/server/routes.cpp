@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "core/log.h"
 #include "core/py_json.h"
 #include "server/auth.h"
 
@@ -69,7 +70,7 @@ bool is_loopback_host(const std::optional<std::string>& host) {
 // The last-resort answer for a route that threw: logged, and a 500 in ComfyUI's error shape naming the route.
 Response internal_error(const std::string& method, const std::string& path, const char* what) {
   const std::string message = "netdist could not handle " + method + " " + path + ": " + what;
-  std::fprintf(stderr, "netdist server: %s\n", message.c_str());
+  log::error("{}", message);
   return error_response(500, "internal_error", message);
 }
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "core/log.h"
 #include "server/beast_session.h"
 #include "server/routes.h"
 
@@ -104,7 +105,7 @@ class WsSession : public WsConnection, public std::enable_shared_from_this<WsSes
   }
 
   void fail(const char* where, const char* what) {
-    std::fprintf(stderr, "netdist server: WebSocket %s of client %s failed: %s; closing it\n", where, sid_.c_str(), what);
+    log::warn("WebSocket {} of client {} failed: {}; closing it", where, sid_, what);
     shutdown();
   }
 

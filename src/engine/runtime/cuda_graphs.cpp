@@ -17,6 +17,7 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include "core/log.h"
 #include "engine/runtime/device_memory.h"
 
 namespace netdist::runtime {
@@ -124,8 +125,8 @@ struct GraphedCalls::Impl {
                                         1, lanes.size());
     }
     if (memory_log()) {
-      std::fprintf(stderr, "netdist: memory: CUDA graph pool %.1f MiB; budget %.1f MiB; lanes %zu of %zu\n",
-                   pool_bytes / 1048576.0, memory_budget / 1048576.0, usable_lanes, lanes.size());
+      log::info("memory: CUDA graph pool {:.1f} MiB; budget {:.1f} MiB; lanes {} of {}", pool_bytes / 1048576.0,
+                memory_budget / 1048576.0, usable_lanes, lanes.size());
     }
   }
 
@@ -160,8 +161,7 @@ struct GraphedCalls::Impl {
         } catch (...) {
         }
         (void)cudaGetLastError();
-        std::fprintf(stderr, "netdist: CUDA graph capture failed, running this call eagerly: %s\n",
-                     ex.what());
+        log::warn("CUDA graph capture failed, running this call eagerly: {}", ex.what());
         g = Graph{};
         g.eager = true;
         return fn(contiguous_copies(inputs));
