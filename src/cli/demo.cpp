@@ -22,6 +22,7 @@
 #include "cli/commands.h"
 #include "cli/node_setup.h"
 #include "cluster/http_client.h"
+#include "cluster/protocol.h"
 #include "cluster/shard_runner.h"
 #include "core/spawn.h"
 #include "engine/runtime/torch_compat.h"
@@ -206,7 +207,7 @@ int run_demo(const std::string& out_dir) {
         stop(coord);
         return 1;
       }
-      auto r = call(coord.url, "GET", "/netdist/v1/cluster");
+      auto r = call(coord.url, "GET", cluster::protocol::path(cluster::protocol::Route::cluster));
       alive = 0;
       if (r.is_ok()) {
         Json j = Json::parse(r->body, nullptr, false);

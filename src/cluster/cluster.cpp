@@ -5,6 +5,7 @@
 
 #include "cluster/comfy_worker.h"
 #include "cluster/http_client.h"
+#include "cluster/protocol.h"
 #include "cluster/shard_inputs.h"
 #include "engine/micro_batch.h"
 #include "engine/runtime/tensor_io.h"
@@ -187,6 +188,10 @@ std::deque<Cluster::Task>::iterator Cluster::task_to_take(const Worker& w, bool&
 
 Cluster::Cluster(ClusterOptions options, ShardRunner* local) : options_(std::move(options)), local_(local) {}
 
+protocol::Peer Cluster::peer(const std::string& url, const std::atomic<bool>* cancel) const {
+  return protocol::Peer{url, options_.auth_token, options_.tls, cancel};
+}
+
 Cluster::~Cluster() { stop(); }
 
 void Cluster::spawn(std::shared_ptr<Worker> w) {
@@ -322,28 +327,18 @@ Result<PromptReply> Cluster::run_prompt_task(Worker& w, const Task& task, TaskFa
   if (w.comfy) return run_comfy_task(w, task);
   const Job& job = *task.job;
   const std::string task_id = job.id + ".prompt";
-  Json request = {{"task_id", task_id},
-                  {"prompt_id", job.prompt_id},
-                  {"prompt", job.prompt},
-                  {"extra_data", job.extra_data},
-                  {"outputs_to_execute", job.outputs_to_execute}};
-  if (!job.inputs.empty()) request["inputs"] = job.inputs;
+  const protocol::PromptRequest request{task_id,        job.prompt_id, job.prompt, job.extra_data, job.outputs_to_execute,
+                                        job.inputs};
   std::string who = w.url;
   HttpReply reply;
   if (w.dial_in) {
     who = "dial-in worker " + w.id + " (" + w.url + ")";
     std::unique_lock<std::mutex> lock(mutex_);
-    ND_ASSIGN_OR_RETURN(reply, run_dial_in(w, task, std::move(request), lock));
+    ND_ASSIGN_OR_RETURN(reply, run_dial_in(w, task, task_id, protocol::to_json(request), lock));
   } else {
-    HttpCall call;
-    call.method = "POST";
-    call.target = "/netdist/v1/prompt";
-    call.body = request.dump();
-    call.auth_token = options_.auth_token;
-    call.tls = options_.tls;
-    call.timeout = options_.shard_timeout;
-    call.cancel = &halting_;  // stop() does not wait out a worker that never answers
-    ND_ASSIGN_OR_RETURN(reply, http_call(w.url, call));
+    // stop() does not wait out a worker that never answers.
+    ND_ASSIGN_OR_RETURN(reply, protocol::call(peer(w.url, &halting_), protocol::Route::prompt, options_.shard_timeout,
+                                              protocol::to_json(request).dump()));
   }
   if (reply.status == 409) return Status::cancelled(who + ": prompt " + job.prompt_id + " interrupted");
   if (reply.status == 401) return Status::unauthenticated(who + ": the worker refused the auth token");
@@ -367,23 +362,17 @@ Result<at::Tensor> Cluster::run_task(Worker& w, const Task& task, TaskFault* fau
     if (!rows.is_ok()) *fault = task_fault(rows.status());
     return rows;
   }
-  Json request = {{"shard_id", shard_id}, {"workflow", std::move(workflow)}};
-  if (!task.job->inputs.empty()) request["inputs"] = task.job->inputs;
+  const protocol::ShardRequest request{shard_id, std::move(workflow),
+                                       task.job->inputs.empty() ? Json() : task.job->inputs};
   if (w.dial_in) {
     std::unique_lock<std::mutex> lock(mutex_);
-    ND_ASSIGN_OR_RETURN(HttpReply reply, run_dial_in(w, task, std::move(request), lock));
+    ND_ASSIGN_OR_RETURN(HttpReply reply, run_dial_in(w, task, shard_id, protocol::to_json(request), lock));
     return decode_shard_reply("dial-in worker " + w.id + " (" + w.url + ")", shard_id,
                               task.row_end - task.row_begin, std::move(reply), fault);
   }
-  HttpCall call;
-  call.method = "POST";
-  call.target = "/netdist/v1/shard";
-  call.body = request.dump();
-  call.auth_token = options_.auth_token;
-  call.tls = options_.tls;
-  call.timeout = options_.shard_timeout;
-  call.cancel = &halting_;  // stop() does not wait out a worker that never answers
-  ND_ASSIGN_OR_RETURN(HttpReply reply, http_call(w.url, call));
+  // stop() does not wait out a worker that never answers.
+  ND_ASSIGN_OR_RETURN(HttpReply reply, protocol::call(peer(w.url, &halting_), protocol::Route::shard,
+                                                      options_.shard_timeout, protocol::to_json(request).dump()));
   return decode_shard_reply(w.url, shard_id, task.row_end - task.row_begin, std::move(reply), fault);
 }
 
@@ -391,10 +380,9 @@ bool Cluster::lease_lost(const Worker& w) const {
   return w.pulls_held == 0 && std::chrono::steady_clock::now() - w.last_seen > 3 * options_.heartbeat;
 }
 
-Result<HttpReply> Cluster::run_dial_in(Worker& w, const Task& task, Json request,
+Result<HttpReply> Cluster::run_dial_in(Worker& w, const Task& task, const std::string& shard_id, Json request,
                                        std::unique_lock<std::mutex>& lock) {
   const bool whole = task.job->whole;
-  const std::string shard_id = request[whole ? "task_id" : "shard_id"].get<std::string>();
   const std::string who = "dial-in worker " + w.id + " (" + w.url + ")";
   DialInMail& mail = w.mail.emplace();
   mail.ticket = ++next_ticket_;
@@ -439,6 +427,10 @@ Result<PullReply> Cluster::pull(const std::string& worker_id, const Json& capabi
   std::unique_lock<std::mutex> lock(mutex_);
   if (stopping_) return Status::unavailable("the coordinator is stopping");
   Worker* w = find_dial_in(worker_id);
+  if (capabilities.is_object()) {
+    const std::string who = "dial-in worker " + worker_id + (label.empty() ? "" : " (" + label + ")");
+    ND_RETURN_IF_ERROR(protocol::check_version(capabilities, who));
+  }
   if (!w) {
     if (!capabilities.is_object())
       return Status::not_found("unknown worker '" + worker_id + "': pull again with its capabilities");
@@ -470,13 +462,14 @@ Result<PullReply> Cluster::pull(const std::string& worker_id, const Json& capabi
   if (!got) return PullReply();
   DialInMail& mail = *w->mail;
   mail.taken = true;
-  Json request = mail.request;
-  request["kind"] = mail.kind;
-  request["ticket"] = mail.ticket;
+  protocol::PulledTask task;
+  task.kind = protocol::task_kind_from_name(mail.kind);
+  task.ticket = mail.ticket;
   // A whole prompt's progress reports carry its events to the client: often enough for a live progress bar.
   const int64_t report_ms = std::max<int64_t>(100, options_.heartbeat.count() / 2);
-  request["progress_ms"] = mail.kind == "prompt" ? std::min<int64_t>(report_ms, 250) : report_ms;
-  return PullReply(std::move(request));
+  task.progress_ms = task.kind == protocol::TaskKind::prompt ? std::min<int64_t>(report_ms, 250) : report_ms;
+  task.request = mail.request;
+  return PullReply(protocol::to_json(task));
 }
 
 Result<bool> Cluster::report_progress(const std::string& worker_id, uint64_t ticket, int64_t step, int64_t steps,
@@ -532,17 +525,19 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
         if (got.is_ok()) caps = std::move(*got);
         else why = got.status().to_string();
       } else {
-        HttpCall call;
-        call.target = "/netdist/v1/capabilities";
-        call.auth_token = options_.auth_token;
-        call.tls = options_.tls;  // a TLS verification failure names the URL and the reason
-        call.timeout = std::chrono::seconds(30);
-        call.cancel = &halting_;
-        auto reply = http_call(w->url, call);
+        using protocol::Route;
+        auto reply = protocol::call(peer(w->url, &halting_), Route::capabilities, std::chrono::seconds(30));
         if (!reply.is_ok()) why = reply.status().to_string();
-        else if (reply->status != 200) why = "GET /netdist/v1/capabilities answered " + std::to_string(reply->status);
+        else if (reply->status != 200)
+          why = std::string("GET ") + protocol::path(Route::capabilities) + " answered " + std::to_string(reply->status);
         else caps = Json::parse(reply->body, nullptr, false);
         if (reply.is_ok() && reply->status == 200 && !caps.is_object()) why = "capabilities are not a JSON object";
+        if (caps.is_object()) {
+          if (Status v = protocol::check_version(caps, "the worker"); !v.is_ok()) {
+            why = v.message();
+            caps = Json();
+          }
+        }
       }
       std::unique_lock<std::mutex> lock(mutex_);
       if (caps.is_object()) {
@@ -590,12 +585,8 @@ void Cluster::worker_loop(std::shared_ptr<Worker> w) {
           else if (refresh) w->caps = std::move(*caps);
           continue;
         }
-        HttpCall call;  // heartbeat of an idle worker: one that stopped answering loses its lease
-        call.target = "/netdist/v1/status";
-        call.auth_token = options_.auth_token;
-        call.tls = options_.tls;
-        call.timeout = options_.heartbeat;
-        auto reply = http_call(w->url, call);
+        // Heartbeat of an idle worker: one that stopped answering loses its lease.
+        auto reply = protocol::call(peer(w->url, nullptr), protocol::Route::status, options_.heartbeat);
         lock.lock();
         if (!reply.is_ok() || reply->status != 200) w->caps.reset();
         continue;
@@ -762,10 +753,15 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
     if (now - last_poll >= std::chrono::milliseconds(250) && !job->running.empty()) {
       last_poll = now;
       std::vector<Worker*> running = job->running;
-      std::vector<Json> dial_in_status;  // read under the lock: a dial-in worker reports into its mailbox
+      std::vector<protocol::StatusReply> states;  // read under the lock: a dial-in worker reports into its mailbox
       for (Worker* w : running) {
-        if (w->dial_in && w->mail)
-          dial_in_status.push_back({{"running", w->mail->shard_id}, {"step", w->mail->step}, {"steps", w->mail->steps}});
+        if (w->dial_in && w->mail) {
+          protocol::StatusReply st;
+          st.running = w->mail->shard_id;
+          st.step = w->mail->step;
+          st.steps = w->mail->steps;
+          states.push_back(st);
+        }
       }
       lock.unlock();
       running_steps = 0;
@@ -775,23 +771,15 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
         if (w->local) {
           st = local_->status();
         } else {
-          HttpCall call;
-          call.target = "/netdist/v1/status";
-          call.auth_token = options_.auth_token;
-          call.tls = options_.tls;
-          call.timeout = std::chrono::milliseconds(500);
-          auto r = http_call(w->url, call);
+          auto r = protocol::call(peer(w->url, nullptr), protocol::Route::status, std::chrono::milliseconds(500));
           if (r.is_ok() && r->status == 200) st = Json::parse(r->body, nullptr, false);
         }
-        if (!st.is_object() || !st["running"].is_string()) continue;
-        if (st["running"].get<std::string>().rfind(job->id + ".", 0) != 0) continue;
-        running_steps += st.value("step", int64_t(0));
-        steps = std::max(steps, st.value("steps", int64_t(0)));
+        if (auto parsed = protocol::status_reply_from_json(st); parsed.is_ok()) states.push_back(std::move(*parsed));
       }
-      for (const Json& st : dial_in_status) {
-        if (st["running"].get<std::string>().rfind(job->id + ".", 0) != 0) continue;
-        running_steps += st.value("step", int64_t(0));
-        steps = std::max(steps, st.value("steps", int64_t(0)));
+      for (const protocol::StatusReply& st : states) {
+        if (!st.running || st.running->rfind(job->id + ".", 0) != 0) continue;
+        running_steps += st.step;
+        steps = std::max(steps, st.steps);
       }
       lock.lock();
     }
@@ -830,14 +818,10 @@ void Cluster::abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<
   lock.unlock();
   if (local_busy) local_->interrupt();
   for (const std::string& url : busy) {
-    HttpCall call;
-    call.method = "POST";
-    call.target = "/netdist/v1/interrupt";
-    if (job->whole) call.body = Json{{"shard_id", job->id + ".prompt"}}.dump();
-    call.auth_token = options_.auth_token;
-    call.tls = options_.tls;
-    call.timeout = std::chrono::seconds(5);
-    (void)http_call(url, call);
+    protocol::InterruptRequest request;
+    if (job->whole) request.shard_id = job->id + ".prompt";
+    (void)protocol::call(peer(url, nullptr), protocol::Route::interrupt, std::chrono::seconds(5),
+                         job->whole ? protocol::to_json(request).dump() : "");
   }
   lock.lock();
 }
@@ -906,19 +890,14 @@ void Cluster::relay_live_events(std::unique_lock<std::mutex>& lock, Job& job) {
     const std::string url = w->url;
     const size_t from = job.live_relayed;
     lock.unlock();
-    HttpCall call;
-    call.target = "/netdist/v1/status?events_from=" + std::to_string(from);
-    call.auth_token = options_.auth_token;
-    call.tls = options_.tls;
-    call.timeout = std::chrono::milliseconds(500);
-    auto r = http_call(url, call);
+    auto r = protocol::call(peer(url, nullptr), protocol::Route::status, std::chrono::milliseconds(500), "",
+                            protocol::events_from_query(from));
     lock.lock();
     if (!r.is_ok() || r->status != 200) return;
-    Json st = Json::parse(r->body, nullptr, false);
-    if (!st.is_object() || st.value("running", Json()) != Json(job.id + ".prompt") || !st["events"].is_array())
-      return;
+    auto st = protocol::status_reply_from_json(Json::parse(r->body, nullptr, false));
+    if (!st.is_ok() || st->running != job.id + ".prompt" || !st->events) return;
     if (job.live_worker != w || job.live_relayed != from || job.reply) return;  // moved on meanwhile
-    events = std::move(st["events"]);
+    events = std::move(*st->events);
   }
   // `executed` waits for the reply: its file names become the coordinator's when the files arrive.
   job.live_relayed += events.size();

@@ -63,6 +63,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster/http_client.h"
+#include "cluster/protocol.h"
 #include "cluster/cost_model.h"
 #include "cluster/shard.h"
 #include "cluster/shard_runner.h"
@@ -170,7 +171,10 @@ class Cluster {
   Result<PromptReply> run_comfy_task(Worker& w, const Task& task);
   // Hands `request` to dial-in worker `w` through its mailbox and waits (under `lock`, which it unlocks
   // before returning) for the reply the worker posts, its lease, the job's withdrawal or shard_timeout.
-  Result<HttpReply> run_dial_in(Worker& w, const Task& task, Json request, std::unique_lock<std::mutex>& lock);
+  Result<HttpReply> run_dial_in(Worker& w, const Task& task, const std::string& shard_id, Json request,
+                                std::unique_lock<std::mutex>& lock);
+  // A connect-out worker at `url` as the protocol calls it; `cancel` ends a call early.
+  protocol::Peer peer(const std::string& url, const std::atomic<bool>* cancel) const;
   bool lease_lost(const Worker& w) const;
   Worker* find_dial_in(const std::string& worker_id);
   bool eligible(const Worker& w, const Job& job) const;
