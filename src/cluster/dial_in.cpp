@@ -7,6 +7,7 @@
 #include <random>
 
 #include "cluster/http_client.h"
+#include "core/log.h"
 #include "server/http_types.h"
 
 namespace netdist::cluster {
@@ -33,7 +34,7 @@ DialIn::DialIn(ShardRunner& runner, DialInOptions options)
 
 void DialIn::start() {
   if (thread_.joinable()) return;
-  std::fprintf(stderr, "netdist worker: dialing in to %s as %s\n", options_.coordinator.c_str(), worker_id_.c_str());
+  log::info("worker: dialing in to {} as {}", options_.coordinator, worker_id_);
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -68,9 +69,9 @@ void DialIn::loop() {
     if (stopping_) break;
     if (!reply.is_ok() || reply->status == 503) {
       if (connected || !told_unreachable)
-        std::fprintf(stderr, "netdist worker: cannot reach %s (%s), retrying every %lld ms\n", coordinator.c_str(),
-                     reply.is_ok() ? "it is stopping" : reply.status().to_string().c_str(),
-                     static_cast<long long>(options_.retry_delay.count()));
+        log::warn("worker: cannot reach {} ({}), retrying every {} ms", coordinator,
+                  reply.is_ok() ? std::string("it is stopping") : reply.status().to_string(),
+                  static_cast<long long>(options_.retry_delay.count()));
       connected = false;
       told_unreachable = true;
       sleep_for(options_.retry_delay);
@@ -81,20 +82,19 @@ void DialIn::loop() {
       continue;
     }
     if (reply->status != 200 && reply->status != 204) {
-      std::fprintf(stderr, "netdist worker: %s refused the pull (%d): %s\n", coordinator.c_str(), reply->status,
-                   reply->body.c_str());
+      log::warn("worker: {} refused the pull ({}): {}", coordinator, reply->status, reply->body);
       connected = false;
       sleep_for(options_.retry_delay);
       continue;
     }
     if (!connected)
-      std::fprintf(stderr, "netdist worker: connected to %s\n", coordinator.c_str());
+      log::info("worker: connected to {}", coordinator);
     connected = registered = true;
     told_unreachable = false;
     if (reply->status == 204) continue;
     auto task = protocol::pulled_task_from_json(Json::parse(reply->body, nullptr, false));
     if (!task.is_ok()) {
-      std::fprintf(stderr, "netdist worker: %s sent a shard without a ticket\n", coordinator.c_str());
+      log::warn("worker: {} sent a task without a ticket", coordinator);
       continue;
     }
     run_task(*task);
@@ -139,9 +139,8 @@ void DialIn::run_task(const protocol::PulledTask& task) {
                             protocol::to_query(query), content_type);
     if (r.is_ok()) {
       if (r->status != 200)
-        std::fprintf(stderr, "netdist worker: %s did not take the result of ticket %llu (%d): %s\n",
-                     options_.coordinator.c_str(), static_cast<unsigned long long>(task.ticket), r->status,
-                     r->body.c_str());
+        log::warn("worker: {} did not take the result of ticket {} ({}): {}", options_.coordinator, task.ticket,
+                  r->status, r->body);
       return;
     }
     sleep_for(std::chrono::milliseconds(500));

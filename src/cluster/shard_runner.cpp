@@ -167,6 +167,32 @@ void ShardRunner::interrupt(const std::string& id) {
   if (running_ && *running_ == id) interrupt_ = true;
 }
 
+namespace {
+
+// The bytes of every output or temp file that `outputs` ({node_id: ui}) name, read from this process's folders.
+Result<std::vector<PromptFile>> read_output_files(const Json& outputs, const nodes::NodeEnvOptions& o) {
+  std::vector<PromptFile> files;
+  for (auto node = outputs.begin(); node != outputs.end(); ++node) {
+    if (!node.value().is_object()) continue;
+    for (auto list = node.value().begin(); list != node.value().end(); ++list) {
+      if (!list.value().is_array()) continue;
+      for (const Json& entry : list.value()) {
+        if (!entry.is_object() || !entry["filename"].is_string()) continue;
+        const std::string type = entry.value("type", "");
+        if (type != "output" && type != "temp") continue;
+        PromptFile f{type, entry.value("subfolder", ""), entry["filename"].get<std::string>(), {}};
+        const std::filesystem::path path =
+            std::filesystem::path(type == "output" ? o.output_dir : o.temp_dir) / f.subfolder / f.filename;
+        ND_ASSIGN_OR_RETURN(f.bytes, io::read_file(path.string()));
+        files.push_back(std::move(f));
+      }
+    }
+  }
+  return files;
+}
+
+}  // namespace
+
 Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const std::string& prompt_id,
                                             const Json& prompt, const Json& extra_data,
                                             const Json& outputs_to_execute, const Json& inputs) {
@@ -242,23 +268,7 @@ Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const st
   reply.outputs = outcome.outputs;
   reply.events = std::move(sink.events_);
   reply.sampling_seconds = sink.sampling_seconds();
-  const nodes::NodeEnvOptions& o = env_->options();
-  for (auto node = reply.outputs.begin(); node != reply.outputs.end(); ++node) {
-    if (!node.value().is_object()) continue;
-    for (auto list = node.value().begin(); list != node.value().end(); ++list) {
-      if (!list.value().is_array()) continue;
-      for (const Json& entry : list.value()) {
-        if (!entry.is_object() || !entry["filename"].is_string()) continue;
-        const std::string type = entry.value("type", "");
-        if (type != "output" && type != "temp") continue;
-        PromptFile f{type, entry.value("subfolder", ""), entry["filename"].get<std::string>(), {}};
-        const std::filesystem::path path =
-            std::filesystem::path(type == "output" ? o.output_dir : o.temp_dir) / f.subfolder / f.filename;
-        ND_ASSIGN_OR_RETURN(f.bytes, io::read_file(path.string()));
-        reply.files.push_back(std::move(f));
-      }
-    }
-  }
+  ND_ASSIGN_OR_RETURN(reply.files, read_output_files(reply.outputs, env_->options()));
   return reply;
 }
 
