@@ -23,6 +23,7 @@
 #include "cli/log_flags.h"
 #include "cli/node_setup.h"
 #include "cluster/http_client.h"
+#include "cluster/protocol.h"
 #include "cluster/shard_runner.h"
 #include "core/log.h"
 #include "core/spawn.h"
@@ -207,7 +208,7 @@ int run_demo(const std::string& out_dir, const LogFlags& log_flags) {
         stop(coord);
         return 1;
       }
-      auto r = call(coord.url, "GET", "/netdist/v1/cluster");
+      auto r = call(coord.url, "GET", cluster::protocol::path(cluster::protocol::Route::cluster));
       alive = 0;
       if (r.is_ok()) {
         Json j = Json::parse(r->body, nullptr, false);

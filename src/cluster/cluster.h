@@ -1,49 +1,48 @@
-// The coordinator's worker pool and shard scheduler.
+// The coordinator's cluster: its members (one per worker link) and the scheduler that hands them tasks.
 //
-// Workers are netdist worker processes, stock ComfyUI servers (comfy+http:// URLs, comfy_worker.h) and,
-// optionally, this process itself (a local ShardRunner). A netdist worker is reached one of two ways:
-//  - connect-out (static --workers URLs, or the legacy POST /netdist/v1/join {"url"}): the coordinator
-//    POSTs each shard to the worker's /netdist/v1/shard and probes an idle worker with GET
-//    /netdist/v1/status every `heartbeat`;
+// Names (docs/ARCHITECTURE.md "Glossary"): a *worker* is a process that runs tasks (a netdist worker, a
+// stock ComfyUI server, or this process's own ShardRunner). The coordinator reaches each through a *link*
+// (worker_link.h: LocalLink, NetdistLink for connect-out URLs, DialInLink for `netdist worker --join`,
+// ComfyLink for comfy+http:// URLs), which keeps that kind's own state and speaks the protocol
+// (protocol.h). The cluster keeps one *member* per link (what it reported, its cost model, its counters)
+// and runs one *link loop* thread per member: probe until alive → wait for a task it should take (pick) →
+// link.run(task) → account. Tasks are of a kind (task.h): a row shard of a sampler's batch, or a whole
+// prompt; a link refuses the kinds it never runs (the local runner takes no whole prompts, a ComfyUI
+// server no row shards).
+//
+//  - connect-out (static --workers URLs, or the legacy join): the coordinator posts each task to the worker
+//    and probes an idle one with its status route every `heartbeat`;
 //  - dial-in (`netdist worker --join`, dial_in.h): the worker makes every request. It long-polls pull();
-//    the shard its coordinator-side thread picked waits in the worker's mailbox until a pull takes it, and
-//    the thread waits for report_result(). report_progress() carries step/steps and answers whether to
-//    interrupt. Any pull, progress or result renews the worker's lease; a worker silent for 3 × heartbeat
-//    while no pull of it is held is dead (its shard goes back to the queue). A worker unknown here (a
-//    coordinator restart) is told so (kNotFound) and registers again by pulling with its capabilities.
-// Each worker has one coordinator-side thread that PULLS the next shard it is able to run (capability
-// matching: it has every node class and checkpoint the shard needs) from one shared FIFO queue, so a fast
-// worker simply takes more shards. Before taking one it asks the cost model (cost_model.h: per-worker seconds
-// per unit, seeded from the capabilities benchmark, fitted from finished shards) whether another eligible
-// worker would finish it sooner, busy ones included; if so it leaves the shard and re-checks when notified or
-// after 50 ms (the last shard of a batch waits for the fast worker instead of going to a slow one). A shard
-// whose worker fails (connection refused or reset, timeout, lease
-// lost, a worker-side error) goes back to the front of the queue and the worker must show it is alive again
-// (answer GET /netdist/v1/capabilities, or pull) before it gets another; a shard's result is kept once, so
-// retries never duplicate rows. A shard that failed max_attempts times fails its prompt with the last error.
-// A task whose error reply says its input is at fault (shard_runner.h TaskFault: it does not validate, or a node
-// refused its input, e.g. a latent of the wrong shape) fails its prompt at once with the worker's message, is not
-// retried and does not count against the worker, which stays alive.
-// A shard whose nodes read input files (LoadImage) carries them (shard_inputs.h), read from input_dir.
+//    the task its link loop picked waits in the link's mailbox until a pull takes it, and the loop waits for
+//    report_result(). report_progress() carries step/steps and answers whether to interrupt. Any pull,
+//    progress or result renews the worker's lease; a worker silent for 3 × heartbeat while no pull of it is
+//    held is dead (its task goes back to the queue). A worker unknown here (a coordinator restart) is told so
+//    (kNotFound) and registers again by pulling with its capabilities. A worker whose capabilities state
+//    another protocol version (protocol.h kVersion) is refused, naming both versions.
+// Each link loop PULLS the next task its worker is able to run (capability matching: it has every node
+// class and checkpoint the task needs, and its link accepts the task's kind) from one shared FIFO queue, so a
+// fast worker simply takes more tasks. Before taking one it asks the cost model (cost_model.h: per-worker
+// seconds per unit, seeded from the capabilities benchmark, fitted from finished tasks) whether another
+// eligible worker would finish it sooner, busy ones included; if so it leaves the task and re-checks when
+// notified or after 50 ms (the last shard of a batch waits for the fast worker instead of going to a slow
+// one). A task whose worker fails (connection refused or reset, timeout, lease lost, a worker-side error)
+// goes back to the front of the queue and the worker must show it is alive again (its link's probe)
+// before it gets another; a task's result is kept once, so retries never duplicate rows. A task that failed
+// max_attempts times fails its prompt with the last error. A task whose error reply says its input is at
+// fault (shard_runner.h TaskFault) fails its prompt at once with the worker's message, is not retried and
+// does not count against the worker, which stays alive. A task whose nodes read input files (LoadImage)
+// carries them (shard_inputs.h), read from input_dir.
 //
-// Whole prompts: run_prompt queues a task of a second kind on the same queue: the whole prompt, for one
-// worker that has every node class and checkpoint of it (never this process's own runner, whose engine the
-// coordinator's executor uses at the same time). A connect-out worker gets it as POST /netdist/v1/prompt;
-// a dial-in worker pulls it from its mailbox ("kind": "prompt") and posts the JSON reply to
-// /netdist/v1/result. The same failover rules apply: a failed call or a lost lease puts the task back at
-// the front, the worker must show it is alive again, the first reply is kept.
-//
-// ComfyUI workers (connect-out only) take whole-prompt tasks only, never row shards. Their capabilities come
-// from GET /object_info and /system_stats (re-read every kComfyCapsEvery idle heartbeats; the other
-// heartbeats probe /system_stats), a task runs through run_comfy_prompt (its events reach run_prompt's
-// `on_event` live), an abandoned task is withdrawn by the running thread itself (/queue delete or
-// /interrupt), and their speed is measured from whole prompts, since they run nothing else. What counts as
-// the worker's fault (retried) or the prompt's (its reply's status) is comfy_worker.h's rule.
+// Whole prompts: run_prompt queues a whole-prompt task on the same queue, for one worker that has every
+// node class and checkpoint of it. The same failover rules apply. A ComfyUI worker's events reach
+// run_prompt's `on_event` live through its link; a netdist worker's through its link's live_events.
 //
 // Split = unsplit: run_sampler cuts a sampler's batch into runs of micro-batches (engine/micro_batch.h), one
-// run per live capable worker, sized by predicted speed (shard.h shard_bounds);
-// every row is bit-identical to the unsplit sampler's (engine.h: rows draw the full-batch noise; the UNet
-// runs one micro-batch per call whatever the split), and the rows are merged in row order.
+// run per live capable worker, sized by predicted speed (shard.h shard_bounds); every row is bit-identical to
+// the unsplit sampler's (engine.h: rows draw the full-batch noise; the UNet runs one micro-batch per call
+// whatever the split), and the rows are merged in row order.
+// Sources: cluster.cpp (membership, dial-in entry points, queries), scheduler.cpp (the link loop, the pick,
+// accounting, planning), jobs.cpp (run_sampler, run_prompt); private state in cluster_state.h.
 // Thread-safety: every public member may be called from any thread.
 #pragma once
 
@@ -63,12 +62,17 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster/http_client.h"
+#include "cluster/protocol.h"
+#include "cluster/task.h"
+#include "cluster/worker_link.h"
 #include "cluster/cost_model.h"
 #include "cluster/shard.h"
 #include "cluster/shard_runner.h"
 #include "core/status.h"
 
 namespace netdist::cluster {
+
+class DialInLink;
 
 struct ClusterOptions {
   std::vector<std::string> worker_urls;  // --workers
@@ -161,54 +165,62 @@ class Cluster {
  private:
   struct Job;
   struct Task;
-  struct Worker;
-  void worker_loop(std::shared_ptr<Worker> w);
-  void spawn(std::shared_ptr<Worker> w);
-  // A failed task sets `fault` to whose fault it is (shard_runner.h TaskFault; left kWorker for transport failures).
-  Result<at::Tensor> run_task(Worker& w, const Task& task, TaskFault* fault);
-  Result<PromptReply> run_prompt_task(Worker& w, const Task& task, TaskFault* fault);
-  Result<PromptReply> run_comfy_task(Worker& w, const Task& task);
-  // Hands `request` to dial-in worker `w` through its mailbox and waits (under `lock`, which it unlocks
-  // before returning) for the reply the worker posts, its lease, the job's withdrawal or shard_timeout.
-  Result<HttpReply> run_dial_in(Worker& w, const Task& task, Json request, std::unique_lock<std::mutex>& lock);
-  bool lease_lost(const Worker& w) const;
-  Worker* find_dial_in(const std::string& worker_id);
-  bool eligible(const Worker& w, const Job& job) const;
-  // Relative speeds (1 / seconds per unit, fastest first) of the workers believed alive that can run `job`;
+  struct Member;
+  // --- membership (cluster.cpp) ---
+  LinkSettings link_settings() const;
+  // Adds `link` as a member (mutex_ held); its link loop starts now if the cluster runs.
+  Member& add_member(std::unique_ptr<WorkerLink> link);
+  DialInLink* find_dial_in(const std::string& worker_id);  // mutex_ held
+  void spawn(std::shared_ptr<Member> m);
+  // --- the link loop (scheduler.cpp): probe until alive → wait → pick → link.run(task) → account ---
+  void link_loop(std::shared_ptr<Member> m);
+  // Probes a member without capabilities; false when stopping.
+  bool probe(Member& m);
+  // Waits up to a heartbeat for a task `m` should take and takes it off the queue; nullopt when there is
+  // none (an idle heartbeat ran) or the cluster stops (`stop` set).
+  std::optional<Task> take_task(Member& m, bool& stop);
+  void idle_heartbeat(Member& m, std::unique_lock<std::mutex>& lock);
+  // The task as its link runs it (a row shard's workflow is cut here); a prompt that cannot be cut is an
+  // input fault.
+  Result<LinkTask> link_task(const Task& task, TaskFault* fault) const;
+  void account(Member& m, const Task& task, Result<TaskOutput> out, TaskFault fault);
+  bool eligible(const Member& m, const Job& job) const;
+  // Relative speeds (1 / seconds per unit, fastest first) of the members believed alive that can run `job`;
   // empty when none is. Lock held.
   std::vector<double> eligible_speeds(const Job& job) const;
-  // Called with the lock held while a job waits: true while some live worker can run it (or one is running
+  // The smallest measured (not only seeded) seconds per unit among the members eligible for `job`; 0 when
+  // none is measured (mutex_ held).
+  double fastest_measured(const Job& job) const;
+  // The seconds per unit the planner uses for `m`: its cost model's, except that a member with only a
+  // benchmark seed counts as at most `fastest_measured` (when > 0).
+  static std::optional<double> planning_seconds_per_unit(const Member& m, double fastest_measured);
+  // The queued task `m` should take now by earliest predicted finish (cost_model.h shard_to_take), or end():
+  // nothing `m` may run (declined = false), or other members would finish all of it sooner (declined =
+  // true). Lock held.
+  std::deque<Task>::iterator task_to_take(const Member& m, bool& declined);
+  // --- jobs (jobs.cpp) ---
+  // Called with the lock held while a job waits: true while some live member can run it (or one is running
   // it); after no_worker_timeout without one, sets the job's failure naming `what` and returns false.
   bool capable_within_timeout(Job& job, std::chrono::steady_clock::time_point now,
                               std::chrono::steady_clock::time_point& last_capable, const std::string& what);
-  // Gives up on an unfinished job: drops its queued tasks and interrupts the workers running one.
+  // Steps of `job`'s running row shards as their workers report them: adds to running_steps, raises steps.
+  void poll_progress(std::unique_lock<std::mutex>& lock, const Job& job, int64_t& running_steps, int64_t& steps);
+  // Gives up on an unfinished job: drops its queued tasks and interrupts the links running one.
   void abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Job>& job);
-  // Relays the events a netdist worker has recorded so far for the whole prompt `job` (GET
-  // /netdist/v1/status?events_from, or a dial-in worker's progress reports) to the job's client, except
-  // `executed` (its file names are rewritten with the reply). Takes `lock` (held on entry and exit) off
-  // around the HTTP call and the relay.
+  // Relays the events a netdist worker has recorded so far for the whole prompt `job` (its link's
+  // live_events) to the job's client, except `executed` (its file names are rewritten with the reply).
+  // Takes `lock` (held on entry and exit) off around the link call and the relay.
   void relay_live_events(std::unique_lock<std::mutex>& lock, Job& job);
-  // The smallest measured (not only seeded) seconds per unit among the workers eligible for `job`; 0 when
-  // none is measured (mutex_ held).
-  double fastest_measured(const Job& job) const;
-  // The seconds per unit the planner uses for `w`: its cost model's, except that a worker with only a
-  // benchmark seed counts as at most `fastest_measured` (when > 0).
-  static std::optional<double> planning_seconds_per_unit(const Worker& w, double fastest_measured);
-  // The queued task `w` should take now by earliest predicted finish (cost_model.h shard_to_take), or end():
-  // nothing `w` may run (declined = false), or other workers would finish all of it sooner (declined =
-  // true). Lock held.
-  std::deque<Task>::iterator task_to_take(const Worker& w, bool& declined);
 
   ClusterOptions options_;
   ShardRunner* local_;
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<Task> queue_;
-  std::vector<std::shared_ptr<Worker>> workers_;
+  std::vector<std::shared_ptr<Member>> members_;
   bool started_ = false, stopping_ = false;
-  std::atomic<bool> halting_{false};  // stopping_, readable without the lock (ComfyUI runs poll it)
+  std::atomic<bool> halting_{false};  // stopping_, readable without the lock (links' calls poll it)
   uint64_t next_job_ = 0;
-  uint64_t next_ticket_ = 0;
 };
 
 }  // namespace netdist::cluster

@@ -545,6 +545,30 @@ TEST(ClusterProcess, DialInPullCarriesAWholePromptTaskOfKindPrompt) {
 
 // Starts a whole prompt on one slow worker (connect-out, or dial-in through --join), interrupts another
 // prompt id (nothing happens) and then its own: the prompt ends interrupted and the worker stops it.
+// protocol.h: the capability probe states the protocol version; a dial-in worker of another version is
+// refused at its first pull with both versions named, and never listed as a worker.
+TEST(ClusterProcess, AWorkerOfAnotherProtocolVersionIsRefusedNamingBoth) {
+  fs::path dir = scratch("protocol_version");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--local-workers", "0"}), dir / "c.log");
+  auto caps = nlohmann::json::parse(call(coord.url(), "GET", "/netdist/v1/capabilities").body, nullptr, false);
+  ASSERT_TRUE(caps.is_object());
+  EXPECT_EQ(caps["protocol_version"], 1) << caps.dump();
+  caps["protocol_version"] = 999;
+  HttpReply refused = call(coord.url(), "POST", "/netdist/v1/pull",
+                           nlohmann::json{{"worker_id", "future"}, {"url", "future"}, {"capabilities", caps}}.dump());
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_NE(refused.body.find("protocol_version_mismatch"), std::string::npos) << refused.body;
+  EXPECT_NE(refused.body.find("version 999"), std::string::npos) << refused.body;
+  EXPECT_NE(refused.body.find("version 1"), std::string::npos) << refused.body;
+  caps.erase("protocol_version");
+  HttpReply none = call(coord.url(), "POST", "/netdist/v1/pull",
+                        nlohmann::json{{"worker_id", "old"}, {"url", "old"}, {"capabilities", caps}}.dump());
+  EXPECT_EQ(none.status, 400) << none.body;
+  EXPECT_NE(none.body.find("version none"), std::string::npos) << none.body;
+  const auto cluster = nlohmann::json::parse(call(coord.url(), "GET", "/netdist/v1/cluster").body, nullptr, false);
+  for (const auto& w : cluster["workers"]) EXPECT_NE(w["worker_id"], "future") << cluster.dump();
+}
+
 void interrupt_whole_prompt(const std::string& name, bool dial_in) {
   fs::path dir = scratch(name);
   std::unique_ptr<Proc> coord_out, w_out;

@@ -19,6 +19,7 @@
 #include "cluster/http_client.h"
 #include "cluster/shard_inputs.h"
 #include "core/base64.h"
+#include "core/log.h"
 #include "server/backend.h"
 
 namespace netdist::cluster {
@@ -260,6 +261,7 @@ Result<std::optional<ComfyMessage>> ComfyEventStream::next(std::chrono::millisec
 namespace {
 
 struct Runner {
+  explicit Runner(const ComfyRun& r) : run(r) {}
   const ComfyRun& run;
   std::string remote_id;
   bool cancel_sent = false;
@@ -373,6 +375,22 @@ struct Runner {
   }
 
   Result<PromptReply> go();
+
+ private:
+  // The event stream (null: polling /history only); a terminal event came (the history entry follows soon),
+  // the prompt's execution_error and execution_interrupted, the nodes whose `executed` came.
+  std::unique_ptr<ComfyEventStream> events;
+  bool finished = false, interrupted = false;
+  Json error_event;
+  std::set<std::string> executed_nodes;
+  // POST /prompt: true once queued (remote_id set), false when refused (reply.status says why); follow it
+  // until its history entry is there (cancel and timeout withdraw it); its outcome (an error for the
+  // worker's fault, else reply.status); its outputs and the files they name (GET /view).
+  Result<bool> post(const Json& prompt, PromptReply& reply);
+  Result<Json> follow(PromptReply& reply);
+  void on_message(const ComfyMessage& m, PromptReply& reply);
+  Status outcome(const Json& entry, PromptReply& reply);
+  Status fetch_outputs(const Json& entry, PromptReply& reply);
 };
 
 std::string node_errors_text(const Json& node_errors) {
@@ -394,17 +412,23 @@ std::string node_errors_text(const Json& node_errors) {
 }
 
 Result<PromptReply> Runner::go() {
-  PromptReply reply;
   ND_ASSIGN_OR_RETURN(Json prompt, upload_inputs(run.prompt));
   // The socket first, so no event of the prompt is missed; without one the history poll alone follows it.
-  std::unique_ptr<ComfyEventStream> events;
-  if (auto ws = ComfyEventStream::open(run.base_url, run.client_id, run.auth_token, std::chrono::seconds(10));
-      ws.is_ok()) {
+  auto ws = ComfyEventStream::open(run.base_url, run.client_id, run.auth_token, std::chrono::seconds(10));
+  if (ws.is_ok())
     events = std::move(*ws);
-  } else {
-    std::fprintf(stderr, "netdist cluster: %s: no WebSocket (%s); following the prompt by polling /history\n",
-                 who().c_str(), ws.status().to_string().c_str());
-  }
+  else
+    log::warn("cluster: {}: no WebSocket ({}); following the prompt by polling /history", who(), ws.status().to_string());
+  PromptReply reply;
+  ND_ASSIGN_OR_RETURN(bool posted, post(prompt, reply));
+  if (!posted) return reply;  // refused: the prompt's own error
+  ND_ASSIGN_OR_RETURN(Json entry, follow(reply));
+  ND_RETURN_IF_ERROR(outcome(entry, reply));
+  if (reply.status.is_ok()) ND_RETURN_IF_ERROR(fetch_outputs(entry, reply));
+  return reply;
+}
+
+Result<bool> Runner::post(const Json& prompt, PromptReply& reply) {
   Json extra = run.extra_data.is_object() ? run.extra_data : Json::object();
   extra.erase("client_id");
   ND_ASSIGN_OR_RETURN(HttpReply posted,
@@ -418,27 +442,24 @@ Result<PromptReply> Runner::go() {
     if (!details.empty()) message += ": " + details;
     message += node_errors_text(body.is_object() ? body.value("node_errors", Json()) : Json());
     reply.status = Status::invalid_argument(who() + " refused the prompt: " + message);
-    return reply;
+    return false;
   }
   if (posted.status != 200 || !body.is_object() || !body.value("prompt_id", Json()).is_string())
     return Status::unavailable(who() + ": POST /prompt answered " + std::to_string(posted.status) + ": " +
                                posted.body.substr(0, 500));
   remote_id = body["prompt_id"].get<std::string>();
+  return true;
+}
 
+Result<Json> Runner::follow(PromptReply& reply) {
   const auto started = std::chrono::steady_clock::now();
   auto last_poll = started;
-  bool finished = false;        // a terminal event came: the history entry follows soon
-  Json error_event;             // execution_error of the prompt
-  bool interrupted = false;     // execution_interrupted of the prompt
-  std::set<std::string> executed_nodes;
-  Json entry;
   for (;;) {
     if (run.cancelled && run.cancelled()) {
       withdraw();
       return Status::cancelled(who() + ": prompt " + run.prompt_id + " (remote " + remote_id + ") interrupted");
     }
-    const auto now = std::chrono::steady_clock::now();
-    if (now - started > run.timeout) {
+    if (std::chrono::steady_clock::now() - started > run.timeout) {
       withdraw();
       char limit[32];
       std::snprintf(limit, sizeof limit, "%.1f", double(run.timeout.count()) / 1000.0);
@@ -448,41 +469,10 @@ Result<PromptReply> Runner::go() {
     if (events) {
       auto got = events->next(std::chrono::milliseconds(100));
       if (!got.is_ok()) {
-        std::fprintf(stderr, "netdist cluster: %s: WebSocket lost (%s); polling /history\n", who().c_str(),
-                     got.status().to_string().c_str());
+        log::warn("cluster: {}: WebSocket lost ({}); polling /history", who(), got.status().to_string());
         events.reset();
       } else if (got->has_value()) {
-        ComfyMessage& m = **got;
-        if (m.is_binary) {
-          // ComfyUI preview frame: u32 event 1 (PREVIEW_IMAGE), u32 format (1 JPEG, 2 PNG), the image.
-          if (m.binary.size() > 8 && run.relay && uint8_t(m.binary[3]) == 1 && m.binary[0] == 0) {
-            const std::string image = m.binary.substr(8);
-            Json data = {{"format", uint8_t(m.binary[7]) == 2 ? "PNG" : "JPEG"},
-                         {"image", Json::binary(std::vector<uint8_t>(image.begin(), image.end()))}};
-            run.relay(server::kPreviewEvent, data);
-          }
-        } else if (for_us(m.data)) {
-          const std::string& t = m.type;
-          if (t == "executed") {
-            if (m.data.is_object() && m.data.value("node", Json()).is_string())
-              executed_nodes.insert(m.data["node"].get<std::string>());
-            reply.events.push_back(Json::array({t, local(m.data)}));
-          } else if (t == "execution_error") {
-            error_event = m.data;
-            finished = true;
-          } else if (t == "execution_interrupted") {
-            interrupted = true;
-            finished = true;
-          } else if (t == "execution_success") {
-            finished = true;
-          } else if (t == "executing" && m.data.is_object() && m.data.value("node", Json()).is_null()) {
-            if (m.data.contains("prompt_id")) finished = true;
-          } else if ((t == "execution_start" || t == "execution_cached" || t == "executing" || t == "progress" ||
-                      t == "progress_state") &&
-                     run.relay) {
-            run.relay(t, local(m.data));
-          }
-        }
+        on_message(**got, reply);
       }
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -492,17 +482,53 @@ Result<PromptReply> Runner::go() {
                                      : std::chrono::milliseconds(250);
     if (std::chrono::steady_clock::now() - last_poll < poll_every) continue;
     last_poll = std::chrono::steady_clock::now();
-    ND_ASSIGN_OR_RETURN(entry, history());
-    if (entry.is_object()) break;
+    ND_ASSIGN_OR_RETURN(Json entry, history());
+    if (entry.is_object()) return entry;
     ND_ASSIGN_OR_RETURN(std::string state, queue_state());
     if (state.empty()) {  // neither queued nor running nor in history: look once more (a finish in between)
       ND_ASSIGN_OR_RETURN(entry, history());
-      if (entry.is_object()) break;
+      if (entry.is_object()) return entry;
       return Status::unavailable(who() + ": prompt " + run.prompt_id + " (remote " + remote_id +
                                  ") vanished from the worker's queue and history (did it restart?)");
     }
   }
+}
 
+void Runner::on_message(const ComfyMessage& m, PromptReply& reply) {
+  if (m.is_binary) {
+    // ComfyUI preview frame: u32 event 1 (PREVIEW_IMAGE), u32 format (1 JPEG, 2 PNG), the image.
+    if (m.binary.size() > 8 && run.relay && uint8_t(m.binary[3]) == 1 && m.binary[0] == 0) {
+      const std::string image = m.binary.substr(8);
+      Json data = {{"format", uint8_t(m.binary[7]) == 2 ? "PNG" : "JPEG"},
+                   {"image", Json::binary(std::vector<uint8_t>(image.begin(), image.end()))}};
+      run.relay(server::kPreviewEvent, data);
+    }
+    return;
+  }
+  if (!for_us(m.data)) return;
+  const std::string& t = m.type;
+  if (t == "executed") {
+    if (m.data.is_object() && m.data.value("node", Json()).is_string())
+      executed_nodes.insert(m.data["node"].get<std::string>());
+    reply.events.push_back(Json::array({t, local(m.data)}));
+  } else if (t == "execution_error") {
+    error_event = m.data;
+    finished = true;
+  } else if (t == "execution_interrupted") {
+    interrupted = true;
+    finished = true;
+  } else if (t == "execution_success") {
+    finished = true;
+  } else if (t == "executing" && m.data.is_object() && m.data.value("node", Json()).is_null()) {
+    if (m.data.contains("prompt_id")) finished = true;
+  } else if ((t == "execution_start" || t == "execution_cached" || t == "executing" || t == "progress" ||
+              t == "progress_state") &&
+             run.relay) {
+    run.relay(t, local(m.data));
+  }
+}
+
+Status Runner::outcome(const Json& entry, PromptReply& reply) {
   // The outcome from the history entry (the socket may have missed the end).
   const Json status = entry.value("status", Json::object());
   for (const Json& msg : status.is_object() ? status.value("messages", Json::array()) : Json::array()) {
@@ -523,7 +549,7 @@ Result<PromptReply> Runner::go() {
                                  message);
     reply.status = Status::internal(who() + ": prompt " + run.prompt_id + " failed" + node + ": " + message);
     reply.events.push_back(Json::array({"execution_error", local(error_event)}));
-    return reply;
+    return Status::ok();
   }
   if (!success && interrupted)
     return Status::unavailable(who() + ": prompt " + run.prompt_id + " (remote " + remote_id +
@@ -531,7 +557,10 @@ Result<PromptReply> Runner::go() {
   if (!success)
     return Status::unavailable(who() + ": prompt " + run.prompt_id + " (remote " + remote_id +
                                ") ended without success: " + status.dump());
+  return Status::ok();
+}
 
+Status Runner::fetch_outputs(const Json& entry, PromptReply& reply) {
   reply.outputs = entry.value("outputs", Json::object());
   if (!reply.outputs.is_object()) return Status::unavailable(who() + ": history outputs are not an object");
   for (auto node = reply.outputs.begin(); node != reply.outputs.end(); ++node) {
@@ -558,13 +587,13 @@ Result<PromptReply> Runner::go() {
       }
     }
   }
-  return reply;
+  return Status::ok();
 }
 
 }  // namespace
 
 Result<PromptReply> run_comfy_prompt(const ComfyRun& run) {
-  Runner r{run, {}, false};
+  Runner r(run);
   return r.go();
 }
 

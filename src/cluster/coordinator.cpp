@@ -4,6 +4,7 @@
 #include <map>
 #include <regex>
 
+#include "cluster/protocol.h"
 #include "graph/validate.h"
 #include "nodes/image_nodes.h"
 #include "nodes/node_types.h"
@@ -208,85 +209,51 @@ server::Response json_reply(const nlohmann::ordered_json& value, int status = 20
 }
 
 // A dial-in route's Status → 409 (unknown worker or stale ticket: the worker re-registers or drops the
-// shard), 400 (a result of the wrong kind), 503 (stopping) or 500.
+// shard), 400 (a result of the wrong kind, a worker of another protocol version), 503 (stopping) or 500.
 server::Response dial_in_error(const Status& s) {
-  const int code = s.code() == StatusCode::kNotFound          ? 409
-                   : s.code() == StatusCode::kInvalidArgument ? 400
-                   : s.code() == StatusCode::kUnavailable     ? 503
-                                                              : 500;
-  return server::error_response(code, code == 409   ? "unknown_worker_or_ticket"
-                                      : code == 400 ? "invalid_result"
-                                                    : "dial_in_failed",
+  const int code = s.code() == StatusCode::kNotFound                                                   ? 409
+                   : s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kUnsupported ? 400
+                   : s.code() == StatusCode::kUnavailable                                              ? 503
+                                                                                                       : 500;
+  return server::error_response(code, code == 409                                 ? "unknown_worker_or_ticket"
+                                      : s.code() == StatusCode::kUnsupported      ? "protocol_version_mismatch"
+                                      : code == 400                               ? "invalid_result"
+                                                                                  : "dial_in_failed",
                                 s.message());
 }
 
-std::optional<server::Response> dial_in_routes(const std::shared_ptr<Cluster>& cluster, const server::Request& req,
-                                               const std::string& path) {
-  if (req.method != "POST") return std::nullopt;
-  if (path == "/netdist/v1/pull") {
-    auto body = server::parse_json_body(req.body);
-    if (!body.is_ok()) return server::error_response(400, "invalid_pull", body.status().message());
-    if (!body->is_object() || !(*body)["worker_id"].is_string() || (*body)["worker_id"].get<std::string>().empty())
-      return server::error_response(400, "invalid_pull", "pull body needs {\"worker_id\": \"...\"}");
-    const nlohmann::ordered_json caps = body->value("capabilities", nlohmann::ordered_json());
-    if (!caps.is_null() && !caps.is_object())
-      return server::error_response(400, "invalid_pull", "pull \"capabilities\" must be an object");
-    const nlohmann::ordered_json url = body->value("url", nlohmann::ordered_json(""));
-    server::Response r;
-    r.deferred = [cluster, id = (*body)["worker_id"].get<std::string>(), caps,
-                  label = url.is_string() ? url.get<std::string>() : std::string()] {
-      auto got = cluster->pull(id, caps, label);
-      if (!got.is_ok()) return dial_in_error(got.status());
-      if (!got->has_value()) return server::empty_response(204);
-      return json_reply(**got);
-    };
-    return r;
-  }
-  if (path == "/netdist/v1/progress") {
-    auto body = server::parse_json_body(req.body);
-    if (!body.is_ok()) return server::error_response(400, "invalid_progress", body.status().message());
-    const auto& b = *body;
-    if (!b.is_object() || !b.value("worker_id", nlohmann::ordered_json()).is_string() ||
-        !b.value("ticket", nlohmann::ordered_json()).is_number_unsigned())
-      return server::error_response(400, "invalid_progress",
-                                    "progress body needs {\"worker_id\", \"ticket\", \"step\", \"steps\"}");
-    const auto num = [&](const char* key) {
-      const auto& v = b.value(key, nlohmann::ordered_json(0));
-      return v.is_number_integer() ? v.get<int64_t>() : int64_t(0);
-    };
-    const auto from = b.value("events_from", nlohmann::ordered_json(0));
-    const auto events = b.value("events", nlohmann::ordered_json::array());
-    if (!from.is_number_integer() || from.get<int64_t>() < 0 || !events.is_array())
-      return server::error_response(400, "invalid_progress",
-                                    "progress \"events_from\" must be a count and \"events\" an array");
-    auto interrupt = cluster->report_progress(b["worker_id"].get<std::string>(), b["ticket"].get<uint64_t>(),
-                                              num("step"), num("steps"), from.get<size_t>(), events);
-    if (!interrupt.is_ok()) return dial_in_error(interrupt.status());
-    return json_reply({{"interrupt", *interrupt}});
-  }
-  if (path == "/netdist/v1/result") {
-    const auto id = req.query_value("worker_id");
-    const auto ticket = req.query_value("ticket");
-    const auto status = req.query_value("status");
-    uint64_t t = 0;
-    int code = 0;
-    try {
-      if (ticket) t = std::stoull(*ticket);
-      if (status) code = std::stoi(*status);
-    } catch (const std::exception&) {
-      code = 0;
-    }
-    if (!id || id->empty() || !ticket || code < 100 || code > 599)
-      return server::error_response(400, "invalid_result",
-                                    "result needs ?worker_id=ID&ticket=N&status=HTTP_STATUS[&kind=shard|prompt] and the task reply as body");
-    const std::string kind = req.query_value("kind").value_or("");
-    if (!kind.empty() && kind != "shard" && kind != "prompt")
-      return server::error_response(400, "invalid_result", "result kind '" + kind + "' is not \"shard\" or \"prompt\"");
-    Status s = cluster->report_result(*id, t, code, req.body, kind);
-    if (!s.is_ok()) return dial_in_error(s);
-    return json_reply({{"ok", true}});
-  }
-  return std::nullopt;
+server::Response serve_pull(const std::shared_ptr<Cluster>& cluster, const server::Request& req) {
+  auto body = server::parse_json_body(req.body);
+  if (!body.is_ok()) return server::error_response(400, "invalid_pull", body.status().message());
+  auto pull = protocol::pull_request_from_json(*body);
+  if (!pull.is_ok()) return server::error_response(400, "invalid_pull", pull.status().message());
+  server::Response r;
+  r.deferred = [cluster, pull = std::move(*pull)] {
+    auto got = cluster->pull(pull.worker_id, pull.capabilities, pull.url);
+    if (!got.is_ok()) return dial_in_error(got.status());
+    if (!got->has_value()) return server::empty_response(204);
+    return json_reply(**got);
+  };
+  return r;
+}
+
+server::Response serve_progress(const std::shared_ptr<Cluster>& cluster, const server::Request& req) {
+  auto body = server::parse_json_body(req.body);
+  if (!body.is_ok()) return server::error_response(400, "invalid_progress", body.status().message());
+  auto p = protocol::progress_request_from_json(*body);
+  if (!p.is_ok()) return server::error_response(400, "invalid_progress", p.status().message());
+  auto interrupt = cluster->report_progress(p->worker_id, p->ticket, p->step, p->steps, p->events_from, p->events);
+  if (!interrupt.is_ok()) return dial_in_error(interrupt.status());
+  return json_reply(protocol::to_json(protocol::ProgressReply{*interrupt}));
+}
+
+server::Response serve_result(const std::shared_ptr<Cluster>& cluster, const server::Request& req) {
+  auto q = protocol::result_query_from([&](const std::string& name) { return req.query_value(name); });
+  if (!q.is_ok()) return server::error_response(400, "invalid_result", q.status().message());
+  Status s = cluster->report_result(q->worker_id, q->ticket, q->status, req.body,
+                                    q->kind ? protocol::task_kind_name(*q->kind) : "");
+  if (!s.is_ok()) return dial_in_error(s);
+  return json_reply({{"ok", true}});
 }
 
 }  // namespace
@@ -294,16 +261,25 @@ std::optional<server::Response> dial_in_routes(const std::shared_ptr<Cluster>& c
 server::ExtraRoutes coordinator_routes(std::shared_ptr<Cluster> cluster, server::ExtraRoutes fallback) {
   return [cluster, fallback](const server::Request& req,
                              const std::string& path) -> std::optional<server::Response> {
-    if (auto r = dial_in_routes(cluster, req, path)) return r;
-    if (path == "/netdist/v1/join" && req.method == "POST") {
-      auto body = server::parse_json_body(req.body);
-      if (!body.is_ok() || !body->is_object() || !(*body)["url"].is_string()) {
-        return server::error_response(400, "invalid_join", "join body needs {\"url\": \"http://host:port\"}");
+    using protocol::Route;
+    const std::optional<Route> route = protocol::route_of(path);
+    if (route && req.method == protocol::method(*route)) {
+      switch (*route) {
+        case Route::pull: return serve_pull(cluster, req);
+        case Route::progress: return serve_progress(cluster, req);
+        case Route::result: return serve_result(cluster, req);
+        case Route::join: {
+          auto body = server::parse_json_body(req.body);
+          auto join = body.is_ok() ? protocol::join_request_from_json(*body) : Result<protocol::JoinRequest>(body.status());
+          if (!join.is_ok())
+            return server::error_response(400, "invalid_join", "join body needs {\"url\": \"http://host:port\"}");
+          cluster->add_worker(join->url);
+          return server::json_response({{"ok", true}});
+        }
+        case Route::cluster: return server::json_response(cluster->status());
+        default: break;  // the worker's routes (shard_runner.h), served by `fallback`
       }
-      cluster->add_worker((*body)["url"].get<std::string>());
-      return server::json_response({{"ok", true}});
     }
-    if (path == "/netdist/v1/cluster" && req.method == "GET") return server::json_response(cluster->status());
     if (fallback) return fallback(req, path);
     return std::nullopt;
   };

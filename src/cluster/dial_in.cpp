@@ -7,6 +7,7 @@
 #include <random>
 
 #include "cluster/http_client.h"
+#include "core/log.h"
 #include "server/http_types.h"
 
 namespace netdist::cluster {
@@ -33,7 +34,7 @@ DialIn::DialIn(ShardRunner& runner, DialInOptions options)
 
 void DialIn::start() {
   if (thread_.joinable()) return;
-  std::fprintf(stderr, "netdist worker: dialing in to %s as %s\n", options_.coordinator.c_str(), worker_id_.c_str());
+  log::info("worker: dialing in to {} as {}", options_.coordinator, worker_id_);
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -50,29 +51,27 @@ void DialIn::sleep_for(std::chrono::milliseconds d) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
 }
 
+protocol::Peer DialIn::coordinator_peer(const std::atomic<bool>* cancel) const {
+  return protocol::Peer{options_.coordinator, options_.auth_token, options_.tls, cancel};
+}
+
 void DialIn::loop() {
   const std::string& coordinator = options_.coordinator;
   bool registered = false;  // the coordinator knows worker_id_ (else the next pull sends capabilities)
   bool connected = false;   // for log lines on changes only
   bool told_unreachable = false;
   while (!stopping_) {
-    Json body = {{"worker_id", worker_id_}, {"url", options_.label}};
-    if (!registered) body["capabilities"] = runner_.capabilities();
-    HttpCall call;
-    call.method = "POST";
-    call.target = "/netdist/v1/pull";
-    call.body = body.dump();
-    call.auth_token = options_.auth_token;
-    call.tls = options_.tls;
-    call.timeout = std::chrono::seconds(60);  // the coordinator holds a pull for its poll timeout (~15 s)
-    call.cancel = &stopping_;
-    auto reply = http_call(coordinator, call);
+    protocol::PullRequest pull{worker_id_, options_.label, Json()};
+    if (!registered) pull.capabilities = runner_.capabilities();
+    // The coordinator holds a pull for its poll timeout (~15 s).
+    auto reply = protocol::call(coordinator_peer(&stopping_), protocol::Route::pull, std::chrono::seconds(60),
+                                protocol::to_json(pull).dump());
     if (stopping_) break;
     if (!reply.is_ok() || reply->status == 503) {
       if (connected || !told_unreachable)
-        std::fprintf(stderr, "netdist worker: cannot reach %s (%s), retrying every %lld ms\n", coordinator.c_str(),
-                     reply.is_ok() ? "it is stopping" : reply.status().to_string().c_str(),
-                     static_cast<long long>(options_.retry_delay.count()));
+        log::warn("worker: cannot reach {} ({}), retrying every {} ms", coordinator,
+                  reply.is_ok() ? std::string("it is stopping") : reply.status().to_string(),
+                  static_cast<long long>(options_.retry_delay.count()));
       connected = false;
       told_unreachable = true;
       sleep_for(options_.retry_delay);
@@ -83,33 +82,28 @@ void DialIn::loop() {
       continue;
     }
     if (reply->status != 200 && reply->status != 204) {
-      std::fprintf(stderr, "netdist worker: %s refused the pull (%d): %s\n", coordinator.c_str(), reply->status,
-                   reply->body.c_str());
+      log::warn("worker: {} refused the pull ({}): {}", coordinator, reply->status, reply->body);
       connected = false;
       sleep_for(options_.retry_delay);
       continue;
     }
     if (!connected)
-      std::fprintf(stderr, "netdist worker: connected to %s\n", coordinator.c_str());
+      log::info("worker: connected to {}", coordinator);
     connected = registered = true;
     told_unreachable = false;
     if (reply->status == 204) continue;
-    Json request = Json::parse(reply->body, nullptr, false);
-    if (!request.is_object() || !request.value("ticket", Json()).is_number_unsigned()) {
-      std::fprintf(stderr, "netdist worker: %s sent a shard without a ticket\n", coordinator.c_str());
+    auto task = protocol::pulled_task_from_json(Json::parse(reply->body, nullptr, false));
+    if (!task.is_ok()) {
+      log::warn("worker: {} sent a task without a ticket", coordinator);
       continue;
     }
-    run_task(request);
+    run_task(*task);
   }
 }
 
-void DialIn::run_task(const Json& request) {
-  const uint64_t ticket = request["ticket"].get<uint64_t>();
-  const Json kind_value = request.value("kind", Json("shard"));  // a coordinator before whole prompts: shards
-  const std::string kind = kind_value.is_string() ? kind_value.get<std::string>() : std::string();
-  const Json progress_ms = request.value("progress_ms", Json(1000));
-  const auto every = std::chrono::milliseconds(
-      std::max<int64_t>(50, progress_ms.is_number_integer() ? progress_ms.get<int64_t>() : 1000));
+void DialIn::run_task(const protocol::PulledTask& task) {
+  const auto every = std::chrono::milliseconds(std::max<int64_t>(50, task.progress_ms));
+  const bool whole = task.kind == protocol::TaskKind::prompt;
   std::atomic<bool> done{false};
   std::thread reporter([&] {
     size_t acked = 0;  // a whole prompt's events the coordinator has (it relays them to the client live)
@@ -118,54 +112,35 @@ void DialIn::run_task(const Json& request) {
       while (!done && std::chrono::steady_clock::now() < until)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       if (done) return;
-      const Json st = runner_.status(kind == "prompt" ? std::optional<size_t>(acked) : std::nullopt);
-      Json body{{"worker_id", worker_id_},
-                {"ticket", ticket},
-                {"step", st.value("step", int64_t(0))},
-                {"steps", st.value("steps", int64_t(0))}};
-      const size_t sent = st.contains("events") ? st["events"].size() : 0;
-      if (sent > 0) {
-        body["events_from"] = acked;
-        body["events"] = st["events"];
-      }
-      HttpCall call;
-      call.method = "POST";
-      call.target = "/netdist/v1/progress";
-      call.body = body.dump();
-      call.auth_token = options_.auth_token;
-      call.tls = options_.tls;
-      call.timeout = std::max(every * 2, std::chrono::milliseconds(2000));
-      call.cancel = &done;
-      auto reply = http_call(options_.coordinator, call);
+      auto st = protocol::status_reply_from_json(runner_.status(whole ? std::optional<size_t>(acked) : std::nullopt));
+      protocol::ProgressRequest progress{worker_id_, task.ticket, st->step, st->steps, acked,
+                                         st->events.value_or(Json::array())};
+      const size_t sent = progress.events.size();
+      auto reply = protocol::call(coordinator_peer(&done), protocol::Route::progress,
+                                  std::max(every * 2, std::chrono::milliseconds(2000)),
+                                  protocol::to_json(progress).dump());
       if (!reply.is_ok()) continue;  // the coordinator is unreachable: keep rendering, report later
       if (reply->status == 200) acked += sent;
-      const Json r = Json::parse(reply->body, nullptr, false);
-      const bool interrupt = reply->status == 409 || (r.is_object() && r.value("interrupt", false));
+      const bool interrupt = reply->status == 409 ||
+                             protocol::progress_reply_from_json(Json::parse(reply->body, nullptr, false)).interrupt;
       if (interrupt && !done) runner_.interrupt();
     }
   });
-  server::Response reply = kind == "shard"    ? runner_.serve_shard(request)
-                           : kind == "prompt" ? runner_.serve_prompt(request)
-                                              : server::error_response(400, "invalid_task",
-                                                                       "unknown task kind " + kind_value.dump());
+  server::Response reply = task.kind == protocol::TaskKind::shard ? runner_.serve_shard(task.request)
+                           : whole ? runner_.serve_prompt(task.request)
+                                   : server::error_response(400, "invalid_task", "unknown task kind " + task.kind_text);
   done = true;
   reporter.join();
-  HttpCall call;
-  call.method = "POST";
-  call.target = "/netdist/v1/result?worker_id=" + worker_id_ + "&ticket=" + std::to_string(ticket) +
-                "&status=" + std::to_string(reply.status) + (kind == "prompt" ? "&kind=prompt" : "");
-  call.body = std::move(reply.body);
-  call.content_type = reply.content_type.empty() ? "application/json" : reply.content_type;
-  call.auth_token = options_.auth_token;
-  call.tls = options_.tls;
-  call.timeout = std::chrono::seconds(60);
+  protocol::ResultQuery query{worker_id_, task.ticket, reply.status, std::nullopt};
+  if (whole) query.kind = protocol::TaskKind::prompt;
+  const std::string content_type = reply.content_type.empty() ? "application/json" : reply.content_type;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    auto r = http_call(options_.coordinator, call);
+    auto r = protocol::call(coordinator_peer(nullptr), protocol::Route::result, std::chrono::seconds(60), reply.body,
+                            protocol::to_query(query), content_type);
     if (r.is_ok()) {
       if (r->status != 200)
-        std::fprintf(stderr, "netdist worker: %s did not take the result of ticket %llu (%d): %s\n",
-                     options_.coordinator.c_str(), static_cast<unsigned long long>(ticket), r->status,
-                     r->body.c_str());
+        log::warn("worker: {} did not take the result of ticket {} ({}): {}", options_.coordinator, task.ticket,
+                  r->status, r->body);
       return;
     }
     sleep_for(std::chrono::milliseconds(500));

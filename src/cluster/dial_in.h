@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "cluster/http_client.h"
+#include "cluster/protocol.h"
 #include "cluster/shard_runner.h"
 
 namespace netdist::cluster {
@@ -50,7 +51,9 @@ class DialIn {
 
  private:
   void loop();
-  void run_task(const Json& request);
+  void run_task(const protocol::PulledTask& task);
+  // The coordinator as this worker calls it; `cancel` ends a call early.
+  protocol::Peer coordinator_peer(const std::atomic<bool>* cancel) const;
   void sleep_for(std::chrono::milliseconds d);
 
   ShardRunner& runner_;

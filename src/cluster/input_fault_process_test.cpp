@@ -63,7 +63,7 @@ TEST(InputFaultProcess, ABadShardFailsItsPromptOnceAndEveryWorkerRendersTheNext)
   }
   const std::string log = read_file(dir / "c.log");
   EXPECT_NE(log.find("failed by its input"), std::string::npos) << log;
-  EXPECT_FALSE(std::regex_search(log, std::regex("netdist cluster: shard \\S+ on \\S+ failed: ")))
+  EXPECT_FALSE(std::regex_search(log, std::regex("cluster: shard \\S+ on \\S+ failed: ")))
       << "a shard was retried:\n" << log;
 
   // Every process still serves: the cluster renders a split batch, and each worker renders on its own.

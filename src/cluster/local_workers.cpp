@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 
+#include "core/log.h"
 #include "core/spawn.h"
 
 namespace netdist::cluster {
@@ -21,7 +21,7 @@ pid_t LocalWorkers::launch(const LocalWorkerSpec& spec) {
   auto pid = spawn_process(s);
   if (!pid.is_ok()) {
     // The monitor tries again after a second, as for a child that exited.
-    std::fprintf(stderr, "netdist: cannot start a local worker: %s\n", pid.status().to_string().c_str());
+    log::error("cannot start a local worker: {}", pid.status().to_string());
     return 0;
   }
   return *pid;
@@ -41,7 +41,7 @@ void LocalWorkers::monitor() {
     for (size_t i = 0; i < pids_.size() && !stopping_; ++i) {
       const pid_t pid = pids_[i];
       if (pid <= 0 || waitpid(pid, nullptr, WNOHANG) == pid) {
-        if (pid > 0) std::fprintf(stderr, "netdist: local worker %zu (pid %d) exited; restarting it\n", i, int(pid));
+        if (pid > 0) log::warn("local worker {} (pid {}) exited; restarting it", i, int(pid));
         pids_[i] = 0;
         std::this_thread::sleep_for(std::chrono::seconds(1));
         if (!stopping_) pids_[i] = launch(specs_[i]);

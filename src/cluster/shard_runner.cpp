@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "cluster/protocol.h"
 #include "cluster/shard.h"
 #include "cluster/shard_inputs.h"
 #include "core/base64.h"
@@ -167,6 +168,32 @@ void ShardRunner::interrupt(const std::string& id) {
   if (running_ && *running_ == id) interrupt_ = true;
 }
 
+namespace {
+
+// The bytes of every output or temp file that `outputs` ({node_id: ui}) name, read from this process's folders.
+Result<std::vector<PromptFile>> read_output_files(const Json& outputs, const nodes::NodeEnvOptions& o) {
+  std::vector<PromptFile> files;
+  for (auto node = outputs.begin(); node != outputs.end(); ++node) {
+    if (!node.value().is_object()) continue;
+    for (auto list = node.value().begin(); list != node.value().end(); ++list) {
+      if (!list.value().is_array()) continue;
+      for (const Json& entry : list.value()) {
+        if (!entry.is_object() || !entry["filename"].is_string()) continue;
+        const std::string type = entry.value("type", "");
+        if (type != "output" && type != "temp") continue;
+        PromptFile f{type, entry.value("subfolder", ""), entry["filename"].get<std::string>(), {}};
+        const std::filesystem::path path =
+            std::filesystem::path(type == "output" ? o.output_dir : o.temp_dir) / f.subfolder / f.filename;
+        ND_ASSIGN_OR_RETURN(f.bytes, io::read_file(path.string()));
+        files.push_back(std::move(f));
+      }
+    }
+  }
+  return files;
+}
+
+}  // namespace
+
 Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const std::string& prompt_id,
                                             const Json& prompt, const Json& extra_data,
                                             const Json& outputs_to_execute, const Json& inputs) {
@@ -244,23 +271,7 @@ Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const st
   reply.outputs = outcome.outputs;
   reply.events = std::move(sink.events_);
   reply.sampling_seconds = sink.sampling_seconds();
-  const nodes::NodeEnvOptions& o = env_->options();
-  for (auto node = reply.outputs.begin(); node != reply.outputs.end(); ++node) {
-    if (!node.value().is_object()) continue;
-    for (auto list = node.value().begin(); list != node.value().end(); ++list) {
-      if (!list.value().is_array()) continue;
-      for (const Json& entry : list.value()) {
-        if (!entry.is_object() || !entry["filename"].is_string()) continue;
-        const std::string type = entry.value("type", "");
-        if (type != "output" && type != "temp") continue;
-        PromptFile f{type, entry.value("subfolder", ""), entry["filename"].get<std::string>(), {}};
-        const std::filesystem::path path =
-            std::filesystem::path(type == "output" ? o.output_dir : o.temp_dir) / f.subfolder / f.filename;
-        ND_ASSIGN_OR_RETURN(f.bytes, io::read_file(path.string()));
-        reply.files.push_back(std::move(f));
-      }
-    }
-  }
+  ND_ASSIGN_OR_RETURN(reply.files, read_output_files(reply.outputs, env_->options()));
   return reply;
 }
 
@@ -326,25 +337,17 @@ server::Response ShardRunner::serve_prompt(const std::string& request_body) {
 }
 
 server::Response ShardRunner::serve_prompt(const Json& body) {
-  if (!body.is_object() || !body.value("prompt", Json()).is_object() || !body.value("prompt_id", Json()).is_string()) {
-    return error_reply(400, "invalid_prompt_task", "prompt task body needs a \"prompt\" object and a \"prompt_id\" string");
-  }
-  const std::string prompt_id = body["prompt_id"].get<std::string>();
-  const Json task_id = body.value("task_id", Json(prompt_id));
-  if (!task_id.is_string()) return error_reply(400, "invalid_prompt_task", "prompt task \"task_id\" must be a string");
-  Result<PromptReply> reply =
-      run_prompt(task_id.get<std::string>(), prompt_id, body["prompt"], body.value("extra_data", Json::object()),
-                 body.value("outputs_to_execute", Json::array()), body.value("inputs", Json()));
+  auto request = protocol::prompt_request_from_json(body);
+  if (!request.is_ok()) return error_reply(400, "invalid_prompt_task", request.status().message());
+  Result<PromptReply> reply = run_prompt(request->task_id, request->prompt_id, request->prompt, request->extra_data,
+                                         request->outputs_to_execute, request->inputs);
   if (!reply.is_ok()) return task_error_reply("prompt_failed", reply.status());
   return server::json_response(prompt_reply_to_json(*reply));
 }
 
 Result<at::Tensor> ShardRunner::run_request(const Json& body) {
-  if (!body.is_object() || !body.contains("workflow") || !body["workflow"].is_object())
-    return Status::invalid_argument("shard body needs a \"workflow\" object");
-  const Json& id = body.value("shard_id", Json("shard"));
-  if (!id.is_string()) return Status::invalid_argument("shard \"shard_id\" must be a string");
-  return run(id.get<std::string>(), body["workflow"], body.value("inputs", Json()));
+  ND_ASSIGN_OR_RETURN(protocol::ShardRequest request, protocol::shard_request_from_json(body));
+  return run(request.shard_id, request.workflow, request.inputs);
 }
 
 namespace {
@@ -404,23 +407,25 @@ Json ShardRunner::capabilities() {
                {"models", models},
                {"benchmark", speed_benchmark(*env_)},
                {"test_step_delay_ms", options_.test_step_delay_ms}};
+  protocol::stamp_version(*caps_);
   return *caps_;
 }
 
 Json ShardRunner::status(std::optional<size_t> events_from) const {
   std::lock_guard<std::mutex> s(status_mutex_);
-  Json st{{"running", running_ ? Json(*running_) : Json(nullptr)},
-          {"step", step_},
-          {"steps", steps_},
-          {"shards_done", shards_done_},
-          {"events_total", running_ ? live_events_.size() : size_t(0)}};
-  if (options_.models) st["model_fetch"] = options_.models->progress();
+  protocol::StatusReply st;
+  st.running = running_;
+  st.step = step_;
+  st.steps = steps_;
+  st.shards_done = shards_done_;
+  st.events_total = running_ ? live_events_.size() : size_t(0);
+  if (options_.models) st.model_fetch = options_.models->progress();
   if (events_from) {
     Json events = Json::array();
     for (size_t i = *events_from; running_ && i < live_events_.size(); ++i) events.push_back(live_events_[i]);
-    st["events"] = std::move(events);
+    st.events = std::move(events);
   }
-  return st;
+  return protocol::to_json(st);
 }
 
 server::Response ShardRunner::serve_shard(const std::string& request_body) {
@@ -430,11 +435,11 @@ server::Response ShardRunner::serve_shard(const std::string& request_body) {
 }
 
 server::Response ShardRunner::serve_shard(const Json& body) {
-  const bool named = body.is_object() && body.value("shard_id", Json()).is_string();
-  const std::string id = named ? body["shard_id"].get<std::string>() : "shard";
-  Result<at::Tensor> rows = run_request(body);
+  auto request = protocol::shard_request_from_json(body);
+  if (!request.is_ok()) return task_error_reply("shard_failed", request.status());
+  Result<at::Tensor> rows = run(request->shard_id, request->workflow, request->inputs);
   if (!rows.is_ok()) return task_error_reply("shard_failed", rows.status());
-  auto bytes = runtime::weights_to_buffer({{"samples", *rows}}, {{"shard_id", id}});
+  auto bytes = runtime::weights_to_buffer({{"samples", *rows}}, {{"shard_id", request->shard_id}});
   if (!bytes.is_ok()) return error_reply(500, "shard_failed", bytes.status().to_string());
   server::Response r;
   r.content_type = "application/octet-stream";
@@ -444,31 +449,34 @@ server::Response ShardRunner::serve_shard(const Json& body) {
 
 server::ExtraRoutes ShardRunner::routes() {
   return [this](const server::Request& req, const std::string& path) -> std::optional<server::Response> {
-    if (path.rfind("/netdist/v1/", 0) != 0) return std::nullopt;
-    if (path == "/netdist/v1/capabilities" && req.method == "GET")
-      return server::json_response(capabilities());
-    if (path == "/netdist/v1/status" && req.method == "GET") {
-      std::optional<size_t> from;
-      if (auto q = req.query_value("events_from")) {
-        char* end = nullptr;
-        const unsigned long long n = std::strtoull(q->c_str(), &end, 10);
-        if (q->empty() || *end != '\0' || (*q)[0] == '-')
-          return error_reply(400, "invalid_status_query", "events_from must be a count, not '" + *q + "'");
-        from = size_t(n);
+    using protocol::Route;
+    if (!protocol::is_protocol_path(path)) return std::nullopt;
+    const std::optional<Route> route = protocol::route_of(path);
+    if (route && req.method == protocol::method(*route)) {
+      switch (*route) {
+        case Route::capabilities: return server::json_response(capabilities());
+        case Route::status: {
+          std::optional<size_t> from;
+          if (auto q = req.query_value("events_from")) {
+            auto n = protocol::parse_events_from(*q);
+            if (!n.is_ok()) return error_reply(400, "invalid_status_query", n.status().message());
+            from = *n;
+          }
+          return server::json_response(status(from));
+        }
+        case Route::interrupt: {
+          const protocol::InterruptRequest r = protocol::interrupt_request_from_body(req.body);
+          if (r.shard_id)
+            interrupt(*r.shard_id);
+          else
+            interrupt();
+          return server::empty_response(200);
+        }
+        case Route::prompt: return serve_prompt(req.body);
+        case Route::shard: return serve_shard(req.body);
+        default: break;  // the coordinator's routes (coordinator.h)
       }
-      return server::json_response(status(from));
     }
-    if (path == "/netdist/v1/interrupt" && req.method == "POST") {
-      const Json body = Json::parse(req.body, nullptr, false);
-      const auto shard_id = body.is_object() ? body.find("shard_id") : body.end();
-      if (shard_id != body.end() && shard_id->is_string())
-        interrupt(shard_id->get<std::string>());
-      else
-        interrupt();
-      return server::empty_response(200);
-    }
-    if (path == "/netdist/v1/prompt" && req.method == "POST") return serve_prompt(req.body);
-    if (path == "/netdist/v1/shard" && req.method == "POST") return serve_shard(req.body);
     return error_reply(404, "not_found", "no route for " + req.method + " " + path);
   };
 }

@@ -1,0 +1,76 @@
+// The kinds of task the scheduler hands a worker link (worker_link.h), as types: a row shard of one
+// sampler's batch, or a whole prompt. A later kind (a per-step group, a tile) is one more alternative of
+// `TaskSpec` and one more case in each link's run(); links refuse kinds they do not take (accepts()).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include <ATen/ATen.h>
+
+#include "cluster/protocol.h"
+#include "cluster/shard_runner.h"
+
+namespace netdist::cluster {
+
+// Live events of a whole prompt (a ComfyUI link relays them as they come): open while the job waits.
+// Thread-safety: emit and close from any thread; nothing reaches `fn` after close() returned.
+struct EventRelay {
+  std::mutex mutex;
+  std::function<void(const std::string&, const Json&)> fn;
+  void emit(const std::string& type, const Json& data) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (fn) fn(type, data);
+  }
+  void close() {
+    std::lock_guard<std::mutex> lock(mutex);
+    fn = nullptr;
+  }
+};
+
+// Rows [row_begin, row_end) of one sampler's batch: `request` is the self-contained shard workflow
+// (shard.h shard_workflow) with its id and input files.
+struct RowShardTask {
+  protocol::ShardRequest request;
+  int64_t rows = 0;  // row_end - row_begin: the reply must have this many
+};
+
+// A whole prompt for one worker, under the coordinator's prompt id (`request.task_id` names the attempt's
+// task on the worker). `relay` gets a ComfyUI worker's live events.
+struct WholePromptTask {
+  protocol::PromptRequest request;
+  std::shared_ptr<EventRelay> relay;
+};
+
+using TaskSpec = std::variant<RowShardTask, WholePromptTask>;
+
+inline protocol::TaskKind task_kind(const TaskSpec& spec) {
+  return std::holds_alternative<RowShardTask>(spec) ? protocol::TaskKind::shard : protocol::TaskKind::prompt;
+}
+// The id the worker runs it under (its status' "running"): the shard id or the prompt's task id.
+inline const std::string& task_id(const TaskSpec& spec) {
+  if (const auto* s = std::get_if<RowShardTask>(&spec)) return s->request.shard_id;
+  return std::get<WholePromptTask>(spec).request.task_id;
+}
+
+// One task as a link runs it: what, plus the job's withdrawal flag (set when the job is abandoned: a link
+// that has not handed it over yet drops it, a ComfyUI link withdraws its remote prompt).
+struct LinkTask {
+  TaskSpec spec;
+  std::shared_ptr<const std::atomic<bool>> withdrawn;
+};
+
+// What running a task gave: the rows of a row shard or the reply of a whole prompt, and the seconds the
+// cost model should learn from (none: do not learn from this task).
+struct TaskOutput {
+  std::variant<at::Tensor, PromptReply> value;
+  std::optional<double> seconds;
+};
+
+}  // namespace netdist::cluster
