@@ -167,6 +167,39 @@ std::vector<fs::path> render(const std::string& url, const std::vector<Json>& pr
   return files;
 }
 
+// True once the coordinator at `url` lists `workers` live workers; false after 5 minutes.
+bool wait_for_workers(const std::string& url, int workers) {
+  const auto up_by = Clock::now() + std::chrono::minutes(5);
+  for (int alive = 0; alive < workers;) {
+    if (Clock::now() > up_by) return false;
+    auto r = call(url, "GET", cluster::protocol::path(cluster::protocol::Route::cluster));
+    alive = 0;
+    if (r.is_ok()) {
+      Json j = Json::parse(r->body, nullptr, false);
+      if (j.is_object() && j.value("workers", Json()).is_array())
+        for (const Json& w : j["workers"]) alive += w.value("alive", false) ? 1 : 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+// The SHA-256 of `files` concatenated in order (written to a scratch file in `dir`); empty if unreadable.
+std::string digest_of(const std::vector<fs::path>& files, const fs::path& dir) {
+  std::string all;
+  for (const fs::path& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    all += ss.str();
+  }
+  const fs::path concat = dir / "all-images.bin";
+  std::ofstream(concat, std::ios::binary) << all;
+  auto digest = io::file_sha256(concat.string());
+  fs::remove(concat);
+  return digest.is_ok() ? *digest : std::string();
+}
+
 int run_demo(const std::string& out_dir, const LogFlags& log_flags) {
   const bool gpus = runtime::cuda_device_count() >= 2;
   const std::string device = gpus ? "cuda" : "cpu";
@@ -201,21 +234,10 @@ int run_demo(const std::string& out_dir, const LogFlags& log_flags) {
       stop(coord);
       return 1;
     }
-    const auto up_by = Clock::now() + std::chrono::minutes(5);
-    for (int alive = 0; alive < run.workers;) {
-      if (Clock::now() > up_by) {
-        log::error("netdist demo: {} local worker(s) did not come up within 5 minutes", run.workers);
-        stop(coord);
-        return 1;
-      }
-      auto r = call(coord.url, "GET", cluster::protocol::path(cluster::protocol::Route::cluster));
-      alive = 0;
-      if (r.is_ok()) {
-        Json j = Json::parse(r->body, nullptr, false);
-        if (j.is_object())
-          for (const Json& w : j["workers"]) alive += w["alive"].get<bool>();
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!wait_for_workers(coord.url, run.workers)) {
+      log::error("netdist demo: {} local worker(s) did not come up within 5 minutes", run.workers);
+      stop(coord);
+      return 1;
     }
     render(coord.url, {prompt(64, run.workers, 1, "warm up", "warmup")}, dir / "output");
     const auto t0 = Clock::now();
@@ -227,17 +249,7 @@ int run_demo(const std::string& out_dir, const LogFlags& log_flags) {
     stop(coord);
     if (files.empty() || whole_files.empty()) return 1;
     files.insert(files.end(), whole_files.begin(), whole_files.end());
-    std::string all;
-    for (const fs::path& f : files) {
-      std::ifstream in(f, std::ios::binary);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      all += ss.str();
-    }
-    const fs::path concat = dir / "all-images.bin";
-    std::ofstream(concat, std::ios::binary) << all;
-    run.digest = io::file_sha256(concat.string()).value();
-    fs::remove(concat);
+    run.digest = digest_of(files, dir);
   }
   std::printf(
       "\nnetdist demo: %d images (a batch of 8 at 64x64, 4 prompts of 2 at 48-96 px), 20 euler steps, "
@@ -257,7 +269,7 @@ int run_demo(const std::string& out_dir, const LogFlags& log_flags) {
                 run.workers == 1 ? "" : "s", whole_images, run.whole_seconds, whole_images / run.whole_seconds,
                 runs[0].whole_seconds / run.whole_seconds);
   }
-  const bool same = runs[0].digest == runs[1].digest;
+  const bool same = !runs[0].digest.empty() && runs[0].digest == runs[1].digest;
   std::printf("\nimages identical in both runs: %s (sha256 of all PNGs %s%s%s)\n", same ? "yes" : "NO",
               runs[0].digest.substr(0, 16).c_str(), same ? "" : " vs ",
               same ? "" : runs[1].digest.substr(0, 16).c_str());

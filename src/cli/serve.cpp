@@ -139,9 +139,10 @@ int stop_within_grace(const char* role, double grace_s, server::HttpServer& http
   _exit(1);
 }
 
-int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, bool insecure,
-          const ClusterFlags& flags) {
-  const char* role = flags.worker_mode ? "netdist worker" : "netdist serve";
+// The checks that stop serve before anything loads: no token off loopback without --insecure, TLS files,
+// the queue policy. 0 when it may start (client_tls set from --tls-ca), else the exit code.
+int check_startup(const char* role, const server::ServerOptions& options, bool insecure, const ClusterFlags& flags,
+                  std::shared_ptr<const cluster::TlsClientContext>& client_tls) {
   if (!listens_on_loopback_only(options.listen) && options.auth_token.empty()) {
     if (!insecure) {
       log::error(
@@ -156,7 +157,6 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   }
   // TLS problems (a missing, unreadable or mismatched cert/key, an unreadable CA file) stop startup here.
   Status tls_check = server::check_tls_files(options.tls_cert_file, options.tls_key_file);
-  std::shared_ptr<const cluster::TlsClientContext> client_tls;
   if (tls_check.is_ok() && !flags.tls_ca.empty()) {
     auto made = cluster::TlsClientContext::create(flags.tls_ca);
     if (made.is_ok()) client_tls = *made;
@@ -171,19 +171,174 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     log::error("{}: --queue-policy: {}", role, policy_check.status().message());
     return 2;
   }
-  if (!flags.data_dir.empty()) {
-    // Before anything loads: a corrupt, newer or unwritable database stops serve here, naming the file.
-    auto opened = store::Store::open(flags.data_dir);
-    if (!opened.is_ok()) {
-      log::error("{}: --data-dir: {}", role, opened.status().to_string());
-      return 1;
-    }
-    options.store = std::shared_ptr<store::Store>(std::move(*opened));
-    nodes::set_output_recorder(
-        [store = options.store](const std::string& prompt_id, const std::string& path) {
-          return store->record_output(prompt_id, path);
-        });
+  return 0;
+}
+
+// --data-dir: opens the durable store (a corrupt, newer or unwritable database stops serve here, naming the
+// file) and records outputs in it. false after logging why.
+bool open_store(const char* role, server::ServerOptions& options, const ClusterFlags& flags) {
+  if (flags.data_dir.empty()) return true;
+  auto opened = store::Store::open(flags.data_dir);
+  if (!opened.is_ok()) {
+    log::error("{}: --data-dir: {}", role, opened.status().to_string());
+    return false;
   }
+  options.store = std::shared_ptr<store::Store>(std::move(*opened));
+  nodes::set_output_recorder([store = options.store](const std::string& prompt_id, const std::string& path) {
+    return store->record_output(prompt_id, path);
+  });
+  return true;
+}
+
+// The local worker processes a coordinator without --workers starts: one per GPU (or --local-workers N on
+// the CPU), each joining `self_url` and rendering what this process would (same vocabulary, precision,
+// noise and memory policy).
+std::vector<cluster::LocalWorkerSpec> local_worker_specs(const server::ServerOptions& options,
+                                                         const NodeSetupOptions& setup_options,
+                                                         const ClusterFlags& flags, const std::string& self_url) {
+  std::vector<cluster::LocalWorkerSpec> specs;
+  const std::string scratch = (std::filesystem::path(options.temp_dir) / "netdist-worker").string();
+  std::vector<std::string> common = {"--port",
+                                     "0",
+                                     "--join",
+                                     self_url,
+                                     "--models-dir",
+                                     setup_options.env.models_dir,
+                                     "--output-directory",
+                                     scratch,
+                                     "--temp-directory",
+                                     scratch,
+                                     "--input-directory",
+                                     options.input_dir};
+  if (!options.auth_token.empty()) common.insert(common.end(), {"--auth-token", options.auth_token});
+  if (!flags.tls_ca.empty()) common.insert(common.end(), {"--tls-ca", flags.tls_ca});
+  for (const std::string& arg : log_flag_args(flags.log)) common.push_back(arg);
+  // The workers render what this process would: same vocabulary, precision, noise and memory policy.
+  const NodeSetupOptions& so = setup_options;
+  if (!so.env.engine.clip_vocab_dir.empty())
+    common.insert(common.end(), {"--clip-vocab", so.env.engine.clip_vocab_dir});
+  if (!so.precision.empty()) common.insert(common.end(), {"--precision", so.precision});
+  common.insert(common.end(), {"--noise", so.noise});
+  if (so.env.engine.lowvram) common.push_back("--lowvram");
+  if (so.env.engine.highvram) common.push_back("--highvram");
+  common.insert(common.end(), {"--vram-limit", std::to_string(so.env.engine.vram_limit_gb),
+                               "--reserve-vram", std::to_string(so.env.engine.reserve_vram_gb),
+                               "--max-loaded-models", std::to_string(so.env.max_loaded_models)});
+  if (!so.env.engine.cuda_graphs) common.push_back("--no-cuda-graphs");
+  if (so.env.disable_metadata) common.push_back("--disable-metadata");
+  char grace[32];
+  std::snprintf(grace, sizeof grace, "%g", flags.shutdown_grace_s);
+  common.insert(common.end(), {"--shutdown-grace", grace});
+  const int gpus = runtime::cuda_device_count();
+  const int n = flags.local_workers >= 0 ? flags.local_workers : gpus;
+  for (int i = 0; i < n; ++i) {
+    cluster::LocalWorkerSpec spec;
+    spec.args = common;
+    if (flags.local_workers < 0) {
+      const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+      const std::vector<std::string> ids = split_commas(visible ? visible : "");
+      spec.cuda_visible_devices = i < int(ids.size()) ? ids[i] : std::to_string(i);
+      spec.args.insert(spec.args.end(), {"--cuda-device", "0"});
+    } else {
+      const unsigned cores = std::max(1u, std::thread::hardware_concurrency() / unsigned(std::max(1, n)));
+      spec.args.insert(spec.args.end(), {"--threads", std::to_string(cores)});
+    }
+    specs.push_back(spec);
+  }
+  return specs;
+}
+
+// What a cluster role adds to a server: the model index (hashed in the background, model_index.h), this
+// process's shard runner, the cluster of a coordinator, and their /netdist/v1 routes in
+// options.extra_routes.
+struct ClusterRole {
+  std::shared_ptr<cluster::ModelIndex> model_index;
+  std::unique_ptr<cluster::ShardRunner> runner;
+  std::shared_ptr<cluster::Cluster> cluster;
+};
+
+ClusterRole make_cluster_role(server::ServerOptions& options, const NodeSetupOptions& setup_options,
+                              const ClusterFlags& flags, NodeSetup& setup,
+                              const std::shared_ptr<const cluster::TlsClientContext>& client_tls) {
+  const bool coordinator = flags.distributed && !flags.worker_mode;
+  ClusterRole role;
+  if (flags.worker_mode || coordinator || flags.share_models) {
+    role.model_index = std::make_shared<cluster::ModelIndex>(setup_options.env.models_dir);
+    role.model_index->start();
+  }
+  if (flags.worker_mode || coordinator) {
+    nodes::register_shard_nodes(*setup.registry);
+    cluster::ShardRunnerOptions ro;
+    ro.device_name = setup_options.device;
+    ro.test_step_delay_ms = flags.test_step_delay_ms;
+    ro.models = std::make_shared<cluster::ModelFetcher>(
+        role.model_index, setup.env,
+        cluster::ModelFetchOptions{flags.models_from.empty() ? flags.join : flags.models_from, options.auth_token,
+                                   client_tls});
+    if (flags.worker_mode || !flags.no_local)
+      role.runner = std::make_unique<cluster::ShardRunner>(*setup.registry, setup.env, ro);
+  }
+  if (coordinator) {
+    cluster::ClusterOptions co;
+    co.worker_urls = split_commas(flags.workers);
+    co.auth_token = options.auth_token;
+    co.tls = client_tls;
+    co.shard_timeout = std::chrono::milliseconds(static_cast<int64_t>(flags.shard_timeout_s * 1000));
+    co.input_dir = options.input_dir;
+    if (flags.test_heartbeat_ms > 0) co.heartbeat = std::chrono::milliseconds(flags.test_heartbeat_ms);
+    role.cluster = std::make_shared<cluster::Cluster>(co, role.runner.get());
+    cluster::register_cluster_samplers(*setup.registry, role.cluster);
+    // Checkpoints that only workers have are listed (and validate) here too.
+    setup.env->set_remote_checkpoints([weak = std::weak_ptr<cluster::Cluster>(role.cluster)] {
+      auto c = weak.lock();
+      return c ? c->worker_checkpoints() : std::vector<std::string>();
+    });
+    options.extra_routes =
+        cluster::coordinator_routes(role.cluster, role.runner ? role.runner->routes() : server::ExtraRoutes());
+  } else if (role.runner) {
+    options.extra_routes = role.runner->routes();
+  } else if (flags.test_log_netdist_routes) {  // a stock-ComfyUI stand-in that reports any /netdist call
+    options.extra_routes = [](const server::Request& req,
+                              const std::string& path) -> std::optional<server::Response> {
+      if (path.rfind("/netdist/", 0) != 0) return std::nullopt;
+      log::warn("netdist serve: test: refused {} {}", req.method, path);
+      return server::error_response(404, "not_found", "no /netdist routes here (--test-log-netdist-routes)");
+    };
+  }
+  if (role.model_index)
+    options.extra_routes = cluster::model_share_routes(
+        role.model_index, {flags.share_models, !options.auth_token.empty()}, std::move(options.extra_routes));
+  return role;
+}
+
+// This server's URL as its first --listen address and the port it got.
+std::string self_url_of(const server::ServerOptions& options, int port) {
+  const std::string first_address = options.listen.substr(0, options.listen.find(','));
+  const std::string host =
+      first_address.find(':') != std::string::npos ? "[" + first_address + "]" : first_address;
+  return (options.tls_cert_file.empty() ? "http://" : "https://") + host + ":" + std::to_string(port);
+}
+
+// A worker's --join loop (dial_in.h), started.
+std::unique_ptr<cluster::DialIn> start_dial_in(cluster::ShardRunner& runner, const server::ServerOptions& options,
+                                               const ClusterFlags& flags, const std::string& self_url,
+                                               const std::shared_ptr<const cluster::TlsClientContext>& client_tls) {
+  cluster::DialInOptions dio;
+  dio.coordinator = flags.join;
+  dio.label = flags.advertise.empty() ? self_url : flags.advertise;
+  dio.auth_token = options.auth_token;
+  dio.tls = client_tls;
+  auto dial_in = std::make_unique<cluster::DialIn>(runner, dio);
+  dial_in->start();
+  return dial_in;
+}
+
+int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, bool insecure,
+          const ClusterFlags& flags) {
+  const char* role = flags.worker_mode ? "netdist worker" : "netdist serve";
+  std::shared_ptr<const cluster::TlsClientContext> client_tls;
+  if (int code = check_startup(role, options, insecure, flags, client_tls); code != 0) return code;
+  if (!open_store(role, options, flags)) return 1;
   auto setup = make_node_registry(setup_options);
   if (!setup.is_ok()) {
     log::error("{}: {}", role, setup.status().to_string());
@@ -196,55 +351,9 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   options.pytorch_version = runtime::torch_version();
 
   const bool coordinator = flags.distributed && !flags.worker_mode;
-  std::shared_ptr<cluster::ModelIndex> model_index;  // hashed in the background (model_index.h)
-  if (flags.worker_mode || coordinator || flags.share_models) {
-    model_index = std::make_shared<cluster::ModelIndex>(setup_options.env.models_dir);
-    model_index->start();
-  }
-  std::unique_ptr<cluster::ShardRunner> runner;
-  std::shared_ptr<cluster::Cluster> cluster;
-  if (flags.worker_mode || coordinator) {
-    nodes::register_shard_nodes(*setup->registry);
-    cluster::ShardRunnerOptions ro;
-    ro.device_name = setup_options.device;
-    ro.test_step_delay_ms = flags.test_step_delay_ms;
-    ro.models = std::make_shared<cluster::ModelFetcher>(
-        model_index, setup->env,
-        cluster::ModelFetchOptions{flags.models_from.empty() ? flags.join : flags.models_from, options.auth_token,
-                                   client_tls});
-    if (flags.worker_mode || !flags.no_local)
-      runner = std::make_unique<cluster::ShardRunner>(*setup->registry, setup->env, ro);
-  }
-  if (coordinator) {
-    cluster::ClusterOptions co;
-    co.worker_urls = split_commas(flags.workers);
-    co.auth_token = options.auth_token;
-    co.tls = client_tls;
-    co.shard_timeout = std::chrono::milliseconds(static_cast<int64_t>(flags.shard_timeout_s * 1000));
-    co.input_dir = options.input_dir;
-    if (flags.test_heartbeat_ms > 0) co.heartbeat = std::chrono::milliseconds(flags.test_heartbeat_ms);
-    cluster = std::make_shared<cluster::Cluster>(co, runner.get());
-    cluster::register_cluster_samplers(*setup->registry, cluster);
-    // Checkpoints that only workers have are listed (and validate) here too.
-    setup->env->set_remote_checkpoints([weak = std::weak_ptr<cluster::Cluster>(cluster)] {
-      auto c = weak.lock();
-      return c ? c->worker_checkpoints() : std::vector<std::string>();
-    });
-    options.extra_routes =
-        cluster::coordinator_routes(cluster, runner ? runner->routes() : server::ExtraRoutes());
-  } else if (runner) {
-    options.extra_routes = runner->routes();
-  } else if (flags.test_log_netdist_routes) {  // a stock-ComfyUI stand-in that reports any /netdist call
-    options.extra_routes = [](const server::Request& req,
-                              const std::string& path) -> std::optional<server::Response> {
-      if (path.rfind("/netdist/", 0) != 0) return std::nullopt;
-      log::warn("netdist serve: test: refused {} {}", req.method, path);
-      return server::error_response(404, "not_found", "no /netdist routes here (--test-log-netdist-routes)");
-    };
-  }
-  if (model_index)
-    options.extra_routes = cluster::model_share_routes(
-        model_index, {flags.share_models, !options.auth_token.empty()}, std::move(options.extra_routes));
+  ClusterRole role = make_cluster_role(options, setup_options, flags, *setup, client_tls);
+  std::unique_ptr<cluster::ShardRunner>& runner = role.runner;
+  std::shared_ptr<cluster::Cluster>& cluster = role.cluster;
   std::shared_ptr<nodes::NodeEnv> env = setup->env;
   GraphBackend graph_backend(std::move(*setup));
   if (!coordinator) graph_backend.set_test_step_delay_ms(flags.test_step_delay_ms);
@@ -266,11 +375,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     log::error("{}: {}", role, s.to_string());
     return 1;
   }
-  const std::string first_address = options.listen.substr(0, options.listen.find(','));
-  const std::string host =
-      first_address.find(':') != std::string::npos ? "[" + first_address + "]" : first_address;
-  const std::string self_url =
-      (options.tls_cert_file.empty() ? "http://" : "https://") + host + ":" + std::to_string(http.port());
+  const std::string self_url = self_url_of(options, http.port());
   std::printf("%s: listening on %s (%s)\n", role, self_url.c_str(),
               options.auth_token.empty() ? "no authentication" : "bearer token required");
   std::fflush(stdout);
@@ -283,55 +388,8 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   if (cluster) {
     cluster->start();
     if (flags.workers.empty()) {
-      std::vector<cluster::LocalWorkerSpec> specs;
-      const std::string scratch = (std::filesystem::path(options.temp_dir) / "netdist-worker").string();
-      std::vector<std::string> common = {"--port",
-                                         "0",
-                                         "--join",
-                                         self_url,
-                                         "--models-dir",
-                                         setup_options.env.models_dir,
-                                         "--output-directory",
-                                         scratch,
-                                         "--temp-directory",
-                                         scratch,
-                                         "--input-directory",
-                                         options.input_dir};
-      if (!options.auth_token.empty()) common.insert(common.end(), {"--auth-token", options.auth_token});
-      if (!flags.tls_ca.empty()) common.insert(common.end(), {"--tls-ca", flags.tls_ca});
-      for (const std::string& arg : log_flag_args(flags.log)) common.push_back(arg);
-      // The workers render what this process would: same vocabulary, precision, noise and memory policy.
-      const NodeSetupOptions& so = setup_options;
-      if (!so.env.engine.clip_vocab_dir.empty())
-        common.insert(common.end(), {"--clip-vocab", so.env.engine.clip_vocab_dir});
-      if (!so.precision.empty()) common.insert(common.end(), {"--precision", so.precision});
-      common.insert(common.end(), {"--noise", so.noise});
-      if (so.env.engine.lowvram) common.push_back("--lowvram");
-      if (so.env.engine.highvram) common.push_back("--highvram");
-      common.insert(common.end(), {"--vram-limit", std::to_string(so.env.engine.vram_limit_gb),
-                                   "--reserve-vram", std::to_string(so.env.engine.reserve_vram_gb),
-                                   "--max-loaded-models", std::to_string(so.env.max_loaded_models)});
-      if (!so.env.engine.cuda_graphs) common.push_back("--no-cuda-graphs");
-      if (so.env.disable_metadata) common.push_back("--disable-metadata");
-      char grace[32];
-      std::snprintf(grace, sizeof grace, "%g", flags.shutdown_grace_s);
-      common.insert(common.end(), {"--shutdown-grace", grace});
-      const int gpus = runtime::cuda_device_count();
-      const int n = flags.local_workers >= 0 ? flags.local_workers : gpus;
-      for (int i = 0; i < n; ++i) {
-        cluster::LocalWorkerSpec spec;
-        spec.args = common;
-        if (flags.local_workers < 0) {
-          const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
-          const std::vector<std::string> ids = split_commas(visible ? visible : "");
-          spec.cuda_visible_devices = i < int(ids.size()) ? ids[i] : std::to_string(i);
-          spec.args.insert(spec.args.end(), {"--cuda-device", "0"});
-        } else {
-          const unsigned cores = std::max(1u, std::thread::hardware_concurrency() / unsigned(std::max(1, n)));
-          spec.args.insert(spec.args.end(), {"--threads", std::to_string(cores)});
-        }
-        specs.push_back(spec);
-      }
+      const std::vector<cluster::LocalWorkerSpec> specs =
+          local_worker_specs(options, setup_options, flags, self_url);
       if (!specs.empty()) {
         // Their stop fits in this process's grace period: SIGKILL after 60 % of it.
         children = std::make_unique<cluster::LocalWorkers>(
@@ -343,18 +401,37 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     }
   }
   std::unique_ptr<cluster::DialIn> dial_in;
-  if (flags.worker_mode && !flags.join.empty()) {
-    cluster::DialInOptions dio;
-    dio.coordinator = flags.join;
-    dio.label = flags.advertise.empty() ? self_url : flags.advertise;
-    dio.auth_token = options.auth_token;
-    dio.tls = client_tls;
-    dial_in = std::make_unique<cluster::DialIn>(*runner, dio);
-    dial_in->start();
-  }
+  if (flags.worker_mode && !flags.join.empty()) dial_in = start_dial_in(*runner, options, flags, self_url, client_tls);
   while (g_signals == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   return stop_within_grace(role, flags.shutdown_grace_s, http, dial_in.get(), children.get(), cluster.get(),
                            options.store != nullptr);
+}
+
+// The flags only `serve` has: the coordinator's (and --worker-mode, --data-dir).
+void add_coordinator_flags(CLI::App* cmd, ClusterFlags* flags) {
+  cmd->add_flag("--worker-mode", flags->worker_mode, "run as a cluster worker (same as `netdist worker`)");
+  cmd->add_flag("--enable-distributed", flags->distributed, "coordinate workers: split batches over them");
+  cmd->add_option(
+      "--workers", flags->workers,
+      "comma-separated worker URLs: http[s]://host:port (netdist workers), comfy+http://host:port "
+      "(stock ComfyUI servers: whole batch-1 prompts only)");
+  cmd->add_flag("--test-log-netdist-routes", flags->test_log_netdist_routes,
+                "plain serve: answer and log every /netdist/ request (tests only)")
+      ->group("");
+  cmd->add_flag("--no-local", flags->no_local, "the coordinator renders no shards itself");
+  cmd->add_option("--local-workers", flags->local_workers,
+                  "start N CPU worker processes (default: one per GPU)");
+  cmd->add_option("--shard-timeout", flags->shard_timeout_s,
+                  "seconds before a worker's shard is given to another");
+  cmd->add_option("--max-concurrent-prompts", flags->max_concurrent_prompts,
+                  "whole batch-1 prompts sent to workers at once (default 0: one per live worker)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--data-dir", flags->data_dir,
+                  "keep the queue, history and output-file records in DIR/netdist.db (SQLite): accepted "
+                  "prompts survive a crash or restart (default: in memory)");
+  cmd->add_option("--test-heartbeat-ms", flags->test_heartbeat_ms,
+                  "coordinator: worker heartbeat period; a dial-in lease is 3 of them (tests only)")
+      ->group("");
 }
 
 CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::string& help, bool worker) {
@@ -381,31 +458,7 @@ CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::
   cmd->add_option(
       "--tls-ca", flags->tls_ca,
       "PEM CA file trusted for https:// --workers and --join URLs (default: the system CA store)");
-  if (!worker) {
-    cmd->add_flag("--worker-mode", flags->worker_mode, "run as a cluster worker (same as `netdist worker`)");
-    cmd->add_flag("--enable-distributed", flags->distributed, "coordinate workers: split batches over them");
-    cmd->add_option(
-        "--workers", flags->workers,
-        "comma-separated worker URLs: http[s]://host:port (netdist workers), comfy+http://host:port "
-        "(stock ComfyUI servers: whole batch-1 prompts only)");
-    cmd->add_flag("--test-log-netdist-routes", flags->test_log_netdist_routes,
-                  "plain serve: answer and log every /netdist/ request (tests only)")
-        ->group("");
-    cmd->add_flag("--no-local", flags->no_local, "the coordinator renders no shards itself");
-    cmd->add_option("--local-workers", flags->local_workers,
-                    "start N CPU worker processes (default: one per GPU)");
-    cmd->add_option("--shard-timeout", flags->shard_timeout_s,
-                    "seconds before a worker's shard is given to another");
-    cmd->add_option("--max-concurrent-prompts", flags->max_concurrent_prompts,
-                    "whole batch-1 prompts sent to workers at once (default 0: one per live worker)")
-        ->check(CLI::NonNegativeNumber);
-    cmd->add_option("--data-dir", flags->data_dir,
-                    "keep the queue, history and output-file records in DIR/netdist.db (SQLite): accepted "
-                    "prompts survive a crash or restart (default: in memory)");
-    cmd->add_option("--test-heartbeat-ms", flags->test_heartbeat_ms,
-                    "coordinator: worker heartbeat period; a dial-in lease is 3 of them (tests only)")
-        ->group("");
-  }
+  if (!worker) add_coordinator_flags(cmd, flags.get());
   cmd->add_option("--shutdown-grace", flags->shutdown_grace_s,
                   "seconds SIGTERM/SIGINT waits for running work to stop before the process exits anyway (a "
                   "stuck prompt is not waited for; with --data-dir it runs again at the next start)")

@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "cluster/protocol.h"
 #include "core/log.h"
 
 namespace netdist::cluster {
@@ -112,7 +113,7 @@ Result<std::vector<ModelFetcher::SourceModel>> ModelFetcher::source_models(bool 
     if (!refresh && source_listed_ && Clock::now() - *source_listed_ < options_.list_ttl) return source_list_;
   }
   HttpCall call;
-  call.target = "/netdist/v1/models";
+  call.target = protocol::path(protocol::Route::models);
   call.auth_token = options_.auth_token;
   call.tls = options_.tls;
   call.timeout = std::chrono::milliseconds(10000);
@@ -234,7 +235,7 @@ Status ModelFetcher::download(const SourceModel& m, const std::string& partial) 
   Status s;
   while (s.is_ok() && offset < m.bytes) {
     HttpCall call;
-    call.target = "/netdist/v1/models/" + m.sha256;
+    call.target = protocol::model_path(m.sha256);
     call.auth_token = options_.auth_token;
     call.tls = options_.tls;
     call.timeout = options_.call_timeout;

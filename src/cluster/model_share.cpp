@@ -6,13 +6,12 @@
 #include <sstream>
 #include <string>
 
+#include "cluster/protocol.h"
 #include "core/log.h"
 
 namespace netdist::cluster {
 
 namespace {
-
-constexpr const char* kModelsPath = "/netdist/v1/models";
 
 // NETDIST_TEST_MODEL_FAULTS (model_share.h), read once per process.
 struct TestFaults {
@@ -128,7 +127,7 @@ server::ExtraRoutes model_share_routes(std::shared_ptr<ModelIndex> index, ModelS
                                        server::ExtraRoutes fallback) {
   return [index, options, fallback](const server::Request& req,
                                     const std::string& path) -> std::optional<server::Response> {
-    const std::string prefix = kModelsPath;
+    const std::string prefix = protocol::path(protocol::Route::models);
     const bool listing = path == prefix;
     const bool file = path.rfind(prefix + "/", 0) == 0;
     if ((!listing && !file) || req.method != "GET") {

@@ -25,6 +25,7 @@ constexpr RouteInfo kRoutes[] = {
     {Route::result, "/netdist/v1/result", "POST"},
     {Route::join, "/netdist/v1/join", "POST"},
     {Route::cluster, "/netdist/v1/cluster", "GET"},
+    {Route::models, "/netdist/v1/models", "GET"},
 };
 
 const RouteInfo& info(Route route) {
@@ -50,6 +51,8 @@ int64_t integer_or_zero(const Json& json, const char* key) {
 
 const char* path(Route route) { return info(route).path; }
 const char* method(Route route) { return info(route).method; }
+
+std::string model_path(std::string_view sha256) { return std::string(path(Route::models)) + "/" + std::string(sha256); }
 
 std::optional<Route> route_of(std::string_view p) {
   for (const RouteInfo& r : kRoutes) {

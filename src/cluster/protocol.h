@@ -15,6 +15,9 @@
 //   POST result?ResultQuery   the task's reply as body (what POST shard / prompt would have answered)
 //   POST join                 JoinRequest (legacy connect-out registration)
 //   GET  cluster              the cluster's status (cluster.h status())
+// Routes any netdist server started with --share-models serves (model_share.h), called by model_fetch.h:
+//   GET  models               {"models": [{kind, name, sha256, bytes}], "pending": n}
+//   GET  models/<sha256>      the file's bytes, by Range
 //
 // from_json functions check every field's JSON type and return invalid_argument naming the field; to_json
 // never fails. Thread-safety: free functions without state.
@@ -42,11 +45,14 @@ using Json = nlohmann::ordered_json;
 // coordinator, naming both versions. Raise it with every incompatible change of a route below.
 inline constexpr int kVersion = 1;
 
-enum class Route { capabilities, status, interrupt, shard, prompt, pull, progress, result, join, cluster };
+enum class Route { capabilities, status, interrupt, shard, prompt, pull, progress, result, join, cluster, models };
 
 // "/netdist/v1/shard" etc., and the method each route takes ("GET" or "POST").
 const char* path(Route route);
 const char* method(Route route);
+// GET models lists what a --share-models server shares; GET model_path(sha256) serves one file by Range
+// (model_share.h, model_fetch.h).
+std::string model_path(std::string_view sha256);
 // The route `path` (without query) names, if any; true when `path` is under /netdist/v1/ at all.
 std::optional<Route> route_of(std::string_view path);
 bool is_protocol_path(std::string_view path);

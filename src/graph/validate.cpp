@@ -141,6 +141,37 @@ void Validator::check_literal(const std::string& name, const InputSpec& spec, Js
   }
 }
 
+// ComfyUI's "exception_during_inner_validation" error of input `x` linked to `link`.
+Json inner_validation_error(const std::string& x, const Json& config, const PyException& ex, const Json& link) {
+  return comfy_error("exception_during_inner_validation", "Exception when validating inner node", ex.message,
+                     Json{{"input_name", x},
+                          {"input_config", config},
+                          {"exception_message", ex.message},
+                          {"exception_type", ex.type},
+                          {"traceback", Json::array()},
+                          {"linked_node", link}});
+}
+
+// A node's VALIDATE_INPUTS: called with the literal values of the inputs it names (links as None); a failure
+// becomes one "custom_validation_failed" error per value, as ComfyUI reports it.
+void custom_validation_errors(const NodeSchema& schema, const Json& inputs, const std::vector<std::string>& custom,
+                              Json& errors) {
+  Json values = Json::object();
+  for (auto it = inputs.begin(); it != inputs.end(); ++it) {
+    const std::string& x = it.key();
+    if (std::find(custom.begin(), custom.end(), x) == custom.end()) continue;
+    if (schema.find_input(x) == nullptr && schema.find_hidden(x) == nullptr && !as_link(it.value())) continue;
+    values[x] = as_link(it.value()) ? Json(nullptr) : it.value();
+  }
+  std::optional<std::string> failure = schema.custom_validation->check(values);
+  if (!failure) return;
+  for (auto it = values.begin(); it != values.end(); ++it) {
+    std::string details = failure->empty() ? it.key() : it.key() + " - " + *failure;
+    errors.push_back(comfy_error("custom_validation_failed", "Custom validation failed for node", details,
+                                 Json{{"input_name", it.key()}}));
+  }
+}
+
 std::optional<PyException> Validator::validate(const std::string& id, int depth) {
   if (outcomes_.count(id)) return std::nullopt;
   if (depth > kMaxValidationDepth) return PyException{"RecursionError", "maximum recursion depth exceeded"};
@@ -189,29 +220,15 @@ std::optional<PyException> Validator::validate(const std::string& id, int depth)
       return std::nullopt;
     }
     if (on_stack_.count(o_id)) {
-      const std::string message = "Dependency cycle detected";
-      errors.push_back(comfy_error("exception_during_inner_validation", "Exception when validating inner node",
-                                   message,
-                                   Json{{"input_name", x},
-                                        {"input_config", config},
-                                        {"exception_message", message},
-                                        {"exception_type", "graph.DependencyCycleError"},
-                                        {"traceback", Json::array()},
-                                        {"linked_node", val}}));
+      errors.push_back(inner_validation_error(
+          x, config, PyException{"graph.DependencyCycleError", "Dependency cycle detected"}, val));
       return std::nullopt;
     }
     if (auto ex = validate(o_id, depth + 1)) {
       result.valid = false;
       NodeOutcome inner;
       inner.valid = false;
-      inner.reasons.push_back(comfy_error("exception_during_inner_validation",
-                                          "Exception when validating inner node", ex->message,
-                                          Json{{"input_name", x},
-                                               {"input_config", config},
-                                               {"exception_message", ex->message},
-                                               {"exception_type", ex->type},
-                                               {"traceback", Json::array()},
-                                               {"linked_node", val}}));
+      inner.reasons.push_back(inner_validation_error(x, config, *ex, val));
       record(o_id, std::move(inner));
     } else if (!outcome(o_id).valid) {
       result.valid = false;
@@ -220,34 +237,12 @@ std::optional<PyException> Validator::validate(const std::string& id, int depth)
   };
 
   std::optional<PyException> raised;
-  for (const InputSpec& spec : schema.required) {
-    if ((raised = visit(spec, true))) break;
-  }
-  if (!raised) {
-    for (const InputSpec& spec : schema.optional) {
-      if ((raised = visit(spec, false))) break;
-    }
-  }
+  for (size_t i = 0; !raised && i < schema.required.size(); ++i) raised = visit(schema.required[i], true);
+  for (size_t i = 0; !raised && i < schema.optional.size(); ++i) raised = visit(schema.optional[i], false);
   on_stack_.erase(id);
   if (raised) return raised;
 
-  if (schema.custom_validation) {
-    Json values = Json::object();
-    for (auto it = inputs.begin(); it != inputs.end(); ++it) {
-      const std::string& x = it.key();
-      if (std::find(custom.begin(), custom.end(), x) == custom.end()) continue;
-      if (schema.find_input(x) == nullptr && schema.find_hidden(x) == nullptr && !as_link(it.value())) continue;
-      values[x] = as_link(it.value()) ? Json(nullptr) : it.value();
-    }
-    std::optional<std::string> failure = schema.custom_validation->check(values);
-    if (failure) {
-      for (auto it = values.begin(); it != values.end(); ++it) {
-        std::string details = failure->empty() ? it.key() : it.key() + " - " + *failure;
-        errors.push_back(comfy_error("custom_validation_failed", "Custom validation failed for node", details,
-                                     Json{{"input_name", it.key()}}));
-      }
-    }
-  }
+  if (schema.custom_validation) custom_validation_errors(schema, inputs, custom, errors);
   if (!errors.empty()) result.valid = false;
   record(id, std::move(result));
   return std::nullopt;
@@ -284,6 +279,38 @@ bool types_compatible(const std::string& received_type, const std::string& input
   return false;
 }
 
+namespace {
+
+// The output nodes of `prompt_json` to validate (those in `partial_targets` when given), in prompt order; or
+// ComfyUI's error body when a node has no class_type or an unknown one, or there is no output.
+std::optional<Json> find_outputs(const Json& prompt_json, const NodeRegistry& registry,
+                                 const std::vector<std::string>* partial_targets, std::vector<std::string>& outputs) {
+  for (auto it = prompt_json.begin(); it != prompt_json.end(); ++it) {
+    const Json& node = it.value();
+    std::string details = "Node ID '#" + it.key() + "'";
+    if (!node.is_object() || !node.contains("class_type")) {
+      return failure_body(
+          comfy_error("invalid_prompt", "Cannot execute because a node is missing the class_type property.", details),
+          Json::array());
+    }
+    const Json& class_type = node["class_type"];
+    const NodeSchema* schema = class_type.is_string() ? registry.find(class_type.get<std::string>()) : nullptr;
+    if (schema == nullptr) {
+      return failure_body(
+          comfy_error("invalid_prompt", "Cannot execute because node " + py::str(class_type) + " does not exist.",
+                      details),
+          Json::array());
+    }
+    bool targeted = partial_targets == nullptr ||
+                    std::find(partial_targets->begin(), partial_targets->end(), it.key()) != partial_targets->end();
+    if (schema->output_node && targeted) outputs.push_back(it.key());
+  }
+  if (outputs.empty()) return failure_body(comfy_error("prompt_no_outputs", "Prompt has no outputs", ""), Json::array());
+  return std::nullopt;
+}
+
+}  // namespace
+
 ValidationResult validate_prompt(const Json& prompt_json, const NodeRegistry& registry,
                                  const std::vector<std::string>* partial_targets) {
   ValidationResult result;
@@ -293,30 +320,8 @@ ValidationResult validate_prompt(const Json& prompt_json, const NodeRegistry& re
     return result;
   }
   std::vector<std::string> outputs;
-  for (auto it = prompt_json.begin(); it != prompt_json.end(); ++it) {
-    const Json& node = it.value();
-    std::string details = "Node ID '#" + it.key() + "'";
-    if (!node.is_object() || !node.contains("class_type")) {
-      result.error_body = failure_body(
-          comfy_error("invalid_prompt", "Cannot execute because a node is missing the class_type property.", details),
-          Json::array());
-      return result;
-    }
-    const Json& class_type = node["class_type"];
-    const NodeSchema* schema = class_type.is_string() ? registry.find(class_type.get<std::string>()) : nullptr;
-    if (schema == nullptr) {
-      result.error_body = failure_body(
-          comfy_error("invalid_prompt", "Cannot execute because node " + py::str(class_type) + " does not exist.",
-                      details),
-          Json::array());
-      return result;
-    }
-    bool targeted = partial_targets == nullptr ||
-                    std::find(partial_targets->begin(), partial_targets->end(), it.key()) != partial_targets->end();
-    if (schema->output_node && targeted) outputs.push_back(it.key());
-  }
-  if (outputs.empty()) {
-    result.error_body = failure_body(comfy_error("prompt_no_outputs", "Prompt has no outputs", ""), Json::array());
+  if (auto error = find_outputs(prompt_json, registry, partial_targets, outputs)) {
+    result.error_body = std::move(*error);
     return result;
   }
 

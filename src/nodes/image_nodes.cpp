@@ -16,6 +16,7 @@
 #include "io/sha256.h"
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
+#include "nodes/upscale.h"
 
 namespace netdist::nodes {
 
@@ -184,13 +185,17 @@ Result<std::vector<SavedImage>> write_numbered_pngs(const std::string& output_di
   return write_numbered_locked(folder, rel == "." ? "" : rel, name, pngs, prompt_id);
 }
 
-void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) {
-  auto ui_images = [](const std::vector<SavedImage>& saved, const char* type) {
-    graph::Json list = graph::Json::array();
-    for (const SavedImage& s : saved) list.push_back({{"filename", s.filename}, {"subfolder", s.subfolder}, {"type", type}});
-    return graph::Json{{"images", list}};
-  };
+namespace {
 
+// The "images" UI output ComfyUI's SaveImage/PreviewImage report for `saved`.
+graph::Json ui_images(const std::vector<SavedImage>& saved, const char* type) {
+  graph::Json list = graph::Json::array();
+  for (const SavedImage& s : saved) list.push_back({{"filename", s.filename}, {"subfolder", s.subfolder}, {"type", type}});
+  return graph::Json{{"images", list}};
+}
+
+// SaveImage and PreviewImage.
+void add_save_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) {
   graph::NodeSchema save;
   save.class_type = "SaveImage";
   save.display_name = "Save Image";
@@ -203,7 +208,7 @@ void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) 
       "%Empty Latent Image.width% to include values from nodes.";
   save.hidden = {{"prompt", "PROMPT"}, {"extra_pnginfo", "EXTRA_PNGINFO"}};
   save.output_node = true;
-  add_fn_node(r, save, [env, ui_images](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
+  add_fn_node(r, save, [env](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
     ND_ASSIGN_OR_RETURN(auto images, need<ImageObject>(in, "images"));
     const bool meta = !env->options().disable_metadata;
     ND_ASSIGN_OR_RETURN(auto saved, save_images(images->images, env->options().output_dir, in.get_string("filename_prefix"),
@@ -221,14 +226,14 @@ void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) 
   preview.required = {graph::link_input("images", "IMAGE")};
   preview.hidden = {{"prompt", "PROMPT"}, {"extra_pnginfo", "EXTRA_PNGINFO"}};
   preview.output_node = true;
-  r.add(preview, [env, ui_images]() -> std::unique_ptr<graph::NodeImpl> {
+  r.add(preview, [env]() -> std::unique_ptr<graph::NodeImpl> {
     // ComfyUI picks the random suffix once per node instance.
     static const char kLetters[] = "abcdefghijklmnopqrstupvxyz";
     std::random_device rd;
     std::string suffix;
     for (int i = 0; i < 5; ++i) suffix += kLetters[rd() % 26];
     const std::string prefix = "ComfyUI_temp_" + suffix;
-    return std::make_unique<FnNode>([env, ui_images, prefix](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
+    return std::make_unique<FnNode>([env, prefix](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
       ND_ASSIGN_OR_RETURN(auto images, need<ImageObject>(in, "images"));
       const bool meta = !env->options().disable_metadata;
       ND_ASSIGN_OR_RETURN(auto saved, save_images(images->images, env->options().temp_dir, prefix,
@@ -238,7 +243,10 @@ void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) 
       return std::vector<Value>{};
     });
   });
+}
 
+// LoadImage.
+void add_load_image_node(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) {
   graph::InputSpec image = graph::combo_input("image", {});
   image.options_provider = [env] { return env->input_images(); };
   image.extra["image_upload"] = true;
@@ -294,6 +302,36 @@ void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) 
     mask->mask = at::stack(masks).contiguous();
     return std::vector<Value>{object(out), object(mask)};
   }, file_hash);
+}
+
+// ComfyUI's core ImageBatch (nodes.py): image2 resized to image1's size (bilinear, center crop) if needed.
+void add_image_batch_node(graph::NodeRegistry& r) {
+  graph::NodeSchema batch = make_schema("ImageBatch", "Batch Images", "image",
+                                 {graph::link_input("image1", "IMAGE"), graph::link_input("image2", "IMAGE")}, {"IMAGE"});
+  add_fn_node(r, batch, [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+    ND_ASSIGN_OR_RETURN(auto a, need<ImageObject>(in, "image1"));
+    ND_ASSIGN_OR_RETURN(auto b, need<ImageObject>(in, "image2"));
+    at::Tensor second = b->images;
+    if (a->images.sizes().slice(1) != second.sizes().slice(1)) {
+      ND_ASSIGN_OR_RETURN(at::Tensor up, common_upscale(second.movedim(-1, 1), a->images.size(2), a->images.size(1),
+                                                        "bilinear", "center"));
+      second = up.movedim(1, -1);
+      if (second.size(-1) != a->images.size(-1))
+        return Status::invalid_argument("ImageBatch: image1 has " + std::to_string(a->images.size(-1)) +
+                                        " channels, image2 " + std::to_string(second.size(-1)));
+    }
+    auto out = std::make_shared<ImageObject>();
+    out->images = at::cat({a->images, second.contiguous()}, 0);
+    return std::vector<Value>{object(out)};
+  });
+}
+
+}  // namespace
+
+void register_image_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env) {
+  add_save_nodes(r, env);
+  add_load_image_node(r, env);
+  add_image_batch_node(r);
 }
 
 }  // namespace netdist::nodes

@@ -488,26 +488,6 @@ void add_image_nodes(graph::NodeRegistry& r, std::shared_ptr<RemoteClient> clien
                 out->images = at::cat({a->images, b->images}, 0);
                 return std::vector<Value>{object(out)};
               });
-
-  // ComfyUI's core ImageBatch (nodes.py): image2 resized to image1's size (bilinear, center crop) if needed.
-  NodeSchema batch = make_schema("ImageBatch", "Batch Images", "image",
-                                 {graph::link_input("image1", "IMAGE"), graph::link_input("image2", "IMAGE")}, {"IMAGE"});
-  add_fn_node(r, batch, [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
-    ND_ASSIGN_OR_RETURN(auto a, need<ImageObject>(in, "image1"));
-    ND_ASSIGN_OR_RETURN(auto b, need<ImageObject>(in, "image2"));
-    at::Tensor second = b->images;
-    if (a->images.sizes().slice(1) != second.sizes().slice(1)) {
-      ND_ASSIGN_OR_RETURN(at::Tensor up, common_upscale(second.movedim(-1, 1), a->images.size(2), a->images.size(1),
-                                                        "bilinear", "center"));
-      second = up.movedim(1, -1);
-      if (second.size(-1) != a->images.size(-1))
-        return Status::invalid_argument("ImageBatch: image1 has " + std::to_string(a->images.size(-1)) +
-                                        " channels, image2 " + std::to_string(second.size(-1)));
-    }
-    auto out = std::make_shared<ImageObject>();
-    out->images = at::cat({a->images, second.contiguous()}, 0);
-    return std::vector<Value>{object(out)};
-  });
 }
 
 void add_latent_nodes(graph::NodeRegistry& r, std::shared_ptr<NodeEnv> env, std::shared_ptr<RemoteClient> client) {
