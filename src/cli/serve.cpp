@@ -351,9 +351,9 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   options.pytorch_version = runtime::torch_version();
 
   const bool coordinator = flags.distributed && !flags.worker_mode;
-  ClusterRole role = make_cluster_role(options, setup_options, flags, *setup, client_tls);
-  std::unique_ptr<cluster::ShardRunner>& runner = role.runner;
-  std::shared_ptr<cluster::Cluster>& cluster = role.cluster;
+  ClusterRole parts = make_cluster_role(options, setup_options, flags, *setup, client_tls);
+  std::unique_ptr<cluster::ShardRunner>& runner = parts.runner;
+  std::shared_ptr<cluster::Cluster>& cluster = parts.cluster;
   std::shared_ptr<nodes::NodeEnv> env = setup->env;
   GraphBackend graph_backend(std::move(*setup));
   if (!coordinator) graph_backend.set_test_step_delay_ms(flags.test_step_delay_ms);

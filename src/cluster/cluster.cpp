@@ -11,6 +11,7 @@
 #include "cluster/dial_in_link.h"
 #include "cluster/local_link.h"
 #include "cluster/netdist_link.h"
+#include "cluster/protocol.h"
 #include "core/log.h"
 
 namespace netdist::cluster {
@@ -212,9 +213,7 @@ std::vector<std::string> Cluster::worker_checkpoints() {
   std::set<std::string> names;
   for (const auto& m : members_) {
     if (m->link->in_process() || !m->caps) continue;
-    for (const Json& model : m->caps->value("models", Json::array())) {
-      if (model.is_object() && model.value("name", Json()).is_string()) names.insert(model["name"].get<std::string>());
-    }
+    for (const protocol::ModelEntry& model : protocol::capabilities_from_json(*m->caps).models) names.insert(model.name);
   }
   return {names.begin(), names.end()};
 }

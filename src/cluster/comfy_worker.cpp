@@ -17,6 +17,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include "cluster/http_client.h"
+#include "cluster/protocol.h"
 #include "cluster/shard_inputs.h"
 #include "core/base64.h"
 #include "core/log.h"
@@ -76,9 +77,9 @@ std::vector<std::string> combo_names(const Json& spec) {
 Result<Json> comfy_capabilities_from(const Json& object_info, const Json& system_stats) {
   if (!object_info.is_object()) return Status::corruption("/object_info is not a JSON object");
   if (!system_stats.is_object()) return Status::corruption("/system_stats is not a JSON object");
-  Json classes = Json::array();
+  std::vector<std::string> classes;
   for (auto it = object_info.begin(); it != object_info.end(); ++it) classes.push_back(it.key());
-  Json models = Json::array();
+  std::vector<protocol::ModelEntry> models;
   if (object_info.contains("CheckpointLoaderSimple")) {
     const Json& info = object_info["CheckpointLoaderSimple"];
     const Json spec = info.is_object() && info.value("input", Json()).is_object()
@@ -86,7 +87,7 @@ Result<Json> comfy_capabilities_from(const Json& object_info, const Json& system
                           : Json();
     if (!spec.is_array())
       return Status::corruption("/object_info CheckpointLoaderSimple has no input.required.ckpt_name list");
-    for (const std::string& name : combo_names(spec)) models.push_back({{"name", name}, {"sha256", nullptr}});
+    for (const std::string& name : combo_names(spec)) models.push_back(protocol::ModelEntry{"", name, std::nullopt, 0, false});
   }
   const Json system = system_stats.value("system", Json::object());
   const Json devices = system_stats.value("devices", Json::array());
@@ -95,12 +96,11 @@ Result<Json> comfy_capabilities_from(const Json& object_info, const Json& system
     for (const char* key : {"name", "type", "vram_total", "vram_free"}) device[key] = devices[0].value(key, Json());
   }
   const Json version = system.is_object() ? system.value("comfyui_version", Json()) : Json();
-  return Json{{"kind", "comfy"},
-              {"engine_version", version.is_string() ? "ComfyUI " + version.get<std::string>() : "ComfyUI"},
-              {"device", device},
-              {"node_classes", classes},
-              {"models", models},
-              {"benchmark", nullptr}};
+  Json reply{{"kind", "comfy"},
+             {"engine_version", version.is_string() ? "ComfyUI " + version.get<std::string>() : "ComfyUI"},
+             {"device", device}};
+  protocol::put_capabilities(reply, classes, models, std::nullopt);
+  return reply;
 }
 
 namespace {
@@ -293,9 +293,10 @@ struct Runner {
     }
     std::map<std::string, std::string> uploaded;  // name in the prompt → name on the worker
     for (auto it = inputs.begin(); it != inputs.end(); ++it) {
-      ND_ASSIGN_OR_RETURN(std::string bytes, base64_decode(it.value()["data"].get<std::string>()));
+      ND_ASSIGN_OR_RETURN(protocol::InputFile file, protocol::input_file_from_json(it.key(), it.value()));
+      ND_ASSIGN_OR_RETURN(std::string bytes, base64_decode(file.data));
       const std::string ext = std::filesystem::path(it.key()).extension().string();
-      const std::string sha = it.value()["sha256"].get<std::string>();
+      const std::string sha = file.sha256;
       const std::string name = "netdist-" + sha.substr(0, 16) + ext;
       const std::string boundary = "netdist-" + sha.substr(0, 24);
       std::string body;

@@ -4,18 +4,17 @@
 #include <cmath>
 #include <limits>
 
+#include "cluster/protocol.h"
 #include "core/status.h"
 
 namespace netdist::cluster {
 
 bool CostModel::seed_from_capabilities(const nlohmann::ordered_json& capabilities) {
-  if (!capabilities.is_object() || !capabilities.contains("benchmark")) return false;
-  const nlohmann::ordered_json& benchmark = capabilities["benchmark"];
-  if (!benchmark.is_object()) return false;
-  const nlohmann::ordered_json delay = capabilities.value("test_step_delay_ms", nlohmann::ordered_json(0));
-  const double delay_s = delay.is_number() ? std::max(0.0, delay.get<double>()) / 1000.0 : 0.0;
-  const double sps = benchmark.value("steps_per_second", 0.0);
-  const double width = benchmark.value("width", 0.0), height = benchmark.value("height", 0.0);
+  const protocol::Capabilities caps = protocol::capabilities_from_json(capabilities);
+  if (!caps.benchmark) return false;
+  const double delay_s = std::max(0.0, caps.test_step_delay_ms) / 1000.0;
+  const double sps = caps.benchmark->steps_per_second;
+  const double width = caps.benchmark->width, height = caps.benchmark->height;
   if (!(sps > 0) || !(width > 0) || !(height > 0)) return false;
   if (samples_ > 0) return true;
   seconds_per_unit_ = (1.0 / sps + delay_s) / (width * height / 4096.0);

@@ -119,17 +119,12 @@ Result<std::vector<ModelFetcher::SourceModel>> ModelFetcher::source_models(bool 
   call.timeout = std::chrono::milliseconds(10000);
   ND_ASSIGN_OR_RETURN(HttpReply reply, http_call(options_.source, call));
   if (reply.status != 200) return refusal("model list of " + options_.source, reply);
-  const Json j = Json::parse(reply.body, nullptr, false);
-  if (!j.is_object() || !j.value("models", Json()).is_array())
-    return Status::corruption("model list of " + options_.source + " has no \"models\" array");
+  auto listed = protocol::model_list_from_json(Json::parse(reply.body, nullptr, false));
+  if (!listed.is_ok()) return Status::corruption("model list of " + options_.source + ": " + listed.status().message());
   std::vector<SourceModel> out;
-  for (const Json& m : j["models"]) {
-    if (!m.is_object() || !m.value("kind", Json()).is_string() || !m.value("name", Json()).is_string() ||
-        !m.value("bytes", Json()).is_number_unsigned())
-      continue;
-    const Json sha = m.value("sha256", Json());
-    SourceModel s{m["kind"].get<std::string>(), m["name"].get<std::string>(),
-                  sha.is_string() ? sha.get<std::string>() : "", m["bytes"].get<uint64_t>()};
+  for (const protocol::ModelEntry& m : listed->models) {
+    if (m.kind.empty()) continue;
+    SourceModel s{m.kind, m.name, m.sha256.value_or(""), m.bytes};
     if (model_kind_folder(s.kind).empty() || !check_model_name(s.name).is_ok() ||
         (!s.sha256.empty() && !is_sha256_hex(s.sha256)))
       continue;
@@ -298,21 +293,22 @@ Json ModelFetcher::progress() const {
   return progress_;
 }
 
-Json ModelFetcher::capability_models() {
-  Json models = Json::array();
+std::vector<protocol::ModelEntry> ModelFetcher::capability_models() {
+  std::vector<protocol::ModelEntry> models;
   std::set<std::string> here;
   for (const std::string& name : env_->local_checkpoint_names()) {
     auto path = env_->checkpoint_path(name);
     if (!path.is_ok()) continue;
     here.insert(name);
-    Json m = {{"name", name}, {"sha256", nullptr}, {"bytes", 0}};
+    protocol::ModelEntry m;
+    m.name = name;
     if (auto f = index_->find("checkpoint", name)) {
-      m["bytes"] = f->bytes;
-      if (!f->sha256.empty()) m["sha256"] = f->sha256;
+      m.bytes = f->bytes;
+      if (!f->sha256.empty()) m.sha256 = f->sha256;
     } else {
       std::error_code ec;
-      m["bytes"] = fs::file_size(*path, ec);
-      if (ec) m["bytes"] = 0;
+      const uintmax_t size = fs::file_size(*path, ec);
+      m.bytes = ec ? 0 : size;
     }
     models.push_back(std::move(m));
   }
@@ -324,10 +320,12 @@ Json ModelFetcher::capability_models() {
   }
   for (const SourceModel& s : *list) {
     if (s.kind != "checkpoint" || here.count(s.name)) continue;
-    models.push_back({{"name", s.name},
-                      {"sha256", s.sha256.empty() ? Json() : Json(s.sha256)},
-                      {"bytes", s.bytes},
-                      {"fetch", true}});
+    protocol::ModelEntry m;
+    m.name = s.name;
+    if (!s.sha256.empty()) m.sha256 = s.sha256;
+    m.bytes = s.bytes;
+    m.fetch = true;
+    models.push_back(std::move(m));
   }
   return models;
 }

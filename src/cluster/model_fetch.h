@@ -35,6 +35,7 @@
 
 #include "cluster/http_client.h"
 #include "cluster/model_index.h"
+#include "cluster/protocol.h"
 #include "core/status.h"
 #include "nodes/node_env.h"
 
@@ -66,7 +67,7 @@ class ModelFetcher {
   // then names it); kInvalidArgument for a name that is not a plain relative name; kUnavailable when
   // fetching failed.
   Status prepare(const nlohmann::ordered_json& prompt);
-  nlohmann::ordered_json capability_models();
+  std::vector<protocol::ModelEntry> capability_models();
   nlohmann::ordered_json progress() const;
   const ModelFetchOptions& options() const { return options_; }
 

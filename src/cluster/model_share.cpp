@@ -56,16 +56,17 @@ std::optional<std::pair<uint64_t, uint64_t>> parse_range(const std::string& head
 }
 
 server::Response list_models(const ModelIndex& index) {
-  nlohmann::ordered_json models = nlohmann::ordered_json::array();
-  int64_t pending = 0;
+  protocol::ModelList list;
   for (const ModelFile& f : index.files()) {
-    pending += f.sha256.empty();
-    models.push_back({{"kind", f.kind},
-                      {"name", f.name},
-                      {"sha256", f.sha256.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(f.sha256)},
-                      {"bytes", f.bytes}});
+    list.pending += f.sha256.empty();
+    protocol::ModelEntry e;
+    e.kind = f.kind;
+    e.name = f.name;
+    if (!f.sha256.empty()) e.sha256 = f.sha256;
+    e.bytes = f.bytes;
+    list.models.push_back(std::move(e));
   }
-  return server::json_response({{"models", models}, {"pending", pending}});
+  return server::json_response(protocol::to_json(list));
 }
 
 server::Response serve_model(const ModelIndex& index, const ModelShareOptions& options, const std::string& sha,

@@ -82,6 +82,99 @@ Status check_version(const Json& capabilities, const std::string& who) {
                                               ": run the same netdist version on both");
 }
 
+Json to_json(const ModelEntry& e) {
+  Json j{{"name", e.name}, {"sha256", e.sha256 ? Json(*e.sha256) : Json(nullptr)}, {"bytes", e.bytes}};
+  if (!e.kind.empty()) j["kind"] = e.kind;
+  if (e.fetch) j["fetch"] = true;
+  return j;
+}
+
+std::optional<ModelEntry> model_entry_from_json(const Json& json) {
+  const Json name = field(json, "name");
+  if (!name.is_string()) return std::nullopt;
+  ModelEntry e;
+  e.name = name.get<std::string>();
+  const Json kind = field(json, "kind"), sha = field(json, "sha256"), bytes = field(json, "bytes");
+  if (kind.is_string()) e.kind = kind.get<std::string>();
+  if (sha.is_string()) e.sha256 = sha.get<std::string>();
+  if (bytes.is_number_unsigned()) e.bytes = bytes.get<uint64_t>();
+  e.fetch = field(json, "fetch") == Json(true);
+  return e;
+}
+
+Json to_json(const Benchmark& b) {
+  return Json{{"model", b.model},
+              {"width", b.width},
+              {"height", b.height},
+              {"steps", b.steps},
+              {"steps_per_second", b.steps_per_second}};
+}
+
+Capabilities capabilities_from_json(const Json& json) {
+  Capabilities c;
+  const Json classes = field(json, "node_classes"), models = field(json, "models");
+  for (const Json& n : classes.is_array() ? classes : Json::array())
+    if (n.is_string()) c.node_classes.push_back(n.get<std::string>());
+  for (const Json& m : models.is_array() ? models : Json::array())
+    if (auto e = model_entry_from_json(m)) c.models.push_back(std::move(*e));
+  const Json b = field(json, "benchmark");
+  if (b.is_object()) {
+    auto number = [&](const char* key) {
+      const Json v = field(b, key);
+      return v.is_number() ? v.get<double>() : 0.0;
+    };
+    Benchmark bench;
+    const Json model = field(b, "model");
+    if (model.is_string()) bench.model = model.get<std::string>();
+    bench.width = number("width");
+    bench.height = number("height");
+    bench.steps = static_cast<int64_t>(number("steps"));
+    bench.steps_per_second = number("steps_per_second");
+    c.benchmark = bench;
+  }
+  const Json delay = field(json, "test_step_delay_ms");
+  if (delay.is_number()) c.test_step_delay_ms = delay.get<double>();
+  return c;
+}
+
+void put_models(Json& reply, const std::vector<ModelEntry>& models) {
+  Json list = Json::array();
+  for (const ModelEntry& m : models) list.push_back(to_json(m));
+  reply["models"] = std::move(list);
+}
+
+void put_capabilities(Json& reply, const std::vector<std::string>& node_classes, const std::vector<ModelEntry>& models,
+                      const std::optional<Benchmark>& benchmark) {
+  reply["node_classes"] = node_classes;
+  put_models(reply, models);
+  reply["benchmark"] = benchmark ? to_json(*benchmark) : Json(nullptr);
+}
+
+Json to_json(const ModelList& list) {
+  Json j{{"models", Json::array()}, {"pending", list.pending}};
+  for (const ModelEntry& m : list.models) j["models"].push_back(to_json(m));
+  return j;
+}
+
+Result<ModelList> model_list_from_json(const Json& json) {
+  const Json models = field(json, "models");
+  if (!models.is_array()) return Status::invalid_argument("the model list has no \"models\" array");
+  ModelList list;
+  for (const Json& m : models)
+    if (auto e = model_entry_from_json(m)) list.models.push_back(std::move(*e));
+  list.pending = integer_or_zero(json, "pending");
+  return list;
+}
+
+Json to_json(const InputFile& f) { return Json{{"sha256", f.sha256}, {"data", f.data}}; }
+
+Result<InputFile> input_file_from_json(const std::string& name, const Json& json) {
+  const Json sha = field(json, "sha256"), data = field(json, "data");
+  if (!sha.is_string() || !data.is_string())
+    return Status::invalid_argument("shard input '" + name + "' needs {\"sha256\", \"data\"} strings");
+  return InputFile{sha.get<std::string>(), data.get<std::string>()};
+}
+
 Json to_json(const StatusReply& r) {
   Json j{{"running", r.running ? Json(*r.running) : Json(nullptr)},
          {"step", r.step},

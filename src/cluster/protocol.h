@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -69,6 +70,52 @@ void stamp_version(Json& capabilities);
 // it states none) and this side's version.
 Status check_version(const Json& capabilities, const std::string& who);
 
+// One model file a worker has (or, `fetch`, can fetch: model_fetch.h), or a --share-models server shares.
+struct ModelEntry {
+  std::string kind;                   // checkpoint, lora, vae, upscale; empty = checkpoint (older workers)
+  std::string name;                   // the name a loader asks for
+  std::optional<std::string> sha256;  // none while not hashed yet
+  uint64_t bytes = 0;
+  bool fetch = false;  // not here yet: fetched from the worker's model source when a task names it
+};
+Json to_json(const ModelEntry& entry);
+// Lenient: an entry that is not an object or has no string name is none.
+std::optional<ModelEntry> model_entry_from_json(const Json& json);
+
+// The speed figure a worker measures at its first probe (shard_runner.cpp speed_benchmark).
+struct Benchmark {
+  std::string model;
+  double width = 0, height = 0;
+  int64_t steps = 0;
+  double steps_per_second = 0;
+};
+Json to_json(const Benchmark& benchmark);
+
+// What the coordinator reads from a worker's capability reply. The reply is input: entries of the wrong
+// JSON type are skipped, a missing field is empty, nothing throws.
+struct Capabilities {
+  std::vector<std::string> node_classes;
+  std::vector<ModelEntry> models;
+  std::optional<Benchmark> benchmark;
+  double test_step_delay_ms = 0;
+};
+Capabilities capabilities_from_json(const Json& json);
+// The fields of a capability reply that Capabilities holds, for the side that writes one; the writer adds
+// its own descriptive fields (engine version, device) around them.
+void put_capabilities(Json& reply, const std::vector<std::string>& node_classes, const std::vector<ModelEntry>& models,
+                      const std::optional<Benchmark>& benchmark);
+// Replaces the reply's model list (a worker's models change as they are hashed or fetched).
+void put_models(Json& reply, const std::vector<ModelEntry>& models);
+
+// GET models: what a --share-models server shares, and how many of its files are not hashed yet.
+struct ModelList {
+  std::vector<ModelEntry> models;
+  int64_t pending = 0;
+};
+Json to_json(const ModelList& list);
+// invalid_argument when it is not an object with a "models" array.
+Result<ModelList> model_list_from_json(const Json& json);
+
 // --- status -------------------------------------------------------------------------------------------
 struct StatusReply {
   std::optional<std::string> running;  // the shard or task id running now
@@ -92,6 +139,16 @@ Json to_json(const InterruptRequest& request);
 InterruptRequest interrupt_request_from_body(const std::string& body);  // lenient: anything else = none
 
 // --- shard --------------------------------------------------------------------------------------------
+// One file a shard's or prompt's LoadImage nodes read, carried in the request's "inputs" object under the
+// name the workflow gives it (shard_inputs.h).
+struct InputFile {
+  std::string sha256;  // hex of the bytes
+  std::string data;    // base64 of the bytes
+};
+Json to_json(const InputFile& file);
+// invalid_argument naming `name` unless it has "sha256" and "data" strings.
+Result<InputFile> input_file_from_json(const std::string& name, const Json& json);
+
 struct ShardRequest {
   std::string shard_id = "shard";
   Json workflow = Json::object();

@@ -3,13 +3,15 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <string>
+#include <vector>
 
 namespace netdist::cluster::protocol {
 namespace {
 
 TEST(Protocol, EveryRouteHasOnePathAndComesBackFromIt) {
   for (Route r : {Route::capabilities, Route::status, Route::interrupt, Route::shard, Route::prompt, Route::pull,
-                  Route::progress, Route::result, Route::join, Route::cluster}) {
+                  Route::progress, Route::result, Route::join, Route::cluster, Route::models}) {
     ASSERT_TRUE(is_protocol_path(path(r))) << path(r);
     EXPECT_EQ(route_of(path(r)), r) << path(r);
   }
@@ -18,6 +20,7 @@ TEST(Protocol, EveryRouteHasOnePathAndComesBackFromIt) {
   EXPECT_FALSE(is_protocol_path("/prompt"));
   EXPECT_STREQ(method(Route::shard), "POST");
   EXPECT_STREQ(method(Route::status), "GET");
+  EXPECT_EQ(model_path("ab12"), std::string(path(Route::models)) + "/ab12");
 }
 
 TEST(Protocol, VersionMismatchNamesBothVersions) {
@@ -123,6 +126,58 @@ TEST(Protocol, StatusReplyRoundTrips) {
   EXPECT_EQ(back->events->size(), 1u);
   EXPECT_FALSE(status_reply_from_json(Json::array()).is_ok());
   EXPECT_FALSE(to_json(StatusReply{}).contains("events"));
+}
+
+// A capability reply is input from another process: wrong JSON types are skipped, never thrown on.
+TEST(Protocol, CapabilitiesSurviveWrongTypesAndRoundTrip) {
+  Json hostile = Json::parse(R"({"node_classes": ["KSampler", 3, null, {"a": 1}],
+                                 "models": [{"name": "a.safetensors", "sha256": 7, "bytes": -1}, 5, {"sha256": "x"},
+                                            {"name": "b.safetensors", "fetch": true, "bytes": 10}],
+                                 "benchmark": {"steps_per_second": "fast", "width": 64, "height": 64},
+                                 "test_step_delay_ms": "soon"})");
+  const Capabilities caps = capabilities_from_json(hostile);
+  EXPECT_EQ(caps.node_classes, std::vector<std::string>{"KSampler"});
+  ASSERT_EQ(caps.models.size(), 2u);
+  EXPECT_EQ(caps.models[0].name, "a.safetensors");
+  EXPECT_FALSE(caps.models[0].sha256.has_value());
+  EXPECT_EQ(caps.models[0].bytes, 0u);
+  EXPECT_TRUE(caps.models[1].fetch);
+  ASSERT_TRUE(caps.benchmark.has_value());
+  EXPECT_EQ(caps.benchmark->steps_per_second, 0.0);
+  EXPECT_EQ(caps.test_step_delay_ms, 0.0);
+  for (const Json& j : {Json(), Json(3), Json::array(), Json("caps")}) {
+    const Capabilities none = capabilities_from_json(j);
+    EXPECT_TRUE(none.node_classes.empty() && none.models.empty() && !none.benchmark) << j.dump();
+  }
+
+  Json reply = Json::object();
+  put_capabilities(reply, {"KSampler"}, {ModelEntry{"", "m.safetensors", std::string(64, 'a'), 12, false}},
+                   Benchmark{"tiny", 64, 64, 4, 8.5});
+  const Capabilities back = capabilities_from_json(reply);
+  ASSERT_EQ(back.models.size(), 1u);
+  EXPECT_EQ(back.models[0].sha256, std::string(64, 'a'));
+  EXPECT_EQ(back.models[0].bytes, 12u);
+  ASSERT_TRUE(back.benchmark.has_value());
+  EXPECT_EQ(back.benchmark->steps_per_second, 8.5);
+}
+
+TEST(Protocol, ModelListAndInputFilesNameWhatIsWrong) {
+  EXPECT_FALSE(model_list_from_json(Json::object()).is_ok());
+  ModelList list;
+  list.models.push_back(ModelEntry{"lora", "x.safetensors", std::nullopt, 3, false});
+  list.pending = 2;
+  auto back = model_list_from_json(to_json(list));
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  ASSERT_EQ(back->models.size(), 1u);
+  EXPECT_EQ(back->models[0].kind, "lora");
+  EXPECT_EQ(back->pending, 2);
+
+  auto bad = input_file_from_json("in.png", Json{{"sha256", 1}, {"data", "AA=="}});
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("in.png"), std::string::npos) << bad.status().message();
+  auto good = input_file_from_json("in.png", to_json(InputFile{"ab", "AA=="}));
+  ASSERT_TRUE(good.is_ok());
+  EXPECT_EQ(good->data, "AA==");
 }
 
 }  // namespace

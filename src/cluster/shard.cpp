@@ -3,6 +3,7 @@
 #include <cmath>
 #include <deque>
 
+#include "cluster/protocol.h"
 #include "nodes/core_nodes.h"
 
 namespace netdist::cluster {
@@ -109,10 +110,10 @@ bool is_whole_prompt(const Json& prompt) {
 bool is_whole_prompt(const graph::PromptAnalysis& analysis) { return analysis.runs_whole(); }
 
 std::vector<std::string> missing_requirements(const Requirements& req, const Json& capabilities) {
-  std::set<std::string> classes, models;
-  for (const Json& c : capabilities.value("node_classes", Json::array()))
-    classes.insert(c.get<std::string>());
-  for (const Json& m : capabilities.value("models", Json::array())) models.insert(m.value("name", ""));
+  const protocol::Capabilities caps = protocol::capabilities_from_json(capabilities);
+  const std::set<std::string> classes(caps.node_classes.begin(), caps.node_classes.end());
+  std::set<std::string> models;
+  for (const protocol::ModelEntry& m : caps.models) models.insert(m.name);
   std::vector<std::string> out;
   for (const std::string& m : req.checkpoints) {
     if (!models.count(m)) out.push_back("checkpoint '" + m + "'");

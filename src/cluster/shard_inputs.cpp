@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "cluster/protocol.h"
 #include "core/base64.h"
 #include "io/files.h"
 #include "io/sha256.h"
@@ -49,7 +50,7 @@ Result<Json> collect_shard_inputs(const Json& workflow, const std::string& input
     if (inputs.contains(name)) continue;
     ND_RETURN_IF_ERROR(check_input_name(name).with_context("node " + id));
     ND_ASSIGN_OR_RETURN(std::string bytes, io::read_file((fs::path(input_dir) / name).string()));
-    inputs[name] = Json{{"sha256", io::sha256_hex(bytes)}, {"data", base64_encode(bytes)}};
+    inputs[name] = protocol::to_json(protocol::InputFile{io::sha256_hex(bytes), base64_encode(bytes)});
   }
   return inputs;
 }
@@ -60,12 +61,11 @@ Result<Json> install_shard_inputs(Json workflow, const Json& inputs, const std::
   Json installed = Json::object();  // name in the workflow → name under input_dir
   for (const auto& [name, file] : inputs.items()) {
     ND_RETURN_IF_ERROR(check_input_name(name));
-    if (!file.is_object() || !file.value("sha256", Json()).is_string() || !file.value("data", Json()).is_string())
-      return Status::invalid_argument("shard input '" + name + "' needs {\"sha256\", \"data\"} strings");
-    auto bytes = base64_decode(file["data"].get<std::string>());
+    ND_ASSIGN_OR_RETURN(protocol::InputFile file_in, protocol::input_file_from_json(name, file));
+    auto bytes = base64_decode(file_in.data);
     if (!bytes.is_ok()) return bytes.status().with_context("shard input '" + name + "'");
     const std::string sha = io::sha256_hex(*bytes);
-    if (sha != file["sha256"].get<std::string>())
+    if (sha != file_in.sha256)
       return Status::invalid_argument("shard input '" + name + "' does not match its sha256 (got " + sha + ")");
     const std::string stored =
         std::string(kShardInputFolder) + "/" + sha + fs::path(name).extension().string();

@@ -353,60 +353,55 @@ Result<at::Tensor> ShardRunner::run_request(const Json& body) {
 namespace {
 
 // A short speed figure: the embedded model, one 64×64 image, 4 euler steps at CFG 5 on this device (after
-// one warm-up step). null when the embedded model is not available.
-Json speed_benchmark(nodes::NodeEnv& env) {
+// one warm-up step). None when the embedded model is not available.
+std::optional<protocol::Benchmark> speed_benchmark(nodes::NodeEnv& env) {
   const std::string path = env.options().default_checkpoint;
-  if (path.empty()) return nullptr;
+  if (path.empty()) return std::nullopt;
   const std::string name = std::filesystem::path(path).filename().string();
   auto model = env.load_checkpoint(name);
-  if (!model.is_ok()) return nullptr;
+  if (!model.is_ok()) return std::nullopt;
   Model& m = **model;
   auto pos = encode_prompt(m, "a red heart");
   auto neg = encode_prompt(m, "");
-  if (!pos.is_ok() || !neg.is_ok()) return nullptr;
+  if (!pos.is_ok() || !neg.is_ok()) return std::nullopt;
   SampleRequest req;
   req.steps = 1;
   req.cfg = 5.0;
   req.latent = empty_latent(m, 1, 64, 64);
-  if (!sample(m, *pos, *neg, req, nullptr).is_ok()) return nullptr;
+  if (!sample(m, *pos, *neg, req, nullptr).is_ok()) return std::nullopt;
   req.steps = 4;
   const auto t0 = std::chrono::steady_clock::now();
-  if (!sample(m, *pos, *neg, req, nullptr).is_ok()) return nullptr;
+  if (!sample(m, *pos, *neg, req, nullptr).is_ok()) return std::nullopt;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return Json{{"model", name},
-              {"width", 64},
-              {"height", 64},
-              {"steps", 4},
-              {"steps_per_second", seconds > 0 ? 4.0 / seconds : 0.0}};
+  return protocol::Benchmark{name, 64, 64, 4, seconds > 0 ? 4.0 / seconds : 0.0};
 }
 
 }  // namespace
 
 Json ShardRunner::capabilities() {
   std::lock_guard<std::mutex> lock(caps_mutex_);
-  if (caps_ && options_.models) (*caps_)["models"] = options_.models->capability_models();
+  if (caps_ && options_.models) protocol::put_models(*caps_, options_.models->capability_models());
   if (caps_) return *caps_;
-  Json models = options_.models ? options_.models->capability_models() : Json::array();
+  std::vector<protocol::ModelEntry> models;
+  if (options_.models) models = options_.models->capability_models();
   for (const std::string& name : options_.models ? std::vector<std::string>() : env_->local_checkpoint_names()) {
     auto path = env_->checkpoint_path(name);
     if (!path.is_ok()) continue;
-    Json m = {{"name", name}, {"sha256", nullptr}, {"bytes", 0}};
+    protocol::ModelEntry m;
+    m.name = name;
     std::error_code ec;
     if (std::filesystem::is_regular_file(*path, ec)) {
-      m["bytes"] = std::filesystem::file_size(*path, ec);
-      if (auto h = io::file_sha256(*path); h.is_ok()) m["sha256"] = *h;
+      const uintmax_t size = std::filesystem::file_size(*path, ec);
+      m.bytes = ec ? 0 : size;
+      if (auto h = io::file_sha256(*path); h.is_ok()) m.sha256 = *h;
     }
-    models.push_back(m);
+    models.push_back(std::move(m));
   }
-  Json classes = Json::array();
-  for (const std::string& c : registry_.class_types()) classes.push_back(c);
   const std::string& dev = options_.device_name;
   caps_ = Json{{"engine_version", NETDIST_VERSION},
                {"device", {{"name", dev}, {"type", dev.rfind("cuda", 0) == 0 ? "cuda" : "cpu"}}},
-               {"node_classes", classes},
-               {"models", models},
-               {"benchmark", speed_benchmark(*env_)},
                {"test_step_delay_ms", options_.test_step_delay_ms}};
+  protocol::put_capabilities(*caps_, registry_.class_types(), models, speed_benchmark(*env_));
   protocol::stamp_version(*caps_);
   return *caps_;
 }
