@@ -295,9 +295,8 @@ struct Runner {
     for (auto it = inputs.begin(); it != inputs.end(); ++it) {
       ND_ASSIGN_OR_RETURN(protocol::InputFile file, protocol::input_file_from_json(it.key(), it.value()));
       ND_ASSIGN_OR_RETURN(std::string bytes, base64_decode(file.data));
-      const std::string ext = std::filesystem::path(it.key()).extension().string();
-      const std::string sha = file.sha256;
-      const std::string name = "netdist-" + sha.substr(0, 16) + ext;
+      const std::string& sha = file.sha256;
+      const std::string name = "netdist-" + sha.substr(0, 16) + std::filesystem::path(it.key()).extension().string();
       const std::string boundary = "netdist-" + sha.substr(0, 24);
       std::string body;
       const auto field = [&](const std::string& key, const std::string& value) {
