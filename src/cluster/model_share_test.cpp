@@ -28,7 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 
-fs::path fresh_dir(const std::string& name) {
+fs::path model_test_dir(const std::string& name) {
   static std::atomic<int> counter{0};
   fs::path p = fs::temp_directory_path() /
                ("netdist_model_share_test_" + std::to_string(getpid()) + "_" + std::to_string(counter++)) / name;
@@ -55,7 +55,7 @@ std::string random_bytes(size_t n, unsigned seed) {
 }
 
 TEST(ModelIndex, ListsModelFilesInsideTheFolderWithTheirHashes) {
-  const fs::path dir = fresh_dir("models");
+  const fs::path dir = model_test_dir("models");
   write(dir / "checkpoints" / "a.safetensors", "checkpoint a");
   write(dir / "checkpoints" / "sub" / "b.safetensors", "checkpoint b");
   write(dir / "root.safetensors", "root checkpoint");
@@ -64,7 +64,7 @@ TEST(ModelIndex, ListsModelFilesInsideTheFolderWithTheirHashes) {
   write(dir / "upscale_models" / "u.pth", "upscaler");
   write(dir / "checkpoints" / "notes.txt", "not a model");
   write(dir / "checkpoints" / ".partial" / "x.safetensors", "a download in progress");
-  const fs::path outside = fresh_dir("outside") / "secret.safetensors";
+  const fs::path outside = model_test_dir("outside") / "secret.safetensors";
   write(outside, "outside the models folder");
   fs::create_symlink(outside, dir / "vae" / "escape.safetensors");
 
@@ -86,7 +86,7 @@ TEST(ModelIndex, ListsModelFilesInsideTheFolderWithTheirHashes) {
 }
 
 TEST(ModelIndex, HashCacheIsReusedAcrossRestartsAndChangedFilesAreHashedAgain) {
-  const fs::path dir = fresh_dir("models");
+  const fs::path dir = model_test_dir("models");
   write(dir / "checkpoints" / "a.safetensors", random_bytes(3 << 20, 1));
   write(dir / "loras" / "l.safetensors", "lora");
   {
@@ -187,7 +187,7 @@ std::string header(const HttpReply& r, const std::string& name) {
 }
 
 TEST(ModelShareRoutes, ServeByDigestWithRangesOnlyWithTheTokenAndOnlyWhenEnabled) {
-  const fs::path root = fresh_dir("server");
+  const fs::path root = model_test_dir("server");
   const std::string bytes = random_bytes(5000, 2);
   write(root / "models" / "checkpoints" / "m.safetensors", bytes);
   const fs::path outside = root / "outside.safetensors";
@@ -263,7 +263,7 @@ Json checkpoint_prompt(const std::string& name) {
 class ModelFetch : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fresh_dir("fetch");
+    root_ = model_test_dir("fetch");
     bytes_ = random_bytes(10000, 3);
     write(root_ / "models" / "checkpoints" / "shared.safetensors", bytes_);
   }
@@ -274,17 +274,17 @@ class ModelFetch : public ::testing::Test {
 TEST_F(ModelFetch, DownloadsVerifiesAndPlacesUnderTheRequestedName) {
   ShareServer server(root_, (root_ / "models").string(), true, "tok", 4000);
   Worker w(root_, server.url());
-  const Json caps = w.fetcher->capability_models();
-  ASSERT_EQ(caps.size(), 1u) << caps.dump();
-  EXPECT_EQ(caps[0]["name"], "shared.safetensors");
-  EXPECT_EQ(caps[0]["fetch"], true);
+  const std::vector<protocol::ModelEntry> caps = w.fetcher->capability_models();
+  ASSERT_EQ(caps.size(), 1u);
+  EXPECT_EQ(caps[0].name, "shared.safetensors");
+  EXPECT_TRUE(caps[0].fetch);
   ASSERT_TRUE(w.fetcher->prepare(checkpoint_prompt("shared.safetensors")).is_ok());
   EXPECT_EQ(slurp(w.dir / "checkpoints" / "shared.safetensors"), bytes_);
   EXPECT_FALSE(fs::exists(w.dir / "checkpoints" / ".partial" / (io::sha256_hex(bytes_) + ".part")));
   EXPECT_TRUE(w.fetcher->progress().is_null());
   ASSERT_TRUE(w.index->find("checkpoint", "shared.safetensors"));
   EXPECT_EQ(w.index->find("checkpoint", "shared.safetensors")->sha256, io::sha256_hex(bytes_));
-  EXPECT_EQ(w.fetcher->capability_models()[0].value("fetch", false), false);
+  EXPECT_FALSE(w.fetcher->capability_models()[0].fetch);
   // Ranges of the client's chunk (1500), each answered in full (the server's chunk is 4000).
   std::vector<std::string> ranges;
   for (const std::string& r : server.ranges()) {
