@@ -469,7 +469,7 @@ CLI::App* add_server_command(CLI::App& app, const std::string& name, const std::
       "(docs/scheduling.md)");
   cmd->add_flag("--share-models", flags->share_models,
                 "serve this server's model files by SHA-256 to cluster members holding --auth-token (GET "
-                "/netdist/v1/models; docs/api.md)");
+                "models; docs/api.md, model sharing)");
   cmd->add_option("--models-from", flags->models_from,
                   "worker: fetch checkpoints, LoRAs and VAEs that a task names and this worker lacks from this "
                   "--share-models server (default: the --join coordinator)");
@@ -503,7 +503,7 @@ void add_serve_command(CLI::App& app) {
 
 void add_worker_command(CLI::App& app) {
   add_server_command(app, "worker",
-                     "Serve the ComfyUI API plus the /netdist/v1 shard API as a cluster worker", true);
+                     "Serve the ComfyUI API plus the cluster protocol (docs/api.md) as a cluster worker", true);
 }
 
 }  // namespace netdist::cli

@@ -279,13 +279,7 @@ void ModelFetcher::set_progress(const SourceModel* m, uint64_t done, double rate
     progress_ = nullptr;
     return;
   }
-  progress_ = Json{{"kind", m->kind},
-                   {"name", m->name},
-                   {"sha256", m->sha256},
-                   {"bytes_done", done},
-                   {"bytes_total", m->bytes},
-                   {"percent", m->bytes ? double(done) * 100.0 / double(m->bytes) : 100.0},
-                   {"bytes_per_second", rate}};
+  progress_ = protocol::to_json(protocol::FetchProgress{m->kind, m->name, m->sha256, done, m->bytes, rate});
 }
 
 Json ModelFetcher::progress() const {

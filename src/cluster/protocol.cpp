@@ -175,6 +175,16 @@ Result<InputFile> input_file_from_json(const std::string& name, const Json& json
   return InputFile{sha.get<std::string>(), data.get<std::string>()};
 }
 
+Json to_json(const FetchProgress& p) {
+  return Json{{"kind", p.kind},
+              {"name", p.name},
+              {"sha256", p.sha256},
+              {"bytes_done", p.bytes_done},
+              {"bytes_total", p.bytes_total},
+              {"percent", p.bytes_total ? double(p.bytes_done) * 100.0 / double(p.bytes_total) : 100.0},
+              {"bytes_per_second", p.bytes_per_second}};
+}
+
 Json to_json(const StatusReply& r) {
   Json j{{"running", r.running ? Json(*r.running) : Json(nullptr)},
          {"step", r.step},

@@ -117,6 +117,14 @@ Json to_json(const ModelList& list);
 Result<ModelList> model_list_from_json(const Json& json);
 
 // --- status -------------------------------------------------------------------------------------------
+// The model transfer a worker is making (model_fetch.h), in its status reply's "model_fetch".
+struct FetchProgress {
+  std::string kind, name, sha256;
+  uint64_t bytes_done = 0, bytes_total = 0;
+  double bytes_per_second = 0;
+};
+Json to_json(const FetchProgress& progress);  // with "percent" of bytes_total done
+
 struct StatusReply {
   std::optional<std::string> running;  // the shard or task id running now
   int64_t step = 0, steps = 0;
