@@ -1,0 +1,42 @@
+// Upscale models as ComfyUI loads them (UpscaleModelLoader, ImageUpscaleWithModel; ComfyUI uses the spandrel
+// library): the ESRGAN family — RRDBNet in its "old" and "new" key layouts, Real-ESRGAN x2/x4 — and the compact
+// SRVGGNet. Issue #18. The architecture is detected from the state dict's keys and shapes; an unknown one is
+// refused at load naming the keys it did not recognise.
+//
+// Tensor conventions: IMAGE [N, H, W, 3] float32 on the CPU, values in [0, 1] (include/netdist/engine.h).
+// Thread-safety: calls on one UpscaleModel are serialised internally.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <ATen/ATen.h>
+
+#include "core/status.h"
+
+namespace netdist {
+
+struct EngineOptions;
+class UpscaleModel;
+
+// UpscaleModelLoader: a .safetensors upscale model (ComfyUI also takes .pth pickles; netdist refuses them
+// with a message saying so). Errors name the file.
+Result<std::shared_ptr<UpscaleModel>> load_upscale_model(const std::string& path, const EngineOptions& options);
+
+struct UpscaleModelInfo {
+  std::string architecture;  // "ESRGAN", "RealESRGAN", "SRVGGNetCompact", ...
+  int scale = 4;             // output pixels per input pixel, per axis
+  int in_channels = 3;
+  std::string path;
+};
+UpscaleModelInfo upscale_model_info(const UpscaleModel& model);
+
+// ImageUpscaleWithModel: the image through the model as ComfyUI's node runs it (tiles of 512 pixels
+// overlapping by 32, comfy.utils.tiled_scale; on out-of-memory the tile size halves down to 128), clamped to
+// [0, 1]. progress(done, total) counts tiles; returning false interrupts (Status cancelled).
+Result<at::Tensor> upscale_image(UpscaleModel& model, const at::Tensor& image,
+                                 const std::function<bool(int done, int total)>& progress);
+
+}  // namespace netdist
