@@ -39,7 +39,6 @@
 #include <ATen/ATen.h>
 
 #include "core/status.h"
-#include "netdist/step_group.h"
 
 namespace netdist {
 
@@ -130,11 +129,6 @@ struct SampleRequest {
   bool add_noise = true;                     // KSamplerAdvanced add_noise
   std::optional<int> start_step, last_step;  // KSamplerAdvanced
   bool force_full_denoise = false;           // KSamplerAdvanced return_with_leftover_noise = disable
-  // Step-parallel sampling (issue #17; include/netdist/step_group.h): with a group, every member calls
-  // sample() with the same request and gets the same latent. cfg_split: the conditional and unconditional
-  // passes of each step run on different members (cfg != 1). The tile-parallel mode adds its own field.
-  std::shared_ptr<StepGroup> group;
-  bool cfg_split = false;
 };
 
 // Called after each sampler step with (step, total); return false to interrupt (→ Status cancelled).
