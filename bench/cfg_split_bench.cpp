@@ -86,10 +86,14 @@ int main(int argc, char** argv) {
   std::string checkpoint = std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors";
   int size = 64, steps = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--devices")) devices = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--size")) size = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--checkpoint")) checkpoint = argv[i + 1];
+    if (!std::strcmp(argv[i], "--devices"))
+      devices = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--size"))
+      size = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--steps"))
+      steps = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--checkpoint"))
+      checkpoint = argv[i + 1];
   }
   const size_t comma = devices.find(',');
   const std::string device[2] = {devices.substr(0, comma),
@@ -117,6 +121,7 @@ int main(int argc, char** argv) {
   const auto [split_s, exchange_s] = cfg_bench_split(members, size, steps, 50);
   std::printf("cfg split, %s, %d×%d, %d steps: alone %.3f s, split %.3f s, speed-up %.2f×\n", devices.c_str(),
               size, size, steps, alone_s, split_s, alone_s / split_s);
-  std::printf("exchange (all_gather of one latent-sized prediction): %.3f ms per UNet call\n", exchange_s * 1e3);
+  std::printf("exchange (all_gather of one latent-sized prediction): %.3f ms per UNet call\n",
+              exchange_s * 1e3);
   return 0;
 }

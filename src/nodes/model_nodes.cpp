@@ -85,13 +85,13 @@ void add_vae_nodes(graph::NodeRegistry& r, const std::shared_ptr<NodeEnv>& env) 
               });
 }
 
-// ComfyUI's MultiGPU_WorkUnits (comfy_extras/nodes_multigpu.py): the model, prepared for CFG split across up to
-// max_gpus devices. netdist has no per-process device clones to make: the model passes through unchanged, as in
-// ComfyUI with one GPU. (CFG split itself is the engine's SampleRequest::cfg_split over a step group.)
+// ComfyUI's MultiGPU_WorkUnits (comfy_extras/nodes_multigpu.py): the model, prepared for CFG split across up
+// to max_gpus devices. netdist has no per-process device clones to make: the model passes through unchanged,
+// as in ComfyUI with one GPU. (CFG split itself is the engine's SampleRequest::cfg_split over a step group.)
 void add_multigpu_work_units(graph::NodeRegistry& r) {
-  graph::NodeSchema s =
-      make_schema("MultiGPU_WorkUnits", "MultiGPU Work Units", "advanced/multigpu",
-                  {graph::link_input("model", "MODEL"), graph::int_input("max_gpus", 2, 1, nullptr, 1)}, {"MODEL"});
+  graph::NodeSchema s = make_schema(
+      "MultiGPU_WorkUnits", "MultiGPU Work Units", "advanced/multigpu",
+      {graph::link_input("model", "MODEL"), graph::int_input("max_gpus", 2, 1, nullptr, 1)}, {"MODEL"});
   s.python_module = "comfy_extras.nodes_multigpu";
   s.description =
       "Prepares model to have sampling accelerated via splitting work units.\n\n"

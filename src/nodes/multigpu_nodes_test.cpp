@@ -51,7 +51,8 @@ class MultiGpuNodesTest : public ::testing::Test {
       "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "m"}}
     })");
     if (with_node) {
-      p["8"] = {{"class_type", "MultiGPU_WorkUnits"}, {"inputs", {{"model", {"1", 0}}, {"max_gpus", max_gpus}}}};
+      p["8"] = {{"class_type", "MultiGPU_WorkUnits"},
+                {"inputs", {{"model", {"1", 0}}, {"max_gpus", max_gpus}}}};
       p["5"]["inputs"]["model"] = {"8", 0};
     }
     return p;
@@ -66,7 +67,8 @@ class MultiGpuNodesTest : public ::testing::Test {
 TEST_F(MultiGpuNodesTest, SchemaIsComfyUIs) {
   const Json info = registry_.object_info()["MultiGPU_WorkUnits"];
   EXPECT_EQ(info["input"]["required"]["model"], Json::parse(R"(["MODEL"])"));
-  EXPECT_EQ(info["input"]["required"]["max_gpus"], Json::parse(R"(["INT", {"default": 2, "min": 1, "step": 1}])"));
+  EXPECT_EQ(info["input"]["required"]["max_gpus"],
+            Json::parse(R"(["INT", {"default": 2, "min": 1, "step": 1}])"));
   EXPECT_EQ(info["output"], Json::parse(R"(["MODEL"])"));
   EXPECT_EQ(info["category"], "advanced/multigpu");
   EXPECT_EQ(info["python_module"], "comfy_extras.nodes_multigpu");
@@ -78,7 +80,8 @@ TEST_F(MultiGpuNodesTest, PassesTheModelThroughOnOneProcess) {
     ASSERT_TRUE(v.ok()) << v.error_body.dump();
     graph::testing::Recorder sink;
     std::atomic<bool> interrupt{false};
-    graph::ExecutionOutcome out = executor_.execute(*v.validated, "p", Json{{"client_id", "c"}}, sink, interrupt);
+    graph::ExecutionOutcome out =
+        executor_.execute(*v.validated, "p", Json{{"client_id", "c"}}, sink, interrupt);
     EXPECT_TRUE(out.success) << with_node;
   }
   std::vector<std::string> files;

@@ -22,8 +22,8 @@ StepGroupOptions c10d_test_options(milliseconds timeout) {
 }
 
 // Runs body(rank) on `size` threads, each with its own group over `store`; returns each group's join status.
-std::vector<Status> c10d_test_run(const c10::intrusive_ptr<c10d::Store>& store, int size, milliseconds timeout,
-                                  const std::function<void(int, StepGroup&)>& body) {
+std::vector<Status> c10d_test_run(const c10::intrusive_ptr<c10d::Store>& store, int size,
+                                  milliseconds timeout, const std::function<void(int, StepGroup&)>& body) {
   std::vector<Status> joined(size);
   std::vector<std::thread> threads;
   for (int rank = 0; rank < size; ++rank) {
@@ -163,7 +163,8 @@ TEST(C10dGroup, MemberThatStopsCallingIsNamedAfterTheTimeout) {
 TEST(C10dGroup, MemberThatNeverJoinsIsNamed) {
   auto group = make_step_group(make_hash_store(), 0, 3, c10d_test_options(milliseconds(300)));
   ASSERT_FALSE(group.is_ok());
-  EXPECT_NE(group.status().message().find("rank 1 (member-b), rank 2 (member-c) did not join"), std::string::npos)
+  EXPECT_NE(group.status().message().find("rank 1 (member-b), rank 2 (member-c) did not join"),
+            std::string::npos)
       << group.status().to_string();
 }
 
