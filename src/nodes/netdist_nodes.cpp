@@ -8,6 +8,8 @@
 #include <limits>
 #include <vector>
 
+#include <fmt/ranges.h>
+
 #include "core/base64.h"
 #include "core/log.h"
 #include "core/py_json.h"
