@@ -1,5 +1,6 @@
 // LoraLoader, VAELoader and VAEDecodeTiled (ComfyUI nodes.py), on engine.h's apply_lora, load_vae and
-// decode_tiled. LoRA and VAE files are listed from NodeEnv's models_dir/loras and models_dir/vae.
+// decode_tiled. LoRA and VAE files are listed from NodeEnv's models_dir/loras and models_dir/vae. Also registers
+// the upscale-model nodes (upscale_model_nodes.h).
 #pragma once
 
 #include <memory>

@@ -13,6 +13,9 @@
 #   unet_vae   tools/parity/make_unet_vae_reference.py (ComfyUI's own tiny UNets/VAE, CPU fp32), then
 #              netdist_parity_tests (ParityComfyUI.*) with NETDIST_PARITY_DATA set: max |diff| / max |ref|
 #   cudagraphs netdist_engine_tests CudaGraphs.* on the GPU: graph replay is bit-identical to eager
+#   upscale    tools/parity/upscale_reference.py (spandrel's RRDBNet/Real-ESRGAN/SRVGGNetCompact of real sizes,
+#              random weights, through ComfyUI's UpscaleModelLoader + ImageUpscaleWithModel on a 4-tile
+#              image), then netdist_parity_tests (ParityUpscale.*) with NETDIST_UPSCALE_PARITY_DATA set
 #   sd15       real-size random SD1.5 checkpoint, ComfyUI reference (fp16 and fp32), tools/parity/parity_check:
 #              text encoder, one UNet call, VAE decode and whole 20-step images for four samplers
 #   sdxl       the same for SDXL at 1024² (fp16)
@@ -21,7 +24,7 @@
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
 #
 # Environment (all optional): PEER=.peer  BUILD=build/gpu  WORK=/tmp/netdist-parity  PYTHON=python3
-#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs sd15 sdxl"  STEP_TIMEOUT=900 (seconds a step)
+#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale sd15 sdxl"  STEP_TIMEOUT=900 (seconds a step)
 #   The device tool allows 10 minutes a command: run the steps in two commands if needed, e.g.
 #   PARITY_STEPS="build goldens unet_vae cudagraphs sd15" then PARITY_STEPS=sdxl (the build stays in BUILD).
 set -uo pipefail
@@ -32,7 +35,7 @@ BUILD=${BUILD:-build/gpu}
 WORK=${WORK:-/tmp/netdist-parity}
 PYTHON=${PYTHON:-python3}
 CUDA_DEVICE=${CUDA_DEVICE:-0}
-PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs sd15 sdxl}
+PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale sd15 sdxl}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 RESULTS=$WORK/results
 ROWS=$WORK/rows.tsv  # check <TAB> pass|FAIL <TAB> largest difference <TAB> bound
@@ -137,7 +140,7 @@ if want unet_vae; then
   rm -rf "$WORK/unet_vae"
   if run_logged unet_vae_reference "$PYTHON" tools/parity/make_unet_vae_reference.py "$PEER/ComfyUI" "$WORK/unet_vae"; then
     NETDIST_PARITY_DATA=$WORK/unet_vae timeout "$STEP_TIMEOUT" "$BUILD/netdist_parity_tests" \
-      --gtest_output=xml:"$RESULTS/parity.gtest.xml" >"$WORK/unet_vae_tests.log" 2>&1
+      --gtest_filter='ParityComfyUI.*' --gtest_output=xml:"$RESULTS/parity.gtest.xml" >"$WORK/unet_vae_tests.log" 2>&1
     echo "ParityComfyUI $? parity.gtest.xml" >>"$RESULTS/steps.txt"
     grep -E '^\[ *(FAILED|SKIPPED) *\]|Failure' "$WORK/unet_vae_tests.log" | head -20
     # "[ parity ] <what>: max |diff| / max |ref| = <v> (bound 1e-4)"
@@ -161,6 +164,27 @@ if want cudagraphs; then
   echo "CudaGraphs $? cudagraphs.gtest.xml" >>"$RESULTS/steps.txt"
   grep -E '^\[ *(FAILED|SKIPPED) *\]|Failure|netdist-skip' "$WORK/cudagraphs.log" | head -20
   gtest_rows "CudaGraphs" "$RESULTS/cudagraphs.gtest.xml" "0 (bit-identical)" "0"
+fi
+
+# ---- upscale models: spandrel's architectures through ComfyUI's nodes -----------------------------------
+if want upscale; then
+  rm -rf "$WORK/upscale"
+  if run_logged upscale_reference "$PYTHON" tools/parity/upscale_reference.py --peer "$PEER" --out "$WORK/upscale"; then
+    grep -A3 '"device"' "$WORK/upscale_reference.log" | sed 's/^/[gpu-parity] upscale reference: /'
+    NETDIST_UPSCALE_PARITY_DATA=$WORK/upscale timeout "$STEP_TIMEOUT" "$BUILD/netdist_parity_tests" \
+      --gtest_filter='ParityUpscale.*' --gtest_output=xml:"$RESULTS/upscale.gtest.xml" >"$WORK/upscale_tests.log" 2>&1
+    echo "ParityUpscale $? upscale.gtest.xml" >>"$RESULTS/steps.txt"
+    grep -E '^\[ *(FAILED|SKIPPED) *\]|Failure|^\[ upscale \]' "$WORK/upscale_tests.log" | head -20
+    sed -n 's/^\[ parity \] \(.*\): max |diff| \/ max |ref| = \([^ ]*\) (bound \([^)]*\))$/\1\t\2\t\3/p' \
+      "$WORK/upscale_tests.log" |
+      awk -F'\t' '{ ok = ($2 + 0 <= $3 + 0); printf "ParityUpscale: %s\t%s\t%s rel\t%s\n", $1, ok ? "pass" : "FAIL", $2, $3 }' >>"$ROWS"
+    grep -q '^\[ parity \]' "$WORK/upscale_tests.log" || row "ParityUpscale: no comparison ran" FAIL "-" "2/255"
+    ROWS=$WORK/upscale_rows.tsv gtest_rows "ParityUpscale" "$RESULTS/upscale.gtest.xml" "-" "2/255"
+    awk -F'\t' '$2 != "pass"' "$WORK/upscale_rows.tsv" >>"$ROWS"
+    rm -f "$WORK/upscale_rows.tsv"
+  else
+    row "ParityUpscale: upscale_reference.py" FAIL "-" "-"
+  fi
 fi
 
 # ---- whole checkpoints: docs/parity.md's tables ---------------------------------------------------------
