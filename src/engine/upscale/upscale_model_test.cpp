@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -284,6 +285,63 @@ TEST_F(UpscaleModelTest, BrokenStateDictsAreRefusedNotCrashed) {
     ASSERT_FALSE(r.is_ok()) << name;
     EXPECT_NE(r.status().message().find(name + ".safetensors"), std::string::npos) << r.status().to_string();
   }
+}
+
+// A short in-process fuzz of detection and loading: state dicts with keys dropped, renumbered or reshaped
+// either load into a network that runs or are refused with a Status — never an abort or an exception.
+TEST_F(UpscaleModelTest, MutatedStateDictsAreRefusedOrRun) {
+  const ArchConfig esrgan = esrgan_config(4, 2, 2);
+  const runtime::WeightMap bases[] = {random_upscale_weights(esrgan, 1),
+                                      esrgan_to_new_layout(random_upscale_weights(esrgan, 2), esrgan),
+                                      random_upscale_weights(compact_config(4, 1, 2), 3)};
+  std::mt19937 rng(12345);
+  int loaded = 0, refused = 0;
+  for (int iter = 0; iter < 300; ++iter) {
+    runtime::WeightMap w = bases[iter % 3];
+    const int mutations = 1 + static_cast<int>(rng() % 3);
+    for (int m = 0; m < mutations && !w.empty(); ++m) {
+      auto it = std::next(w.begin(), static_cast<std::ptrdiff_t>(rng() % w.size()));
+      std::string key = it->first;
+      at::Tensor t = it->second;
+      switch (rng() % 4) {
+        case 0:
+          w.erase(it);
+          break;
+        case 1: {  // renumber: one digit of the key changes
+          const size_t d = key.find_first_of("0123456789");
+          if (d == std::string::npos) break;
+          w.erase(it);
+          key[d] = static_cast<char>('0' + rng() % 10);
+          w[key] = t;
+          break;
+        }
+        case 2: {  // reshape
+          std::vector<int64_t> shape(rng() % 5);
+          for (int64_t& v : shape) v = static_cast<int64_t>(rng() % 40);
+          it->second = at::zeros(shape);
+          break;
+        }
+        default:
+          w[key + (rng() % 2 ? ".extra" : "0")] = t;
+      }
+    }
+    auto d = detect_upscale_arch(w, "mutated");
+    if (!d.is_ok()) {
+      ++refused;
+      continue;
+    }
+    auto net = make_upscale_net(d->config);
+    if (!runtime::load_module_weights(*net, d->weights, "", "mutated").is_ok()) {
+      ++refused;
+      continue;
+    }
+    ++loaded;
+    c10::InferenceMode guard;
+    const int64_t side = 8 * std::max<int64_t>(1, d->config.shuffle);
+    EXPECT_EQ(net->forward(at::rand({1, d->config.image_channels(), side, side})).size(2), side * d->config.scale());
+  }
+  EXPECT_GT(refused, 100);
+  EXPECT_GT(loaded, 0);  // some mutations are harmless (e.g. an extra unknown key in the new layout)
 }
 
 TEST_F(UpscaleModelTest, CorruptFilesAndPicklesAreRefused) {
