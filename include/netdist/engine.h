@@ -39,6 +39,7 @@
 #include <ATen/ATen.h>
 
 #include "core/status.h"
+#include "netdist/step_group.h"
 
 namespace netdist {
 
@@ -129,6 +130,15 @@ struct SampleRequest {
   bool add_noise = true;                     // KSamplerAdvanced add_noise
   std::optional<int> start_step, last_step;  // KSamplerAdvanced
   bool force_full_denoise = false;           // KSamplerAdvanced return_with_leftover_noise = disable
+  // Step-parallel sampling (issue #17; include/netdist/step_group.h): with a group, every member calls
+  // sample() with the same request and gets the same latent. cfg_split: the conditional and unconditional
+  // passes of each step run on different members (cfg != 1). The tile-parallel mode adds its own field.
+  // cfg_split needs a group of exactly 2 (else invalid_argument); rank 0 runs the positive entries, rank 1
+  // the negative ones (engine/cfg_split.h). With cfg == 1 each member runs the whole step alone (nothing
+  // to split, nothing exchanged). A lost member → the group's Status naming it; an interrupt on either
+  // member → cancelled on both.
+  std::shared_ptr<StepGroup> group;
+  bool cfg_split = false;
 };
 
 // Called after each sampler step with (step, total); return false to interrupt (→ Status cancelled).

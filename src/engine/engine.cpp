@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/log.h"
+#include "engine/cfg_split.h"
 #include "engine/cond_batch.h"
 #include "engine/micro_batch.h"
 #include "engine/model.h"
@@ -268,6 +269,27 @@ Result<std::vector<int64_t>> row_groups(const SampleRequest& req, int64_t row_be
   return groups;
 }
 
+// KSampler's sigmas, cut at KSamplerAdvanced's last_step (ending at 0 with force_full_denoise).
+Result<at::Tensor> request_sigmas(const sampling::ModelSampling& ms, const SampleRequest& req) {
+  ND_ASSIGN_OR_RETURN(at::Tensor sigmas,
+                      sampling::make_sigmas(req.scheduler, ms, req.steps, req.denoise, req.sampler));
+  if (req.last_step && *req.last_step < sigmas.size(0) - 1) {
+    sigmas = sigmas.slice(0, 0, *req.last_step + 1).clone();
+    if (req.force_full_denoise) sigmas[-1] = 0.0;
+  }
+  return sigmas;
+}
+
+// Activation bytes of the largest UNet call: the largest micro-batch times every conditioning entry.
+int64_t sample_call_bytes(const Model& model, const std::vector<int64_t>& groups, size_t conds,
+                          const at::Tensor& latent) {
+  int64_t images_per_call = 0;
+  for (size_t g = 0; g + 1 < groups.size(); ++g)
+    images_per_call = std::max(images_per_call, groups[g + 1] - groups[g]);
+  const int64_t rows = images_per_call * static_cast<int64_t>(conds);
+  return unet_call_bytes(model, rows, latent.size(2), latent.size(3));
+}
+
 // The initial noise of rows [row_begin, row_end): those rows of the whole batch's noise (so a split batch
 // gets the unsplit batch's noise), or zeros without add_noise.
 Result<at::Tensor> rows_noise(const SampleRequest& req, const at::Tensor& latent, int64_t row_begin,
@@ -328,14 +350,10 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
   const int64_t row_begin = req.row_begin;
   const int64_t row_end = req.row_end < 0 ? n : req.row_end;
   ND_ASSIGN_OR_RETURN(std::vector<int64_t> groups, row_groups(req, row_begin, row_end));
+  if (req.cfg_split) ND_RETURN_IF_ERROR(cond::CfgSplit::check(req.group.get()));
   std::lock_guard<std::mutex> lock(*model.mutex_);
   const sampling::ModelSampling& ms = *model.sampling_;
-  ND_ASSIGN_OR_RETURN(at::Tensor sigmas,
-                      sampling::make_sigmas(req.scheduler, ms, req.steps, req.denoise, req.sampler));
-  if (req.last_step && *req.last_step < sigmas.size(0) - 1) {
-    sigmas = sigmas.slice(0, 0, *req.last_step + 1).clone();
-    if (req.force_full_denoise) sigmas[-1] = 0.0;
-  }
+  ND_ASSIGN_OR_RETURN(at::Tensor sigmas, request_sigmas(ms, req));
   at::Tensor latent = req.latent.slice(0, row_begin, row_end).to(at::kFloat);
   if (req.start_step) {
     if (*req.start_step >= sigmas.size(0) - 1) return latent.clone();
@@ -350,16 +368,15 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
   cond::add_opposite_areas(pos, neg);
 
   at::Tensor result;
+  const bool skip_uncond = std::abs(req.cfg - 1.0) <= 1e-9 * std::max(1.0, std::abs(req.cfg));
+  // With cfg == 1 there is no unconditional pass to split off: every member computes the whole step alone.
+  std::optional<cond::CfgSplit> split;
+  if (req.cfg_split && !skip_uncond) split.emplace(*req.group, req.cfg);
   runtime::reset_peak_memory(model.device_);
   Status s = guard_torch("sampling", [&] {
     c10::InferenceMode inference;
     OnDevice on(model, *model.unet_);
-    int64_t images_per_call = 0;
-    for (size_t g = 0; g + 1 < groups.size(); ++g)
-      images_per_call = std::max(images_per_call, groups[g + 1] - groups[g]);
-    const int64_t conds = static_cast<int64_t>(pos.size() + neg.size());
-    const int64_t rows = images_per_call * conds;
-    const int64_t call_bytes = unet_call_bytes(model, rows, latent.size(2), latent.size(3));
+    const int64_t call_bytes = sample_call_bytes(model, groups, pos.size() + neg.size(), latent);
     const int64_t room = residency::make_room(model.device_, call_bytes);
     lora::PatchScope patch(*model.unet_, model.info_.unet_prefix, model.unet_patches_);
     runtime::GraphedCalls graphs(model.device_, graphs_pay(model, latent.size(2), latent.size(3)), 4,
@@ -371,8 +388,8 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
                                 const at::Tensor& yb) {
       return apply_model(model, graphs, xb, sb, cb, yb, groups);
     };
-    const bool skip_uncond = std::abs(req.cfg - 1.0) <= 1e-9 * std::max(1.0, std::abs(req.cfg));
     sampling::Denoiser denoiser = [&](const at::Tensor& xt, const at::Tensor& sigma) {
+      if (split) return split->denoise(unet_fn, pos, neg, xt, sigma);
       std::vector<const std::vector<cond::CondRow>*> lists = {&pos, skip_uncond ? nullptr : &neg};
       std::vector<at::Tensor> out = cond::calc_cond_batch(unet_fn, lists, xt, sigma);
       if (skip_uncond) return out[0];
@@ -382,10 +399,15 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
         req.seed, n, row_begin,
         model.options_.noise_on_cpu ? sampling::NoiseDevice::kCpu : sampling::NoiseDevice::kSampling);
     sampling::StepCallback callback = [&](int step, int total, const at::Tensor&, const at::Tensor&) {
-      return progress ? progress(step + 1, total) : true;
+      const bool keep_going = progress ? progress(step + 1, total) : true;
+      if (!split) return keep_going;
+      split->note_progress(keep_going);  // the other member learns of it at the next exchange
+      return true;
     };
     auto sampled = sampling::sample(req.sampler, denoiser, x, sig, noise_source, callback);
+    if (split && !split->status().is_ok()) return split->status();
     if (!sampled.is_ok()) return sampled.status();
+    if (split && split->stop_requested()) return Status::cancelled("sampling interrupted");
     at::Tensor samples = ms.inverse_noise_scaling(sig[-1], *sampled);
     result = (samples.to(at::kFloat) / model.info_.vae_scale_factor).to(at::kCPU);
     return Status::ok();

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -94,9 +95,12 @@ class C10dStepGroup final : public StepGroup {
     if (!failed_.is_ok()) return failed_;
     if (!t.defined()) return Status::invalid_argument("step group all_gather: undefined tensor on " + describe(rank_));
     try {
+      // Gloo writes the outputs on its own thread, outside the caller's InferenceMode: they must be normal
+      // tensors, not inference tensors.
+      c10::InferenceMode normal_tensors(false);
       std::vector<at::Tensor> input{t.contiguous()};
       std::vector<std::vector<at::Tensor>> output(1);
-      for (int r = 0; r < size_; ++r) output[0].push_back(at::empty_like(input[0]));
+      for (int r = 0; r < size_; ++r) output[0].push_back(at::empty(input[0].sizes(), input[0].options()));
       auto work = pg_->allgather(output, input);
       work->wait(wait_limit());
       return std::move(output[0]);
@@ -113,12 +117,17 @@ class C10dStepGroup final : public StepGroup {
     }
     if (!t.defined()) return Status::invalid_argument("step group broadcast: undefined tensor on " + describe(rank_));
     try {
-      std::vector<at::Tensor> tensors{t.is_contiguous() ? t : t.contiguous()};
+      std::vector<at::Tensor> tensors(1);
+      {
+        c10::InferenceMode normal_tensors(false);  // Gloo writes it on its own thread (see all_gather)
+        tensors[0] = at::empty(t.sizes(), t.options().memory_format(at::MemoryFormat::Contiguous));
+        tensors[0].copy_(t);
+      }
       c10d::BroadcastOptions opts;
       opts.rootRank = root;
       auto work = pg_->broadcast(tensors, opts);
       work->wait(wait_limit());
-      if (!tensors[0].is_same(t)) t.copy_(tensors[0]);
+      if (rank_ != root) t.copy_(tensors[0]);
       return Status::ok();
     } catch (const std::exception& e) {
       return fail("broadcast", c10d_group_error_text(e));

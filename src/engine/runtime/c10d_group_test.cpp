@@ -5,6 +5,7 @@
 #include <functional>
 #include <thread>
 
+#include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
 namespace netdist::runtime {
@@ -64,6 +65,28 @@ TEST(C10dGroup, AllGatherAndBroadcastOverHashStore) {
       EXPECT_TRUE(at::equal(gathered[rank][from], at::full({2, 3}, static_cast<float>(from + 1))));
     }
     EXPECT_TRUE(at::equal(broadcast[rank], at::arange(6, at::kFloat).reshape({2, 3}) * 3.0f));
+  }
+}
+
+// The engine samples under InferenceMode, while Gloo fills the outputs on its own threads.
+TEST(C10dGroup, CollectivesOnInferenceTensors) {
+  std::vector<Status> statuses(2);
+  std::vector<at::Tensor> out(2);
+  auto joined = c10d_test_run(make_hash_store(), 2, milliseconds(20000), [&](int rank, StepGroup& g) {
+    c10::InferenceMode inference;
+    auto all = g.all_gather(at::full({3}, static_cast<float>(rank)));
+    if (!all.is_ok()) {
+      statuses[rank] = all.status();
+      return;
+    }
+    at::Tensor t = at::full({3}, static_cast<float>(rank + 5));
+    statuses[rank] = g.broadcast(t, 1);
+    out[rank] = at::cat({(*all)[0], (*all)[1], t});
+  });
+  for (int rank = 0; rank < 2; ++rank) {
+    ASSERT_TRUE(joined[rank].is_ok()) << joined[rank].to_string();
+    ASSERT_TRUE(statuses[rank].is_ok()) << statuses[rank].to_string();
+    EXPECT_TRUE(at::equal(out[rank], at::tensor({0.f, 0.f, 0.f, 1.f, 1.f, 1.f, 6.f, 6.f, 6.f})));
   }
 }
 
