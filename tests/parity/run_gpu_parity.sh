@@ -19,12 +19,15 @@
 #   sd15       real-size random SD1.5 checkpoint, ComfyUI reference (fp16 and fp32), tools/parity/parity_check:
 #              text encoder, one UNet call, VAE decode and whole 20-step images for four samplers
 #   sdxl       the same for SDXL at 1024² (fp16)
+#   tiles      TiledDiffusion on the sd15 checkpoint: the real custom node (PEER/custom_nodes/ComfyUI-TiledDiffusion,
+#              copied into ComfyUI's custom_nodes/) in tools/parity/tiled_reference.py against parity_check --tiled,
+#              both methods, 768×512 in 384-px tiles overlapping 64 px (6 tiles, batches of 3), fp16 and fp32
 # Then it prints one table, check by check: pass/fail, the largest difference and its bound, and runs
 # netdist_test_report over the GoogleTest results (--gpu yes: a test that skipped for want of a GPU fails).
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
 #
 # Environment (all optional): PEER=.peer  BUILD=build/gpu  WORK=/tmp/netdist-parity  PYTHON=python3
-#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale sd15 sdxl"  STEP_TIMEOUT=900 (seconds a step)
+#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale sd15 sdxl tiles"  STEP_TIMEOUT=900 (seconds a step)
 #   The device tool allows 10 minutes a command: run the steps in two commands if needed, e.g.
 #   PARITY_STEPS="build goldens unet_vae cudagraphs sd15" then PARITY_STEPS=sdxl (the build stays in BUILD).
 set -uo pipefail
@@ -35,7 +38,7 @@ BUILD=${BUILD:-build/gpu}
 WORK=${WORK:-/tmp/netdist-parity}
 PYTHON=${PYTHON:-python3}
 CUDA_DEVICE=${CUDA_DEVICE:-0}
-PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale sd15 sdxl}
+PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale sd15 sdxl tiles}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 RESULTS=$WORK/results
 ROWS=$WORK/rows.tsv  # check <TAB> pass|FAIL <TAB> largest difference <TAB> bound
@@ -220,6 +223,35 @@ if want sd15; then
 fi
 if want sdxl; then
   parity sdxl fp16 1024
+fi
+
+# ---- TiledDiffusion: the custom node in ComfyUI against netdist ------------------------------------------
+# tiled_parity PRECISION: tools/parity/tiled_reference.py on the sd15 checkpoint, then parity_check --tiled.
+tiled_parity() {
+  local precision=$1 ck=$WORK/ck/sd15.safetensors ref=$WORK/ref_tiles_$1.safetensors name=tiles_$1
+  mkdir -p "$WORK/ck"
+  if [ ! -s "$ck" ]; then
+    run_logged checkpoint_sd15 "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sd15 --out "$ck" --seed 0 --dtype fp16 || { rm -f "$ck"; row "$name: make_checkpoint.py" FAIL - -; return; }
+  fi
+  run_logged "reference_$name" "$PYTHON" tools/parity/tiled_reference.py --peer "$PEER" --ckpt "$ck" --out "$ref" \
+    --precision "$precision" || { row "$name: tiled_reference.py" FAIL - -; return; }
+  run_logged "parity_check_$name" "$BUILD/parity_check" --tiled --ckpt "$ck" --ref "$ref" --device cuda \
+    --precision "$precision" --clip-vocab tests/data/clip-vit-l-14-tokenizer
+  local rc=$? rows
+  rows=$(grep -E '^\| .* \| (yes|NO) \|$' "$WORK/parity_check_$name.log" |
+    awk -F' *\\| *' -v n="$name" '{ printf "%s: %s\t%s\t%s\t%s\n", n, $2, $5 == "yes" ? "pass" : "FAIL", $3, $4 }')
+  if [ -z "$rows" ]; then
+    row "$name: parity_check --tiled printed no table (exit code $rc)" FAIL - -
+  else
+    echo "$rows" >>"$ROWS"
+    [ $rc -eq 0 ] || grep -q 'FAIL' <<<"$rows" || row "$name: parity_check exit code $rc" FAIL - -
+  fi
+  grep '^reference:' "$WORK/parity_check_$name.log" | sed "s/^/[gpu-parity] $name /"
+}
+if want tiles; then
+  tiled_parity fp16
+  tiled_parity fp32
 fi
 
 # ---- the table -----------------------------------------------------------------------------------------
