@@ -98,8 +98,17 @@ Result<UsduTile> usdu_tile(const PilImage& mask_in, const UsduPassParams& p, boo
     t.tile_width = tw;
     t.tile_height = th;
   }
-  const PilImage blurred = p.blur > 0 ? pil_gaussian_blur(mask_in, static_cast<double>(p.blur)) : mask_in;
-  t.mask = pil_crop(blurred, t.crop);
+  if (p.blur > 0 && bbox) {
+    // Blur only a window around the non-zero pixels: with a margin wider than the three box passes reach,
+    // the window's edge pixels stay 0 through every pass, so this equals blurring the whole canvas.
+    const int64_t m = 3 * (p.blur + 2) + 2;
+    const PilBox win{std::max<int64_t>(0, bbox->x1 - m), std::max<int64_t>(0, bbox->y1 - m), std::min(w, bbox->x2 + m),
+                     std::min(h, bbox->y2 + m)};
+    const PilImage blurred = pil_gaussian_blur(pil_crop(mask_in, win), static_cast<double>(p.blur));
+    t.mask = pil_crop(blurred, PilBox{t.crop.x1 - win.x1, t.crop.y1 - win.y1, t.crop.x2 - win.x1, t.crop.y2 - win.y1});
+  } else {
+    t.mask = pil_crop(mask_in, t.crop);
+  }
   const std::optional<PilBox> inner = pil_getbbox(t.mask);
   t.written = inner ? PilBox{inner->x1 + t.crop.x1, inner->y1 + t.crop.y1, inner->x2 + t.crop.x1,
                              inner->y2 + t.crop.y1}
