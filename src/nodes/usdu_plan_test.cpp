@@ -163,7 +163,9 @@ TEST(UsduPlan, WavesOfLinearAndChess) {
       for (size_t j = 0; j < i; ++j) {
         const UsduTile& a = (*steps)[j].tiles[0];
         const UsduTile& b = (*steps)[i].tiles[0];
-        if (std::abs(a.xi - b.xi) <= 1 && std::abs(a.yi - b.yi) <= 1) EXPECT_NE(waves[i], waves[j]) << i << " " << j;
+        if (std::abs(a.xi - b.xi) <= 1 && std::abs(a.yi - b.yi) <= 1) {
+          EXPECT_NE(waves[i], waves[j]) << i << " " << j;
+        }
       }
     }
     // The longest dependency chain: Linear's tile (x, y) waits for (x + 1, y - 1), so a wave is an
@@ -172,8 +174,11 @@ TEST(UsduPlan, WavesOfLinearAndChess) {
     const int last = *std::max_element(waves.begin(), waves.end());
     std::string got;
     for (int w : waves) got += std::to_string(w);
-    if (mode == UsduRedrawMode::kLinear) EXPECT_EQ(got, "0123234545676789") << got;
-    if (mode == UsduRedrawMode::kChess) EXPECT_EQ(last, 5) << got;
+    if (mode == UsduRedrawMode::kLinear) {
+      EXPECT_EQ(got, "0123234545676789");
+    } else {
+      EXPECT_EQ(last, 5) << got;
+    }
   }
 }
 
