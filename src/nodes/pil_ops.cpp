@@ -75,7 +75,8 @@ uint8_t pil_clip8(int32_t v) {
 
 // One 8-bit pass over `lines` lines of in_len samples → out_len samples (strides in elements).
 void pil_resample_pass(const uint8_t* in, uint8_t* out, int64_t lines, int64_t in_len, int64_t out_len,
-                       int64_t in_step, int64_t in_line, int64_t out_step, int64_t out_line, PilFilter filter) {
+                       int64_t in_step, int64_t in_line, int64_t out_step, int64_t out_line,
+                       PilFilter filter) {
   const PilCoeffs c = pil_precompute(in_len, out_len, filter);
   for (int64_t l = 0; l < lines; ++l) {
     for (int64_t xx = 0; xx < out_len; ++xx) {
@@ -98,7 +99,8 @@ float pil_box_radius(float radius, int passes) {
 }
 
 // Pillow's ImagingLineBoxBlur8 over one line of `n` samples (stride `step`), in place through `tmp`.
-void pil_box_blur_line(uint8_t* line, int64_t n, int64_t step, float float_radius, std::vector<uint8_t>& tmp) {
+void pil_box_blur_line(uint8_t* line, int64_t n, int64_t step, float float_radius,
+                       std::vector<uint8_t>& tmp) {
   const int radius = static_cast<int>(float_radius);
   const uint32_t ww = static_cast<uint32_t>(static_cast<float>(1u << 24) / (float_radius * 2 + 1));
   const uint32_t fw = ((1u << 24) - (radius * 2 + 1) * ww) / 2;
@@ -111,13 +113,14 @@ void pil_box_blur_line(uint8_t* line, int64_t n, int64_t step, float float_radiu
   for (int64_t x = 0; x < edge_a - 1; ++x) acc += in(x);
   acc += in(lastx) * static_cast<uint32_t>(radius - edge_a + 1);
   auto emit = [&](int64_t x, int64_t sub, int64_t add, int64_t left, int64_t right) {
-    acc += in(add) - in(sub);
+    acc += in(add)-in(sub);
     const uint32_t bulk = acc * ww + (in(left) + in(right)) * fw;
     tmp[x] = static_cast<uint8_t>((bulk + (1u << 23)) >> 24);
   };
   if (edge_a <= edge_b) {
     for (int64_t x = 0; x < edge_a; ++x) emit(x, 0, x + radius, 0, x + radius + 1);
-    for (int64_t x = edge_a; x < edge_b; ++x) emit(x, x - radius - 1, x + radius, x - radius - 1, x + radius + 1);
+    for (int64_t x = edge_a; x < edge_b; ++x)
+      emit(x, x - radius - 1, x + radius, x - radius - 1, x + radius + 1);
     for (int64_t x = edge_b; x <= lastx; ++x) emit(x, x - radius - 1, lastx, x - radius - 1, lastx);
   } else {
     for (int64_t x = 0; x < edge_b; ++x) emit(x, 0, x + radius, 0, x + radius + 1);
@@ -163,7 +166,8 @@ PilImage pil_resize(const PilImage& image, int64_t width, int64_t height, PilFil
 }
 
 PilImage pil_crop(const PilImage& image, const PilBox& box) {
-  PilImage out = pil_new(std::max<int64_t>(0, box.width()), std::max<int64_t>(0, box.height()), image.channels);
+  PilImage out =
+      pil_new(std::max<int64_t>(0, box.width()), std::max<int64_t>(0, box.height()), image.channels);
   for (int64_t y = 0; y < out.height; ++y) {
     const int64_t sy = y + box.y1;
     if (sy < 0 || sy >= image.height) continue;
@@ -223,7 +227,8 @@ PilImage pil_radial_gradient() {
   PilImage g = pil_new(256, 256, 1);
   for (int64_t y = 0; y < 256; ++y) {
     for (int64_t x = 0; x < 256; ++x) {
-      int d = static_cast<int>(std::sqrt(static_cast<double>((x - 128) * (x - 128) + (y - 128) * (y - 128)) * 2.0));
+      int d = static_cast<int>(
+          std::sqrt(static_cast<double>((x - 128) * (x - 128) + (y - 128) * (y - 128)) * 2.0));
       g.at(x, y) = static_cast<uint8_t>(d >= 255 ? 255 : d);
     }
   }

@@ -1,10 +1,10 @@
 // The few Pillow image operations Ultimate SD Upscale runs on its 8-bit images, reimplemented so that the
 // pixels are Pillow's: Image.new/crop/paste, resize (BICUBIC, LANCZOS: separable 8-bit passes with 22-bit
-// fixed-point coefficients, horizontal first, a pass only for an axis whose size changes), GaussianBlur (three
-// box-blur passes per axis with PIL's fractional radius and 24-bit fixed point), linear_gradient,
+// fixed-point coefficients, horizontal first, a pass only for an axis whose size changes), GaussianBlur
+// (three box-blur passes per axis with PIL's fractional radius and 24-bit fixed point), linear_gradient,
 // radial_gradient, rotate by a multiple of 90° (square images), ImageOps.invert, getbbox, and the
-// paste-with-mask + alpha_composite sequence USDU uses to put a redrawn tile back. Checked bit for bit against
-// Pillow 9.4 (pil_ops_test.cpp, tests/data/usdu/).
+// paste-with-mask + alpha_composite sequence USDU uses to put a redrawn tile back. Checked bit for bit
+// against Pillow 9.4 (pil_ops_test.cpp, tests/data/usdu/).
 //
 // Layout: PilImage is row-major, channels interleaved (1 = mode "L", 3 = mode "RGB"), uint8.
 // No libtorch here. Thread-safety: pure functions.
@@ -56,10 +56,10 @@ PilImage pil_invert(const PilImage& image);
 // Image.getbbox(): the box of the non-zero pixels, none when all are zero.
 std::optional<PilBox> pil_getbbox(const PilImage& image);
 
-// USDU's "put the tile back" on an RGB image: a transparent RGBA canvas gets `tile` pasted at (box.x1, box.y1)
-// with alpha = the mask, then image.convert("RGBA").alpha_composite(canvas).convert("RGB"). `tile` (RGB) and
-// `mask` ("L": the full-image mask cropped to the box) are box.width() × box.height(). Pixels outside the box,
-// or where the mask is 0, are unchanged.
+// USDU's "put the tile back" on an RGB image: a transparent RGBA canvas gets `tile` pasted at (box.x1,
+// box.y1) with alpha = the mask, then image.convert("RGBA").alpha_composite(canvas).convert("RGB"). `tile`
+// (RGB) and `mask` ("L": the full-image mask cropped to the box) are box.width() × box.height(). Pixels
+// outside the box, or where the mask is 0, are unchanged.
 void pil_composite_tile(PilImage& image, const PilImage& tile, const PilBox& box, const PilImage& mask);
 
 }  // namespace netdist::nodes

@@ -10,7 +10,9 @@ namespace {
 
 int64_t usdu_py_round(double v) { return static_cast<int64_t>(std::nearbyint(v)); }
 int64_t usdu_round_length(double length) { return usdu_py_round(length / 8.0) * 8; }
-int64_t usdu_floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0)) ? 1 : 0); }
+int64_t usdu_floor_div(int64_t a, int64_t b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)) ? 1 : 0);
+}
 
 int usdu_factor(int64_t num) {
   if (num == 1) return 2;
@@ -102,10 +104,11 @@ Result<UsduTile> usdu_tile(const PilImage& mask_in, const UsduPassParams& p, boo
     // Blur only a window around the non-zero pixels: with a margin wider than the three box passes reach,
     // the window's edge pixels stay 0 through every pass, so this equals blurring the whole canvas.
     const int64_t m = 3 * (p.blur + 2) + 2;
-    const PilBox win{std::max<int64_t>(0, bbox->x1 - m), std::max<int64_t>(0, bbox->y1 - m), std::min(w, bbox->x2 + m),
-                     std::min(h, bbox->y2 + m)};
+    const PilBox win{std::max<int64_t>(0, bbox->x1 - m), std::max<int64_t>(0, bbox->y1 - m),
+                     std::min(w, bbox->x2 + m), std::min(h, bbox->y2 + m)};
     const PilImage blurred = pil_gaussian_blur(pil_crop(mask_in, win), static_cast<double>(p.blur));
-    t.mask = pil_crop(blurred, PilBox{t.crop.x1 - win.x1, t.crop.y1 - win.y1, t.crop.x2 - win.x1, t.crop.y2 - win.y1});
+    t.mask = pil_crop(blurred,
+                      PilBox{t.crop.x1 - win.x1, t.crop.y1 - win.y1, t.crop.x2 - win.x1, t.crop.y2 - win.y1});
   } else {
     t.mask = pil_crop(mask_in, t.crop);
   }
@@ -136,14 +139,15 @@ std::vector<std::pair<int64_t, int64_t>> usdu_redraw_order(UsduRedrawMode mode, 
 
 Status usdu_add_redraw(const UsduSettings& s, const UsduCanvas& c, std::vector<UsduStep>& steps) {
   const UsduPassParams p{usdu_round_length(static_cast<double>(s.tile_width + s.padding)),
-                         usdu_round_length(static_cast<double>(s.tile_height + s.padding)), s.padding, s.mask_blur};
+                         usdu_round_length(static_cast<double>(s.tile_height + s.padding)), s.padding,
+                         s.mask_blur};
   const auto order = usdu_redraw_order(s.redraw, c.rows, c.cols);
   const int64_t per_step = std::max<int64_t>(1, s.batch_size);
   // Chess batches never mix the two colours (the script flushes after each).
   const size_t first_colour = s.redraw == UsduRedrawMode::kChess
-                                  ? static_cast<size_t>(std::count_if(order.begin(), order.end(), [](auto& q) {
-                                      return (q.first % 2 == 0) != (q.second % 2 != 0);
-                                    }))
+                                  ? static_cast<size_t>(std::count_if(
+                                        order.begin(), order.end(),
+                                        [](auto& q) { return (q.first % 2 == 0) != (q.second % 2 != 0); }))
                                   : order.size();
   for (size_t i = 0; i < order.size(); ++i) {
     const auto [xi, yi] = order[i];
@@ -168,7 +172,8 @@ Status usdu_add_band_pass(const UsduSettings& s, const UsduCanvas& c, std::vecto
   pil_paste(mirror, pil_resize(g, 256, 128, PilFilter::kBicubic), 0, 0);
   pil_paste(mirror, pil_resize(pil_rotate(g, 180), 256, 128, PilFilter::kBicubic), 0, 128);
   const PilImage row_gradient = pil_resize(mirror, c.width, s.seam_fix_width, PilFilter::kBicubic);
-  const PilImage col_gradient = pil_resize(pil_rotate(mirror, 90), s.seam_fix_width, c.height, PilFilter::kBicubic);
+  const PilImage col_gradient =
+      pil_resize(pil_rotate(mirror, 90), s.seam_fix_width, c.height, PilFilter::kBicubic);
   for (int64_t xi = 1; xi < c.cols; ++xi) {
     PilImage mask = pil_new(c.width, c.height, 1);
     pil_paste(mask, col_gradient, xi * s.tile_width - s.seam_fix_width / 2, 0);
@@ -244,7 +249,8 @@ const std::vector<std::string>& usdu_redraw_mode_names() {
 }
 
 const std::vector<std::string>& usdu_seam_fix_mode_names() {
-  static const std::vector<std::string> names = {"None", "Band Pass", "Half Tile", "Half Tile + Intersections"};
+  static const std::vector<std::string> names = {"None", "Band Pass", "Half Tile",
+                                                 "Half Tile + Intersections"};
   return names;
 }
 
@@ -252,7 +258,8 @@ Result<UsduRedrawMode> parse_usdu_redraw_mode(const std::string& name) {
   if (name == "Linear") return UsduRedrawMode::kLinear;
   if (name == "Chess") return UsduRedrawMode::kChess;
   if (name == "None") return UsduRedrawMode::kNone;
-  return Status::invalid_argument("UltimateSDUpscale: unknown mode_type '" + name + "' (Linear, Chess, None)");
+  return Status::invalid_argument("UltimateSDUpscale: unknown mode_type '" + name +
+                                  "' (Linear, Chess, None)");
 }
 
 Result<UsduSeamFixMode> parse_usdu_seam_fix_mode(const std::string& name) {
@@ -265,7 +272,8 @@ Result<UsduSeamFixMode> parse_usdu_seam_fix_mode(const std::string& name) {
 
 Result<UsduCanvas> usdu_canvas(int64_t image_width, int64_t image_height, double upscale_by,
                                const UsduSettings& settings) {
-  if (image_width <= 0 || image_height <= 0) return Status::invalid_argument("UltimateSDUpscale: empty image");
+  if (image_width <= 0 || image_height <= 0)
+    return Status::invalid_argument("UltimateSDUpscale: empty image");
   if (settings.tile_width <= 0 || settings.tile_height <= 0) {
     return Status::invalid_argument("UltimateSDUpscale: tile_width and tile_height must be positive");
   }
@@ -274,14 +282,17 @@ Result<UsduCanvas> usdu_canvas(int64_t image_width, int64_t image_height, double
   c.height = usdu_round_length(static_cast<double>(image_height) * upscale_by);
   if (c.width <= 0 || c.height <= 0) {
     return Status::invalid_argument("UltimateSDUpscale: a " + std::to_string(image_width) + "x" +
-                                    std::to_string(image_height) + " image upscaled by " + std::to_string(upscale_by) +
+                                    std::to_string(image_height) + " image upscaled by " +
+                                    std::to_string(upscale_by) +
                                     " has no pixels (the canvas is rounded to multiples of 8)");
   }
   const double ratio = static_cast<double>(std::max(c.width, c.height)) /
                        static_cast<double>(std::max(image_width, image_height));
   c.scales = usdu_scales(static_cast<int64_t>(std::ceil(ratio)));
-  c.rows = static_cast<int64_t>(std::ceil(static_cast<double>(c.height) / static_cast<double>(settings.tile_height)));
-  c.cols = static_cast<int64_t>(std::ceil(static_cast<double>(c.width) / static_cast<double>(settings.tile_width)));
+  c.rows = static_cast<int64_t>(
+      std::ceil(static_cast<double>(c.height) / static_cast<double>(settings.tile_height)));
+  c.cols = static_cast<int64_t>(
+      std::ceil(static_cast<double>(c.width) / static_cast<double>(settings.tile_width)));
   return c;
 }
 
@@ -296,12 +307,14 @@ Result<std::vector<UsduStep>> usdu_plan(const UsduSettings& s, const UsduCanvas&
   if (s.seam_fix == UsduSeamFixMode::kHalfTile || s.seam_fix == UsduSeamFixMode::kHalfTileIntersections) {
     ND_RETURN_IF_ERROR(usdu_add_half_tile(s, c, steps));
   }
-  if (s.seam_fix == UsduSeamFixMode::kHalfTileIntersections) ND_RETURN_IF_ERROR(usdu_add_intersections(s, c, steps));
+  if (s.seam_fix == UsduSeamFixMode::kHalfTileIntersections)
+    ND_RETURN_IF_ERROR(usdu_add_intersections(s, c, steps));
   return steps;
 }
 
 std::vector<PilImage> usdu_prepare_images(const std::vector<PilImage>& images,
-                                          const std::vector<PilImage>& model_upscaled, const UsduCanvas& canvas) {
+                                          const std::vector<PilImage>& model_upscaled,
+                                          const UsduCanvas& canvas) {
   std::vector<PilImage> out;
   const bool upscales = !canvas.scales.empty();
   const bool model = upscales && !model_upscaled.empty();
@@ -326,10 +339,12 @@ std::vector<PilImage> usdu_step_inputs(const std::vector<PilImage>& images, cons
   return tiles;
 }
 
-Status usdu_apply_step(std::vector<PilImage>& images, const UsduStep& step, const std::vector<PilImage>& redrawn) {
+Status usdu_apply_step(std::vector<PilImage>& images, const UsduStep& step,
+                       const std::vector<PilImage>& redrawn) {
   if (redrawn.size() != images.size() * step.tiles.size()) {
-    return Status::invalid_argument("UltimateSDUpscale: the sampler returned " + std::to_string(redrawn.size()) +
-                                    " tiles for " + std::to_string(images.size() * step.tiles.size()));
+    return Status::invalid_argument("UltimateSDUpscale: the sampler returned " +
+                                    std::to_string(redrawn.size()) + " tiles for " +
+                                    std::to_string(images.size() * step.tiles.size()));
   }
   for (size_t i = 0; i < images.size(); ++i) {
     for (size_t j = 0; j < step.tiles.size(); ++j) {
@@ -338,14 +353,15 @@ Status usdu_apply_step(std::vector<PilImage>& images, const UsduStep& step, cons
       if (r.channels != 3 || r.width <= 0 || r.height <= 0) {
         return Status::invalid_argument("UltimateSDUpscale: a redrawn tile is not an RGB image");
       }
-      pil_composite_tile(images[i], pil_resize(r, t.crop.width(), t.crop.height(), PilFilter::kLanczos), t.crop,
-                         t.mask);
+      pil_composite_tile(images[i], pil_resize(r, t.crop.width(), t.crop.height(), PilFilter::kLanczos),
+                         t.crop, t.mask);
     }
   }
   return Status::ok();
 }
 
-Status usdu_run(std::vector<PilImage>& images, const std::vector<UsduStep>& steps, const UsduRedrawFn& redraw) {
+Status usdu_run(std::vector<PilImage>& images, const std::vector<UsduStep>& steps,
+                const UsduRedrawFn& redraw) {
   for (const UsduStep& step : steps) {
     ND_ASSIGN_OR_RETURN(std::vector<PilImage> redrawn, redraw(usdu_step_inputs(images, step)));
     ND_RETURN_IF_ERROR(usdu_apply_step(images, step, redrawn));

@@ -62,12 +62,12 @@ Result<UsduCanvas> usdu_canvas(int64_t image_width, int64_t image_height, double
 
 // One process_images call for one tile position.
 struct UsduTile {
-  std::string kind;    // "redraw", "band_col", "band_row", "half_row", "half_col", "corner"
+  std::string kind;  // "redraw", "band_col", "band_row", "half_row", "half_col", "corner"
   int64_t xi = 0, yi = 0;
-  PilBox crop;         // the region read and pasted back (canvas pixels)
+  PilBox crop;                              // the region read and pasted back (canvas pixels)
   int64_t tile_width = 0, tile_height = 0;  // the size the crop is resized to for the VAE
-  PilImage mask;       // the (blurred) mask inside `crop`, "L"
-  PilBox written;      // the pixels the tile can change: the mask's non-zero box, canvas pixels
+  PilImage mask;                            // the (blurred) mask inside `crop`, "L"
+  PilBox written;  // the pixels the tile can change: the mask's non-zero box, canvas pixels
 };
 
 // Tiles sampled in one call (several only for redraw with batch_size > 1), in the script's order.
@@ -87,17 +87,20 @@ using UsduRedrawFn = std::function<Result<std::vector<PilImage>>(const std::vect
 // `model_upscaled` (the upscale model's output for the same images, or empty) replaces them when the
 // canvas asks for an upscale.
 std::vector<PilImage> usdu_prepare_images(const std::vector<PilImage>& images,
-                                          const std::vector<PilImage>& model_upscaled, const UsduCanvas& canvas);
+                                          const std::vector<PilImage>& model_upscaled,
+                                          const UsduCanvas& canvas);
 
 // The crops of one step from `images` (the canvas-sized batch as it is now), resized to the tile size,
 // image-major: what the step's sampler call gets.
 std::vector<PilImage> usdu_step_inputs(const std::vector<PilImage>& images, const UsduStep& step);
 
 // Puts a step's redrawn tiles (usdu_step_inputs' order) back into `images`. Errors name a count mismatch.
-Status usdu_apply_step(std::vector<PilImage>& images, const UsduStep& step, const std::vector<PilImage>& redrawn);
+Status usdu_apply_step(std::vector<PilImage>& images, const UsduStep& step,
+                       const std::vector<PilImage>& redrawn);
 
 // Runs every step on `images` (already prepared) in order.
-Status usdu_run(std::vector<PilImage>& images, const std::vector<UsduStep>& steps, const UsduRedrawFn& redraw);
+Status usdu_run(std::vector<PilImage>& images, const std::vector<UsduStep>& steps,
+                const UsduRedrawFn& redraw);
 
 // Dependency waves: wave[i] = 1 + the largest wave of an earlier step j whose written pixels overlap the
 // pixels step i reads, or whose read pixels overlap the pixels step i writes (0 when none). Steps of one wave

@@ -18,7 +18,9 @@
 namespace netdist::nodes {
 namespace {
 
-std::filesystem::path usdu_data_dir() { return std::filesystem::path(NETDIST_SOURCE_DIR) / "tests" / "data" / "usdu"; }
+std::filesystem::path usdu_data_dir() {
+  return std::filesystem::path(NETDIST_SOURCE_DIR) / "tests" / "data" / "usdu";
+}
 
 PilImage usdu_pattern(int64_t w, int64_t h, int seed) {
   PilImage im = pil_new(w, h, 3);
@@ -77,14 +79,19 @@ TEST(UsduPlan, MatchesTheRealNodeForEveryMode) {
     std::vector<PilImage> images = usdu_prepare_images({usdu_pattern(c.w, c.h, 7)}, {}, *canvas);
     std::string calls;
     int ordinal = 0;
-    Status s = usdu_run(images, *steps, [&](const std::vector<PilImage>& tiles) -> Result<std::vector<PilImage>> {
-      std::vector<PilImage> out;
-      for (const PilImage& t : tiles) {
-        calls += (calls.empty() ? "" : ",") + std::to_string(t.width) + "x" + std::to_string(t.height) + "@0.25";
-        out.push_back(usdu_fake_redraw(t, ordinal++));
-      }
-      return out;
-    });
+    Status s =
+        usdu_run(images, *steps, [&](const std::vector<PilImage>& tiles) -> Result<std::vector<PilImage>> {
+          std::vector<PilImage> out;
+          for (const PilImage& t : tiles) {
+            if (!calls.empty()) calls.push_back(',');
+            calls.append(std::to_string(t.width))
+                .append("x")
+                .append(std::to_string(t.height))
+                .append("@0.25");
+            out.push_back(usdu_fake_redraw(t, ordinal++));
+          }
+          return out;
+        });
     ASSERT_TRUE(s.is_ok()) << c.name;
     EXPECT_EQ(calls.empty() ? "-" : calls, c.calls) << c.name;
     const std::string bytes(images[0].pixels.begin(), images[0].pixels.end());
@@ -118,16 +125,18 @@ TEST(UsduPlan, GridAndOrderFromTheScript) {
   EXPECT_EQ(t.mask.width, 96);
   EXPECT_GT(t.mask.at(16, 16), 0);  // the tile's corner (64, 64), blurred
   EXPECT_LT(t.mask.at(16, 16), 255);
-  EXPECT_EQ(t.mask.at(48, 48), 255);  // the tile's centre
+  EXPECT_EQ(t.mask.at(48, 48), 255);                 // the tile's centre
   EXPECT_EQ(t.written, (PilBox{48, 48, 144, 144}));  // the blurred mask reaches the crop's edges
   // Chess: the "white" tiles (xi even on even rows, odd on odd rows) first, then the others.
   s.redraw = UsduRedrawMode::kChess;
   steps = usdu_plan(s, *canvas);
   ASSERT_TRUE(steps.is_ok());
   std::string order;
-  for (const UsduStep& st : *steps) order += std::to_string(st.tiles[0].xi) + std::to_string(st.tiles[0].yi) + " ";
+  for (const UsduStep& st : *steps)
+    order += std::to_string(st.tiles[0].xi) + std::to_string(st.tiles[0].yi) + " ";
   EXPECT_EQ(order, "00 20 11 31 02 22 13 33 10 30 01 21 12 32 03 23 ");
-  // round(100 / 8) = round(12.5) = 12 (ties to even): a 96×64 canvas, smaller than the image: no upscale step.
+  // round(100 / 8) = round(12.5) = 12 (ties to even): a 96×64 canvas, smaller than the image: no upscale
+  // step.
   canvas = usdu_canvas(100, 60, 1.0, s);
   ASSERT_TRUE(canvas.is_ok());
   EXPECT_EQ(canvas->width, 96);
