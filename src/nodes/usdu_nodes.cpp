@@ -19,6 +19,7 @@ namespace {
 
 constexpr int64_t kUsduMaxResolution = 8192;  // the custom node's MAX_RESOLUTION
 constexpr const char* kUsduNoUpscale = "UltimateSDUpscaleNoUpscale";
+constexpr const char* kUsduUpscale = "UltimateSDUpscale";
 
 graph::InputSpec usdu_tip(graph::InputSpec spec, std::string tooltip) {
   spec.tooltip = std::move(tooltip);
@@ -165,6 +166,22 @@ Result<std::vector<Value>> run_usdu_no_upscale(NodeContext& ctx, const NodeInput
   return run_usdu(ctx, in, kUsduNoUpscale, "upscaled_image", 1.0, nullptr);
 }
 
+// UltimateSDUpscale: the script's Upscaler runs ImageUpscaleWithModel on the input batch when the canvas is
+// larger than the image (every factor step upscales the original batch, so one call gives its result).
+Result<std::vector<Value>> run_usdu_with_model(NodeContext& ctx, const NodeInputs& in) {
+  ND_ASSIGN_OR_RETURN(auto upscale_model, need<UpscaleModelObject>(in, "upscale_model"));
+  Status progress_status;
+  UsduUpscaleFn upscale = [&](const at::Tensor& images) -> Result<at::Tensor> {
+    auto up = upscale_image(*upscale_model->model, images, [&](int done, int total) {
+      progress_status = ctx.progress(done, total);
+      return progress_status.is_ok();
+    });
+    if (!progress_status.is_ok()) return progress_status;
+    return up;
+  };
+  return run_usdu(ctx, in, kUsduUpscale, "image", in.get_float("upscale_by"), upscale);
+}
+
 }  // namespace
 
 Result<std::vector<PilImage>> usdu_images_from_tensor(const at::Tensor& images, const std::string& input) {
@@ -252,6 +269,12 @@ Result<std::vector<PilImage>> usdu_redraw_tiles(const UsduSampling& s, const Usd
 }
 
 void register_usdu_nodes(graph::NodeRegistry& r) {
+  graph::NodeSchema u =
+      make_schema(kUsduUpscale, "Ultimate SD Upscale", "image/upscaling", usdu_inputs(true), {"IMAGE"});
+  u.description = "Upscales an image and runs image-to-image on tiles from the input image.";
+  u.output_tooltips = {"The final upscaled image."};
+  u.python_module = "custom_nodes.ComfyUI_UltimateSDUpscale";
+  add_fn_node(r, u, run_usdu_with_model);
   graph::NodeSchema s = make_schema(kUsduNoUpscale, "Ultimate SD Upscale (No Upscale)", "image/upscaling",
                                     usdu_inputs(false), {"IMAGE"});
   s.description = "Runs image-to-image on tiles from the input image.";

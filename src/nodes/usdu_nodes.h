@@ -1,5 +1,5 @@
-// The node classes of ssitu/ComfyUI_UltimateSDUpscale on the engine: UltimateSDUpscaleNoUpscale (and
-// UltimateSDUpscale once an UPSCALE_MODEL type is registered, see usdu_nodes.cpp), with the custom node's
+// The node classes of ssitu/ComfyUI_UltimateSDUpscale on the engine: UltimateSDUpscaleNoUpscale and
+// UltimateSDUpscale (its upscale model through include/netdist/upscale_model.h), with the custom node's
 // class names, inputs (names, types, defaults, ranges, the mode strings, tooltips) and output. The tile loop
 // is usdu_plan.h; each tile is VAEEncode → common_ksampler (the node's seed, steps, cfg, sampler, scheduler
 // and `denoise`, for every redraw and seam-fix pass) → VAEDecode (VAEDecodeTiled 512/64 with tiled_decode),

@@ -140,6 +140,16 @@ TEST_F(UsduNodesTest, ObjectInfoIsTheCustomNodes) {
   EXPECT_EQ(req["seed"][1]["max"], Json(uint64_t(0xffffffffffffffffULL)));
   EXPECT_EQ(req["force_uniform_tiles"][1]["default"], true);
   EXPECT_EQ(info["output"], Json::parse(R"(["IMAGE"])"));
+  // UltimateSDUpscale: `image`, upscale_by after vae, upscale_model after denoise.
+  const Json full = registry_.object_info()["UltimateSDUpscale"];
+  std::vector<std::string> full_names;
+  for (const auto& n : full["input_order"]["required"]) full_names.push_back(n.get<std::string>());
+  ASSERT_EQ(full_names.size(), want.size() + 2);
+  EXPECT_EQ(full_names[0], "image");
+  EXPECT_EQ(full_names[5], "upscale_by");
+  EXPECT_EQ(full_names[12], "upscale_model");
+  EXPECT_EQ(full["input"]["required"]["upscale_by"][1]["default"], 2);
+  EXPECT_EQ(full["input"]["required"]["upscale_model"], Json::parse(R"(["UPSCALE_MODEL"])"));
 }
 
 TEST_F(UsduNodesTest, EveryModeRunsAndIsDeterministic) {
