@@ -22,12 +22,16 @@
 #   tiles      TiledDiffusion on the sd15 checkpoint: the real custom node (PEER/custom_nodes/ComfyUI-TiledDiffusion,
 #              copied into ComfyUI's custom_nodes/) in tools/parity/tiled_reference.py against parity_check --tiled,
 #              both methods, 768×512 in 384-px tiles overlapping 64 px (6 tiles, batches of 3), fp16 and fp32
+#   usdu       UltimateSDUpscaleNoUpscale on a 1024² picture with the sd15 checkpoint: the real custom node
+#              (.peer/custom_nodes/ComfyUI_UltimateSDUpscale with its repositories/ultimate_sd_upscale/scripts/
+#              ultimate-upscale.py) in ComfyUI against `netdist run` of the same workflow, three mode pairs
+#              (tools/parity/usdu_reference.py): mean and largest 8-bit difference
 # Then it prints one table, check by check: pass/fail, the largest difference and its bound, and runs
 # netdist_test_report over the GoogleTest results (--gpu yes: a test that skipped for want of a GPU fails).
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
 #
 # Environment (all optional): PEER=.peer  BUILD=build/gpu  WORK=/tmp/netdist-parity  PYTHON=python3
-#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale sd15 sdxl tiles"  STEP_TIMEOUT=900 (seconds a step)
+#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale sd15 sdxl tiles usdu"  STEP_TIMEOUT=900 (seconds a step)
 #   The device tool allows 10 minutes a command: run the steps in two commands if needed, e.g.
 #   PARITY_STEPS="build goldens unet_vae cudagraphs sd15" then PARITY_STEPS=sdxl (the build stays in BUILD).
 set -uo pipefail
@@ -38,7 +42,7 @@ BUILD=${BUILD:-build/gpu}
 WORK=${WORK:-/tmp/netdist-parity}
 PYTHON=${PYTHON:-python3}
 CUDA_DEVICE=${CUDA_DEVICE:-0}
-PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale sd15 sdxl tiles}
+PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale sd15 sdxl tiles usdu}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 RESULTS=$WORK/results
 ROWS=$WORK/rows.tsv  # check <TAB> pass|FAIL <TAB> largest difference <TAB> bound
@@ -100,7 +104,7 @@ export PYTHONPATH="$PEER/pylib${PYTHONPATH:+:$PYTHONPATH}"
 
 # ---- build ---------------------------------------------------------------------------------------------
 if want build; then
-  NETDIST_GPU_TESTS=0 NETDIST_GPU_TARGETS="netdist_parity_tests netdist_engine_tests parity_check netdist_test_report" \
+  NETDIST_GPU_TESTS=0 NETDIST_GPU_TARGETS="netdist netdist_parity_tests netdist_engine_tests parity_check netdist_test_report" \
     run_logged build scripts/gpu-build "$BUILD" || die "build failed"
   grep '^gpu-build:' "$WORK/build.log"
 fi
@@ -252,6 +256,31 @@ tiled_parity() {
 if want tiles; then
   tiled_parity fp16
   tiled_parity fp32
+fi
+
+# ---- Ultimate SD Upscale: the real custom node against netdist run ----------------------------------------
+if want usdu; then
+  ck=$WORK/ck/sd15.safetensors
+  usdu=$WORK/usdu
+  mkdir -p "$WORK/ck" "$usdu"
+  if [ ! -s "$ck" ]; then
+    run_logged checkpoint_sd15 "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sd15 --out "$ck" --seed 0 --dtype fp16 || rm -f "$ck"
+  fi
+  if [ ! -s "$ck" ]; then
+    row "usdu: make_checkpoint.py" FAIL - -
+  elif ! run_logged usdu_reference "$PYTHON" tools/parity/usdu_reference.py --peer "$PEER" --ckpt "$ck" --out "$usdu"; then
+    row "usdu: usdu_reference.py" FAIL - -
+  else
+    rm -rf "$usdu/netdist"
+    for c in $(cat "$usdu/cases.txt"); do
+      run_logged "usdu_netdist_$c" "$BUILD/netdist" run "$usdu/$c.json" --models-dir "$usdu/models" \
+        --input-directory "$usdu/input" --output-directory "$usdu/netdist" --device "cuda:$CUDA_DEVICE" \
+        --clip-vocab tests/data/clip-vit-l-14-tokenizer --disable-metadata || true
+    done
+    "$PYTHON" tools/parity/usdu_reference.py --compare "$usdu" >"$WORK/usdu_compare.log" 2>&1
+    grep -E '^usdu: ' "$WORK/usdu_compare.log" >>"$ROWS" || row "usdu: compare printed no rows" FAIL - -
+  fi
 fi
 
 # ---- the table -----------------------------------------------------------------------------------------
