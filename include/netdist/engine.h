@@ -127,6 +127,11 @@ struct SampleRequest {
   at::Tensor latent;  // [N, 4, h, w] full batch (rows outside the range are ignored)
   std::optional<std::vector<int64_t>> batch_index;  // LATENT "batch_index" (noise indices)
   int64_t row_begin = 0, row_end = -1;       // the rows this call renders (micro-batch bounds); -1 = all
+  // Tile-parallel sampling of a TiledDiffusion model (include/netdist/tiled_diffusion.h): every member of
+  // tile_group calls sample() with the same request on its own Model and gets the same latent, having rendered
+  // its share of the tile batches (tile_speeds: one positive number per member, empty = equal shares).
+  std::shared_ptr<StepGroup> tile_group;
+  std::vector<double> tile_speeds;
   bool add_noise = true;                     // KSamplerAdvanced add_noise
   std::optional<int> start_step, last_step;  // KSamplerAdvanced
   bool force_full_denoise = false;           // KSamplerAdvanced return_with_leftover_noise = disable

@@ -21,8 +21,11 @@ namespace netdist {
 struct EngineOptions;
 class UpscaleModel;
 
-// UpscaleModelLoader: a .safetensors upscale model (ComfyUI also takes .pth pickles; netdist refuses them
-// with a message saying so). Errors name the file.
+// UpscaleModelLoader: a .safetensors upscale model (ComfyUI also takes .pth pickles; netdist refuses them,
+// kUnsupported, with the one-line conversion to .safetensors). Errors name the file: unsupported for an
+// unknown architecture (naming a few of its keys) or a pickle, invalid_argument / corruption for a file that
+// is not a loadable model. On a GPU the weights are placed by the engine's memory manager (engine.h
+// configure_memory): loaded onto the device when there is room, moved to RAM when other models need it.
 Result<std::shared_ptr<UpscaleModel>> load_upscale_model(const std::string& path, const EngineOptions& options);
 
 struct UpscaleModelInfo {
@@ -35,7 +38,10 @@ UpscaleModelInfo upscale_model_info(const UpscaleModel& model);
 
 // ImageUpscaleWithModel: the image through the model as ComfyUI's node runs it (tiles of 512 pixels
 // overlapping by 32, comfy.utils.tiled_scale; on out-of-memory the tile size halves down to 128), clamped to
-// [0, 1]. progress(done, total) counts tiles; returning false interrupts (Status cancelled).
+// [0, 1]. progress(done, total) counts tiles; returning false interrupts (Status cancelled). The image's
+// channels must be the model's input channels (3) and the model must output 3 (invalid_argument /
+// unsupported otherwise). Output: float32 [N, H·scale, W·scale, 3] on the CPU. On the CPU the result is
+// bit-identical whatever the process's thread count.
 Result<at::Tensor> upscale_image(UpscaleModel& model, const at::Tensor& image,
                                  const std::function<bool(int done, int total)>& progress);
 

@@ -107,6 +107,16 @@ std::string ModelFetcher::target_path(const ModelRef& ref) const {
   return (fs::path(index_->models_dir()) / model_kind_folder(ref.kind) / ref.name).string();
 }
 
+namespace {
+// A 403 whose error type says the source shares no models (model_share.cpp's refusal).
+bool source_shares_nothing(const std::string& body) {
+  const Json j = Json::parse(body, nullptr, false);
+  const Json* error = j.is_object() && j.contains("error") ? &j["error"] : nullptr;
+  return error && error->is_object() && error->value("type", Json()).is_string() &&
+         (*error)["type"].get<std::string>() == protocol::kModelSharingOff;
+}
+}  // namespace
+
 Result<std::vector<ModelFetcher::SourceModel>> ModelFetcher::source_models(bool refresh) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -118,6 +128,18 @@ Result<std::vector<ModelFetcher::SourceModel>> ModelFetcher::source_models(bool 
   call.tls = options_.tls;
   call.timeout = std::chrono::milliseconds(10000);
   ND_ASSIGN_OR_RETURN(HttpReply reply, http_call(options_.source, call));
+  if (reply.status == 403 && source_shares_nothing(reply.body)) {
+    // Not an error: a coordinator without --share-models (local workers read its own folder). Said once;
+    // asked again after the list's lifetime, in case it starts sharing.
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!sharing_off_logged_)
+      log::info("models: {} does not share its models (--share-models); this worker offers its own only",
+                options_.source);
+    sharing_off_logged_ = true;
+    source_list_.clear();
+    source_listed_ = Clock::now();
+    return source_list_;
+  }
   if (reply.status != 200) return refusal("model list of " + options_.source, reply);
   auto listed = protocol::model_list_from_json(Json::parse(reply.body, nullptr, false));
   if (!listed.is_ok()) return Status::corruption("model list of " + options_.source + ": " + listed.status().message());

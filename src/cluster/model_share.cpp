@@ -136,7 +136,7 @@ server::ExtraRoutes model_share_routes(std::shared_ptr<ModelIndex> index, ModelS
       return std::nullopt;
     }
     if (!options.enabled)
-      return server::error_response(403, "model_sharing_off",
+      return server::error_response(403, protocol::kModelSharingOff,
                                     "this server does not share its models (start it with --share-models)");
     if (!options.has_token)
       return server::error_response(403, "model_sharing_needs_token",

@@ -45,6 +45,8 @@ using Json = nlohmann::ordered_json;
 // The protocol's version. A worker whose capabilities state another one (or none) is refused by the
 // coordinator, naming both versions. Raise it with every incompatible change of a route below.
 inline constexpr int kVersion = 1;
+// The error type of GET models on a server started without --share-models (403).
+inline constexpr const char* kModelSharingOff = "model_sharing_off";
 
 enum class Route { capabilities, status, interrupt, shard, prompt, pull, progress, result, join, cluster, models };
 

@@ -14,6 +14,7 @@
 #include "engine/sampling/schedulers.h"
 #include "engine/text/text_encoder.h"
 #include "engine/text/tokenize_prompt.h"
+#include "engine/tiled_diffusion.h"
 #include "engine/unet/sdxl_adm.h"
 
 namespace netdist {
@@ -366,9 +367,10 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
   ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> neg,
                       prepare_cond(model, negative, "negative", width, height));
   cond::add_opposite_areas(pos, neg);
+  const bool skip_uncond = std::abs(req.cfg - 1.0) <= 1e-9 * std::max(1.0, std::abs(req.cfg));
+  ND_ASSIGN_OR_RETURN(auto tiling, tiles::prepare_call(model.tiling_, req, pos, neg, skip_uncond));
 
   at::Tensor result;
-  const bool skip_uncond = std::abs(req.cfg - 1.0) <= 1e-9 * std::max(1.0, std::abs(req.cfg));
   // With cfg == 1 there is no unconditional pass to split off: every member computes the whole step alone.
   std::optional<cond::CfgSplit> split;
   if (req.cfg_split && !skip_uncond) split.emplace(*req.group, req.cfg);
@@ -384,10 +386,10 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
     at::Tensor sig = sigmas.to(model.device_);
     at::Tensor latent_in = (latent * model.info_.vae_scale_factor).to(model.device_);
     at::Tensor x = ms.noise_scaling(sig[0], noise.to(model.device_), latent_in, ms.is_max_denoise(sigmas));
-    cond::ModelFn unet_fn = [&](const at::Tensor& xb, const at::Tensor& sb, const at::Tensor& cb,
-                                const at::Tensor& yb) {
+    cond::ModelFn unet_fn = tiling.wrap([&](const at::Tensor& xb, const at::Tensor& sb, const at::Tensor& cb,
+                                            const at::Tensor& yb) {
       return apply_model(model, graphs, xb, sb, cb, yb, groups);
-    };
+    });
     sampling::Denoiser denoiser = [&](const at::Tensor& xt, const at::Tensor& sigma) {
       if (split) return split->denoise(unet_fn, pos, neg, xt, sigma);
       std::vector<const std::vector<cond::CondRow>*> lists = {&pos, skip_uncond ? nullptr : &neg};
@@ -416,7 +418,7 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
   // The graphs' pools and the activations are cached blocks now: give them back, as ComfyUI's
   // soft_empty_cache does, so that what runs next (the VAE, another model) finds them.
   runtime::release_cached_memory(model.device_);
-  ND_RETURN_IF_ERROR(s);
+  ND_RETURN_IF_ERROR(tiling.status(s));
   return result;
 }
 

@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "engine/unet/unet.h"
 #include "engine/vae/vae.h"
 #include "netdist/engine.h"
+#include "netdist/tiled_diffusion.h"
 
 namespace netdist {
 
@@ -48,6 +50,7 @@ class Model {
   std::shared_ptr<sampling::ModelSampling> sampling_;
   lora::WeightPatches unet_patches_;  // canonical names under info_.unet_prefix
   lora::WeightPatches clip_patches_;  // canonical names under the text encoders' prefixes
+  std::optional<TiledDiffusionOptions> tiling_;  // TiledDiffusion: sample() tiles its UNet calls
   // The modules' places in the memory manager (residency.h), shared by every handle; none on the CPU.
   std::vector<std::shared_ptr<residency::Ticket>> tickets_;
 };

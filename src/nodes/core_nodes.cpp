@@ -8,7 +8,9 @@
 #include "nodes/model_nodes.h"
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
+#include "nodes/tiled_diffusion_nodes.h"
 #include "nodes/upscale_nodes.h"
+#include "nodes/usdu_nodes.h"
 
 namespace netdist::nodes {
 
@@ -309,7 +311,9 @@ void register_core_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv>
   add_vae(registry);
   register_image_nodes(registry, env);
   register_upscale_nodes(registry);
+  register_usdu_nodes(registry);
   register_model_nodes(registry, env);
+  register_tiled_diffusion_nodes(registry);
 }
 
 }  // namespace netdist::nodes

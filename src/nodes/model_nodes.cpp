@@ -2,6 +2,7 @@
 
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
+#include "nodes/upscale_model_nodes.h"
 
 namespace netdist::nodes {
 
@@ -108,6 +109,7 @@ void add_multigpu_work_units(graph::NodeRegistry& r) {
 void register_model_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv> env) {
   add_lora_loader(registry, env);
   add_vae_nodes(registry, env);
+  register_upscale_model_nodes(registry, env);
   add_multigpu_work_units(registry);
 }
 

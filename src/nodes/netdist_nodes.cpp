@@ -480,8 +480,8 @@ void add_image_nodes(graph::NodeRegistry& r, std::shared_ptr<RemoteClient> clien
                 ND_ASSIGN_OR_RETURN(auto b, need<ImageObject>(in, "images_b"));
                 if (a->images.sizes().slice(1) != b->images.sizes().slice(1)) {
                   // The plugin prints this and returns images_a alone.
-                  log::warn("CombineImageBatch: image size mismatch [{}] vs [{}]; returning images_a",
-                            fmt::join(a->images.sizes(), ","), fmt::join(b->images.sizes(), ","));
+                  log::warn("CombineImageBatch: image size mismatch {} vs {}; returning images_a",
+                            c10::str(a->images.sizes()), c10::str(b->images.sizes()));
                   return std::vector<Value>{object(a)};
                 }
                 auto out = std::make_shared<ImageObject>();

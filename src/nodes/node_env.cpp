@@ -16,6 +16,12 @@ bool is_checkpoint_file(const fs::path& p) {
   return ext == ".safetensors" || ext == ".sft";
 }
 
+bool is_upscale_model_file(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+  return ext == ".safetensors" || ext == ".sft" || ext == ".pth" || ext == ".pt";
+}
+
 bool is_image_file(const fs::path& p) {
   std::string ext = p.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
@@ -174,6 +180,24 @@ Result<std::shared_ptr<Model>> NodeEnv::load_vae(const std::string& name) {
   return cached_load(loaded_vaes_, "vae:" + path, path, netdist::load_vae);
 }
 
+std::vector<std::string> NodeEnv::upscale_model_names() const {
+  return list_files(fs::path(options_.models_dir) / "upscale_models", true, is_upscale_model_file);
+}
+
+Result<std::string> NodeEnv::upscale_model_path(const std::string& name) const {
+  return model_file_path(options_.models_dir, "upscale_models", "upscale model", name);
+}
+
+Result<std::shared_ptr<UpscaleModel>> NodeEnv::load_upscale_model(const std::string& name) {
+  ND_ASSIGN_OR_RETURN(std::string path, upscale_model_path(name));
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = loaded_upscale_models_.find(path);
+  if (it != loaded_upscale_models_.end()) return it->second;
+  ND_ASSIGN_OR_RETURN(std::shared_ptr<UpscaleModel> model, netdist::load_upscale_model(path, options_.engine));
+  loaded_upscale_models_[path] = model;
+  return model;
+}
+
 std::vector<std::string> NodeEnv::input_images() const {
   return list_files(options_.input_dir, false, is_image_file);
 }
@@ -183,6 +207,7 @@ void NodeEnv::unload_models() {
     std::lock_guard<std::mutex> lock(mutex_);
     loaded_.clear();
     loaded_vaes_.clear();
+    loaded_upscale_models_.clear();
     recent_.clear();
   }
   free_device_memory(options_.engine.device, true);

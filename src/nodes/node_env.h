@@ -13,6 +13,7 @@
 
 #include "core/status.h"
 #include "netdist/engine.h"
+#include "netdist/upscale_model.h"
 
 namespace netdist::nodes {
 
@@ -58,6 +59,12 @@ class NodeEnv {
   Result<std::string> vae_path(const std::string& name) const;
   // Loads (or returns the already loaded) standalone VAE for a vae name.
   Result<std::shared_ptr<Model>> load_vae(const std::string& name);
+  // Files under models_dir/upscale_models (recursive, '/'-separated, sorted): UpscaleModelLoader's
+  // model_name. .pth/.pt pickles are listed as ComfyUI lists them; loading one is refused with advice.
+  std::vector<std::string> upscale_model_names() const;
+  Result<std::string> upscale_model_path(const std::string& name) const;
+  // Loads (or returns the already loaded) upscale model for a model_name; unload_models drops them.
+  Result<std::shared_ptr<UpscaleModel>> load_upscale_model(const std::string& name);
   // Image files in input_dir (sorted), as LoadImage lists them.
   std::vector<std::string> input_images() const;
   // Drops every loaded model not referenced elsewhere and moves the device's idle weights to RAM (POST
@@ -71,6 +78,7 @@ class NodeEnv {
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Model>> loaded_;       // checkpoints by path
   std::map<std::string, std::shared_ptr<Model>> loaded_vaes_;  // VAE files by path
+  std::map<std::string, std::shared_ptr<UpscaleModel>> loaded_upscale_models_;  // by path
   std::list<std::string> recent_;  // "checkpoint:PATH" / "vae:PATH", most recently used first
   using Loader = Result<std::shared_ptr<Model>> (*)(const std::string&, const EngineOptions&);
   // Under mutex_: the cached model at `path` or a new one from `loader`, keeping max_loaded_models.

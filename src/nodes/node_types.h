@@ -11,6 +11,7 @@
 
 #include "graph/value.h"
 #include "netdist/engine.h"
+#include "netdist/upscale_model.h"
 
 namespace netdist::nodes {
 
@@ -35,6 +36,14 @@ struct VaeObject : graph::Object {
   std::string name;
   std::string type_name() const override { return "VAE"; }
   std::string repr() const override { return "<VAE " + name + ">"; }
+};
+
+// UPSCALE_MODEL (UpscaleModelLoader): a loaded upscale model, shared with NodeEnv's cache.
+struct UpscaleModelObject : graph::Object {
+  std::shared_ptr<UpscaleModel> model;
+  std::string name;
+  std::string type_name() const override { return "UPSCALE_MODEL"; }
+  std::string repr() const override { return "<ImageModelDescriptor " + name + ">"; }
 };
 
 struct ConditioningObject : graph::Object {

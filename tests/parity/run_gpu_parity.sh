@@ -13,15 +13,25 @@
 #   unet_vae   tools/parity/make_unet_vae_reference.py (ComfyUI's own tiny UNets/VAE, CPU fp32), then
 #              netdist_parity_tests (ParityComfyUI.*) with NETDIST_PARITY_DATA set: max |diff| / max |ref|
 #   cudagraphs netdist_engine_tests CudaGraphs.* on the GPU: graph replay is bit-identical to eager
+#   upscale    tools/parity/upscale_reference.py (spandrel's RRDBNet/Real-ESRGAN/SRVGGNetCompact of real sizes,
+#              random weights, through ComfyUI's UpscaleModelLoader + ImageUpscaleWithModel on a 4-tile
+#              image), then netdist_parity_tests (ParityUpscale.*) with NETDIST_UPSCALE_PARITY_DATA set
 #   sd15       real-size random SD1.5 checkpoint, ComfyUI reference (fp16 and fp32), tools/parity/parity_check:
 #              text encoder, one UNet call, VAE decode and whole 20-step images for four samplers
 #   sdxl       the same for SDXL at 1024² (fp16)
+#   tiles      TiledDiffusion on the sd15 checkpoint: the real custom node (PEER/custom_nodes/ComfyUI-TiledDiffusion,
+#              copied into ComfyUI's custom_nodes/) in tools/parity/tiled_reference.py against parity_check --tiled,
+#              both methods, 768×512 in 384-px tiles overlapping 64 px (6 tiles, batches of 3), fp16 and fp32
+#   usdu       UltimateSDUpscaleNoUpscale on a 1024² picture with the sd15 checkpoint: the real custom node
+#              (.peer/custom_nodes/ComfyUI_UltimateSDUpscale with its repositories/ultimate_sd_upscale/scripts/
+#              ultimate-upscale.py) in ComfyUI against `netdist run` of the same workflow, three mode pairs
+#              (tools/parity/usdu_reference.py): mean and largest 8-bit difference
 # Then it prints one table, check by check: pass/fail, the largest difference and its bound, and runs
 # netdist_test_report over the GoogleTest results (--gpu yes: a test that skipped for want of a GPU fails).
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
 #
 # Environment (all optional): PEER=.peer  BUILD=build/gpu  WORK=/tmp/netdist-parity  PYTHON=python3
-#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs sd15 sdxl"  STEP_TIMEOUT=900 (seconds a step)
+#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale sd15 sdxl tiles usdu"  STEP_TIMEOUT=900 (seconds a step)
 #   The device tool allows 10 minutes a command: run the steps in two commands if needed, e.g.
 #   PARITY_STEPS="build goldens unet_vae cudagraphs sd15" then PARITY_STEPS=sdxl (the build stays in BUILD).
 set -uo pipefail
@@ -32,7 +42,7 @@ BUILD=${BUILD:-build/gpu}
 WORK=${WORK:-/tmp/netdist-parity}
 PYTHON=${PYTHON:-python3}
 CUDA_DEVICE=${CUDA_DEVICE:-0}
-PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs sd15 sdxl}
+PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale sd15 sdxl tiles usdu}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 RESULTS=$WORK/results
 ROWS=$WORK/rows.tsv  # check <TAB> pass|FAIL <TAB> largest difference <TAB> bound
@@ -94,7 +104,7 @@ export PYTHONPATH="$PEER/pylib${PYTHONPATH:+:$PYTHONPATH}"
 
 # ---- build ---------------------------------------------------------------------------------------------
 if want build; then
-  NETDIST_GPU_TESTS=0 NETDIST_GPU_TARGETS="netdist_parity_tests netdist_engine_tests parity_check netdist_test_report" \
+  NETDIST_GPU_TESTS=0 NETDIST_GPU_TARGETS="netdist netdist_parity_tests netdist_engine_tests parity_check netdist_test_report" \
     run_logged build scripts/gpu-build "$BUILD" || die "build failed"
   grep '^gpu-build:' "$WORK/build.log"
 fi
@@ -137,7 +147,7 @@ if want unet_vae; then
   rm -rf "$WORK/unet_vae"
   if run_logged unet_vae_reference "$PYTHON" tools/parity/make_unet_vae_reference.py "$PEER/ComfyUI" "$WORK/unet_vae"; then
     NETDIST_PARITY_DATA=$WORK/unet_vae timeout "$STEP_TIMEOUT" "$BUILD/netdist_parity_tests" \
-      --gtest_output=xml:"$RESULTS/parity.gtest.xml" >"$WORK/unet_vae_tests.log" 2>&1
+      --gtest_filter='ParityComfyUI.*' --gtest_output=xml:"$RESULTS/parity.gtest.xml" >"$WORK/unet_vae_tests.log" 2>&1
     echo "ParityComfyUI $? parity.gtest.xml" >>"$RESULTS/steps.txt"
     grep -E '^\[ *(FAILED|SKIPPED) *\]|Failure' "$WORK/unet_vae_tests.log" | head -20
     # "[ parity ] <what>: max |diff| / max |ref| = <v> (bound 1e-4)"
@@ -161,6 +171,27 @@ if want cudagraphs; then
   echo "CudaGraphs $? cudagraphs.gtest.xml" >>"$RESULTS/steps.txt"
   grep -E '^\[ *(FAILED|SKIPPED) *\]|Failure|netdist-skip' "$WORK/cudagraphs.log" | head -20
   gtest_rows "CudaGraphs" "$RESULTS/cudagraphs.gtest.xml" "0 (bit-identical)" "0"
+fi
+
+# ---- upscale models: spandrel's architectures through ComfyUI's nodes -----------------------------------
+if want upscale; then
+  rm -rf "$WORK/upscale"
+  if run_logged upscale_reference "$PYTHON" tools/parity/upscale_reference.py --peer "$PEER" --out "$WORK/upscale"; then
+    grep -A3 '"device"' "$WORK/upscale_reference.log" | sed 's/^/[gpu-parity] upscale reference: /'
+    NETDIST_UPSCALE_PARITY_DATA=$WORK/upscale timeout "$STEP_TIMEOUT" "$BUILD/netdist_parity_tests" \
+      --gtest_filter='ParityUpscale.*' --gtest_output=xml:"$RESULTS/upscale.gtest.xml" >"$WORK/upscale_tests.log" 2>&1
+    echo "ParityUpscale $? upscale.gtest.xml" >>"$RESULTS/steps.txt"
+    grep -E '^\[ *(FAILED|SKIPPED) *\]|Failure|^\[ upscale \]' "$WORK/upscale_tests.log" | head -20
+    sed -n 's/^\[ parity \] \(.*\): max |diff| \/ max |ref| = \([^ ]*\) (bound \([^)]*\))$/\1\t\2\t\3/p' \
+      "$WORK/upscale_tests.log" |
+      awk -F'\t' '{ ok = ($2 + 0 <= $3 + 0); printf "ParityUpscale: %s\t%s\t%s rel\t%s\n", $1, ok ? "pass" : "FAIL", $2, $3 }' >>"$ROWS"
+    grep -q '^\[ parity \]' "$WORK/upscale_tests.log" || row "ParityUpscale: no comparison ran" FAIL "-" "2/255"
+    ROWS=$WORK/upscale_rows.tsv gtest_rows "ParityUpscale" "$RESULTS/upscale.gtest.xml" "-" "2/255"
+    awk -F'\t' '$2 != "pass"' "$WORK/upscale_rows.tsv" >>"$ROWS"
+    rm -f "$WORK/upscale_rows.tsv"
+  else
+    row "ParityUpscale: upscale_reference.py" FAIL "-" "-"
+  fi
 fi
 
 # ---- whole checkpoints: docs/parity.md's tables ---------------------------------------------------------
@@ -196,6 +227,60 @@ if want sd15; then
 fi
 if want sdxl; then
   parity sdxl fp16 1024
+fi
+
+# ---- TiledDiffusion: the custom node in ComfyUI against netdist ------------------------------------------
+# tiled_parity PRECISION: tools/parity/tiled_reference.py on the sd15 checkpoint, then parity_check --tiled.
+tiled_parity() {
+  local precision=$1 ck=$WORK/ck/sd15.safetensors ref=$WORK/ref_tiles_$1.safetensors name=tiles_$1
+  mkdir -p "$WORK/ck"
+  if [ ! -s "$ck" ]; then
+    run_logged checkpoint_sd15 "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sd15 --out "$ck" --seed 0 --dtype fp16 || { rm -f "$ck"; row "$name: make_checkpoint.py" FAIL - -; return; }
+  fi
+  run_logged "reference_$name" "$PYTHON" tools/parity/tiled_reference.py --peer "$PEER" --ckpt "$ck" --out "$ref" \
+    --precision "$precision" || { row "$name: tiled_reference.py" FAIL - -; return; }
+  run_logged "parity_check_$name" "$BUILD/parity_check" --tiled --ckpt "$ck" --ref "$ref" --device cuda \
+    --precision "$precision" --clip-vocab tests/data/clip-vit-l-14-tokenizer
+  local rc=$? rows
+  rows=$(grep -E '^\| .* \| (yes|NO) \|$' "$WORK/parity_check_$name.log" |
+    awk -F' *\\| *' -v n="$name" '{ printf "%s: %s\t%s\t%s\t%s\n", n, $2, $5 == "yes" ? "pass" : "FAIL", $3, $4 }')
+  if [ -z "$rows" ]; then
+    row "$name: parity_check --tiled printed no table (exit code $rc)" FAIL - -
+  else
+    echo "$rows" >>"$ROWS"
+    [ $rc -eq 0 ] || grep -q 'FAIL' <<<"$rows" || row "$name: parity_check exit code $rc" FAIL - -
+  fi
+  grep '^reference:' "$WORK/parity_check_$name.log" | sed "s/^/[gpu-parity] $name /"
+}
+if want tiles; then
+  tiled_parity fp16
+  tiled_parity fp32
+fi
+
+# ---- Ultimate SD Upscale: the real custom node against netdist run ----------------------------------------
+if want usdu; then
+  ck=$WORK/ck/sd15.safetensors
+  usdu=$WORK/usdu
+  mkdir -p "$WORK/ck" "$usdu"
+  if [ ! -s "$ck" ]; then
+    run_logged checkpoint_sd15 "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sd15 --out "$ck" --seed 0 --dtype fp16 || rm -f "$ck"
+  fi
+  if [ ! -s "$ck" ]; then
+    row "usdu: make_checkpoint.py" FAIL - -
+  elif ! run_logged usdu_reference "$PYTHON" tools/parity/usdu_reference.py --peer "$PEER" --ckpt "$ck" --out "$usdu"; then
+    row "usdu: usdu_reference.py" FAIL - -
+  else
+    rm -rf "$usdu/netdist"
+    for c in $(cat "$usdu/cases.txt"); do
+      run_logged "usdu_netdist_$c" "$BUILD/netdist" run "$usdu/$c.json" --models-dir "$usdu/models" \
+        --input-directory "$usdu/input" --output-directory "$usdu/netdist" --device "cuda:$CUDA_DEVICE" \
+        --clip-vocab tests/data/clip-vit-l-14-tokenizer --disable-metadata || true
+    done
+    "$PYTHON" tools/parity/usdu_reference.py --compare "$usdu" >"$WORK/usdu_compare.log" 2>&1
+    grep -E '^usdu: ' "$WORK/usdu_compare.log" >>"$ROWS" || row "usdu: compare printed no rows" FAIL - -
+  fi
 fi
 
 # ---- the table -----------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // parity_check: compares netdist with ComfyUI component by component on one checkpoint.
 //
 //   parity_check --ckpt CKPT --ref ref.safetensors [--device cuda] [--precision fp16|fp32] [--clip-vocab DIR]
+//                [--tiled]   (ref from tools/parity/tiled_reference.py: TiledDiffusion rows, tiled_check.h)
 //
 // ref.safetensors comes from tools/parity/comfy_reference.py (ComfyUI's own code, same checkpoint, same
 // inputs). Prints one markdown table row per component: relative error ‖a−b‖/‖b‖ for text-encoder output,
@@ -16,6 +17,7 @@
 #include "engine/runtime/tensor_io.h"
 #include "io/safetensors.h"
 #include "netdist/engine.h"
+#include "tools/parity/tiled_check.h"
 
 namespace {
 
@@ -45,6 +47,8 @@ int main(int argc, char** argv) {
   app.add_option("--device", device);
   app.add_option("--precision", precision)->check(CLI::IsMember({"fp16", "fp32"}));
   app.add_option("--clip-vocab", vocab);
+  bool tiled = false;
+  app.add_flag("--tiled", tiled, "compare TiledDiffusion with tools/parity/tiled_reference.py's file");
   CLI11_PARSE(app, argc, argv);
 
   auto file = netdist::io::SafetensorsFile::open(ref_path);
@@ -70,6 +74,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "parity_check: %s\n", loaded.status().to_string().c_str());
     return 2;
   }
+  if (tiled) return netdist::parity::tiled_check(*loaded, ref, meta, precision);
   netdist::Model& model = **loaded;
   const double bound = fp32 ? 1e-4 : 1e-2;
   std::vector<Row> rows;
