@@ -16,7 +16,8 @@ Status CfgSplit::check(const StepGroup* group) {
 }
 
 at::Tensor CfgSplit::denoise(const ModelFn& model, const std::vector<CondRow>& positive,
-                             const std::vector<CondRow>& negative, const at::Tensor& x, const at::Tensor& sigma) {
+                             const std::vector<CondRow>& negative, const at::Tensor& x,
+                             const at::Tensor& sigma) {
   if (!status_.is_ok()) throw std::runtime_error(status_.message());
   const int rank = group_.rank();
   at::Tensor mine;

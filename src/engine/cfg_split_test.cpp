@@ -113,7 +113,8 @@ CfgSplitDiff cfg_split_compare(const SampleRequest& req, const Conditioning* pos
   EXPECT_TRUE(alone.is_ok()) << alone.status().to_string();
   CfgSplitRun run = cfg_split_run(req, 0, positive);
   for (int rank = 0; rank < 2; ++rank) {
-    EXPECT_TRUE(run.latent[rank].is_ok()) << req.sampler << " rank " << rank << ": " << run.latent[rank].status().to_string();
+    EXPECT_TRUE(run.latent[rank].is_ok())
+        << req.sampler << " rank " << rank << ": " << run.latent[rank].status().to_string();
   }
   if (!alone.is_ok() || !run.latent[0].is_ok() || !run.latent[1].is_ok()) return {1e9, 1e9};
   EXPECT_TRUE(at::equal(*run.latent[0], *run.latent[1])) << req.sampler << "/" << req.scheduler;
@@ -182,7 +183,8 @@ TEST(CfgSplit, AnInterruptOnOneMemberCancelsBoth) {
   CfgSplitRun run = cfg_split_run(cfg_split_request("euler", "normal"), /*stop_at=*/2);
   for (int rank = 0; rank < 2; ++rank) {
     ASSERT_FALSE(run.latent[rank].is_ok()) << rank;
-    EXPECT_EQ(run.latent[rank].status().code(), StatusCode::kCancelled) << run.latent[rank].status().to_string();
+    EXPECT_EQ(run.latent[rank].status().code(), StatusCode::kCancelled)
+        << run.latent[rank].status().to_string();
     EXPECT_NE(run.latent[rank].status().message().find("rank 1"), std::string::npos)
         << run.latent[rank].status().to_string();
   }
@@ -214,7 +216,8 @@ TEST(CfgSplit, AMemberThatLeavesIsNamed) {
   result = sample(*m.model, m.positive, m.negative, req, nullptr);
   ASSERT_FALSE(result.is_ok());
   EXPECT_EQ(result.status().code(), StatusCode::kUnavailable) << result.status().to_string();
-  EXPECT_NE(result.status().message().find("rank 1 (second)"), std::string::npos) << result.status().to_string();
+  EXPECT_NE(result.status().message().find("rank 1 (second)"), std::string::npos)
+      << result.status().to_string();
 }
 
 TEST(CfgSplit, RefusedWithoutAGroupOfTwo) {

@@ -86,12 +86,31 @@ void add_vae_nodes(graph::NodeRegistry& r, const std::shared_ptr<NodeEnv>& env) 
               });
 }
 
+// ComfyUI's MultiGPU_WorkUnits (comfy_extras/nodes_multigpu.py): the model, prepared for CFG split across up
+// to max_gpus devices. netdist has no per-process device clones to make: the model passes through unchanged,
+// as in ComfyUI with one GPU. (CFG split itself is the engine's SampleRequest::cfg_split over a step group.)
+void add_multigpu_work_units(graph::NodeRegistry& r) {
+  graph::NodeSchema s = make_schema(
+      "MultiGPU_WorkUnits", "MultiGPU Work Units", "advanced/multigpu",
+      {graph::link_input("model", "MODEL"), graph::int_input("max_gpus", 2, 1, nullptr, 1)}, {"MODEL"});
+  s.python_module = "comfy_extras.nodes_multigpu";
+  s.description =
+      "Prepares model to have sampling accelerated via splitting work units.\n\n"
+      "Should be placed after nodes that modify the model object itself, such as compile or attention-switch "
+      "nodes.\n\nOther than those exceptions, this node can be placed in any order.";
+  add_fn_node(r, s, [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+    ND_ASSIGN_OR_RETURN(auto m, need<ModelObject>(in, "model"));
+    return std::vector<Value>{object(m)};
+  });
+}
+
 }  // namespace
 
 void register_model_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv> env) {
   add_lora_loader(registry, env);
   add_vae_nodes(registry, env);
   register_upscale_model_nodes(registry, env);
+  add_multigpu_work_units(registry);
 }
 
 }  // namespace netdist::nodes

@@ -45,7 +45,9 @@ std::string c10d_group_error_text(const std::exception& e) {
 
 std::vector<uint8_t> c10d_group_bytes(const std::string& s) { return {s.begin(), s.end()}; }
 
-std::string c10d_group_key(const char* what, int rank) { return std::string("netdist_") + what + "/" + std::to_string(rank); }
+std::string c10d_group_key(const char* what, int rank) {
+  return std::string("netdist_") + what + "/" + std::to_string(rank);
+}
 
 // Ranks (other than `self`) whose key `what/<rank>` did not appear in `store` before `deadline`.
 std::vector<int> c10d_group_missing(c10d::Store& store, const char* what, int self, int size,
@@ -76,8 +78,8 @@ std::vector<int> c10d_group_missing(c10d::Store& store, const char* what, int se
 
 class C10dStepGroup final : public StepGroup {
  public:
-  C10dStepGroup(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::ProcessGroupGloo> pg, int rank,
-                int size, const StepGroupOptions& options)
+  C10dStepGroup(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::ProcessGroupGloo> pg,
+                int rank, int size, const StepGroupOptions& options)
       : store_(std::move(store)), pg_(std::move(pg)), rank_(rank), size_(size), options_(options) {}
 
   int rank() const override { return rank_; }
@@ -93,7 +95,8 @@ class C10dStepGroup final : public StepGroup {
 
   Result<std::vector<at::Tensor>> all_gather(const at::Tensor& t) override {
     if (!failed_.is_ok()) return failed_;
-    if (!t.defined()) return Status::invalid_argument("step group all_gather: undefined tensor on " + describe(rank_));
+    if (!t.defined())
+      return Status::invalid_argument("step group all_gather: undefined tensor on " + describe(rank_));
     try {
       // Gloo writes the outputs on its own thread, outside the caller's InferenceMode: they must be normal
       // tensors, not inference tensors.
@@ -112,10 +115,11 @@ class C10dStepGroup final : public StepGroup {
   Status broadcast(at::Tensor& t, int root) override {
     if (!failed_.is_ok()) return failed_;
     if (root < 0 || root >= size_) {
-      return Status::invalid_argument("step group broadcast: root " + std::to_string(root) + " outside a group of " +
-                                      std::to_string(size_));
+      return Status::invalid_argument("step group broadcast: root " + std::to_string(root) +
+                                      " outside a group of " + std::to_string(size_));
     }
-    if (!t.defined()) return Status::invalid_argument("step group broadcast: undefined tensor on " + describe(rank_));
+    if (!t.defined())
+      return Status::invalid_argument("step group broadcast: undefined tensor on " + describe(rank_));
     try {
       std::vector<at::Tensor> tensors(1);
       {
@@ -145,7 +149,8 @@ class C10dStepGroup final : public StepGroup {
     } catch (const std::exception&) {
     }
     const milliseconds grace = std::min(options_.timeout / 2, milliseconds(1000));
-    const std::vector<int> silent = c10d_group_missing(*store_, "failed", rank_, size_, steady_clock::now() + grace);
+    const std::vector<int> silent =
+        c10d_group_missing(*store_, "failed", rank_, size_, steady_clock::now() + grace);
     std::string who;
     for (int r : silent) who += (who.empty() ? "" : ", ") + describe(r);
     std::string message = "step group " + std::string(op) + " failed on " + describe(rank_) + ": ";
@@ -163,9 +168,8 @@ class C10dStepGroup final : public StepGroup {
   Status failed_;
 };
 
-Result<c10::intrusive_ptr<c10d::ProcessGroupGloo>> c10d_group_make_gloo(const c10::intrusive_ptr<c10d::Store>& store,
-                                                                         int rank, int size,
-                                                                         const StepGroupOptions& options) {
+Result<c10::intrusive_ptr<c10d::ProcessGroupGloo>> c10d_group_make_gloo(
+    const c10::intrusive_ptr<c10d::Store>& store, int rank, int size, const StepGroupOptions& options) {
   try {
     auto gloo_options = c10d::ProcessGroupGloo::Options::create(options.timeout);
     gloo_options->devices.push_back(options.host.empty()
@@ -174,15 +178,17 @@ Result<c10::intrusive_ptr<c10d::ProcessGroupGloo>> c10d_group_make_gloo(const c1
     gloo_options->threads = 1;
     return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, gloo_options);
   } catch (const std::exception& e) {
-    return Status::unavailable("step group: rank " + std::to_string(rank) + " could not connect to its group of " +
-                               std::to_string(size) + ": " + c10d_group_error_text(e));
+    return Status::unavailable("step group: rank " + std::to_string(rank) +
+                               " could not connect to its group of " + std::to_string(size) + ": " +
+                               c10d_group_error_text(e));
   }
 }
 
 #endif  // NETDIST_HAVE_GLOO
 
 Status c10d_group_check(int rank, int size, const StepGroupOptions& options) {
-  if (size < 1) return Status::invalid_argument("step group: size " + std::to_string(size) + " (must be >= 1)");
+  if (size < 1)
+    return Status::invalid_argument("step group: size " + std::to_string(size) + " (must be >= 1)");
   if (rank < 0 || rank >= size) {
     return Status::invalid_argument("step group: rank " + std::to_string(rank) + " outside a group of " +
                                     std::to_string(size));
@@ -192,7 +198,8 @@ Status c10d_group_check(int rank, int size, const StepGroupOptions& options) {
     return Status::unsupported("step group: backend \"nccl\" is not built into this netdist; use \"gloo\"");
   }
   if (options.backend != "gloo") {
-    return Status::invalid_argument("step group: unknown backend \"" + options.backend + "\" (expected \"gloo\")");
+    return Status::invalid_argument("step group: unknown backend \"" + options.backend +
+                                    "\" (expected \"gloo\")");
   }
   if (!NETDIST_HAVE_GLOO) {
     return Status::unsupported("step group: this netdist was built without Gloo's headers (libgloo-dev)");
@@ -202,8 +209,8 @@ Status c10d_group_check(int rank, int size, const StepGroupOptions& options) {
 
 }  // namespace
 
-Result<std::shared_ptr<StepGroup>> make_step_group(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
-                                                   const StepGroupOptions& options) {
+Result<std::shared_ptr<StepGroup>> make_step_group(const c10::intrusive_ptr<c10d::Store>& store, int rank,
+                                                   int size, const StepGroupOptions& options) {
   if (Status s = c10d_group_check(rank, size, options); !s.is_ok()) return s;
   if (!store) return Status::invalid_argument("step group: no store");
 #if NETDIST_HAVE_GLOO
@@ -213,27 +220,32 @@ Result<std::shared_ptr<StepGroup>> make_step_group(const c10::intrusive_ptr<c10d
   c10::intrusive_ptr<c10d::Store> group_store = store;
   std::string joined_text;
   try {
-    if (!options.store_prefix.empty()) group_store = c10::make_intrusive<c10d::PrefixStore>(options.store_prefix, store);
+    if (!options.store_prefix.empty())
+      group_store = c10::make_intrusive<c10d::PrefixStore>(options.store_prefix, store);
     group_store->set(c10d_group_key("joined", rank), c10d_group_bytes("1"));
   } catch (const std::exception& e) {
-    return Status::unavailable("step group: rank " + std::to_string(rank) + " cannot reach the group's store: " +
-                               c10d_group_error_text(e));
+    return Status::unavailable("step group: rank " + std::to_string(rank) +
+                               " cannot reach the group's store: " + c10d_group_error_text(e));
   }
-  // Our own join barrier first, so that a member that never comes is named (Gloo's rendezvous only times out).
+  // Our own join barrier first, so that a member that never comes is named (Gloo's rendezvous only times
+  // out).
   const std::vector<int> absent =
       c10d_group_missing(*group_store, "joined", rank, size, steady_clock::now() + options.timeout);
   if (!absent.empty()) {
     std::string who;
     for (int r : absent) {
       who += (who.empty() ? "rank " : ", rank ") + std::to_string(r);
-      if (r < static_cast<int>(options.names.size()) && !options.names[r].empty()) who += " (" + options.names[r] + ")";
+      if (r < static_cast<int>(options.names.size()) && !options.names[r].empty())
+        who += " (" + options.names[r] + ")";
     }
     return Status::unavailable("step group: rank " + std::to_string(rank) + " of " + std::to_string(size) +
-                               ": " + who + " did not join within " + std::to_string(options.timeout.count()) + " ms");
+                               ": " + who + " did not join within " +
+                               std::to_string(options.timeout.count()) + " ms");
   }
   auto pg = c10d_group_make_gloo(group_store, rank, size, options);
   if (!pg.is_ok()) return pg.status();
-  return std::shared_ptr<StepGroup>(std::make_shared<C10dStepGroup>(group_store, std::move(pg).value(), rank, size, options));
+  return std::shared_ptr<StepGroup>(
+      std::make_shared<C10dStepGroup>(group_store, std::move(pg).value(), rank, size, options));
 #else
   return Status::unsupported("step group: this netdist was built without Gloo's headers (libgloo-dev)");
 #endif

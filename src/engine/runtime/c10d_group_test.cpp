@@ -5,6 +5,12 @@
 #include <functional>
 #include <thread>
 
+#include <csignal>
+#include <cstdlib>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
@@ -22,8 +28,8 @@ StepGroupOptions c10d_test_options(milliseconds timeout) {
 }
 
 // Runs body(rank) on `size` threads, each with its own group over `store`; returns each group's join status.
-std::vector<Status> c10d_test_run(const c10::intrusive_ptr<c10d::Store>& store, int size, milliseconds timeout,
-                                  const std::function<void(int, StepGroup&)>& body) {
+std::vector<Status> c10d_test_run(const c10::intrusive_ptr<c10d::Store>& store, int size,
+                                  milliseconds timeout, const std::function<void(int, StepGroup&)>& body) {
   std::vector<Status> joined(size);
   std::vector<std::thread> threads;
   for (int rank = 0; rank < size; ++rank) {
@@ -160,10 +166,56 @@ TEST(C10dGroup, MemberThatStopsCallingIsNamedAfterTheTimeout) {
   EXPECT_NE(stuck.message().find("lost rank 1 (member-b)"), std::string::npos) << stuck.to_string();
 }
 
+// The other member of KilledProcessIsNamed: this test program started again with NETDIST_C10D_TEST_CHILD
+// set to the parent's TCP store port. It joins as rank 1, takes part in one all_gather and waits for the
+// parent's kill -9, before any test runs (a static initializer; libtorch's own are done by then).
+[[noreturn]] void c10d_test_child(const char* port) {
+  auto store =
+      make_tcp_store("127.0.0.1", static_cast<uint16_t>(std::atoi(port)), false, 2, milliseconds(20000));
+  if (!store.is_ok()) ::_exit(2);
+  auto group = make_step_group(*store, 1, 2, c10d_test_options(milliseconds(20000)));
+  if (!group.is_ok() || !(*group)->all_gather(at::ones({8})).is_ok()) ::_exit(3);
+  const pid_t parent = ::getppid();
+  while (::getppid() == parent) std::this_thread::sleep_for(milliseconds(100));  // a parent that died: leave
+  ::_exit(4);
+}
+
+const bool c10d_test_is_child = [] {
+  if (const char* port = std::getenv("NETDIST_C10D_TEST_CHILD")) c10d_test_child(port);
+  return false;
+}();
+
+// A member process killed with SIGKILL mid-group: the survivor's next collective fails naming it.
+TEST(C10dGroup, KilledProcessIsNamed) {
+  auto server = make_tcp_store("127.0.0.1", 0, /*is_server=*/true, 2, milliseconds(20000));
+  ASSERT_TRUE(server.is_ok()) << server.status().to_string();
+  const std::string port = std::to_string(tcp_store_port(*server));
+  ::setenv("NETDIST_C10D_TEST_CHILD", port.c_str(), 1);  // before fork: the child only execs
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::execl("/proc/self/exe", "c10d_child", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  auto group = make_step_group(*server, 0, 2, c10d_test_options(milliseconds(20000)));
+  ASSERT_TRUE(group.is_ok()) << group.status().to_string();
+  ASSERT_TRUE((*group)->all_gather(at::ones({8})).is_ok());
+  ASSERT_EQ(::kill(child, SIGKILL), 0);
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+  ::unsetenv("NETDIST_C10D_TEST_CHILD");
+  EXPECT_TRUE(WIFSIGNALED(wstatus));
+  Status lost = (*group)->all_gather(at::ones({8})).status();
+  ASSERT_FALSE(lost.is_ok());
+  EXPECT_EQ(lost.code(), StatusCode::kUnavailable) << lost.to_string();
+  EXPECT_NE(lost.message().find("lost rank 1 (member-b)"), std::string::npos) << lost.to_string();
+}
+
 TEST(C10dGroup, MemberThatNeverJoinsIsNamed) {
   auto group = make_step_group(make_hash_store(), 0, 3, c10d_test_options(milliseconds(300)));
   ASSERT_FALSE(group.is_ok());
-  EXPECT_NE(group.status().message().find("rank 1 (member-b), rank 2 (member-c) did not join"), std::string::npos)
+  EXPECT_NE(group.status().message().find("rank 1 (member-b), rank 2 (member-c) did not join"),
+            std::string::npos)
       << group.status().to_string();
 }
 
