@@ -234,12 +234,18 @@ Result<std::vector<at::Tensor>> run_tiles(const cond::ModelFn& inner, const Tile
   const std::vector<int64_t> share = share_bounds(batches, speeds);
   int64_t most = 0;  // tiles of the largest share
   for (int r = 0; r < size; ++r) most = std::max(most, tb[share[r + 1]] - tb[share[r]]);
+  std::vector<at::Tensor> local;
+  for (int64_t b = share[rank]; b < share[rank + 1]; ++b)
+    local.push_back(tile_run_batch(inner, layout, tb[b], tb[b + 1], x, sigma, context, y));
+  // The exchanged tensor is a normal one, not an inference tensor: c10d's Gloo work writes tensors on its own
+  // threads, outside sample()'s InferenceMode, which libtorch refuses for inference tensors.
+  c10::InferenceMode normal_tensors(false);
   at::Tensor mine = at::zeros({std::max<int64_t>(most, 1) * n, x.size(1), layout.tile_h, layout.tile_w},
                               x.options().dtype(at::kFloat));
-  for (int64_t b = share[rank]; b < share[rank + 1]; ++b) {
-    at::Tensor out = tile_run_batch(inner, layout, tb[b], tb[b + 1], x, sigma, context, y);
-    const int64_t first = tb[b] - tb[share[rank]];
-    mine.slice(0, first * n, first * n + out.size(0)).copy_(out);
+  int64_t row = 0;
+  for (const at::Tensor& out : local) {
+    mine.slice(0, row, row + out.size(0)).copy_(out);
+    row += out.size(0);
   }
   ND_ASSIGN_OR_RETURN(std::vector<at::Tensor> all, parallel.group->all_gather(mine));
   if (static_cast<int>(all.size()) != size)

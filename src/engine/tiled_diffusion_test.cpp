@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include "engine/model.h"
+#include "engine/runtime/c10d_group.h"
 #include "engine/tiled_diffusion.h"
 #include "netdist/engine.h"
 #include "netdist/source_dir.h"
@@ -405,6 +406,54 @@ TEST(TiledDiffusionSample, StepGroupsOfOneToThreeMembersGiveTheUngroupedLatent) 
   EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable) << failed.status().to_string();
   req.tile_speeds = {1.0, 0.0};
   EXPECT_EQ(sample(*models[0], pos, neg, req, nullptr).status().code(), StatusCode::kInvalidArgument);
+  at::set_num_threads(threads_before);
+}
+
+// The same over real c10d groups (Gloo over loopback, engine/runtime/c10d_group.h), one group per member thread
+// joined through an in-process store: 1, 2 and 3 members, cfg 5 and cfg 1, the bytes of no group.
+TEST(TiledDiffusionSample, C10dGlooGroupsGiveTheUngroupedLatent) {
+  const int threads_before = at::get_num_threads();
+  at::set_num_threads(1);
+  std::vector<std::shared_ptr<Model>> models;
+  for (int r = 0; r < 3; ++r) {
+    auto base = load_model(std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors", {}).value();
+    models.push_back(apply_tiled_diffusion(base, tile_sample_options(TileMethod::kMultiDiffusion, 64, 32)).value());
+  }
+  Conditioning pos = encode_prompt(*models[0], "a red heart").value();
+  Conditioning neg = encode_prompt(*models[0], "").value();
+  for (double cfg : {5.0, 1.0}) {
+    SampleRequest req;
+    req.seed = 5;
+    req.steps = 2;
+    req.cfg = cfg;
+    req.latent = empty_latent(*models[0], 1, 128, 96);
+    const at::Tensor alone = sample(*models[0], pos, neg, req, nullptr).value();
+    for (int members : {1, 2, 3}) {
+      auto store = runtime::make_hash_store();
+      std::vector<Result<at::Tensor>> out(members, Status::internal("not run"));
+      std::vector<std::thread> threads;
+      for (int r = 0; r < members; ++r) {
+        threads.emplace_back([&, r] {
+          runtime::StepGroupOptions o;
+          o.host = "127.0.0.1";
+          auto group = runtime::make_step_group(store, r, members, o);
+          if (!group.is_ok()) {
+            out[r] = group.status();
+            return;
+          }
+          SampleRequest mine = req;
+          mine.tile_group = *group;
+          mine.tile_speeds = members == 3 ? std::vector<double>{2, 1, 1} : std::vector<double>{};
+          out[r] = sample(*models[r], pos, neg, mine, nullptr);
+        });
+      }
+      for (auto& t : threads) t.join();
+      for (int r = 0; r < members; ++r) {
+        ASSERT_TRUE(out[r].is_ok()) << out[r].status().to_string();
+        EXPECT_TRUE(at::equal(*out[r], alone)) << "cfg " << cfg << ", " << members << " members, rank " << r;
+      }
+    }
+  }
   at::set_num_threads(threads_before);
 }
 

@@ -23,7 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using graph::Json;
 
-std::string tiny_path() {
+std::string nodes_tiny_path() {
   return (fs::path(NETDIST_SOURCE_DIR) / "models" / "tiny-emoji.safetensors").string();
 }
 
@@ -38,7 +38,7 @@ class NodesTest : public ::testing::Test {
     o.output_dir = (dir_ / "output").string();
     o.temp_dir = (dir_ / "temp").string();
     o.input_dir = (dir_ / "input").string();
-    o.default_checkpoint = tiny_path();
+    o.default_checkpoint = nodes_tiny_path();
     env_ = std::make_shared<NodeEnv>(o);
     register_core_nodes(registry_, env_);
   }
@@ -196,7 +196,7 @@ TEST_F(NodesTest, AreaUpscaleAndTiledDecodeGraphRuns) {
 }
 
 TEST_F(NodesTest, LoraLoaderAndVaeLoaderGraphRuns) {
-  auto all = runtime::load_safetensors(tiny_path());
+  auto all = runtime::load_safetensors(nodes_tiny_path());
   ASSERT_TRUE(all.is_ok());
   runtime::WeightMap vae;
   for (const auto& [name, t] : *all) {
