@@ -9,6 +9,8 @@
 
 #include <unistd.h>
 
+#include "engine/runtime/tensor_io.h"
+#include "engine/upscale/upscale_testing.h"
 #include "graph/executor.h"
 #include "graph/test_util.h"
 #include "graph/validate.h"
@@ -174,6 +176,43 @@ TEST_F(UsduNodesTest, EveryModeRunsAndIsDeterministic) {
       results.push_back(first);
     }
   }
+}
+
+// UltimateSDUpscale with a ×2 upscale model and upscale_by 2 equals UltimateSDUpscaleNoUpscale given
+// ImageUpscaleWithModel's output: the model runs once, the canvas is the model's output size (no resize), and
+// both classes then redraw the same 8-bit picture (tiny random-weight SRVGGNetCompact ×2, 128² tiles).
+TEST_F(UsduNodesTest, WithAnUpscaleModelItEqualsNoUpscaleAfterImageUpscaleWithModel) {
+  fs::create_directories(dir_ / "models" / "upscale_models");
+  ASSERT_TRUE(runtime::save_safetensors(
+                  (dir_ / "models" / "upscale_models" / "tiny_x2.safetensors").string(),
+                  upscale::testing::random_upscale_weights(upscale::testing::compact_config(4, 1, 2), 5))
+                  .is_ok());
+  Json no_upscale = prompt("Chess", "None");
+  no_upscale["7"] = Json::parse(R"({"class_type": "UpscaleModelLoader", "inputs": {"model_name": "tiny_x2.safetensors"}})");
+  no_upscale["8"] = Json::parse(
+      R"({"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["7", 0], "image": ["4", 0]}})");
+  Json& n = no_upscale["5"]["inputs"];
+  n["upscaled_image"] = Json::array({"8", 0});
+  n["tile_width"] = 128;
+  n["tile_height"] = 128;
+  graph::ExecutionOutcome out = run(no_upscale);
+  ASSERT_TRUE(out.success) << out.status.to_string();
+  const at::Tensor expected = image_;
+  ASSERT_EQ(expected.sizes(), (std::vector<int64_t>{1, 512, 512, 3}));
+
+  Json with_model = no_upscale;
+  Json& w = with_model["5"];
+  w["class_type"] = "UltimateSDUpscale";
+  w["inputs"].erase("upscaled_image");
+  w["inputs"]["image"] = Json::array({"4", 0});
+  w["inputs"]["upscale_model"] = Json::array({"7", 0});
+  w["inputs"]["upscale_by"] = 2.0;
+  with_model.erase("8");
+  image_ = at::Tensor();
+  out = run(with_model);
+  ASSERT_TRUE(out.success) << out.status.to_string();
+  ASSERT_TRUE(image_.defined());
+  EXPECT_TRUE(at::equal(expected, image_)) << "max |diff| " << (expected - image_).abs().max().item<float>();
 }
 
 TEST_F(UsduNodesTest, BadSettingsNameTheNodeAndInput) {
