@@ -370,6 +370,11 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
       coordinator_backend ? static_cast<server::Backend&>(*coordinator_backend) : graph_backend;
   server::HttpServer http(options, backend);
   Status s = http.state().queue().set_policy(flags.queue_policy);
+  // Before the listener opens: a client may send SIGTERM as soon as it has seen the address and a prompt
+  // running, which can be before this thread runs again (seen on a loaded 2-core machine: the signal's
+  // default action killed the process). Received early, it is handled when the wait below begins.
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   if (s.is_ok()) s = http.start();
   if (!s.is_ok()) {
     log::error("{}: {}", role, s.to_string());
@@ -381,8 +386,6 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   std::fflush(stdout);
   log::info("{}: listening on {} ({})", role, self_url,
             options.auth_token.empty() ? "no authentication" : "bearer token required");
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
 
   std::unique_ptr<cluster::LocalWorkers> children;
   if (cluster) {

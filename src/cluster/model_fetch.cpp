@@ -129,16 +129,8 @@ Result<std::vector<ModelFetcher::SourceModel>> ModelFetcher::source_models(bool 
   call.timeout = std::chrono::milliseconds(10000);
   ND_ASSIGN_OR_RETURN(HttpReply reply, http_call(options_.source, call));
   if (reply.status == 403 && source_shares_nothing(reply.body)) {
-    // Not an error: a coordinator without --share-models (local workers read its own folder). Said once;
-    // asked again after the list's lifetime, in case it starts sharing.
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!sharing_off_logged_)
-      log::info("models: {} does not share its models (--share-models); this worker offers its own only",
-                options_.source);
-    sharing_off_logged_ = true;
-    source_list_.clear();
-    source_listed_ = Clock::now();
-    return source_list_;
+    source_shares_nothing_ = true;
   }
   if (reply.status != 200) return refusal("model list of " + options_.source, reply);
   auto listed = protocol::model_list_from_json(Json::parse(reply.body, nullptr, false));
@@ -153,6 +145,7 @@ Result<std::vector<ModelFetcher::SourceModel>> ModelFetcher::source_models(bool 
     out.push_back(std::move(s));
   }
   std::lock_guard<std::mutex> lock(mutex_);
+  source_shares_nothing_ = false;
   source_list_ = out;
   source_listed_ = Clock::now();
   return out;
@@ -331,7 +324,15 @@ std::vector<protocol::ModelEntry> ModelFetcher::capability_models() {
   if (options_.source.empty()) return models;
   auto list = source_models(false);
   if (!list.is_ok()) {
-    log::warn("models: cannot list the models of {}: {}", options_.source, list.status().message());
+    // A source without --share-models (e.g. a coordinator whose local workers read its own folder) is no
+    // fault: said once, at info level; other failures are warned each time.
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!source_shares_nothing_)
+      log::warn("models: cannot list the models of {}: {}", options_.source, list.status().message());
+    else if (!sharing_off_logged_)
+      log::info("models: {} does not share its models (--share-models); this worker offers its own only",
+                options_.source);
+    sharing_off_logged_ = sharing_off_logged_ || source_shares_nothing_;
     return models;
   }
   for (const SourceModel& s : *list) {

@@ -90,7 +90,8 @@ class ModelFetcher {
   const ModelFetchOptions options_;
   std::mutex prepare_mutex_;
   mutable std::mutex mutex_;  // guards what follows
-  bool sharing_off_logged_ = false;  // the source said once that it shares no models
+  bool source_shares_nothing_ = false;  // its last model list was refused as model_sharing_off
+  bool sharing_off_logged_ = false;     // ... and that was said once
   std::vector<SourceModel> source_list_;
   std::optional<std::chrono::steady_clock::time_point> source_listed_;
   nlohmann::ordered_json progress_;  // null when nothing is being fetched

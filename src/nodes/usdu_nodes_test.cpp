@@ -151,7 +151,8 @@ TEST_F(UsduNodesTest, ObjectInfoIsTheCustomNodes) {
   EXPECT_EQ(full_names[5], "upscale_by");
   EXPECT_EQ(full_names[12], "upscale_model");
   EXPECT_EQ(full["input"]["required"]["upscale_by"][1]["default"], 2);
-  EXPECT_EQ(full["input"]["required"]["upscale_model"], Json::parse(R"(["UPSCALE_MODEL"])"));
+  EXPECT_EQ(full["input"]["required"]["upscale_model"],
+            Json::parse(R"(["UPSCALE_MODEL", {"tooltip": "The upscaler model for upscaling the image."}])"));
 }
 
 TEST_F(UsduNodesTest, EveryModeRunsAndIsDeterministic) {
