@@ -48,6 +48,13 @@ uint32_t next_code_point(const std::string& s, size_t& i) {
     }
     cp = (cp << 6) | (byte(i + k) & 0x3f);
   }
+  // Overlong forms, UTF-16 surrogates and values past U+10FFFF are not UTF-8 either (the last two would be
+  // written as \u escapes that no JSON parser accepts).
+  static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+    ++i;
+    return 0xfffd;
+  }
   i += extra + 1;
   return cp;
 }

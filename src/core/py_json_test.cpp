@@ -49,5 +49,20 @@ TEST(PyJson, EnsureAsciiEscapes) {
   EXPECT_EQ(python_json_dumps(key), "{\"\\u00e9\": 1}");
 }
 
+// Bytes that are not UTF-8 become U+FFFD, one per byte, and the text still parses as JSON: a lead byte past
+// U+10FFFF (found by routes_fuzz in a 404's echoed path), an encoded surrogate, an overlong form, a cut
+// sequence.
+TEST(PyJson, MalformedUtf8BecomesReplacementCharactersAndStaysJson) {
+  const std::string bad[] = {"\xf6\xa4\xbe\xbe", "\xed\xa0\x80", "\xc0\xaf", "\xe0\x80\xaf", "\xf0\x9f\x98"};
+  for (const std::string& b : bad) {
+    const std::string text = python_json_dumps(ordered_json("a" + b + "z"));
+    EXPECT_TRUE(nlohmann::json::accept(text)) << text;
+    EXPECT_EQ(text.find("\\ud8"), std::string::npos) << text;
+    EXPECT_EQ(text.find("\\ude"), std::string::npos) << text;
+  }
+  EXPECT_EQ(python_json_dumps(ordered_json("a\xf6\xa4\xbe\xbez")), "\"a\\ufffd\\ufffd\\ufffd\\ufffdz\"");
+  EXPECT_EQ(python_json_dumps(ordered_json("\xf4\x8f\xbf\xbf")), "\"\\udbff\\udfff\"");  // U+10FFFF stays
+}
+
 }  // namespace
 }  // namespace netdist
