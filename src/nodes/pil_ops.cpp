@@ -73,21 +73,6 @@ uint8_t pil_clip8(int32_t v) {
   return static_cast<uint8_t>(s < 0 ? 0 : s > 255 ? 255 : s);
 }
 
-// One 8-bit pass over `lines` lines of in_len samples → out_len samples (strides in elements).
-void pil_resample_pass(const uint8_t* in, uint8_t* out, int64_t lines, int64_t in_len, int64_t out_len,
-                       int64_t in_step, int64_t in_line, int64_t out_step, int64_t out_line,
-                       PilFilter filter) {
-  const PilCoeffs c = pil_precompute(in_len, out_len, filter);
-  for (int64_t l = 0; l < lines; ++l) {
-    for (int64_t xx = 0; xx < out_len; ++xx) {
-      int32_t ss = 1 << (kPilPrecisionBits - 1);
-      const int32_t* k = &c.k[xx * c.ksize];
-      for (int64_t x = 0; x < c.count[xx]; ++x) ss += in[l * in_line + (x + c.xmin[xx]) * in_step] * k[x];
-      out[l * out_line + xx * out_step] = pil_clip8(ss);
-    }
-  }
-}
-
 // Pillow's _gaussian_blur_radius (float arithmetic as in BoxBlur.c).
 float pil_box_radius(float radius, int passes) {
   const float sigma2 = radius * radius / static_cast<float>(passes);
@@ -131,6 +116,20 @@ void pil_box_blur_line(uint8_t* line, int64_t n, int64_t step, float float_radiu
 }
 
 }  // namespace
+
+void pil_resample_pass(const uint8_t* in, uint8_t* out, int64_t lines, int64_t in_len, int64_t out_len,
+                       int64_t in_step, int64_t in_line, int64_t out_step, int64_t out_line,
+                       PilFilter filter) {
+  const PilCoeffs c = pil_precompute(in_len, out_len, filter);
+  for (int64_t l = 0; l < lines; ++l) {
+    for (int64_t xx = 0; xx < out_len; ++xx) {
+      int32_t ss = 1 << (kPilPrecisionBits - 1);
+      const int32_t* k = &c.k[xx * c.ksize];
+      for (int64_t x = 0; x < c.count[xx]; ++x) ss += in[l * in_line + (x + c.xmin[xx]) * in_step] * k[x];
+      out[l * out_line + xx * out_step] = pil_clip8(ss);
+    }
+  }
+}
 
 PilImage pil_new(int64_t width, int64_t height, int64_t channels, uint8_t fill) {
   PilImage im;

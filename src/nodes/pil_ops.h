@@ -36,6 +36,12 @@ enum class PilFilter { kBicubic, kLanczos };
 
 // Image.new(mode, (width, height), fill).
 PilImage pil_new(int64_t width, int64_t height, int64_t channels, uint8_t fill = 0);
+// One pass of Pillow's 8-bit resampling (precompute_coeffs, normalize_coeffs_8bpc, ImagingResampleHorizontal
+// or Vertical): `lines` lines of in_len samples → out_len samples per line; strides in elements (in_step
+// between samples, in_line between lines; likewise out_*). Also nodes/upscale.cpp's lanczos.
+void pil_resample_pass(const uint8_t* in, uint8_t* out, int64_t lines, int64_t in_len, int64_t out_len,
+                       int64_t in_step, int64_t in_line, int64_t out_step, int64_t out_line,
+                       PilFilter filter);
 // Image.resize((width, height), filter); the same size gives a copy. Sizes must be positive.
 PilImage pil_resize(const PilImage& image, int64_t width, int64_t height, PilFilter filter);
 // Image.crop(box): pixels outside the image are 0.

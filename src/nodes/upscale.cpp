@@ -1,5 +1,7 @@
 #include "nodes/upscale.h"
 
+#include "nodes/pil_ops.h"
+
 #include <cmath>
 #include <vector>
 
@@ -48,78 +50,6 @@ at::Tensor slerp(const at::Tensor& b1, const at::Tensor& b2, const at::Tensor& r
   return res;
 }
 
-constexpr int kPrecisionBits = 32 - 8 - 2;
-
-double sinc(double x) {
-  if (x == 0.0) return 1.0;
-  x = x * M_PI;
-  return std::sin(x) / x;
-}
-
-double lanczos3(double x) { return (-3.0 <= x && x < 3.0) ? sinc(x) * sinc(x / 3) : 0.0; }
-
-// PIL precompute_coeffs + normalize_coeffs_8bpc for one axis: per output index, the first input index,
-// the number of taps and the fixed-point weights.
-struct Coeffs {
-  int64_t ksize = 0;
-  std::vector<int64_t> xmin, count;
-  std::vector<int32_t> k;  // [out, ksize]
-};
-
-Coeffs precompute(int64_t in_size, int64_t out_size) {
-  Coeffs c;
-  const double scale = static_cast<double>(in_size) / static_cast<double>(out_size);
-  const double filterscale = scale < 1.0 ? 1.0 : scale;
-  const double support = 3.0 * filterscale;
-  c.ksize = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
-  c.xmin.resize(out_size);
-  c.count.resize(out_size);
-  c.k.assign(out_size * c.ksize, 0);
-  std::vector<double> w(c.ksize);
-  for (int64_t xx = 0; xx < out_size; ++xx) {
-    const double center = (xx + 0.5) * scale;
-    const double ss = 1.0 / filterscale;
-    int64_t xmin = static_cast<int64_t>(center - support + 0.5);
-    if (xmin < 0) xmin = 0;
-    int64_t xmax = static_cast<int64_t>(center + support + 0.5);
-    if (xmax > in_size) xmax = in_size;
-    xmax -= xmin;
-    double ww = 0.0;
-    for (int64_t x = 0; x < xmax; ++x) {
-      w[x] = lanczos3((x + xmin - center + 0.5) * ss);
-      ww += w[x];
-    }
-    for (int64_t x = 0; x < xmax; ++x) {
-      const double v = ww != 0.0 ? w[x] / ww : w[x];
-      c.k[xx * c.ksize + x] =
-          static_cast<int32_t>(v < 0 ? -0.5 + v * (1 << kPrecisionBits) : 0.5 + v * (1 << kPrecisionBits));
-    }
-    c.xmin[xx] = xmin;
-    c.count[xx] = xmax;
-  }
-  return c;
-}
-
-uint8_t clip8(int32_t v) {
-  const int32_t s = v >> kPrecisionBits;
-  return static_cast<uint8_t>(s < 0 ? 0 : s > 255 ? 255 : s);
-}
-
-// One PIL 8-bit pass: `lines` lines of in_len samples (strides in_step between samples, in_line between
-// lines) → out_len samples per line (strides out_step, out_line).
-void resample_pass(const uint8_t* in, uint8_t* out, int64_t lines, int64_t in_len, int64_t out_len,
-                   int64_t in_step, int64_t in_line, int64_t out_step, int64_t out_line) {
-  const Coeffs c = precompute(in_len, out_len);
-  for (int64_t l = 0; l < lines; ++l) {
-    for (int64_t xx = 0; xx < out_len; ++xx) {
-      int32_t ss = 1 << (kPrecisionBits - 1);
-      const int32_t* k = &c.k[xx * c.ksize];
-      for (int64_t x = 0; x < c.count[xx]; ++x) ss += in[l * in_line + (x + c.xmin[xx]) * in_step] * k[x];
-      out[l * out_line + xx * out_step] = clip8(ss);
-    }
-  }
-}
-
 }  // namespace
 
 int64_t py_round(double v) { return static_cast<int64_t>(std::nearbyint(v)); }
@@ -157,8 +87,8 @@ at::Tensor lanczos(const at::Tensor& samples, int64_t width, int64_t height) {
       if (width != w) {
         at::Tensor tmp = at::empty({h, width, c}, at::kByte);
         for (int64_t ch = 0; ch < c; ++ch) {
-          resample_pass(cur.data_ptr<uint8_t>() + ch, tmp.data_ptr<uint8_t>() + ch, h, w, width, c, w * c, c,
-                        width * c);
+          pil_resample_pass(cur.data_ptr<uint8_t>() + ch, tmp.data_ptr<uint8_t>() + ch, h, w, width, c, w * c,
+                            c, width * c, PilFilter::kLanczos);
         }
         cur = tmp;
         cw = width;
@@ -166,8 +96,8 @@ at::Tensor lanczos(const at::Tensor& samples, int64_t width, int64_t height) {
       if (height != h) {
         at::Tensor tmp = at::empty({height, cw, c}, at::kByte);
         for (int64_t ch = 0; ch < c; ++ch) {
-          resample_pass(cur.data_ptr<uint8_t>() + ch, tmp.data_ptr<uint8_t>() + ch, cw, h, height, cw * c, c,
-                        cw * c, c);
+          pil_resample_pass(cur.data_ptr<uint8_t>() + ch, tmp.data_ptr<uint8_t>() + ch, cw, h, height, cw * c,
+                            c, cw * c, c, PilFilter::kLanczos);
         }
         cur = tmp;
       }
