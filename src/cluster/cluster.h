@@ -66,6 +66,7 @@
 #include "cluster/task.h"
 #include "cluster/worker_link.h"
 #include "cluster/cost_model.h"
+#include "cluster/plan.h"
 #include "cluster/shard.h"
 #include "cluster/shard_runner.h"
 #include "core/status.h"
@@ -132,9 +133,11 @@ class Cluster {
   // worker's GET /netdist/v1/status reported the sampler's step count S, as one machine's sampler
   // progress (max = S, value = steps of finished rows plus steps of running shards, divided by rows);
   // before that as (rows done, rows). Returning false interrupts: queued shards are dropped, running ones
-  // are interrupted on their workers, and the result is kCancelled.
+  // are interrupted on their workers, and the result is kCancelled. `plan`, if set, gets mode "rows", the
+  // workers whose shards were kept and the predicted seconds (total units / sum of eligible speeds).
   Result<at::Tensor> run_sampler(const Json& prompt, const std::string& sampler_id, int64_t rows,
-                                 const std::function<bool(int64_t done, int64_t total)>& progress);
+                                 const std::function<bool(int64_t done, int64_t total)>& progress,
+                                 Plan* plan = nullptr);
 
   // Runs a whole prompt on one capable worker (connect-out: POST /netdist/v1/prompt; dial-in: its mailbox)
   // with the coordinator's prompt_id and returns its reply (the prompt's own status, outputs, events,
@@ -142,7 +145,8 @@ class Cluster {
   // running one is interrupted on its worker, and the result is kCancelled. kUnavailable when no live
   // worker could run it for no_worker_timeout.
   // `on_event`, if set, gets the events a ComfyUI worker sends while it runs the prompt (comfy_worker.h:
-  // already under `prompt_id`), from a cluster thread, never after run_prompt returned.
+  // already under `prompt_id`), from a cluster thread, never after run_prompt returned. The reply's `plan`
+  // is mode "whole", the worker whose reply it is and the predicted seconds on the fastest eligible worker.
   using PromptEventFn = std::function<void(const std::string& type, const Json& data)>;
   Result<PromptReply> run_prompt(const std::string& prompt_id, const Json& prompt, const Json& extra_data,
                                  const Json& outputs_to_execute, const std::function<bool()>& keep_going,
@@ -161,6 +165,9 @@ class Cluster {
   //   "error" (why the last capability probe failed, null once one succeeded)}],
   //   "queued": n} (shards_done counts row shards and whole prompts.)
   Json status();
+
+  // The plans of running prompts (plan.h): the coordinator's samplers record, its backend takes.
+  PlanLog& plans() { return plans_; }
 
  private:
   struct Job;
@@ -221,6 +228,7 @@ class Cluster {
   bool started_ = false, stopping_ = false;
   std::atomic<bool> halting_{false};  // stopping_, readable without the lock (links' calls poll it)
   uint64_t next_job_ = 0;
+  PlanLog plans_;
 };
 
 }  // namespace netdist::cluster

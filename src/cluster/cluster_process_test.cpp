@@ -64,6 +64,13 @@ TEST(ClusterProcess, ThreeWorkersRenderTheUnsplitBytes) {
   int64_t total = 0;
   for (const auto& [url, rows] : rows_by_worker(coord.url())) total += rows;
   EXPECT_EQ(total, 8) << "every row rendered exactly once";
+  // The history entry names the plan (plan.h): rows over the workers that rendered shards.
+  const auto& plan = h["netdist"]["plan"];
+  EXPECT_EQ(plan["mode"], "rows") << h.dump();
+  EXPECT_GE(plan["workers"].size(), 1u) << h.dump();
+  auto rows = rows_by_worker(coord.url());
+  for (const auto& w : plan["workers"]) EXPECT_GT(rows[w.get<std::string>()], 0) << w;
+  EXPECT_GT(plan["predicted_s"].get<double>(), 0.0);
 }
 
 TEST(ClusterProcess, KilledWorkerMidShardLosesNothing) {
@@ -335,6 +342,11 @@ TEST(ClusterProcess, BatchOnePromptsRunWholeOnWorkersAtOnceWithLocalBytes) {
     auto png = images(h, dir / "c" / "out");
     got.insert(got.end(), png.begin(), png.end());
     for (const auto& img : h["outputs"]["9"]["images"]) names.insert(img["filename"].get<std::string>());
+    const auto& plan = h["netdist"]["plan"];
+    EXPECT_EQ(plan["mode"], "whole") << h.dump();
+    ASSERT_EQ(plan["workers"].size(), 1u) << h.dump();
+    EXPECT_TRUE(plan["workers"][0] == w1.url() || plan["workers"][0] == w2.url()) << plan.dump();
+    EXPECT_GT(plan["predicted_s"].get<double>(), 0.0);
   }
   EXPECT_TRUE(got == ref) << "whole-prompt images differ from a local server's";
   EXPECT_EQ(names, std::set<std::string>({"split_00001_.png", "split_00002_.png", "split_00003_.png",

@@ -27,6 +27,8 @@ struct Cluster::Job {
   Status failure;
   bool cancelled = false;
   std::vector<Member*> running;  // members running one of its tasks (one entry per task)
+  std::vector<std::string> done_by;  // URLs of the members whose results were kept, each once
+  double predicted_s = 0;            // the cost model's prediction when it was queued (plan.h)
   // A whole prompt (run_prompt): one task, shard 0, its reply kept once.
   std::string prompt_id;
   Json extra_data, outputs_to_execute;

@@ -23,6 +23,7 @@ class ClusterSamplerNode : public graph::NodeImpl {
     const int64_t rows = latent->samples.size(0);
     Status progress_status;
     int64_t reported = 0, reported_max = 0;
+    Plan plan;
     auto merged = cluster_->run_sampler(ctx.prompt(), ctx.node_id(), rows, [&](int64_t value, int64_t max) {
       if (ctx.interrupted()) {
         progress_status = ctx.progress(reported, max);  // consumes the interrupt, as ComfyUI's hook does
@@ -35,9 +36,10 @@ class ClusterSamplerNode : public graph::NodeImpl {
         progress_status = ctx.progress(value, max);
       }
       return progress_status.is_ok();
-    });
+    }, &plan);
     if (!progress_status.is_ok()) return progress_status;
     if (!merged.is_ok()) return merged.status();
+    cluster_->plans().record(ctx.prompt_id(), plan);
     auto out = std::make_shared<nodes::LatentObject>(*latent);
     out->samples = std::move(*merged);
     return std::vector<graph::Value>{graph::Value(std::static_pointer_cast<const graph::Object>(out))};
@@ -88,8 +90,11 @@ Status CoordinatorBackend::execute(const server::QueueItem& item, const server::
     std::lock_guard<std::mutex> lock(whole_mutex_);
     whole = whole_.erase(item.prompt_id) > 0;
   }
-  if (!whole) return inner_.execute(item, emit, interrupt, outputs);
-  return execute_whole(item, emit, interrupt, outputs);
+  if (whole) return execute_whole(item, emit, interrupt, outputs);
+  const Status status = inner_.execute(item, emit, interrupt, outputs);
+  // The plan of the samplers that ran on the cluster (none: everything ran here or came from the cache).
+  if (std::optional<Plan> plan = cluster_->plans().take(item.prompt_id)) emit(server::kPlanEvent, plan_to_json(*plan));
+  return status;
 }
 
 namespace {
@@ -132,6 +137,7 @@ Status CoordinatorBackend::execute_whole(const server::QueueItem& item, const se
       item.prompt_id, item.prompt, item.extra_data, item.outputs_to_execute, [&] { return !interrupt.load(); },
       [&emit](const std::string& type, const nlohmann::ordered_json& data) { emit(type, data); });
   if (!reply.is_ok()) return reply.status();
+  if (!reply->plan.is_null()) emit(server::kPlanEvent, reply->plan);
   // The files, in reply order; runs of one (type, subfolder, name) get consecutive counters, as one
   // SaveImage call numbers its batch.
   std::map<std::string, std::pair<std::string, std::string>> renamed;  // "type/subfolder/file" → new name

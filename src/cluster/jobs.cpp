@@ -26,7 +26,7 @@ bool Cluster::capable_within_timeout(Job& job, std::chrono::steady_clock::time_p
 }
 
 Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& sampler_id, int64_t rows,
-                                        const std::function<bool(int64_t, int64_t)>& progress) {
+                                        const std::function<bool(int64_t, int64_t)>& progress, Plan* plan) {
   if (rows < 1) return Status::invalid_argument("run_sampler: empty batch");
   auto job = std::make_shared<Job>();
   job->prompt = prompt;
@@ -46,7 +46,11 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
     // starting) is waited for like no capable worker: the job fails after no_worker_timeout, naming the node.
     // Shards are runs of micro-batches (engine/micro_batch.h: any split along these bounds equals the unsplit
     // batch), one per live worker able to run it, sized by its predicted speed (shard_bounds).
-    const std::vector<int64_t> bounds = shard_bounds(micro_batch_bounds(rows), eligible_speeds(*job));
+    const std::vector<double> speeds = eligible_speeds(*job);
+    const std::vector<int64_t> bounds = shard_bounds(micro_batch_bounds(rows), speeds);
+    double speed_sum = 0;
+    for (double s : speeds) speed_sum += s;
+    job->predicted_s = speed_sum > 0 ? units_per_row * double(rows) / speed_sum : 0;
     shards = bounds.size() - 1;
     job->results.resize(shards);
     job->attempts.assign(shards, 0);
@@ -83,6 +87,7 @@ Result<at::Tensor> Cluster::run_sampler(const Json& prompt, const std::string& s
     if (!job->failure.is_ok()) return job->failure;
     return Status::cancelled("interrupted");
   }
+  if (plan) *plan = Plan{"rows", job->done_by, job->predicted_s};
   return at::cat(job->results, 0);
 }
 
@@ -133,7 +138,10 @@ Result<PromptReply> Cluster::run_prompt(const std::string& prompt_id, const Json
     if (stopping_) return Status::unavailable("the coordinator is stopping");
     job->id = "job" + std::to_string(++next_job_);
     // Its predicted work (prompt_cost.h) lets the earliest-finish choice see a worker busy with it.
-    queue_.push_back(Task{job, 0, 0, 1, server::predict_prompt_units(prompt)});
+    const double units = server::predict_prompt_units(prompt);
+    const std::vector<double> speeds = eligible_speeds(*job);
+    job->predicted_s = speeds.empty() ? 0 : units / speeds.front();
+    queue_.push_back(Task{job, 0, 0, 1, units});
   }
   cv_.notify_all();
   auto last_capable = std::chrono::steady_clock::now();
@@ -154,6 +162,7 @@ Result<PromptReply> Cluster::run_prompt(const std::string& prompt_id, const Json
   if (job->reply) {
     PromptReply reply = std::move(*job->reply);
     reply.events_relayed = job->reply_member == job->live_member ? job->live_relayed : 0;
+    reply.plan = plan_to_json(Plan{"whole", {job->reply_member->url()}, job->predicted_s});
     return reply;
   }
   abandon(lock, job);

@@ -138,6 +138,8 @@ void Cluster::account(Member& m, const Task& task, Result<TaskOutput> out, TaskF
   if (out.is_ok() && out->seconds) m.cost.observe(task.units, *out->seconds);
   Job& job = *task.job;
   job.running.erase(std::find(job.running.begin(), job.running.end(), &m));
+  if (out.is_ok() && std::find(job.done_by.begin(), job.done_by.end(), m.url()) == job.done_by.end())
+    job.done_by.push_back(m.url());
   if (out.is_ok()) {
     if (job.whole() && !job.reply) {
       job.reply = std::move(std::get<PromptReply>(out->value));

@@ -108,6 +108,8 @@ struct PromptReply {
   // Not on the wire: how many of `events` the coordinator already relayed to the client while the prompt
   // ran (all but `executed`, which waits for the files' new names).
   size_t events_relayed = 0;
+  // Not on the wire: how the coordinator ran it (plan.h plan_to_json), null when not set.
+  Json plan;
 };
 
 // The wire form: {"status": {"code": int, "message"}, "outputs", "events", "files": [{"type", "subfolder",

@@ -61,8 +61,12 @@ struct ValidationOutcome {
 // events (execution_*) when absent, records them in the history status messages and routes every event to
 // the prompt's client as ComfyUI does. Type kPreviewEvent with data {"format": "JPEG"|"PNG",
 // "image": <nlohmann binary>} becomes a binary preview frame. Safe to call from any thread.
+// Type kPlanEvent (netdist's own, never sent to WebSocket clients): `data` is how a distributing backend ran
+// the prompt ({"mode", "workers", "predicted_s"}, docs/api.md); the last one becomes the history entry's
+// "netdist": {"plan": data}.
 using EmitFn = std::function<void(const std::string& type, const nlohmann::ordered_json& data)>;
 inline constexpr const char* kPreviewEvent = "preview_image";
+inline constexpr const char* kPlanEvent = "netdist_plan";
 
 class Backend {
  public:

@@ -242,6 +242,7 @@ void PromptQueue::task_done(int64_t task_id, nlohmann::ordered_json outputs, nlo
                        {"completed", status.completed},
                        {"messages", status.messages}};
     entry["meta"] = std::move(meta);
+    if (!status.netdist.is_null()) entry["netdist"] = status.netdist;
     // A prompt that failed while the server shuts down was most likely stopped by the shutdown itself: it stays
     // running in the store, so the next start runs it again instead of keeping an interrupted entry.
     if (store_ && !(shutdown_ && !status.completed)) {

@@ -40,6 +40,9 @@ struct ExecutionStatus {
   std::string status_str;                                            // "success" or "error"
   bool completed = false;
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();  // [[event, data], ...]
+  // netdist's own record of the run ({"plan": ...}, backend.h kPlanEvent), the entry's "netdist" member;
+  // null = none. Kept in memory only: an entry restored from the store has none.
+  nlohmann::ordered_json netdist;
 };
 
 class PromptQueue {

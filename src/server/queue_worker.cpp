@@ -49,6 +49,10 @@ class EventRouter {
       send_preview(data);
       return;
     }
+    if (type == kPlanEvent) {  // history only (backend.h)
+      plan_ = data;
+      return;
+    }
     ordered_json payload = data;
     if (is_history_event(type)) {
       if (payload.is_object() && !payload.contains("timestamp")) payload["timestamp"] = now_ms();
@@ -76,6 +80,11 @@ class EventRouter {
     std::lock_guard lock(mutex_);
     return saw_failure_;
   }
+  // The history entry's "netdist" member: {"plan": ...} once the backend reported one, else null.
+  ordered_json netdist() const {
+    std::lock_guard lock(mutex_);
+    return plan_.is_null() ? ordered_json() : ordered_json{{"plan", plan_}};
+  }
 
  private:
   void send_preview(const ordered_json& data) {
@@ -93,6 +102,7 @@ class EventRouter {
   ordered_json messages_ = ordered_json::array();
   bool saw_success_ = false;
   bool saw_failure_ = false;
+  ordered_json plan_;
 };
 
 }  // namespace
@@ -222,7 +232,7 @@ void QueueWorker::run_one(PromptQueue::Running running) {
     meta[it.key()] = {{"node_id", it.key()}, {"display_node", it.key()}, {"parent_node", nullptr},
                       {"real_node_id", it.key()}};
   }
-  ExecutionStatus execution_status{success ? "success" : "error", success, router.messages()};
+  ExecutionStatus execution_status{success ? "success" : "error", success, router.messages(), router.netdist()};
   state_.end_prompt(item.prompt_id);
   state_.queue().task_done(running.task_id, std::move(outputs), std::move(meta), execution_status);
   if (client_id) state_.send_json("executing", {{"node", nullptr}, {"prompt_id", item.prompt_id}}, client_id);

@@ -241,6 +241,29 @@ TEST_F(WsTest, PreviewFramesAndFeatureFlags) {
   EXPECT_EQ(encode_preview_frame(2, "ab"), std::string("\0\0\0\1\0\0\0\2ab", 10));
 }
 
+// A backend's plan (backend.h kPlanEvent) lands in the history entry as "netdist": {"plan"} and reaches no
+// WebSocket client; an entry without one has no "netdist" member.
+TEST_F(WsTest, PlanEventGoesToHistoryOnly) {
+  TestWsClient ws;
+  ASSERT_TRUE(open_ws(ws, "/ws?clientId=plan"));
+  const json plan = {{"mode", "cfg"}, {"workers", json::array({"http://a", "http://b"})}, {"predicted_s", 1.5}};
+  const std::string id = submit(prompt(17, {{"plan", plan}}), "plan");
+  std::vector<Message> seen;
+  ASSERT_TRUE(ws.read_until("execution_success", id, seen));
+  for (const auto& m : seen) {
+    if (!m.binary) {
+      EXPECT_EQ(m.data.find(kPlanEvent), std::string::npos) << m.data;
+    }
+  }
+  const json h = wait_history(id)[id];
+  EXPECT_EQ(h["netdist"], json({{"plan", plan}}));
+  for (const auto& m : h["status"]["messages"]) {
+    EXPECT_NE(m[0], kPlanEvent);
+  }
+  const std::string plain = submit(prompt(18), "plan");
+  EXPECT_FALSE(wait_history(plain)[plain].contains("netdist"));
+}
+
 TEST_F(WsTest, ReconnectWithSameClientIdKeepsNewSocket) {
   TestWsClient first, second;
   ASSERT_TRUE(first.connect(port_, "/ws?clientId=dup"));
