@@ -4,7 +4,7 @@
 #   make test       install missing deps, build netdist and the test programs (not tools/, bench/), run every
 #                   test suite and each fuzzer briefly, then report passed, skipped (with reasons) and failed
 #                   tests; fails on a failure and on a skip CI could avoid (tests/report/report.h)
-#   make demo       install missing deps, build, run `netdist demo` (1 vs 2 local workers, embedded model)
+#   make demo       install missing deps, build only netdist, run `netdist demo` (1 vs 2 local workers, embedded model)
 #   make fuzz       libFuzzer targets (clang), run each for FUZZ_SECONDS
 #   make format     clang-format every project source in place
 #   make lint       clang-tidy over the project sources (uses build/release/compile_commands.json)
@@ -55,7 +55,10 @@ test: deps
 	  echo "fuzz $$? fuzzers.fuzz.txt" >>$(TEST_RESULTS)/steps.txt
 	$(BUILD)/release/netdist_test_report $(TEST_RESULTS) --gpu $(TEST_GPU)
 
-demo: deps release
+# Only the netdist program: the demo needs no test program, tool or benchmark.
+demo: deps
+	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DNETDIST_UNITY=$(UNITY) $(CMAKE_FLAGS)
+	cmake --build $(BUILD)/release -j $(JOBS) --target netdist
 	$(BUILD)/release/netdist demo --output-directory netdist-demo
 
 fuzz: fuzz-build
