@@ -7,6 +7,7 @@
 
 #include "core/status.h"
 #include "engine/sampling/brownian_tree.h"
+#include "engine/sampling/model_sampling.h"
 #include "engine/sampling/noise.h"
 #include "engine/sampling/samplers.h"
 
@@ -14,8 +15,16 @@ namespace netdist::sampling::detail {
 
 class SamplerRun {
  public:
-  SamplerRun(const Denoiser& denoiser, const StepCallback& callback, NoiseSource& noise, const at::Tensor& x)
-      : denoiser_(denoiser), callback_(callback), noise_(noise), s_in_(at::ones({x.size(0)}, x.options())) {}
+  SamplerRun(const Denoiser& denoiser, const StepCallback& callback, NoiseSource& noise, const at::Tensor& x,
+             const ModelSampling* model_sampling = nullptr)
+      : denoiser_(denoiser),
+        callback_(callback),
+        noise_(noise),
+        s_in_(at::ones({x.size(0)}, x.options())),
+        model_sampling_(model_sampling) {}
+
+  // The model sampling is CONST (flow matching): ComfyUI's samplers take their _RF branches.
+  bool is_const() const { return model_sampling_ != nullptr && model_sampling_->is_const(); }
 
   // model(x, sigma * s_in): sigma is a 0-dim tensor on x's device.
   at::Tensor model(const at::Tensor& x, const at::Tensor& sigma) const { return denoiser_(x, sigma * s_in_); }
@@ -36,6 +45,7 @@ class SamplerRun {
   const StepCallback& callback_;
   NoiseSource& noise_;
   at::Tensor s_in_;
+  const ModelSampling* model_sampling_;
 };
 
 using SamplerFn = Result<at::Tensor> (*)(SamplerRun& run, at::Tensor x, const at::Tensor& sigmas);
@@ -58,6 +68,11 @@ Result<at::Tensor> sample_dpm_2_ancestral(SamplerRun& run, at::Tensor x, const a
 Result<at::Tensor> sample_lms(SamplerRun& run, at::Tensor x, const at::Tensor& sigmas);
 Result<at::Tensor> sample_lcm(SamplerRun& run, at::Tensor x, const at::Tensor& sigmas);
 Result<at::Tensor> sample_ddpm(SamplerRun& run, at::Tensor x, const at::Tensor& sigmas);
+
+// samplers_rf.cpp: the CONST (rectified-flow) variants ComfyUI switches to (sample_*_RF), eta = s_noise = 1.
+Result<at::Tensor> sample_euler_ancestral_rf(SamplerRun& run, at::Tensor x, const at::Tensor& sigmas);
+Result<at::Tensor> sample_dpm_2_ancestral_rf(SamplerRun& run, at::Tensor x, const at::Tensor& sigmas);
+Result<at::Tensor> sample_dpmpp_2s_ancestral_rf(SamplerRun& run, at::Tensor x, const at::Tensor& sigmas);
 
 // samplers_dpmpp.cpp
 Result<at::Tensor> sample_dpmpp_2s_ancestral(SamplerRun& run, at::Tensor x, const at::Tensor& sigmas);

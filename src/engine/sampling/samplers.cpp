@@ -64,6 +64,7 @@ Result<at::Tensor> sample_euler(SamplerRun& run, at::Tensor x, const at::Tensor&
 }
 
 Result<at::Tensor> sample_euler_ancestral(SamplerRun& run, at::Tensor x, const at::Tensor& sigmas) {
+  if (run.is_const()) return sample_euler_ancestral_rf(run, std::move(x), sigmas);
   int total = static_cast<int>(sigmas.size(0)) - 1;
   for (int i = 0; i < total; ++i) {
     at::Tensor denoised = run.model(x, sigmas[i]);
@@ -125,6 +126,7 @@ Result<at::Tensor> sample_dpm_2(SamplerRun& run, at::Tensor x, const at::Tensor&
 }
 
 Result<at::Tensor> sample_dpm_2_ancestral(SamplerRun& run, at::Tensor x, const at::Tensor& sigmas) {
+  if (run.is_const()) return sample_dpm_2_ancestral_rf(run, std::move(x), sigmas);
   int total = static_cast<int>(sigmas.size(0)) - 1;
   for (int i = 0; i < total; ++i) {
     at::Tensor denoised = run.model(x, sigmas[i]);
@@ -176,7 +178,9 @@ Result<at::Tensor> sample_lcm(SamplerRun& run, at::Tensor x, const at::Tensor& s
     at::Tensor denoised = run.model(x, sigmas[i]);
     ND_RETURN_IF_ERROR(run.report(i, total, x, denoised));
     x = denoised;
-    if (is_true(sigmas[i + 1] > 0)) {
+    if (is_true(sigmas[i + 1] > 0) && run.is_const()) {
+      x = sigmas[i + 1] * run.default_noise() + (1.0 - sigmas[i + 1]) * x;
+    } else if (is_true(sigmas[i + 1] > 0)) {
       at::Tensor scaled = run.default_noise() * sigmas[i + 1];
       scaled += x;
       x = scaled;
@@ -290,7 +294,7 @@ const std::vector<std::string>& supported_sampler_names() {
 bool is_supported_sampler(std::string_view name) { return find_sampler(name) != nullptr; }
 
 Result<at::Tensor> sample(std::string_view name, const Denoiser& denoiser, at::Tensor x, at::Tensor sigmas,
-                          NoiseSource& noise, const StepCallback& callback) {
+                          NoiseSource& noise, const StepCallback& callback, const ModelSampling* model_sampling) {
   detail::SamplerFn fn = find_sampler(name);
   if (fn == nullptr) {
     bool known = false;
@@ -314,7 +318,7 @@ Result<at::Tensor> sample(std::string_view name, const Denoiser& denoiser, at::T
     ND_RETURN_IF_ERROR(noise.begin(x));
     if (sigmas.size(0) <= 1) return x;
     sigmas = sigmas.to(x.device()).clone();
-    detail::SamplerRun run(denoiser, callback, noise, x);
+    detail::SamplerRun run(denoiser, callback, noise, x, model_sampling);
     return fn(run, std::move(x), sigmas);
   } catch (const c10::Error& e) {
     return Status::internal("sampler " + std::string(name) + ": " + e.what_without_backtrace());

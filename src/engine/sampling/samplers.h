@@ -16,6 +16,7 @@
 #include <ATen/ATen.h>
 
 #include "core/status.h"
+#include "engine/sampling/model_sampling.h"
 #include "engine/sampling/noise.h"
 
 namespace netdist::sampling {
@@ -37,10 +38,14 @@ bool is_supported_sampler(std::string_view name);
 // Runs sampler `name` from x (already noised: ModelSampling::noise_scaling(sigmas[0], noise, latent, ...))
 // along sigmas (1-D, decreasing, usually ending in 0; from make_sigmas). An empty or single-sigma schedule
 // returns x unchanged. Per-step noise comes from `noise` (NoiseSource::begin is called here).
+// `model_sampling` (may be null: eps behaviour) is the model's: with a CONST (flow-matching) one, as ComfyUI's
+// k-diffusion checks, euler_ancestral, dpm_2_ancestral and dpmpp_2s_ancestral run their _RF variants and lcm
+// re-noises with its noise_scaling (σ·noise + (1 − σ)·x); every other sampler is the same arithmetic on σ.
 // Errors: unknown or unimplemented sampler → invalid_argument / unsupported naming the valid ones;
 // callback returned false → cancelled; a libtorch failure (e.g. in the denoiser) → internal.
 Result<at::Tensor> sample(std::string_view name, const Denoiser& denoiser, at::Tensor x, at::Tensor sigmas,
-                          NoiseSource& noise, const StepCallback& callback = {});
+                          NoiseSource& noise, const StepCallback& callback = {},
+                          const ModelSampling* model_sampling = nullptr);
 
 // k-diffusion linear_multistep_coeff(order, t, i, j): ∫ over [t[i], t[i+1]] of the j-th Lagrange basis
 // polynomial through t[i], …, t[i−order+1]. Evaluated like ComfyUI under NumPy 2 (integrand in float32) with

@@ -128,6 +128,7 @@ Result<at::Tensor> dpmpp_3m_sde(SamplerRun& run, at::Tensor x, const at::Tensor&
 }  // namespace
 
 Result<at::Tensor> sample_dpmpp_2s_ancestral(SamplerRun& run, at::Tensor x, const at::Tensor& sigmas) {
+  if (run.is_const()) return sample_dpmpp_2s_ancestral_rf(run, std::move(x), sigmas);
   int total = static_cast<int>(sigmas.size(0)) - 1;
   for (int i = 0; i < total; ++i) {
     at::Tensor denoised = run.model(x, sigmas[i]);
