@@ -144,6 +144,10 @@ struct SampleRequest {
   // member → cancelled on both.
   std::shared_ptr<StepGroup> group;
   bool cfg_split = false;
+  // SamplerCustom / SamplerCustomAdvanced (SIGMAS): when defined, the schedule to sample along (1-D, finite,
+  // any float dtype), used as given in place of steps, scheduler, denoise, start_step and last_step; an empty
+  // one returns the latent unchanged. Anything else is invalid_argument naming "sigmas".
+  at::Tensor sigmas;
 };
 
 // Called after each sampler step with (step, total); return false to interrupt (→ Status cancelled).
@@ -153,6 +157,41 @@ using ProgressFn = std::function<bool(int step, int total)>;
 // latent, unscaled, float32 on the CPU.
 Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Conditioning& negative,
                           const SampleRequest& request, const ProgressFn& progress);
+
+// sample() plus the x0 prediction of the last step (SamplerCustom's denoised_output: the denoiser's output,
+// CFG applied, unscaled like the samples, float32 CPU); `denoised` is the samples themselves when no step ran.
+struct SampleOutput {
+  at::Tensor samples;
+  at::Tensor denoised;
+};
+Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& positive, const Conditioning& negative,
+                                          const SampleRequest& request, const ProgressFn& progress);
+
+// The model sampling (ComfyUI's model_sampling object: noise schedule and parameterisation) a Model samples
+// with, as comfy_extras/nodes_model_advanced.py's nodes set it: ModelSamplingDiscrete (kDiscrete with "eps",
+// "v_prediction" or "x0", zsnr), ModelSamplingSD3 (kDiscreteFlow, shift, multiplier 1000),
+// ModelSamplingAuraFlow (kDiscreteFlow, multiplier 1) and ModelSamplingFlux (kFlux, shift). The flow kinds
+// are flow matching (CONST): engine/sampling/model_sampling.h.
+struct ModelSamplingSpec {
+  enum class Kind { kDiscrete, kDiscreteFlow, kFlux };
+  Kind kind = Kind::kDiscrete;
+  std::string prediction = "eps";
+  bool zsnr = false;
+  double shift = 1.0;
+  double multiplier = 1000.0;
+};
+
+// A new handle on `model` (sharing weights, LoRA patches and lock, as apply_lora's) that samples with `spec`;
+// `model` is unchanged. invalid_argument for a prediction other than those above ("lcm" is unsupported), a
+// discrete-flow shift <= 0 or multiplier <= 0 (σ would be 0 or NaN), a non-finite shift, or a model without
+// a diffusion model.
+Result<std::shared_ptr<Model>> with_model_sampling(const std::shared_ptr<Model>& model,
+                                                   const ModelSamplingSpec& spec);
+
+// ComfyUI calculate_sigmas(model_sampling, scheduler, steps) on the model's sampling (BasicScheduler): the
+// float32 CPU schedule of engine/sampling/schedulers.h. invalid_argument for an unknown scheduler, steps < 1
+// or a model without a diffusion model.
+Result<at::Tensor> model_sigmas(const Model& model, const std::string& scheduler, int steps);
 
 // VAE decode of unscaled latents → IMAGE [N, H, W, 3] in [0, 1], float32 CPU.
 Result<at::Tensor> decode(Model& model, const at::Tensor& latent);

@@ -270,15 +270,35 @@ Result<std::vector<int64_t>> row_groups(const SampleRequest& req, int64_t row_be
   return groups;
 }
 
-// KSampler's sigmas, cut at KSamplerAdvanced's last_step (ending at 0 with force_full_denoise).
+// KSampler's sigmas, cut at KSamplerAdvanced's last_step (ending at 0 with force_full_denoise), or the custom
+// sigmas of SamplerCustom(Advanced) as given.
 Result<at::Tensor> request_sigmas(const sampling::ModelSampling& ms, const SampleRequest& req) {
+  if (req.sigmas.defined()) {
+    if (req.sigmas.dim() != 1 || !at::isFloatingType(req.sigmas.scalar_type()))
+      return Status::invalid_argument("sigmas is " + shape_string(req.sigmas) + ", not a 1-D float schedule");
+    at::Tensor custom = req.sigmas.to(at::kCPU, at::kFloat).clone();
+    if (!at::isfinite(custom).all().item<bool>()) return Status::invalid_argument("sigmas holds NaN or inf");
+    return custom;
+  }
   ND_ASSIGN_OR_RETURN(at::Tensor sigmas,
                       sampling::make_sigmas(req.scheduler, ms, req.steps, req.denoise, req.sampler));
   if (req.last_step && *req.last_step < sigmas.size(0) - 1) {
     sigmas = sigmas.slice(0, 0, *req.last_step + 1).clone();
     if (req.force_full_denoise) sigmas[-1] = 0.0;
   }
+  if (req.start_step) {
+    // KSampler.sample: a start at or past the last step leaves the latent as it is (an empty schedule).
+    if (*req.start_step >= sigmas.size(0) - 1) return at::empty({0}, at::kFloat);
+    sigmas = sigmas.slice(0, *req.start_step);
+  }
   return sigmas;
+}
+
+// The conditioning rows of `negative`; none when it is empty and cfg is 1 (BasicGuider has no negative).
+Result<std::vector<cond::CondRow>> prepare_negative(Model& model, const Conditioning& negative, bool skip_uncond,
+                                                    int64_t width, int64_t height) {
+  if (skip_uncond && negative.empty()) return std::vector<cond::CondRow>{};
+  return prepare_cond(model, negative, "negative", width, height);
 }
 
 // Activation bytes of the largest UNet call: the largest micro-batch times every conditioning entry.
@@ -343,6 +363,12 @@ at::Tensor empty_latent(const Model& model, int64_t batch, int64_t width, int64_
 
 Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Conditioning& negative,
                           const SampleRequest& req, const ProgressFn& progress) {
+  ND_ASSIGN_OR_RETURN(SampleOutput out, sample_with_denoised(model, positive, negative, req, progress));
+  return std::move(out.samples);
+}
+
+Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& positive, const Conditioning& negative,
+                                          const SampleRequest& req, const ProgressFn& progress) {
   if (model.unet_.is_empty())
     return Status::invalid_argument("sample: " + model.path_ + " has no diffusion model");
   ND_RETURN_IF_ERROR(check_latent(req.latent, "latent_image", model.unet_->config().in_channels,
@@ -356,21 +382,17 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
   const sampling::ModelSampling& ms = *model.sampling_;
   ND_ASSIGN_OR_RETURN(at::Tensor sigmas, request_sigmas(ms, req));
   at::Tensor latent = req.latent.slice(0, row_begin, row_end).to(at::kFloat);
-  if (req.start_step) {
-    if (*req.start_step >= sigmas.size(0) - 1) return latent.clone();
-    sigmas = sigmas.slice(0, *req.start_step);
-  }
+  if (sigmas.size(0) == 0) return SampleOutput{latent.clone(), latent.clone()};
   ND_ASSIGN_OR_RETURN(at::Tensor noise, rows_noise(req, latent, row_begin, row_end));
   const int64_t height = req.latent.size(2) * 8, width = req.latent.size(3) * 8;
   ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> pos,
                       prepare_cond(model, positive, "positive", width, height));
-  ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> neg,
-                      prepare_cond(model, negative, "negative", width, height));
-  cond::add_opposite_areas(pos, neg);
   const bool skip_uncond = std::abs(req.cfg - 1.0) <= 1e-9 * std::max(1.0, std::abs(req.cfg));
+  ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> neg, prepare_negative(model, negative, skip_uncond, width, height));
+  cond::add_opposite_areas(pos, neg);
   ND_ASSIGN_OR_RETURN(auto tiling, tiles::prepare_call(model.tiling_, req, pos, neg, skip_uncond));
 
-  at::Tensor result;
+  at::Tensor result, last_denoised;
   // With cfg == 1 there is no unconditional pass to split off: every member computes the whole step alone.
   std::optional<cond::CfgSplit> split;
   if (req.cfg_split && !skip_uncond) split.emplace(*req.group, req.cfg);
@@ -400,18 +422,21 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
     sampling::NoiseSource noise_source(
         req.seed, n, row_begin,
         model.options_.noise_on_cpu ? sampling::NoiseDevice::kCpu : sampling::NoiseDevice::kSampling);
-    sampling::StepCallback callback = [&](int step, int total, const at::Tensor&, const at::Tensor&) {
+    sampling::StepCallback callback = [&](int step, int total, const at::Tensor&, const at::Tensor& denoised) {
+      last_denoised = denoised.clone();
       const bool keep_going = progress ? progress(step + 1, total) : true;
       if (!split) return keep_going;
       split->note_progress(keep_going);  // the other member learns of it at the next exchange
       return true;
     };
-    auto sampled = sampling::sample(req.sampler, denoiser, x, sig, noise_source, callback);
+    auto sampled = sampling::sample(req.sampler, denoiser, x, sig, noise_source, callback, &ms);
     if (split && !split->status().is_ok()) return split->status();
     if (!sampled.is_ok()) return sampled.status();
     if (split && split->stop_requested()) return Status::cancelled("sampling interrupted");
     at::Tensor samples = ms.inverse_noise_scaling(sig[-1], *sampled);
     result = (samples.to(at::kFloat) / model.info_.vae_scale_factor).to(at::kCPU);
+    if (last_denoised.defined())
+      last_denoised = (last_denoised.to(at::kFloat) / model.info_.vae_scale_factor).to(at::kCPU);
     return Status::ok();
   });
   log_peak(model, "sampling");
@@ -419,7 +444,7 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
   // soft_empty_cache does, so that what runs next (the VAE, another model) finds them.
   runtime::release_cached_memory(model.device_);
   ND_RETURN_IF_ERROR(tiling.status(s));
-  return result;
+  return SampleOutput{result, last_denoised.defined() ? last_denoised : result};
 }
 
 Result<at::Tensor> decode(Model& model, const at::Tensor& latent) {
