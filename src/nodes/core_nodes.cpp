@@ -4,6 +4,7 @@
 #include "engine/runtime/tensor_io.h"
 #include "engine/sampling/samplers.h"
 #include "engine/sampling/schedulers.h"
+#include "nodes/custom_sampling_nodes.h"
 #include "nodes/image_nodes.h"
 #include "nodes/model_nodes.h"
 #include "nodes/node_types.h"
@@ -314,6 +315,7 @@ void register_core_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv>
   register_usdu_nodes(registry);
   register_model_nodes(registry, env);
   register_tiled_diffusion_nodes(registry);
+  register_custom_sampling_nodes(registry);
 }
 
 }  // namespace netdist::nodes

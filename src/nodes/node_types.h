@@ -70,4 +70,34 @@ struct MaskObject : graph::Object {
   std::string type_name() const override { return "MASK"; }
 };
 
+// The custom-sampling types (comfy_extras/nodes_custom_sampler.py; custom_sampling_nodes.h).
+// SAMPLER (KSamplerSelect): one of engine/sampling's samplers, by ComfyUI name.
+struct SamplerObject : graph::Object {
+  std::string sampler_name;
+  std::string type_name() const override { return "SAMPLER"; }
+  std::string repr() const override { return "<KSAMPLER " + sampler_name + ">"; }
+};
+
+// SIGMAS: a 1-D float32 CPU schedule (may be empty).
+struct SigmasObject : graph::Object {
+  at::Tensor sigmas;
+  std::string type_name() const override { return "SIGMAS"; }
+};
+
+// NOISE: RandomNoise (ComfyUI's initial noise of `seed`) or DisableNoise (zeros, seed 0 for per-step noise).
+struct NoiseObject : graph::Object {
+  bool add_noise = true;
+  uint64_t seed = 0;
+  std::string type_name() const override { return "NOISE"; }
+};
+
+// GUIDER: BasicGuider (positive only, cfg 1, no negative) or CFGGuider on a MODEL.
+struct GuiderObject : graph::Object {
+  std::shared_ptr<Model> model;
+  std::string name;
+  Conditioning positive, negative;
+  double cfg = 1.0;
+  std::string type_name() const override { return "GUIDER"; }
+};
+
 }  // namespace netdist::nodes
