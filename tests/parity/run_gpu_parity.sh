@@ -7,7 +7,7 @@
 #
 # Steps (PARITY_STEPS picks some, in this order; default all):
 #   build      scripts/gpu-build: netdist against python3's CUDA libtorch, only the programs used here
-#   goldens    remakes the committed goldens with the pinned ComfyUI (sampling, tokenizer, key lists) into a
+#   goldens    remakes the committed goldens with the pinned ComfyUI (sampling, flow sampling, tokenizer, key lists) into a
 #              copy of tests/data and runs the golden tests against it: the committed files are still
 #              what ComfyUI makes, and netdist still matches them
 #   unet_vae   tools/parity/make_unet_vae_reference.py (ComfyUI's own tiny UNets/VAE, CPU fp32), then
@@ -26,12 +26,17 @@
 #              (.peer/custom_nodes/ComfyUI_UltimateSDUpscale with its repositories/ultimate_sd_upscale/scripts/
 #              ultimate-upscale.py) in ComfyUI against `netdist run` of the same workflow, three mode pairs
 #              (tools/parity/usdu_reference.py): mean and largest 8-bit difference
+#   flow       SamplerCustomAdvanced workflows on the sd15 checkpoint, with ModelSamplingSD3 (shift 3, flow
+#              matching) and without, CFGGuider / BasicGuider, euler / euler_ancestral / dpmpp_2m with simple /
+#              sgm_uniform / karras, 512², 20 steps: the pinned ComfyUI's node classes in-process against
+#              `netdist run` of the same API workflow (tools/parity/flow_reference.py): mean and largest 8-bit
+#              difference
 # Then it prints one table, check by check: pass/fail, the largest difference and its bound, and runs
 # netdist_test_report over the GoogleTest results (--gpu yes: a test that skipped for want of a GPU fails).
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
 #
 # Environment (all optional): PEER=.peer  BUILD=build/gpu  WORK=/tmp/netdist-parity  PYTHON=python3
-#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale sd15 sdxl tiles usdu"  STEP_TIMEOUT=900 (seconds a step)
+#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale sd15 sdxl tiles usdu flow"  STEP_TIMEOUT=900 (seconds a step)
 #   The device tool allows 10 minutes a command: run the steps in two commands if needed, e.g.
 #   PARITY_STEPS="build goldens unet_vae cudagraphs sd15" then PARITY_STEPS=sdxl (the build stays in BUILD).
 set -uo pipefail
@@ -42,7 +47,7 @@ BUILD=${BUILD:-build/gpu}
 WORK=${WORK:-/tmp/netdist-parity}
 PYTHON=${PYTHON:-python3}
 CUDA_DEVICE=${CUDA_DEVICE:-0}
-PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale sd15 sdxl tiles usdu}
+PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale sd15 sdxl tiles usdu flow}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 RESULTS=$WORK/results
 ROWS=$WORK/rows.tsv  # check <TAB> pass|FAIL <TAB> largest difference <TAB> bound
@@ -123,17 +128,21 @@ if want goldens; then
   timeout "$STEP_TIMEOUT" "$PYTHON" tools/parity/tokenizer_golden.py --comfyui "$PEER/ComfyUI" \
     >"$data/tokenizer/golden_sd1.json" 2>"$WORK/golden_tokenizer.err" || { tail -20 "$WORK/golden_tokenizer.err"; ok=0; }
   run_logged golden_keys "$PYTHON" tools/parity/dump_keys.py --comfyui "$PEER/ComfyUI" --out "$data/keys" || ok=0
+  run_logged golden_flow "$PYTHON" tools/parity/flow_golden.py --peer "$PEER" \
+    --out "$data/sampling/golden_flow.json" || ok=0
   if [ $ok = 1 ]; then
-    for f in sampling/golden_comfy.json tokenizer/golden_sd1.json keys/sd15_unet.txt keys/sd2_unet.txt \
+    for f in sampling/golden_comfy.json sampling/golden_flow.json tokenizer/golden_sd1.json keys/sd15_unet.txt keys/sd2_unet.txt \
              keys/sdxl_unet.txt keys/sd_vae.txt; do
-      if cmp -s "tests/data/$f" "$data/$f"; then
+      if [ ! -e "tests/data/$f" ]; then
+        log "golden $f: not committed yet (copy $data/$f into tests/data/$f to commit it)"
+      elif cmp -s "tests/data/$f" "$data/$f"; then
         log "golden $f: the committed file is what ComfyUI makes today"
       else
         log "golden $f: differs from the committed file (tests below say whether netdist still matches ComfyUI)"
       fi
     done
     NETDIST_TEST_DATA=$data timeout "$STEP_TIMEOUT" "$BUILD/netdist_engine_tests" \
-      --gtest_filter='SamplingGolden.*:Schedulers.MatchComfyUIGolden:TokenizerGolden.*:UNetConfig.*:Vae.SdKeysMatchComfyUI' \
+      --gtest_filter='SamplingGolden.*:FlowGolden.*:Schedulers.MatchComfyUIGolden:TokenizerGolden.*:UNetConfig.*:Vae.SdKeysMatchComfyUI' \
       --gtest_output=xml:"$RESULTS/goldens.gtest.xml" >"$WORK/goldens_tests.log" 2>&1
     echo "goldens $? goldens.gtest.xml" >>"$RESULTS/steps.txt"
     gtest_rows "golden (remade with ComfyUI)" "$RESULTS/goldens.gtest.xml" "within the test's bound" "the test's"
@@ -280,6 +289,32 @@ if want usdu; then
     done
     "$PYTHON" tools/parity/usdu_reference.py --compare "$usdu" >"$WORK/usdu_compare.log" 2>&1
     grep -E '^usdu: ' "$WORK/usdu_compare.log" >>"$ROWS" || row "usdu: compare printed no rows" FAIL - -
+  fi
+fi
+
+# ---- custom sampling and flow matching: SamplerCustomAdvanced in ComfyUI against netdist run ----------------
+if want flow; then
+  ck=$WORK/ck/sd15.safetensors
+  flow=$WORK/flow
+  mkdir -p "$WORK/ck" "$flow"
+  if [ ! -s "$ck" ]; then
+    run_logged checkpoint_sd15 "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sd15 --out "$ck" --seed 0 --dtype fp16 || rm -f "$ck"
+  fi
+  if [ ! -s "$ck" ]; then
+    row "flow: make_checkpoint.py" FAIL - -
+  elif ! run_logged flow_reference "$PYTHON" tools/parity/flow_reference.py --peer "$PEER" --ckpt "$ck" --out "$flow"; then
+    row "flow: flow_reference.py" FAIL - -
+  else
+    grep '^reference:' "$WORK/flow_reference.log" | sed 's/^/[gpu-parity] flow /'
+    rm -rf "$flow/netdist"
+    for c in $(cat "$flow/cases.txt"); do
+      run_logged "flow_netdist_$c" "$BUILD/netdist" run "$flow/$c.json" --models-dir "$flow/models" \
+        --output-directory "$flow/netdist" --device "cuda:$CUDA_DEVICE" \
+        --clip-vocab tests/data/clip-vit-l-14-tokenizer --disable-metadata || true
+    done
+    "$PYTHON" tools/parity/flow_reference.py --compare "$flow" >"$WORK/flow_compare.log" 2>&1
+    grep -E '^flow: ' "$WORK/flow_compare.log" >>"$ROWS" || row "flow: compare printed no rows" FAIL - -
   fi
 fi
 
