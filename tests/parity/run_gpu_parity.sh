@@ -134,7 +134,7 @@ if want goldens; then
     for f in sampling/golden_comfy.json sampling/golden_flow.json tokenizer/golden_sd1.json keys/sd15_unet.txt keys/sd2_unet.txt \
              keys/sdxl_unet.txt keys/sd_vae.txt; do
       if [ ! -e "tests/data/$f" ]; then
-        log "golden $f: not committed yet (copy $data/$f into tests/data/$f to commit it)"
+        log "golden $f: made for this run only (not committed)"
       elif cmp -s "tests/data/$f" "$data/$f"; then
         log "golden $f: the committed file is what ComfyUI makes today"
       else
@@ -142,10 +142,15 @@ if want goldens; then
       fi
     done
     NETDIST_TEST_DATA=$data timeout "$STEP_TIMEOUT" "$BUILD/netdist_engine_tests" \
-      --gtest_filter='SamplingGolden.*:FlowGolden.*:Schedulers.MatchComfyUIGolden:TokenizerGolden.*:UNetConfig.*:Vae.SdKeysMatchComfyUI' \
+      --gtest_filter='SamplingGolden.*:Schedulers.MatchComfyUIGolden:TokenizerGolden.*:UNetConfig.*:Vae.SdKeysMatchComfyUI' \
       --gtest_output=xml:"$RESULTS/goldens.gtest.xml" >"$WORK/goldens_tests.log" 2>&1
     echo "goldens $? goldens.gtest.xml" >>"$RESULTS/steps.txt"
     gtest_rows "golden (remade with ComfyUI)" "$RESULTS/goldens.gtest.xml" "within the test's bound" "the test's"
+    # Flow matching: golden_flow.json is made here each run (not committed); FlowGolden.* is a parity test.
+    NETDIST_TEST_DATA=$data timeout "$STEP_TIMEOUT" "$BUILD/netdist_parity_tests" --gtest_filter='FlowGolden.*' \
+      --gtest_output=xml:"$RESULTS/flow_goldens.gtest.xml" >"$WORK/flow_goldens_tests.log" 2>&1
+    echo "FlowGolden $? flow_goldens.gtest.xml" >>"$RESULTS/steps.txt"
+    gtest_rows "golden flow (ComfyUI's code)" "$RESULTS/flow_goldens.gtest.xml" "within the test's bound" "the test's"
   else
     row "goldens: remaking them with ComfyUI" FAIL "-" "-"
   fi

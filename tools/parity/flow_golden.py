@@ -2,8 +2,8 @@
 """Golden data for the flow-matching model sampling of src/engine/sampling, from ComfyUI's own code.
 
 Needs torch, numpy and scipy (the GPU machine has them; torchsde and trampoline come from .peer/pylib).
-Everything runs on the CPU. Writes tests/data/sampling/golden_flow.json, which FlowGolden.* compares against
-(they skip, naming the file, while it does not exist):
+Everything runs on the CPU. Writes golden_flow.json, which netdist_parity_tests' FlowGolden.* compare against
+(tests/parity/run_gpu_parity.sh's goldens step makes it into a copy of tests/data each run; not committed):
   - the sigma tables of ModelSamplingSD3 (shift 3, 1, 6), ModelSamplingAuraFlow (1.73) and ModelSamplingFlux
     (shift 1.15 and 0.63; every 7th entry and the last of its 10000) as the nodes of
     comfy_extras/nodes_model_advanced.py build them;

@@ -1,6 +1,7 @@
 // Differential tests of the flow-matching model sampling against golden_flow.json, written by
-// tools/parity/flow_golden.py from ComfyUI's own code (run by tests/parity/run_gpu_parity.sh's goldens step).
-// While the file does not exist the tests skip, naming it.
+// tools/parity/flow_golden.py from ComfyUI's own code. Part of netdist_parity_tests: tests/parity/
+// run_gpu_parity.sh's goldens step makes the file under NETDIST_TEST_DATA and runs these; a missing file
+// fails each test, naming it.
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -49,12 +50,12 @@ void flow_expect_matches(const at::Tensor& got, const at::Tensor& want, const st
   }
 }
 
-#define FLOW_GOLDEN_OR_SKIP(name)                                                                  \
+#define FLOW_GOLDEN_OR_FAIL(name)                                                                  \
   std::optional<nlohmann::json> name = flow_golden();                                              \
-  if (!name) GTEST_SKIP() << flow_golden_path() << " is missing (tools/parity/flow_golden.py makes it)"
+  if (!name) GTEST_FAIL() << flow_golden_path() << " is missing (tools/parity/flow_golden.py makes it)"
 
 TEST(FlowGolden, SigmaTablesMatchComfyUI) {
-  FLOW_GOLDEN_OR_SKIP(golden);
+  FLOW_GOLDEN_OR_FAIL(golden);
   for (const auto& t : (*golden)["tables"]) {
     const double shift = t["shift"].get<double>();
     ModelSampling ms = t["kind"] == "flux" ? ModelSampling::flux(shift)
@@ -68,7 +69,7 @@ TEST(FlowGolden, SigmaTablesMatchComfyUI) {
 }
 
 TEST(FlowGolden, SchedulesMatchComfyUI) {
-  FLOW_GOLDEN_OR_SKIP(golden);
+  FLOW_GOLDEN_OR_FAIL(golden);
   ModelSampling ms = ModelSampling::discrete_flow(3.0);
   for (const auto& c : (*golden)["schedules"]) {
     const std::string what = c["scheduler"].get<std::string>() + "/" + c["sampler"].get<std::string>() + " " +
@@ -82,7 +83,7 @@ TEST(FlowGolden, SchedulesMatchComfyUI) {
 }
 
 TEST(FlowGolden, ConstParameterisationMatchesComfyUI) {
-  FLOW_GOLDEN_OR_SKIP(golden);
+  FLOW_GOLDEN_OR_FAIL(golden);
   const nlohmann::json& c = (*golden)["const"];
   std::vector<int64_t> shape = c["shape"].get<std::vector<int64_t>>();
   at::Generator gen = at::detail::createCPUGenerator(c["x_seed"].get<uint64_t>());
@@ -99,7 +100,7 @@ TEST(FlowGolden, ConstParameterisationMatchesComfyUI) {
 }
 
 TEST(FlowGolden, ToyDenoiserRunsMatchComfyUI) {
-  FLOW_GOLDEN_OR_SKIP(golden);
+  FLOW_GOLDEN_OR_FAIL(golden);
   const nlohmann::json& toy = (*golden)["toy"];
   std::vector<int64_t> shape = toy["shape"].get<std::vector<int64_t>>();
   ModelSampling ms = ModelSampling::discrete_flow(3.0);
