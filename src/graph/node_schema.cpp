@@ -113,8 +113,9 @@ Json input_config_json(const InputSpec& spec) {
 Json object_info_json(const NodeSchema& schema) {
   Json input = Json::object();
   Json order = Json::object();
+  // "required" is always there, empty for a node without inputs (ComfyUI's DisableNoise: {"required": {}}).
   auto add_group = [&](const char* key, const std::vector<InputSpec>& specs) {
-    if (specs.empty()) return;
+    if (specs.empty() && std::string_view(key) != "required") return;
     Json group = Json::object();
     Json names = Json::array();
     for (const InputSpec& spec : specs) {

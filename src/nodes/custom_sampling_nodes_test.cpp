@@ -129,7 +129,8 @@ TEST_F(CustomSamplingNodes, SchemasMatchComfyUI) {
             Json::parse(R"(["FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}])"));
   EXPECT_EQ(info("RandomNoise")["input"]["required"]["noise_seed"],
             Json::parse(R"(["INT", {"default": 0, "min": 0, "max": 18446744073709551615}])"));
-  EXPECT_EQ(info("DisableNoise")["input"]["required"], Json::object());
+  EXPECT_EQ(info("DisableNoise")["input"], Json::parse(R"({"required": {}})"));
+  EXPECT_EQ(info("DisableNoise")["input_order"], Json::parse(R"({"required": []})"));
   EXPECT_EQ(info("BasicScheduler")["input"]["required"]["steps"],
             Json::parse(R"(["INT", {"default": 20, "min": 1, "max": 10000}])"));
   EXPECT_EQ(info("BasicScheduler")["input"]["required"]["denoise"],
