@@ -15,10 +15,12 @@ Result<sampling::ModelSampling> make_model_sampling(const ModelSamplingSpec& spe
     sampling::DiscreteScheduleConfig config;
     config.zero_terminal_snr = spec.zsnr;
     if (spec.prediction == "eps") return sampling::ModelSampling(sampling::Prediction::kEps, config);
-    if (spec.prediction == "v_prediction") return sampling::ModelSampling(sampling::Prediction::kVPrediction, config);
+    if (spec.prediction == "v_prediction")
+      return sampling::ModelSampling(sampling::Prediction::kVPrediction, config);
     if (spec.prediction == "x0") return sampling::ModelSampling(sampling::Prediction::kX0, config);
     if (spec.prediction == "lcm") return Status::unsupported("sampling 'lcm' is not supported yet");
-    return Status::invalid_argument("sampling '" + spec.prediction + "' is not one of eps, v_prediction, lcm, x0");
+    return Status::invalid_argument("sampling '" + spec.prediction +
+                                    "' is not one of eps, v_prediction, lcm, x0");
   }
   if (!std::isfinite(spec.shift)) return Status::invalid_argument("shift is not a finite number");
   if (spec.kind == Kind::kFlux) return sampling::ModelSampling::flux(spec.shift);
@@ -45,7 +47,8 @@ Result<std::shared_ptr<Model>> with_model_sampling(const std::shared_ptr<Model>&
 }
 
 Result<at::Tensor> model_sigmas(const Model& model, const std::string& scheduler, int steps) {
-  if (!model.sampling_) return Status::invalid_argument("schedule: " + model.path_ + " has no diffusion model");
+  if (!model.sampling_)
+    return Status::invalid_argument("schedule: " + model.path_ + " has no diffusion model");
   if (steps < 1) return Status::invalid_argument("steps must be >= 1, got " + std::to_string(steps));
   return sampling::calculate_sigmas(*model.sampling_, scheduler, steps);
 }

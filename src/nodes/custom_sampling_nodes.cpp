@@ -27,9 +27,11 @@ constexpr int64_t kCustomSamplingMaxResolution = 16384;
 // BasicScheduler: int(steps / denoise) schedules longer than this are refused (as make_sigmas does).
 constexpr double kCustomSamplingMaxSteps = 1e6;
 
-NodeSchema custom_sampling_schema(std::string class_type, std::string category, std::vector<graph::InputSpec> required,
-                                  std::vector<std::string> outputs, const char* module) {
-  NodeSchema s = make_schema(class_type, class_type, std::move(category), std::move(required), std::move(outputs));
+NodeSchema custom_sampling_schema(std::string class_type, std::string category,
+                                  std::vector<graph::InputSpec> required, std::vector<std::string> outputs,
+                                  const char* module) {
+  NodeSchema s =
+      make_schema(class_type, class_type, std::move(category), std::move(required), std::move(outputs));
   s.python_module = module;
   return s;
 }
@@ -50,7 +52,8 @@ std::shared_ptr<SigmasObject> sigmas_object(at::Tensor sigmas) {
 Result<std::vector<Value>> patched_model(const NodeInputs& in, const ModelSamplingSpec& spec,
                                          const std::string& class_type) {
   ND_ASSIGN_OR_RETURN(auto model, need<ModelObject>(in, "model"));
-  ND_ASSIGN_OR_RETURN(std::shared_ptr<Model> patched, in_node(with_model_sampling(model->model, spec), class_type));
+  ND_ASSIGN_OR_RETURN(std::shared_ptr<Model> patched,
+                      in_node(with_model_sampling(model->model, spec), class_type));
   auto out = std::make_shared<ModelObject>(*model);
   out->model = std::move(patched);
   return std::vector<Value>{object(out)};
@@ -74,38 +77,40 @@ void add_model_sampling_nodes(graph::NodeRegistry& r) {
         std::tuple<const char*, double, double>{"ModelSamplingAuraFlow", 1.73, 1.0}}) {
     const std::string name = class_type;
     const double mult = multiplier;
-    add_fn_node(r,
-                custom_sampling_schema(name, "advanced/model",
-                                       {link_input("model", "MODEL"), float_input("shift", shift, 0.0, 100.0, 0.01)},
-                                       {"MODEL"}, kModelAdvancedModule),
-                [name, mult](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
-                  ModelSamplingSpec spec;
-                  spec.kind = ModelSamplingSpec::Kind::kDiscreteFlow;
-                  spec.shift = in.get_float("shift");
-                  spec.multiplier = mult;
-                  return patched_model(in, spec, name);
-                });
+    add_fn_node(
+        r,
+        custom_sampling_schema(name, "advanced/model",
+                               {link_input("model", "MODEL"), float_input("shift", shift, 0.0, 100.0, 0.01)},
+                               {"MODEL"}, kModelAdvancedModule),
+        [name, mult](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+          ModelSamplingSpec spec;
+          spec.kind = ModelSamplingSpec::Kind::kDiscreteFlow;
+          spec.shift = in.get_float("shift");
+          spec.multiplier = mult;
+          return patched_model(in, spec, name);
+        });
   }
-  add_fn_node(r,
-              custom_sampling_schema(
-                  "ModelSamplingFlux", "advanced/model",
-                  {link_input("model", "MODEL"), float_input("max_shift", 1.15, 0.0, 100.0, 0.01),
-                   float_input("base_shift", 0.5, 0.0, 100.0, 0.01),
-                   int_input("width", 1024, 16, kCustomSamplingMaxResolution, 8),
-                   int_input("height", 1024, 16, kCustomSamplingMaxResolution, 8)},
-                  {"MODEL"}, kModelAdvancedModule),
-              [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
-                // ComfyUI: the shift is linear in the number of 2×2 latent patches, 256 → base, 4096 → max.
-                const double x1 = 256, x2 = 4096;
-                const double max_shift = in.get_float("max_shift"), base_shift = in.get_float("base_shift");
-                const double mm = (max_shift - base_shift) / (x2 - x1);
-                const double b = base_shift - mm * x1;
-                const double patches = static_cast<double>(in.get_int("width") * in.get_int("height")) / (8 * 8 * 2 * 2);
-                ModelSamplingSpec spec;
-                spec.kind = ModelSamplingSpec::Kind::kFlux;
-                spec.shift = patches * mm + b;
-                return patched_model(in, spec, "ModelSamplingFlux");
-              });
+  add_fn_node(
+      r,
+      custom_sampling_schema("ModelSamplingFlux", "advanced/model",
+                             {link_input("model", "MODEL"), float_input("max_shift", 1.15, 0.0, 100.0, 0.01),
+                              float_input("base_shift", 0.5, 0.0, 100.0, 0.01),
+                              int_input("width", 1024, 16, kCustomSamplingMaxResolution, 8),
+                              int_input("height", 1024, 16, kCustomSamplingMaxResolution, 8)},
+                             {"MODEL"}, kModelAdvancedModule),
+      [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+        // ComfyUI: the shift is linear in the number of 2×2 latent patches, 256 → base, 4096 → max.
+        const double x1 = 256, x2 = 4096;
+        const double max_shift = in.get_float("max_shift"), base_shift = in.get_float("base_shift");
+        const double mm = (max_shift - base_shift) / (x2 - x1);
+        const double b = base_shift - mm * x1;
+        const double patches =
+            static_cast<double>(in.get_int("width") * in.get_int("height")) / (8 * 8 * 2 * 2);
+        ModelSamplingSpec spec;
+        spec.kind = ModelSamplingSpec::Kind::kFlux;
+        spec.shift = patches * mm + b;
+        return patched_model(in, spec, "ModelSamplingFlux");
+      });
 }
 
 Result<std::vector<Value>> run_basic_scheduler(NodeContext&, const NodeInputs& in) {
@@ -117,13 +122,14 @@ Result<std::vector<Value>> run_basic_scheduler(NodeContext&, const NodeInputs& i
     if (denoise <= 0.0) return std::vector<Value>{object(sigmas_object(at::empty({0}, at::kFloat)))};
     if (steps / denoise > kCustomSamplingMaxSteps) {
       return Status::invalid_argument("BasicScheduler: denoise " + std::to_string(denoise) + " with " +
-                                      std::to_string(steps) + " steps needs a schedule of more than 1e6 steps");
+                                      std::to_string(steps) +
+                                      " steps needs a schedule of more than 1e6 steps");
     }
     total_steps = static_cast<int64_t>(steps / denoise);
   }
-  ND_ASSIGN_OR_RETURN(at::Tensor sigmas,
-                      in_node(model_sigmas(*model->model, in.get_string("scheduler"), static_cast<int>(total_steps)),
-                              "BasicScheduler"));
+  ND_ASSIGN_OR_RETURN(at::Tensor sigmas, in_node(model_sigmas(*model->model, in.get_string("scheduler"),
+                                                              static_cast<int>(total_steps)),
+                                                 "BasicScheduler"));
   const int64_t keep = std::min<int64_t>(steps + 1, sigmas.size(0));
   return std::vector<Value>{object(sigmas_object(sigmas.slice(0, sigmas.size(0) - keep).clone()))};
 }
@@ -131,19 +137,20 @@ Result<std::vector<Value>> run_basic_scheduler(NodeContext&, const NodeInputs& i
 void add_schedule_nodes(graph::NodeRegistry& r) {
   graph::InputSpec sampler = graph::combo_input("sampler_name", {});
   sampler.options_provider = [] { return sampling::supported_sampler_names(); };
-  add_fn_node(r, custom_sampling_schema("KSamplerSelect", "sampling/custom_sampling/samplers", {sampler}, {"SAMPLER"},
-                                        kCustomSamplerModule),
+  add_fn_node(r,
+              custom_sampling_schema("KSamplerSelect", "sampling/custom_sampling/samplers", {sampler},
+                                     {"SAMPLER"}, kCustomSamplerModule),
               [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
                 auto out = std::make_shared<SamplerObject>();
                 out->sampler_name = in.get_string("sampler_name");
                 return std::vector<Value>{object(out)};
               });
   add_fn_node(r,
-              custom_sampling_schema("BasicScheduler", "sampling/custom_sampling/schedulers",
-                                     {link_input("model", "MODEL"),
-                                      graph::combo_input("scheduler", sampling::scheduler_names()),
-                                      int_input("steps", 20, 1, 10000), float_input("denoise", 1.0, 0.0, 1.0, 0.01)},
-                                     {"SIGMAS"}, kCustomSamplerModule),
+              custom_sampling_schema(
+                  "BasicScheduler", "sampling/custom_sampling/schedulers",
+                  {link_input("model", "MODEL"), graph::combo_input("scheduler", sampling::scheduler_names()),
+                   int_input("steps", 20, 1, 10000), float_input("denoise", 1.0, 0.0, 1.0, 0.01)},
+                  {"SIGMAS"}, kCustomSamplerModule),
               run_basic_scheduler);
   NodeSchema split = custom_sampling_schema("SplitSigmas", "sampling/custom_sampling/sigmas",
                                             {link_input("sigmas", "SIGMAS"), int_input("step", 0, 0, 10000)},
@@ -156,8 +163,8 @@ void add_schedule_nodes(graph::NodeRegistry& r) {
                               object(sigmas_object(s->sigmas.slice(0, step)))};
   });
   add_fn_node(r,
-              custom_sampling_schema("FlipSigmas", "sampling/custom_sampling/sigmas", {link_input("sigmas", "SIGMAS")},
-                                     {"SIGMAS"}, kCustomSamplerModule),
+              custom_sampling_schema("FlipSigmas", "sampling/custom_sampling/sigmas",
+                                     {link_input("sigmas", "SIGMAS")}, {"SIGMAS"}, kCustomSamplerModule),
               [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
                 ND_ASSIGN_OR_RETURN(auto s, need<SigmasObject>(in, "sigmas"));
                 if (s->sigmas.numel() == 0) return std::vector<Value>{object(sigmas_object(s->sigmas))};
@@ -169,32 +176,35 @@ void add_schedule_nodes(graph::NodeRegistry& r) {
 
 void add_noise_and_guider_nodes(graph::NodeRegistry& r) {
   add_fn_node(r,
-              custom_sampling_schema("RandomNoise", "sampling/custom_sampling/noise", {custom_sampling_seed("noise_seed")},
-                                     {"NOISE"}, kCustomSamplerModule),
+              custom_sampling_schema("RandomNoise", "sampling/custom_sampling/noise",
+                                     {custom_sampling_seed("noise_seed")}, {"NOISE"}, kCustomSamplerModule),
               [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
                 auto out = std::make_shared<NoiseObject>();
                 out->seed = in.get_uint64("noise_seed");
                 return std::vector<Value>{object(out)};
               });
-  add_fn_node(r, custom_sampling_schema("DisableNoise", "sampling/custom_sampling/noise", {}, {"NOISE"}, kCustomSamplerModule),
+  add_fn_node(r,
+              custom_sampling_schema("DisableNoise", "sampling/custom_sampling/noise", {}, {"NOISE"},
+                                     kCustomSamplerModule),
               [](NodeContext&, const NodeInputs&) -> Result<std::vector<Value>> {
                 auto out = std::make_shared<NoiseObject>();
                 out->add_noise = false;
                 return std::vector<Value>{object(out)};
               });
-  add_fn_node(r,
-              custom_sampling_schema("BasicGuider", "sampling/custom_sampling/guiders",
-                                     {link_input("model", "MODEL"), link_input("conditioning", "CONDITIONING")},
-                                     {"GUIDER"}, kCustomSamplerModule),
-              [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
-                ND_ASSIGN_OR_RETURN(auto model, need<ModelObject>(in, "model"));
-                ND_ASSIGN_OR_RETURN(auto cond, need<ConditioningObject>(in, "conditioning"));
-                auto out = std::make_shared<GuiderObject>();
-                out->model = model->model;
-                out->name = model->name;
-                out->positive = cond->conditioning;
-                return std::vector<Value>{object(out)};
-              });
+  add_fn_node(
+      r,
+      custom_sampling_schema("BasicGuider", "sampling/custom_sampling/guiders",
+                             {link_input("model", "MODEL"), link_input("conditioning", "CONDITIONING")},
+                             {"GUIDER"}, kCustomSamplerModule),
+      [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+        ND_ASSIGN_OR_RETURN(auto model, need<ModelObject>(in, "model"));
+        ND_ASSIGN_OR_RETURN(auto cond, need<ConditioningObject>(in, "conditioning"));
+        auto out = std::make_shared<GuiderObject>();
+        out->model = model->model;
+        out->name = model->name;
+        out->positive = cond->conditioning;
+        return std::vector<Value>{object(out)};
+      });
   add_fn_node(r,
               custom_sampling_schema("CFGGuider", "sampling/custom_sampling/guiders",
                                      {link_input("model", "MODEL"), link_input("positive", "CONDITIONING"),
@@ -216,9 +226,10 @@ void add_noise_and_guider_nodes(graph::NodeRegistry& r) {
 
 // SamplerCustom / SamplerCustomAdvanced once their inputs are resolved: samples `latent` along `sigmas` and
 // returns (output, denoised_output).
-Result<std::vector<Value>> run_custom_sampler(NodeContext& ctx, const GuiderObject& guider, const NoiseObject& noise,
-                                              const std::string& sampler_name, const at::Tensor& sigmas,
-                                              const LatentObject& latent, const std::string& class_type) {
+Result<std::vector<Value>> run_custom_sampler(NodeContext& ctx, const GuiderObject& guider,
+                                              const NoiseObject& noise, const std::string& sampler_name,
+                                              const at::Tensor& sigmas, const LatentObject& latent,
+                                              const std::string& class_type) {
   SampleRequest req;
   req.seed = noise.seed;
   req.add_noise = noise.add_noise;
@@ -243,11 +254,11 @@ Result<std::vector<Value>> run_custom_sampler(NodeContext& ctx, const GuiderObje
 }
 
 void add_custom_samplers(graph::NodeRegistry& r) {
-  NodeSchema adv = custom_sampling_schema("SamplerCustomAdvanced", "sampling/custom_sampling",
-                                          {link_input("noise", "NOISE"), link_input("guider", "GUIDER"),
-                                           link_input("sampler", "SAMPLER"), link_input("sigmas", "SIGMAS"),
-                                           link_input("latent_image", "LATENT")},
-                                          {"LATENT", "LATENT"}, kCustomSamplerModule);
+  NodeSchema adv = custom_sampling_schema(
+      "SamplerCustomAdvanced", "sampling/custom_sampling",
+      {link_input("noise", "NOISE"), link_input("guider", "GUIDER"), link_input("sampler", "SAMPLER"),
+       link_input("sigmas", "SIGMAS"), link_input("latent_image", "LATENT")},
+      {"LATENT", "LATENT"}, kCustomSamplerModule);
   adv.output_names = {"output", "denoised_output"};
   add_fn_node(r, adv, [](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
     ND_ASSIGN_OR_RETURN(auto noise, need<NoiseObject>(in, "noise"));
@@ -262,7 +273,8 @@ void add_custom_samplers(graph::NodeRegistry& r) {
       "SamplerCustom", "sampling/custom_sampling",
       {link_input("model", "MODEL"), graph::bool_input("add_noise", true), custom_sampling_seed("noise_seed"),
        custom_sampling_cfg(), link_input("positive", "CONDITIONING"), link_input("negative", "CONDITIONING"),
-       link_input("sampler", "SAMPLER"), link_input("sigmas", "SIGMAS"), link_input("latent_image", "LATENT")},
+       link_input("sampler", "SAMPLER"), link_input("sigmas", "SIGMAS"),
+       link_input("latent_image", "LATENT")},
       {"LATENT", "LATENT"}, kCustomSamplerModule);
   custom.output_names = {"output", "denoised_output"};
   add_fn_node(r, custom, [](NodeContext& ctx, const NodeInputs& in) -> Result<std::vector<Value>> {
@@ -281,7 +293,8 @@ void add_custom_samplers(graph::NodeRegistry& r) {
     NoiseObject noise;
     noise.add_noise = in.get_bool("add_noise");
     noise.seed = in.get_uint64("noise_seed");
-    return run_custom_sampler(ctx, guider, noise, sampler->sampler_name, sigmas->sigmas, *latent, "SamplerCustom");
+    return run_custom_sampler(ctx, guider, noise, sampler->sampler_name, sigmas->sigmas, *latent,
+                              "SamplerCustom");
   });
 }
 

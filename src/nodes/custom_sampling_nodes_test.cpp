@@ -1,6 +1,6 @@
 // The custom-sampling and model-sampling nodes through the real registry and executor on the embedded tiny
-// model: /object_info as ComfyUI declares them, SamplerCustomAdvanced / SamplerCustom equal to KSampler bit for
-// bit (as in ComfyUI), the flow model sampling changing what KSampler renders, and failures on purpose.
+// model: /object_info as ComfyUI declares them, SamplerCustomAdvanced / SamplerCustom equal to KSampler bit
+// for bit (as in ComfyUI), the flow model sampling changing what KSampler renders, and failures on purpose.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -78,20 +78,29 @@ class CustomSamplingNodes : public ::testing::Test {
     return {{"5",
              {{"class_type", "KSampler"},
               {"inputs",
-               {{"model", model}, {"seed", 7}, {"steps", 3}, {"cfg", cfg}, {"sampler_name", sampler},
-                {"scheduler", scheduler}, {"positive", Json::array({"2", 0})}, {"negative", Json::array({"3", 0})},
-                {"latent_image", Json::array({"4", 0})}, {"denoise", denoise}}}}}};
+               {{"model", model},
+                {"seed", 7},
+                {"steps", 3},
+                {"cfg", cfg},
+                {"sampler_name", sampler},
+                {"scheduler", scheduler},
+                {"positive", Json::array({"2", 0})},
+                {"negative", Json::array({"3", 0})},
+                {"latent_image", Json::array({"4", 0})},
+                {"denoise", denoise}}}}}};
   }
 
   // RandomNoise(7) + CFGGuider (or BasicGuider when cfg is 1 and `basic`) + KSamplerSelect + BasicScheduler.
-  static Json custom_advanced(const std::string& sampler, const std::string& scheduler, double cfg, double denoise,
-                              bool basic = false, const Json& model = Json::array({"1", 0})) {
+  static Json custom_advanced(const std::string& sampler, const std::string& scheduler, double cfg,
+                              double denoise, bool basic = false, const Json& model = Json::array({"1", 0})) {
     Json guider = basic ? Json{{"class_type", "BasicGuider"},
                                {"inputs", {{"model", model}, {"conditioning", Json::array({"2", 0})}}}}
                         : Json{{"class_type", "CFGGuider"},
                                {"inputs",
-                                {{"model", model}, {"positive", Json::array({"2", 0})},
-                                 {"negative", Json::array({"3", 0})}, {"cfg", cfg}}}};
+                                {{"model", model},
+                                 {"positive", Json::array({"2", 0})},
+                                 {"negative", Json::array({"3", 0})},
+                                 {"cfg", cfg}}}};
     return {{"10", {{"class_type", "RandomNoise"}, {"inputs", {{"noise_seed", 7}}}}},
             {"11", guider},
             {"12", {{"class_type", "KSamplerSelect"}, {"inputs", {{"sampler_name", sampler}}}}},
@@ -101,8 +110,10 @@ class CustomSamplingNodes : public ::testing::Test {
             {"5",
              {{"class_type", "SamplerCustomAdvanced"},
               {"inputs",
-               {{"noise", Json::array({"10", 0})}, {"guider", Json::array({"11", 0})},
-                {"sampler", Json::array({"12", 0})}, {"sigmas", Json::array({"13", 0})},
+               {{"noise", Json::array({"10", 0})},
+                {"guider", Json::array({"11", 0})},
+                {"sampler", Json::array({"12", 0})},
+                {"sigmas", Json::array({"13", 0})},
                 {"latent_image", Json::array({"4", 0})}}}}}};
   }
 
@@ -124,9 +135,11 @@ TEST_F(CustomSamplingNodes, SchemasMatchComfyUI) {
   EXPECT_EQ(adv["category"], "sampling/custom_sampling");
   EXPECT_EQ(adv["python_module"], "comfy_extras.nodes_custom_sampler");
   EXPECT_EQ(adv["input"]["required"]["sigmas"], Json::parse(R"(["SIGMAS"])"));
-  EXPECT_EQ(info("SamplerCustom")["input"]["required"]["add_noise"], Json::parse(R"(["BOOLEAN", {"default": true}])"));
-  EXPECT_EQ(info("SamplerCustom")["input"]["required"]["cfg"],
-            Json::parse(R"(["FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}])"));
+  EXPECT_EQ(info("SamplerCustom")["input"]["required"]["add_noise"],
+            Json::parse(R"(["BOOLEAN", {"default": true}])"));
+  EXPECT_EQ(
+      info("SamplerCustom")["input"]["required"]["cfg"],
+      Json::parse(R"(["FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}])"));
   EXPECT_EQ(info("RandomNoise")["input"]["required"]["noise_seed"],
             Json::parse(R"(["INT", {"default": 0, "min": 0, "max": 18446744073709551615}])"));
   EXPECT_EQ(info("DisableNoise")["input"], Json::parse(R"({"required": {}})"));
@@ -180,9 +193,14 @@ TEST_F(CustomSamplingNodes, SamplerCustomEqualsKSamplerAndGivesTheLastDenoised) 
   Json nodes = custom_advanced("euler", "normal", 5.0, 1.0);
   nodes["5"] = {{"class_type", "SamplerCustom"},
                 {"inputs",
-                 {{"model", Json::array({"1", 0})}, {"add_noise", true}, {"noise_seed", 7}, {"cfg", 5.0},
-                  {"positive", Json::array({"2", 0})}, {"negative", Json::array({"3", 0})},
-                  {"sampler", Json::array({"12", 0})}, {"sigmas", Json::array({"13", 0})},
+                 {{"model", Json::array({"1", 0})},
+                  {"add_noise", true},
+                  {"noise_seed", 7},
+                  {"cfg", 5.0},
+                  {"positive", Json::array({"2", 0})},
+                  {"negative", Json::array({"3", 0})},
+                  {"sampler", Json::array({"12", 0})},
+                  {"sigmas", Json::array({"13", 0})},
                   {"latent_image", Json::array({"4", 0})}}}};
   at::Tensor ks = latent_of(run(graph_with(ksampler("euler", "normal", 5.0, 1.0))));
   at::Tensor custom = latent_of(run(graph_with(nodes)));
@@ -196,7 +214,9 @@ TEST_F(CustomSamplingNodes, SamplerCustomEqualsKSamplerAndGivesTheLastDenoised) 
 }
 
 TEST_F(CustomSamplingNodes, FlowModelSamplingDrivesBothSamplers) {
-  const Json sd3 = {{"20", {{"class_type", "ModelSamplingSD3"}, {"inputs", {{"model", Json::array({"1", 0})}, {"shift", 3.0}}}}}};
+  const Json sd3 = {
+      {"20",
+       {{"class_type", "ModelSamplingSD3"}, {"inputs", {{"model", Json::array({"1", 0})}, {"shift", 3.0}}}}}};
   const Json model = Json::array({"20", 0});
   for (const char* sampler : {"euler", "dpmpp_2m", "euler_ancestral", "dpmpp_2s_ancestral"}) {
     SCOPED_TRACE(sampler);
@@ -212,8 +232,11 @@ TEST_F(CustomSamplingNodes, FlowModelSamplingDrivesBothSamplers) {
   const Json flux = {{"20",
                       {{"class_type", "ModelSamplingFlux"},
                        {"inputs",
-                        {{"model", Json::array({"1", 0})}, {"max_shift", 1.15}, {"base_shift", 0.5},
-                         {"width", 64}, {"height", 64}}}}}};
+                        {{"model", Json::array({"1", 0})},
+                         {"max_shift", 1.15},
+                         {"base_shift", 0.5},
+                         {"width", 64},
+                         {"height", 64}}}}}};
   at::Tensor f = latent_of(run(graph_with(merged(ksampler("euler", "sgm_uniform", 4.0, 1.0, model), flux))));
   ASSERT_TRUE(f.defined());
   EXPECT_TRUE(at::isfinite(f).all().item<bool>());
@@ -227,13 +250,15 @@ TEST_F(CustomSamplingNodes, FlowModelSamplingDrivesBothSamplers) {
 }
 
 TEST_F(CustomSamplingNodes, EmptyScheduleAndSigmaNodes) {
-  // BasicScheduler at denoise 0 is an empty schedule: the latent comes back unchanged (ComfyUI CFGGuider.sample).
+  // BasicScheduler at denoise 0 is an empty schedule: the latent comes back unchanged (ComfyUI
+  // CFGGuider.sample).
   at::Tensor out = latent_of(run(graph_with(custom_advanced("euler", "normal", 5.0, 0.0))));
   ASSERT_TRUE(out.defined());
   EXPECT_TRUE(at::equal(out, at::zeros({2, 4, 8, 8})));
   // SplitSigmas at step 1 then sampling the low part from the high part's output = the whole schedule.
   Json split = custom_advanced("euler", "normal", 5.0, 1.0);
-  split["14"] = {{"class_type", "SplitSigmas"}, {"inputs", {{"sigmas", Json::array({"13", 0})}, {"step", 1}}}};
+  split["14"] = {{"class_type", "SplitSigmas"},
+                 {"inputs", {{"sigmas", Json::array({"13", 0})}, {"step", 1}}}};
   split["5"]["inputs"]["sigmas"] = Json::array({"14", 0});
   split["15"] = split["5"];
   split["15"]["inputs"]["sigmas"] = Json::array({"14", 1});
@@ -248,15 +273,19 @@ TEST_F(CustomSamplingNodes, EmptyScheduleAndSigmaNodes) {
 
 TEST_F(CustomSamplingNodes, BadInputsAreNamed) {
   Json zero_shift = merged(ksampler("euler", "normal", 5.0, 1.0, Json::array({"20", 0})),
-                           {{"20", {{"class_type", "ModelSamplingSD3"},
-                                    {"inputs", {{"model", Json::array({"1", 0})}, {"shift", 0.0}}}}}});
+                           {{"20",
+                             {{"class_type", "ModelSamplingSD3"},
+                              {"inputs", {{"model", Json::array({"1", 0})}, {"shift", 0.0}}}}}});
   graph::ExecutionOutcome bad = run(graph_with(zero_shift));
   EXPECT_FALSE(bad.success);
-  EXPECT_NE(bad.status.to_string().find("ModelSamplingSD3: shift"), std::string::npos) << bad.status.to_string();
+  EXPECT_NE(bad.status.to_string().find("ModelSamplingSD3: shift"), std::string::npos)
+      << bad.status.to_string();
 
-  Json lcm = merged(ksampler("euler", "normal", 5.0, 1.0, Json::array({"20", 0})),
-                    {{"20", {{"class_type", "ModelSamplingDiscrete"},
-                             {"inputs", {{"model", Json::array({"1", 0})}, {"sampling", "lcm"}, {"zsnr", false}}}}}});
+  Json lcm =
+      merged(ksampler("euler", "normal", 5.0, 1.0, Json::array({"20", 0})),
+             {{"20",
+               {{"class_type", "ModelSamplingDiscrete"},
+                {"inputs", {{"model", Json::array({"1", 0})}, {"sampling", "lcm"}, {"zsnr", false}}}}}});
   bad = run(graph_with(lcm));
   EXPECT_FALSE(bad.success);
   EXPECT_NE(bad.status.to_string().find("ModelSamplingDiscrete: sampling 'lcm'"), std::string::npos)
@@ -267,7 +296,8 @@ TEST_F(CustomSamplingNodes, BadInputsAreNamed) {
   tiny_denoise["13"]["inputs"]["denoise"] = 0.001;
   bad = run(graph_with(tiny_denoise));
   EXPECT_FALSE(bad.success);
-  EXPECT_NE(bad.status.to_string().find("BasicScheduler: denoise"), std::string::npos) << bad.status.to_string();
+  EXPECT_NE(bad.status.to_string().find("BasicScheduler: denoise"), std::string::npos)
+      << bad.status.to_string();
 
   // A SIGMAS link where a LATENT belongs is refused at validation, naming the input.
   Json wrong = custom_advanced("euler", "normal", 5.0, 1.0);

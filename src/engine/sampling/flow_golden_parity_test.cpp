@@ -50,16 +50,17 @@ void flow_expect_matches(const at::Tensor& got, const at::Tensor& want, const st
   }
 }
 
-#define FLOW_GOLDEN_OR_FAIL(name)                                                                  \
-  std::optional<nlohmann::json> name = flow_golden();                                              \
+#define FLOW_GOLDEN_OR_FAIL(name)                     \
+  std::optional<nlohmann::json> name = flow_golden(); \
   if (!name) GTEST_FAIL() << flow_golden_path() << " is missing (tools/parity/flow_golden.py makes it)"
 
 TEST(FlowGolden, SigmaTablesMatchComfyUI) {
   FLOW_GOLDEN_OR_FAIL(golden);
   for (const auto& t : (*golden)["tables"]) {
     const double shift = t["shift"].get<double>();
-    ModelSampling ms = t["kind"] == "flux" ? ModelSampling::flux(shift)
-                                           : ModelSampling::discrete_flow(shift, t["multiplier"].get<double>());
+    ModelSampling ms = t["kind"] == "flux"
+                           ? ModelSampling::flux(shift)
+                           : ModelSampling::discrete_flow(shift, t["multiplier"].get<double>());
     const int64_t every = t["every"].get<int64_t>();
     at::Tensor got = ms.sigmas();
     if (every > 1) got = at::cat({got.slice(0, 0, got.size(0), every), got.slice(0, -1)});
@@ -93,8 +94,8 @@ TEST(FlowGolden, ConstParameterisationMatchesComfyUI) {
   at::Tensor sigma = at::full({}, c["sigma"].get<double>(), at::kFloat);
   at::Tensor noised = ms.noise_scaling(sigma, noise, latent, true);
   flow_expect_matches(noised, flow_golden_tensor(c["noised"]).reshape(shape), "noise_scaling");
-  flow_expect_matches(ms.inverse_noise_scaling(sigma, noised), flow_golden_tensor(c["inverse"]).reshape(shape),
-                      "inverse_noise_scaling");
+  flow_expect_matches(ms.inverse_noise_scaling(sigma, noised),
+                      flow_golden_tensor(c["inverse"]).reshape(shape), "inverse_noise_scaling");
   flow_expect_matches(ms.calculate_denoised(sigma.view({1}).expand({shape[0]}), noise, latent),
                       flow_golden_tensor(c["denoised"]).reshape(shape), "calculate_denoised");
 }
@@ -114,7 +115,8 @@ TEST(FlowGolden, ToyDenoiserRunsMatchComfyUI) {
     const std::string name = r["sampler"];
     if (!is_supported_sampler(name)) continue;
     NoiseSource noise(toy["seed"].get<uint64_t>());
-    Result<at::Tensor> out = sample(name, denoiser, x0.clone(), flow_golden_tensor(r["sigmas"]), noise, {}, &ms);
+    Result<at::Tensor> out =
+        sample(name, denoiser, x0.clone(), flow_golden_tensor(r["sigmas"]), noise, {}, &ms);
     ASSERT_TRUE(out.is_ok()) << name << ": " << out.status().to_string();
     flow_expect_matches(*out, flow_golden_tensor(r["values"]).reshape(shape), name);
     ++ran;

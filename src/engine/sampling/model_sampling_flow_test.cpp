@@ -113,8 +113,8 @@ TEST(FlowModelSampling, SchedulersOnTheFlowTable) {
   EXPECT_NEAR(karras[3].item<double>(), ms.sigma_min().item<double>(), 1e-9);
   // KSampler's denoise: the last steps+1 sigmas of int(steps/denoise) = 8 simple steps (ss = 125):
   // entries 499, 374, 249, 124 → 0.75, 3·0.375/1.75 = 0.64285714, 0.5, 3·0.125/1.25 = 0.3, then 0.
-  expect_schedule(make_sigmas("simple", ms, 4, 0.5, "euler").value(), {0.75, 0.6428571428571429, 0.5, 0.3, 0.0},
-                  2e-7);
+  expect_schedule(make_sigmas("simple", ms, 4, 0.5, "euler").value(),
+                  {0.75, 0.6428571428571429, 0.5, 0.3, 0.0}, 2e-7);
 }
 
 // A sampler run on CONST that records what the denoiser saw and the x each step starts from.

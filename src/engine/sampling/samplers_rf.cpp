@@ -23,9 +23,9 @@ RfStep rf_step(const at::Tensor& sigma, const at::Tensor& sigma_next) {
   s.sigma_down = sigma_next * downstep_ratio;
   s.alpha_ip1 = 1 - sigma_next;
   s.alpha_down = 1 - s.sigma_down;
-  s.renoise_coeff = at::pow(at::pow(sigma_next, 2) - at::pow(s.sigma_down, 2) * at::pow(s.alpha_ip1, 2) /
-                                                         at::pow(s.alpha_down, 2),
-                            0.5);
+  s.renoise_coeff = at::pow(
+      at::pow(sigma_next, 2) - at::pow(s.sigma_down, 2) * at::pow(s.alpha_ip1, 2) / at::pow(s.alpha_down, 2),
+      0.5);
   return s;
 }
 
