@@ -48,8 +48,7 @@ struct QueueSettings {
 };
 
 // Parses extra_data["netdist"] (absent = defaults). invalid_argument naming the field when it is not an
-// object, "priority" is not an integer, "policy" is not a registered policy name (the message lists them), or
-// "tiles" (the Ultimate SD Upscale tile mode, nodes/usdu_tiles.h) is not "exact" or "independent".
+// object, "priority" is not an integer, or "policy" is not a registered policy name (the message lists them).
 Result<QueueSettings> parse_queue_settings(const nlohmann::ordered_json& extra_data);
 // invalid_argument when `settings.policy` is set, differs from `server_policy` and the server does not run
 // `fair` (the only policy that honours a per-prompt policy).
