@@ -34,7 +34,8 @@ Result<std::set<std::string>> tile_upstream(const Json& prompt, const std::strin
   std::deque<std::string> todo;
   const Json& inputs = prompt[usdu_id].value("inputs", Json::object());
   for (auto it = inputs.begin(); it != inputs.end(); ++it)
-    if (!tile_skipped_input(it.key()) && tile_is_link(it.value())) todo.push_back(it.value()[0].get<std::string>());
+    if (!tile_skipped_input(it.key()) && tile_is_link(it.value()))
+      todo.push_back(it.value()[0].get<std::string>());
   while (!todo.empty()) {
     const std::string id = todo.front();
     todo.pop_front();
@@ -68,9 +69,10 @@ void tile_plan_record(const std::string& prompt_id, const nodes::UsduWave& wave,
     if (!p.by_prompt.count(prompt_id)) p.order.push_back(prompt_id);
     p.by_prompt[prompt_id] = Json{{"mode", "tiles"},
                                   {"tiles", wave.mode},
-                                  {"grid", {{"rows", wave.canvas.rows},
-                                            {"cols", wave.canvas.cols},
-                                            {"canvas", {wave.canvas.width, wave.canvas.height}}}},
+                                  {"grid",
+                                   {{"rows", wave.canvas.rows},
+                                    {"cols", wave.canvas.cols},
+                                    {"canvas", {wave.canvas.width, wave.canvas.height}}}},
                                   {"steps", wave.tiles_total},
                                   {"waves", wave.wave_count},
                                   {"workers", Json::object()}};
@@ -92,7 +94,8 @@ double tile_units(const nodes::UsduWave& wave, size_t k) {
          double(tiles[0].height) / (64.0 * 64.0);
 }
 
-Result<std::vector<std::vector<nodes::PilImage>>> run_wave_on_cluster(Cluster& cluster, graph::NodeContext& ctx,
+Result<std::vector<std::vector<nodes::PilImage>>> run_wave_on_cluster(Cluster& cluster,
+                                                                      graph::NodeContext& ctx,
                                                                       const nodes::UsduWave& wave) {
   std::vector<Cluster::TileSpec> specs;
   for (size_t k = 0; k < wave.step_ids.size(); ++k)
@@ -119,7 +122,8 @@ Result<std::vector<std::vector<nodes::PilImage>>> run_wave_on_cluster(Cluster& c
   }
   std::vector<std::vector<nodes::PilImage>> out;
   for (size_t k = 0; k < ran->tiles.size(); ++k) {
-    ND_ASSIGN_OR_RETURN(auto tiles, nodes::usdu_tiles_from_u8(ran->tiles[k], "step " + std::to_string(wave.step_ids[k])));
+    ND_ASSIGN_OR_RETURN(auto tiles,
+                        nodes::usdu_tiles_from_u8(ran->tiles[k], "step " + std::to_string(wave.step_ids[k])));
     out.push_back(std::move(tiles));
   }
   tile_plan_record(ctx.prompt_id(), wave, ran->workers);
@@ -144,7 +148,8 @@ Result<Json> tile_workflow(const Json& prompt, const std::string& usdu_id, const
   Json out = Json::object();
   for (auto it = prompt.begin(); it != prompt.end(); ++it) {
     if (!keep.count(it.key())) continue;
-    out[it.key()] = Json{{"class_type", it.value()["class_type"]}, {"inputs", it.value().value("inputs", Json::object())}};
+    out[it.key()] = Json{{"class_type", it.value()["class_type"]},
+                         {"inputs", it.value().value("inputs", Json::object())}};
   }
   Json inputs = Json::object();
   const Json& from = prompt[usdu_id].value("inputs", Json::object());
@@ -171,7 +176,8 @@ Requirements tile_requirements(const Json& prompt, const std::string& usdu_id) {
 }
 
 nodes::UsduWaveRunner cluster_usdu_runner(std::weak_ptr<Cluster> weak) {
-  return [weak](graph::NodeContext& ctx, const nodes::UsduWave& wave) -> Result<std::vector<std::vector<nodes::PilImage>>> {
+  return [weak](graph::NodeContext& ctx,
+                const nodes::UsduWave& wave) -> Result<std::vector<std::vector<nodes::PilImage>>> {
     std::shared_ptr<Cluster> cluster = weak.lock();
     if (cluster && cluster->capable_remote_workers(tile_requirements(ctx.prompt(), ctx.node_id())) > 0)
       return run_wave_on_cluster(*cluster, ctx, wave);
@@ -224,7 +230,8 @@ Result<Cluster::TileRun> Cluster::run_tiles(const Json& prompt, const std::strin
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     if (job->shards_done == int64_t(n) || !job->failure.is_ok()) break;
-    if (!capable_within_timeout(*job, std::chrono::steady_clock::now(), last_capable, "the tiles of node " + node_id))
+    if (!capable_within_timeout(*job, std::chrono::steady_clock::now(), last_capable,
+                                "the tiles of node " + node_id))
       break;
     const int64_t done = job->shards_done;
     lock.unlock();

@@ -9,8 +9,8 @@
 // A tile task's workflow (tile_workflow) is self-contained: the USDU node's upstream for its model,
 // positive, negative and vae inputs (copied with their ids; the image input's upstream is left out: its
 // pixels travel in the tile job) and one NetdistUsduTiles node (nodes/usdu_tile_node.h) with id
-// kShardOutputId, carrying the USDU node's other inputs and the step's tile_job. A worker runs it as it runs a
-// row shard and replies with the tiles (uint8). A worker without the node class or a checkpoint it names is
+// kShardOutputId, carrying the USDU node's other inputs and the step's tile_job. A worker runs it as it runs
+// a row shard and replies with the tiles (uint8). A worker without the node class or a checkpoint it names is
 // never handed one (capabilities, as for shards); a failed or dead worker's task is retried elsewhere by the
 // scheduler (cluster.h).
 // Thread-safety: pure functions; the runner is called by the coordinator's executor, Cluster is thread-safe.

@@ -58,12 +58,29 @@ nlohmann::json usdu_prompt(const TileCase& c) {
   p["1"] = {{"class_type", "LoadImage"}, {"inputs", {{"image", "src.png"}}}};
   p["10"] = {{"class_type", "UltimateSDUpscaleNoUpscale"},
              {"inputs",
-              {{"upscaled_image", {"1", 0}}, {"model", {"4", 0}}, {"positive", {"6", 0}}, {"negative", {"7", 0}},
-               {"vae", {"4", 2}}, {"seed", c.seed}, {"steps", 2}, {"cfg", 5.0}, {"sampler_name", "euler"},
-               {"scheduler", "normal"}, {"denoise", 0.4}, {"mode_type", c.redraw}, {"tile_width", 64},
-               {"tile_height", 64}, {"mask_blur", 8}, {"tile_padding", 16}, {"seam_fix_mode", c.seam_fix},
-               {"seam_fix_denoise", 1.0}, {"seam_fix_width", 32}, {"seam_fix_mask_blur", 8},
-               {"seam_fix_padding", 16}, {"force_uniform_tiles", true}, {"tiled_decode", false},
+              {{"upscaled_image", {"1", 0}},
+               {"model", {"4", 0}},
+               {"positive", {"6", 0}},
+               {"negative", {"7", 0}},
+               {"vae", {"4", 2}},
+               {"seed", c.seed},
+               {"steps", 2},
+               {"cfg", 5.0},
+               {"sampler_name", "euler"},
+               {"scheduler", "normal"},
+               {"denoise", 0.4},
+               {"mode_type", c.redraw},
+               {"tile_width", 64},
+               {"tile_height", 64},
+               {"mask_blur", 8},
+               {"tile_padding", 16},
+               {"seam_fix_mode", c.seam_fix},
+               {"seam_fix_denoise", 1.0},
+               {"seam_fix_width", 32},
+               {"seam_fix_mask_blur", 8},
+               {"seam_fix_padding", 16},
+               {"force_uniform_tiles", true},
+               {"tiled_decode", false},
                {"batch_size", 1}}}};
   p["9"]["inputs"]["images"] = {"10", 0};
   return p;
@@ -140,17 +157,20 @@ TEST(TileJobsProcess, ThreeWorkersRedrawTheOneProcessBytesInEveryMode) {
   put_source(dir / "c", ref.source);
   Proc w1(worker_args(dir / "w1"), dir / "w1.log"), w2(worker_args(dir / "w2"), dir / "w2.log"),
       w3(worker_args(dir / "w3"), dir / "w3.log");
-  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", join_procs({&w1, &w2, &w3})}),
+  Proc coord(coordinator_args(
+                 dir / "c", {"--enable-distributed", "--no-local", "--workers", join_procs({&w1, &w2, &w3})}),
              dir / "c.log");
   ASSERT_TRUE(wait_alive(coord.url(), 3));
   const std::vector<std::string> got = run_cases(coord.url(), dir / "c");
   for (size_t i = 0; i < got.size(); ++i)
-    EXPECT_TRUE(got[i] == ref.cases[i]) << tile_cases()[i].redraw << " / " << tile_cases()[i].seam_fix << " / "
-                                        << tile_cases()[i].tiles << " on 3 workers differs from one process";
+    EXPECT_TRUE(got[i] == ref.cases[i])
+        << tile_cases()[i].redraw << " / " << tile_cases()[i].seam_fix << " / " << tile_cases()[i].tiles
+        << " on 3 workers differs from one process";
   int used = 0;
   EXPECT_GT(tiles_done(coord.url(), &used), 0) << "the tiles ran on the workers";
   EXPECT_GE(used, 2) << "the workers shared the tiles";
-  EXPECT_EQ(worker_field(coord.url(), "prompts_done"), (std::map<std::string, int64_t>{{w1.url(), 0}, {w2.url(), 0}, {w3.url(), 0}}))
+  EXPECT_EQ(worker_field(coord.url(), "prompts_done"),
+            (std::map<std::string, int64_t>{{w1.url(), 0}, {w2.url(), 0}, {w3.url(), 0}}))
       << "no USDU prompt went whole to one worker";
 }
 
@@ -191,7 +211,8 @@ TEST(TileJobsProcess, KilledWorkerMidTileChangesNothing) {
              dir / "c.log");
   ASSERT_TRUE(wait_alive(coord.url(), 3));
   const std::string id = submit_case(coord.url(), tile_cases()[0]);
-  ASSERT_TRUE(wait_running(victim.url(), Clock::now() + std::chrono::seconds(60))) << "the victim never ran a tile";
+  ASSERT_TRUE(wait_running(victim.url(), Clock::now() + std::chrono::seconds(60)))
+      << "the victim never ran a tile";
   victim.stop(SIGKILL);
   auto h = wait_history(coord.url(), id, {}, std::chrono::seconds(300));
   EXPECT_EQ(h["status"]["status_str"], "success") << h.dump();

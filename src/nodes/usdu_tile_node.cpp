@@ -25,16 +25,18 @@ Result<std::vector<int64_t>> usdu_tile_ints(const OJson& j, const char* key, siz
   std::vector<int64_t> out;
   for (const OJson& x : *v) {
     if (!x.is_number_integer() || x.get<int64_t>() < min)
-      return Status::invalid_argument(std::string("tile_job \"") + key + "\" must hold integers >= " +
-                                      std::to_string(min));
+      return Status::invalid_argument(std::string("tile_job \"") + key +
+                                      "\" must hold integers >= " + std::to_string(min));
     out.push_back(x.get<int64_t>());
   }
   return out;
 }
 
 Result<std::vector<Value>> run_usdu_tile_node(NodeContext& ctx, const NodeInputs& in) {
-  ND_ASSIGN_OR_RETURN(UsduTileJob job, in_node(parse_usdu_tile_job(in.get_string("tile_job")), kUsduTileNode));
-  ND_ASSIGN_OR_RETURN(UsduSampling s, in_node(usdu_sampling(in, job.image_width, job.image_height), kUsduTileNode));
+  ND_ASSIGN_OR_RETURN(UsduTileJob job,
+                      in_node(parse_usdu_tile_job(in.get_string("tile_job")), kUsduTileNode));
+  ND_ASSIGN_OR_RETURN(UsduSampling s,
+                      in_node(usdu_sampling(in, job.image_width, job.image_height), kUsduTileNode));
   Status progress_status;
   ProgressFn progress = [&](int step, int total) {
     progress_status = ctx.progress(step, total);
@@ -43,7 +45,8 @@ Result<std::vector<Value>> run_usdu_tile_node(NodeContext& ctx, const NodeInputs
   auto redrawn = usdu_redraw_tiles(s, job.step, job.tiles, job.canvas_width, job.canvas_height, progress);
   if (!progress_status.is_ok()) return progress_status;
   if (!redrawn.is_ok()) return redrawn.status().with_context(kUsduTileNode);
-  ND_ASSIGN_OR_RETURN(std::string bytes, runtime::weights_to_buffer({{"samples", usdu_tiles_to_u8(*redrawn)}}));
+  ND_ASSIGN_OR_RETURN(std::string bytes,
+                      runtime::weights_to_buffer({{"samples", usdu_tiles_to_u8(*redrawn)}}));
   ctx.set_ui_output(OJson{{"netdist_latent", OJson::array({base64_encode(bytes)})}});
   return std::vector<Value>{};
 }
@@ -52,11 +55,12 @@ Result<std::vector<Value>> run_usdu_tile_node(NodeContext& ctx, const NodeInputs
 
 void register_usdu_tile_node(graph::NodeRegistry& r) {
   std::vector<graph::InputSpec> in = usdu_input_specs(false);
-  in.erase(std::remove_if(in.begin(), in.end(), [](const graph::InputSpec& i) { return i.name == "upscaled_image"; }),
+  in.erase(std::remove_if(in.begin(), in.end(),
+                          [](const graph::InputSpec& i) { return i.name == "upscaled_image"; }),
            in.end());
   in.push_back(graph::string_input("tile_job", "{}", true));
-  graph::NodeSchema s = make_schema(kUsduTileNode, "Ultimate SD Upscale tiles (netdist tile task)", "netdist/internal",
-                                    in, {});
+  graph::NodeSchema s =
+      make_schema(kUsduTileNode, "Ultimate SD Upscale tiles (netdist tile task)", "netdist/internal", in, {});
   s.output_node = true;
   add_fn_node(r, s, run_usdu_tile_node);
 }
@@ -67,7 +71,8 @@ OJson usdu_tile_job(const UsduWave& wave, size_t k) {
   OJson crops = OJson::array();
   for (const UsduTile& t : step.tiles) crops.push_back({t.crop.x1, t.crop.y1, t.crop.x2, t.crop.y2});
   std::string pixels;
-  for (const PilImage& t : tiles) pixels.append(reinterpret_cast<const char*>(t.pixels.data()), t.pixels.size());
+  for (const PilImage& t : tiles)
+    pixels.append(reinterpret_cast<const char*>(t.pixels.data()), t.pixels.size());
   const int64_t w = tiles.empty() ? 0 : tiles[0].width, h = tiles.empty() ? 0 : tiles[0].height;
   return OJson{{"image", {wave.sampling.image_width, wave.sampling.image_height}},
                {"canvas", {wave.canvas.width, wave.canvas.height}},
@@ -89,7 +94,8 @@ Result<UsduTileJob> parse_usdu_tile_job(const std::string& text) {
   job.canvas_width = canvas[0];
   job.canvas_height = canvas[1];
   const OJson& crops = j.contains("crops") ? j["crops"] : OJson();
-  if (!crops.is_array() || crops.empty()) return Status::invalid_argument("tile_job \"crops\" must be a non-empty array");
+  if (!crops.is_array() || crops.empty())
+    return Status::invalid_argument("tile_job \"crops\" must be a non-empty array");
   for (const OJson& c : crops) {
     ND_ASSIGN_OR_RETURN(auto box, usdu_tile_ints(OJson{{"crops", c}}, "crops", 4, 0));
     UsduTile t;
@@ -107,9 +113,9 @@ Result<UsduTileJob> parse_usdu_tile_job(const std::string& text) {
   if (!bytes.is_ok()) return bytes.status().with_context("tile_job \"pixels\"");
   const size_t n = count.get<size_t>(), per = static_cast<size_t>(size[0] * size[1] * 3);
   if (size[0] > 16384 || size[1] > 16384 || bytes->size() != n * per)
-    return Status::invalid_argument("tile_job \"pixels\" holds " + std::to_string(bytes->size()) + " bytes, not " +
-                                    std::to_string(n) + " tiles of " + std::to_string(size[0]) + "x" +
-                                    std::to_string(size[1]) + " RGB");
+    return Status::invalid_argument("tile_job \"pixels\" holds " + std::to_string(bytes->size()) +
+                                    " bytes, not " + std::to_string(n) + " tiles of " +
+                                    std::to_string(size[0]) + "x" + std::to_string(size[1]) + " RGB");
   for (size_t i = 0; i < n; ++i) {
     PilImage t = pil_new(size[0], size[1], 3);
     std::memcpy(t.pixels.data(), bytes->data() + i * per, per);
@@ -120,11 +126,14 @@ Result<UsduTileJob> parse_usdu_tile_job(const std::string& text) {
 
 at::Tensor usdu_tiles_to_u8(const std::vector<PilImage>& tiles) {
   ND_ASSERT(!tiles.empty(), "usdu_tiles_to_u8: no tiles");
-  at::Tensor out = at::empty({static_cast<int64_t>(tiles.size()), tiles[0].height, tiles[0].width, 3}, at::kByte);
+  at::Tensor out =
+      at::empty({static_cast<int64_t>(tiles.size()), tiles[0].height, tiles[0].width, 3}, at::kByte);
   for (size_t i = 0; i < tiles.size(); ++i) {
-    ND_ASSERT(tiles[i].width == tiles[0].width && tiles[i].height == tiles[0].height && tiles[i].channels == 3,
-              "usdu_tiles_to_u8: tiles differ in size");
-    std::memcpy(out[static_cast<int64_t>(i)].data_ptr<uint8_t>(), tiles[i].pixels.data(), tiles[i].pixels.size());
+    ND_ASSERT(
+        tiles[i].width == tiles[0].width && tiles[i].height == tiles[0].height && tiles[i].channels == 3,
+        "usdu_tiles_to_u8: tiles differ in size");
+    std::memcpy(out[static_cast<int64_t>(i)].data_ptr<uint8_t>(), tiles[i].pixels.data(),
+                tiles[i].pixels.size());
   }
   return out;
 }

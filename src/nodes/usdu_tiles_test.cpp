@@ -17,7 +17,8 @@ PilImage usdu_tiles_pattern(int64_t w, int64_t h) {
   PilImage im = pil_new(w, h, 3);
   for (int64_t y = 0; y < h; ++y)
     for (int64_t x = 0; x < w; ++x)
-      for (int64_t c = 0; c < 3; ++c) im.at(x, y, c) = uint8_t((x * 37 + y * 71 + c * 101 + x * y * 13) % 256);
+      for (int64_t c = 0; c < 3; ++c)
+        im.at(x, y, c) = uint8_t((x * 37 + y * 71 + c * 101 + x * y * 13) % 256);
   return im;
 }
 
@@ -33,8 +34,8 @@ PilImage usdu_tiles_fake_redraw(const PilImage& tile, size_t step) {
 }
 
 UsduWaveFn usdu_tiles_fake_wave(int* calls = nullptr) {
-  return [calls](const std::vector<size_t>& ids, std::vector<std::vector<PilImage>> inputs)
-             -> Result<std::vector<std::vector<PilImage>>> {
+  return [calls](const std::vector<size_t>& ids,
+                 std::vector<std::vector<PilImage>> inputs) -> Result<std::vector<std::vector<PilImage>>> {
     if (calls) ++*calls;
     std::vector<std::vector<PilImage>> out(ids.size());
     // Redrawn last to first: the order the tiles finish in does not matter, only the paste order.
@@ -44,7 +45,8 @@ UsduWaveFn usdu_tiles_fake_wave(int* calls = nullptr) {
   };
 }
 
-std::vector<UsduStep> usdu_tiles_steps(UsduRedrawMode redraw, UsduSeamFixMode fix, UsduCanvas* canvas_out = nullptr) {
+std::vector<UsduStep> usdu_tiles_steps(UsduRedrawMode redraw, UsduSeamFixMode fix,
+                                       UsduCanvas* canvas_out = nullptr) {
   UsduSettings s;
   s.tile_width = s.tile_height = 64;
   s.padding = 16;
@@ -62,12 +64,14 @@ TEST(UsduTiles, ExactWavesGiveTheSequentialPixelsInEveryMode) {
       const std::vector<UsduStep> steps = usdu_tiles_steps(redraw, UsduSeamFixMode(fix));
       std::vector<PilImage> sequential = {usdu_tiles_pattern(256, 256)}, waved = sequential;
       size_t step = 0;
-      ASSERT_TRUE(usdu_run(sequential, steps, [&](const std::vector<PilImage>& tiles) -> Result<std::vector<PilImage>> {
-                    std::vector<PilImage> out;
-                    for (const PilImage& t : tiles) out.push_back(usdu_tiles_fake_redraw(t, step));
-                    ++step;
-                    return out;
-                  }).is_ok());
+      ASSERT_TRUE(usdu_run(sequential, steps,
+                           [&](const std::vector<PilImage>& tiles) -> Result<std::vector<PilImage>> {
+                             std::vector<PilImage> out;
+                             for (const PilImage& t : tiles) out.push_back(usdu_tiles_fake_redraw(t, step));
+                             ++step;
+                             return out;
+                           })
+                      .is_ok());
       int calls = 0;
       const std::vector<int> waves = usdu_mode_waves(steps, UsduTileMode::kExact);
       ASSERT_TRUE(usdu_run_waves(waved, steps, waves, usdu_tiles_fake_wave(&calls)).is_ok());
@@ -90,20 +94,26 @@ TEST(UsduTiles, IndependentIsOneWaveOnTheSourceAndNotTheSequentialPicture) {
   ASSERT_TRUE(usdu_run_waves(independent, steps, waves, usdu_tiles_fake_wave()).is_ok());
   for (size_t i = 0; i < steps.size(); ++i) {  // every step from the source, pasted in order
     std::vector<PilImage> out;
-    for (const PilImage& t : usdu_step_inputs({source}, steps[i])) out.push_back(usdu_tiles_fake_redraw(t, i));
+    for (const PilImage& t : usdu_step_inputs({source}, steps[i]))
+      out.push_back(usdu_tiles_fake_redraw(t, i));
     ASSERT_TRUE(usdu_apply_step(by_hand, steps[i], out).is_ok());
   }
   EXPECT_TRUE(independent[0].pixels == by_hand[0].pixels);
-  ASSERT_TRUE(usdu_run_waves(exact, steps, usdu_mode_waves(steps, UsduTileMode::kExact), usdu_tiles_fake_wave()).is_ok());
+  ASSERT_TRUE(
+      usdu_run_waves(exact, steps, usdu_mode_waves(steps, UsduTileMode::kExact), usdu_tiles_fake_wave())
+          .is_ok());
   EXPECT_FALSE(independent[0].pixels == exact[0].pixels);
 }
 
 TEST(UsduTiles, AWaveThatLosesAStepIsAnError) {
   const std::vector<UsduStep> steps = usdu_tiles_steps(UsduRedrawMode::kLinear, UsduSeamFixMode::kNone);
   std::vector<PilImage> images = {usdu_tiles_pattern(256, 256)};
-  Status s = usdu_run_waves(images, steps, usdu_mode_waves(steps, UsduTileMode::kIndependent),
-                            [](const std::vector<size_t>&, std::vector<std::vector<PilImage>>)
-                                -> Result<std::vector<std::vector<PilImage>>> { return std::vector<std::vector<PilImage>>(1); });
+  Status s =
+      usdu_run_waves(images, steps, usdu_mode_waves(steps, UsduTileMode::kIndependent),
+                     [](const std::vector<size_t>&,
+                        std::vector<std::vector<PilImage>>) -> Result<std::vector<std::vector<PilImage>>> {
+                       return std::vector<std::vector<PilImage>>(1);
+                     });
   EXPECT_FALSE(s.is_ok());
   EXPECT_NE(s.message().find("steps"), std::string::npos) << s.message();
 }
@@ -117,7 +127,8 @@ TEST(UsduTiles, ModeFromExtraDataOrTheServerDefault) {
     auto mode = usdu_tile_mode(bad);
     ASSERT_FALSE(mode.is_ok());
     EXPECT_EQ(mode.status().code(), StatusCode::kInvalidArgument);
-    EXPECT_NE(mode.status().message().find("extra_data.netdist.tiles"), std::string::npos) << mode.status().message();
+    EXPECT_NE(mode.status().message().find("extra_data.netdist.tiles"), std::string::npos)
+        << mode.status().message();
   }
   set_usdu_default_tile_mode(UsduTileMode::kIndependent);
   EXPECT_EQ(usdu_tile_mode(J::object()).value(), UsduTileMode::kIndependent);
@@ -128,12 +139,14 @@ TEST(UsduTiles, ModeFromExtraDataOrTheServerDefault) {
 
 TEST(UsduTiles, TileJobRoundTripsAndBadJobsAreRefused) {
   UsduCanvas canvas;
-  const std::vector<UsduStep> steps = usdu_tiles_steps(UsduRedrawMode::kChess, UsduSeamFixMode::kNone, &canvas);
+  const std::vector<UsduStep> steps =
+      usdu_tiles_steps(UsduRedrawMode::kChess, UsduSeamFixMode::kNone, &canvas);
   UsduSampling sampling;
   sampling.image_width = 200;
   sampling.image_height = 180;
   const PilImage source = usdu_tiles_pattern(256, 256);
-  UsduWave wave{sampling, canvas, steps, {3}, {usdu_step_inputs({source, source}, steps[3])}, 0, 1, 0, 1, "exact"};
+  UsduWave wave{sampling, canvas, steps, {3}, {usdu_step_inputs({source, source}, steps[3])},
+                0,        1,      0,     1,   "exact"};
   const std::string text = usdu_tile_job(wave, 0).dump();
   auto job = parse_usdu_tile_job(text);
   ASSERT_TRUE(job.is_ok()) << job.status().message();
