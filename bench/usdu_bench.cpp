@@ -6,8 +6,9 @@
 //   independent  every step reads the same source canvas: one wave, not USDU's picture.
 // Prints steps, waves, the largest and mean steps per wave, and the bound on the speed-up over one worker
 // (steps / waves, with unlimited equal workers). With --run N it also times N redraw steps of the embedded
-// tiny model on this machine's CPU, one process (tiles/s; the cluster's tile tasks are not built yet, so no
-// multi-worker figure is printed).
+// tiny model on this machine's CPU, one process (tiles/s). The waves are those the cluster's tile tasks run
+// (src/cluster/tile_jobs.h, nodes/usdu_tiles.h usdu_mode_waves); a measured multi-worker speed-up is not
+// printed yet.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -19,6 +20,7 @@
 #include "netdist/source_dir.h"
 #include "nodes/usdu_nodes.h"
 #include "nodes/usdu_plan.h"
+#include "nodes/usdu_tiles.h"
 
 namespace {
 
@@ -38,16 +40,15 @@ void print_parallelism() {
       s.seam_fix = static_cast<UsduSeamFixMode>(fix);
       auto canvas = netdist::nodes::usdu_canvas(2048, 2048, 1.0, s).value();
       auto steps = netdist::nodes::usdu_plan(s, canvas).value();
-      const std::vector<int> waves = netdist::nodes::usdu_waves(steps);
-      std::map<int, int> per_wave;
-      for (int w : waves) ++per_wave[w];
-      int widest = 0;
-      for (auto& [w, n] : per_wave) widest = std::max(widest, n);
-      const double mean = static_cast<double>(steps.size()) / static_cast<double>(per_wave.size());
-      std::printf("| %s | %s | %zu | %zu | %d / %.2f | %.2f× | %zu× |\n",
+      using netdist::nodes::UsduTileMode;
+      const auto exact = netdist::nodes::usdu_wave_stats(netdist::nodes::usdu_mode_waves(steps, UsduTileMode::kExact));
+      const auto independent =
+          netdist::nodes::usdu_wave_stats(netdist::nodes::usdu_mode_waves(steps, UsduTileMode::kIndependent));
+      std::printf("| %s | %s | %zu | %lld | %lld / %.2f | %.2f× | %.0f× |\n",
                   netdist::nodes::usdu_redraw_mode_names()[static_cast<int>(mode)].c_str(),
-                  netdist::nodes::usdu_seam_fix_mode_names()[fix].c_str(), steps.size(), per_wave.size(),
-                  widest, mean, mean, steps.size());
+                  netdist::nodes::usdu_seam_fix_mode_names()[fix].c_str(), steps.size(),
+                  static_cast<long long>(exact.waves), static_cast<long long>(exact.widest), exact.mean_width(),
+                  exact.mean_width(), independent.mean_width());
     }
   }
 }

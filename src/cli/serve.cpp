@@ -24,6 +24,7 @@
 #include "nodes/core_nodes.h"
 #include "nodes/image_nodes.h"
 #include "nodes/node_env.h"
+#include "nodes/usdu_tiles.h"
 #include "server/http_server.h"
 #include "store/store.h"
 
@@ -79,6 +80,7 @@ struct ClusterFlags {
   std::string tls_ca;    // --tls-ca: CAs trusted for https:// workers and --join; empty = system store
   bool share_models = false;  // --share-models: serve GET /netdist/v1/models[/<sha256>] (model_share.h)
   std::string models_from;    // --models-from: where a worker fetches missing models; empty = --join
+  std::string tiles = "exact";  // --tiles: Ultimate SD Upscale tile mode (nodes/usdu_tiles.h)
   LogFlags log;          // --log-level, --log-format (also given to the local workers)
 };
 
@@ -351,6 +353,8 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
   options.pytorch_version = runtime::torch_version();
 
   const bool coordinator = flags.distributed && !flags.worker_mode;
+  nodes::set_usdu_default_tile_mode(flags.tiles == "independent" ? nodes::UsduTileMode::kIndependent
+                                                                  : nodes::UsduTileMode::kExact);
   ClusterRole parts = make_cluster_role(options, setup_options, flags, *setup, client_tls);
   std::unique_ptr<cluster::ShardRunner>& runner = parts.runner;
   std::shared_ptr<cluster::Cluster>& cluster = parts.cluster;
@@ -432,6 +436,11 @@ void add_coordinator_flags(CLI::App* cmd, ClusterFlags* flags) {
   cmd->add_option("--data-dir", flags->data_dir,
                   "keep the queue, history and output-file records in DIR/netdist.db (SQLite): accepted "
                   "prompts survive a crash or restart (default: in memory)");
+  cmd->add_option("--tiles", flags->tiles,
+                  "Ultimate SD Upscale tiles: exact (the sequential picture at any worker count, default) or "
+                  "independent (every tile from the source image, all at once); per prompt: "
+                  "extra_data.netdist.tiles")
+      ->check(CLI::IsMember({"exact", "independent"}));
   cmd->add_option("--test-heartbeat-ms", flags->test_heartbeat_ms,
                   "coordinator: worker heartbeat period; a dial-in lease is 3 of them (tests only)")
       ->group("");

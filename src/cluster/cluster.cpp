@@ -154,7 +154,7 @@ Status Cluster::report_result(const std::string& worker_id, uint64_t ticket, int
   std::optional<protocol::TaskKind> stated;
   if (!kind.empty()) {
     stated = protocol::task_kind_from_name(kind);
-    if (!stated) return Status::invalid_argument("result kind '" + kind + "' is not \"shard\" or \"prompt\"");
+    if (!stated) return Status::invalid_argument("result kind '" + kind + "' is not \"shard\", \"prompt\" or \"tile\"");
   }
   return link->report_result(ticket, http_status, std::move(body), stated);
 }

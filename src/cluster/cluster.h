@@ -42,7 +42,7 @@
 // the unsplit sampler's (engine.h: rows draw the full-batch noise; the UNet runs one micro-batch per call
 // whatever the split), and the rows are merged in row order.
 // Sources: cluster.cpp (membership, dial-in entry points, queries), scheduler.cpp (the link loop, the pick,
-// accounting, planning), jobs.cpp (run_sampler, run_prompt); private state in cluster_state.h.
+// accounting, planning), jobs.cpp (run_sampler, run_prompt), tile_jobs.cpp (run_tiles: USDU tile steps); private state in cluster_state.h.
 // Thread-safety: every public member may be called from any thread.
 #pragma once
 
@@ -151,6 +151,25 @@ class Cluster {
   Result<PromptReply> run_prompt(const std::string& prompt_id, const Json& prompt, const Json& extra_data,
                                  const Json& outputs_to_execute, const std::function<bool()>& keep_going,
                                  const PromptEventFn& on_event = {});
+
+  // One step of an Ultimate SD Upscale wave as a tile task (tile_jobs.h): its tile job, its tile count (the
+  // reply must have as many) and its predicted work (cost_model.h units).
+  struct TileSpec {
+    Json tile_job;
+    int64_t tiles = 1;
+    double units = 0;
+  };
+  // Per spec, the redrawn tiles (uint8 [tiles, h, w, 3]) and the URL of the worker that redrew them.
+  struct TileRun {
+    std::vector<at::Tensor> tiles;
+    std::vector<std::string> workers;
+  };
+  // Runs one tile task per spec of USDU node `node_id` of `prompt` on the workers (any order, any worker,
+  // failover as for row shards) and returns their results in spec order. `progress(done, total)` (specs
+  // done) is called about every 100 ms; false interrupts as in run_sampler (kCancelled). Defined in
+  // tile_jobs.cpp.
+  Result<TileRun> run_tiles(const Json& prompt, const std::string& node_id, const std::vector<TileSpec>& specs,
+                            const std::function<bool(int64_t done, int64_t total)>& progress);
 
   // How many workers other than this process are alive and have every node class and checkpoint of `req`.
   int capable_remote_workers(const Requirements& req);

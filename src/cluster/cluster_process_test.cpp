@@ -526,9 +526,9 @@ TEST(ClusterProcess, DialInPullCarriesAWholePromptTaskOfKindPrompt) {
   HttpReply wrong = call(coord.url(), "POST", result + "&status=200&kind=shard", "x");
   EXPECT_EQ(wrong.status, 400);
   EXPECT_NE(wrong.body.find("is a prompt task, not a shard task"), std::string::npos) << wrong.body;
-  HttpReply unknown = call(coord.url(), "POST", result + "&status=200&kind=tile", "x");
+  HttpReply unknown = call(coord.url(), "POST", result + "&status=200&kind=mosaic", "x");
   EXPECT_EQ(unknown.status, 400);
-  EXPECT_NE(unknown.body.find("result kind 'tile'"), std::string::npos) << unknown.body;
+  EXPECT_NE(unknown.body.find("result kind 'mosaic'"), std::string::npos) << unknown.body;
 
   HttpReply bad_events = call(coord.url(), "POST", "/netdist/v1/progress",
                               nlohmann::json{{"worker_id", "fake"}, {"ticket", task["ticket"]}, {"events_from", -1},

@@ -1,6 +1,6 @@
 // Cluster's private state, shared by its three source files: cluster.cpp (membership, the dial-in entry
 // points, queries), scheduler.cpp (the link loop: probe, pick, run, account; planning) and jobs.cpp
-// (run_sampler, run_prompt: a job's tasks, progress, abandonment). Not for other files.
+// (run_sampler, run_prompt: a job's tasks, progress, abandonment), tile_jobs.cpp (run_tiles). Not for other files.
 #pragma once
 
 #include <thread>
@@ -29,6 +29,9 @@ struct Cluster::Job {
   std::vector<Member*> running;  // members running one of its tasks (one entry per task)
   std::vector<std::string> done_by;  // URLs of the members whose results were kept, each once
   double predicted_s = 0;            // the cost model's prediction when it was queued (plan.h)
+  // Tile tasks (run_tiles): each task's workflow, and the URL of the member whose result was kept.
+  std::vector<Json> tile_workflows;
+  std::vector<std::string> task_workers;
   // A whole prompt (run_prompt): one task, shard 0, its reply kept once.
   std::string prompt_id;
   Json extra_data, outputs_to_execute;
@@ -46,7 +49,8 @@ struct Cluster::Job {
   std::string task_id(size_t shard) const { return id + "." + (whole() ? std::string("prompt") : std::to_string(shard)); }
 };
 
-// One queued task of a job: shard `shard` (rows [row_begin, row_end)), or a whole prompt (shard 0).
+// One queued task of a job: shard `shard` (rows [row_begin, row_end)), tile task `shard` (row_end = its tile
+// count), or a whole prompt (shard 0).
 struct Cluster::Task {
   std::shared_ptr<Job> job;
   size_t shard = 0;

@@ -5,9 +5,11 @@
 #include <regex>
 
 #include "cluster/protocol.h"
+#include "cluster/tile_jobs.h"
 #include "graph/validate.h"
 #include "nodes/image_nodes.h"
 #include "nodes/node_types.h"
+#include "nodes/usdu_tiles.h"
 
 namespace netdist::cluster {
 
@@ -55,6 +57,7 @@ void register_cluster_samplers(graph::NodeRegistry& registry, std::shared_ptr<Cl
   for (const char* cls : {"KSampler", "KSamplerAdvanced"}) {
     registry.replace_factory(cls, [cluster] { return std::make_unique<ClusterSamplerNode>(cluster); });
   }
+  register_cluster_usdu(registry, cluster);  // USDU steps as tile tasks (tile_jobs.h)
 }
 
 std::vector<std::string> CoordinatorBackend::checkpoints_only_on_workers(const nlohmann::ordered_json& prompt) const {
@@ -70,9 +73,11 @@ std::vector<std::string> CoordinatorBackend::checkpoints_only_on_workers(const n
 bool CoordinatorBackend::runs_concurrently(const server::QueueItem& item) {
   const bool whole = item.validated ? is_whole_prompt(item.validated->analysis) : is_whole_prompt(item.prompt);
   if (!whole) return false;
-  if (cluster_->capable_remote_workers(prompt_requirements(item.prompt)) == 0 &&
-      checkpoints_only_on_workers(item.prompt).empty())
-    return false;
+  const int capable = cluster_->capable_remote_workers(prompt_requirements(item.prompt));
+  const bool only_on_workers = !checkpoints_only_on_workers(item.prompt).empty();
+  if (capable == 0 && !only_on_workers) return false;
+  // Ultimate SD Upscale runs here when two or more workers can share its tiles (tile_jobs.h).
+  if (has_usdu(item.prompt) && !only_on_workers && capable >= 2) return false;
   std::lock_guard<std::mutex> lock(whole_mutex_);
   whole_.insert(item.prompt_id);
   return true;
@@ -133,8 +138,15 @@ Status CoordinatorBackend::execute_whole(const server::QueueItem& item, const se
                                          std::atomic<bool>& interrupt, nlohmann::ordered_json& outputs) {
   // Both kinds of worker relay their events live (progress, executing, ...); `executed` comes with the reply,
   // under the coordinator's file names.
+  // The worker runs an Ultimate SD Upscale node in this server's tile mode unless the prompt names one.
+  nlohmann::ordered_json extra_data = item.extra_data;
+  if (has_usdu(item.prompt) && (extra_data.is_null() || extra_data.is_object())) {
+    nlohmann::ordered_json& nd = extra_data["netdist"];
+    if (nd.is_null()) nd = nlohmann::ordered_json::object();
+    if (nd.is_object() && !nd.contains("tiles")) nd["tiles"] = nodes::usdu_tile_mode_name(nodes::usdu_default_tile_mode());
+  }
   Result<PromptReply> reply = cluster_->run_prompt(
-      item.prompt_id, item.prompt, item.extra_data, item.outputs_to_execute, [&] { return !interrupt.load(); },
+      item.prompt_id, item.prompt, extra_data, item.outputs_to_execute, [&] { return !interrupt.load(); },
       [&emit](const std::string& type, const nlohmann::ordered_json& data) { emit(type, data); });
   if (!reply.is_ok()) return reply.status();
   if (!reply->plan.is_null()) emit(server::kPlanEvent, reply->plan);

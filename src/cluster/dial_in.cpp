@@ -126,13 +126,14 @@ void DialIn::run_task(const protocol::PulledTask& task) {
       if (interrupt && !done) runner_.interrupt();
     }
   });
-  server::Response reply = task.kind == protocol::TaskKind::shard ? runner_.serve_shard(task.request)
+  server::Response reply = task.kind == protocol::TaskKind::shard  ? runner_.serve_shard(task.request)
+                           : task.kind == protocol::TaskKind::tile ? runner_.serve_tile(task.request)
                            : whole ? runner_.serve_prompt(task.request)
                                    : server::error_response(400, "invalid_task", "unknown task kind " + task.kind_text);
   done = true;
   reporter.join();
   protocol::ResultQuery query{worker_id_, task.ticket, reply.status, std::nullopt};
-  if (whole) query.kind = protocol::TaskKind::prompt;
+  if (task.kind != protocol::TaskKind::shard) query.kind = task.kind;
   const std::string content_type = reply.content_type.empty() ? "application/json" : reply.content_type;
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto r = protocol::call(coordinator_peer(nullptr), protocol::Route::result, std::chrono::seconds(60), reply.body,

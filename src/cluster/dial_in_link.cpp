@@ -55,8 +55,7 @@ Result<TaskOutput> DialInLink::run(const LinkTask& task, TaskFault* fault) {
   mail.ticket = ++next_ticket;
   mail.task_id = task_id(task.spec);
   mail.kind = kind;
-  mail.request = kind == protocol::TaskKind::shard ? protocol::to_json(std::get<RowShardTask>(task.spec).request)
-                                                   : protocol::to_json(std::get<WholePromptTask>(task.spec).request);
+  mail.request = task_request_json(task.spec);
   cv_.notify_all();
   const std::string name = who();
   const auto start = std::chrono::steady_clock::now();

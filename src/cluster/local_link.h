@@ -1,6 +1,6 @@
 // LocalLink: this process's own ShardRunner as a worker link (worker_link.h), called in-process. It takes
-// row shards only: whole prompts never run here, since the coordinator's executor uses the same engine at
-// the same time. Its capabilities are read once (hashes, a benchmark) and it never loses them: a failed
+// row shards and USDU tile steps only: whole prompts never run here, since the coordinator's executor uses
+// the same engine at the same time. Its capabilities are read once (hashes, a benchmark) and it never loses them: a failed
 // shard does not make it prove it is alive.
 #pragma once
 

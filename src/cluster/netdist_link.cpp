@@ -31,6 +31,21 @@ Result<TaskOutput> decode_rows(const std::string& who, const RowShardTask& shard
   return TaskOutput{it->second.clone(), seconds};
 }
 
+Result<TaskOutput> decode_tiles(const std::string& who, const TileTask& task, HttpReply reply, double seconds,
+                                TaskFault* fault) {
+  const std::string& tile_id = task.request.tile_id;
+  if (reply.status == 409) return Status::cancelled(who + ": tile " + tile_id + " interrupted");
+  if (reply.status == 401) return Status::unauthenticated(who + ": the worker refused the auth token");
+  if (reply.status != 200) return task_reply_error(who, "tile " + tile_id, reply, fault);
+  ND_ASSIGN_OR_RETURN(auto weights, runtime::weights_from_buffer(std::move(reply.body), who + " tile " + tile_id));
+  auto it = weights.find("tiles");
+  if (it == weights.end()) return Status::corruption(who + ": tile reply without 'tiles'");
+  const at::Tensor& t = it->second;
+  if (t.scalar_type() != at::kByte || t.dim() != 4 || t.size(0) != task.tiles || t.size(3) != 3)
+    return Status::corruption(who + ": tile reply has the wrong shape or type");
+  return TaskOutput{t.clone(), seconds};
+}
+
 Result<TaskOutput> decode_prompt_reply(const std::string& who, const WholePromptTask& task, const HttpReply& reply,
                                        TaskFault* fault) {
   const std::string& prompt_id = task.request.prompt_id;
@@ -50,7 +65,14 @@ Result<TaskOutput> decode_prompt_reply(const std::string& who, const WholePrompt
 Result<TaskOutput> decode_task_reply(const std::string& who, const TaskSpec& spec, HttpReply reply, double seconds,
                                      TaskFault* fault) {
   if (const auto* shard = std::get_if<RowShardTask>(&spec)) return decode_rows(who, *shard, std::move(reply), seconds, fault);
+  if (const auto* tile = std::get_if<TileTask>(&spec)) return decode_tiles(who, *tile, std::move(reply), seconds, fault);
   return decode_prompt_reply(who, std::get<WholePromptTask>(spec), reply, fault);
+}
+
+Json task_request_json(const TaskSpec& spec) {
+  if (const auto* shard = std::get_if<RowShardTask>(&spec)) return protocol::to_json(shard->request);
+  if (const auto* tile = std::get_if<TileTask>(&spec)) return protocol::to_json(tile->request);
+  return protocol::to_json(std::get<WholePromptTask>(spec).request);
 }
 
 protocol::Peer NetdistLink::peer(bool cancellable) const {
@@ -77,13 +99,14 @@ Result<std::optional<Json>> NetdistLink::heartbeat() {
 }
 
 Result<TaskOutput> NetdistLink::run(const LinkTask& task, TaskFault* fault) {
-  const bool shard = std::holds_alternative<RowShardTask>(task.spec);
-  const Json body = shard ? protocol::to_json(std::get<RowShardTask>(task.spec).request)
-                          : protocol::to_json(std::get<WholePromptTask>(task.spec).request);
+  const protocol::TaskKind kind = task_kind(task.spec);
+  const Json body = task_request_json(task.spec);
+  const protocol::Route route = kind == protocol::TaskKind::shard  ? protocol::Route::shard
+                                : kind == protocol::TaskKind::tile ? protocol::Route::tile
+                                                                   : protocol::Route::prompt;
   const auto start = std::chrono::steady_clock::now();
   // stop() does not wait out a worker that never answers.
-  ND_ASSIGN_OR_RETURN(HttpReply reply, protocol::call(peer(true), shard ? protocol::Route::shard : protocol::Route::prompt,
-                                                      settings_.task_timeout, body.dump()));
+  ND_ASSIGN_OR_RETURN(HttpReply reply, protocol::call(peer(true), route, settings_.task_timeout, body.dump()));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return decode_task_reply(url_, task.spec, std::move(reply), seconds, fault);
 }

@@ -14,8 +14,11 @@ namespace netdist::cluster {
 // `who` names the worker in messages; `seconds` is the round trip, which the cost model learns from for row
 // shards (whole prompts: the seconds the worker's samplers took, as it reports them). A failed task sets
 // `fault` (shard_runner.h TaskFault); 409 is kCancelled, 401 kUnauthenticated.
+// A tile task's reply is its tiles (uint8, checked against the task's tile count).
 Result<TaskOutput> decode_task_reply(const std::string& who, const TaskSpec& spec, HttpReply reply, double seconds,
                                      TaskFault* fault);
+// The request body a task is posted (or handed to a dial-in pull) with.
+Json task_request_json(const TaskSpec& spec);
 
 class NetdistLink final : public WorkerLink {
  public:

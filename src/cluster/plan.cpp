@@ -5,7 +5,13 @@
 namespace netdist::cluster {
 
 nlohmann::ordered_json plan_to_json(const Plan& plan) {
-  return {{"mode", plan.mode}, {"workers", plan.workers}, {"predicted_s", plan.predicted_s}};
+  nlohmann::ordered_json out = {{"mode", plan.mode}, {"workers", plan.workers}, {"predicted_s", plan.predicted_s}};
+  if (plan.detail.is_object()) {
+    for (auto it = plan.detail.begin(); it != plan.detail.end(); ++it) {
+      if (!out.contains(it.key())) out[it.key()] = it.value();
+    }
+  }
+  return out;
 }
 
 void merge_plan(Plan& into, const Plan& more) {
@@ -19,6 +25,10 @@ void merge_plan(Plan& into, const Plan& more) {
     if (std::find(into.workers.begin(), into.workers.end(), w) == into.workers.end()) into.workers.push_back(w);
   }
   into.predicted_s += more.predicted_s;
+  if (more.detail.is_object()) {
+    if (!into.detail.is_object()) into.detail = nlohmann::ordered_json::object();
+    for (auto it = more.detail.begin(); it != more.detail.end(); ++it) into.detail[it.key()] = it.value();
+  }
 }
 
 void PlanLog::record(const std::string& prompt_id, const Plan& plan) {

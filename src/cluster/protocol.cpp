@@ -26,6 +26,7 @@ constexpr RouteInfo kRoutes[] = {
     {Route::join, "/netdist/v1/join", "POST"},
     {Route::cluster, "/netdist/v1/cluster", "GET"},
     {Route::models, "/netdist/v1/models", "GET"},
+    {Route::tile, "/netdist/v1/tile", "POST"},
 };
 
 const RouteInfo& info(Route route) {
@@ -63,11 +64,19 @@ std::optional<Route> route_of(std::string_view p) {
 
 bool is_protocol_path(std::string_view p) { return p.substr(0, kPrefix.size()) == kPrefix; }
 
-const char* task_kind_name(TaskKind kind) { return kind == TaskKind::shard ? "shard" : "prompt"; }
+const char* task_kind_name(TaskKind kind) {
+  switch (kind) {
+    case TaskKind::shard: return "shard";
+    case TaskKind::prompt: return "prompt";
+    case TaskKind::tile: return "tile";
+  }
+  return "shard";
+}
 
 std::optional<TaskKind> task_kind_from_name(std::string_view name) {
   if (name == "shard") return TaskKind::shard;
   if (name == "prompt") return TaskKind::prompt;
+  if (name == "tile") return TaskKind::tile;
   return std::nullopt;
 }
 
@@ -277,6 +286,23 @@ Result<PromptRequest> prompt_request_from_json(const Json& json) {
   return r;
 }
 
+Json to_json(const TileRequest& r) {
+  Json j{{"tile_id", r.tile_id}, {"workflow", r.workflow}};
+  if (!r.inputs.is_null()) j["inputs"] = r.inputs;
+  return j;
+}
+
+Result<TileRequest> tile_request_from_json(const Json& json) {
+  if (!field(json, "workflow").is_object()) return Status::invalid_argument("tile body needs a \"workflow\" object");
+  TileRequest r;
+  const Json id = field(json, "tile_id");
+  if (!id.is_null() && !id.is_string()) return Status::invalid_argument("tile \"tile_id\" must be a string");
+  if (id.is_string()) r.tile_id = id.get<std::string>();
+  r.workflow = json["workflow"];
+  r.inputs = field(json, "inputs");
+  return r;
+}
+
 Json to_json(const PullRequest& r) {
   Json j{{"worker_id", r.worker_id}, {"url", r.url}};
   if (!r.capabilities.is_null()) j["capabilities"] = r.capabilities;
@@ -371,12 +397,12 @@ Result<ResultQuery> result_query_from(
   }
   if (!id || id->empty() || !ticket || q.status < 100 || q.status > 599)
     return Status::invalid_argument(
-        "result needs ?worker_id=ID&ticket=N&status=HTTP_STATUS[&kind=shard|prompt] and the task reply as body");
+        "result needs ?worker_id=ID&ticket=N&status=HTTP_STATUS[&kind=shard|prompt|tile] and the task reply as body");
   q.worker_id = *id;
   const std::string kind = value("kind").value_or("");
   if (!kind.empty()) {
     q.kind = task_kind_from_name(kind);
-    if (!q.kind) return Status::invalid_argument("result kind '" + kind + "' is not \"shard\" or \"prompt\"");
+    if (!q.kind) return Status::invalid_argument("result kind '" + kind + "' is not \"shard\", \"prompt\" or \"tile\"");
   }
   return q;
 }

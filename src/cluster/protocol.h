@@ -9,6 +9,7 @@
 //   POST interrupt            InterruptRequest
 //   POST shard                ShardRequest   → 200 safetensors {"samples"} or a task error reply
 //   POST prompt               PromptRequest  → 200 PromptReply JSON (shard_runner.h) or a task error reply
+//   POST tile                 TileRequest    → 200 safetensors {"tiles"} (uint8 [n, h, w, 3]) or a task error reply
 // Routes a coordinator serves (coordinator.h), called by dial-in workers (dial_in.h) and operators:
 //   POST pull                 PullRequest    → 200 PulledTask, 204 no work, 409 unknown worker, 400 refused
 //   POST progress             ProgressRequest → ProgressReply
@@ -48,7 +49,7 @@ inline constexpr int kVersion = 1;
 // The error type of GET models on a server started without --share-models (403).
 inline constexpr const char* kModelSharingOff = "model_sharing_off";
 
-enum class Route { capabilities, status, interrupt, shard, prompt, pull, progress, result, join, cluster, models };
+enum class Route { capabilities, status, interrupt, shard, prompt, pull, progress, result, join, cluster, models, tile };
 
 // "/netdist/v1/shard" etc., and the method each route takes ("GET" or "POST").
 const char* path(Route route);
@@ -60,8 +61,8 @@ std::string model_path(std::string_view sha256);
 std::optional<Route> route_of(std::string_view path);
 bool is_protocol_path(std::string_view path);
 
-// The kinds of task a coordinator hands a worker. Wire names "shard" and "prompt".
-enum class TaskKind { shard, prompt };
+// The kinds of task a coordinator hands a worker. Wire names "shard", "prompt" and "tile".
+enum class TaskKind { shard, prompt, tile };
 const char* task_kind_name(TaskKind kind);
 std::optional<TaskKind> task_kind_from_name(std::string_view name);
 
@@ -179,6 +180,17 @@ struct PromptRequest {
 Json to_json(const PromptRequest& request);
 Result<PromptRequest> prompt_request_from_json(const Json& json);
 
+// --- tile (one step of an Ultimate SD Upscale job, tile_jobs.h) ----------------------------------------
+// `workflow` is the self-contained tile workflow (tile_jobs.h tile_workflow): the USDU node's upstream and
+// one NetdistUsduTiles node (id kShardOutputId) carrying the step's geometry, settings and pixels.
+struct TileRequest {
+  std::string tile_id = "tile";
+  Json workflow = Json::object();
+  Json inputs;  // shard_inputs.h; null = none
+};
+Json to_json(const TileRequest& request);
+Result<TileRequest> tile_request_from_json(const Json& json);
+
 // --- dial-in: pull, progress, result ------------------------------------------------------------------
 struct PullRequest {
   std::string worker_id;
@@ -188,13 +200,13 @@ struct PullRequest {
 Json to_json(const PullRequest& request);
 Result<PullRequest> pull_request_from_json(const Json& json);
 
-// A pulled task: the shard or prompt request body with its kind, ticket and how often to report progress.
+// A pulled task: the shard, prompt or tile request body with its kind, ticket and how often to report progress.
 struct PulledTask {
   std::optional<TaskKind> kind = TaskKind::shard;  // none: a kind this worker does not know (kind_text)
   std::string kind_text = "\"shard\"";             // the kind as sent (JSON), for messages
   uint64_t ticket = 0;
   int64_t progress_ms = 1000;
-  Json request;  // to_json(ShardRequest) or to_json(PromptRequest)
+  Json request;  // to_json(ShardRequest), to_json(PromptRequest) or to_json(TileRequest)
 };
 Json to_json(const PulledTask& task);
 // invalid_argument when it is not an object or has no ticket; a missing kind is "shard" (a coordinator

@@ -11,7 +11,7 @@ namespace {
 
 TEST(Protocol, EveryRouteHasOnePathAndComesBackFromIt) {
   for (Route r : {Route::capabilities, Route::status, Route::interrupt, Route::shard, Route::prompt, Route::pull,
-                  Route::progress, Route::result, Route::join, Route::cluster, Route::models}) {
+                  Route::progress, Route::result, Route::join, Route::cluster, Route::models, Route::tile}) {
     ASSERT_TRUE(is_protocol_path(path(r))) << path(r);
     EXPECT_EQ(route_of(path(r)), r) << path(r);
   }
@@ -86,10 +86,10 @@ TEST(Protocol, PulledTaskCarriesKindTicketAndTheRequest) {
   EXPECT_EQ(back->progress_ms, 250);
   EXPECT_EQ(back->request["prompt_id"], "p");
   // Tickets are unsigned on the wire (parsed JSON numbers >= 0 are).
-  auto unknown = pulled_task_from_json(Json{{"ticket", 1u}, {"kind", "tile"}});
+  auto unknown = pulled_task_from_json(Json{{"ticket", 1u}, {"kind", "mosaic"}});
   ASSERT_TRUE(unknown.is_ok());
   EXPECT_EQ(unknown->kind, std::nullopt);
-  EXPECT_EQ(unknown->kind_text, "\"tile\"");
+  EXPECT_EQ(unknown->kind_text, "\"mosaic\"");
   EXPECT_EQ(pulled_task_from_json(Json{{"ticket", 1u}})->kind, TaskKind::shard);  // an older coordinator
   EXPECT_FALSE(pulled_task_from_json(Json{{"kind", "shard"}}).is_ok());
 }
@@ -106,8 +106,8 @@ TEST(Protocol, ResultQueryRoundTripsAndRefusesUnknownKinds) {
   ASSERT_TRUE(back.is_ok());
   EXPECT_EQ(back->ticket, 5u);
   EXPECT_EQ(back->kind, TaskKind::prompt);
-  values["kind"] = "tile";
-  EXPECT_NE(result_query_from(lookup).status().message().find("result kind 'tile'"), std::string::npos);
+  values["kind"] = "mosaic";
+  EXPECT_NE(result_query_from(lookup).status().message().find("result kind 'mosaic'"), std::string::npos);
   values["status"] = "1e9";
   EXPECT_FALSE(result_query_from(lookup).is_ok());
 }

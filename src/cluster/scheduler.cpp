@@ -119,6 +119,12 @@ Result<LinkTask> Cluster::link_task(const Task& task, TaskFault* fault) const {
         job.relay};
     return out;
   }
+  if (job.kind == protocol::TaskKind::tile) {
+    out.spec = TileTask{protocol::TileRequest{job.task_id(task.shard), job.tile_workflows[task.shard],
+                                              job.inputs.empty() ? Json() : job.inputs},
+                        task.row_end - task.row_begin};
+    return out;
+  }
   auto made = shard_workflow(job.prompt, job.sampler_id, task.row_begin, task.row_end);
   if (!made.is_ok()) {
     *fault = TaskFault::kInput;  // the prompt cannot be cut: no worker can run it
@@ -149,6 +155,7 @@ void Cluster::account(Member& m, const Task& task, Result<TaskOutput> out, TaskF
       ++m.prompts_done;
     } else if (!job.whole() && !job.results[task.shard].defined()) {
       job.results[task.shard] = std::get<at::Tensor>(out->value);
+      if (task.shard < job.task_workers.size()) job.task_workers[task.shard] = m.url();
       job.rows_done += task.row_end - task.row_begin;
       ++job.shards_done;
       ++m.shards_done;

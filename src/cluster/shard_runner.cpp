@@ -442,6 +442,21 @@ server::Response ShardRunner::serve_shard(const Json& body) {
   return r;
 }
 
+server::Response ShardRunner::serve_tile(const Json& body) {
+  auto request = protocol::tile_request_from_json(body);
+  if (!request.is_ok()) return task_error_reply("tile_failed", request.status());
+  Result<at::Tensor> tiles = run(request->tile_id, request->workflow, request->inputs);
+  if (!tiles.is_ok()) return task_error_reply("tile_failed", tiles.status());
+  if (tiles->scalar_type() != at::kByte)
+    return error_reply(500, "tile_failed", "tile " + request->tile_id + " gave no 8-bit tiles");
+  auto bytes = runtime::weights_to_buffer({{"tiles", tiles->contiguous()}}, {{"tile_id", request->tile_id}});
+  if (!bytes.is_ok()) return error_reply(500, "tile_failed", bytes.status().to_string());
+  server::Response r;
+  r.content_type = "application/octet-stream";
+  r.body = std::move(*bytes);
+  return r;
+}
+
 server::ExtraRoutes ShardRunner::routes() {
   return [this](const server::Request& req, const std::string& path) -> std::optional<server::Response> {
     using protocol::Route;
@@ -469,6 +484,11 @@ server::ExtraRoutes ShardRunner::routes() {
         }
         case Route::prompt: return serve_prompt(req.body);
         case Route::shard: return serve_shard(req.body);
+        case Route::tile: {
+          auto body = server::parse_json_body(req.body);
+          if (!body.is_ok()) return error_reply(400, "invalid_tile", body.status().message());
+          return serve_tile(*body);
+        }
         default: break;  // the coordinator's routes (coordinator.h)
       }
     }

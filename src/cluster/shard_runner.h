@@ -16,6 +16,9 @@
 //                                   → 200 application/json prompt_reply_to_json (also when the prompt itself
 //                                   failed: its status is inside); 409 when interrupted; 400/500 with
 //                                   {"error": {..., "fault"}} otherwise
+//   POST /netdist/v1/tile          body {"tile_id", "workflow", "inputs"?} (tile_jobs.h): one USDU step's
+//                                   tiles → 200 application/octet-stream: safetensors "tiles" uint8
+//                                   [n, h, w, 3]; errors as /shard
 //   GET  /netdist/v1/status        {"running": shard_id | task_id | null, "step", "steps", "shards_done",
 //                                   "events_total", "model_fetch"? (model_fetch.h progress)}; with ?events_from=N also "events": the running whole
 //                                   prompt's events from index N on (the reply's "events" so far, for a
@@ -131,6 +134,9 @@ class ShardRunner {
   // POST /netdist/v1/shard: runs the request body, returns the reply described above.
   server::Response serve_shard(const std::string& request_body);
   server::Response serve_shard(const Json& body);
+  // POST /netdist/v1/tile (and a dial-in task of kind "tile"): runs the tile workflow as a shard's (its
+  // output node gives the tiles), returns the reply described above.
+  server::Response serve_tile(const Json& body);
   void interrupt() { interrupt_ = true; }
   // Interrupts only if `id` (a shard or task id) is running now.
   void interrupt(const std::string& id);

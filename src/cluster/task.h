@@ -1,5 +1,5 @@
 // The kinds of task the scheduler hands a worker link (worker_link.h), as types: a row shard of one
-// sampler's batch, or a whole prompt. A later kind (a per-step group, a tile) is one more alternative of
+// sampler's batch, a whole prompt, or one step of an Ultimate SD Upscale job's tiles. A later kind (a per-step group) is one more alternative of
 // `TaskSpec` and one more case in each link's run(); links refuse kinds they do not take (accepts()).
 #pragma once
 
@@ -48,14 +48,23 @@ struct WholePromptTask {
   std::shared_ptr<EventRelay> relay;
 };
 
-using TaskSpec = std::variant<RowShardTask, WholePromptTask>;
+// One step of an Ultimate SD Upscale job (tile_jobs.h): `request` is the self-contained tile workflow; the
+// reply is the step's redrawn tiles, uint8 [tiles, h, w, 3].
+struct TileTask {
+  protocol::TileRequest request;
+  int64_t tiles = 0;  // the reply must have this many
+};
+
+using TaskSpec = std::variant<RowShardTask, WholePromptTask, TileTask>;
 
 inline protocol::TaskKind task_kind(const TaskSpec& spec) {
+  if (std::holds_alternative<TileTask>(spec)) return protocol::TaskKind::tile;
   return std::holds_alternative<RowShardTask>(spec) ? protocol::TaskKind::shard : protocol::TaskKind::prompt;
 }
-// The id the worker runs it under (its status' "running"): the shard id or the prompt's task id.
+// The id the worker runs it under (its status' "running"): the shard id, the prompt's task id or the tile id.
 inline const std::string& task_id(const TaskSpec& spec) {
   if (const auto* s = std::get_if<RowShardTask>(&spec)) return s->request.shard_id;
+  if (const auto* t = std::get_if<TileTask>(&spec)) return t->request.tile_id;
   return std::get<WholePromptTask>(spec).request.task_id;
 }
 
@@ -66,7 +75,7 @@ struct LinkTask {
   std::shared_ptr<const std::atomic<bool>> withdrawn;
 };
 
-// What running a task gave: the rows of a row shard or the reply of a whole prompt, and the seconds the
+// What running a task gave: the rows of a row shard, the tiles of a tile task or the reply of a whole prompt, and the seconds the
 // cost model should learn from (none: do not learn from this task).
 struct TaskOutput {
   std::variant<at::Tensor, PromptReply> value;

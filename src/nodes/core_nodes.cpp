@@ -12,6 +12,7 @@
 #include "nodes/tiled_diffusion_nodes.h"
 #include "nodes/upscale_nodes.h"
 #include "nodes/usdu_nodes.h"
+#include "nodes/usdu_tile_node.h"
 
 namespace netdist::nodes {
 
@@ -302,6 +303,7 @@ void register_shard_nodes(graph::NodeRegistry& r) {
     ctx.set_ui_output(Json{{"netdist_latent", Json::array({base64_encode(bytes)})}});
     return std::vector<Value>{};
   });
+  register_usdu_tile_node(r);  // cluster tile tasks (cluster/tile_jobs.h)
 }
 
 void register_core_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv> env) {

@@ -7,6 +7,7 @@
 #include "engine/sampling/schedulers.h"
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
+#include "nodes/usdu_tiles.h"
 
 namespace netdist::nodes {
 
@@ -108,18 +109,50 @@ Result<UsduSettings> usdu_settings(const NodeInputs& in) {
 // The model's output for the batch (ImageUpscaleWithModel), called only when the canvas asks for an upscale.
 using UsduUpscaleFn = std::function<Result<at::Tensor>(const at::Tensor& images)>;
 
+// Every step on the prepared canvas images: in order here (exact mode without a runner, the script's own
+// loop), or in dependency waves (usdu_tiles.h) through `runner` (null: redrawn here).
+Status run_usdu_steps(NodeContext& ctx, const UsduSampling& s, const UsduCanvas& canvas,
+                      const std::vector<UsduStep>& steps, std::vector<PilImage>& canvas_images, UsduTileMode mode,
+                      const UsduWaveRunner& runner) {
+  Status progress_status;
+  ProgressFn progress = [&](int step, int total) {
+    progress_status = ctx.progress(step, total);
+    return progress_status.is_ok();
+  };
+  if (!runner && mode == UsduTileMode::kExact) {
+    for (const UsduStep& step : steps) {
+      auto redrawn = usdu_redraw_tiles(s, step, usdu_step_inputs(canvas_images, step), canvas.width,
+                                       canvas.height, progress);
+      if (!progress_status.is_ok()) return progress_status;
+      if (!redrawn.is_ok()) return redrawn.status();
+      ND_RETURN_IF_ERROR(usdu_apply_step(canvas_images, step, *redrawn));
+    }
+    return Status::ok();
+  }
+  int64_t done = 0, index = 0;
+  const std::vector<int> waves = usdu_mode_waves(steps, mode);
+  const int64_t count = usdu_wave_stats(waves).waves;
+  return usdu_run_waves(
+      canvas_images, steps, waves,
+      [&](const std::vector<size_t>& ids,
+          std::vector<std::vector<PilImage>> inputs) -> Result<std::vector<std::vector<PilImage>>> {
+        UsduWave wave{s, canvas, steps, ids, std::move(inputs), done, static_cast<int64_t>(steps.size()),
+                      index++, count, usdu_tile_mode_name(mode)};
+        done += static_cast<int64_t>(ids.size());
+        return runner ? runner(ctx, wave) : usdu_redraw_wave_here(ctx, wave);
+      });
+}
+
 // UltimateSDUpscale.upscale for both classes.
 Result<std::vector<Value>> run_usdu(NodeContext& ctx, const NodeInputs& in, const std::string& class_type,
                                     const std::string& image_input, double upscale_by,
-                                    const UsduUpscaleFn& upscale) {
+                                    const UsduUpscaleFn& upscale, const UsduWaveRunner& runner) {
   ND_ASSIGN_OR_RETURN(auto image, need<ImageObject>(in, image_input));
-  ND_ASSIGN_OR_RETURN(auto model, need<ModelObject>(in, "model"));
-  ND_ASSIGN_OR_RETURN(auto positive, need<ConditioningObject>(in, "positive"));
-  ND_ASSIGN_OR_RETURN(auto negative, need<ConditioningObject>(in, "negative"));
-  ND_ASSIGN_OR_RETURN(auto vae, need<VaeObject>(in, "vae"));
   ND_ASSIGN_OR_RETURN(UsduSettings settings, in_node(usdu_settings(in), class_type));
+  ND_ASSIGN_OR_RETURN(UsduTileMode mode, in_node(usdu_tile_mode(ctx.extra_data()), class_type));
   ND_ASSIGN_OR_RETURN(std::vector<PilImage> images,
                       in_node(usdu_images_from_tensor(image->images, image_input), class_type));
+  ND_ASSIGN_OR_RETURN(UsduSampling s, in_node(usdu_sampling(in, images[0].width, images[0].height), class_type));
   ND_ASSIGN_OR_RETURN(
       UsduCanvas canvas,
       in_node(usdu_canvas(images[0].width, images[0].height, upscale_by, settings), class_type));
@@ -129,46 +162,23 @@ Result<std::vector<Value>> run_usdu(NodeContext& ctx, const NodeInputs& in, cons
     ND_ASSIGN_OR_RETURN(at::Tensor up, in_node(upscale(image->images), class_type));
     ND_ASSIGN_OR_RETURN(upscaled, in_node(usdu_images_from_tensor(up, "upscale_model"), class_type));
   }
-  UsduSampling s;
-  s.model = model->model;
-  s.vae = vae->model;
-  s.positive = positive->conditioning;
-  s.negative = negative->conditioning;
-  s.request.seed = in.get_uint64("seed");
-  s.request.steps = static_cast<int>(in.get_int("steps"));
-  s.request.cfg = in.get_float("cfg");
-  s.request.sampler = in.get_string("sampler_name");
-  s.request.scheduler = in.get_string("scheduler");
-  s.request.denoise = in.get_float("denoise");
-  s.tiled_decode = in.get_bool("tiled_decode");
-  s.image_width = images[0].width;
-  s.image_height = images[0].height;
   std::vector<PilImage> canvas_images = usdu_prepare_images(images, upscaled, canvas);
-  Status progress_status;
-  ProgressFn progress = [&](int step, int total) {
-    progress_status = ctx.progress(step, total);
-    return progress_status.is_ok();
-  };
-  for (const UsduStep& step : steps) {
-    auto redrawn = usdu_redraw_tiles(s, step, usdu_step_inputs(canvas_images, step), canvas.width,
-                                     canvas.height, progress);
-    if (!progress_status.is_ok()) return progress_status;
-    if (!redrawn.is_ok()) return redrawn.status().with_context(class_type);
-    Status applied = usdu_apply_step(canvas_images, step, *redrawn);
-    if (!applied.is_ok()) return applied.with_context(class_type);
-  }
+  Status ran = run_usdu_steps(ctx, s, canvas, steps, canvas_images, mode, runner);
+  if (!ran.is_ok()) return ran.code() == StatusCode::kCancelled ? ran : ran.with_context(class_type);
   auto out = std::make_shared<ImageObject>();
   out->images = usdu_images_to_tensor(canvas_images);
   return std::vector<Value>{object(out)};
 }
 
-Result<std::vector<Value>> run_usdu_no_upscale(NodeContext& ctx, const NodeInputs& in) {
-  return run_usdu(ctx, in, kUsduNoUpscale, "upscaled_image", 1.0, nullptr);
+Result<std::vector<Value>> run_usdu_no_upscale(NodeContext& ctx, const NodeInputs& in,
+                                               const UsduWaveRunner& runner) {
+  return run_usdu(ctx, in, kUsduNoUpscale, "upscaled_image", 1.0, nullptr, runner);
 }
 
 // UltimateSDUpscale: the script's Upscaler runs ImageUpscaleWithModel on the input batch when the canvas is
 // larger than the image (every factor step upscales the original batch, so one call gives its result).
-Result<std::vector<Value>> run_usdu_with_model(NodeContext& ctx, const NodeInputs& in) {
+Result<std::vector<Value>> run_usdu_with_model(NodeContext& ctx, const NodeInputs& in,
+                                               const UsduWaveRunner& runner) {
   ND_ASSIGN_OR_RETURN(auto upscale_model, need<UpscaleModelObject>(in, "upscale_model"));
   Status progress_status;
   UsduUpscaleFn upscale = [&](const at::Tensor& images) -> Result<at::Tensor> {
@@ -179,7 +189,7 @@ Result<std::vector<Value>> run_usdu_with_model(NodeContext& ctx, const NodeInput
     if (!progress_status.is_ok()) return progress_status;
     return up;
   };
-  return run_usdu(ctx, in, kUsduUpscale, "image", in.get_float("upscale_by"), upscale);
+  return run_usdu(ctx, in, kUsduUpscale, "image", in.get_float("upscale_by"), upscale, runner);
 }
 
 }  // namespace
@@ -268,19 +278,68 @@ Result<std::vector<PilImage>> usdu_redraw_tiles(const UsduSampling& s, const Usd
   return usdu_images_from_tensor(decoded, "decoded tiles");
 }
 
+std::vector<graph::InputSpec> usdu_input_specs(bool with_upscale) { return usdu_inputs(with_upscale); }
+
+Result<UsduSampling> usdu_sampling(const graph::NodeInputs& in, int64_t image_w, int64_t image_h) {
+  ND_ASSIGN_OR_RETURN(auto model, need<ModelObject>(in, "model"));
+  ND_ASSIGN_OR_RETURN(auto positive, need<ConditioningObject>(in, "positive"));
+  ND_ASSIGN_OR_RETURN(auto negative, need<ConditioningObject>(in, "negative"));
+  ND_ASSIGN_OR_RETURN(auto vae, need<VaeObject>(in, "vae"));
+  UsduSampling s;
+  s.model = model->model;
+  s.vae = vae->model;
+  s.positive = positive->conditioning;
+  s.negative = negative->conditioning;
+  s.request.seed = in.get_uint64("seed");
+  s.request.steps = static_cast<int>(in.get_int("steps"));
+  s.request.cfg = in.get_float("cfg");
+  s.request.sampler = in.get_string("sampler_name");
+  s.request.scheduler = in.get_string("scheduler");
+  s.request.denoise = in.get_float("denoise");
+  s.tiled_decode = in.get_bool("tiled_decode");
+  s.image_width = image_w;
+  s.image_height = image_h;
+  return s;
+}
+
+Result<std::vector<std::vector<PilImage>>> usdu_redraw_wave_here(graph::NodeContext& ctx, const UsduWave& wave) {
+  Status progress_status;
+  ProgressFn progress = [&](int step, int total) {
+    progress_status = ctx.progress(step, total);
+    return progress_status.is_ok();
+  };
+  std::vector<std::vector<PilImage>> out;
+  for (size_t k = 0; k < wave.step_ids.size(); ++k) {
+    auto redrawn = usdu_redraw_tiles(wave.sampling, wave.steps[wave.step_ids[k]], wave.inputs[k], wave.canvas.width,
+                                     wave.canvas.height, progress);
+    if (!progress_status.is_ok()) return progress_status;
+    if (!redrawn.is_ok()) return redrawn.status();
+    out.push_back(std::move(*redrawn));
+  }
+  return out;
+}
+
+graph::NodeFactory usdu_node_factory(const std::string& class_type, UsduWaveRunner runner) {
+  const bool with_model = class_type == kUsduUpscale;
+  RunFn fn = [with_model, runner](NodeContext& ctx, const NodeInputs& in) {
+    return with_model ? run_usdu_with_model(ctx, in, runner) : run_usdu_no_upscale(ctx, in, runner);
+  };
+  return [fn] { return std::make_unique<FnNode>(fn); };
+}
+
 void register_usdu_nodes(graph::NodeRegistry& r) {
   graph::NodeSchema u =
       make_schema(kUsduUpscale, "Ultimate SD Upscale", "image/upscaling", usdu_inputs(true), {"IMAGE"});
   u.description = "Upscales an image and runs image-to-image on tiles from the input image.";
   u.output_tooltips = {"The final upscaled image."};
   u.python_module = "custom_nodes.ComfyUI_UltimateSDUpscale";
-  add_fn_node(r, u, run_usdu_with_model);
+  r.add(u, usdu_node_factory(kUsduUpscale, nullptr));
   graph::NodeSchema s = make_schema(kUsduNoUpscale, "Ultimate SD Upscale (No Upscale)", "image/upscaling",
                                     usdu_inputs(false), {"IMAGE"});
   s.description = "Runs image-to-image on tiles from the input image.";
   s.output_tooltips = {"The final refined image."};
   s.python_module = "custom_nodes.ComfyUI_UltimateSDUpscale";
-  add_fn_node(r, s, run_usdu_no_upscale);
+  r.add(s, usdu_node_factory(kUsduNoUpscale, nullptr));
 }
 
 }  // namespace netdist::nodes

@@ -43,4 +43,32 @@ Result<std::vector<PilImage>> usdu_redraw_tiles(const UsduSampling& s, const Usd
                                                 const std::vector<PilImage>& tiles, int64_t canvas_w,
                                                 int64_t canvas_h, const ProgressFn& progress);
 
+// The sampling settings of a USDU node's inputs (model, positive, negative, vae, seed, steps, cfg,
+// sampler_name, scheduler, denoise, tiled_decode) for an input image of image_w × image_h; the tile node of a
+// cluster tile task (usdu_tiles.h) reads the same inputs. invalid_argument naming a missing input.
+Result<UsduSampling> usdu_sampling(const graph::NodeInputs& in, int64_t image_w, int64_t image_h);
+
+// One dependency wave of a USDU job (usdu_tiles.h): its steps (indices into `steps`) and each one's input
+// tiles (usdu_step_inputs of the canvas as the earlier waves left it).
+struct UsduWave {
+  const UsduSampling& sampling;
+  const UsduCanvas& canvas;
+  const std::vector<UsduStep>& steps;
+  std::vector<size_t> step_ids;
+  std::vector<std::vector<PilImage>> inputs;  // per entry of step_ids
+  int64_t tiles_done = 0, tiles_total = 0;    // steps of the job before this wave, and all of them
+  int64_t wave_index = 0, wave_count = 0;     // this wave's rank among the job's waves, and their count
+  std::string mode = "exact";                 // usdu_tiles.h tile mode name
+};
+// Redraws a wave's steps: each entry the redrawn tiles of the step of the same index in wave.step_ids.
+using UsduWaveRunner = std::function<Result<std::vector<std::vector<PilImage>>>(graph::NodeContext&, const UsduWave&)>;
+// The wave redrawn in this process, step after step; progress as the sampler's.
+Result<std::vector<std::vector<PilImage>>> usdu_redraw_wave_here(graph::NodeContext& ctx, const UsduWave& wave);
+// The node's inputs in the custom node's order; `with_upscale`: UltimateSDUpscale's (image, upscale_by,
+// upscale_model), else UltimateSDUpscaleNoUpscale's (upscaled_image).
+std::vector<graph::InputSpec> usdu_input_specs(bool with_upscale);
+// The node of class `class_type` (UltimateSDUpscale or UltimateSDUpscaleNoUpscale) running its waves with
+// `runner` (the cluster coordinator's, cluster/tile_jobs.h); for NodeRegistry::replace_factory.
+graph::NodeFactory usdu_node_factory(const std::string& class_type, UsduWaveRunner runner);
+
 }  // namespace netdist::nodes

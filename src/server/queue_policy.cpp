@@ -199,6 +199,11 @@ Result<QueueSettings> parse_queue_settings(const ordered_json& extra_data) {
       return Status::invalid_argument("extra_data.netdist.policy: unknown queue policy '" + settings.policy +
                                       "' (valid: " + names_list() + ")");
   }
+  if (nd.contains("tiles")) {  // read by the Ultimate SD Upscale nodes (nodes/usdu_tiles.h); checked here
+    const ordered_json& t = nd["tiles"];
+    if (!t.is_string() || (t != "exact" && t != "independent"))
+      return Status::invalid_argument("extra_data.netdist.tiles must be \"exact\" or \"independent\", got " + t.dump());
+  }
   return settings;
 }
 
