@@ -42,7 +42,7 @@ struct ExecutionStatus {
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();  // [[event, data], ...]
   // netdist's own record of the run ({"plan": ...}, backend.h kPlanEvent), the entry's "netdist" member;
   // null = none. Kept in memory only: an entry restored from the store has none.
-  nlohmann::ordered_json netdist;
+  nlohmann::ordered_json netdist = nullptr;
 };
 
 class PromptQueue {
