@@ -133,9 +133,7 @@ Status CoordinatorBackend::execute_whole(const server::QueueItem& item, const se
                                          std::atomic<bool>& interrupt, nlohmann::ordered_json& outputs) {
   // Both kinds of worker relay their events live (progress, executing, ...); `executed` comes with the reply,
   // under the coordinator's file names.
-  Result<PromptReply> reply = cluster_->run_prompt(
-      item.prompt_id, item.prompt, item.extra_data, item.outputs_to_execute, [&] { return !interrupt.load(); },
-      [&emit](const std::string& type, const nlohmann::ordered_json& data) { emit(type, data); });
+  Result<PromptReply> reply = run_planned(item, emit, interrupt);  // whole on one worker, or a step group
   if (!reply.is_ok()) return reply.status();
   if (!reply->plan.is_null()) emit(server::kPlanEvent, reply->plan);
   // The files, in reply order; runs of one (type, subfolder, name) get consecutive counters, as one
@@ -283,6 +281,7 @@ server::ExtraRoutes coordinator_routes(std::shared_ptr<Cluster> cluster, server:
           return server::json_response({{"ok", true}});
         }
         case Route::cluster: return server::json_response(cluster->status());
+        case Route::group_kv: return serve_group_kv(cluster, req);
         default: break;  // the worker's routes (shard_runner.h), served by `fallback`
       }
     }

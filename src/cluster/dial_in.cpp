@@ -103,7 +103,8 @@ void DialIn::loop() {
 
 void DialIn::run_task(const protocol::PulledTask& task) {
   const auto every = std::chrono::milliseconds(std::max<int64_t>(50, task.progress_ms));
-  const bool whole = task.kind == protocol::TaskKind::prompt;
+  // A group member's task is a whole prompt with "group" (group_protocol.h), run and answered alike.
+  const bool whole = task.kind == protocol::TaskKind::prompt || task.kind == protocol::TaskKind::group;
   std::atomic<bool> done{false};
   std::thread reporter([&] {
     size_t acked = 0;  // a whole prompt's events the coordinator has (it relays them to the client live)
@@ -132,7 +133,7 @@ void DialIn::run_task(const protocol::PulledTask& task) {
   done = true;
   reporter.join();
   protocol::ResultQuery query{worker_id_, task.ticket, reply.status, std::nullopt};
-  if (whole) query.kind = protocol::TaskKind::prompt;
+  if (whole) query.kind = task.kind;
   const std::string content_type = reply.content_type.empty() ? "application/json" : reply.content_type;
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto r = protocol::call(coordinator_peer(nullptr), protocol::Route::result, std::chrono::seconds(60), reply.body,

@@ -31,9 +31,9 @@ Result<TaskOutput> decode_rows(const std::string& who, const RowShardTask& shard
   return TaskOutput{it->second.clone(), seconds};
 }
 
-Result<TaskOutput> decode_prompt_reply(const std::string& who, const WholePromptTask& task, const HttpReply& reply,
-                                       TaskFault* fault) {
-  const std::string& prompt_id = task.request.prompt_id;
+Result<TaskOutput> decode_prompt_reply(const std::string& who, const protocol::PromptRequest& request,
+                                       const HttpReply& reply, TaskFault* fault) {
+  const std::string& prompt_id = request.prompt_id;
   if (reply.status == 409) return Status::cancelled(who + ": prompt " + prompt_id + " interrupted");
   if (reply.status == 401) return Status::unauthenticated(who + ": the worker refused the auth token");
   if (reply.status != 200) return task_reply_error(who, "prompt " + prompt_id, reply, fault);
@@ -50,7 +50,12 @@ Result<TaskOutput> decode_prompt_reply(const std::string& who, const WholePrompt
 Result<TaskOutput> decode_task_reply(const std::string& who, const TaskSpec& spec, HttpReply reply, double seconds,
                                      TaskFault* fault) {
   if (const auto* shard = std::get_if<RowShardTask>(&spec)) return decode_rows(who, *shard, std::move(reply), seconds, fault);
-  return decode_prompt_reply(who, std::get<WholePromptTask>(spec), reply, fault);
+  if (const auto* group = std::get_if<GroupPromptTask>(&spec)) {
+    auto out = decode_prompt_reply(who, group->request.prompt, reply, fault);
+    if (out.is_ok()) out->seconds.reset();  // a group member's time is not its own speed
+    return out;
+  }
+  return decode_prompt_reply(who, std::get<WholePromptTask>(spec).request, reply, fault);
 }
 
 protocol::Peer NetdistLink::peer(bool cancellable) const {
@@ -77,20 +82,18 @@ Result<std::optional<Json>> NetdistLink::heartbeat() {
 }
 
 Result<TaskOutput> NetdistLink::run(const LinkTask& task, TaskFault* fault) {
-  const bool shard = std::holds_alternative<RowShardTask>(task.spec);
-  const Json body = shard ? protocol::to_json(std::get<RowShardTask>(task.spec).request)
-                          : protocol::to_json(std::get<WholePromptTask>(task.spec).request);
+  const Json body = task_body(task.spec);
   const auto start = std::chrono::steady_clock::now();
   // stop() does not wait out a worker that never answers.
-  ND_ASSIGN_OR_RETURN(HttpReply reply, protocol::call(peer(true), shard ? protocol::Route::shard : protocol::Route::prompt,
-                                                      settings_.task_timeout, body.dump()));
+  ND_ASSIGN_OR_RETURN(HttpReply reply,
+                      protocol::call(peer(true), task_route(task.spec), settings_.task_timeout, body.dump()));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return decode_task_reply(url_, task.spec, std::move(reply), seconds, fault);
 }
 
 void NetdistLink::interrupt(protocol::TaskKind kind, const std::string& task_id) {
   protocol::InterruptRequest request;  // a row shard: whatever the worker runs (one task at a time)
-  if (kind == protocol::TaskKind::prompt) request.shard_id = task_id;
+  if (kind != protocol::TaskKind::shard) request.shard_id = task_id;
   (void)protocol::call(peer(false), protocol::Route::interrupt, std::chrono::seconds(5),
                        request.shard_id ? protocol::to_json(request).dump() : "");
 }

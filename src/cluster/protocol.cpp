@@ -26,6 +26,7 @@ constexpr RouteInfo kRoutes[] = {
     {Route::join, "/netdist/v1/join", "POST"},
     {Route::cluster, "/netdist/v1/cluster", "GET"},
     {Route::models, "/netdist/v1/models", "GET"},
+    {Route::group_kv, "/netdist/v1/group/kv", "POST"},
 };
 
 const RouteInfo& info(Route route) {
@@ -63,11 +64,14 @@ std::optional<Route> route_of(std::string_view p) {
 
 bool is_protocol_path(std::string_view p) { return p.substr(0, kPrefix.size()) == kPrefix; }
 
-const char* task_kind_name(TaskKind kind) { return kind == TaskKind::shard ? "shard" : "prompt"; }
+const char* task_kind_name(TaskKind kind) {
+  return kind == TaskKind::shard ? "shard" : kind == TaskKind::prompt ? "prompt" : "group";
+}
 
 std::optional<TaskKind> task_kind_from_name(std::string_view name) {
   if (name == "shard") return TaskKind::shard;
   if (name == "prompt") return TaskKind::prompt;
+  if (name == "group") return TaskKind::group;
   return std::nullopt;
 }
 
