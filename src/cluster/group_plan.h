@@ -28,8 +28,7 @@ namespace netdist::cluster {
 
 // extra_data.netdist.parallel if present, else `server_default`; invalid_argument naming the field when it
 // is not one of "auto", "off", "cfg", "tiles".
-Result<std::string> requested_parallel(const nlohmann::ordered_json& extra_data,
-                                       const std::string& server_default);
+Result<std::string> requested_parallel(const nlohmann::ordered_json& extra_data, const std::string& server_default);
 
 struct ParallelChoice {
   std::string mode = "whole";  // "whole", "cfg" or "tiles"

@@ -16,8 +16,7 @@ void merge_plan(Plan& into, const Plan& more) {
   if (into.mode != more.mode && ("+" + into.mode + "+").find("+" + more.mode + "+") == std::string::npos)
     into.mode += "+" + more.mode;
   for (const std::string& w : more.workers) {
-    if (std::find(into.workers.begin(), into.workers.end(), w) == into.workers.end())
-      into.workers.push_back(w);
+    if (std::find(into.workers.begin(), into.workers.end(), w) == into.workers.end()) into.workers.push_back(w);
   }
   into.predicted_s += more.predicted_s;
 }
