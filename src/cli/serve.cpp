@@ -73,7 +73,7 @@ struct ClusterFlags {
   int test_heartbeat_ms = 0;
   double shard_timeout_s = 600;
   int max_concurrent_prompts = 0;
-  std::string parallel = "auto";  // --parallel: step groups for whole prompts (cluster/group_plan.h)
+  std::string parallel = "off";  // --parallel: step groups for whole prompts (cluster/group_plan.h)
   double shutdown_grace_s = 5;  // --shutdown-grace: SIGTERM/SIGINT to exit, stuck prompts or not
   std::string queue_policy = "fifo";
   std::string data_dir;  // --data-dir: durable queue and history (store/store.h); empty = in memory
@@ -440,9 +440,9 @@ void add_coordinator_flags(CLI::App* cmd, ClusterFlags* flags) {
                   "whole batch-1 prompts sent to workers at once (default 0: one per live worker)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--parallel", flags->parallel,
-                  "auto (default): a batch-1 prompt may run on a step group of idle workers (CFG split, tiles) "
-                  "when the cost model predicts a gain; off: never. A prompt's extra_data.netdist.parallel "
-                  "(auto, off, cfg, tiles) overrides it (docs/api.md)")
+                  "auto: a batch-1 prompt may run on a step group of idle workers (CFG split, tiles) when the "
+                  "cost model predicts a gain; off (default): only when the prompt asks. A prompt's "
+                  "extra_data.netdist.parallel (auto, off, cfg, tiles) overrides it (docs/api.md)")
       ->check(CLI::IsMember({"auto", "off"}));
   cmd->add_option("--data-dir", flags->data_dir,
                   "keep the queue, history and output-file records in DIR/netdist.db (SQLite): accepted "

@@ -55,8 +55,10 @@ struct CoordinatorOptions {
   // that only workers have runs whole on a worker or, when its batch would be split, is refused: the
   // merged rows are decoded here. Unset: every checkpoint counts as here.
   std::function<std::vector<std::string>()> local_checkpoints;
-  // --parallel: "auto" or "off", the default of extra_data.netdist.parallel (group_plan.h).
-  std::string parallel = "auto";
+  // --parallel: "auto" or "off", the default of extra_data.netdist.parallel (group_plan.h). Off by default:
+  // a group's events reach the client only at its end, and the planner does not yet weigh other prompts
+  // waiting for the same workers (several whole prompts at once beat one group each).
+  std::string parallel = "off";
 };
 
 class CoordinatorBackend : public server::Backend {

@@ -3,7 +3,7 @@
 // predict_group_seconds).
 //
 // The requested parallelism is extra_data.netdist.parallel when the prompt states it, else the server's
-// --parallel: "off" (never a group), "auto" (the planner decides), "cfg" or "tiles" (that mode whenever it
+// --parallel (default off): "off" (never a group), "auto" (the planner decides), "cfg" or "tiles" (that mode whenever it
 // applies and enough workers are idle). The planner:
 //  - needs at least 2 idle netdist workers able to run the prompt (Cluster::group_candidates); else whole;
 //  - "cfg": CFG split over 2 workers, when some KSampler/KSamplerAdvanced has cfg != 1 (at cfg 1 there is
