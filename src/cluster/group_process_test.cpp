@@ -3,7 +3,7 @@
 // split on two workers renders the one-worker image within a few levels and records plan "cfg"; TiledDiffusion
 // on two workers renders one worker's bytes (plan "tiles"); a worker
 // without the cluster token cannot join (the prompt still finishes, whole); a member killed mid-prompt
-// loses nothing (re-planned whole on the survivor).
+// loses nothing (re-planned whole on the survivor); dial-in workers form a group too.
 #include <signal.h>
 
 #include <gtest/gtest.h>
@@ -89,6 +89,23 @@ TEST(GroupProcess, CfgSplitOnTwoWorkersMatchesOneWorkerAndRecordsThePlan) {
   auto shards = worker_field(coord.url(), "shards_done");
   EXPECT_EQ(shards[w1.url()], 1);
   EXPECT_EQ(shards[w2.url()], 1);
+}
+
+// Dial-in workers get their ranks as pulled tasks of kind "group" and meet at their --join coordinator.
+TEST(GroupProcess, CfgSplitOnTwoDialInWorkers) {
+  const std::string& ref = group_reference();
+  ASSERT_FALSE(ref.empty());
+  fs::path dir = scratch("group_dial_in");
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local"}), dir / "c.log");
+  Proc w1(worker_args(dir / "w1", {"--join", coord.url()}), dir / "w1.log");
+  Proc w2(worker_args(dir / "w2", {"--join", coord.url()}), dir / "w2.log");
+  ASSERT_TRUE(wait_alive(coord.url(), 2));
+  auto h = wait_history(coord.url(), submit_parallel(coord.url(), "cfg"));
+  ASSERT_EQ(h["status"]["status_str"], "success") << h.dump();
+  EXPECT_EQ(h["netdist"]["plan"]["mode"], "cfg") << h.dump();
+  const auto png = images(h, dir / "c" / "out");
+  ASSERT_EQ(png.size(), 1u);
+  EXPECT_LE(group_max_level_diff(png[0], ref), 3);
 }
 
 TEST(GroupProcess, TiledDiffusionOnTwoWorkersRendersOneWorkersBytes) {
