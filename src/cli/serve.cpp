@@ -74,6 +74,7 @@ struct ClusterFlags {
   int test_heartbeat_ms = 0;
   double shard_timeout_s = 600;
   int max_concurrent_prompts = 0;
+  std::string parallel = "off";  // --parallel: step groups for whole prompts (cluster/group_plan.h)
   double shutdown_grace_s = 5;  // --shutdown-grace: SIGTERM/SIGINT to exit, stuck prompts or not
   std::string queue_policy = "fifo";
   std::string data_dir;  // --data-dir: durable queue and history (store/store.h); empty = in memory
@@ -277,6 +278,13 @@ ClusterRole make_cluster_role(server::ServerOptions& options, const NodeSetupOpt
         role.model_index, setup.env,
         cluster::ModelFetchOptions{flags.models_from.empty() ? flags.join : flags.models_from, options.auth_token,
                                    client_tls});
+    // Step groups (cluster/group_store.h): meet through the coordinator with this worker's token; Gloo binds
+    // the first --listen address unless that is a wildcard.
+    ro.group.coordinator_url = flags.join;
+    ro.group.auth_token = options.auth_token;
+    ro.group.tls = client_tls;
+    const std::string first_listen = options.listen.substr(0, options.listen.find(','));
+    if (first_listen != "0.0.0.0" && first_listen != "::") ro.group.host = first_listen;
     if (flags.worker_mode || !flags.no_local)
       role.runner = std::make_unique<cluster::ShardRunner>(*setup.registry, setup.env, ro);
   }
@@ -367,6 +375,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     co.output_dir = options.output_dir;
     co.temp_dir = options.temp_dir;
     co.max_concurrent_prompts = flags.max_concurrent_prompts;
+    co.parallel = flags.parallel;
     co.local_checkpoints = [env] { return env->local_checkpoint_names(); };
     coordinator_backend = std::make_unique<cluster::CoordinatorBackend>(graph_backend, cluster, co);
   }
@@ -393,6 +402,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
 
   std::unique_ptr<cluster::LocalWorkers> children;
   if (cluster) {
+    cluster->set_self_url(self_url);  // where step-group members meet (group/kv)
     cluster->start();
     if (flags.workers.empty()) {
       const std::vector<cluster::LocalWorkerSpec> specs =
@@ -433,6 +443,11 @@ void add_coordinator_flags(CLI::App* cmd, ClusterFlags* flags) {
   cmd->add_option("--max-concurrent-prompts", flags->max_concurrent_prompts,
                   "whole batch-1 prompts sent to workers at once (default 0: one per live worker)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--parallel", flags->parallel,
+                  "auto: a batch-1 prompt may run on a step group of idle workers (CFG split, tiles) when the "
+                  "cost model predicts a gain; off (default): only when the prompt asks. A prompt's "
+                  "extra_data.netdist.parallel (auto, off, cfg, tiles) overrides it (docs/api.md)")
+      ->check(CLI::IsMember({"auto", "off"}));
   cmd->add_option("--data-dir", flags->data_dir,
                   "keep the queue, history and output-file records in DIR/netdist.db (SQLite): accepted "
                   "prompts survive a crash or restart (default: in memory)");

@@ -66,6 +66,7 @@
 #include "cluster/task.h"
 #include "cluster/worker_link.h"
 #include "cluster/cost_model.h"
+#include "cluster/group_kv.h"
 #include "cluster/plan.h"
 #include "cluster/shard.h"
 #include "cluster/shard_runner.h"
@@ -85,6 +86,7 @@ struct ClusterOptions {
   std::chrono::milliseconds no_worker_timeout{120000};  // a batch no live worker can run fails after this
   std::chrono::milliseconds heartbeat{2000};  // an idle worker is probed this often; no answer = not alive
   std::chrono::milliseconds poll_timeout{15000};  // a dial-in pull is held this long before "no work"
+  std::chrono::milliseconds group_timeout{60000};  // a step group's rendezvous and each of its collectives
   std::string input_dir = "input";  // where the files that shards' LoadImage nodes name are read
 };
 
@@ -188,6 +190,28 @@ class Cluster {
   // The plans of running prompts (plan.h): the coordinator's samplers record, its backend takes.
   PlanLog& plans() { return plans_; }
 
+  // --- step groups (group_jobs.cpp; group_protocol.h) ---
+  // The live, idle workers other than this process whose links take group tasks (netdist workers) and that
+  // have every node class and checkpoint of `prompt`, fastest first, and the seconds per unit of the fastest
+  // (nullopt when unknown).
+  struct GroupCandidates {
+    std::vector<std::string> urls;
+    std::optional<double> seconds_per_unit;
+  };
+  GroupCandidates group_candidates(const Json& prompt);
+  // Runs a whole prompt on a step group of `size` idle capable workers in `mode` ("cfg", "tiles"): each gets
+  // the prompt with its rank (TaskKind::group), the members meet through group_kv() (open while the
+  // prompt runs), rank 0's reply is returned with plan {mode, the members, predicted_s}. A member that fails,
+  // dies or refuses to join fails the whole group at once (no retry; the others are interrupted): the caller
+  // re-plans (coordinator.cpp runs it whole). unavailable when fewer than `size` such workers are idle now.
+  Result<PromptReply> run_group(const std::string& prompt_id, const Json& prompt, const Json& extra_data,
+                                const Json& outputs_to_execute, const std::string& mode, int size,
+                                double predicted_s, const std::function<bool()>& keep_going);
+  GroupKv& group_kv() { return group_kv_; }
+  // The URL group members reach this coordinator's group/kv route at (serve: its first --listen address);
+  // empty: dial-in workers use their --join URL.
+  void set_self_url(const std::string& url);
+
  private:
   struct Job;
   struct Task;
@@ -210,6 +234,8 @@ class Cluster {
   // input fault.
   Result<LinkTask> link_task(const Task& task, TaskFault* fault) const;
   void account(Member& m, const Task& task, Result<TaskOutput> out, TaskFault fault);
+  // A step group's rank finished (lock held): rank 0's reply is kept; any failure fails the group's job.
+  void account_group_task(Member& m, const Task& task, Result<TaskOutput> out);
   bool eligible(const Member& m, const Job& job) const;
   // Relative speeds (1 / seconds per unit, fastest first) of the members believed alive that can run `job`;
   // empty when none is. Lock held.
@@ -248,6 +274,8 @@ class Cluster {
   std::atomic<bool> halting_{false};  // stopping_, readable without the lock (links' calls poll it)
   uint64_t next_job_ = 0;
   PlanLog plans_;
+  GroupKv group_kv_;
+  std::string self_url_;  // guarded by mutex_
 };
 
 }  // namespace netdist::cluster

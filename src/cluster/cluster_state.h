@@ -44,9 +44,17 @@ struct Cluster::Job {
   // Abandoned: a link that has not handed the task over drops it; a ComfyUI link withdraws its remote prompt.
   std::shared_ptr<std::atomic<bool>> withdrawn = std::make_shared<std::atomic<bool>>(false);
 
+  // A step group's prompt (group_jobs.cpp): task `shard` is rank `shard`, pinned to group_members[shard].
+  std::vector<const Member*> group_members;
+  protocol::GroupSpec group;
+
   bool whole() const { return kind == protocol::TaskKind::prompt; }
+  bool grouped() const { return kind == protocol::TaskKind::group; }
   // The id a worker runs task `shard` of this job under.
-  std::string task_id(size_t shard) const { return id + "." + (whole() ? std::string("prompt") : std::to_string(shard)); }
+  std::string task_id(size_t shard) const {
+    if (grouped()) return id + ".rank" + std::to_string(shard);
+    return id + "." + (whole() ? std::string("prompt") : std::to_string(shard));
+  }
 };
 
 // One queued task of a job: shard `shard` (rows [row_begin, row_end)), tile task `shard` (row_end = its tile

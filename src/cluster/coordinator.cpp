@@ -139,15 +139,13 @@ Status CoordinatorBackend::execute_whole(const server::QueueItem& item, const se
   // Both kinds of worker relay their events live (progress, executing, ...); `executed` comes with the reply,
   // under the coordinator's file names.
   // The worker runs an Ultimate SD Upscale node in this server's tile mode unless the prompt names one.
-  nlohmann::ordered_json extra_data = item.extra_data;
-  if (has_usdu(item.prompt) && (extra_data.is_null() || extra_data.is_object())) {
-    nlohmann::ordered_json& nd = extra_data["netdist"];
+  server::QueueItem planned = item;
+  if (has_usdu(item.prompt) && (planned.extra_data.is_null() || planned.extra_data.is_object())) {
+    nlohmann::ordered_json& nd = planned.extra_data["netdist"];
     if (nd.is_null()) nd = nlohmann::ordered_json::object();
     if (nd.is_object() && !nd.contains("tiles")) nd["tiles"] = nodes::usdu_tile_mode_name(nodes::usdu_default_tile_mode());
   }
-  Result<PromptReply> reply = cluster_->run_prompt(
-      item.prompt_id, item.prompt, extra_data, item.outputs_to_execute, [&] { return !interrupt.load(); },
-      [&emit](const std::string& type, const nlohmann::ordered_json& data) { emit(type, data); });
+  Result<PromptReply> reply = run_planned(planned, emit, interrupt);  // whole on one worker, or a step group
   if (!reply.is_ok()) return reply.status();
   if (!reply->plan.is_null()) emit(server::kPlanEvent, reply->plan);
   // The files, in reply order; runs of one (type, subfolder, name) get consecutive counters, as one
@@ -295,6 +293,7 @@ server::ExtraRoutes coordinator_routes(std::shared_ptr<Cluster> cluster, server:
           return server::json_response({{"ok", true}});
         }
         case Route::cluster: return server::json_response(cluster->status());
+        case Route::group_kv: return serve_group_kv(cluster, req);
         default: break;  // the worker's routes (shard_runner.h), served by `fallback`
       }
     }

@@ -25,6 +25,7 @@
 //      POST /netdist/v1/result?worker_id=&ticket=&status=[&kind=shard|prompt] body: the /netdist/v1/shard
 //           or /netdist/v1/prompt reply with that HTTP status (safetensors, prompt reply JSON, or the error
 //           JSON) → {"ok": true} | 409 stale | 400 a kind other than the ticket's
+//      POST /netdist/v1/group/kv (group_protocol.h): a step group's rendezvous store, behind the server's token
 //    POST /netdist/v1/join {"url"} (legacy connect-back registration of a worker by URL), GET
 //    /netdist/v1/cluster (Cluster::status), then `fallback` (the local runner's routes, if any).
 // Thread-safety: as server::Backend; the cluster is shared and thread-safe.
@@ -54,6 +55,10 @@ struct CoordinatorOptions {
   // that only workers have runs whole on a worker or, when its batch would be split, is refused: the
   // merged rows are decoded here. Unset: every checkpoint counts as here.
   std::function<std::vector<std::string>()> local_checkpoints;
+  // --parallel: "auto" or "off", the default of extra_data.netdist.parallel (group_plan.h). Off by default:
+  // a group's events reach the client only at its end, and the planner does not yet weigh other prompts
+  // waiting for the same workers (several whole prompts at once beat one group each).
+  std::string parallel = "off";
 };
 
 class CoordinatorBackend : public server::Backend {
@@ -79,6 +84,11 @@ class CoordinatorBackend : public server::Backend {
  private:
   Status execute_whole(const server::QueueItem& item, const server::EmitFn& emit, std::atomic<bool>& interrupt,
                        nlohmann::ordered_json& outputs);
+  // A whole prompt as the planner chooses (coordinator_groups.cpp, group_plan.h): on a step group of idle
+  // workers, or whole on one; a group that fails is re-planned whole on the workers still alive. The
+  // reply's plan says which ran it.
+  Result<PromptReply> run_planned(const server::QueueItem& item, const server::EmitFn& emit,
+                                  std::atomic<bool>& interrupt);
   // The prompt's checkpoints that this process lacks (options_.local_checkpoints), sorted.
   std::vector<std::string> checkpoints_only_on_workers(const nlohmann::ordered_json& prompt) const;
 
@@ -90,5 +100,9 @@ class CoordinatorBackend : public server::Backend {
 };
 
 server::ExtraRoutes coordinator_routes(std::shared_ptr<Cluster> cluster, server::ExtraRoutes fallback);
+
+// POST /netdist/v1/group/kv (group_protocol.h) on Cluster::group_kv(): 200 reply, 400 a malformed request,
+// 404 a group not running here; get/wait are answered off the I/O threads (coordinator_groups.cpp).
+server::Response serve_group_kv(const std::shared_ptr<Cluster>& cluster, const server::Request& req);
 
 }  // namespace netdist::cluster

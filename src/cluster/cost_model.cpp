@@ -21,6 +21,11 @@ bool CostModel::seed_from_capabilities(const nlohmann::ordered_json& capabilitie
   return true;
 }
 
+double predict_group_seconds(double whole_seconds, int members, int64_t steps, double exchange_bytes) {
+  const double per_step = kGroupStepLatencySeconds + std::max(0.0, exchange_bytes) / kGroupBytesPerSecond;
+  return whole_seconds / std::max(1, members) + kGroupSetupSeconds + double(std::max<int64_t>(0, steps)) * per_step;
+}
+
 void CostModel::observe(double units, double seconds) {
   if (!(units > 0) || !(seconds > 0)) return;
   const double measured = seconds / units;

@@ -57,6 +57,20 @@ struct WorkerForecast {
 // is known), so an unmeasured worker gets tried. `workers[self]` must be idle; `shard_units` non-empty.
 // Never leaves work undone: the idle worker with the lowest (seconds_per_unit, index) always gets the
 // first shard unless a busy worker would finish it sooner.
+// Step groups (issue #17; group_plan.h). A whole prompt that one worker would take `whole_seconds` for
+// (units × its seconds per unit), run by a step group of `members` workers that split each step's UNet work
+// evenly (CFG split: 2 members, one pass each; tiles: the tile batches shared), is predicted at
+//   whole_seconds / members + kGroupSetupSeconds + steps × (kGroupStepLatencySeconds + exchange_bytes /
+//   kGroupBytesPerSecond)
+// where exchange_bytes is what one member sends per step (its share of the model output, float32). The
+// constants are assumptions, not measured per link (a 1 Gbit/s LAN; the rendezvous through the
+// coordinator's HTTP route and Gloo's connection set-up). Text encoding, VAE decode and model loads are not
+// split, so the model is optimistic for prompts whose sampler is a small part of their time.
+inline constexpr double kGroupSetupSeconds = 0.5;
+inline constexpr double kGroupStepLatencySeconds = 0.002;
+inline constexpr double kGroupBytesPerSecond = 125e6;
+double predict_group_seconds(double whole_seconds, int members, int64_t steps, double exchange_bytes);
+
 std::optional<size_t> shard_to_take(const std::vector<WorkerForecast>& workers, size_t self,
                                     const std::vector<double>& shard_units, double now);
 

@@ -103,7 +103,8 @@ void DialIn::loop() {
 
 void DialIn::run_task(const protocol::PulledTask& task) {
   const auto every = std::chrono::milliseconds(std::max<int64_t>(50, task.progress_ms));
-  const bool whole = task.kind == protocol::TaskKind::prompt;
+  // A group member's task is a whole prompt with "group" (group_protocol.h), run and answered alike.
+  const bool whole = task.kind == protocol::TaskKind::prompt || task.kind == protocol::TaskKind::group;
   std::atomic<bool> done{false};
   std::thread reporter([&] {
     size_t acked = 0;  // a whole prompt's events the coordinator has (it relays them to the client live)

@@ -55,7 +55,7 @@ Result<TaskOutput> DialInLink::run(const LinkTask& task, TaskFault* fault) {
   mail.ticket = ++next_ticket;
   mail.task_id = task_id(task.spec);
   mail.kind = kind;
-  mail.request = task_request_json(task.spec);
+  mail.request = task_body(task.spec);
   cv_.notify_all();
   const std::string name = who();
   const auto start = std::chrono::steady_clock::now();
@@ -159,7 +159,7 @@ Result<std::optional<Json>> DialInLink::pull(const Json& capabilities, const std
   task.ticket = mail_->ticket;
   // A whole prompt's progress reports carry its events to the client: often enough for a live progress bar.
   const int64_t report_ms = std::max<int64_t>(100, settings_.heartbeat.count() / 2);
-  task.progress_ms = mail_->kind == protocol::TaskKind::prompt ? std::min<int64_t>(report_ms, 250) : report_ms;
+  task.progress_ms = mail_->kind != protocol::TaskKind::shard ? std::min<int64_t>(report_ms, 250) : report_ms;
   task.request = mail_->request;
   return std::optional<Json>(protocol::to_json(task));
 }

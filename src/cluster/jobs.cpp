@@ -111,10 +111,14 @@ void Cluster::abandon(std::unique_lock<std::mutex>& lock, const std::shared_ptr<
   job->cancelled = true;
   *job->withdrawn = true;  // a link that has not handed the task over drops it; a ComfyUI link withdraws it
   std::erase_if(queue_, [&](const Task& t) { return t.job == job; });
-  std::vector<WorkerLink*> running;
-  for (Member* m : job->running) running.push_back(m->link.get());
+  std::vector<std::pair<WorkerLink*, std::string>> running;  // each with the task id it runs
+  for (Member* m : job->running) {
+    const auto rank = std::find(job->group_members.begin(), job->group_members.end(), m);
+    const size_t shard = job->grouped() && rank != job->group_members.end() ? size_t(rank - job->group_members.begin()) : 0;
+    running.emplace_back(m->link.get(), job->task_id(shard));
+  }
   lock.unlock();
-  for (WorkerLink* link : running) link->interrupt(job->kind, job->task_id(0));
+  for (const auto& [link, id] : running) link->interrupt(job->kind, id);
   lock.lock();
 }
 

@@ -46,9 +46,9 @@ Result<TaskOutput> decode_tiles(const std::string& who, const TileTask& task, Ht
   return TaskOutput{t.clone(), seconds};
 }
 
-Result<TaskOutput> decode_prompt_reply(const std::string& who, const WholePromptTask& task, const HttpReply& reply,
-                                       TaskFault* fault) {
-  const std::string& prompt_id = task.request.prompt_id;
+Result<TaskOutput> decode_prompt_reply(const std::string& who, const protocol::PromptRequest& request,
+                                       const HttpReply& reply, TaskFault* fault) {
+  const std::string& prompt_id = request.prompt_id;
   if (reply.status == 409) return Status::cancelled(who + ": prompt " + prompt_id + " interrupted");
   if (reply.status == 401) return Status::unauthenticated(who + ": the worker refused the auth token");
   if (reply.status != 200) return task_reply_error(who, "prompt " + prompt_id, reply, fault);
@@ -66,13 +66,12 @@ Result<TaskOutput> decode_task_reply(const std::string& who, const TaskSpec& spe
                                      TaskFault* fault) {
   if (const auto* shard = std::get_if<RowShardTask>(&spec)) return decode_rows(who, *shard, std::move(reply), seconds, fault);
   if (const auto* tile = std::get_if<TileTask>(&spec)) return decode_tiles(who, *tile, std::move(reply), seconds, fault);
-  return decode_prompt_reply(who, std::get<WholePromptTask>(spec), reply, fault);
-}
-
-Json task_request_json(const TaskSpec& spec) {
-  if (const auto* shard = std::get_if<RowShardTask>(&spec)) return protocol::to_json(shard->request);
-  if (const auto* tile = std::get_if<TileTask>(&spec)) return protocol::to_json(tile->request);
-  return protocol::to_json(std::get<WholePromptTask>(spec).request);
+  if (const auto* group = std::get_if<GroupPromptTask>(&spec)) {
+    auto out = decode_prompt_reply(who, group->request.prompt, reply, fault);
+    if (out.is_ok()) out->seconds.reset();  // a group member's time is not its own speed
+    return out;
+  }
+  return decode_prompt_reply(who, std::get<WholePromptTask>(spec).request, reply, fault);
 }
 
 protocol::Peer NetdistLink::peer(bool cancellable) const {
@@ -99,21 +98,18 @@ Result<std::optional<Json>> NetdistLink::heartbeat() {
 }
 
 Result<TaskOutput> NetdistLink::run(const LinkTask& task, TaskFault* fault) {
-  const protocol::TaskKind kind = task_kind(task.spec);
-  const Json body = task_request_json(task.spec);
-  const protocol::Route route = kind == protocol::TaskKind::shard  ? protocol::Route::shard
-                                : kind == protocol::TaskKind::tile ? protocol::Route::tile
-                                                                   : protocol::Route::prompt;
+  const Json body = task_body(task.spec);
   const auto start = std::chrono::steady_clock::now();
   // stop() does not wait out a worker that never answers.
-  ND_ASSIGN_OR_RETURN(HttpReply reply, protocol::call(peer(true), route, settings_.task_timeout, body.dump()));
+  ND_ASSIGN_OR_RETURN(HttpReply reply,
+                      protocol::call(peer(true), task_route(task.spec), settings_.task_timeout, body.dump()));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return decode_task_reply(url_, task.spec, std::move(reply), seconds, fault);
 }
 
 void NetdistLink::interrupt(protocol::TaskKind kind, const std::string& task_id) {
   protocol::InterruptRequest request;  // a row shard: whatever the worker runs (one task at a time)
-  if (kind == protocol::TaskKind::prompt) request.shard_id = task_id;
+  if (kind != protocol::TaskKind::shard) request.shard_id = task_id;
   (void)protocol::call(peer(false), protocol::Route::interrupt, std::chrono::seconds(5),
                        request.shard_id ? protocol::to_json(request).dump() : "");
 }

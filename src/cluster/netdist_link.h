@@ -17,8 +17,6 @@ namespace netdist::cluster {
 // A tile task's reply is its tiles (uint8, checked against the task's tile count).
 Result<TaskOutput> decode_task_reply(const std::string& who, const TaskSpec& spec, HttpReply reply, double seconds,
                                      TaskFault* fault);
-// The request body a task is posted (or handed to a dial-in pull) with.
-Json task_request_json(const TaskSpec& spec);
 
 class NetdistLink final : public WorkerLink {
  public:

@@ -27,6 +27,7 @@ constexpr RouteInfo kRoutes[] = {
     {Route::cluster, "/netdist/v1/cluster", "GET"},
     {Route::models, "/netdist/v1/models", "GET"},
     {Route::tile, "/netdist/v1/tile", "POST"},
+    {Route::group_kv, "/netdist/v1/group/kv", "POST"},
 };
 
 const RouteInfo& info(Route route) {
@@ -69,6 +70,7 @@ const char* task_kind_name(TaskKind kind) {
     case TaskKind::shard: return "shard";
     case TaskKind::prompt: return "prompt";
     case TaskKind::tile: return "tile";
+    case TaskKind::group: return "group";
   }
   return "shard";
 }
@@ -77,6 +79,7 @@ std::optional<TaskKind> task_kind_from_name(std::string_view name) {
   if (name == "shard") return TaskKind::shard;
   if (name == "prompt") return TaskKind::prompt;
   if (name == "tile") return TaskKind::tile;
+  if (name == "group") return TaskKind::group;
   return std::nullopt;
 }
 

@@ -16,6 +16,7 @@
 //   POST result?ResultQuery   the task's reply as body (what POST shard / prompt would have answered)
 //   POST join                 JoinRequest (legacy connect-out registration)
 //   GET  cluster              the cluster's status (cluster.h status())
+//   POST group/kv             GroupKvRequest → GroupKvReply (group_protocol.h: a step group's rendezvous)
 // Routes any netdist server started with --share-models serves (model_share.h), called by model_fetch.h:
 //   GET  models               {"models": [{kind, name, sha256, bytes}], "pending": n}
 //   GET  models/<sha256>      the file's bytes, by Range
@@ -49,7 +50,8 @@ inline constexpr int kVersion = 1;
 // The error type of GET models on a server started without --share-models (403).
 inline constexpr const char* kModelSharingOff = "model_sharing_off";
 
-enum class Route { capabilities, status, interrupt, shard, prompt, pull, progress, result, join, cluster, models, tile };
+enum class Route { capabilities, status, interrupt, shard, prompt, pull, progress, result, join, cluster, models,
+                   tile, group_kv };
 
 // "/netdist/v1/shard" etc., and the method each route takes ("GET" or "POST").
 const char* path(Route route);
@@ -61,8 +63,10 @@ std::string model_path(std::string_view sha256);
 std::optional<Route> route_of(std::string_view path);
 bool is_protocol_path(std::string_view path);
 
-// The kinds of task a coordinator hands a worker. Wire names "shard", "prompt" and "tile".
-enum class TaskKind { shard, prompt, tile };
+// The kinds of task a coordinator hands a worker. Wire names "shard", "prompt", "tile" (one step of a USDU
+// tile job: TileRequest) and "group" (one member's part of a whole prompt run by a step group:
+// group_protocol.h GroupPromptRequest).
+enum class TaskKind { shard, prompt, tile, group };
 const char* task_kind_name(TaskKind kind);
 std::optional<TaskKind> task_kind_from_name(std::string_view name);
 

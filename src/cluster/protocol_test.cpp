@@ -11,7 +11,8 @@ namespace {
 
 TEST(Protocol, EveryRouteHasOnePathAndComesBackFromIt) {
   for (Route r : {Route::capabilities, Route::status, Route::interrupt, Route::shard, Route::prompt, Route::pull,
-                  Route::progress, Route::result, Route::join, Route::cluster, Route::models, Route::tile}) {
+                  Route::progress, Route::result, Route::join, Route::cluster, Route::models, Route::tile,
+                  Route::group_kv}) {
     ASSERT_TRUE(is_protocol_path(path(r))) << path(r);
     EXPECT_EQ(route_of(path(r)), r) << path(r);
   }

@@ -112,6 +112,15 @@ Result<LinkTask> Cluster::link_task(const Task& task, TaskFault* fault) const {
   const Job& job = *task.job;
   LinkTask out;
   out.withdrawn = job.withdrawn;
+  if (job.grouped()) {  // rank task.shard of the job's step group (group_jobs.cpp)
+    protocol::GroupSpec spec = job.group;
+    spec.rank = int(task.shard);
+    out.spec = GroupPromptTask{protocol::GroupPromptRequest{
+        protocol::PromptRequest{job.task_id(task.shard), job.prompt_id, job.prompt, job.extra_data,
+                                job.outputs_to_execute, job.inputs},
+        std::move(spec)}};
+    return out;
+  }
   if (job.whole()) {
     out.spec = WholePromptTask{
         protocol::PromptRequest{job.task_id(0), job.prompt_id, job.prompt, job.extra_data, job.outputs_to_execute,
@@ -146,7 +155,9 @@ void Cluster::account(Member& m, const Task& task, Result<TaskOutput> out, TaskF
   job.running.erase(std::find(job.running.begin(), job.running.end(), &m));
   if (out.is_ok() && std::find(job.done_by.begin(), job.done_by.end(), m.url()) == job.done_by.end())
     job.done_by.push_back(m.url());
-  if (out.is_ok()) {
+  if (job.grouped()) {
+    account_group_task(m, task, std::move(out));
+  } else if (out.is_ok()) {
     if (job.whole() && !job.reply) {
       job.reply = std::move(std::get<PromptReply>(out->value));
       job.reply_member = &m;
@@ -181,6 +192,32 @@ void Cluster::account(Member& m, const Task& task, Result<TaskOutput> out, TaskF
     }
   }
   cv_.notify_all();
+}
+
+void Cluster::account_group_task(Member& m, const Task& task, Result<TaskOutput> out) {
+  Job& job = *task.job;
+  const std::string who = "rank " + std::to_string(task.shard) + " (" + m.url() + ") of step group " + job.group.group_id;
+  Status failed = out.is_ok() ? std::get<PromptReply>(out->value).status : out.status();
+  if (failed.is_ok()) {
+    ++m.shards_done;
+    if (task.shard == 0 && !job.reply) {
+      job.reply = std::move(std::get<PromptReply>(out->value));
+      job.reply_member = &m;
+      ++m.prompts_done;
+    }
+    return;
+  }
+  if (!out.is_ok()) {  // the worker itself failed (a dead one must show it is alive before its next task)
+    ++m.failures;
+    if (m.link->reprobe_after_failure()) m.caps.reset();
+  }
+  if (job.cancelled || !job.failure.is_ok() || stopping_) {
+    log::info("cluster: {} ended after the group failed: {}", who, failed.to_string());
+    return;
+  }
+  // No retry of one rank: the caller re-plans the whole prompt (a lost member fails the others' collectives).
+  log::warn("cluster: {} failed: {}", who, failed.to_string());
+  job.failure = failed.with_context(who);
 }
 
 bool Cluster::eligible(const Member& m, const Job& job) const {
@@ -231,6 +268,10 @@ std::deque<Cluster::Task>::iterator Cluster::task_to_take(const Member& m, bool&
   std::vector<std::deque<Task>::iterator> mine;
   std::vector<double> units;
   for (auto it = queue_.begin(); it != queue_.end() && units.size() < 256; ++it) {
+    if (it->job->grouped()) {  // a step group's rank goes to the member picked for it, at once
+      if (it->job->group_members[it->shard] == &m) return it;
+      continue;
+    }
     if (!eligible(m, *it->job)) continue;
     mine.push_back(it);
     units.push_back(it->units);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "cluster/group_protocol.h"
 #include "cluster/protocol.h"
 #include "cluster/shard.h"
 #include "cluster/shard_inputs.h"
@@ -14,6 +15,7 @@
 #include "graph/validate.h"
 #include "io/files.h"
 #include "io/sha256.h"
+#include "nodes/step_group_binding.h"
 
 namespace netdist::cluster {
 
@@ -194,9 +196,42 @@ Result<std::vector<PromptFile>> read_output_files(const Json& outputs, const nod
 
 }  // namespace
 
+namespace {
+
+// PROMPT (the PNG metadata) names the input files as the client did, as on the coordinator.
+void show_client_input_names(graph::ValidatedPrompt& validated, const Json& prompt) {
+  Json shown = validated.prompt.json();
+  for (auto node = shown.begin(); node != shown.end(); ++node) {
+    auto original = prompt.find(node.key());
+    if (original == prompt.end() || !reads_input_file(original->value("class_type", ""))) continue;
+    const Json written = original->value("inputs", Json::object()).value("image", Json());
+    if (node.value().contains("inputs") && node.value()["inputs"].is_object() && !written.is_null())
+      node.value()["inputs"]["image"] = written;
+  }
+  validated.shown_prompt = std::move(shown);
+}
+
+}  // namespace
+
+Status ShardRunner::join_prompt_group(const protocol::GroupSpec& group, const std::string& prompt_id,
+                                      std::optional<nodes::ScopedStepGroupBinding>& bound) {
+  GroupJoinOptions join = options_.group;
+  join.cancelled = [this] { return interrupt_.load(); };
+  Result<std::shared_ptr<StepGroup>> joined = join_group(group, join);
+  if (!joined.is_ok())
+    return joined.status().with_context("prompt " + prompt_id + " as rank " + std::to_string(group.rank) +
+                                        " of step group " + group.group_id);
+  bound.emplace(prompt_id, nodes::StepGroupBinding{*joined, group.mode != "tiles", group.mode != "cfg"});
+  // Every member runs every node: a sampler cached on one member only would leave the others waiting in the
+  // group's collectives.
+  executor_.reset();
+  return Status::ok();
+}
+
 Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const std::string& prompt_id,
                                             const Json& prompt, const Json& extra_data,
-                                            const Json& outputs_to_execute, const Json& inputs) {
+                                            const Json& outputs_to_execute, const Json& inputs,
+                                            const std::optional<protocol::GroupSpec>& group) {
   std::unique_lock<std::timed_mutex> lock;
   ND_RETURN_IF_ERROR(lock_for_task(lock, task_id));
   {
@@ -228,19 +263,13 @@ Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const st
   if (!v.ok())
     return not_running(
         Status::unavailable("prompt " + prompt_id + " does not validate here: " + v.error_body.dump()));
-  if (inputs.is_object() && !inputs.empty()) {
-    // PROMPT (the PNG metadata) names the files as the client did, as on the coordinator.
-    Json shown = v.validated->prompt.json();
-    for (auto node = shown.begin(); node != shown.end(); ++node) {
-      auto original = prompt.find(node.key());
-      if (original == prompt.end() || !reads_input_file(original->value("class_type", ""))) continue;
-      const Json written = original->value("inputs", Json::object()).value("image", Json());
-      if (node.value().contains("inputs") && node.value()["inputs"].is_object() && !written.is_null())
-        node.value()["inputs"]["image"] = written;
-    }
-    v.validated->shown_prompt = std::move(shown);
-  }
+  if (inputs.is_object() && !inputs.empty()) show_client_input_names(*v.validated, prompt);
   if (interrupt_.load()) return not_running(Status::cancelled("prompt " + prompt_id + " interrupted before it started"));
+  std::optional<nodes::ScopedStepGroupBinding> bound;  // the group lives as long as the prompt runs
+  if (group) {
+    Status joined = join_prompt_group(*group, prompt_id, bound);
+    if (!joined.is_ok()) return not_running(joined);
+  }
   ShardSink sink(
       [this](int64_t value, int64_t max) {
         {
@@ -339,9 +368,16 @@ server::Response ShardRunner::serve_prompt(const std::string& request_body) {
 server::Response ShardRunner::serve_prompt(const Json& body) {
   auto request = protocol::prompt_request_from_json(body);
   if (!request.is_ok()) return error_reply(400, "invalid_prompt_task", request.status().message());
+  auto group = protocol::group_of_prompt_body(body);
+  if (!group.is_ok()) return error_reply(400, "invalid_prompt_task", group.status().message());
   Result<PromptReply> reply = run_prompt(request->task_id, request->prompt_id, request->prompt, request->extra_data,
-                                         request->outputs_to_execute, request->inputs);
+                                         request->outputs_to_execute, request->inputs, *group);
   if (!reply.is_ok()) return task_error_reply("prompt_failed", reply.status());
+  if (*group && (*group)->rank != 0) {  // an ack: rank 0 returns the images
+    reply->outputs = Json::object();
+    reply->events = Json::array();
+    reply->files.clear();
+  }
   return server::json_response(prompt_reply_to_json(*reply));
 }
 

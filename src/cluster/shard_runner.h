@@ -43,11 +43,13 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include "cluster/group_store.h"
 #include "cluster/model_fetch.h"
 #include "core/status.h"
 #include "graph/executor.h"
 #include "graph/node_registry.h"
 #include "nodes/node_env.h"
+#include "nodes/step_group_binding.h"
 #include "server/server_state.h"
 
 namespace netdist::cluster {
@@ -88,6 +90,8 @@ struct ShardRunnerOptions {
   // Fetches the model files a task names that this worker lacks, before it runs (model_fetch.h); also the
   // capability reply's "models" and the status reply's "model_fetch". Null: neither.
   std::shared_ptr<ModelFetcher> models;
+  // Step groups (group_store.h): how this worker meets a group's other members through the coordinator.
+  GroupJoinOptions group;  // its `cancelled` is set by the runner (an interrupt ends a join)
 };
 
 // One file a whole prompt's output node wrote: its UI entry (type "output" or "temp", subfolder, filename)
@@ -147,9 +151,14 @@ class ShardRunner {
   // ran and failed in a node is an OK result whose status says so. `inputs` (the request's "inputs", null
   // for none) are installed first as a shard's are and the prompt runs on the installed names; only the
   // hidden PROMPT (the PNG metadata) still shows the names the client wrote (ValidatedPrompt::shown_prompt).
+  // `group` (a task of kind "group", group_protocol.h): the prompt runs as that member of a step group,
+  // joined after validation (group_store.h join_group: a refused token, a group that did not form or a lost
+  // member fail it with a Status naming why) and torn down when the prompt ends; a member other than rank 0
+  // replies with an ack (no outputs, events or files).
   Result<PromptReply> run_prompt(const std::string& task_id, const std::string& prompt_id, const Json& prompt,
                                  const Json& extra_data, const Json& outputs_to_execute,
-                                 const Json& inputs = Json());
+                                 const Json& inputs = Json(),
+                                 const std::optional<protocol::GroupSpec>& group = std::nullopt);
   // POST /netdist/v1/prompt (and a dial-in task of kind "prompt"): runs the task body, returns the reply
   // described above.
   server::Response serve_prompt(const std::string& request_body);
@@ -167,6 +176,9 @@ class ShardRunner {
   std::shared_ptr<nodes::NodeEnv> env_;
   ShardRunnerOptions options_;
   std::timed_mutex run_mutex_;  // one task at a time; waited for at most options_.busy_timeout
+  // Joins `group` for prompt `prompt_id` (group_store.h) and binds it to the prompt's samplers in `bound`.
+  Status join_prompt_group(const protocol::GroupSpec& group, const std::string& prompt_id,
+                           std::optional<nodes::ScopedStepGroupBinding>& bound);
   // Takes run_mutex_ into `lock` within busy_timeout; unavailable naming the running task otherwise.
   Status lock_for_task(std::unique_lock<std::timed_mutex>& lock, const std::string& task_id);
   graph::Executor executor_;

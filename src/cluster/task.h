@@ -14,6 +14,7 @@
 
 #include <ATen/ATen.h>
 
+#include "cluster/group_protocol.h"
 #include "cluster/protocol.h"
 #include "cluster/shard_runner.h"
 
@@ -55,17 +56,36 @@ struct TileTask {
   int64_t tiles = 0;  // the reply must have this many
 };
 
-using TaskSpec = std::variant<RowShardTask, WholePromptTask, TileTask>;
+// One member's part of a whole prompt run by a step group (group_protocol.h): the worker runs the whole
+// prompt as rank `request.group.rank`; rank 0's reply carries the outputs, the others' are acks.
+struct GroupPromptTask {
+  protocol::GroupPromptRequest request;
+};
+
+using TaskSpec = std::variant<RowShardTask, WholePromptTask, TileTask, GroupPromptTask>;
 
 inline protocol::TaskKind task_kind(const TaskSpec& spec) {
+  if (std::holds_alternative<RowShardTask>(spec)) return protocol::TaskKind::shard;
   if (std::holds_alternative<TileTask>(spec)) return protocol::TaskKind::tile;
-  return std::holds_alternative<RowShardTask>(spec) ? protocol::TaskKind::shard : protocol::TaskKind::prompt;
+  return std::holds_alternative<WholePromptTask>(spec) ? protocol::TaskKind::prompt : protocol::TaskKind::group;
 }
 // The id the worker runs it under (its status' "running"): the shard id, the prompt's task id or the tile id.
 inline const std::string& task_id(const TaskSpec& spec) {
   if (const auto* s = std::get_if<RowShardTask>(&spec)) return s->request.shard_id;
   if (const auto* t = std::get_if<TileTask>(&spec)) return t->request.tile_id;
+  if (const auto* g = std::get_if<GroupPromptTask>(&spec)) return g->request.prompt.task_id;
   return std::get<WholePromptTask>(spec).request.task_id;
+}
+// The body a netdist worker gets (POST shard / prompt, or a pulled task's request) and the route it goes to.
+inline Json task_body(const TaskSpec& spec) {
+  if (const auto* s = std::get_if<RowShardTask>(&spec)) return protocol::to_json(s->request);
+  if (const auto* t = std::get_if<TileTask>(&spec)) return protocol::to_json(t->request);
+  if (const auto* g = std::get_if<GroupPromptTask>(&spec)) return protocol::to_json(g->request);
+  return protocol::to_json(std::get<WholePromptTask>(spec).request);
+}
+inline protocol::Route task_route(const TaskSpec& spec) {
+  if (std::holds_alternative<RowShardTask>(spec)) return protocol::Route::shard;
+  return std::holds_alternative<TileTask>(spec) ? protocol::Route::tile : protocol::Route::prompt;
 }
 
 // One task as a link runs it: what, plus the job's withdrawal flag (set when the job is abandoned: a link

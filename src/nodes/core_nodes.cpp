@@ -9,6 +9,7 @@
 #include "nodes/model_nodes.h"
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
+#include "nodes/step_group_binding.h"
 #include "nodes/tiled_diffusion_nodes.h"
 #include "nodes/upscale_nodes.h"
 #include "nodes/usdu_nodes.h"
@@ -64,6 +65,7 @@ Result<std::vector<Value>> run_ksampler(NodeContext& ctx, const NodeInputs& in, 
     progress_status = ctx.progress(step, total);
     return progress_status.is_ok();
   };
+  apply_step_group(ctx.prompt_id(), model->tiled, req);  // a cluster worker's group member (step_group_binding.h)
   auto sampled = sample(*model->model, positive->conditioning, negative->conditioning, req, progress);
   if (!progress_status.is_ok()) return progress_status;
   if (!sampled.is_ok()) return sampled.status().with_context(class_type);

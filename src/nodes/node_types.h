@@ -19,6 +19,7 @@ namespace netdist::nodes {
 struct ModelObject : graph::Object {
   std::shared_ptr<Model> model;
   std::string name;
+  bool tiled = false;  // patched by TiledDiffusion (a step group may render its tiles: step_group_binding.h)
   std::string type_name() const override { return "MODEL"; }
   std::string repr() const override { return "<ModelPatcher " + name + ">"; }
 };

@@ -36,6 +36,7 @@ void register_tiled_diffusion_nodes(graph::NodeRegistry& registry) {
     options.tile_batch_size = in.get_int("tile_batch_size");
     auto mo = std::make_shared<ModelObject>(*m);
     ND_ASSIGN_OR_RETURN(mo->model, apply_tiled_diffusion(m->model, options));
+    mo->tiled = true;
     mo->name += " + TiledDiffusion";
     return std::vector<graph::Value>{object(mo)};
   });

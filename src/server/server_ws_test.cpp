@@ -255,13 +255,13 @@ TEST_F(WsTest, PlanEventGoesToHistoryOnly) {
       EXPECT_EQ(m.data.find(kPlanEvent), std::string::npos) << m.data;
     }
   }
-  const json h = wait_history(id)[id];
+  const json h = wait_history(id);
   EXPECT_EQ(h["netdist"], json({{"plan", plan}}));
   for (const auto& m : h["status"]["messages"]) {
     EXPECT_NE(m[0], kPlanEvent);
   }
   const std::string plain = submit(prompt(18), "plan");
-  EXPECT_FALSE(wait_history(plain)[plain].contains("netdist"));
+  EXPECT_FALSE(wait_history(plain).contains("netdist"));
 }
 
 TEST_F(WsTest, ReconnectWithSameClientIdKeepsNewSocket) {

@@ -1,0 +1,113 @@
+// The step-group planner (group_plan.h), the coordinator's group store (group_kv.h) and the group wire forms
+// (group_protocol.h), without processes.
+#include "cluster/group_plan.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "cluster/cost_model.h"
+#include "cluster/group_kv.h"
+#include "cluster/group_protocol.h"
+#include "cluster/process_test_util.h"
+
+namespace netdist::cluster {
+namespace {
+
+using OJson = nlohmann::ordered_json;
+
+OJson group_plan_prompt(double cfg) {
+  OJson p = test::prompt<OJson>(1, 3);
+  p["3"]["inputs"]["cfg"] = cfg;
+  return p;
+}
+
+TEST(GroupPlan, RequestedParallelIsThePromptsElseTheServersAndNamesABadValue) {
+  EXPECT_EQ(requested_parallel(OJson::object(), "auto").value(), "auto");
+  EXPECT_EQ(requested_parallel(OJson{{"netdist", {{"parallel", "cfg"}}}}, "off").value(), "cfg");
+  auto bad = requested_parallel(OJson{{"netdist", {{"parallel", "fast"}}}}, "auto");
+  ASSERT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("extra_data.netdist.parallel 'fast'"), std::string::npos);
+  EXPECT_FALSE(requested_parallel(OJson{{"netdist", {{"parallel", 2}}}}, "auto").is_ok());
+}
+
+TEST(GroupPlan, ExplicitCfgNeedsTwoIdleWorkersAndACfgOtherThanOne) {
+  EXPECT_EQ(choose_parallel(group_plan_prompt(5), "cfg", 2, std::nullopt).mode, "cfg");
+  EXPECT_EQ(choose_parallel(group_plan_prompt(5), "cfg", 2, std::nullopt).size, 2);
+  EXPECT_EQ(choose_parallel(group_plan_prompt(5), "cfg", 1, std::nullopt).mode, "whole");
+  EXPECT_EQ(choose_parallel(group_plan_prompt(1), "cfg", 3, std::nullopt).mode, "whole") << "nothing to split";
+  EXPECT_EQ(choose_parallel(group_plan_prompt(5), "off", 3, 1.0).mode, "whole");
+  EXPECT_EQ(choose_parallel(group_plan_prompt(5), "tiles", 3, 1.0).mode, "whole") << "no TiledDiffusion node";
+}
+
+TEST(GroupPlan, AutoTakesCfgSplitOnlyWhenTheCostModelPredictsAGain) {
+  // 3 steps of one 64² image = 3 units. At 1 s/unit: whole 3 s, split 1.5 + 0.5 + 3 × (0.002 + 1 KiB / 125 MB/s).
+  const ParallelChoice slow = choose_parallel(group_plan_prompt(5), "auto", 2, 1.0);
+  EXPECT_EQ(slow.mode, "cfg");
+  EXPECT_NEAR(slow.predicted_s, predict_group_seconds(3.0, 2, 3, 4.0 * 8 * 8 * 4), 1e-9);
+  EXPECT_LT(slow.predicted_s, 3.0);
+  // At 0.1 s/unit the set-up alone is more than the half saved.
+  EXPECT_EQ(choose_parallel(group_plan_prompt(5), "auto", 2, 0.1).mode, "whole");
+  EXPECT_EQ(choose_parallel(group_plan_prompt(5), "auto", 2, std::nullopt).mode, "whole") << "speed unknown";
+}
+
+TEST(GroupPlan, MultiGpuWorkUnitsAsksForCfgSplitCappedByMaxGpus) {
+  OJson p = group_plan_prompt(5);
+  p["20"] = {{"class_type", "MultiGPU_WorkUnits"}, {"inputs", {{"model", OJson::array({"4", 0})}, {"max_gpus", 2}}}};
+  p["3"]["inputs"]["model"] = OJson::array({"20", 0});
+  EXPECT_EQ(choose_parallel(p, "auto", 3, 0.001).mode, "cfg") << "taken whatever the cost model says";
+  p["20"]["inputs"]["max_gpus"] = 1;
+  EXPECT_EQ(choose_parallel(p, "auto", 3, 0.001).mode, "whole");
+}
+
+TEST(GroupPlan, TiledDiffusionRunsTileParallel) {
+  OJson p = group_plan_prompt(1);
+  p["21"] = {{"class_type", "TiledDiffusion"}, {"inputs", {{"model", OJson::array({"4", 0})}}}};
+  const ParallelChoice c = choose_parallel(p, "tiles", 3, 1.0);
+  EXPECT_EQ(c.mode, "tiles");
+  EXPECT_EQ(c.size, 2) << "max_gpus defaults to 2";
+}
+
+TEST(GroupKvStore, KeysLiveWhileTheGroupIsOpenAndAWaiterWakes) {
+  GroupKv kv;
+  protocol::GroupKvRequest get{"g1", "get", "k", "", {}, 0, 1000};
+  EXPECT_EQ(kv.apply(get).status().code(), StatusCode::kNotFound) << "not open";
+  kv.open("g1");
+  std::thread setter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_TRUE(kv.apply(protocol::GroupKvRequest{"g1", "set", "k", "v\\x01", {}, 0, 0}).is_ok());
+  });
+  auto got = kv.apply(get);
+  setter.join();
+  ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+  EXPECT_TRUE(got->contains("value"));
+  EXPECT_EQ(kv.apply(protocol::GroupKvRequest{"g1", "add", "n", "", {}, 3, 0}).value()["count"], 3);
+  EXPECT_EQ(kv.apply(protocol::GroupKvRequest{"g1", "add", "n", "", {}, 2, 0}).value()["count"], 5);
+  auto wait = kv.apply(protocol::GroupKvRequest{"g1", "wait", "", "", {"k", "missing"}, 0, 30});
+  EXPECT_EQ((*wait)["ready"], false);
+  kv.close("g1");
+  EXPECT_EQ(kv.apply(get).status().code(), StatusCode::kNotFound) << "closed: its keys are gone";
+}
+
+TEST(GroupWire, SpecRoundTripsAndBadFieldsAreNamed) {
+  protocol::GroupSpec s{"g-7", 1, 2, "cfg", "http://127.0.0.1:1", 5000, {"http://a", "http://b"}};
+  auto back = protocol::group_spec_from_json(protocol::to_json(s));
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_EQ(back->rank, 1);
+  EXPECT_EQ(back->names.size(), 2u);
+  auto j = protocol::to_json(s);
+  j["rank"] = 2;
+  EXPECT_NE(protocol::group_spec_from_json(j).status().message().find("\"rank\""), std::string::npos);
+  j = protocol::to_json(s);
+  j["mode"] = "rows";
+  EXPECT_NE(protocol::group_spec_from_json(j).status().message().find("\"mode\""), std::string::npos);
+  auto kv = protocol::group_kv_request_from_json(protocol::Json{{"group_id", "g"}, {"op", "drop"}});
+  EXPECT_NE(kv.status().message().find("\"drop\""), std::string::npos);
+  protocol::GroupKvRequest set{"g", "set", "k", std::string("\0\xff", 2), {}, 0, 0};
+  auto set_back = protocol::group_kv_request_from_json(protocol::to_json(set));
+  ASSERT_TRUE(set_back.is_ok());
+  EXPECT_EQ(set_back->value, set.value) << "bytes travel as base64";
+}
+
+}  // namespace
+}  // namespace netdist::cluster
