@@ -12,18 +12,21 @@ Result<PromptReply> CoordinatorBackend::run_planned(const server::QueueItem& ite
   const auto keep_going = [&] { return !interrupt.load(); };
   ND_ASSIGN_OR_RETURN(std::string parallel, requested_parallel(item.extra_data, options_.parallel));
   const Cluster::GroupCandidates idle = cluster_->group_candidates(item.prompt);
-  const ParallelChoice choice = choose_parallel(item.prompt, parallel, int(idle.urls.size()), idle.seconds_per_unit);
+  const ParallelChoice choice =
+      choose_parallel(item.prompt, parallel, int(idle.urls.size()), idle.seconds_per_unit);
   if (choice.mode != "whole") {
-    Result<PromptReply> grouped = cluster_->run_group(item.prompt_id, item.prompt, item.extra_data,
-                                                      item.outputs_to_execute, choice.mode, choice.size,
-                                                      choice.predicted_s, keep_going);
-    if (grouped.is_ok() || grouped.status().code() == StatusCode::kCancelled || interrupt.load()) return grouped;
+    Result<PromptReply> grouped =
+        cluster_->run_group(item.prompt_id, item.prompt, item.extra_data, item.outputs_to_execute,
+                            choice.mode, choice.size, choice.predicted_s, keep_going);
+    if (grouped.is_ok() || grouped.status().code() == StatusCode::kCancelled || interrupt.load())
+      return grouped;
     // Re-planned: the prompt runs whole on a live worker (a dead member is no longer one), nothing lost.
     log::warn("prompt {}: step group ({}) failed, running it whole: {}", item.prompt_id, choice.mode,
               grouped.status().to_string());
   }
-  return cluster_->run_prompt(item.prompt_id, item.prompt, item.extra_data, item.outputs_to_execute, keep_going,
-                              [&emit](const std::string& type, const nlohmann::ordered_json& data) { emit(type, data); });
+  return cluster_->run_prompt(
+      item.prompt_id, item.prompt, item.extra_data, item.outputs_to_execute, keep_going,
+      [&emit](const std::string& type, const nlohmann::ordered_json& data) { emit(type, data); });
 }
 
 server::Response serve_group_kv(const std::shared_ptr<Cluster>& cluster, const server::Request& req) {
@@ -35,7 +38,8 @@ server::Response serve_group_kv(const std::shared_ptr<Cluster>& cluster, const s
     Result<protocol::Json> reply = cluster->group_kv().apply(kv);
     if (!reply.is_ok()) {
       const int code = reply.status().code() == StatusCode::kNotFound ? 404 : 400;
-      return server::error_response(code, code == 404 ? "group_not_running" : "invalid_group_kv", reply.status().message());
+      return server::error_response(code, code == 404 ? "group_not_running" : "invalid_group_kv",
+                                    reply.status().message());
     }
     return server::json_response(*reply);
   };

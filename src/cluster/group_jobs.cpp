@@ -20,7 +20,8 @@ Cluster::GroupCandidates Cluster::group_candidates(const Json& prompt) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<std::pair<double, const Member*>> idle;
   for (const auto& m : members_) {
-    if (m->link->in_process() || !m->caps || m->busy || !m->link->refuses(protocol::TaskKind::group).empty()) continue;
+    if (m->link->in_process() || !m->caps || m->busy || !m->link->refuses(protocol::TaskKind::group).empty())
+      continue;
     if (!missing_requirements(req, *m->caps).empty()) continue;
     const auto spu = m->cost.seconds_per_unit();
     idle.push_back({spu.value_or(1e30), m.get()});
@@ -32,9 +33,10 @@ Cluster::GroupCandidates Cluster::group_candidates(const Json& prompt) {
   return out;
 }
 
-Result<PromptReply> Cluster::run_group(const std::string& prompt_id, const Json& prompt, const Json& extra_data,
-                                       const Json& outputs_to_execute, const std::string& mode, int size,
-                                       double predicted_s, const std::function<bool()>& keep_going) {
+Result<PromptReply> Cluster::run_group(const std::string& prompt_id, const Json& prompt,
+                                       const Json& extra_data, const Json& outputs_to_execute,
+                                       const std::string& mode, int size, double predicted_s,
+                                       const std::function<bool()>& keep_going) {
   if (size < 2) return Status::invalid_argument("a step group needs at least 2 members");
   auto job = std::make_shared<Job>();
   job->kind = protocol::TaskKind::group;
@@ -51,15 +53,16 @@ Result<PromptReply> Cluster::run_group(const std::string& prompt_id, const Json&
     if (stopping_) return Status::unavailable("the coordinator is stopping");
     for (const std::string& url : picked.urls) {
       for (const auto& m : members_) {
-        if (m->url() == url && !m->busy && m->caps && int(job->group_members.size()) < size) job->group_members.push_back(m.get());
+        if (m->url() == url && !m->busy && m->caps && int(job->group_members.size()) < size)
+          job->group_members.push_back(m.get());
       }
     }
     if (int(job->group_members.size()) < size)
-      return Status::unavailable("only " + std::to_string(job->group_members.size()) + " idle worker(s) can join a step group of " +
-                                 std::to_string(size));
+      return Status::unavailable("only " + std::to_string(job->group_members.size()) +
+                                 " idle worker(s) can join a step group of " + std::to_string(size));
     job->id = "job" + std::to_string(++next_job_);
     job->group = protocol::GroupSpec{"g-" + job->id + "-" + prompt_id, 0, size, mode, self_url_,
-                                     options_.group_timeout.count(), {}};
+                                     options_.group_timeout.count(),   {}};
     for (const Member* m : job->group_members) job->group.names.push_back(m->url());
     job->results.resize(size_t(size));
     job->attempts.assign(size_t(size), 0);
@@ -67,8 +70,11 @@ Result<PromptReply> Cluster::run_group(const std::string& prompt_id, const Json&
     const double units = server::predict_prompt_units(prompt);
     for (int r = 0; r < size; ++r) queue_.push_back(Task{job, size_t(r), 0, 1, units});
   }
-  log::info("cluster: prompt {} runs as step group {} ({}) on {}", prompt_id, job->group.group_id, mode,
-            [&] { std::string s; for (const auto& n : job->group.names) s += (s.empty() ? "" : ", ") + n; return s; }());
+  log::info("cluster: prompt {} runs as step group {} ({}) on {}", prompt_id, job->group.group_id, mode, [&] {
+    std::string s;
+    for (const auto& n : job->group.names) s += (s.empty() ? "" : ", ") + n;
+    return s;
+  }());
   cv_.notify_all();
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
@@ -76,10 +82,12 @@ Result<PromptReply> Cluster::run_group(const std::string& prompt_id, const Json&
     if (job->reply && job->running.empty()) break;
     // A picked member that died before it took its rank leaves the others waiting for it: fail now.
     for (size_t r = 0; r < job->group_members.size() && job->failure.is_ok(); ++r) {
-      const bool queued = std::any_of(queue_.begin(), queue_.end(), [&](const Task& t) { return t.job == job && t.shard == r; });
+      const bool queued = std::any_of(queue_.begin(), queue_.end(),
+                                      [&](const Task& t) { return t.job == job && t.shard == r; });
       if (queued && !job->group_members[r]->caps)
-        job->failure = Status::unavailable("step group " + job->group.group_id + ": rank " + std::to_string(r) + " (" +
-                                           job->group.names[r] + ") is gone before it joined");
+        job->failure =
+            Status::unavailable("step group " + job->group.group_id + ": rank " + std::to_string(r) + " (" +
+                                job->group.names[r] + ") is gone before it joined");
     }
     if (!job->failure.is_ok()) break;
     lock.unlock();

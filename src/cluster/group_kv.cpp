@@ -35,12 +35,15 @@ Result<protocol::Json> GroupKv::apply(const protocol::GroupKvRequest& r) {
     for (;;) {
       group = groups_.find(r.group_id);
       if (group == groups_.end()) return missing();
-      const bool ready = std::all_of(keys.begin(), keys.end(), [&](const std::string& k) { return group->second.count(k) > 0; });
+      const bool ready = std::all_of(keys.begin(), keys.end(),
+                                     [&](const std::string& k) { return group->second.count(k) > 0; });
       if (ready) return true;
-      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && std::chrono::steady_clock::now() >= deadline) {
+      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
+          std::chrono::steady_clock::now() >= deadline) {
         group = groups_.find(r.group_id);
         if (group == groups_.end()) return missing();
-        return std::all_of(keys.begin(), keys.end(), [&](const std::string& k) { return group->second.count(k) > 0; });
+        return std::all_of(keys.begin(), keys.end(),
+                           [&](const std::string& k) { return group->second.count(k) > 0; });
       }
     }
   };
@@ -56,7 +59,8 @@ Result<protocol::Json> GroupKv::apply(const protocol::GroupKvRequest& r) {
       try {
         count += std::stoll(it->second);
       } catch (...) {
-        return Status::invalid_argument("step group " + r.group_id + " key '" + r.key + "' does not hold a number");
+        return Status::invalid_argument("step group " + r.group_id + " key '" + r.key +
+                                        "' does not hold a number");
       }
     }
     kv[r.key] = std::to_string(count);
@@ -69,7 +73,8 @@ Result<protocol::Json> GroupKv::apply(const protocol::GroupKvRequest& r) {
   }
   if (r.op == "num_keys") return Json{{"count", int64_t(kv.size())}};
   if (r.op == "check") {
-    const bool ready = std::all_of(r.keys.begin(), r.keys.end(), [&](const std::string& k) { return kv.count(k) > 0; });
+    const bool ready =
+        std::all_of(r.keys.begin(), r.keys.end(), [&](const std::string& k) { return kv.count(k) > 0; });
     return Json{{"ready", ready}};
   }
   if (r.op == "wait") {

@@ -3,8 +3,8 @@
 // predict_group_seconds).
 //
 // The requested parallelism is extra_data.netdist.parallel when the prompt states it, else the server's
-// --parallel (default off): "off" (never a group), "auto" (the planner decides), "cfg" or "tiles" (that mode whenever it
-// applies and enough workers are idle). The planner:
+// --parallel (default off): "off" (never a group), "auto" (the planner decides), "cfg" or "tiles" (that mode
+// whenever it applies and enough workers are idle). The planner:
 //  - needs at least 2 idle netdist workers able to run the prompt (Cluster::group_candidates); else whole;
 //  - "cfg": CFG split over 2 workers, when some KSampler/KSamplerAdvanced has cfg != 1 (at cfg 1 there is
 //    nothing to split);
@@ -28,7 +28,8 @@ namespace netdist::cluster {
 
 // extra_data.netdist.parallel if present, else `server_default`; invalid_argument naming the field when it
 // is not one of "auto", "off", "cfg", "tiles".
-Result<std::string> requested_parallel(const nlohmann::ordered_json& extra_data, const std::string& server_default);
+Result<std::string> requested_parallel(const nlohmann::ordered_json& extra_data,
+                                       const std::string& server_default);
 
 struct ParallelChoice {
   std::string mode = "whole";  // "whole", "cfg" or "tiles"

@@ -35,13 +35,15 @@ TEST(GroupPlan, ExplicitCfgNeedsTwoIdleWorkersAndACfgOtherThanOne) {
   EXPECT_EQ(choose_parallel(group_plan_prompt(5), "cfg", 2, std::nullopt).mode, "cfg");
   EXPECT_EQ(choose_parallel(group_plan_prompt(5), "cfg", 2, std::nullopt).size, 2);
   EXPECT_EQ(choose_parallel(group_plan_prompt(5), "cfg", 1, std::nullopt).mode, "whole");
-  EXPECT_EQ(choose_parallel(group_plan_prompt(1), "cfg", 3, std::nullopt).mode, "whole") << "nothing to split";
+  EXPECT_EQ(choose_parallel(group_plan_prompt(1), "cfg", 3, std::nullopt).mode, "whole")
+      << "nothing to split";
   EXPECT_EQ(choose_parallel(group_plan_prompt(5), "off", 3, 1.0).mode, "whole");
   EXPECT_EQ(choose_parallel(group_plan_prompt(5), "tiles", 3, 1.0).mode, "whole") << "no TiledDiffusion node";
 }
 
 TEST(GroupPlan, AutoTakesCfgSplitOnlyWhenTheCostModelPredictsAGain) {
-  // 3 steps of one 64² image = 3 units. At 1 s/unit: whole 3 s, split 1.5 + 0.5 + 3 × (0.002 + 1 KiB / 125 MB/s).
+  // 3 steps of one 64² image = 3 units. At 1 s/unit: whole 3 s, split 1.5 + 0.5 + 3 × (0.002 + 1 KiB / 125
+  // MB/s).
   const ParallelChoice slow = choose_parallel(group_plan_prompt(5), "auto", 2, 1.0);
   EXPECT_EQ(slow.mode, "cfg");
   EXPECT_NEAR(slow.predicted_s, predict_group_seconds(3.0, 2, 3, 4.0 * 8 * 8 * 4), 1e-9);
@@ -53,7 +55,8 @@ TEST(GroupPlan, AutoTakesCfgSplitOnlyWhenTheCostModelPredictsAGain) {
 
 TEST(GroupPlan, MultiGpuWorkUnitsAsksForCfgSplitCappedByMaxGpus) {
   OJson p = group_plan_prompt(5);
-  p["20"] = {{"class_type", "MultiGPU_WorkUnits"}, {"inputs", {{"model", OJson::array({"4", 0})}, {"max_gpus", 2}}}};
+  p["20"] = {{"class_type", "MultiGPU_WorkUnits"},
+             {"inputs", {{"model", OJson::array({"4", 0})}, {"max_gpus", 2}}}};
   p["3"]["inputs"]["model"] = OJson::array({"20", 0});
   EXPECT_EQ(choose_parallel(p, "auto", 3, 0.001).mode, "cfg") << "taken whatever the cost model says";
   p["20"]["inputs"]["max_gpus"] = 1;

@@ -1,9 +1,9 @@
 // Step groups end to end (issue #17): real `netdist` coordinator and worker processes on loopback, Gloo
 // over loopback on the CPU, the embedded tiny model at 64×64, 3 steps, cfg 5. Through POST /prompt: CFG
-// split on two workers renders the one-worker image within a few levels and records plan "cfg"; TiledDiffusion
-// on two workers renders one worker's bytes (plan "tiles"); a worker
-// without the cluster token cannot join (the prompt still finishes, whole); a member killed mid-prompt
-// loses nothing (re-planned whole on the survivor); dial-in workers form a group too.
+// split on two workers renders the one-worker image within a few levels and records plan "cfg";
+// TiledDiffusion on two workers renders one worker's bytes (plan "tiles"); a worker without the cluster token
+// cannot join (the prompt still finishes, whole); a member killed mid-prompt loses nothing (re-planned whole
+// on the survivor); dial-in workers form a group too.
 #include <signal.h>
 
 #include <gtest/gtest.h>
@@ -35,8 +35,12 @@ nlohmann::json group_tiled_prompt() {
   nlohmann::json p = prompt(1, 11);
   p["21"] = {{"class_type", "TiledDiffusion"},
              {"inputs",
-              {{"model", nlohmann::json::array({"4", 0})}, {"method", "MultiDiffusion"}, {"tile_width", 32},
-               {"tile_height", 32}, {"tile_overlap", 8}, {"tile_batch_size", 1}}}};
+              {{"model", nlohmann::json::array({"4", 0})},
+               {"method", "MultiDiffusion"},
+               {"tile_width", 32},
+               {"tile_height", 32},
+               {"tile_overlap", 8},
+               {"tile_batch_size", 1}}}};
   p["3"]["inputs"]["model"] = nlohmann::json::array({"21", 0});
   return p;
 }
@@ -44,9 +48,8 @@ nlohmann::json group_tiled_prompt() {
 // POST /prompt of `p` (default prompt(1, 11)) with extra_data.netdist.parallel = `parallel`.
 std::string submit_parallel(const std::string& url, const std::string& parallel, const CallOptions& o = {},
                             const nlohmann::json& p = prompt(1, 11)) {
-  const nlohmann::json body = {{"prompt", p},
-                               {"client_id", "g"},
-                               {"extra_data", {{"netdist", {{"parallel", parallel}}}}}};
+  const nlohmann::json body = {
+      {"prompt", p}, {"client_id", "g"}, {"extra_data", {{"netdist", {{"parallel", parallel}}}}}};
   HttpReply r = call(url, "POST", "/prompt", body.dump(), o);
   EXPECT_EQ(r.status, 200) << r.body;
   auto j = nlohmann::json::parse(r.body, nullptr, false);
@@ -60,7 +63,8 @@ int group_max_level_diff(const std::string& a, const std::string& b) {
   const io::Image8 &p = x->first, &q = y->first;
   if (p.width != q.width || p.height != q.height || p.channels != q.channels) return 256;
   int worst = 0;
-  for (size_t i = 0; i < p.pixels.size(); ++i) worst = std::max(worst, std::abs(int(p.pixels[i]) - int(q.pixels[i])));
+  for (size_t i = 0; i < p.pixels.size(); ++i)
+    worst = std::max(worst, std::abs(int(p.pixels[i]) - int(q.pixels[i])));
   return worst;
 }
 
@@ -69,7 +73,8 @@ TEST(GroupProcess, CfgSplitOnTwoWorkersMatchesOneWorkerAndRecordsThePlan) {
   ASSERT_FALSE(ref.empty());
   fs::path dir = scratch("group_cfg");
   Proc w1(worker_args(dir / "w1"), dir / "w1.log"), w2(worker_args(dir / "w2"), dir / "w2.log");
-  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w1.url() + "," + w2.url()}),
+  Proc coord(coordinator_args(dir / "c",
+                              {"--enable-distributed", "--no-local", "--workers", w1.url() + "," + w2.url()}),
              dir / "c.log");
   ASSERT_TRUE(wait_alive(coord.url(), 2));
   auto h = wait_history(coord.url(), submit_parallel(coord.url(), "cfg"));
@@ -83,7 +88,8 @@ TEST(GroupProcess, CfgSplitOnTwoWorkersMatchesOneWorkerAndRecordsThePlan) {
   // (≤ 6.9e-4 on latents); after VAE decode and 8-bit rounding, a few levels.
   EXPECT_LE(group_max_level_diff(png[0], ref), 3) << "the CFG-split image differs from one worker's";
   for (const char* w : {"w1.log", "w2.log"}) {
-    EXPECT_NE(read_file(dir / w).find("sampler: CFG split as rank"), std::string::npos) << w << " sampled alone";
+    EXPECT_NE(read_file(dir / w).find("sampler: CFG split as rank"), std::string::npos)
+        << w << " sampled alone";
   }
   // Both workers ran their rank: the rank-1 member counted a task, only rank 0 a prompt.
   auto shards = worker_field(coord.url(), "shards_done");
@@ -119,7 +125,8 @@ TEST(GroupProcess, TiledDiffusionOnTwoWorkersRendersOneWorkersBytes) {
     ref = png[0];
   }
   Proc w1(worker_args(dir / "w1"), dir / "w1.log"), w2(worker_args(dir / "w2"), dir / "w2.log");
-  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--workers", w1.url() + "," + w2.url()}),
+  Proc coord(coordinator_args(dir / "c",
+                              {"--enable-distributed", "--no-local", "--workers", w1.url() + "," + w2.url()}),
              dir / "c.log");
   ASSERT_TRUE(wait_alive(coord.url(), 2));
   auto h = wait_history(coord.url(), submit_parallel(coord.url(), "tiles", {}, group_tiled_prompt()));
@@ -127,10 +134,12 @@ TEST(GroupProcess, TiledDiffusionOnTwoWorkersRendersOneWorkersBytes) {
   EXPECT_EQ(h["netdist"]["plan"]["mode"], "tiles") << h.dump();
   EXPECT_EQ(h["netdist"]["plan"]["workers"].size(), 2u);
   for (const char* w : {"w1.log", "w2.log"}) {
-    EXPECT_NE(read_file(dir / w).find("sampler: tiles shared as rank"), std::string::npos) << w << " sampled alone";
+    EXPECT_NE(read_file(dir / w).find("sampler: tiles shared as rank"), std::string::npos)
+        << w << " sampled alone";
   }
   // Tile seeds and blending do not depend on who renders a tile: the same bytes as one process.
-  EXPECT_TRUE(images(h, dir / "c" / "out") == std::vector<std::string>{ref}) << "tiled bytes differ from one worker's";
+  EXPECT_TRUE(images(h, dir / "c" / "out") == std::vector<std::string>{ref})
+      << "tiled bytes differ from one worker's";
 }
 
 TEST(GroupProcess, AWorkerWithoutTheClusterTokenCannotJoinAndThePromptStillFinishes) {
@@ -138,13 +147,14 @@ TEST(GroupProcess, AWorkerWithoutTheClusterTokenCannotJoinAndThePromptStillFinis
   fs::path dir = scratch("group_token");
   Proc holder(worker_args(dir / "holder", {"--auth-token", "s3cret"}), dir / "holder.log");
   Proc tokenless(worker_args(dir / "tokenless"), dir / "tokenless.log");
-  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--auth-token", "s3cret", "--workers",
-                                          holder.url() + "," + tokenless.url()}),
+  Proc coord(coordinator_args(dir / "c", {"--enable-distributed", "--no-local", "--auth-token", "s3cret",
+                                          "--workers", holder.url() + "," + tokenless.url()}),
              dir / "c.log");
   ASSERT_TRUE(wait_alive(coord.url(), 2, "s3cret"));
   auto h = wait_history(coord.url(), submit_parallel(coord.url(), "cfg", "s3cret"), "s3cret");
   ASSERT_EQ(h["status"]["status_str"], "success") << h.dump();
-  EXPECT_EQ(h["netdist"]["plan"]["mode"], "whole") << "re-planned after the group could not form: " << h.dump();
+  EXPECT_EQ(h["netdist"]["plan"]["mode"], "whole")
+      << "re-planned after the group could not form: " << h.dump();
   EXPECT_TRUE(images(h, dir / "c" / "out") == std::vector<std::string>{ref}) << "not the one-worker image";
   EXPECT_NE(read_file(dir / "c.log").find("does not hold the cluster token"), std::string::npos)
       << "the coordinator's log names why the tokenless worker could not join";

@@ -19,8 +19,9 @@ const Json& group_field(const Json& json, const char* key) {
 }  // namespace
 
 Json to_json(const GroupSpec& s) {
-  return Json{{"group_id", s.group_id}, {"rank", s.rank},         {"size", s.size},  {"mode", s.mode},
-              {"store_url", s.store_url}, {"timeout_ms", s.timeout_ms}, {"names", s.names}};
+  return Json{{"group_id", s.group_id}, {"rank", s.rank},           {"size", s.size},
+              {"mode", s.mode},         {"store_url", s.store_url}, {"timeout_ms", s.timeout_ms},
+              {"names", s.names}};
 }
 
 Result<GroupSpec> group_spec_from_json(const Json& json) {
@@ -43,7 +44,8 @@ Result<GroupSpec> group_spec_from_json(const Json& json) {
     return Status::invalid_argument("task group \"mode\" must be \"cfg\", \"tiles\" or \"cfg+tiles\"");
   s.mode = mode.get<std::string>();
   const Json& url = group_field(json, "store_url");
-  if (!url.is_null() && !url.is_string()) return Status::invalid_argument("task group \"store_url\" must be a string");
+  if (!url.is_null() && !url.is_string())
+    return Status::invalid_argument("task group \"store_url\" must be a string");
   if (url.is_string()) s.store_url = url.get<std::string>();
   const Json& timeout = group_field(json, "timeout_ms");
   if (!timeout.is_null()) {
@@ -91,15 +93,18 @@ Result<GroupKvRequest> group_kv_request_from_json(const Json& json) {
   r.op = op.get<std::string>();
   static const char* kOps[] = {"set", "get", "add", "check", "wait", "delete", "num_keys"};
   if (std::none_of(std::begin(kOps), std::end(kOps), [&](const char* o) { return r.op == o; }))
-    return Status::invalid_argument("group kv \"op\" " + op.dump() + " is not one of set, get, add, check, wait, delete, num_keys");
+    return Status::invalid_argument("group kv \"op\" " + op.dump() +
+                                    " is not one of set, get, add, check, wait, delete, num_keys");
   const Json& key = group_field(json, "key");
-  if (!key.is_null() && !key.is_string()) return Status::invalid_argument("group kv \"key\" must be a string");
+  if (!key.is_null() && !key.is_string())
+    return Status::invalid_argument("group kv \"key\" must be a string");
   if (key.is_string()) r.key = key.get<std::string>();
   if ((r.op == "set" || r.op == "get" || r.op == "add" || r.op == "delete") && r.key.empty())
     return Status::invalid_argument("group kv \"" + r.op + "\" needs a \"key\"");
   if (r.op == "set") {
     const Json& value = group_field(json, "value");
-    if (!value.is_string()) return Status::invalid_argument("group kv \"set\" needs a base64 \"value\" string");
+    if (!value.is_string())
+      return Status::invalid_argument("group kv \"set\" needs a base64 \"value\" string");
     auto bytes = base64_decode(value.get<std::string>());
     if (!bytes.is_ok()) return Status::invalid_argument("group kv \"value\" is not base64");
     r.value = std::move(*bytes);
@@ -114,10 +119,12 @@ Result<GroupKvRequest> group_kv_request_from_json(const Json& json) {
     return Status::invalid_argument("group kv \"keys\" must be an array");
   }
   const Json& delta = group_field(json, "delta");
-  if (!delta.is_null() && !delta.is_number_integer()) return Status::invalid_argument("group kv \"delta\" must be an integer");
+  if (!delta.is_null() && !delta.is_number_integer())
+    return Status::invalid_argument("group kv \"delta\" must be an integer");
   if (delta.is_number_integer()) r.delta = delta.get<int64_t>();
   const Json& wait = group_field(json, "wait_ms");
-  if (!wait.is_null() && !wait.is_number_integer()) return Status::invalid_argument("group kv \"wait_ms\" must be an integer");
+  if (!wait.is_null() && !wait.is_number_integer())
+    return Status::invalid_argument("group kv \"wait_ms\" must be an integer");
   if (wait.is_number_integer()) r.wait_ms = std::clamp<int64_t>(wait.get<int64_t>(), 0, 10000);
   return r;
 }

@@ -27,8 +27,8 @@ struct GroupSpec {
   std::string mode = "cfg";  // "cfg", "tiles" or "cfg+tiles"
   // The coordinator's base URL for group/kv; empty = the worker's --join coordinator.
   std::string store_url;
-  int64_t timeout_ms = 60000;       // rendezvous and every collective (c10d_group.h StepGroupOptions)
-  std::vector<std::string> names;   // the members' URLs by rank, for messages
+  int64_t timeout_ms = 60000;      // rendezvous and every collective (c10d_group.h StepGroupOptions)
+  std::vector<std::string> names;  // the members' URLs by rank, for messages
 };
 Json to_json(const GroupSpec& spec);
 // invalid_argument naming the field; size >= 2, 0 <= rank < size, mode one of the three.

@@ -19,18 +19,20 @@ constexpr int64_t kGroupStorePollMs = 2000;  // one long-poll of get/wait
 // One group/kv call; its reply body or the Status of a refusal.
 Result<Json> group_store_call(const protocol::Peer& peer, const protocol::GroupKvRequest& r) {
   const auto timeout = std::chrono::milliseconds(r.wait_ms + 15000);
-  ND_ASSIGN_OR_RETURN(HttpReply reply, protocol::call(peer, protocol::Route::group_kv, timeout, protocol::to_json(r).dump()));
+  ND_ASSIGN_OR_RETURN(HttpReply reply,
+                      protocol::call(peer, protocol::Route::group_kv, timeout, protocol::to_json(r).dump()));
   if (reply.status == 401 || reply.status == 403)
-    return Status::unauthenticated("the coordinator " + peer.url + " refused to let this worker join step group " +
-                                   r.group_id + ": it does not hold the cluster token (" +
-                                   std::to_string(reply.status) + ")");
+    return Status::unauthenticated(
+        "the coordinator " + peer.url + " refused to let this worker join step group " + r.group_id +
+        ": it does not hold the cluster token (" + std::to_string(reply.status) + ")");
   if (reply.status == 404)
     return Status::unavailable("step group " + r.group_id + " is not running on the coordinator " + peer.url);
   if (reply.status != 200)
-    return Status::unavailable("step group " + r.group_id + " store answered " + std::to_string(reply.status) + ": " +
-                               reply.body);
+    return Status::unavailable("step group " + r.group_id + " store answered " +
+                               std::to_string(reply.status) + ": " + reply.body);
   Json body = Json::parse(reply.body, nullptr, false);
-  if (!body.is_object()) return Status::corruption("step group " + r.group_id + " store reply is not a JSON object");
+  if (!body.is_object())
+    return Status::corruption("step group " + r.group_id + " store reply is not a JSON object");
   return body;
 }
 
@@ -38,7 +40,10 @@ class HttpGroupStore : public c10d::Store {
  public:
   HttpGroupStore(protocol::Peer peer, std::string group_id, std::chrono::milliseconds timeout,
                  std::function<bool()> cancelled)
-      : c10d::Store(timeout), peer_(std::move(peer)), group_id_(std::move(group_id)), cancelled_(std::move(cancelled)) {}
+      : c10d::Store(timeout),
+        peer_(std::move(peer)),
+        group_id_(std::move(group_id)),
+        cancelled_(std::move(cancelled)) {}
 
   void set(const std::string& key, const std::vector<uint8_t>& value) override {
     auto r = request("set");
@@ -51,7 +56,8 @@ class HttpGroupStore : public c10d::Store {
     r.key = key;
     Json reply = until_ready(r, timeout_);
     auto bytes = base64_decode(reply.value("value", std::string()));
-    if (!bytes.is_ok()) throw std::runtime_error("step group " + group_id_ + ": key '" + key + "' is not base64");
+    if (!bytes.is_ok())
+      throw std::runtime_error("step group " + group_id_ + ": key '" + key + "' is not base64");
     return std::vector<uint8_t>(bytes->begin(), bytes->end());
   }
   int64_t add(const std::string& key, int64_t value) override {
@@ -95,7 +101,8 @@ class HttpGroupStore : public c10d::Store {
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
       if (cancelled_ && cancelled_()) throw std::runtime_error("step group " + group_id_ + ": cancelled");
-      const auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+      const auto spent =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
       const int64_t left = timeout.count() > 0 ? timeout.count() - spent.count() : kGroupStorePollMs;
       if (left <= 0) {
         std::string keys = r.key;
@@ -116,7 +123,8 @@ class HttpGroupStore : public c10d::Store {
 // Every member's "netdist_ready/<rank>" key, set by each as it arrives, waited for with long polls that an
 // interrupt or the group's end (404) cut short, so c10d's own join barrier (which polls until its timeout
 // whatever fails) finds everyone there. unavailable naming the ranks that did not come within the timeout.
-Status group_barrier(const protocol::Peer& peer, const protocol::GroupSpec& spec, const std::function<bool()>& cancelled) {
+Status group_barrier(const protocol::Peer& peer, const protocol::GroupSpec& spec,
+                     const std::function<bool()>& cancelled) {
   const auto key = [](int r) { return "netdist_ready/" + std::to_string(r); };
   protocol::GroupKvRequest set{spec.group_id, "set", key(spec.rank), "1", {}, 0, 0};
   ND_RETURN_IF_ERROR(group_store_call(peer, set).status());
@@ -124,8 +132,10 @@ Status group_barrier(const protocol::Peer& peer, const protocol::GroupSpec& spec
   for (int r = 0; r < spec.size; ++r) wait.keys.push_back(key(r));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(spec.timeout_ms);
   for (;;) {
-    if (cancelled && cancelled()) return Status::cancelled("step group " + spec.group_id + ": interrupted while joining");
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (cancelled && cancelled())
+      return Status::cancelled("step group " + spec.group_id + ": interrupted while joining");
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     wait.wait_ms = std::min<int64_t>(left.count(), kGroupStorePollMs);
     ND_ASSIGN_OR_RETURN(Json reply, group_store_call(peer, wait));
@@ -139,21 +149,25 @@ Status group_barrier(const protocol::Peer& peer, const protocol::GroupSpec& spec
     missing += (missing.empty() ? "rank " : ", rank ") + std::to_string(r);
     if (r < int(spec.names.size())) missing += " (" + spec.names[r] + ")";
   }
-  return Status::unavailable("step group " + spec.group_id + ": rank " + std::to_string(spec.rank) + " waited " +
-                             std::to_string(spec.timeout_ms) + " ms for " + missing + " to join");
+  return Status::unavailable("step group " + spec.group_id + ": rank " + std::to_string(spec.rank) +
+                             " waited " + std::to_string(spec.timeout_ms) + " ms for " + missing +
+                             " to join");
 }
 
 }  // namespace
 
-Result<std::shared_ptr<StepGroup>> join_group(const protocol::GroupSpec& spec, const GroupJoinOptions& options) {
+Result<std::shared_ptr<StepGroup>> join_group(const protocol::GroupSpec& spec,
+                                              const GroupJoinOptions& options) {
   const std::string url = spec.store_url.empty() ? options.coordinator_url : spec.store_url;
-  if (url.empty()) return Status::invalid_argument("step group " + spec.group_id + ": no coordinator URL to meet at");
+  if (url.empty())
+    return Status::invalid_argument("step group " + spec.group_id + ": no coordinator URL to meet at");
   protocol::Peer peer{url, options.auth_token, options.tls, nullptr};
   // Our barrier first (plain calls: a refused token or a group that ended is a clean Status, not a c10d
   // exception, and an interrupt ends the wait).
   const auto timeout = std::chrono::milliseconds(spec.timeout_ms);
   ND_RETURN_IF_ERROR(group_barrier(peer, spec, options.cancelled));
-  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<HttpGroupStore>(peer, spec.group_id, timeout, options.cancelled);
+  c10::intrusive_ptr<c10d::Store> store =
+      c10::make_intrusive<HttpGroupStore>(peer, spec.group_id, timeout, options.cancelled);
   runtime::StepGroupOptions o;
   o.backend = "gloo";
   o.timeout = timeout;

@@ -26,10 +26,11 @@ struct GroupJoinOptions {
   std::string coordinator_url;  // used when the spec names no store_url (a --join worker)
   std::string auth_token;       // this worker's cluster token
   std::shared_ptr<const TlsClientContext> tls;
-  std::string host;             // the address Gloo binds and announces; empty: Gloo's default
+  std::string host;  // the address Gloo binds and announces; empty: Gloo's default
   std::function<bool()> cancelled;
 };
 
-Result<std::shared_ptr<StepGroup>> join_group(const protocol::GroupSpec& spec, const GroupJoinOptions& options);
+Result<std::shared_ptr<StepGroup>> join_group(const protocol::GroupSpec& spec,
+                                              const GroupJoinOptions& options);
 
 }  // namespace netdist::cluster

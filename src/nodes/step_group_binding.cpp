@@ -42,7 +42,8 @@ std::optional<StepGroupBinding> step_group_binding(const std::string& prompt_id)
 void apply_step_group(const std::string& prompt_id, bool model_tiled, SampleRequest& req) {
   const std::optional<StepGroupBinding> b = step_group_binding(prompt_id);
   if (!b || !b->group) return;
-  const std::string rank = "rank " + std::to_string(b->group->rank()) + " of " + std::to_string(b->group->size());
+  const std::string rank =
+      "rank " + std::to_string(b->group->rank()) + " of " + std::to_string(b->group->size());
   if (b->cfg_split && b->group->size() == 2 && req.cfg != 1.0) {
     req.group = b->group;
     req.cfg_split = true;
