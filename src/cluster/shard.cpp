@@ -69,17 +69,20 @@ Result<Json> shard_workflow(const Json& prompt, const std::string& sampler_id, i
   return out;
 }
 
-Requirements shard_requirements(const Json& prompt, const std::string& sampler_id) {
-  Requirements req;
-  auto keep = ancestors(prompt, sampler_id);
-  if (!keep.is_ok()) return req;
-  for (const std::string& id : *keep) {
+void add_requirements(const Json& prompt, const std::set<std::string>& ids, Requirements& req) {
+  for (const std::string& id : ids) {
     const Json& node = prompt[id];
     req.node_classes.insert(node.value("class_type", ""));
     const Json& inputs = node.value("inputs", Json::object());
     if (inputs.contains("ckpt_name") && inputs["ckpt_name"].is_string())
       req.checkpoints.insert(inputs["ckpt_name"].get<std::string>());
   }
+}
+
+Requirements shard_requirements(const Json& prompt, const std::string& sampler_id) {
+  Requirements req;
+  auto keep = ancestors(prompt, sampler_id);
+  if (keep.is_ok()) add_requirements(prompt, *keep, req);
   return req;
 }
 

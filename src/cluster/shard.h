@@ -41,6 +41,8 @@ struct Requirements {
   std::set<std::string> checkpoints;
 };
 Requirements shard_requirements(const Json& prompt, const std::string& sampler_id);
+// Adds the node classes of `ids` (nodes of `prompt`) and the checkpoints their ckpt_name inputs name.
+void add_requirements(const Json& prompt, const std::set<std::string>& ids, Requirements& req);
 
 // The shards of a sampler batch: contiguous runs of its micro-batches (`groups`, micro_batch_bounds of the
 // batch), one run per entry of `speeds` (the eligible workers' relative speeds, fastest first), each run's

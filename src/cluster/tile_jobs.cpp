@@ -176,14 +176,7 @@ Requirements tile_requirements(const Json& prompt, const std::string& usdu_id) {
   Requirements req;
   req.node_classes.insert(nodes::kUsduTileNode);
   auto keep = tile_upstream(prompt, usdu_id);
-  if (!keep.is_ok()) return req;
-  for (const std::string& id : *keep) {
-    const Json& node = prompt[id];
-    req.node_classes.insert(node.value("class_type", ""));
-    const Json& inputs = node.value("inputs", Json::object());
-    if (inputs.contains("ckpt_name") && inputs["ckpt_name"].is_string())
-      req.checkpoints.insert(inputs["ckpt_name"].get<std::string>());
-  }
+  if (keep.is_ok()) add_requirements(prompt, *keep, req);
   return req;
 }
 
