@@ -17,7 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::string_view kT5Metaspace = "\xE2\x96\x81";  // U+2581
 
 struct T5Piece {
   std::string text;
