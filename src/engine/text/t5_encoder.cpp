@@ -30,21 +30,23 @@ const at::Tensor* t5_find(const runtime::WeightMap& weights, const std::string& 
   return it == weights.end() ? nullptr : &it->second;
 }
 
-Result<at::IntArrayRef> t5_shape(const runtime::WeightMap& weights, std::string_view prefix, const std::string& name,
-                                 size_t dims, std::string_view what) {
+Result<at::IntArrayRef> t5_shape(const runtime::WeightMap& weights, std::string_view prefix,
+                                 const std::string& name, size_t dims, std::string_view what) {
   const std::string key = std::string(prefix) + name;
   const at::Tensor* t = t5_find(weights, key);
   if (t == nullptr) return Status::not_found(std::string(what) + ": T5 tensor " + key + " is missing");
   if (static_cast<size_t>(t->dim()) != dims) {
-    return Status::invalid_argument(std::string(what) + ": T5 tensor " + key + " has " + std::to_string(t->dim()) +
-                                    " dimensions, expected " + std::to_string(dims));
+    return Status::invalid_argument(std::string(what) + ": T5 tensor " + key + " has " +
+                                    std::to_string(t->dim()) + " dimensions, expected " +
+                                    std::to_string(dims));
   }
   return t->sizes();
 }
 
 }  // namespace
 
-Result<T5Config> detect_t5_config(const runtime::WeightMap& weights, std::string_view prefix, std::string_view what) {
+Result<T5Config> detect_t5_config(const runtime::WeightMap& weights, std::string_view prefix,
+                                  std::string_view what) {
   const std::string p(prefix);
   if (t5_find(weights, p + "scaled_fp8") != nullptr) {
     return Status::unsupported(std::string(what) + ": " + p +
@@ -59,7 +61,8 @@ Result<T5Config> detect_t5_config(const runtime::WeightMap& weights, std::string
   T5Config config;
   ND_ASSIGN_OR_RETURN(at::IntArrayRef shared, t5_shape(weights, prefix, "shared.weight", 2, what));
   ND_ASSIGN_OR_RETURN(at::IntArrayRef q, t5_shape(weights, prefix, attn0 + "q.weight", 2, what));
-  ND_ASSIGN_OR_RETURN(at::IntArrayRef bias, t5_shape(weights, prefix, attn0 + "relative_attention_bias.weight", 2, what));
+  ND_ASSIGN_OR_RETURN(at::IntArrayRef bias,
+                      t5_shape(weights, prefix, attn0 + "relative_attention_bias.weight", 2, what));
   ND_ASSIGN_OR_RETURN(at::IntArrayRef wi0, t5_shape(weights, prefix, ff0 + "wi_0.weight", 2, what));
   config.vocab_size = static_cast<int>(shared[0]);
   config.d_model = static_cast<int>(shared[1]);
@@ -74,7 +77,8 @@ Result<T5Config> detect_t5_config(const runtime::WeightMap& weights, std::string
   }
   config.d_kv = static_cast<int>(q[0] / config.num_heads);
   config.num_layers = 0;
-  while (t5_find(weights, p + "encoder.block." + std::to_string(config.num_layers) + ".layer.0.SelfAttention.q.weight")) {
+  while (t5_find(weights, p + "encoder.block." + std::to_string(config.num_layers) +
+                              ".layer.0.SelfAttention.q.weight")) {
     ++config.num_layers;
   }
   config.bias_in_every_block =
@@ -83,8 +87,8 @@ Result<T5Config> detect_t5_config(const runtime::WeightMap& weights, std::string
   return config;
 }
 
-at::Tensor t5_relative_position_bucket(const at::Tensor& relative_position, bool bidirectional, int num_buckets,
-                                       int max_distance) {
+at::Tensor t5_relative_position_bucket(const at::Tensor& relative_position, bool bidirectional,
+                                       int num_buckets, int max_distance) {
   at::Tensor buckets = at::zeros_like(relative_position);
   at::Tensor position = relative_position;
   if (bidirectional) {
@@ -97,8 +101,8 @@ at::Tensor t5_relative_position_bucket(const at::Tensor& relative_position, bool
   const int max_exact = num_buckets / 2;
   at::Tensor is_small = position < max_exact;
   at::Tensor if_large =
-      max_exact + (at::log(position.to(at::kFloat) / max_exact) / std::log(static_cast<double>(max_distance) / max_exact) *
-                   (num_buckets - max_exact))
+      max_exact + (at::log(position.to(at::kFloat) / max_exact) /
+                   std::log(static_cast<double>(max_distance) / max_exact) * (num_buckets - max_exact))
                       .to(at::kLong);
   if_large = at::min(if_large, at::full_like(if_large, num_buckets - 1));
   return buckets + at::where(is_small, position, if_large);
@@ -127,7 +131,8 @@ T5AttentionImpl::T5AttentionImpl(const T5Config& c, bool has_relative_bias) {
   v = register_module("v", t5_linear(c.d_model, inner));
   o = register_module("o", t5_linear(inner, c.d_model));
   if (has_relative_bias) {
-    relative_attention_bias = register_module("relative_attention_bias", torch::nn::Embedding(c.num_buckets, c.num_heads));
+    relative_attention_bias =
+        register_module("relative_attention_bias", torch::nn::Embedding(c.num_buckets, c.num_heads));
   }
 }
 
@@ -164,8 +169,8 @@ T5EncoderModelImpl::T5EncoderModelImpl(T5Config config) : config_(config) {
   encoder = register_module("encoder", T5Stack(config_));
 }
 
-at::Tensor T5EncoderModelImpl::attention(T5AttentionImpl& attn, const at::Tensor& x, at::Tensor& position_bias,
-                                         const at::Tensor& mask) {
+at::Tensor T5EncoderModelImpl::attention(T5AttentionImpl& attn, const at::Tensor& x,
+                                         at::Tensor& position_bias, const at::Tensor& mask) {
   const int64_t batch = x.size(0), length = x.size(1), heads = config_.num_heads, d_kv = config_.d_kv;
   auto split = [&](const at::Tensor& t) { return t.view({batch, length, heads, d_kv}).transpose(1, 2); };
   at::Tensor q = split(t5_linear_apply(x, attn.q));
@@ -182,7 +187,8 @@ at::Tensor T5EncoderModelImpl::attention(T5AttentionImpl& attn, const at::Tensor
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2));  // T5: no 1/sqrt(d_kv)
   if (position_bias.defined()) scores = scores + position_bias;
   if (mask.defined()) scores = scores + mask;
-  at::Tensor out = at::matmul(at::softmax(scores, -1), v).transpose(1, 2).reshape({batch, length, heads * d_kv});
+  at::Tensor out =
+      at::matmul(at::softmax(scores, -1), v).transpose(1, 2).reshape({batch, length, heads * d_kv});
   return t5_linear_apply(out, attn.o);
 }
 
@@ -192,7 +198,9 @@ at::Tensor T5EncoderModelImpl::forward(const at::Tensor& ids, const at::Tensor& 
   at::Tensor mask;
   if (attention_mask.defined()) {
     const int64_t batch = attention_mask.size(0), length = attention_mask.size(-1);
-    mask = 1.0 - attention_mask.to(x.scalar_type()).reshape({batch, 1, 1, length}).expand({batch, 1, length, length});
+    mask =
+        1.0 -
+        attention_mask.to(x.scalar_type()).reshape({batch, 1, 1, length}).expand({batch, 1, length, length});
     mask = mask.masked_fill(mask.to(at::kBool), -std::numeric_limits<double>::infinity());
   }
   at::Tensor position_bias;
@@ -209,19 +217,21 @@ at::Tensor T5EncoderModelImpl::forward(const at::Tensor& ids, const at::Tensor& 
   return t5_norm(x, *encoder->final_layer_norm, config_.eps);
 }
 
-Status load_t5_encoder_weights(T5EncoderModelImpl& model, const runtime::WeightMap& weights, std::string_view prefix,
-                               std::string_view what) {
+Status load_t5_encoder_weights(T5EncoderModelImpl& model, const runtime::WeightMap& weights,
+                               std::string_view prefix, std::string_view what) {
   runtime::LoadOptions options;
   options.ignore_unexpected = {"decoder.", "lm_head.", "encoder.embed_tokens."};
   return runtime::load_module_weights(model, weights, prefix, what, options);
 }
 
-Result<T5EncoderModel> load_t5_encoder(const std::string& path, std::string_view prefix, const at::Device& device) {
+Result<T5EncoderModel> load_t5_encoder(const std::string& path, std::string_view prefix,
+                                       const at::Device& device) {
   ND_ASSIGN_OR_RETURN(std::shared_ptr<io::SafetensorsFile> file, io::SafetensorsFile::open(path));
   bool fp8 = false;
   const std::string p(prefix);
   for (const io::TensorInfo& info : file->tensors()) {
-    if (info.name.starts_with(p) && (info.dtype == io::Dtype::kF8E4M3 || info.dtype == io::Dtype::kF8E5M2)) fp8 = true;
+    if (info.name.starts_with(p) && (info.dtype == io::Dtype::kF8E4M3 || info.dtype == io::Dtype::kF8E5M2))
+      fp8 = true;
   }
   ND_ASSIGN_OR_RETURN(runtime::WeightMap weights, runtime::weights_from_file(file));
   ND_ASSIGN_OR_RETURN(T5Config config, detect_t5_config(weights, prefix, path));

@@ -1,5 +1,5 @@
-// T5 v1.1 text encoder (the encoder stack of T5-XXL that SD3, SD3.5 and Flux condition on), as ComfyUI runs it
-// (comfy/text_encoders/t5.py T5 under comfy/sd1_clip.py SDClipModel, sd3_clip.py T5XXLModel):
+// T5 v1.1 text encoder (the encoder stack of T5-XXL that SD3, SD3.5 and Flux condition on), as ComfyUI runs
+// it (comfy/text_encoders/t5.py T5 under comfy/sd1_clip.py SDClipModel, sd3_clip.py T5XXLModel):
 //   x = shared[ids]; per block: x += SelfAttention(T5LayerNorm(x)); x += DenseReluDense(T5LayerNorm(x));
 //   out = final_layer_norm(x).
 //   * T5LayerNorm is RMSNorm without mean or bias: weight * x * rsqrt(mean(x^2) + 1e-6);
@@ -61,12 +61,13 @@ struct T5Config {
 // Reads the config from tensor shapes under prefix. Errors (naming `what` and the key): a missing or
 // misshapen tensor among those listed above, a non-gated feed-forward (DenseReluDense.wi: T5 v1.0,
 // unsupported), a "scaled_fp8" marker (unsupported).
-Result<T5Config> detect_t5_config(const runtime::WeightMap& weights, std::string_view prefix, std::string_view what);
+Result<T5Config> detect_t5_config(const runtime::WeightMap& weights, std::string_view prefix,
+                                  std::string_view what);
 
 // Mesh TensorFlow's relative position buckets, computed with torch ops exactly as comfy/text_encoders/t5.py
 // (float32 log on relative_position's device), for int64 relative positions (memory - query).
-at::Tensor t5_relative_position_bucket(const at::Tensor& relative_position, bool bidirectional, int num_buckets,
-                                       int max_distance);
+at::Tensor t5_relative_position_bucket(const at::Tensor& relative_position, bool bidirectional,
+                                       int num_buckets, int max_distance);
 
 // ComfyUI's attention mask for T5 ids [B, L]: 1 up to and including the first end_id of each row, 0 after.
 at::Tensor t5_attention_mask(const at::Tensor& ids, int64_t end_id);
@@ -135,7 +136,8 @@ class T5EncoderModelImpl : public torch::nn::Module {
   void set_nan_to_num_embeddings(bool on) { nan_to_num_embeddings_ = on; }
 
  private:
-  at::Tensor attention(T5AttentionImpl& attn, const at::Tensor& x, at::Tensor& position_bias, const at::Tensor& mask);
+  at::Tensor attention(T5AttentionImpl& attn, const at::Tensor& x, at::Tensor& position_bias,
+                       const at::Tensor& mask);
 
   T5Config config_;
   at::ScalarType compute_dtype_ = at::kFloat;
@@ -147,8 +149,8 @@ TORCH_MODULE(T5EncoderModel);
 
 // Loads weights[prefix + name] into model (names as above); the decoder, lm_head and the HF duplicate
 // encoder.embed_tokens.weight that full T5 files carry are ignored. Errors name `what` and the key.
-Status load_t5_encoder_weights(T5EncoderModelImpl& model, const runtime::WeightMap& weights, std::string_view prefix,
-                               std::string_view what);
+Status load_t5_encoder_weights(T5EncoderModelImpl& model, const runtime::WeightMap& weights,
+                               std::string_view prefix, std::string_view what);
 
 // A T5 encoder from a safetensors file (a t5xxl_*.safetensors or a checkpoint with prefix): config from the
 // shapes, parameters in the stored dtype (fp8 -> fp16) on device, NaN-to-zero embeddings for fp8 files.

@@ -61,20 +61,24 @@ at::Tensor reference_forward(runtime::WeightMap& w, const T5Config& c, const at:
   at::Tensor bias = torch::zeros({1, c.num_heads, l, l});
   for (int64_t i = 0; i < l; ++i) {
     for (int64_t j = 0; j < l; ++j) {
-      bias.index_put_({0, torch::indexing::Slice(), i, j},
-                      w["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"][reference_bucket(j - i)]);
+      bias.index_put_(
+          {0, torch::indexing::Slice(), i, j},
+          w["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"][reference_bucket(j - i)]);
     }
   }
   at::Tensor x = w["shared.weight"].index_select(0, ids.flatten()).view({b, l, c.d_model});
   for (int i = 0; i < c.num_layers; ++i) {
     const std::string p = "encoder.block." + std::to_string(i) + ".layer.";
-    auto lin = [&](const at::Tensor& t, const std::string& n) { return torch::matmul(t, w[p + n + ".weight"].t()); };
+    auto lin = [&](const at::Tensor& t, const std::string& n) {
+      return torch::matmul(t, w[p + n + ".weight"].t());
+    };
     at::Tensor h = rms(x, p + "0.layer_norm.weight");
     auto heads = [&](const at::Tensor& t) { return t.view({b, l, c.num_heads, c.d_kv}).transpose(1, 2); };
     at::Tensor q = heads(lin(h, "0.SelfAttention.q")), k = heads(lin(h, "0.SelfAttention.k")),
                v = heads(lin(h, "0.SelfAttention.v"));
     at::Tensor a = torch::softmax(torch::matmul(q, k.transpose(-1, -2)) + bias, -1);
-    x = x + lin(torch::matmul(a, v).transpose(1, 2).reshape({b, l, c.num_heads * c.d_kv}), "0.SelfAttention.o");
+    x = x +
+        lin(torch::matmul(a, v).transpose(1, 2).reshape({b, l, c.num_heads * c.d_kv}), "0.SelfAttention.o");
     h = rms(x, p + "1.layer_norm.weight");
     at::Tensor g = lin(h, "1.DenseReluDense.wi_0");
     g = 0.5 * g * (1 + torch::tanh(std::sqrt(2.0 / M_PI) * (g + 0.044715 * g.pow(3))));
@@ -113,7 +117,8 @@ TEST(T5Encoder, RelativePositionBuckets) {
   at::Tensor got = t5_relative_position_bucket(rp, true, 32, 128);
   std::vector<int64_t> expected = {0, 19, 3, 24, 8, 25, 25, 26, 10, 28, 30, 31, 31, 15, 31};
   for (int64_t i = 0; i < rp.size(0); ++i) {
-    EXPECT_EQ(got[i].item<int64_t>(), expected[static_cast<size_t>(i)]) << "relative position " << rp[i].item<int64_t>();
+    EXPECT_EQ(got[i].item<int64_t>(), expected[static_cast<size_t>(i)])
+        << "relative position " << rp[i].item<int64_t>();
   }
 }
 
@@ -128,7 +133,8 @@ TEST(T5Encoder, AttentionMaskHidesPaddingKeys) {
   changed_pad.index_put_({torch::indexing::Slice(), torch::indexing::Slice(3, torch::indexing::None)}, 17);
   // Masked keys do not reach the unmasked positions; without a mask they do.
   EXPECT_LT((model->forward(changed_pad, mask) - masked).slice(1, 0, 2).abs().max().item<double>(), 1e-6);
-  EXPECT_GT((model->forward(changed_pad) - model->forward(ids)).slice(1, 0, 2).abs().max().item<double>(), 1e-4);
+  EXPECT_GT((model->forward(changed_pad) - model->forward(ids)).slice(1, 0, 2).abs().max().item<double>(),
+            1e-4);
 }
 
 TEST(T5Encoder, LoadsFp32Fp16AndFp8Files) {
@@ -156,9 +162,10 @@ TEST(T5Encoder, LoadsFp32Fp16AndFp8Files) {
   for (auto& [k, v] : half) rounded[k] = v.to(at::kFloat);
   EXPECT_LT((out16 - tiny_model(rounded)->forward(ids)).abs().max().item<double>(), 1e-5);
 
-  ASSERT_TRUE(runtime::save_safetensors_mixed((dir / "f8.safetensors").string(), w, {},
-                                              [](const std::string& name) { return name.ends_with(".weight"); })
-                  .is_ok());
+  ASSERT_TRUE(
+      runtime::save_safetensors_mixed((dir / "f8.safetensors").string(), w, {}, [](const std::string& name) {
+        return name.ends_with(".weight");
+      }).is_ok());
   auto f8 = load_t5_encoder((dir / "f8.safetensors").string());
   ASSERT_TRUE(f8.is_ok()) << f8.status().to_string();
   EXPECT_TRUE(torch::isfinite((*f8)->forward(ids)).all().item<bool>());
@@ -178,9 +185,10 @@ TEST(T5Encoder, BadWeightsNameTheKeyAndFile) {
     w.erase(key);
     return w;
   };
-  for (const std::string key : {"shared.weight", "encoder.block.0.layer.0.SelfAttention.q.weight",
-                                "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
-                                "encoder.block.2.layer.1.DenseReluDense.wo.weight", "encoder.final_layer_norm.weight"}) {
+  for (const std::string key :
+       {"shared.weight", "encoder.block.0.layer.0.SelfAttention.q.weight",
+        "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+        "encoder.block.2.layer.1.DenseReluDense.wo.weight", "encoder.final_layer_norm.weight"}) {
     const std::string message = error(without(key));
     EXPECT_NE(message.find("bad.safetensors"), std::string::npos) << key << ": " << message;
     EXPECT_NE(message.find(key), std::string::npos) << key << ": " << message;

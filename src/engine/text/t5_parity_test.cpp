@@ -1,6 +1,7 @@
 // Differential check of the T5 tokenizer and encoder against ComfyUI: reads what tools/parity/t5_reference.py
 // wrote into $NETDIST_T5_PARITY_DATA on the GPU machine and compares
-//   * tokenize_with_weights (shipped models/t5_tokenizer/tokenizer.json, transformers pipeline) with ComfyUI's
+//   * tokenize_with_weights (shipped models/t5_tokenizer/tokenizer.json, transformers pipeline) with
+//   ComfyUI's
 //     SD3 and Flux T5XXLTokenizer on every prompt: ids and weights exactly;
 //   * the T5 encoder (random weights of reduced size, ComfyUI's keys, fp32 and fp16 files) on
 //     NETDIST_PARITY_DEVICE (default cuda) with ComfyUI's outputs, with and without the attention mask:
@@ -13,8 +14,8 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "engine/runtime/tensor_io.h"
 #include "engine/text/t5_encoder.h"
@@ -56,7 +57,8 @@ void t5_parity_tokens(const char* family, const TokenizeOptions& options) {
     nlohmann::json got = nlohmann::json::array();
     for (const TokenWindow& w : *windows) {
       nlohmann::json window = nlohmann::json::array();
-      for (size_t t = 0; t < w.ids.size(); ++t) window.push_back({w.ids[t], static_cast<double>(w.weights[t])});
+      for (size_t t = 0; t < w.ids.size(); ++t)
+        window.push_back({w.ids[t], static_cast<double>(w.weights[t])});
       got.push_back(window);
     }
     bool same = got.size() == expected[i].size();
@@ -64,16 +66,18 @@ void t5_parity_tokens(const char* family, const TokenizeOptions& options) {
       same = got[w].size() == expected[i][w].size();
       for (size_t t = 0; same && t < got[w].size(); ++t) {
         same = got[w][t][0] == expected[i][w][t][0] &&
-               static_cast<float>(got[w][t][1].get<double>()) == static_cast<float>(expected[i][w][t][1].get<double>());
+               static_cast<float>(got[w][t][1].get<double>()) ==
+                   static_cast<float>(expected[i][w][t][1].get<double>());
       }
     }
     if (!same) {
       ++mismatches;
-      ADD_FAILURE() << family << " prompt " << i << " " << nlohmann::json(prompt).dump() << "\n  netdist: "
-                    << got.dump() << "\n  ComfyUI: " << expected[i].dump();
+      ADD_FAILURE() << family << " prompt " << i << " " << nlohmann::json(prompt).dump()
+                    << "\n  netdist: " << got.dump() << "\n  ComfyUI: " << expected[i].dump();
     }
   }
-  std::printf("[ parity ] t5 tokenizer %s: max |diff| / max |ref| = %d (bound 0)\n", family, mismatches == 0 ? 0 : 1);
+  std::printf("[ parity ] t5 tokenizer %s: max |diff| / max |ref| = %d (bound 0)\n", family,
+              mismatches == 0 ? 0 : 1);
 }
 
 TEST(ParityT5, TokenizerSD3) { t5_parity_tokens("sd3", TokenizeOptions::t5xxl_sd3()); }
@@ -100,9 +104,10 @@ void t5_parity_encoder(const std::string& precision, double bound) {
       const at::Tensor ref = cases->at(key).to(at::kFloat);
       const at::Tensor out = (masked ? (*model)->forward(ids, mask) : (*model)->forward(ids)).cpu();
       ASSERT_EQ(out.sizes(), ref.sizes()) << key;
-      const double rel = (out - ref).abs().max().item<double>() / std::max(ref.abs().max().item<double>(), 1e-30);
-      std::printf("[ parity ] t5 encoder %s (L=%lld): max |diff| / max |ref| = %.3g (bound %.3g)\n", key.c_str(),
-                  static_cast<long long>(ids.size(1)), rel, bound);
+      const double rel =
+          (out - ref).abs().max().item<double>() / std::max(ref.abs().max().item<double>(), 1e-30);
+      std::printf("[ parity ] t5 encoder %s (L=%lld): max |diff| / max |ref| = %.3g (bound %.3g)\n",
+                  key.c_str(), static_cast<long long>(ids.size(1)), rel, bound);
       EXPECT_LE(rel, bound) << key;
       ++compared;
     }

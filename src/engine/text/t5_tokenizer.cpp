@@ -17,7 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
 struct T5Piece {
   std::string text;
   bool at_origin;  // starts at byte 0 of the whole input (Metaspace's prepend_scheme "first")
@@ -54,7 +53,8 @@ std::vector<T5Piece> t5_metaspace(const T5Piece& piece, const t5::MetaspaceStep&
     }
   }
   if (text.empty()) return {};
-  const bool prepend = step.prepend == t5::Prepend::kAlways || (step.prepend == t5::Prepend::kFirst && piece.at_origin);
+  const bool prepend =
+      step.prepend == t5::Prepend::kAlways || (step.prepend == t5::Prepend::kFirst && piece.at_origin);
   if (prepend && !text.starts_with(step.replacement)) text.insert(0, step.replacement);
   if (!step.split) return {{text, piece.at_origin}};
   std::vector<T5Piece> out;  // split before every replacement (MergedWithNext)
@@ -81,9 +81,15 @@ struct T5Tokenizer::Impl {
     std::string out(text);
     for (const t5::NormalizerStep& step : config.normalizers) {
       switch (step.kind) {
-        case t5::NormalizerStep::Kind::kPrecompiled: out = charsmap->normalize(out); break;
-        case t5::NormalizerStep::Kind::kStrip: out = t5::strip(out, step.strip_left, step.strip_right); break;
-        case t5::NormalizerStep::Kind::kReplace: out = t5::replace(out, step); break;
+        case t5::NormalizerStep::Kind::kPrecompiled:
+          out = charsmap->normalize(out);
+          break;
+        case t5::NormalizerStep::Kind::kStrip:
+          out = t5::strip(out, step.strip_left, step.strip_right);
+          break;
+        case t5::NormalizerStep::Kind::kReplace:
+          out = t5::replace(out, step);
+          break;
       }
     }
     return out;
@@ -114,7 +120,8 @@ Result<T5Tokenizer> T5Tokenizer::load(const std::string& path, Pipeline pipeline
   return from_json(json, path, pipeline);
 }
 
-Result<T5Tokenizer> T5Tokenizer::from_json(std::string_view json, const std::string& source, Pipeline pipeline) {
+Result<T5Tokenizer> T5Tokenizer::from_json(std::string_view json, const std::string& source,
+                                           Pipeline pipeline) {
   nlohmann::json root = nlohmann::json::parse(json, nullptr, false);
   if (root.is_discarded() || !root.is_object()) {
     return Status::invalid_argument(source + ": not a JSON object (a tokenizer.json is expected)");
@@ -124,10 +131,12 @@ Result<T5Tokenizer> T5Tokenizer::from_json(std::string_view json, const std::str
                       t5::parse_tokenizer_config(root, source, pipeline == Pipeline::kTransformers));
   t5::TokenizerConfig& config = out.impl_->config;
   if (!config.charsmap_blob.empty()) {
-    ND_ASSIGN_OR_RETURN(PrecompiledCharsmap charsmap, PrecompiledCharsmap::parse(config.charsmap_blob, source));
+    ND_ASSIGN_OR_RETURN(PrecompiledCharsmap charsmap,
+                        PrecompiledCharsmap::parse(config.charsmap_blob, source));
     out.impl_->charsmap = std::move(charsmap);
   }
-  ND_ASSIGN_OR_RETURN(UnigramModel model, UnigramModel::create(std::move(config.vocab), config.unk_id, source));
+  ND_ASSIGN_OR_RETURN(UnigramModel model,
+                      UnigramModel::create(std::move(config.vocab), config.unk_id, source));
   config.vocab.clear();
   out.impl_->model = std::move(model);
   out.end_id_ = config.end_id;
@@ -167,7 +176,8 @@ std::vector<int> T5Tokenizer::encode(std::string_view text) const {
 
 std::vector<std::string> T5Tokenizer::pre_tokenize(std::string_view text) const {
   std::vector<std::string> out;
-  for (T5Piece& piece : impl_->pre_tokenize(impl_->normalize(text), true)) out.push_back(std::move(piece.text));
+  for (T5Piece& piece : impl_->pre_tokenize(impl_->normalize(text), true))
+    out.push_back(std::move(piece.text));
   return out;
 }
 

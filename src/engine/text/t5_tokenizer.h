@@ -7,8 +7,8 @@
 //   2. normalize each remaining piece: SentencePiece's precompiled charsmap (precompiled_charsmap.h; NFKC and
 //      T5's extra rules), then, in kTokenizerJson mode only, the file's Strip / Replace steps;
 //   3. pre-split: kTransformers mode: on White_Space, then "▁" is put in front of every word (Metaspace,
-//      prepend_scheme "always"); kTokenizerJson mode: the file's Metaspace (spaces -> "▁", "▁" in front of the
-//      text's first piece only); both then split before every "▁";
+//      prepend_scheme "always"); kTokenizerJson mode: the file's Metaspace (spaces -> "▁", "▁" in front of
+//      the text's first piece only); both then split before every "▁";
 //   4. each piece: Viterbi segmentation over the unigram vocabulary (unigram_model.h): best total score, a
 //      character no token starts with scores min_score - 10 and becomes unk; unk runs fuse into one unk id.
 // The end token ("</s>", from the file's post-processor) is not appended: ComfyUI drops it per segment.

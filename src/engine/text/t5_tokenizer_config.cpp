@@ -21,9 +21,11 @@ bool t5_bool(const json& node, const char* key, bool fallback) {
   return it != node.end() && it->is_boolean() ? it->get<bool>() : fallback;
 }
 
-Result<std::vector<std::pair<std::string, double>>> t5_parse_vocab(const json& model, const std::string& source) {
+Result<std::vector<std::pair<std::string, double>>> t5_parse_vocab(const json& model,
+                                                                   const std::string& source) {
   auto vocab_it = model.find("vocab");
-  if (vocab_it == model.end() || !vocab_it->is_array()) return t5_bad(source, "model.vocab", "is not an array");
+  if (vocab_it == model.end() || !vocab_it->is_array())
+    return t5_bad(source, "model.vocab", "is not an array");
   if (vocab_it->empty()) return t5_bad(source, "model.vocab", "is empty");
   std::vector<std::pair<std::string, double>> vocab;
   vocab.reserve(vocab_it->size());
@@ -37,7 +39,8 @@ Result<std::vector<std::pair<std::string, double>>> t5_parse_vocab(const json& m
   return vocab;
 }
 
-Result<NormalizerStep> t5_parse_normalizer(const json& node, const std::string& source, std::string& charsmap) {
+Result<NormalizerStep> t5_parse_normalizer(const json& node, const std::string& source,
+                                           std::string& charsmap) {
   const std::string type = node.value("type", "");
   NormalizerStep step;
   if (type == "Precompiled") {
@@ -71,7 +74,8 @@ Result<NormalizerStep> t5_parse_normalizer(const json& node, const std::string& 
     if (brace == 1 && regex.size() > 4 && regex.ends_with(",}") &&
         std::string_view("\\.^$|?*+()[]{}").find(regex[0]) == std::string_view::npos) {
       const std::string digits = regex.substr(2, regex.size() - 4);
-      if (!digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      if (!digits.empty() &&
+          std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
         step.pattern = regex.substr(0, 1);
         step.min_repeat = static_cast<size_t>(std::stoul(digits));
         if (step.min_repeat > 0) return step;
@@ -80,7 +84,8 @@ Result<NormalizerStep> t5_parse_normalizer(const json& node, const std::string& 
     return Status::unsupported(source + ": normalizer Replace pattern " + pattern.dump() +
                                " is not supported (only literal strings and \"c{n,}\" regexes)");
   }
-  return Status::unsupported(source + ": normalizer type \"" + type + "\" is not supported by the T5 tokenizer");
+  return Status::unsupported(source + ": normalizer type \"" + type +
+                             "\" is not supported by the T5 tokenizer");
 }
 
 Status t5_parse_normalizers(const json& root, const std::string& source, bool transformers,
@@ -111,14 +116,16 @@ Result<PreTokenizerStep> t5_parse_pre_tokenizer(const json& node, const std::str
     return step;
   }
   if (type != "Metaspace") {
-    return Status::unsupported(source + ": pre_tokenizer type \"" + type + "\" is not supported by the T5 tokenizer");
+    return Status::unsupported(source + ": pre_tokenizer type \"" + type +
+                               "\" is not supported by the T5 tokenizer");
   }
   step.metaspace.replacement = node.value("replacement", std::string("\xE2\x96\x81"));
   if (unicode::decode_utf8(step.metaspace.replacement).size() != 1) {
     return t5_bad(source, "pre_tokenizer Metaspace replacement", "is not one character");
   }
   step.metaspace.split = t5_bool(node, "split", true);
-  const std::string scheme = node.value("prepend_scheme", t5_bool(node, "add_prefix_space", true) ? "always" : "never");
+  const std::string scheme =
+      node.value("prepend_scheme", t5_bool(node, "add_prefix_space", true) ? "always" : "never");
   if (scheme == "always") {
     step.metaspace.prepend = Prepend::kAlways;
   } else if (scheme == "first") {
@@ -149,24 +156,27 @@ Status t5_parse_pre_tokenizers(const json& root, const std::string& source, Toke
   return Status::ok();
 }
 
-Status t5_parse_added(const json& root, const std::string& source, size_t vocab_size, TokenizerConfig& config) {
+Status t5_parse_added(const json& root, const std::string& source, size_t vocab_size,
+                      TokenizerConfig& config) {
   const json added = root.value("added_tokens", json::array());
   if (!added.is_array()) return t5_bad(source, "added_tokens", "is not an array");
   for (size_t i = 0; i < added.size(); ++i) {
     const json& token = added[i];
     const std::string field = "added_tokens[" + std::to_string(i) + "]";
     if (!token.is_object() || !token.contains("id") || !token["id"].is_number_integer() ||
-        !token.contains("content") || !token["content"].is_string() || token["content"].get<std::string>().empty()) {
+        !token.contains("content") || !token["content"].is_string() ||
+        token["content"].get<std::string>().empty()) {
       return t5_bad(source, field, "needs an integer id and a non-empty content string");
     }
     const int64_t id = token["id"].get<int64_t>();
     if (id < 0 || static_cast<size_t>(id) >= vocab_size) {
       return t5_bad(source, field, "id " + std::to_string(id) + " is outside the vocabulary");
     }
-    if (t5_bool(token, "normalized", false) || t5_bool(token, "lstrip", false) || t5_bool(token, "rstrip", false) ||
-        t5_bool(token, "single_word", false)) {
-      return Status::unsupported(source + ": " + field +
-                                 " is normalized, lstrip, rstrip or single_word: not supported by the T5 tokenizer");
+    if (t5_bool(token, "normalized", false) || t5_bool(token, "lstrip", false) ||
+        t5_bool(token, "rstrip", false) || t5_bool(token, "single_word", false)) {
+      return Status::unsupported(
+          source + ": " + field +
+          " is normalized, lstrip, rstrip or single_word: not supported by the T5 tokenizer");
     }
     config.added.add(token["content"].get<std::string>(), static_cast<int>(id));
   }
@@ -227,7 +237,8 @@ Result<TokenizerConfig> parse_tokenizer_config(const json& root, const std::stri
   TokenizerConfig config;
   ND_ASSIGN_OR_RETURN(config.vocab, t5_parse_vocab(*model, source));
   auto unk = model->find("unk_id");
-  if (unk == model->end() || !unk->is_number_integer()) return t5_bad(source, "model.unk_id", "is not an integer");
+  if (unk == model->end() || !unk->is_number_integer())
+    return t5_bad(source, "model.unk_id", "is not an integer");
   config.unk_id = unk->get<int>();
   ND_RETURN_IF_ERROR(t5_parse_normalizers(root, source, transformers_pipeline, config));
   if (transformers_pipeline) {

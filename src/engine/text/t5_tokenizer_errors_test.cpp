@@ -29,7 +29,8 @@ json tiny_tokenizer() {
   })");
 }
 
-std::string error_of(const json& spec, T5Tokenizer::Pipeline pipeline = T5Tokenizer::Pipeline::kTokenizerJson) {
+std::string error_of(const json& spec,
+                     T5Tokenizer::Pipeline pipeline = T5Tokenizer::Pipeline::kTokenizerJson) {
   auto tokenizer = T5Tokenizer::from_json(spec.dump(), "bad/tokenizer.json", pipeline);
   if (tokenizer.is_ok()) return "";
   return tokenizer.status().to_string();
@@ -59,15 +60,33 @@ TEST(T5TokenizerErrors, EachMalformedFieldIsNamed) {
       {"empty vocab", [](json& j) { j["model"]["vocab"] = json::array(); }, "model.vocab"},
       {"unk id", [](json& j) { j["model"]["unk_id"] = 70; }, "unk_id"},
       {"unk id type", [](json& j) { j["model"]["unk_id"] = "2"; }, "unk_id"},
-      {"normalizer", [](json& j) { j["normalizer"] = {{"type", "NFKC"}}; }, "normalizer type \"NFKC\""},
-      {"regex", [](json& j) { j["normalizer"] = {{"type", "Replace"}, {"pattern", {{"Regex", "\\s+"}}}, {"content", " "}}; },
+      {"normalizer",
+       [](json& j) {
+         j["normalizer"] = {{"type", "NFKC"}};
+       },
+       "normalizer type \"NFKC\""},
+      {"regex",
+       [](json& j) {
+         j["normalizer"] = {{"type", "Replace"}, {"pattern", {{"Regex", "\\s+"}}}, {"content", " "}};
+       },
        "Replace pattern"},
-      {"charsmap base64", [](json& j) { j["normalizer"] = {{"type", "Precompiled"}, {"precompiled_charsmap", "!!"}}; },
+      {"charsmap base64",
+       [](json& j) {
+         j["normalizer"] = {{"type", "Precompiled"}, {"precompiled_charsmap", "!!"}};
+       },
        "base64"},
-      {"charsmap short", [](json& j) { j["normalizer"] = {{"type", "Precompiled"}, {"precompiled_charsmap", "AAA="}}; },
+      {"charsmap short",
+       [](json& j) {
+         j["normalizer"] = {{"type", "Precompiled"}, {"precompiled_charsmap", "AAA="}};
+       },
        "precompiled_charsmap"},
-      {"pre_tokenizer", [](json& j) { j["pre_tokenizer"] = {{"type", "ByteLevel"}}; }, "pre_tokenizer type"},
-      {"prepend scheme", [](json& j) { j["pre_tokenizer"]["prepend_scheme"] = "sometimes"; }, "prepend_scheme"},
+      {"pre_tokenizer",
+       [](json& j) {
+         j["pre_tokenizer"] = {{"type", "ByteLevel"}};
+       },
+       "pre_tokenizer type"},
+      {"prepend scheme", [](json& j) { j["pre_tokenizer"]["prepend_scheme"] = "sometimes"; },
+       "prepend_scheme"},
       {"added id", [](json& j) { j["added_tokens"][0]["id"] = 99; }, "added_tokens[0]"},
       {"added content", [](json& j) { j["added_tokens"][0]["content"] = ""; }, "added_tokens[0]"},
       {"added lstrip", [](json& j) { j["added_tokens"][0]["lstrip"] = true; }, "added_tokens[0]"},

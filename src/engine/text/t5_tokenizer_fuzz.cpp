@@ -1,7 +1,8 @@
 // libFuzzer target for the T5 tokenizer. The first byte picks what the rest is:
-//   0: text for the shipped tokenizer (both pipelines): every id is in the vocabulary, encoding is repeatable;
-//   1: a whole tokenizer.json: either a Status naming "fuzz" or a tokenizer whose ids stay in its vocabulary;
-//   2: a precompiled_charsmap blob: parsing fails cleanly or normalizing any text stays in bounds.
+//   0: text for the shipped tokenizer (both pipelines): every id is in the vocabulary, encoding is
+//   repeatable; 1: a whole tokenizer.json: either a Status naming "fuzz" or a tokenizer whose ids stay in its
+//   vocabulary; 2: a precompiled_charsmap blob: parsing fails cleanly or normalizing any text stays in
+//   bounds.
 #include <cstdlib>
 #include <string>
 

@@ -18,11 +18,14 @@
 namespace netdist::text {
 namespace {
 
-std::string shipped_tokenizer() { return std::string(NETDIST_SOURCE_DIR) + "/models/t5_tokenizer/tokenizer.json"; }
+std::string shipped_tokenizer() {
+  return std::string(NETDIST_SOURCE_DIR) + "/models/t5_tokenizer/tokenizer.json";
+}
 
 const T5Tokenizer& shipped(T5Tokenizer::Pipeline pipeline = T5Tokenizer::Pipeline::kTransformers) {
   static const T5Tokenizer transformers = T5Tokenizer::load(shipped_tokenizer()).value();
-  static const T5Tokenizer file = T5Tokenizer::load(shipped_tokenizer(), T5Tokenizer::Pipeline::kTokenizerJson).value();
+  static const T5Tokenizer file =
+      T5Tokenizer::load(shipped_tokenizer(), T5Tokenizer::Pipeline::kTokenizerJson).value();
   return pipeline == T5Tokenizer::Pipeline::kTransformers ? transformers : file;
 }
 
@@ -36,7 +39,9 @@ TEST(T5Tokenizer, LoadsTheShippedVocabulary) {
   EXPECT_EQ(tokenizer.vocab_size(), 32100u);
   EXPECT_EQ(tokenizer.end_id(), 1);
   EXPECT_EQ(tokenizer.unk_id(), 2);
-  EXPECT_EQ(tokenizer.token_text(1712), "\xE2\x96\x81" "cat");
+  EXPECT_EQ(tokenizer.token_text(1712),
+            "\xE2\x96\x81"
+            "cat");
   EXPECT_EQ(tokenizer.token_text(32099), "<extra_id_0>");
   EXPECT_EQ(tokenizer.token_text(-1), "");
   EXPECT_EQ(tokenizer.token_text(32100), "");
@@ -55,11 +60,15 @@ TEST(T5Tokenizer, HandCheckedSegmentations) {
 
 TEST(T5Tokenizer, UnicodeGoesThroughTheCharsmap) {
   const T5Tokenizer& t = shipped();
-  EXPECT_EQ(t.encode("ｆｕｌｌ…"), (std::vector<int>{423, 233}));             // NFKC: "▁full" "..."
-  EXPECT_EQ(t.encode("e\u0301"), t.encode("\u00e9"));                       // composed as NFKC does
-  EXPECT_EQ(t.encode("x\uff21\u0301y"), (std::vector<int>{3, 226, 188, 63}));  // `tokenizers` drops the accent
-  EXPECT_EQ(t.encode("日本語"), (std::vector<int>{3, 2}));                  // unknown characters fuse into one unk
-  EXPECT_EQ(t.pre_tokenize("ｆｕｌｌ  text"), (std::vector<std::string>{"\xE2\x96\x81" "full", "\xE2\x96\x81" "text"}));
+  EXPECT_EQ(t.encode("ｆｕｌｌ…"), (std::vector<int>{423, 233}));  // NFKC: "▁full" "..."
+  EXPECT_EQ(t.encode("e\u0301"), t.encode("\u00e9"));              // composed as NFKC does
+  EXPECT_EQ(t.encode("x\uff21\u0301y"),
+            (std::vector<int>{3, 226, 188, 63}));           // `tokenizers` drops the accent
+  EXPECT_EQ(t.encode("日本語"), (std::vector<int>{3, 2}));  // unknown characters fuse into one unk
+  EXPECT_EQ(t.pre_tokenize("ｆｕｌｌ  text"), (std::vector<std::string>{"\xE2\x96\x81"
+                                                                        "full",
+                                                                        "\xE2\x96\x81"
+                                                                        "text"}));
 }
 
 TEST(T5Tokenizer, AddedTokensAndTheTwoPipelines) {
@@ -109,7 +118,8 @@ TEST(T5Tokenizer, ComfyUIPaddingForSD3AndFlux) {
   auto flux = tokenize_with_weights(shipped(), "a cat", TokenizeOptions::t5xxl_flux());
   ASSERT_TRUE(flux.is_ok());
   ASSERT_EQ((*flux)[0].ids.size(), 256u);
-  EXPECT_EQ(std::vector<int>((*flux)[0].ids.begin(), (*flux)[0].ids.begin() + 5), (std::vector<int>{3, 9, 1712, 1, 0}));
+  EXPECT_EQ(std::vector<int>((*flux)[0].ids.begin(), (*flux)[0].ids.begin() + 5),
+            (std::vector<int>{3, 9, 1712, 1, 0}));
 }
 
 TEST(T5Tokenizer, PromptWeightsFollowEachSegment) {
@@ -142,18 +152,18 @@ TEST(T5Tokenizer, VeryLongPromptStaysOneWindow) {
 }
 
 TEST(UnigramModel, ViterbiScoresTiesAndUnknowns) {
-  auto model = UnigramModel::create({{"<unk>", 0.0}, {"a", -1.0}, {"b", -1.0}, {"ab", -2.0}, {"abc", -10.0},
-                                     {"c", -2.5}, {"bc", -1.0}},
-                                    0, "test");
+  auto model = UnigramModel::create(
+      {{"<unk>", 0.0}, {"a", -1.0}, {"b", -1.0}, {"ab", -2.0}, {"abc", -10.0}, {"c", -2.5}, {"bc", -1.0}}, 0,
+      "test");
   ASSERT_TRUE(model.is_ok());
   auto encode = [&](std::string_view s) {
     std::vector<int> ids;
     model->encode(s, ids);
     return ids;
   };
-  EXPECT_EQ(encode("ab"), (std::vector<int>{3}));        // a+b == ab: the path found first (ab) wins
-  EXPECT_EQ(encode("abc"), (std::vector<int>{1, 6}));    // a + bc (-2) beats ab + c (-4.5) and abc (-10)
-  EXPECT_EQ(encode("xyz"), (std::vector<int>{0}));       // unknown run -> one unk
+  EXPECT_EQ(encode("ab"), (std::vector<int>{3}));      // a+b == ab: the path found first (ab) wins
+  EXPECT_EQ(encode("abc"), (std::vector<int>{1, 6}));  // a + bc (-2) beats ab + c (-4.5) and abc (-10)
+  EXPECT_EQ(encode("xyz"), (std::vector<int>{0}));     // unknown run -> one unk
   EXPECT_EQ(encode("axyb"), (std::vector<int>{1, 0, 2}));
   EXPECT_EQ(encode("\xC3\xA9"), (std::vector<int>{0}));  // a two-byte character is one unk
   EXPECT_TRUE(encode("").empty());

@@ -40,7 +40,8 @@ std::u32string strip_char(std::u32string_view text, char32_t c) {
 }
 
 // SDTokenizer._try_get_embedding with a missing embedding: returns the leftover text to tokenize.
-Result<std::string> resolve_embedding(std::string_view word, const TokenizeOptions& options, TokenizeReport* report) {
+Result<std::string> resolve_embedding(std::string_view word, const TokenizeOptions& options,
+                                      TokenizeReport* report) {
   std::u32string name_part = strip_char(unicode::decode_utf8(word.substr(kEmbeddingPrefix.size())), U'\n');
   std::vector<std::u32string> split = python_split(name_part);
   std::u32string name = split.empty() ? std::u32string() : split[0];
@@ -79,15 +80,18 @@ Result<std::vector<TokenWindow>> tokenize_words(const WordEncoder& encoder, std:
 
 }  // namespace
 
-Result<std::vector<TokenWindow>> tokenize_with_weights(const ClipTokenizer& tokenizer, std::string_view prompt,
-                                                       const TokenizeOptions& options, TokenizeReport* report) {
+Result<std::vector<TokenWindow>> tokenize_with_weights(const ClipTokenizer& tokenizer,
+                                                       std::string_view prompt,
+                                                       const TokenizeOptions& options,
+                                                       TokenizeReport* report) {
   WordEncoder encoder{[&](std::string_view word) { return tokenizer.encode(word); }, tokenizer.bos_id(),
                       tokenizer.eos_id(), tokenizer.eos_id()};
   return tokenize_words(encoder, prompt, options, report);
 }
 
 Result<std::vector<TokenWindow>> tokenize_with_weights(const T5Tokenizer& tokenizer, std::string_view prompt,
-                                                       const TokenizeOptions& options, TokenizeReport* report) {
+                                                       const TokenizeOptions& options,
+                                                       TokenizeReport* report) {
   WordEncoder encoder{[&](std::string_view word) { return tokenizer.encode(word); }, std::nullopt,
                       tokenizer.end_id(), 0};
   return tokenize_words(encoder, prompt, options, report);
@@ -147,7 +151,8 @@ Result<std::vector<TokenWindow>> tokenize_words(const WordEncoder& encoder, std:
         }
         windows.push_back(empty_window);
       } else {
-        window.insert(window.end(), whole_group.begin() + static_cast<std::ptrdiff_t>(next), whole_group.end());
+        window.insert(window.end(), whole_group.begin() + static_cast<std::ptrdiff_t>(next),
+                      whole_group.end());
         next = whole_group.size();
       }
     }

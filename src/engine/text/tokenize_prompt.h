@@ -67,7 +67,8 @@ struct TokenizeReport {
 };
 
 // Errors: invalid_argument for max_length < 10 or min_length < 0; unsupported for an existing embedding.
-Result<std::vector<TokenWindow>> tokenize_with_weights(const ClipTokenizer& tokenizer, std::string_view prompt,
+Result<std::vector<TokenWindow>> tokenize_with_weights(const ClipTokenizer& tokenizer,
+                                                       std::string_view prompt,
                                                        const TokenizeOptions& options,
                                                        TokenizeReport* report = nullptr);
 
