@@ -16,6 +16,10 @@
 #   upscale    tools/parity/upscale_reference.py (spandrel's RRDBNet/Real-ESRGAN/SRVGGNetCompact of real sizes,
 #              random weights, through ComfyUI's UpscaleModelLoader + ImageUpscaleWithModel on a 4-tile
 #              image), then netdist_parity_tests (ParityUpscale.*) with NETDIST_UPSCALE_PARITY_DATA set
+#   t5         tools/parity/t5_reference.py (ComfyUI's SD3/Flux T5XXLTokenizer on ~650 prompts; a reduced-size
+#              random comfy.text_encoders.t5.T5, fp32 and fp16 weights, with and without the attention mask),
+#              then netdist_parity_tests (ParityT5.*) with NETDIST_T5_PARITY_DATA set: ids and weights identical,
+#              encoder max |diff| / max |ref| <= 1e-4 (fp32) and 1e-3 (fp16 weights)
 #   sd15       real-size random SD1.5 checkpoint, ComfyUI reference (fp16 and fp32), tools/parity/parity_check:
 #              text encoder, one UNet call, VAE decode and whole 20-step images for four samplers
 #   sdxl       the same for SDXL at 1024² (fp16)
@@ -36,7 +40,7 @@
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
 #
 # Environment (all optional): PEER=.peer  BUILD=build/gpu  WORK=/tmp/netdist-parity  PYTHON=python3
-#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale sd15 sdxl tiles usdu flow"  STEP_TIMEOUT=900 (seconds a step)
+#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 sd15 sdxl tiles usdu flow"  STEP_TIMEOUT=900 (seconds a step)
 #   The device tool allows 10 minutes a command: run the steps in two commands if needed, e.g.
 #   PARITY_STEPS="build goldens unet_vae cudagraphs sd15" then PARITY_STEPS=sdxl (the build stays in BUILD).
 set -uo pipefail
@@ -47,7 +51,7 @@ BUILD=${BUILD:-build/gpu}
 WORK=${WORK:-/tmp/netdist-parity}
 PYTHON=${PYTHON:-python3}
 CUDA_DEVICE=${CUDA_DEVICE:-0}
-PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale sd15 sdxl tiles usdu flow}
+PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 sd15 sdxl tiles usdu flow}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 RESULTS=$WORK/results
 ROWS=$WORK/rows.tsv  # check <TAB> pass|FAIL <TAB> largest difference <TAB> bound
@@ -205,6 +209,26 @@ if want upscale; then
     rm -f "$WORK/upscale_rows.tsv"
   else
     row "ParityUpscale: upscale_reference.py" FAIL "-" "-"
+  fi
+fi
+
+# ---- T5-XXL tokenizer and encoder: ComfyUI's own classes (SD3.5 / Flux text side) -----------------------
+if want t5; then
+  rm -rf "$WORK/t5"
+  if run_logged t5_reference "$PYTHON" tools/parity/t5_reference.py --comfyui "$PEER/ComfyUI" --out "$WORK/t5"; then
+    NETDIST_T5_PARITY_DATA=$WORK/t5 timeout "$STEP_TIMEOUT" "$BUILD/netdist_parity_tests" \
+      --gtest_filter='ParityT5.*' --gtest_output=xml:"$RESULTS/t5.gtest.xml" >"$WORK/t5_tests.log" 2>&1
+    echo "ParityT5 $? t5.gtest.xml" >>"$RESULTS/steps.txt"
+    grep -E '^\[ *(FAILED|SKIPPED) *\]|Failure|^\[ t5 \]' "$WORK/t5_tests.log" | head -20
+    sed -n 's/^\[ parity \] \(.*\): max |diff| \/ max |ref| = \([^ ]*\) (bound \([^)]*\))$/\1\t\2\t\3/p' \
+      "$WORK/t5_tests.log" |
+      awk -F'\t' '{ ok = ($2 + 0 <= $3 + 0); printf "ParityT5: %s\t%s\t%s rel\t%s\n", $1, ok ? "pass" : "FAIL", $2, $3 }' >>"$ROWS"
+    grep -q '^\[ parity \]' "$WORK/t5_tests.log" || row "ParityT5: no comparison ran" FAIL "-" "1e-4"
+    ROWS=$WORK/t5_rows.tsv gtest_rows "ParityT5" "$RESULTS/t5.gtest.xml" "-" "1e-4"
+    awk -F'\t' '$2 != "pass"' "$WORK/t5_rows.tsv" >>"$ROWS"
+    rm -f "$WORK/t5_rows.tsv"
+  else
+    row "ParityT5: t5_reference.py" FAIL "-" "-"
   fi
 fi
 

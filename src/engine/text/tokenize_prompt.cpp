@@ -1,6 +1,8 @@
 #include "engine/text/tokenize_prompt.h"
 
 #include <algorithm>
+#include <functional>
+#include <optional>
 
 #include "engine/text/prompt_weights.h"
 #include "engine/text/unicode.h"
@@ -38,7 +40,8 @@ std::u32string strip_char(std::u32string_view text, char32_t c) {
 }
 
 // SDTokenizer._try_get_embedding with a missing embedding: returns the leftover text to tokenize.
-Result<std::string> resolve_embedding(std::string_view word, const TokenizeOptions& options, TokenizeReport* report) {
+Result<std::string> resolve_embedding(std::string_view word, const TokenizeOptions& options,
+                                      TokenizeReport* report) {
   std::u32string name_part = strip_char(unicode::decode_utf8(word.substr(kEmbeddingPrefix.size())), U'\n');
   std::vector<std::u32string> split = python_split(name_part);
   std::u32string name = split.empty() ? std::u32string() : split[0];
@@ -64,10 +67,40 @@ Result<std::string> resolve_embedding(std::string_view word, const TokenizeOptio
   return unicode::encode_utf8(leftover);
 }
 
+// The tokenizer as SDTokenizer sees it: encode one word without start/end tokens.
+struct WordEncoder {
+  std::function<std::vector<int>(std::string_view)> encode;
+  std::optional<int> start_id;
+  int end_id = 0;
+  int default_pad_id = 0;
+};
+
+Result<std::vector<TokenWindow>> tokenize_words(const WordEncoder& encoder, std::string_view prompt,
+                                                const TokenizeOptions& options, TokenizeReport* report);
+
 }  // namespace
 
-Result<std::vector<TokenWindow>> tokenize_with_weights(const ClipTokenizer& tokenizer, std::string_view prompt,
-                                                       const TokenizeOptions& options, TokenizeReport* report) {
+Result<std::vector<TokenWindow>> tokenize_with_weights(const ClipTokenizer& tokenizer,
+                                                       std::string_view prompt,
+                                                       const TokenizeOptions& options,
+                                                       TokenizeReport* report) {
+  WordEncoder encoder{[&](std::string_view word) { return tokenizer.encode(word); }, tokenizer.bos_id(),
+                      tokenizer.eos_id(), tokenizer.eos_id()};
+  return tokenize_words(encoder, prompt, options, report);
+}
+
+Result<std::vector<TokenWindow>> tokenize_with_weights(const T5Tokenizer& tokenizer, std::string_view prompt,
+                                                       const TokenizeOptions& options,
+                                                       TokenizeReport* report) {
+  WordEncoder encoder{[&](std::string_view word) { return tokenizer.encode(word); }, std::nullopt,
+                      tokenizer.end_id(), 0};
+  return tokenize_words(encoder, prompt, options, report);
+}
+
+namespace {
+
+Result<std::vector<TokenWindow>> tokenize_words(const WordEncoder& encoder, std::string_view prompt,
+                                                const TokenizeOptions& options, TokenizeReport* report) {
   if (options.max_length < 10) {
     return Status::invalid_argument("tokenize options: max_length " + std::to_string(options.max_length) +
                                     " is below 10");
@@ -76,9 +109,9 @@ Result<std::vector<TokenWindow>> tokenize_with_weights(const ClipTokenizer& toke
     return Status::invalid_argument("tokenize options: min_length " + std::to_string(options.min_length) +
                                     " is negative");
   }
-  const int start_id = tokenizer.bos_id();
-  const int end_id = tokenizer.eos_id();
-  const int pad_id = options.pad_id.value_or(end_id);
+  const std::optional<int> start_id = encoder.start_id;
+  const int end_id = encoder.end_id;
+  const int pad_id = options.pad_id.value_or(encoder.default_pad_id);
   const size_t max_length = static_cast<size_t>(options.max_length);
 
   std::vector<TokenGroup> groups;
@@ -90,13 +123,15 @@ Result<std::vector<TokenWindow>> tokenize_with_weights(const ClipTokenizer& toke
         if (word.empty()) continue;
       }
       TokenGroup group;
-      for (int id : tokenizer.encode(word)) group.push_back({id, weight});
+      for (int id : encoder.encode(word)) group.push_back({id, weight});
       groups.push_back(std::move(group));
     }
   }
 
   std::vector<std::vector<WeightedToken>> windows;
-  windows.push_back({{start_id, 1.0f}});
+  const std::vector<WeightedToken> empty_window =
+      start_id ? std::vector<WeightedToken>{{*start_id, 1.0f}} : std::vector<WeightedToken>{};
+  windows.push_back(empty_window);
   for (const TokenGroup& whole_group : groups) {
     const bool is_large = whole_group.size() >= kMaxWordLength;
     size_t next = 0;
@@ -114,9 +149,10 @@ Result<std::vector<TokenWindow>> tokenize_with_weights(const ClipTokenizer& toke
           window.push_back({end_id, 1.0f});
           if (options.pad_to_max_length) window.insert(window.end(), room, {pad_id, 1.0f});
         }
-        windows.push_back({{start_id, 1.0f}});
+        windows.push_back(empty_window);
       } else {
-        window.insert(window.end(), whole_group.begin() + static_cast<std::ptrdiff_t>(next), whole_group.end());
+        window.insert(window.end(), whole_group.begin() + static_cast<std::ptrdiff_t>(next),
+                      whole_group.end());
         next = whole_group.size();
       }
     }
@@ -136,5 +172,7 @@ Result<std::vector<TokenWindow>> tokenize_with_weights(const ClipTokenizer& toke
   }
   return out;
 }
+
+}  // namespace
 
 }  // namespace netdist::text

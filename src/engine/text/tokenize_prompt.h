@@ -6,6 +6,8 @@
 //     (weight 1), then pad (weight 1). A group that does not fit in the current window moves whole to the
 //     next window, unless it has >= 8 tokens: then it fills the current window and continues in the next;
 //   * an empty prompt gives one window: BOS, EOS, pad...
+// The T5 overload follows the same code with T5XXLTokenizer's settings: no BOS, EOS "</s>", pad 0, no
+// max_length padding, max_length 99999999 (one window), min_length 77 (SD3) or 256 (Flux).
 // Thread-safety: safe to call concurrently (ClipTokenizer::encode is).
 #pragma once
 
@@ -17,6 +19,7 @@
 
 #include "core/status.h"
 #include "engine/text/clip_tokenizer.h"
+#include "engine/text/t5_tokenizer.h"
 
 namespace netdist::text {
 
@@ -41,6 +44,17 @@ struct TokenizeOptions {
   std::function<bool(const std::string& name)> embedding_exists;
 
   static TokenizeOptions clip_l() { return {}; }
+  // ComfyUI's T5XXLTokenizer: sd3_clip.py (SD3, SD3.5) pads to 77, flux.py to 256.
+  static TokenizeOptions t5xxl(int min_length) {
+    TokenizeOptions options;
+    options.pad_id = 0;
+    options.max_length = 99999999;
+    options.pad_to_max_length = false;
+    options.min_length = min_length;
+    return options;
+  }
+  static TokenizeOptions t5xxl_sd3() { return t5xxl(77); }
+  static TokenizeOptions t5xxl_flux() { return t5xxl(256); }
   static TokenizeOptions open_clip() {
     TokenizeOptions options;
     options.pad_id = 0;
@@ -53,7 +67,13 @@ struct TokenizeReport {
 };
 
 // Errors: invalid_argument for max_length < 10 or min_length < 0; unsupported for an existing embedding.
-Result<std::vector<TokenWindow>> tokenize_with_weights(const ClipTokenizer& tokenizer, std::string_view prompt,
+Result<std::vector<TokenWindow>> tokenize_with_weights(const ClipTokenizer& tokenizer,
+                                                       std::string_view prompt,
+                                                       const TokenizeOptions& options,
+                                                       TokenizeReport* report = nullptr);
+
+// The same for T5 (no start token; the end token is the tokenizer's "</s>"; pad_id unset means 0).
+Result<std::vector<TokenWindow>> tokenize_with_weights(const T5Tokenizer& tokenizer, std::string_view prompt,
                                                        const TokenizeOptions& options,
                                                        TokenizeReport* report = nullptr);
 
