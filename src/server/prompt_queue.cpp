@@ -91,6 +91,8 @@ Status PromptQueue::attach_store(std::shared_ptr<store::Store> store, const Rest
     ND_ASSIGN_OR_RETURN(entry["outputs"], parse_stored(h.outputs_json, db, what + " (outputs)"));
     ND_ASSIGN_OR_RETURN(entry["status"], parse_stored(h.status_json, db, what + " (status)"));
     ND_ASSIGN_OR_RETURN(entry["meta"], parse_stored(h.meta_json, db, what + " (meta)"));
+    ND_ASSIGN_OR_RETURN(nlohmann::ordered_json netdist, parse_stored(h.netdist_json, db, what + " (netdist)"));
+    if (!netdist.is_null()) entry["netdist"] = std::move(netdist);
     entries.emplace_back(h.prompt_id, std::move(entry));
   }
   std::vector<QueueItem> requeued;
@@ -248,7 +250,7 @@ void PromptQueue::task_done(int64_t task_id, nlohmann::ordered_json outputs, nlo
     if (store_ && !(shutdown_ && !status.completed)) {
       // Committed before anyone can see the entry: a prompt shown as done is never re-run after a restart.
       Status s = store_->complete({item.prompt_id, entry["prompt"].dump(), entry["outputs"].dump(),
-                                   entry["status"].dump(), entry["meta"].dump()});
+                                   entry["status"].dump(), entry["meta"].dump(), status.netdist.dump()});
       if (!s.is_ok()) report_store_error(s);
     }
     put_history_locked(item.prompt_id, std::move(entry));

@@ -41,7 +41,7 @@ struct ExecutionStatus {
   bool completed = false;
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();  // [[event, data], ...]
   // netdist's own record of the run ({"plan": ...}, backend.h kPlanEvent), the entry's "netdist" member;
-  // null = none. Kept in memory only: an entry restored from the store has none.
+  // null = none. Stored with the entry (store.h StoredHistory::netdist_json).
   nlohmann::ordered_json netdist = nullptr;
 };
 

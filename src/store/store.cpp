@@ -122,6 +122,9 @@ const std::vector<Migration>& migrations() {
       {2,
        "ALTER TABLE prompts ADD COLUMN outputs_to_execute TEXT NOT NULL DEFAULT '[]';"
        "ALTER TABLE prompts ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;"},
+      // v3: the history entry's "netdist" member (the plan the coordinator ran), so that an entry reads the same
+      // after a restart.
+      {3, "ALTER TABLE history ADD COLUMN netdist TEXT NOT NULL DEFAULT 'null';"},
   };
   return list;
 }
@@ -281,14 +284,15 @@ Status Store::complete(const StoredHistory& e) {
     {
       Statement s(db_, path_);
       ND_RETURN_IF_ERROR(s.prepare(
-          "INSERT OR REPLACE INTO history (prompt_id, item, outputs, status, meta, completed) VALUES"
-          " (?1, ?2, ?3, ?4, ?5, (SELECT COALESCE(MAX(completed), 0) + 1 FROM history))",
+          "INSERT OR REPLACE INTO history (prompt_id, item, outputs, status, meta, netdist, completed) VALUES"
+          " (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(completed), 0) + 1 FROM history))",
           what));
       s.bind(1, e.prompt_id);
       s.bind(2, e.item_json);
       s.bind(3, e.outputs_json);
       s.bind(4, e.status_json);
       s.bind(5, e.meta_json);
+      s.bind(6, e.netdist_json);
       ND_RETURN_IF_ERROR(s.run());
     }
     for (const char* sql : {"UPDATE prompts SET state = 'done' WHERE prompt_id = ?1",
@@ -362,12 +366,13 @@ Result<std::vector<StoredHistory>> Store::history() {
   std::lock_guard lock(mutex_);
   Statement s(db_, path_);
   ND_RETURN_IF_ERROR(
-      s.prepare("SELECT prompt_id, item, outputs, status, meta FROM history ORDER BY completed", "reading the history"));
+      s.prepare("SELECT prompt_id, item, outputs, status, meta, netdist FROM history ORDER BY completed",
+                "reading the history"));
   std::vector<StoredHistory> out;
   while (true) {
     ND_ASSIGN_OR_RETURN(bool row, s.step());
     if (!row) break;
-    out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.text(4)});
+    out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5)});
   }
   return out;
 }

@@ -29,7 +29,7 @@ struct sqlite3;
 
 namespace netdist::store {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 inline constexpr const char* kDatabaseFileName = "netdist.db";
 
 struct Migration {
@@ -60,6 +60,7 @@ struct StoredHistory {
   std::string outputs_json;
   std::string status_json;
   std::string meta_json;
+  std::string netdist_json = "null";  // netdist's own record of the run (the entry's "netdist": its plan)
 };
 
 class Store {

@@ -82,7 +82,9 @@ TEST(Store, PromptLifecycleRoundTripsAndSurvivesReopening) {
     ASSERT_TRUE(s.put_prompt(prompt("c", "5.5")).is_ok());
     ASSERT_TRUE(s.mark_running("a").is_ok());
     ASSERT_TRUE(s.record_output("a", (dir / "a_00001_.png").string()).is_ok());
-    ASSERT_TRUE(s.complete({"a", R"([3,"a",{},{},["1"]])", R"({"1":{"images":[]}})", R"({"status_str":"success"})", "{}"}).is_ok());
+    ASSERT_TRUE(s.complete({"a", R"([3,"a",{},{},["1"]])", R"({"1":{"images":[]}})", R"({"status_str":"success"})", "{}",
+                            R"({"plan":{"mode":"rows"}})"})
+                    .is_ok());
     ASSERT_TRUE(s.mark_running("b").is_ok());
   }
   auto store = Store::open(dir.string());
@@ -110,6 +112,7 @@ TEST(Store, PromptLifecycleRoundTripsAndSurvivesReopening) {
   EXPECT_EQ((*history)[0].prompt_id, "a");
   EXPECT_EQ((*history)[0].outputs_json, R"({"1":{"images":[]}})");
   EXPECT_EQ((*history)[0].status_json, R"({"status_str":"success"})");
+  EXPECT_EQ((*history)[0].netdist_json, R"({"plan":{"mode":"rows"}})");
   auto committed = s.output_files("a", true);
   ASSERT_TRUE(committed.is_ok());
   EXPECT_EQ(*committed, std::vector<std::string>{(dir / "a_00001_.png").string()});
@@ -178,6 +181,9 @@ TEST(Store, MigratesAVersion1DatabaseToTheCurrentSchema) {
   raw_sql(dir / kDatabaseFileName,
           "INSERT INTO prompts (prompt_id, number, prompt, extra_data, client_id, state, accepted) VALUES "
           "('old', '4', '{}', '{}', 'c', 'running', 1)");
+  raw_sql(dir / kDatabaseFileName,
+          "INSERT INTO history (prompt_id, item, outputs, status, meta, completed) VALUES "
+          "('h', '[]', '{}', '{}', '{}', 1)");
   auto store = Store::open(dir.string());
   ASSERT_TRUE(store.is_ok()) << store.status().to_string();
   EXPECT_EQ((*store)->schema_version().value(), kSchemaVersion);
@@ -188,6 +194,11 @@ TEST(Store, MigratesAVersion1DatabaseToTheCurrentSchema) {
   EXPECT_EQ(old->attempts, 0);
   EXPECT_TRUE((*store)->mark_running("old").is_ok());
   EXPECT_EQ((*store)->get_prompt("old")->attempts, 1);
+  // v3: a history row written by a version-1 netdist reads as one without a plan.
+  auto history = (*store)->history();
+  ASSERT_TRUE(history.is_ok()) << history.status().to_string();
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_EQ((*history)[0].netdist_json, "null");
 }
 
 TEST(Store, GarbageFileIsAnErrorNamingItAndIsLeftUntouched) {
