@@ -44,7 +44,8 @@ void t5_parity_tokens(const char* family, const TokenizeOptions& options) {
   const nlohmann::json golden = nlohmann::json::parse(in, nullptr, false);
   ASSERT_FALSE(golden.is_discarded()) << path;
   std::printf("[ t5 ] ComfyUI tokenizer: %s\n", golden.at("meta").dump().c_str());
-  auto tokenizer = T5Tokenizer::load(std::string(NETDIST_SOURCE_DIR) + "/models/t5_tokenizer/tokenizer.json");
+  auto tokenizer = T5Tokenizer::load(
+      (std::filesystem::path(NETDIST_SOURCE_DIR) / "models" / "t5_tokenizer" / "tokenizer.json").string());
   ASSERT_TRUE(tokenizer.is_ok()) << tokenizer.status().to_string();
   const nlohmann::json& prompts = golden.at("prompts");
   const nlohmann::json& expected = golden.at(family);

@@ -4,6 +4,7 @@
 //   vocabulary; 2: a precompiled_charsmap blob: parsing fails cleanly or normalizing any text stays in
 //   bounds.
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "engine/text/precompiled_charsmap.h"
@@ -30,7 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string rest(reinterpret_cast<const char*>(data) + 1, size - 1);
   switch (data[0] % 3) {
     case 0: {
-      static const std::string path = std::string(NETDIST_SOURCE_DIR) + "/models/t5_tokenizer/tokenizer.json";
+      static const std::string path =
+          (std::filesystem::path(NETDIST_SOURCE_DIR) / "models" / "t5_tokenizer" / "tokenizer.json").string();
       static const T5Tokenizer transformers = T5Tokenizer::load(path).value();
       static const T5Tokenizer file = T5Tokenizer::load(path, T5Tokenizer::Pipeline::kTokenizerJson).value();
       t5_fuzz_ids_in_range(transformers, rest);

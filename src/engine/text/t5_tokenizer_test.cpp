@@ -19,7 +19,7 @@ namespace netdist::text {
 namespace {
 
 std::string shipped_tokenizer() {
-  return std::string(NETDIST_SOURCE_DIR) + "/models/t5_tokenizer/tokenizer.json";
+  return (std::filesystem::path(NETDIST_SOURCE_DIR) / "models" / "t5_tokenizer" / "tokenizer.json").string();
 }
 
 const T5Tokenizer& shipped(T5Tokenizer::Pipeline pipeline = T5Tokenizer::Pipeline::kTransformers) {
