@@ -45,6 +45,12 @@ class HttpGroupStore : public c10d::Store {
         group_id_(std::move(group_id)),
         cancelled_(std::move(cancelled)) {}
 
+  // A second handle on the same group's store (libtorch 2.x makes clone() pure virtual; 1.13 has none, so
+  // this is written without `override` and is a plain member there).
+  c10::intrusive_ptr<c10d::Store> clone() {  // NOLINT(modernize-use-override)
+    return c10::make_intrusive<HttpGroupStore>(peer_, group_id_, timeout_, cancelled_);
+  }
+
   void set(const std::string& key, const std::vector<uint8_t>& value) override {
     auto r = request("set");
     r.key = key;

@@ -43,14 +43,14 @@ std::string c10d_group_error_text(const std::exception& e) {
   return text;
 }
 
-std::vector<uint8_t> c10d_group_bytes(const std::string& s) { return {s.begin(), s.end()}; }
+[[maybe_unused]] std::vector<uint8_t> c10d_group_bytes(const std::string& s) { return {s.begin(), s.end()}; }
 
 std::string c10d_group_key(const char* what, int rank) {
   return std::string("netdist_") + what + "/" + std::to_string(rank);
 }
 
 // Ranks (other than `self`) whose key `what/<rank>` did not appear in `store` before `deadline`.
-std::vector<int> c10d_group_missing(c10d::Store& store, const char* what, int self, int size,
+[[maybe_unused]] std::vector<int> c10d_group_missing(c10d::Store& store, const char* what, int self, int size,
                                     steady_clock::time_point deadline) {
   std::vector<int> missing;
   for (int r = 0; r < size; ++r) {
