@@ -43,7 +43,8 @@ std::optional<ModelFile> model_file(const fs::path& models_dir, const fs::path& 
                                     const fs::path& p, const std::string& kind) {
   std::error_code ec;
   if (!is_model_file(p) || !fs::is_regular_file(p, ec)) return std::nullopt;
-  const std::string name = fs::relative(p, folder, ec).generic_string();
+  // Names are lexical (a symlink keeps its own name, as the loaders list it); the real path is checked below.
+  const std::string name = p.lexically_relative(folder).generic_string();
   if (ec || !check_model_name(name).is_ok()) return std::nullopt;
   const fs::path real = fs::canonical(p, ec);
   if (ec) return std::nullopt;
@@ -53,7 +54,7 @@ std::optional<ModelFile> model_file(const fs::path& models_dir, const fs::path& 
   f.kind = kind;
   f.name = name;
   f.path = p.string();
-  f.rel = fs::relative(p, models_dir, ec).generic_string();
+  f.rel = p.lexically_relative(models_dir).generic_string();
   f.bytes = fs::file_size(real, ec);
   if (ec) return std::nullopt;
   f.mtime_ns = mtime_ns(fs::last_write_time(real, ec));

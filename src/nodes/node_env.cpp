@@ -37,7 +37,9 @@ std::vector<std::string> list_files(const fs::path& root, bool recursive, bool (
              fs::recursive_directory_iterator(root, fs::directory_options::follow_directory_symlink, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (it->is_regular_file(ec) && keep(it->path()))
-        out.push_back(fs::relative(it->path(), root).generic_string());
+        // lexically: fs::relative resolves symlinks, and a linked model file must keep its link's name (as
+        // ComfyUI lists it), not the target's path.
+        out.push_back(it->path().lexically_relative(root).generic_string());
     }
   } else {
     for (const auto& e : fs::directory_iterator(root, ec)) {

@@ -158,4 +158,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import torch
+    # ComfyUI's executor runs every node under inference mode; so does this reference (the nodes' tensors
+    # would otherwise carry autograd state and some of them call .numpy() on it).
+    with torch.inference_mode():
+        main()
