@@ -4,8 +4,12 @@
 #include "engine/runtime/tensor_io.h"
 #include "engine/sampling/samplers.h"
 #include "engine/sampling/schedulers.h"
+#include "nodes/conditioning_ops_nodes.h"
 #include "nodes/custom_sampling_nodes.h"
 #include "nodes/image_nodes.h"
+#include "nodes/image_ops_nodes.h"
+#include "nodes/latent_ops_nodes.h"
+#include "nodes/mask_nodes.h"
 #include "nodes/model_nodes.h"
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
@@ -320,6 +324,10 @@ void register_core_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv>
   register_model_nodes(registry, env);
   register_tiled_diffusion_nodes(registry);
   register_custom_sampling_nodes(registry);
+  register_mask_nodes(registry, env);  // issue #20: mask, latent, image and conditioning operations
+  register_latent_ops_nodes(registry);
+  register_image_ops_nodes(registry);
+  register_conditioning_ops_nodes(registry);
 }
 
 }  // namespace netdist::nodes
