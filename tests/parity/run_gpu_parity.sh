@@ -20,6 +20,10 @@
 #              random comfy.text_encoders.t5.T5, fp32 and fp16 weights, with and without the attention mask),
 #              then netdist_parity_tests (ParityT5.*) with NETDIST_T5_PARITY_DATA set: ids and weights identical,
 #              encoder max |diff| / max |ref| <= 1e-4 (fp32) and 1e-3 (fp16 weights)
+#   ops        tools/parity/ops_reference.py (the pinned ComfyUI's mask, latent, image and conditioning operation
+#              classes on fixed small random inputs, CPU torch), then netdist_parity_tests (ParityOps.*) with
+#              NETDIST_OPS_PARITY_DATA set: every output within max |diff| 1e-5, shapes and batch_index identical,
+#              and each class's /object_info entry equal to ComfyUI's
 #   sd15       real-size random SD1.5 checkpoint, ComfyUI reference (fp16 and fp32), tools/parity/parity_check:
 #              text encoder, one UNet call, VAE decode and whole 20-step images for four samplers
 #   sdxl       the same for SDXL at 1024² (fp16)
@@ -40,7 +44,7 @@
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
 #
 # Environment (all optional): PEER=.peer  BUILD=build/gpu  WORK=/tmp/netdist-parity  PYTHON=python3
-#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 sd15 sdxl tiles usdu flow"  STEP_TIMEOUT=900 (seconds a step)
+#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu flow"  STEP_TIMEOUT=900 (seconds a step)
 #   The device tool allows 10 minutes a command: run the steps in two commands if needed, e.g.
 #   PARITY_STEPS="build goldens unet_vae cudagraphs sd15" then PARITY_STEPS=sdxl (the build stays in BUILD).
 set -uo pipefail
@@ -51,7 +55,7 @@ BUILD=${BUILD:-build/gpu}
 WORK=${WORK:-/tmp/netdist-parity}
 PYTHON=${PYTHON:-python3}
 CUDA_DEVICE=${CUDA_DEVICE:-0}
-PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 sd15 sdxl tiles usdu flow}
+PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu flow}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 RESULTS=$WORK/results
 ROWS=$WORK/rows.tsv  # check <TAB> pass|FAIL <TAB> largest difference <TAB> bound
@@ -229,6 +233,26 @@ if want t5; then
     rm -f "$WORK/t5_rows.tsv"
   else
     row "ParityT5: t5_reference.py" FAIL "-" "-"
+  fi
+fi
+
+# ---- mask, latent, image and conditioning operations: ComfyUI's own classes on small tensors --------------
+if want ops; then
+  rm -rf "$WORK/ops"
+  if run_logged ops_reference "$PYTHON" tools/parity/ops_reference.py --peer "$PEER" --out "$WORK/ops"; then
+    NETDIST_OPS_PARITY_DATA=$WORK/ops timeout "$STEP_TIMEOUT" "$BUILD/netdist_parity_tests" \
+      --gtest_filter='ParityOps.*' --gtest_output=xml:"$RESULTS/ops.gtest.xml" >"$WORK/ops_tests.log" 2>&1
+    echo "ParityOps $? ops.gtest.xml" >>"$RESULTS/steps.txt"
+    grep -E '^\[ *(FAILED|SKIPPED) *\]|Failure' "$WORK/ops_tests.log" | head -20
+    # "[ parity ] ops <case> (<class>): max |diff| = <v> (bound 1e-05)"
+    sed -n 's/^\[ parity \] ops \(.*\): max |diff| = \([^ ]*\) (bound \([^)]*\))$/\1\t\2\t\3/p' "$WORK/ops_tests.log" |
+      awk -F'\t' '{ ok = ($2 + 0 <= $3 + 0); printf "ParityOps: %s\t%s\t%s\t%s\n", $1, ok ? "pass" : "FAIL", $2, $3 }' >>"$ROWS"
+    grep -q '^\[ parity \] ops ' "$WORK/ops_tests.log" || row "ParityOps: no comparison ran" FAIL "-" "1e-5"
+    ROWS=$WORK/ops_rows.tsv gtest_rows "ParityOps" "$RESULTS/ops.gtest.xml" "-" "1e-5"
+    awk -F'\t' '$2 != "pass"' "$WORK/ops_rows.tsv" >>"$ROWS"
+    rm -f "$WORK/ops_rows.tsv"
+  else
+    row "ParityOps: ops_reference.py" FAIL "-" "-"
   fi
 fi
 
