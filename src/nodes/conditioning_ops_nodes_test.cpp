@@ -9,8 +9,8 @@ namespace {
 
 using graph::Json;
 using graph::NodeInputs;
-using testing::cond_value;
-using testing::output;
+using ops_testing::cond_value;
+using ops_testing::output;
 
 CondEntry cond_ops_entry(at::Tensor context, at::Tensor pooled = {}) {
   CondEntry e;
@@ -21,7 +21,7 @@ CondEntry cond_ops_entry(at::Tensor context, at::Tensor pooled = {}) {
 
 class ConditioningOpsTest : public ::testing::Test {
  protected:
-  testing::OpsHarness h_{"cond"};
+  ops_testing::OpsHarness h_{"cond"};
 
   Conditioning run_cond(const std::string& cls, const NodeInputs& in) {
     auto r = h_.run(cls, in);

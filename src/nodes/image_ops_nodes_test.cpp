@@ -11,12 +11,12 @@ namespace {
 
 using graph::Json;
 using graph::NodeInputs;
-using testing::image_value;
-using testing::output;
+using ops_testing::image_value;
+using ops_testing::output;
 
 class ImageOpsTest : public ::testing::Test {
  protected:
-  testing::OpsHarness h_{"image"};
+  ops_testing::OpsHarness h_{"image"};
 
   at::Tensor run_image(const std::string& cls, const NodeInputs& in) {
     auto r = h_.run(cls, in);

@@ -9,12 +9,12 @@ namespace {
 
 using graph::Json;
 using graph::NodeInputs;
-using testing::latent_value;
-using testing::output;
+using ops_testing::latent_value;
+using ops_testing::output;
 
 class LatentOpsTest : public ::testing::Test {
  protected:
-  testing::OpsHarness h_{"latent"};
+  ops_testing::OpsHarness h_{"latent"};
 
   std::shared_ptr<const LatentObject> run_latent(const std::string& cls, const NodeInputs& in) {
     auto r = h_.run(cls, in);

@@ -12,14 +12,14 @@ namespace {
 
 using graph::Json;
 using graph::NodeInputs;
-using testing::image_value;
-using testing::latent_value;
-using testing::mask_value;
-using testing::output;
+using ops_testing::image_value;
+using ops_testing::latent_value;
+using ops_testing::mask_value;
+using ops_testing::output;
 
 class MaskNodesTest : public ::testing::Test {
  protected:
-  testing::OpsHarness h_{"mask"};
+  ops_testing::OpsHarness h_{"mask"};
 
   at::Tensor run_mask(const std::string& cls, const NodeInputs& in) {
     auto r = h_.run(cls, in);

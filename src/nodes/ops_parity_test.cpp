@@ -21,7 +21,7 @@ namespace netdist::nodes {
 namespace {
 
 using graph::Json;
-using testing::output;
+using ops_testing::output;
 
 constexpr double kOpsParityBound = 1e-5;
 
@@ -53,18 +53,18 @@ class OpsParityCase {
     for (const auto& [name, v] : c_["inputs"].items()) {
       if (v.is_object() && v.contains("image")) {
         ND_ASSIGN_OR_RETURN(at::Tensor t, tensor(v["image"]));
-        in.set(name, testing::image_value(t));
+        in.set(name, ops_testing::image_value(t));
       } else if (v.is_object() && v.contains("mask")) {
         ND_ASSIGN_OR_RETURN(at::Tensor t, tensor(v["mask"]));
-        in.set(name, testing::mask_value(t));
+        in.set(name, ops_testing::mask_value(t));
       } else if (v.is_object() && v.contains("latent")) {
         ND_ASSIGN_OR_RETURN(at::Tensor t, tensor(v["latent"]));
         std::optional<std::vector<int64_t>> index;
         if (v.contains("batch_index")) index = v["batch_index"].get<std::vector<int64_t>>();
-        in.set(name, testing::latent_value(t, index));
+        in.set(name, ops_testing::latent_value(t, index));
       } else if (v.is_object() && v.contains("conditioning")) {
         ND_ASSIGN_OR_RETURN(Conditioning c, conditioning(v["conditioning"]));
-        in.set(name, testing::cond_value(std::move(c)));
+        in.set(name, ops_testing::cond_value(std::move(c)));
       } else if (v.is_boolean()) {
         in.set(name, v.get<bool>());
       } else if (v.is_number_integer()) {
@@ -157,7 +157,7 @@ Json ops_parity_json(const std::string& name) {
 TEST(ParityOps, ObjectInfoMatchesComfyUI) {
   const Json ref = ops_parity_json("object_info.json");
   ASSERT_TRUE(ref.is_object() && !ref.empty());
-  testing::OpsHarness h("parity_info");
+  ops_testing::OpsHarness h("parity_info");
   for (const auto& [name, expected] : ref.items()) {
     Json ours = h.info(name);
     if (name == "LoadImageMask" && ours.is_object()) ours["input"]["required"]["image"][0] = Json::array();
@@ -174,7 +174,7 @@ TEST(ParityOps, EveryCaseMatchesComfyUI) {
   auto tensors = runtime::load_safetensors((base / "tensors.safetensors").string());
   ASSERT_TRUE(tensors.is_ok()) << tensors.status().to_string();
   ASSERT_GT(doc["cases"].size(), 0u);
-  testing::OpsHarness h("parity");
+  ops_testing::OpsHarness h("parity");
   for (const Json& c : doc["cases"]) {
     const std::string name = c["name"].get<std::string>();
     SCOPED_TRACE(name);

@@ -18,7 +18,7 @@
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
 
-namespace netdist::nodes::testing {
+namespace netdist::nodes::ops_testing {
 
 class OpsTestContext : public graph::NodeContext {
  public:
@@ -99,4 +99,4 @@ std::shared_ptr<const T> output(const std::vector<graph::Value>& out, size_t i) 
   return std::dynamic_pointer_cast<const T>(std::get<graph::ObjectPtr>(out[i]));
 }
 
-}  // namespace netdist::nodes::testing
+}  // namespace netdist::nodes::ops_testing
