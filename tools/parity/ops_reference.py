@@ -129,7 +129,7 @@ def main():
                 enc[k], kwargs[k] = encode_in(name, k, v)
             else:
                 enc[k], kwargs[k] = v, v
-        with torch.no_grad():
+        with torch.inference_mode():  # as ComfyUI's executor runs nodes
             result = getattr(node(), node.FUNCTION)(**kwargs)
         outs = [encode_out(name, i, t, r) for i, (t, r) in enumerate(zip(node.RETURN_TYPES, result))]
         cases.append({"name": name, "class": cls, "inputs": enc, "outputs": outs})
