@@ -44,14 +44,17 @@ function workerTask(w) {
 }
 
 function workerRow(w) {
-  const health = !w.alive ? '<span class="health-bad">down</span>' : w.task ? '<span class="health-busy">busy</span>' : '<span class="health-ok">ready</span>';
+  const health = !w.alive ? '<span class="health-bad">down</span>'
+    : w.task ? `<span class="health-busy">busy${w.draining ? ", draining" : ""}</span>`
+    : w.draining ? '<span class="health-busy">drained</span>' : '<span class="health-ok">ready</span>';
   const d = w.device || {};
   const device = d.name ? `${esc(d.name)}${d.vram_total ? " · " + bytes(d.vram_total) : ""}` : '<span class="muted">?</span>';
   const speed = w.seconds_per_unit ? `${(1 / w.seconds_per_unit).toFixed(2)} units/s` : '<span class="muted">not measured</span>';
   return `<tr data-url="${esc(w.url)}"><td>${esc(w.url)}${w.dial_in ? ' <span class="muted">dial-in</span>' : ""}</td>
     <td>${esc(w.kind)}</td><td>${health}</td><td>${device}</td><td>${speed}</td><td>${workerTask(w)}</td>
     <td>${w.shards_done}</td><td>${w.failures}</td><td>${(w.busy_seconds_total ?? 0).toFixed(1)} s</td>
-    <td class="error">${esc(w.error || "")}</td></tr>`;
+    <td class="error">${esc(w.error || "")}</td>
+    <td><button class="drain small" data-url="${esc(w.url)}" data-drain="${w.draining ? "false" : "true"}">${w.draining ? "Undrain" : "Drain"}</button></td></tr>`;
 }
 
 async function refreshCluster() {
@@ -285,6 +288,12 @@ function wire() {
   $("#history-list").addEventListener("click", (e) => {
     const id = e.target.closest(".entry")?.dataset.id;
     if (id) showDetail(id);
+  });
+  $("#workers").addEventListener("click", (e) => {
+    const b = e.target.closest("button.drain");
+    if (!b) return;
+    call("/netdist/v1/drain", { method: "POST", body: { url: b.dataset.url, drain: b.dataset.drain === "true" } })
+      .then(refreshCluster).catch(report);
   });
   $("#add-worker").addEventListener("submit", (e) => {
     e.preventDefault();

@@ -218,6 +218,18 @@ std::vector<std::string> Cluster::worker_checkpoints() {
   return {names.begin(), names.end()};
 }
 
+Status Cluster::set_draining(const std::string& url, bool draining) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& m : members_) {
+    if (m->url() != url) continue;
+    if (m->draining != draining) log::info("cluster: worker {} {}", url, draining ? "draining" : "takes tasks again");
+    m->draining = draining;
+    cv_.notify_all();
+    return Status::ok();
+  }
+  return Status::not_found("no worker with url '" + url + "' (see GET /netdist/v1/cluster)");
+}
+
 Json Cluster::status(bool with_steps) {
   std::unique_lock<std::mutex> lock(mutex_);
   Json workers = Json::array();
@@ -251,6 +263,7 @@ Json Cluster::status(bool with_steps) {
                        {"seconds_per_unit", m->cost.seconds_per_unit() ? Json(*m->cost.seconds_per_unit()) : Json()},
                        {"samples", m->cost.samples()},
                        {"busy_seconds_total", m->busy_seconds + running_s},
+                       {"draining", m->draining},
                        {"task", task},
                        {"error", m->probe_error.empty() ? Json() : Json(m->probe_error)}});
   }

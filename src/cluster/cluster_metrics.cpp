@@ -23,6 +23,7 @@ struct ClusterMetricsFamily {
 const ClusterMetricsFamily kClusterWorkerFamilies[] = {
     {"netdist_worker_up", "gauge", "1 while the coordinator believes the worker alive.", "alive"},
     {"netdist_worker_busy", "gauge", "1 while the worker runs a task of this coordinator.", ""},
+    {"netdist_worker_draining", "gauge", "1 while the worker is drained (takes no new task).", "draining"},
     {"netdist_worker_busy_seconds_total", "counter", "Seconds the worker spent running tasks.", "busy_seconds_total"},
     {"netdist_worker_tasks_total", "counter", "Tasks the worker finished: row shards, tile tasks and whole prompts.",
      "shards_done"},

@@ -1,7 +1,7 @@
 // A coordinator's per-worker figures for GET /metrics (server/metrics.h, ServerOptions::extra_metrics), in
 // the Prometheus text format, from Cluster::status(false): workers alive, tasks queued, and per worker
-// (labels worker = its URL, kind = netdist | comfy) up, busy, busy seconds, tasks, rows and tiles, whole
-// prompts, failures and the cost model's seconds per unit. docs/api.md lists the families.
+// (labels worker = its URL, kind = netdist | comfy) up, busy, draining, busy seconds, tasks, rows and
+// tiles, whole prompts, failures and the cost model's seconds per unit. docs/api.md lists the families.
 // Thread-safety: a pure function.
 #pragma once
 

@@ -225,6 +225,7 @@ void Cluster::account_group_task(Member& m, const Task& task, Result<TaskOutput>
 }
 
 bool Cluster::eligible(const Member& m, const Job& job) const {
+  if (m.draining) return false;
   if (!m.link->refuses(job.kind).empty()) return false;  // e.g. row shards need netdist's engine
   return m.caps && missing_requirements(job.requirements, *m.caps).empty();
 }

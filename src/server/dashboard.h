@@ -1,5 +1,5 @@
-// The web dashboard (web/: plain ES modules, HTML and CSS, no build step): its files are embedded in the binary
-// at build time (cmake/embed_web.cmake writes <build>/generated/dashboard_assets.cpp from web/*, so the
+// The web dashboard (web/: plain ES modules, HTML and CSS, no build step): its files are embedded in the
+// binary at build time (cmake/embed_web.cmake writes <build>/generated/dashboard_assets.cpp from web/*, so the
 // binary needs nothing beside it and fetches nothing at run time). GET / serves web/index.html, GET
 // /dashboard/<file> the other files. These static files hold no data and are served without the bearer
 // token, so that the page can show its login field; every route the page then calls needs the token as

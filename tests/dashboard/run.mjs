@@ -151,13 +151,23 @@ async function login(page, base, token, consoleErrors) {
   return "login field; wrong token refused; live WebSocket";
 }
 
-async function clusterView(page, shots) {
+async function clusterView(page, shots, port, token) {
   await page.click("#nav-cluster");
   const rows = await poll(() => page.$$eval("#workers tbody tr", (trs) => trs.map((tr) => tr.innerText)).then(
     (r) => (r.filter((t) => t.includes("ready") || t.includes("busy")).length >= 2 ? r : null)), 60_000, "two live workers in the Cluster view");
   await page.screenshot({ path: path.join(shots, "cluster.png") });
   check(rows.every((r) => /netdist/.test(r)), `worker kind shown: ${rows}`);
-  return `${rows.length} workers listed`;
+  // Drain the first worker from the page and take it back.
+  const url = await page.$eval("#workers tbody tr", (tr) => tr.dataset.url);
+  const row = `#workers tbody tr[data-url="${url}"]`;
+  await page.click(`${row} button.drain`);
+  await page.waitForFunction((s) => document.querySelector(s)?.innerText.includes("Undrain"), { timeout: 10_000 }, row);
+  const drained = (await api(port, token, "/netdist/v1/cluster")).workers.find((w) => w.url === url);
+  check(drained.draining === true, `the worker is drained: ${JSON.stringify(drained)}`);
+  await page.click(`${row} button.drain`);
+  await page.waitForFunction((s) => !document.querySelector(s)?.innerText.includes("Undrain"), { timeout: 10_000 }, row);
+  check((await api(port, token, "/netdist/v1/cluster")).workers.find((w) => w.url === url).draining === false, "undrained");
+  return `${rows.length} workers listed; drained and undrained ${url}`;
 }
 
 async function generate(page, shots, state) {
@@ -327,7 +337,7 @@ async function main() {
     page.on("console", (m) => { if (m.type() === "error") state.consoleErrors.push(m.text()); });
     page.on("pageerror", (e) => state.consoleErrors.push(String(e)));
     await step("login with the token", () => login(page, base, token, state.consoleErrors));
-    await step("Cluster view lists the workers", () => clusterView(page, shots));
+    await step("Cluster view lists the workers", () => clusterView(page, shots, server.port, token));
     await step("Generate queues a prompt, shows progress and the image", () => generate(page, shots, state));
     if (state.promptId) {
       await step("History shows it; the detail opens", () => historyView(page, shots, state));
