@@ -2,11 +2,12 @@
 // The web dashboard (web/, served at / by `netdist serve`) in headless Chromium, and GET /metrics through a
 // Prometheus text-format parser, against a real coordinator with two local CPU workers and the embedded model:
 //   netdist serve --port 0 --auth-token T --enable-distributed --local-workers 2
-// Checks: the page asks for the token and loads without console errors; the Cluster view lists the workers;
-// the Generate form queues a prompt whose progress and image the page shows; History shows it with its
-// thumbnail and opens the full image; Queue cancels a pending prompt and interrupts running ones; the History
-// view renders 1,000 entries (the time it took is printed, not asserted: tests never assert wall times);
-// /metrics parses and counts what happened. Screenshots of each view go to <work>/screenshots/.
+// Checks: the page asks for the token and loads without console errors; the Cluster view lists the workers
+// and drains one; the Generate form queues a prompt whose progress and image the page shows; History shows it
+// with its thumbnail and opens the full image; Queue cancels a pending prompt and interrupts running ones; the
+// History view renders 1,000 entries (the time it took is printed, not asserted: tests never assert wall
+// times); /metrics parses and counts what happened; a second server over TLS (a throwaway certificate from
+// `openssl`) serves the page over https and its WebSocket over wss. Screenshots go to <work>/screenshots/.
 //
 //   node tests/dashboard/run.mjs --netdist build/release/netdist --work build/release/dashboard
 //
@@ -75,10 +76,11 @@ function install() {
 }
 
 // ---- 2. the server -----------------------------------------------------------------------------------------------
-function startServer(token) {
-  const dir = path.join(work, "serve");
+// `netdist serve` with `role` (its folder name) and `extra` arguments; resolves once it listens.
+function startServer(token, role, extra) {
+  const dir = path.join(work, role);
   fs.rmSync(dir, { recursive: true, force: true });
-  const child = spawn(netdist, ["serve", "--port", "0", "--auth-token", token, "--enable-distributed", "--local-workers", "2",
+  const child = spawn(netdist, ["serve", "--port", "0", "--auth-token", token, ...extra,
                                 "--output-directory", path.join(dir, "output"), "--input-directory", path.join(dir, "input"),
                                 "--temp-directory", path.join(dir, "temp")],
                       { cwd: repo, stdio: ["ignore", "pipe", "pipe"] });
@@ -90,7 +92,7 @@ function startServer(token) {
     child.on("exit", (code) => reject(new Error(`netdist serve exited ${code} before listening: ${stderr}`)));
     child.stdout.on("data", (d) => {
       out += d;
-      const m = out.match(/listening on http:\/\/[^\s]+:(\d+)/);
+      const m = out.match(/listening on https?:\/\/[^\s]+:(\d+)/);
       if (m) {
         clearTimeout(timer);
         resolve({ child, port: Number(m[1]), stderr: () => stderr });
@@ -262,7 +264,7 @@ async function cancelPending(page, port, token, shots) {
   // Clear the rest, interrupt the running ones from the page.
   await page.click("#queue-clear");
   await page.waitForFunction(() => document.querySelectorAll("#queue-pending tbody tr").length === 0, { timeout: 10_000 });
-  for (;;) {
+  for (const end = Date.now() + 30_000; Date.now() < end;) {
     const button = await page.$("#queue-running button.interrupt");
     if (!button) break;
     await button.click();
@@ -301,6 +303,38 @@ async function thousandEntries(page, base, port, token, shots, state) {
   return `${rendered} entries rendered, page loaded and rendered in ${ms} ms`;
 }
 
+async function tlsFlow(browser, token, shots, state) {
+  const dir = path.join(work, "tls-cert");
+  fs.mkdirSync(dir, { recursive: true });
+  const cert = path.join(dir, "cert.pem"), key = path.join(dir, "key.pem");
+  const made = spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { encoding: "utf8" });
+  check(!made.error && made.status === 0, `openssl could not make a test certificate: ${made.error?.message || made.stderr}`);
+  const server = await startServer(token, "serve-tls", ["--tls-cert", cert, "--tls-key", key]);
+  try {
+    const page = await browser.newPage();
+    page.on("console", (m) => { if (m.type() === "error") state.consoleErrors.push("tls: " + m.text()); });
+    page.on("pageerror", (e) => state.consoleErrors.push("tls: " + String(e)));
+    await page.goto(`https://127.0.0.1:${server.port}/`, { waitUntil: "load" });
+    await page.waitForSelector("#login-token", { visible: true, timeout: 10_000 });
+    await page.type("#login-token", token);
+    await page.click("#login-button");
+    await page.waitForFunction(() => document.querySelector("#conn").textContent === "live", { timeout: 10_000 });
+    await page.click("#nav-generate");
+    await page.waitForFunction(() => document.querySelectorAll("#gen-ckpt option").length > 0, { timeout: 10_000 });
+    await page.$eval("#gen-steps", (e) => (e.value = "4"));
+    await page.click("#gen-submit");
+    await page.waitForFunction(() => /^done: /.test(document.querySelector("#gen-status").textContent), { timeout: 60_000 });
+    await page.waitForFunction(() => [...document.querySelectorAll("#gen-output img.result")].some((i) => i.complete && i.naturalWidth === 64),
+                               { timeout: 10_000 });
+    await page.screenshot({ path: path.join(shots, "tls-generate.png") });
+    await page.close();
+    return `https://127.0.0.1:${server.port}/: login, wss progress, image over https`;
+  } finally {
+    server.child.kill("SIGTERM");
+  }
+}
+
 // ---- main --------------------------------------------------------------------------------------------------------
 async function main() {
   if (!fs.existsSync(netdist)) fail(`no netdist binary at ${netdist} (build first, or pass --netdist)`);
@@ -312,11 +346,11 @@ async function main() {
   const shots = path.join(work, "screenshots");
   fs.mkdirSync(shots, { recursive: true });
   const token = createHash("sha256").update(String(process.pid) + Date.now()).digest("hex").slice(0, 32);
-  const server = await startServer(token);
+  const server = await startServer(token, "serve", ["--enable-distributed", "--local-workers", "2"]);
   const base = `http://127.0.0.1:${server.port}`;
   log(`server on port ${server.port}`);
   const browser = await puppeteer.launch({
-    executablePath: chromium, headless: true,
+    executablePath: chromium, headless: true, acceptInsecureCerts: true,  // the TLS flow's throwaway certificate
     args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"],
   });
   const state = { consoleErrors: [] };
@@ -345,6 +379,7 @@ async function main() {
     }
     await step("Queue cancels a pending prompt, interrupts running ones", () => cancelPending(page, server.port, token, shots));
     if (state.promptId) await step("History with 1,000 entries", () => thousandEntries(page, base, server.port, token, shots, state));
+    await step("over TLS (https, wss)", () => tlsFlow(browser, token, shots, state));
     await step("no console errors", async () => {
       check(state.consoleErrors.length === 0, state.consoleErrors.join(" | "));
       return "none";
