@@ -50,7 +50,7 @@ export async function call(path, { method = "GET", body } = {}) {
   return parsed;
 }
 
-// The dashboard's public settings (GET /dashboard/config.json, no token needed): {"auth_required": bool}.
+// The dashboard's public settings (GET /dashboard/config.json, no token needed): {"auth_required", "cluster"}.
 export async function dashboardConfig() {
   const r = await fetch("/dashboard/config.json");
   return r.ok ? r.json() : { auth_required: false };

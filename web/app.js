@@ -9,6 +9,7 @@ const bytes = (n) => (n == null ? "" : n >= 2 ** 30 ? (n / 2 ** 30).toFixed(1) +
 
 const state = {
   view: "cluster",
+  cluster: false,       // a coordinator (config.json): the Cluster view lists its workers
   progress: new Map(),  // prompt_id -> {value, max, node}
   history: new Map(),   // prompt_id -> entry, in the server's order (oldest first)
   current: null,        // prompt_id queued from the Generate view
@@ -23,7 +24,9 @@ function report(error) {
 
 // ---- views ------------------------------------------------------------------------------------------------------
 function show(view) {
+  if (!document.getElementById("view-" + view)) view = "cluster";
   state.view = view;
+  if (location.hash !== "#" + view) history.replaceState(null, "", "#" + view);
   for (const b of document.querySelectorAll("nav button")) b.classList.toggle("active", b.dataset.view === view);
   for (const s of document.querySelectorAll(".view")) s.hidden = s.id !== "view-" + view;
   refresh(view).catch(report);
@@ -58,10 +61,7 @@ function workerRow(w) {
 }
 
 async function refreshCluster() {
-  const [cluster, stats] = await Promise.all([
-    call("/netdist/v1/cluster").catch((e) => (e instanceof ApiError && e.status === 404 ? null : Promise.reject(e))),
-    call("/system_stats"),
-  ]);
+  const [cluster, stats] = await Promise.all([state.cluster ? call("/netdist/v1/cluster") : null, call("/system_stats")]);
   const body = $("#workers tbody");
   if (cluster) {
     const alive = cluster.workers.filter((w) => w.alive).length;
@@ -332,6 +332,8 @@ async function login(ev) {
 async function main() {
   wire();
   const config = await dashboardConfig();
+  state.cluster = config.cluster === true;
+  window.addEventListener("hashchange", () => { if (!$("#main").hidden) show(location.hash.slice(1)); });
   if (!config.auth_required) return start();
   if (hasToken()) {
     try {

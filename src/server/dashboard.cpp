@@ -34,12 +34,13 @@ bool is_dashboard_request(const Request& request) {
   return path == "/" || path == "/index.html" || path.rfind("/dashboard/", 0) == 0;
 }
 
-std::optional<Response> route_dashboard(const Request& request, const std::string& path, bool auth_required) {
+std::optional<Response> route_dashboard(const Request& request, const std::string& path,
+                                        const std::function<nlohmann::ordered_json()>& config) {
   if (!is_dashboard_request(request)) return std::nullopt;
   std::string name = path == "/" || path == "/index.html" ? "index.html" : path.substr(std::string("/dashboard/").size());
   Response r;
   if (name == "config.json") {
-    r = json_response({{"auth_required", auth_required}});
+    r = json_response(config());
   } else if (const DashboardAsset* asset = dashboard_find(name)) {
     r.content_type = dashboard_content_type(name);
     r.body.assign(reinterpret_cast<const char*>(asset->data), asset->size);

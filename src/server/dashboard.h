@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -30,8 +32,10 @@ bool is_dashboard_request(const Request& request);
 
 // GET / and /dashboard/<file>: the embedded file with its Content-Type, Cache-Control: no-cache and a
 // Content-Security-Policy that allows only this origin (scripts, styles, images, fetch and WebSocket); 404
-// JSON for an unknown file. GET /dashboard/config.json is {"auth_required": bool} (whether the page must ask
-// for the token; a 401 would tell as much). nullopt for any other path. `path` has /api stripped.
-std::optional<Response> route_dashboard(const Request& request, const std::string& path, bool auth_required);
+// JSON for an unknown file. GET /dashboard/config.json is `config()`: {"auth_required": bool (whether the page
+// must ask for the token; a 401 would tell as much), "cluster": bool (whether GET /netdist/v1/cluster answers:
+// a coordinator)}. nullopt for any other path. `path` has /api stripped.
+std::optional<Response> route_dashboard(const Request& request, const std::string& path,
+                                        const std::function<nlohmann::ordered_json()>& config);
 
 }  // namespace netdist::server

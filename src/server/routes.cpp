@@ -88,9 +88,23 @@ Response guarded(const std::string& method, const std::string& path, Fn&& fn) {
   }
 }
 
+// The dashboard's config.json: whether it needs the token, and whether this server is a coordinator (its
+// extra routes answer GET /netdist/v1/cluster).
+nlohmann::ordered_json dashboard_config(ServerState& state) {
+  bool cluster = false;
+  if (state.options().extra_routes) {
+    Request probe;
+    probe.method = "GET";
+    probe.path = "/netdist/v1/cluster";
+    const std::optional<Response> r = state.options().extra_routes(probe, probe.path);
+    cluster = r && r->status == 200 && !r->deferred;
+  }
+  return {{"auth_required", !state.options().auth_token.empty()}, {"cluster", cluster}};
+}
+
 Response route(ServerState& state, const Request& request) {
   const std::string path = strip_api_prefix(request.path);
-  std::optional<Response> routed = route_dashboard(request, path, !state.options().auth_token.empty());
+  std::optional<Response> routed = route_dashboard(request, path, [&state] { return dashboard_config(state); });
   if (!routed) routed = route_metrics(state, request, path);
   if (!routed) routed = route_prompt(state, request, path);
   if (!routed) routed = route_files(state, request, path);

@@ -27,6 +27,21 @@ double sample(const std::string& body, const std::string& series) {
 
 class DashboardTest : public ServerFixture {};
 
+// A stand-in coordinator: its extra routes answer GET /netdist/v1/cluster.
+class DashboardClusterTest : public ServerFixture {
+ protected:
+  void customize(ServerOptions& o) override {
+    o.extra_routes = [](const Request&, const std::string& path) -> std::optional<Response> {
+      if (path == "/netdist/v1/cluster") return json_response({{"workers", json::array()}, {"queued", 0}});
+      return std::nullopt;
+    };
+  }
+};
+
+TEST_F(DashboardClusterTest, ConfigSaysCoordinator) {
+  EXPECT_EQ(get("/dashboard/config.json").json(), json({{"auth_required", false}, {"cluster", true}}));
+}
+
 class DashboardAuthTest : public ServerFixture {
  protected:
   void customize(ServerOptions& o) override {
@@ -48,7 +63,7 @@ TEST_F(DashboardTest, ServesTheEmbeddedFiles) {
   }
   EXPECT_EQ(get("/dashboard/app.js").headers.at("content-type"), "text/javascript; charset=utf-8");
   EXPECT_EQ(get("/api/dashboard/style.css").headers.at("content-type"), "text/css; charset=utf-8");
-  EXPECT_EQ(get("/dashboard/config.json").json(), json({{"auth_required", false}}));
+  EXPECT_EQ(get("/dashboard/config.json").json(), json({{"auth_required", false}, {"cluster", false}}));
   const HttpReply missing = get("/dashboard/nope.js");
   EXPECT_EQ(missing.status, 404);
   EXPECT_NE(missing.body.find("nope.js"), std::string::npos);
@@ -59,7 +74,7 @@ TEST_F(DashboardTest, ServesTheEmbeddedFiles) {
 TEST_F(DashboardAuthTest, StaticFilesArePublicEverythingElseNeedsTheToken) {
   EXPECT_EQ(get("/").status, 200);
   EXPECT_EQ(get("/dashboard/app.js").status, 200);
-  EXPECT_EQ(get("/dashboard/config.json").json(), json({{"auth_required", true}}));
+  EXPECT_EQ(get("/dashboard/config.json").json(), json({{"auth_required", true}, {"cluster", false}}));
   EXPECT_EQ(get("/metrics").status, 401);
   EXPECT_EQ(get("/queue").status, 401);
   EXPECT_EQ(http_call(port_, "GET", "/metrics", "", {{"Authorization", "Bearer wrong"}}).status, 401);

@@ -220,7 +220,8 @@ async function historyView(page, shots, state) {
 }
 
 async function metrics(port, token, parse, state) {
-  const families = parse(await api(port, token, "/metrics"));
+  const text = await api(port, token, "/metrics");
+  const families = parse(text);
   const byName = Object.fromEntries(families.map((f) => [f.name, f]));
   const value = (name, labels = {}) => {
     const f = byName[name];
@@ -240,10 +241,16 @@ async function metrics(port, token, parse, state) {
   check(prompts >= 1, "a worker ran the prompt");
   const busy = byName.netdist_worker_busy_seconds_total.metrics.reduce((s, m) => s + Number(m.value), 0);
   check(busy > 0, "busy seconds counted");
-  const h = byName.netdist_http_request_duration_seconds;
-  check(h.type === "HISTOGRAM", "latency is a histogram");
-  const post = h.metrics.find((m) => m.labels.route === "/prompt" && m.labels.method === "POST");
-  check(post && Number(post.count) >= 1 && post.buckets["+Inf"] === post.count, `POST /prompt latency: ${JSON.stringify(post)}`);
+  check(byName.netdist_http_request_duration_seconds?.type === "HISTOGRAM", "latency is a histogram");
+  // parse-prometheus-text-format folds a histogram's labelled series into one (it reads only unlabelled
+  // _count/_sum), so the POST /prompt series is read from the text.
+  const series = (suffix, labels) => {
+    const m = text.match(new RegExp(`^netdist_http_request_duration_seconds_${suffix}\\{${labels}\\} (\\S+)$`, "m"));
+    return m ? Number(m[1]) : NaN;
+  };
+  const count = series("count", 'method="POST",route="/prompt"');
+  const inf = series("bucket", 'method="POST",route="/prompt",le="\\+Inf"');
+  check(count >= 1 && inf === count, `POST /prompt latency: count ${count}, +Inf bucket ${inf}`);
   check(byName.netdist_device_memory_total_bytes.metrics.length >= 1, "device memory");
   return `${families.length} families; ${prompts} worker prompts, ${busy.toFixed(2)} busy s`;
 }
@@ -292,6 +299,7 @@ async function thousandEntries(page, base, port, token, shots, state) {
                          Object.keys(await api(port, token, "/history")).length >= kHistoryEntries, 120_000, "1,000 history entries");
   log(`made ${kHistoryEntries} history entries in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   state.consoleErrors.length = 0;
+  await page.goto("about:blank");
   const loadStart = Date.now();
   await page.goto(base + "/#history", { waitUntil: "load" });  // the token stays in the tab (sessionStorage)
   await page.waitForFunction((n) => document.querySelectorAll("#history-list .entry").length >= n, { timeout: 60_000 }, kHistoryEntries);
