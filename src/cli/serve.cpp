@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/graph_backend.h"
 #include "cli/log_flags.h"
+#include "cluster/cluster_metrics.h"
 #include "cluster/coordinator.h"
 #include "cluster/dial_in.h"
 #include "cluster/local_workers.h"
@@ -305,6 +306,10 @@ ClusterRole make_cluster_role(server::ServerOptions& options, const NodeSetupOpt
     });
     options.extra_routes =
         cluster::coordinator_routes(role.cluster, role.runner ? role.runner->routes() : server::ExtraRoutes());
+    options.extra_metrics = [weak = std::weak_ptr<cluster::Cluster>(role.cluster)] {
+      auto c = weak.lock();
+      return c ? cluster::cluster_metrics_text(c->status(false)) : std::string();
+    };
   } else if (role.runner) {
     options.extra_routes = role.runner->routes();
   } else if (flags.test_log_netdist_routes) {  // a stock-ComfyUI stand-in that reports any /netdist call

@@ -218,25 +218,64 @@ std::vector<std::string> Cluster::worker_checkpoints() {
   return {names.begin(), names.end()};
 }
 
-Json Cluster::status() {
+Status Cluster::set_draining(const std::string& url, bool draining) {
   std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& m : members_) {
+    if (m->url() != url) continue;
+    if (m->draining != draining) log::info("cluster: worker {} {}", url, draining ? "draining" : "takes tasks again");
+    m->draining = draining;
+    cv_.notify_all();
+    return Status::ok();
+  }
+  return Status::not_found("no worker with url '" + url + "' (see GET /netdist/v1/cluster)");
+}
+
+Json Cluster::status(bool with_steps) {
+  std::unique_lock<std::mutex> lock(mutex_);
   Json workers = Json::array();
+  struct BusyMember {
+    size_t index;
+    std::shared_ptr<Member> member;
+    std::string task_id;
+  };
+  std::vector<BusyMember> busy;  // asked for their step below, unlocked
+  const auto now = std::chrono::steady_clock::now();
   for (const auto& m : members_) {
     const LinkIdentity id = m->link->identity();
+    const double running_s = m->busy ? std::chrono::duration<double>(now - m->busy_since).count() : 0.0;
+    Json task;
+    if (m->busy) {
+      task = {{"id", m->task_id}, {"kind", m->task_kind},
+              {"prompt_id", m->task_prompt_id.empty() ? Json() : Json(m->task_prompt_id)},
+              {"seconds", running_s}, {"step", nullptr}, {"steps", nullptr}};
+      if (with_steps) busy.push_back({workers.size(), m, m->task_id});
+    }
     workers.push_back({{"url", id.url},
                        {"worker_id", id.worker_id ? Json(*id.worker_id) : Json(nullptr)},
                        {"dial_in", id.dial_in},
                        {"kind", id.kind},
                        {"alive", m->caps.has_value()},
+                       {"device", m->caps && m->caps->contains("device") ? (*m->caps)["device"] : Json()},
                        {"shards_done", m->shards_done},
                        {"rows_done", m->rows_done},
                        {"prompts_done", m->prompts_done},
                        {"failures", m->failures},
                        {"seconds_per_unit", m->cost.seconds_per_unit() ? Json(*m->cost.seconds_per_unit()) : Json()},
                        {"samples", m->cost.samples()},
+                       {"busy_seconds_total", m->busy_seconds + running_s},
+                       {"draining", m->draining},
+                       {"task", task},
                        {"error", m->probe_error.empty() ? Json() : Json(m->probe_error)}});
   }
-  return Json{{"workers", workers}, {"queued", queue_.size()}};
+  Json out{{"workers", workers}, {"queued", queue_.size()}};
+  lock.unlock();  // a link may call its worker for the step
+  for (const BusyMember& b : busy) {
+    const std::optional<protocol::StatusReply> st = b.member->link->progress();
+    if (!st || !st->running || *st->running != b.task_id) continue;
+    out["workers"][b.index]["task"]["step"] = st->step;
+    out["workers"][b.index]["task"]["steps"] = st->steps;
+  }
+  return out;
 }
 
 }  // namespace netdist::cluster

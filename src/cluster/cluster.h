@@ -107,6 +107,9 @@ class Cluster {
   void stop();  // idempotent; shards still queued fail their prompts with kUnavailable
   // Adds a connect-out worker by URL (--workers, legacy join); a URL already known is not duplicated.
   void add_worker(const std::string& url);
+  // Drains (true) or undrains the worker whose status url is `url`: a draining worker finishes what it runs
+  // and takes no new task nor group place. not_found naming the url when no worker has it.
+  Status set_draining(const std::string& url, bool draining);
 
   // Dial-in. pull: `worker_id` asks for work, holding up to poll_timeout; `capabilities` (null = as
   // reported before) registers an unknown id, `label` is the URL shown in status(). kNotFound when the id
@@ -181,11 +184,16 @@ class Cluster {
   // nodes::NodeEnv::set_remote_checkpoints).
   std::vector<std::string> worker_checkpoints();
 
-  // {"workers": [{"url", "worker_id" (dial-in) | null, "dial_in", "alive", "shards_done", "rows_done",
+  // {"workers": [{"url", "worker_id" (dial-in) | null, "dial_in", "kind", "alive", "device" (the
+  //   capabilities' device: {"name", "type", ...}, null until probed), "shards_done", "rows_done",
   //   "prompts_done", "failures", "seconds_per_unit" (null until known), "samples" (shards measured),
-  //   "error" (why the last capability probe failed, null once one succeeded)}],
-  //   "queued": n} (shards_done counts row shards and whole prompts.)
-  Json status();
+  //   "busy_seconds_total" (seconds spent in tasks, the running one included), "draining", "task" (null
+  //   when idle, else {"id", "kind", "prompt_id" (whole prompts and groups, else null), "seconds", "step",
+  //   "steps"}), "error" (why the last capability probe failed, null once one succeeded)}], "queued": n}
+  //   (shards_done counts row shards and whole prompts.)
+  // With `with_steps`, a busy worker is asked for its task's step (the link's progress(), up to 500 ms each,
+  // outside the lock); without, "step" and "steps" stay null.
+  Json status(bool with_steps = true);
 
   // The plans of running prompts (plan.h): the coordinator's samplers record, its backend takes.
   PlanLog& plans() { return plans_; }

@@ -78,6 +78,9 @@ struct Cluster::Member {
   bool busy = false;        // running a task that started at busy_since and was predicted at busy_units
   std::chrono::steady_clock::time_point busy_since;
   double busy_units = 0;
+  double busy_seconds = 0;  // seconds spent in finished tasks (status(): busy_seconds_total)
+  bool draining = false;    // set_draining: takes no new task
+  std::string task_id, task_kind, task_prompt_id;  // the running task, while busy (status(): "task")
 
   std::string url() const { return link->identity().url; }
 };

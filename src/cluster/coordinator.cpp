@@ -293,6 +293,14 @@ server::ExtraRoutes coordinator_routes(std::shared_ptr<Cluster> cluster, server:
           return server::json_response({{"ok", true}});
         }
         case Route::cluster: return server::json_response(cluster->status());
+        case Route::drain: {
+          auto body = server::parse_json_body(req.body);
+          auto drain = body.is_ok() ? protocol::drain_request_from_json(*body) : Result<protocol::DrainRequest>(body.status());
+          if (!drain.is_ok()) return server::error_response(400, "invalid_drain", drain.status().message());
+          const Status set = cluster->set_draining(drain->url, drain->drain);
+          if (!set.is_ok()) return server::error_response(404, "unknown_worker", set.message());
+          return server::json_response({{"ok", true}});
+        }
         case Route::group_kv: return serve_group_kv(cluster, req);
         default: break;  // the worker's routes (shard_runner.h), served by `fallback`
       }

@@ -20,7 +20,8 @@ Cluster::GroupCandidates Cluster::group_candidates(const Json& prompt) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<std::pair<double, const Member*>> idle;
   for (const auto& m : members_) {
-    if (m->link->in_process() || !m->caps || m->busy || !m->link->refuses(protocol::TaskKind::group).empty())
+    if (m->link->in_process() || !m->caps || m->busy || m->draining ||
+        !m->link->refuses(protocol::TaskKind::group).empty())
       continue;
     if (!missing_requirements(req, *m->caps).empty()) continue;
     const auto spu = m->cost.seconds_per_unit();

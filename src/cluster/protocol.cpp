@@ -28,6 +28,7 @@ constexpr RouteInfo kRoutes[] = {
     {Route::models, "/netdist/v1/models", "GET"},
     {Route::tile, "/netdist/v1/tile", "POST"},
     {Route::group_kv, "/netdist/v1/group/kv", "POST"},
+    {Route::drain, "/netdist/v1/drain", "POST"},
 };
 
 const RouteInfo& info(Route route) {
@@ -416,6 +417,14 @@ Result<JoinRequest> join_request_from_json(const Json& json) {
   const Json url = field(json, "url");
   if (!url.is_string()) return Status::invalid_argument("join body needs {\"url\": \"http://host:port\"}");
   return JoinRequest{url.get<std::string>()};
+}
+
+Result<DrainRequest> drain_request_from_json(const Json& json) {
+  const Json url = field(json, "url");
+  const Json drain = field(json, "drain");
+  if (!url.is_string()) return Status::invalid_argument("drain body needs {\"url\": \"<a worker's url>\"}");
+  if (!drain.is_null() && !drain.is_boolean()) return Status::invalid_argument("drain \"drain\" must be true or false");
+  return DrainRequest{url.get<std::string>(), drain.is_null() || drain.get<bool>()};
 }
 
 Result<HttpReply> call(const Peer& peer, Route route, std::chrono::milliseconds timeout, std::string body,

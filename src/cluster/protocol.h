@@ -15,6 +15,7 @@
 //   POST progress             ProgressRequest → ProgressReply
 //   POST result?ResultQuery   the task's reply as body (what POST shard / prompt would have answered)
 //   POST join                 JoinRequest (legacy connect-out registration)
+//   POST drain                DrainRequest → {"ok": true} (the worker takes no new task); 404 unknown url
 //   GET  cluster              the cluster's status (cluster.h status())
 //   POST group/kv             GroupKvRequest → GroupKvReply (group_protocol.h: a step group's rendezvous)
 // Routes any netdist server started with --share-models serves (model_share.h), called by model_fetch.h:
@@ -51,7 +52,7 @@ inline constexpr int kVersion = 1;
 inline constexpr const char* kModelSharingOff = "model_sharing_off";
 
 enum class Route { capabilities, status, interrupt, shard, prompt, pull, progress, result, join, cluster, models,
-                   tile, group_kv };
+                   tile, group_kv, drain };
 
 // "/netdist/v1/shard" etc., and the method each route takes ("GET" or "POST").
 const char* path(Route route);
@@ -249,6 +250,14 @@ struct JoinRequest {
 };
 Json to_json(const JoinRequest& request);
 Result<JoinRequest> join_request_from_json(const Json& json);
+
+// {"url", "drain"?: bool (default true; false = take tasks again)}: the worker whose cluster status row has
+// this url.
+struct DrainRequest {
+  std::string url;
+  bool drain = true;
+};
+Result<DrainRequest> drain_request_from_json(const Json& json);
 
 // --- one call ----------------------------------------------------------------------------------------
 // Where and how a side reaches its peer: its base URL, the cluster token, TLS trust and a flag that ends

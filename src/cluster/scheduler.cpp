@@ -95,6 +95,9 @@ std::optional<Cluster::Task> Cluster::take_task(Member& m, bool& stop) {
   m.busy = true;
   m.busy_since = std::chrono::steady_clock::now();
   m.busy_units = task.units;
+  m.task_id = task.job->task_id(task.shard);
+  m.task_kind = protocol::task_kind_name(task.job->kind);
+  m.task_prompt_id = task.job->prompt_id;
   return task;
 }
 
@@ -148,6 +151,7 @@ Result<LinkTask> Cluster::link_task(const Task& task, TaskFault* fault) const {
 void Cluster::account(Member& m, const Task& task, Result<TaskOutput> out, TaskFault fault) {
   std::lock_guard<std::mutex> lock(mutex_);
   m.busy = false;
+  m.busy_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - m.busy_since).count();
   // The cost model learns from the seconds the link measured (task.h TaskOutput: a row shard's round trip, a
   // netdist worker's sampling seconds for a whole prompt, a ComfyUI worker's round trip).
   if (out.is_ok() && out->seconds) m.cost.observe(task.units, *out->seconds);
@@ -221,6 +225,7 @@ void Cluster::account_group_task(Member& m, const Task& task, Result<TaskOutput>
 }
 
 bool Cluster::eligible(const Member& m, const Job& job) const {
+  if (m.draining) return false;
   if (!m.link->refuses(job.kind).empty()) return false;  // e.g. row shards need netdist's engine
   return m.caps && missing_requirements(job.requirements, *m.caps).empty();
 }

@@ -16,6 +16,7 @@
 
 #include "core/log.h"
 #include "server/auth.h"
+#include "server/dashboard.h"
 #include "server/beast_session.h"
 #include "server/queue_worker.h"
 #include "server/routes.h"
@@ -182,7 +183,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
                    parser_->get().version(), false, false);
     }
     // Authentication before the body is read: a refused client cannot make the server buffer its upload.
-    if (auto denied = check_auth(state_.options().auth_token, to_request(parser_->get())))
+    // The dashboard's static files are public (dashboard.h): the page must load to ask for the token.
+    const Request head = to_request(parser_->get());
+    if (auto denied = is_dashboard_request(head) ? std::nullopt : check_auth(state_.options().auth_token, head))
       return write(*denied, parser_->get().version(), false, parser_->get().method() == http::verb::head);
     const auto length = parser_->content_length();
     if (length && *length > state_.options().max_body_bytes) return reply_too_large(*length);

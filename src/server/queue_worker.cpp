@@ -51,8 +51,11 @@ class EventRouter {
     }
     if (type == kPlanEvent) {  // history only (backend.h)
       plan_ = data;
+      if (data.is_object() && data.contains("mode") && data["mode"].is_string())
+        state_.metrics().observe_plan(data["mode"].get<std::string>());
       return;
     }
+    if (type == "progress") state_.metrics().observe_step();
     ordered_json payload = data;
     if (is_history_event(type)) {
       if (payload.is_object() && !payload.contains("timestamp")) payload["timestamp"] = now_ms();
@@ -224,6 +227,8 @@ void QueueWorker::run_one(PromptQueue::Running running) {
 
   const bool success = status.is_ok() && !router.saw_failure();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  state_.metrics().observe_prompt(success ? "success" : status.code() == StatusCode::kCancelled ? "interrupted" : "error",
+                                  seconds);
   if (success) log::info("prompt executed in {:.2f} s", seconds);
   else if (status.is_ok()) log::warn("prompt failed after {:.2f} s (see its history)", seconds);
   else log::warn("prompt failed after {:.2f} s: {}", seconds, status.to_string());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 
 #include <cstdio>
 #include <exception>
@@ -9,6 +10,8 @@
 #include "core/log.h"
 #include "core/py_json.h"
 #include "server/auth.h"
+#include "server/dashboard.h"
+#include "server/metrics.h"
 
 namespace netdist::server {
 
@@ -85,9 +88,25 @@ Response guarded(const std::string& method, const std::string& path, Fn&& fn) {
   }
 }
 
+// The dashboard's config.json: whether it needs the token, and whether this server is a coordinator (its
+// extra routes answer GET /netdist/v1/cluster).
+nlohmann::ordered_json dashboard_config(ServerState& state) {
+  bool cluster = false;
+  if (state.options().extra_routes) {
+    Request probe;
+    probe.method = "GET";
+    probe.path = "/netdist/v1/cluster";
+    const std::optional<Response> r = state.options().extra_routes(probe, probe.path);
+    cluster = r && r->status == 200 && !r->deferred;
+  }
+  return {{"auth_required", !state.options().auth_token.empty()}, {"cluster", cluster}};
+}
+
 Response route(ServerState& state, const Request& request) {
   const std::string path = strip_api_prefix(request.path);
-  std::optional<Response> routed = route_prompt(state, request, path);
+  std::optional<Response> routed = route_dashboard(request, path, [&state] { return dashboard_config(state); });
+  if (!routed) routed = route_metrics(state, request, path);
+  if (!routed) routed = route_prompt(state, request, path);
   if (!routed) routed = route_files(state, request, path);
   if (!routed) routed = route_info(state, request, path);
   if (!routed && state.options().extra_routes) routed = state.options().extra_routes(request, path);
@@ -144,7 +163,7 @@ Response with_middleware(ServerState& state, const Request& request) {
   Response response;
   if (request.method == "OPTIONS") {
     response = empty_response(200);
-  } else if (auto denied = check_auth(state.options().auth_token, request)) {
+  } else if (auto denied = is_dashboard_request(request) ? std::nullopt : check_auth(state.options().auth_token, request)) {
     response = std::move(*denied);
   } else {
     response = route(state, request);
@@ -161,7 +180,11 @@ Response with_middleware(ServerState& state, const Request& request) {
 }  // namespace
 
 Response handle_request(ServerState& state, const Request& request) {
-  return guarded(request.method, request.path, [&] { return with_middleware(state, request); });
+  const auto started = std::chrono::steady_clock::now();
+  Response response = guarded(request.method, request.path, [&] { return with_middleware(state, request); });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  state.metrics().observe_request(request.method, request.path, response.status, seconds);
+  return response;
 }
 
 }  // namespace netdist::server

@@ -19,6 +19,7 @@
 
 #include "server/backend.h"
 #include "server/http_types.h"
+#include "server/metrics.h"
 #include "server/prompt_queue.h"
 #include "server/ws_hub.h"
 
@@ -53,6 +54,9 @@ struct ServerOptions {
   std::vector<std::string> argv;                   // reported in /system_stats: leave --auth-token out
   ExtraRoutes extra_routes;                        // cluster roles add /netdist/v1 routes (routes.h)
   std::shared_ptr<store::Store> store;             // --data-dir: the durable queue and history (null = memory)
+  // Lines appended to GET /metrics (Prometheus text, each family with # HELP/# TYPE): a coordinator's
+  // per-worker figures (cluster/cluster_metrics.h). Called on an I/O thread at every scrape; empty = none.
+  std::function<std::string()> extra_metrics;
 };
 
 class ServerState {
@@ -66,6 +70,7 @@ class ServerState {
   PromptQueue& queue() { return queue_; }
   WsHub& hub() { return hub_; }
   Backend& backend() { return backend_; }
+  ServerMetrics& metrics() { return metrics_; }
 
   // Broadcasts {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": N}}}} with the current
   // N. Queue changes broadcast from inside the queue's lock, so status messages leave in change order.
@@ -98,6 +103,7 @@ class ServerState {
   Backend& backend_;
   PromptQueue queue_;
   WsHub hub_;
+  ServerMetrics metrics_;
   struct RunningPrompt {
     std::optional<std::string> client_id;
     std::optional<std::string> last_node;
