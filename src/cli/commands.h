@@ -21,6 +21,9 @@ void add_worker_command(CLI::App& app);
 // `netdist demo`: coordinator + 1 and 2 local workers, speedup table, identical-images check (src/cli/demo.cpp).
 void add_demo_command(CLI::App& app);
 
+// `netdist doctor [URL]`: install, device, models and cluster checks with a fix per problem (src/cli/doctor.cpp).
+void add_doctor_command(CLI::App& app);
+
 // Exit code set by the subcommand that ran (0 when none failed).
 int exit_code();
 void set_exit_code(int code);

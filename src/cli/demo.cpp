@@ -274,6 +274,10 @@ int run_demo(const std::string& out_dir, const LogFlags& log_flags) {
               runs[0].digest.substr(0, 16).c_str(), same ? "" : " vs ",
               same ? "" : runs[1].digest.substr(0, 16).c_str());
   std::printf("PNGs in %s/\n", out_dir.c_str());
+  std::printf("\nNext: a coordinator with two local workers, its dashboard in a browser at http://127.0.0.1:8188/ and\n"
+              "the ComfyUI API on the same port (any ComfyUI client or script):\n"
+              "  build/release/netdist serve --enable-distributed --local-workers 2\n"
+              "and `build/release/netdist doctor http://127.0.0.1:8188` checks it.\n");
   return same ? 0 : 1;
 }
 

@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   netdist::cli::add_serve_command(app);
   netdist::cli::add_worker_command(app);
   netdist::cli::add_demo_command(app);
+  netdist::cli::add_doctor_command(app);
   CLI11_PARSE(app, argc, argv);
   if (app.get_subcommands().empty()) {
     std::fputs(app.help().c_str(), stdout);

@@ -1,5 +1,8 @@
 // `netdist run WORKFLOW.json`: one process, no server. Validates and executes a ComfyUI API-format
 // workflow with the core nodes and writes the outputs (SaveImage naming and metadata as ComfyUI).
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 
@@ -17,35 +20,82 @@ namespace netdist::cli {
 
 namespace {
 
-// Logs progress: each node as it starts, every 5th step and the last (info), cached nodes and failures.
+// Shows progress: each node as it starts, cached nodes and failures as log lines; sampler steps as one
+// redrawn progress bar per sampler (steps, it/s, ETA) when stderr is a terminal, else as a log line every 5th
+// step and at the last one, with the same figures.
 class ConsoleSink : public graph::EventSink {
  public:
-  explicit ConsoleSink(const graph::ValidatedPrompt& prompt) : prompt_(prompt) {}
+  explicit ConsoleSink(const graph::ValidatedPrompt& prompt) : prompt_(prompt), tty_(isatty(STDERR_FILENO) == 1) {}
 
   void event(const std::string& type, graph::Json data) override {
     if (type == "executing" && !data["node"].is_null()) {
+      end_bar();
       const std::string node = data["node"].get<std::string>();
       log::info("node {} {}", node, class_of(node));
     } else if (type == "progress") {
-      const int64_t value = data["value"], max = data["max"];
-      if (value == max || value % 5 == 0) log::info("step {}/{}", value, max);
-      else log::debug("step {}/{}", value, max);
+      step(data["value"].get<int64_t>(), data["max"].get<int64_t>());
     } else if (type == "execution_cached" && !data["nodes"].empty()) {
       log::info("cached: {}", data["nodes"].dump());
     } else if (type == "execution_error") {
+      end_bar();
       log::error("error in node {} ({}): {}", data["node_id"].get<std::string>(),
                  data["node_type"].get<std::string>(), data["exception_message"].get<std::string>());
     } else if (type == "execution_interrupted") {
+      end_bar();
       log::warn("interrupted");
     }
   }
 
+  ~ConsoleSink() override { end_bar(); }
+
  private:
+  using Clock = std::chrono::steady_clock;
+
+  void step(int64_t value, int64_t max) {
+    const Clock::time_point now = Clock::now();
+    if (value <= last_value_ || !started_) {  // a new sampler (or a new pass of one)
+      end_bar();
+      start_ = now;
+      first_value_ = value;  // timed from the first step seen: the rate covers the steps after it
+      started_ = true;
+    }
+    last_value_ = value;
+    const double seconds = std::chrono::duration<double>(now - start_).count();
+    const double rate = seconds > 0 && value > first_value_ ? (value - first_value_) / seconds : 0;
+    const double eta = rate > 0 ? (max - value) / rate : 0;
+    if (tty_) {
+      constexpr int kWidth = 30;
+      const int filled = max > 0 ? static_cast<int>(kWidth * value / max) : 0;
+      std::string bar(static_cast<size_t>(filled), '#');
+      bar.append(static_cast<size_t>(kWidth - filled), '.');
+      std::fprintf(stderr, "\r  [%s] %lld/%lld  %.2f it/s  ETA %.1f s ", bar.c_str(), static_cast<long long>(value),
+                   static_cast<long long>(max), rate, eta);
+      std::fflush(stderr);
+      bar_open_ = true;
+      if (value >= max) end_bar();
+    } else if (value == max || value % 5 == 0) {
+      log::info("step {}/{} ({:.2f} it/s, ETA {:.1f} s)", value, max, rate, eta);
+    } else {
+      log::debug("step {}/{}", value, max);
+    }
+  }
+
+  void end_bar() {
+    if (bar_open_) std::fputc('\n', stderr);
+    bar_open_ = false;
+    started_ = false;
+    last_value_ = 0;
+  }
+
   std::string class_of(const std::string& id) const {
     const auto* node = prompt_.prompt.find(id);
     return node ? node->class_type : "";
   }
   const graph::ValidatedPrompt& prompt_;
+  const bool tty_;
+  bool bar_open_ = false, started_ = false;
+  int64_t last_value_ = 0, first_value_ = 0;
+  Clock::time_point start_{};
 };
 
 int run_workflow(const std::string& workflow, const NodeSetupOptions& setup) {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/startup_summary.h"
 #include "cli/graph_backend.h"
 #include "cli/log_flags.h"
 #include "cluster/cluster_metrics.h"
@@ -348,6 +349,17 @@ std::unique_ptr<cluster::DialIn> start_dial_in(cluster::ShardRunner& runner, con
   return dial_in;
 }
 
+// The cluster line of the startup summary.
+std::string cluster_summary(const ClusterFlags& flags, bool coordinator, size_t local_workers) {
+  if (flags.worker_mode)
+    return flags.join.empty() ? "worker: waits for a coordinator to call it (its --workers lists this URL)"
+                              : "worker: dials in to " + flags.join;
+  if (!coordinator) return "";
+  if (!flags.workers.empty()) return "coordinator of --workers " + flags.workers + ", parallel " + flags.parallel;
+  return "coordinator with " + std::to_string(local_workers) + " local worker(s) (dial-in workers: --join this URL)" +
+         ", parallel " + flags.parallel;
+}
+
 int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, bool insecure,
           const ClusterFlags& flags) {
   const char* role = flags.worker_mode ? "netdist worker" : "netdist serve";
@@ -406,6 +418,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
             options.auth_token.empty() ? "no authentication" : "bearer token required");
 
   std::unique_ptr<cluster::LocalWorkers> children;
+  size_t local_count = 0;
   if (cluster) {
     cluster->set_self_url(self_url);  // where step-group members meet (group/kv)
     cluster->start();
@@ -417,11 +430,16 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
         children = std::make_unique<cluster::LocalWorkers>(
             specs, std::chrono::milliseconds(static_cast<int64_t>(flags.shutdown_grace_s * 600)));
         children->start();
+        local_count = specs.size();
         std::printf("%s: started %zu local worker(s)\n", role, specs.size());
         std::fflush(stdout);
       }
     }
   }
+  print_startup_summary(
+      {role, self_url, !options.auth_token.empty(), !options.tls_cert_file.empty(), flags.data_dir,
+       cluster_summary(flags, coordinator, local_count), flags.queue_policy},
+      *env);
   std::unique_ptr<cluster::DialIn> dial_in;
   if (flags.worker_mode && !flags.join.empty()) dial_in = start_dial_in(*runner, options, flags, self_url, client_tls);
   while (g_signals == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -229,6 +230,12 @@ inline std::vector<std::string> process_args(const std::string& command, const f
                                 (dir / "in").string(),
                                 "--models-dir",
                                 (dir / "models").string()};
+  // NETDIST_TEST_DEVICE (e.g. "cuda") runs the processes on that device: the same tests prove the CUDA path
+  // on the GPU machine (several processes share one card there; Gloo carries the exchange).
+  if (const char* device = std::getenv("NETDIST_TEST_DEVICE"); device != nullptr && *device != '\0') {
+    a.push_back("--device");
+    a.push_back(device);
+  }
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }

@@ -4,6 +4,7 @@
 #include <c10/util/Exception.h>
 
 #include "core/device_name.h"
+#include "engine/checkpoint_probe.h"
 #include "engine/model.h"
 #include "engine/models/diffusers_layout.h"
 #include "engine/runtime/tensor_io.h"
@@ -307,6 +308,21 @@ ModelInfo model_info(const Model& model) {
   info.path = model.path_;
   info.device = model.device_.str();
   return info;
+}
+
+Result<std::string> describe_checkpoint(const std::string& path) {
+  // The loader's own steps on the mapped file (nothing is copied): the same refusals, the same detection.
+  ND_ASSIGN_OR_RETURN(auto file, io::SafetensorsFile::open(path));
+  const std::map<std::string, std::string>& meta = file->metadata();
+  ND_ASSIGN_OR_RETURN(runtime::WeightMap weights, runtime::weights_from_file(file));
+  ND_RETURN_IF_ERROR(refuse_unsupported_unet(path, weights, std::nullopt));
+  auto detected = detect(weights, meta, EngineOptions{});
+  if (!detected.is_ok()) return detected.status().with_context(path);
+  ND_RETURN_IF_ERROR(refuse_unsupported_unet(path, weights, detected->adm_channels));
+  std::string what = std::string(models::family_name(detected->family)) + " (" +
+                     std::string(models::prediction_name(detected->prediction));
+  if (meta.count("netdist.family")) what += ", netdist.family metadata";
+  return what + ")";
 }
 
 }  // namespace netdist

@@ -122,6 +122,19 @@ TEST_F(NodesTest, LoraAndVaeFilesAreListedFromTheModelsFolders) {
   EXPECT_EQ(input("VAELoader", "vae_name")[0], Json::parse(R"(["v.safetensors"])"));
 }
 
+// A model linked into the folder is listed by its link's name (ComfyUI's os.walk), wherever the link points:
+// workflows name it so. (std::filesystem::relative resolves links and once listed the target's path.)
+TEST_F(NodesTest, LinkedModelFilesKeepTheLinksName) {
+  ASSERT_TRUE(runtime::save_safetensors((dir_ / "elsewhere/real_lora.safetensors").string(),
+                                        {{"x.lora_up.weight", at::zeros({1, 1})}})
+                  .is_ok());
+  fs::create_directories(dir_ / "models/loras/linked");
+  fs::create_symlink(fs::absolute(dir_ / "elsewhere/real_lora.safetensors"), dir_ / "models/loras/style.safetensors");
+  fs::create_directory_symlink(fs::absolute(dir_ / "elsewhere"), dir_ / "models/loras/linked/dir");
+  EXPECT_EQ(input("LoraLoader", "lora_name")[0],
+            Json::parse(R"(["linked/dir/real_lora.safetensors", "style.safetensors"])"));
+}
+
 // A coordinator lists its workers' checkpoints after its own, each once.
 TEST_F(NodesTest, RemoteCheckpointsAreListedAfterLocalOnes) {
   EXPECT_EQ(input("CheckpointLoaderSimple", "ckpt_name")[0], Json::parse(R"(["tiny-emoji.safetensors"])"));

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <condition_variable>
 #include <mutex>
 #include <type_traits>
@@ -24,6 +25,17 @@
 namespace netdist::server {
 
 namespace {
+
+// The current time as HTTP's IMF-fixdate ("Mon, 07 Dec 2026 22:30:00 GMT"), for the Date header every answer
+// carries (RFC 9110 §6.6.1; clients and `netdist doctor` read the clock skew from it).
+std::string http_date_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[64];
+  const std::size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return std::string(buf, n);
+}
 
 using tcp = net::ip::tcp;
 
@@ -250,6 +262,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(120));
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version);
     res->set(http::field::server, "netdist");
+    res->set(http::field::date, http_date_now());
     if (!r.content_type.empty()) res->set(http::field::content_type, r.content_type);
     for (const auto& [name, value] : r.headers) res->set(name, value);
     res->body() = r.body;
