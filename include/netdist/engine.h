@@ -83,10 +83,11 @@ Result<DeviceMemoryInfo> device_memory_info(const std::string& device);
 void free_device_memory(const std::string& device, bool unload_models);
 
 // Loads a single-file checkpoint (.safetensors, ldm/sgm layout) or a diffusers folder. The family
-// (SD1.x, SD2.x, SDXL) and every config number are detected from tensor names and shapes. UNets the engine does
-// not run yet are refused before anything is built, kUnsupported naming the file and what it is: "checkpoint
-// 'x.safetensors' is an SDXL refiner (ADM 2560); not supported yet"; likewise inpainting (9 input channels),
-// depth (5), x4 upscaler (7), instruct-pix2pix / edit (8) and other unknown UNets (models::check_supported_unet).
+// (SD1.x, SD2.x, SDXL) and every config number are detected from tensor names and shapes. Inpainting UNets
+// (9 input channels: latent + mask + masked-image latent, ComfyUI's concat conditioning) are run. UNets the
+// engine does not run yet are refused before anything is built, kUnsupported naming the file and what it is:
+// "checkpoint 'x.safetensors' is an SDXL refiner (ADM 2560); not supported yet"; likewise depth (5),
+// x4 upscaler (7), instruct-pix2pix / edit (8) and other unknown UNets (models::check_supported_unet).
 Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineOptions& options);
 
 // What a model is: "sd1", "sd2", "sdxl" ("sdxl_refiner" is detected but refused at load); "eps" or "v"; its
@@ -106,6 +107,10 @@ struct CondEntry {
   at::Tensor pooled;   // [1, P] (SDXL) or undefined
   float strength = 1.0f;
   std::optional<std::array<int, 4>> area;  // ConditioningSetArea: {height, width, y, x} in pixels
+  // InpaintModelConditioning's "concat_latent_image" (unscaled latent [M, 4, h, w]) and "concat_mask"
+  // ([M, 1, H, W] in pixels), float32 CPU or undefined: what an inpainting UNet's concat input is made of
+  // (engine/inpaint.h concat_cond); other UNets ignore them.
+  at::Tensor concat_latent_image, concat_mask;
 };
 using Conditioning = std::vector<CondEntry>;
 
@@ -126,6 +131,12 @@ struct SampleRequest {
   double denoise = 1.0;
   at::Tensor latent;  // [N, 4, h, w] full batch (rows outside the range are ignored)
   std::optional<std::vector<int64_t>> batch_index;  // LATENT "batch_index" (noise indices)
+  // LATENT "noise_mask" (SetLatentNoiseMask, VAEEncodeForInpaint): float32 CPU, last two dims H×W, of the
+  // whole batch; undefined = none. As ComfyUI's KSamplerX0Inpaint, every denoiser call keeps the latent
+  // where the mask is 0 (engine/inpaint.h); it is resized to the latent (bilinear) and repeated to the
+  // batch before the rows are taken, so a split batch equals the unsplit one. Anything but a floating-point
+  // tensor of rank 2 to 4 is invalid_argument naming "latent_image's noise_mask".
+  at::Tensor noise_mask;
   int64_t row_begin = 0, row_end = -1;       // the rows this call renders (micro-batch bounds); -1 = all
   // Tile-parallel sampling of a TiledDiffusion model (include/netdist/tiled_diffusion.h): every member of
   // tile_group calls sample() with the same request on its own Model and gets the same latent, having rendered

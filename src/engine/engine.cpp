@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "engine/cfg_split.h"
 #include "engine/cond_batch.h"
+#include "engine/inpaint.h"
 #include "engine/micro_batch.h"
 #include "engine/model.h"
 #include "engine/runtime/cuda_graphs.h"
@@ -67,14 +68,20 @@ at::Tensor apply_model(Model& model, runtime::GraphedCalls& graphs, const at::Te
                        const at::Tensor& sigma, const at::Tensor& context, const at::Tensor& y,
                        const std::vector<int64_t>& groups) {
   const sampling::ModelSampling& ms = *model.sampling_;
-  const at::Tensor xc = ms.calculate_input(sigma, x).to(model.unet_dtype_);
+  // An inpainting UNet's x carries its concat input after the latent's channels (cond_batch.h): scaled
+  // like ComfyUI's c_concat, i.e. not at all.
+  const int64_t latent_c = model.unet_->config().out_channels;
+  const at::Tensor xl = x.size(1) > latent_c ? x.slice(1, 0, latent_c) : x;
+  at::Tensor xc = ms.calculate_input(sigma, xl);
+  if (x.size(1) > latent_c) xc = at::cat({xc, x.slice(1, latent_c)}, 1);
+  xc = xc.to(model.unet_dtype_);
   const at::Tensor t = ms.timestep(sigma).to(at::kFloat);
   const at::Tensor c = context.to(model.unet_dtype_);
   const at::Tensor a = y.defined() ? y.to(model.unet_dtype_) : y;
   const int64_t n = x.size(0), images = groups.back();
   const bool blocks = groups.size() > 2 && images > 0 && n % images == 0;
   const int64_t k = blocks ? n / images : 1;
-  at::Tensor out = at::empty_like(xc, at::MemoryFormat::Contiguous);
+  at::Tensor out = at::empty({n, latent_c, x.size(2), x.size(3)}, xc.options());
   std::vector<std::vector<at::Tensor>> inputs;
   std::vector<at::Tensor> outs;
   const size_t calls = blocks ? groups.size() - 1 : 1;
@@ -94,7 +101,7 @@ at::Tensor apply_model(Model& model, runtime::GraphedCalls& graphs, const at::Te
     at::Tensor o = model.unet_->forward(v[0], v[1], v[2], v.size() > 3 ? v[3] : at::Tensor());
     return o.unflatten(0, {k, o.size(0) / k});
   });
-  return ms.calculate_denoised(sigma, out.to(at::kFloat), x);
+  return ms.calculate_denoised(sigma, out.to(at::kFloat), xl);
 }
 
 std::string shape_string(const at::Tensor& t) {
@@ -371,7 +378,7 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
                                           const SampleRequest& req, const ProgressFn& progress) {
   if (model.unet_.is_empty())
     return Status::invalid_argument("sample: " + model.path_ + " has no diffusion model");
-  ND_RETURN_IF_ERROR(check_latent(req.latent, "latent_image", model.unet_->config().in_channels,
+  ND_RETURN_IF_ERROR(check_latent(req.latent, "latent_image", model.unet_->config().out_channels,
                                   "the UNet of " + model_name(model) + " samples"));
   const int64_t n = req.latent.size(0);
   const int64_t row_begin = req.row_begin;
@@ -389,6 +396,10 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
                       prepare_cond(model, positive, "positive", width, height));
   const bool skip_uncond = std::abs(req.cfg - 1.0) <= 1e-9 * std::max(1.0, std::abs(req.cfg));
   ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> neg, prepare_negative(model, negative, skip_uncond, width, height));
+  const inpaint::Target target{model.unet_->config().in_channels != model.unet_->config().out_channels,
+                                model.tiling_.has_value(), model.info_.vae_scale_factor, row_begin, row_end,
+                                model.device_};
+  ND_ASSIGN_OR_RETURN(at::Tensor mask, inpaint::prepare(req, target, pos, positive, neg, negative));
   cond::add_opposite_areas(pos, neg);
   ND_ASSIGN_OR_RETURN(auto tiling, tiles::prepare_call(model.tiling_, req, pos, neg, skip_uncond));
 
@@ -412,13 +423,16 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
                                             const at::Tensor& yb) {
       return apply_model(model, graphs, xb, sb, cb, yb, groups);
     });
-    sampling::Denoiser denoiser = [&](const at::Tensor& xt, const at::Tensor& sigma) {
+    sampling::Denoiser guided = [&](const at::Tensor& xt, const at::Tensor& sigma) {
       if (split) return split->denoise(unet_fn, pos, neg, xt, sigma);
       std::vector<const std::vector<cond::CondRow>*> lists = {&pos, skip_uncond ? nullptr : &neg};
       std::vector<at::Tensor> out = cond::calc_cond_batch(unet_fn, lists, xt, sigma);
       if (skip_uncond) return out[0];
       return out[1] + (out[0] - out[1]) * req.cfg;
     };
+    sampling::Denoiser denoiser = !mask.defined() ? guided
+        : inpaint::masked_denoiser(guided, ms, mask.slice(0, row_begin, row_end).to(model.device_),
+                                   noise.to(model.device_), latent_in);
     sampling::NoiseSource noise_source(
         req.seed, n, row_begin,
         model.options_.noise_on_cpu ? sampling::NoiseDevice::kCpu : sampling::NoiseDevice::kSampling);
