@@ -101,6 +101,12 @@ struct ModelInfo {
 };
 ModelInfo model_info(const Model& model);
 
+// The sizes SDXL's ADM vector embeds (CLIPTextEncodeSDXL's width, height, crop_w, crop_h, target_width,
+// target_height, in pixels). Without them an entry embeds the sampled image's size, crop 0.
+struct AdmSize {
+  int64_t width = 1024, height = 1024, crop_w = 0, crop_h = 0, target_width = 1024, target_height = 1024;
+};
+
 // One conditioning entry, as ComfyUI's [cond, {"pooled_output": …, "area": …}] pair.
 struct CondEntry {
   at::Tensor context;  // [1, 77·k, D] text-encoder hidden states, float32 CPU
@@ -111,6 +117,7 @@ struct CondEntry {
   // ([M, 1, H, W] in pixels), float32 CPU or undefined: what an inpainting UNet's concat input is made of
   // (engine/inpaint.h concat_cond); other UNets ignore them.
   at::Tensor concat_latent_image, concat_mask;
+  std::optional<AdmSize> adm_size;  // CLIPTextEncodeSDXL's sizes (SDXL models only)
 };
 using Conditioning = std::vector<CondEntry>;
 
@@ -118,6 +125,11 @@ using Conditioning = std::vector<CondEntry>;
 // stop_at_clip_layer (-1 last, -2 penultimate, …); unset keeps the family's layer (SDXL: penultimate).
 Result<Conditioning> encode_prompt(Model& model, const std::string& text,
                                    std::optional<int> clip_layer = std::nullopt);
+// CLIPTextEncodeSDXL: text_l through clip_l and text_g through clip_g (the side with fewer 77-token windows
+// padded with windows of the empty prompt, as the node does), the entry carrying `size` for the ADM vector.
+// invalid_argument naming the file for a model without SDXL's two text encoders.
+Result<Conditioning> encode_prompt_sdxl(Model& model, const std::string& text_g, const std::string& text_l,
+                                        const AdmSize& size, std::optional<int> clip_layer = std::nullopt);
 
 // Zeros of the family's latent shape (EmptyLatentImage).
 at::Tensor empty_latent(const Model& model, int64_t batch, int64_t width, int64_t height);

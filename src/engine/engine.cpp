@@ -22,40 +22,6 @@ namespace netdist {
 
 namespace {
 
-Result<std::vector<text::WeightedTokens>> tokenize(const Model& model, const models::TextEncoderSpec& spec,
-                                                   const std::string& prompt) {
-  text::TokenizeOptions options = text::TokenizeOptions::clip_l();
-  // Families pad either with the end token (CLIP-L: 49407 in CLIP's vocab) or with 0 (OpenCLIP).
-  if (spec.pad_id == 0) options.pad_id = 0;
-  ND_ASSIGN_OR_RETURN(auto windows, text::tokenize_with_weights(*model.tokenizer_, prompt, options));
-  std::vector<text::WeightedTokens> out;
-  for (auto& w : windows) out.push_back({std::move(w.ids), std::move(w.weights)});
-  return out;
-}
-
-// CLIPSetLastLayer (ComfyUI SDClipModel.set_clip_options): a set layer replaces the family's default layer
-// for every encoder; one beyond the encoder's depth means its last layer with the final layer norm.
-text::EncodeOptions encode_options(const Model& model, const TextEncoder& enc,
-                                   std::optional<int> clip_layer) {
-  text::EncodeOptions o;
-  o.layer_idx = enc.spec.absolute_layer();
-  o.final_ln = enc.spec.final_ln;
-  if (clip_layer) {
-    const int layers = enc.spec.config.num_layers;
-    if (std::abs(*clip_layer) > layers) {
-      o.layer_idx = layers - 1;
-      o.final_ln = true;
-    } else {
-      o.layer_idx = *clip_layer < 0 ? layers + *clip_layer : *clip_layer;
-    }
-  }
-  o.start_id = model.tokenizer_->bos_id();
-  o.end_id = model.tokenizer_->eos_id();
-  o.pad_id = enc.spec.pad_id == 0 ? 0 : model.tokenizer_->eos_id();
-  o.project_pooled = enc.spec.project_pooled;
-  return o;
-}
-
 // The x0 prediction of the UNet for one batch of conditioning rows (ComfyUI BaseModel._apply_model), with
 // the UNet called once per micro-batch (micro_batch.h). The batch is k blocks (one per conditioning entry)
 // of the same images; `groups` are the local image bounds of the micro-batches, and group g's call takes its
@@ -180,8 +146,10 @@ Result<std::vector<cond::CondRow>> prepare_cond(Model& model, const Conditioning
       r.area = area;
     }
     if (model.info_.adm_channels > 0) {
-      r.y =
-          unet::sdxl_adm(e.pooled.to(at::kFloat).cpu(), width, height, 0, 0, width, height).to(model.device_);
+      const AdmSize a = e.adm_size.value_or(AdmSize{width, height, 0, 0, width, height});
+      r.y = unet::sdxl_adm(e.pooled.to(at::kFloat).cpu(), a.width, a.height, a.crop_w, a.crop_h, a.target_width,
+                           a.target_height)
+                .to(model.device_);
     }
     rows.push_back(std::move(r));
   }
@@ -328,41 +296,6 @@ Result<at::Tensor> rows_noise(const SampleRequest& req, const at::Tensor& latent
 }
 
 }  // namespace
-
-Result<Conditioning> encode_prompt(Model& model, const std::string& text, std::optional<int> clip_layer) {
-  std::lock_guard<std::mutex> lock(*model.mutex_);
-  CondEntry entry;
-  Status s = guard_torch("encoding the prompt", [&] {
-    c10::InferenceMode inference;
-    std::vector<std::vector<text::WeightedTokens>> windows;
-    for (const TextEncoder& enc : model.encoders_) {
-      auto w = tokenize(model, enc.spec, text);
-      if (!w.is_ok()) return w.status();
-      windows.push_back(std::move(*w));
-    }
-    Result<text::Conditioning> cond = Status::internal("no text encoder");
-    if (model.encoders_.size() == 2) {
-      TextEncoder& l = model.encoders_[0];
-      TextEncoder& g = model.encoders_[1];
-      OnDevice on_l(model, *l.model), on_g(model, *g.model);
-      lora::PatchScope patch_l(*l.model, l.spec.prefix, model.clip_patches_);
-      lora::PatchScope patch_g(*g.model, g.spec.prefix, model.clip_patches_);
-      cond = text::encode_sdxl(*l.model, windows[0], encode_options(model, l, clip_layer), *g.model,
-                               windows[1], encode_options(model, g, clip_layer));
-    } else if (model.encoders_.size() == 1) {
-      TextEncoder& e = model.encoders_[0];
-      OnDevice on(model, *e.model);
-      lora::PatchScope patch(*e.model, e.spec.prefix, model.clip_patches_);
-      cond = text::encode_weighted(*e.model, windows[0], encode_options(model, e, clip_layer));
-    }
-    if (!cond.is_ok()) return cond.status();
-    entry.context = cond->hidden.to(at::kCPU, at::kFloat);
-    if (cond->pooled.defined()) entry.pooled = cond->pooled.to(at::kCPU, at::kFloat);
-    return Status::ok();
-  });
-  ND_RETURN_IF_ERROR(s);
-  return Conditioning{entry};
-}
 
 at::Tensor empty_latent(const Model& model, int64_t batch, int64_t width, int64_t height) {
   return at::zeros({batch, model.info_.latent_channels, height / 8, width / 8}, at::kFloat);

@@ -7,6 +7,7 @@
 #include "nodes/custom_sampling_nodes.h"
 #include "nodes/image_nodes.h"
 #include "nodes/inpaint_nodes.h"
+#include "nodes/sdxl_text_nodes.h"
 #include "nodes/model_nodes.h"
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
@@ -344,6 +345,7 @@ void register_core_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv>
   register_tiled_diffusion_nodes(registry);
   register_custom_sampling_nodes(registry);
   register_inpaint_nodes(registry);
+  register_sdxl_text_nodes(registry);
 }
 
 }  // namespace netdist::nodes

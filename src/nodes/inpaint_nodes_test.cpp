@@ -223,5 +223,30 @@ TEST_F(InpaintNodes, VAEEncodeForInpaintAndInpaintModelConditioningRun) {
   EXPECT_TRUE(at::allclose(b.slice(3, 4, 8), encoded.slice(3, 4, 8), 1e-4, 1e-5));
 }
 
+// CLIPTextEncodeSDXL (sdxl_text_nodes.h) shares this fixture: its schema as ComfyUI's, and a CLIP without
+// clip_g refused by name.
+TEST_F(InpaintNodes, ClipTextEncodeSdxlSchemaAndSd1ClipRefused) {
+  const Json info = registry_.object_info()["CLIPTextEncodeSDXL"];
+  EXPECT_EQ(info["input"]["required"]["width"].dump(), R"(["INT",{"default":1024.0,"min":0,"max":16384}])");
+  EXPECT_EQ(info["input"]["required"]["crop_w"].dump(), R"(["INT",{"default":0,"min":0,"max":16384}])");
+  EXPECT_EQ(info["input"]["required"]["text_g"].dump(), R"(["STRING",{"multiline":true,"dynamicPrompts":true}])");
+  EXPECT_EQ(info["input_order"]["required"],
+            Json::parse(R"(["clip", "width", "height", "crop_w", "crop_h", "target_width", "target_height",
+                           "text_g", "text_l"])"));
+  EXPECT_EQ(info["category"], "advanced/conditioning");
+  EXPECT_EQ(info["python_module"], "comfy_extras.nodes_clip_sdxl");
+  Json p = graph_with({{"6", {{"class_type", "CLIPTextEncodeSDXL"},
+                              {"inputs", {{"clip", {"1", 1}}, {"width", 1024}, {"height", 1024}, {"crop_w", 0},
+                                          {"crop_h", 0}, {"target_width", 1024}, {"target_height", 1024},
+                                          {"text_g", "a castle"}, {"text_l", "a hill"}}}}},
+                       {"7", ksampler("KSampler", {"5", 0}, {"6", 0})}},
+                      {"7", 0});
+  graph::ExecutionOutcome outcome = run(p);
+  ASSERT_FALSE(outcome.success);
+  EXPECT_NE(outcome.status.message().find("CLIPTextEncodeSDXL"), std::string::npos) << outcome.status.to_string();
+  EXPECT_NE(outcome.status.message().find("needs an SDXL CLIP (clip_l and clip_g)"), std::string::npos)
+      << outcome.status.to_string();
+}
+
 }  // namespace
 }  // namespace netdist::nodes

@@ -39,7 +39,8 @@
 #              9 channels, random): SetLatentNoiseMask with KSampler / KSamplerAdvanced (two passes),
 #              VAEEncodeForInpaint, InpaintModelConditioning, a 9-channel UNet on an empty latent, 512², 20 steps:
 #              the pinned ComfyUI's node classes in-process against `netdist run` of the same API workflow
-#              (tools/parity/inpaint_reference.py): mean and largest 8-bit difference
+#              (tools/parity/inpaint_reference.py): mean and largest 8-bit difference; and on the sdxl checkpoint
+#              CLIPTextEncodeSDXL (text_g/text_l, sizes, crops, targets) and a two-pass KSamplerAdvanced hand-off, 1024²
 # Then it prints one table, check by check: pass/fail, the largest difference and its bound, and runs
 # netdist_test_report over the GoogleTest results (--gpu yes: a test that skipped for want of a GPU fails).
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
@@ -361,10 +362,15 @@ if want inpaint; then
     run_logged checkpoint_sd15 "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
       --family sd15 --out "$ck" --seed 0 --dtype fp16 || rm -f "$ck"
   fi
-  if [ ! -s "$ck" ]; then
+  xl=$WORK/ck/sdxl.safetensors
+  if [ ! -s "$xl" ]; then
+    run_logged checkpoint_sdxl "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sdxl --out "$xl" --seed 0 --dtype fp16 || rm -f "$xl"
+  fi
+  if [ ! -s "$ck" ] || [ ! -s "$xl" ]; then
     row "inpaint: make_checkpoint.py" FAIL - -
   elif ! run_logged inpaint_reference "$PYTHON" tools/parity/inpaint_reference.py --peer "$PEER" --ckpt "$ck" \
-    --out "$inp"; then
+    --sdxl-ckpt "$xl" --out "$inp"; then
     row "inpaint: inpaint_reference.py" FAIL - -
   else
     grep '^reference:' "$WORK/inpaint_reference.log" | sed 's/^/[gpu-parity] inpaint /'

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Inpainting parity: SetLatentNoiseMask, VAEEncodeForInpaint, InpaintModelConditioning and a 9-channel
-inpainting UNet in the pinned ComfyUI against `netdist run`.
+inpainting UNet in the pinned ComfyUI against `netdist run`; with --sdxl-ckpt also CLIPTextEncodeSDXL (text_g and
+text_l of different lengths, sizes, crops and targets in the ADM vector) and a two-pass KSamplerAdvanced hand-off
+on the random SDXL checkpoint at 1024².
 
-    python3 tools/parity/inpaint_reference.py --peer .peer --ckpt CKPT --out DIR [--size 512] [--steps 20]
+    python3 tools/parity/inpaint_reference.py --peer .peer --ckpt CKPT [--sdxl-ckpt SDXL] --out DIR [--size 512]
     python3 tools/parity/inpaint_reference.py --compare DIR        (after netdist ran DIR/CASE.json)
 
 Runs on the GPU machine (tests/parity/run_gpu_parity.sh, step `inpaint`), on the random-weight SD1.5 checkpoint
@@ -38,6 +40,15 @@ CASES = {
     "model_conditioning_9ch": ("inpaint", "model_conditioning", "euler", "normal", 1.0, False),
     "model_conditioning_base": ("base", "model_conditioning", "euler", "normal", 0.9, False),
     "empty_latent_9ch": ("inpaint", "empty", "euler", "normal", 1.0, False),
+}
+LONG_G = ", ".join(["a very detailed photograph of a castle on a hill at sunset"] * 8)  # > 77 tokens
+# SDXL case: (CLIPTextEncodeSDXL sizes width, height, crop_w, crop_h, target_width, target_height; text_g; text_l;
+# sampler, scheduler, two-pass KSamplerAdvanced)
+SDXL_CASES = {
+    "sdxl_text_sizes": ((1024, 1024, 0, 0, 1024, 1024), "a castle on a hill", "oil painting", "euler", "normal", False),
+    "sdxl_text_crop_long_g": ((2048, 1536, 64, 32, 1024, 768), LONG_G, "watercolour", "dpmpp_2m", "karras", False),
+    "sdxl_two_pass": ((1024, 1024, 0, 0, 1024, 1024), "a castle on a hill", "a castle", "euler_ancestral", "normal",
+                      True),
 }
 
 
@@ -121,6 +132,41 @@ def workflow(a, base_name, case, prefix):
     return wf
 
 
+def sdxl_workflow(a, sdxl_name, case, prefix):
+    sizes, text_g, text_l, sampler, scheduler, two_pass = SDXL_CASES[case]
+    w, h, cw, ch, tw, th = sizes
+
+    def encode(g, l):
+        return {"class_type": "CLIPTextEncodeSDXL",
+                "inputs": {"clip": ["1", 1], "width": w, "height": h, "crop_w": cw, "crop_h": ch, "target_width": tw,
+                           "target_height": th, "text_g": g, "text_l": l}}
+
+    wf = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": sdxl_name}},
+        "2": encode(text_g, text_l),
+        "3": encode("blurry", "low quality"),
+        "6": {"class_type": "EmptyLatentImage", "inputs": {"width": 1024, "height": 1024, "batch_size": 1}},
+    }
+    common = {"model": ["1", 0], "cfg": CFG, "sampler_name": sampler, "scheduler": scheduler, "positive": ["2", 0],
+              "negative": ["3", 0]}
+    if not two_pass:
+        wf["7"] = {"class_type": "KSampler", "inputs": dict(common, seed=a.seed, steps=a.steps, latent_image=["6", 0],
+                                                             denoise=1.0)}
+        last = ["7", 0]
+    else:
+        half = a.steps // 2
+        wf["7"] = {"class_type": "KSamplerAdvanced",
+                   "inputs": dict(common, add_noise="enable", noise_seed=a.seed, steps=a.steps, latent_image=["6", 0],
+                                  start_at_step=0, end_at_step=half, return_with_leftover_noise="enable")}
+        wf["8"] = {"class_type": "KSamplerAdvanced",
+                   "inputs": dict(common, add_noise="disable", noise_seed=a.seed, steps=a.steps, latent_image=["7", 0],
+                                  start_at_step=half, end_at_step=10000, return_with_leftover_noise="disable")}
+        last = ["8", 0]
+    wf["9"] = {"class_type": "VAEDecode", "inputs": {"samples": last, "vae": ["1", 2]}}
+    wf["10"] = {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": prefix}}
+    return wf
+
+
 def run_in_comfy(wf, models, node_classes):
     """Executes an API workflow with ComfyUI's node classes, in id order of dependencies."""
     done = {}
@@ -176,19 +222,33 @@ def reference(a):
     import folder_paths
     import nodes
 
+    from comfy_extras import nodes_clip_sdxl
+
+    classes = dict(nodes.NODE_CLASS_MAPPINGS)
+    classes.update(nodes_clip_sdxl.NODE_CLASS_MAPPINGS)
     folder_paths.set_input_directory(os.path.abspath(os.path.join(a.out, "input")))
+    sdxl_name = None
+    if a.sdxl_ckpt:
+        sdxl_name = os.path.basename(a.sdxl_ckpt)
+        sdxl_link = os.path.join(ck_dir, sdxl_name)
+        if not os.path.exists(sdxl_link):
+            os.symlink(os.path.abspath(a.sdxl_ckpt), sdxl_link)
     models = {}
-    for name in (base_name, INPAINT_CKPT):
+    for name in (base_name, INPAINT_CKPT) + ((sdxl_name,) if sdxl_name else ()):
         m, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(os.path.join(ck_dir, name), output_vae=True,
                                                                 output_clip=True)
         models[name] = (m, clip, vae)
     print(f"reference: inpaint model concat_keys {models[INPAINT_CKPT][0].model.concat_keys}")
     names = []
-    for case in CASES:
-        wf = workflow(a, base_name, case, "netdist_" + case)
+    cases = list(CASES) + (list(SDXL_CASES) if sdxl_name else [])
+    for case in cases:
+        if case in SDXL_CASES:
+            wf = sdxl_workflow(a, sdxl_name, case, "netdist_" + case)
+        else:
+            wf = workflow(a, base_name, case, "netdist_" + case)
         with open(os.path.join(a.out, case + ".json"), "w") as f:
             json.dump(wf, f, indent=1)
-        image = run_in_comfy(wf, models, nodes.NODE_CLASS_MAPPINGS)
+        image = run_in_comfy(wf, models, classes)
         arr = np.clip(255.0 * image[0].cpu().numpy(), 0, 255).astype(np.uint8)
         Image.fromarray(arr).save(os.path.join(a.out, "ref_" + case + ".png"))
         names.append(case)
@@ -225,6 +285,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--peer", default=".peer")
     ap.add_argument("--ckpt")
+    ap.add_argument("--sdxl-ckpt")
     ap.add_argument("--out")
     ap.add_argument("--compare")
     ap.add_argument("--size", type=int, default=512)
