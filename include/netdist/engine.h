@@ -83,14 +83,15 @@ Result<DeviceMemoryInfo> device_memory_info(const std::string& device);
 void free_device_memory(const std::string& device, bool unload_models);
 
 // Loads a single-file checkpoint (.safetensors, ldm/sgm layout) or a diffusers folder. The family
-// (SD1.x, SD2.x, SDXL) and every config number are detected from tensor names and shapes. Inpainting UNets
-// (9 input channels: latent + mask + masked-image latent, ComfyUI's concat conditioning) are run. UNets the
-// engine does not run yet are refused before anything is built, kUnsupported naming the file and what it is:
-// "checkpoint 'x.safetensors' is an SDXL refiner (ADM 2560); not supported yet"; likewise depth (5),
-// x4 upscaler (7), instruct-pix2pix / edit (8) and other unknown UNets (models::check_supported_unet).
+// (SD1.x, SD2.x, SDXL, SDXL refiner) and every config number are detected from tensor names and shapes.
+// Inpainting UNets (9 input channels: latent + mask + masked-image latent, ComfyUI's concat conditioning) and
+// SDXL refiners (clip_g only, ADM 2560 with the aesthetic score) are run. UNets the engine does not run yet are
+// refused before anything is built, kUnsupported naming the file and what it is: "checkpoint 'x.safetensors'
+// is a depth UNet (5 input channels: latent + depth map); not supported yet"; likewise x4 upscaler (7),
+// instruct-pix2pix / edit (8) and other unknown UNets (models::check_supported_unet).
 Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineOptions& options);
 
-// What a model is: "sd1", "sd2", "sdxl" ("sdxl_refiner" is detected but refused at load); "eps" or "v"; its
+// What a model is: "sd1", "sd2", "sdxl", "sdxl_refiner"; "eps" or "v"; its
 // native resolution.
 struct ModelInfo {
   std::string family;
@@ -103,8 +104,11 @@ ModelInfo model_info(const Model& model);
 
 // The sizes SDXL's ADM vector embeds (CLIPTextEncodeSDXL's width, height, crop_w, crop_h, target_width,
 // target_height, in pixels). Without them an entry embeds the sampled image's size, crop 0.
+// The SDXL refiner embeds width, height, crops and the aesthetic score (CLIPTextEncodeSDXLRefiner's ascore;
+// unset: ComfyUI's 6 for positive and 2.5 for negative entries).
 struct AdmSize {
   int64_t width = 1024, height = 1024, crop_w = 0, crop_h = 0, target_width = 1024, target_height = 1024;
+  std::optional<double> aesthetic_score;
 };
 
 // One conditioning entry, as ComfyUI's [cond, {"pooled_output": …, "area": …}] pair.

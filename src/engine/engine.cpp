@@ -121,7 +121,9 @@ Status check_cond_entry(const Model& model, const CondEntry& e, const std::strin
   }
   if (model.info_.adm_channels <= 0) return Status::ok();
   if (!e.pooled.defined()) return Status::invalid_argument(which + " has no pooled output, which SDXL needs");
-  const int64_t pooled = model.info_.adm_channels - unet::kSdxlAdmSizeChannels;
+  const int64_t pooled = model.info_.adm_channels - (model.info_.family == models::ModelFamily::kSdxlRefiner
+                                                         ? unet::kSdxlRefinerAdmSizeChannels
+                                                         : unet::kSdxlAdmSizeChannels);
   if (e.pooled.dim() != 2 || e.pooled.size(0) < 1 || e.pooled.size(1) != pooled) {
     return Status::invalid_argument(
         which + "'s pooled output is " + shape_string(e.pooled) + "; the UNet of " + model_name(model) +
@@ -146,10 +148,13 @@ Result<std::vector<cond::CondRow>> prepare_cond(Model& model, const Conditioning
       r.area = area;
     }
     if (model.info_.adm_channels > 0) {
-      const AdmSize a = e.adm_size.value_or(AdmSize{width, height, 0, 0, width, height});
-      r.y = unet::sdxl_adm(e.pooled.to(at::kFloat).cpu(), a.width, a.height, a.crop_w, a.crop_h, a.target_width,
-                           a.target_height)
-                .to(model.device_);
+      const AdmSize a = e.adm_size.value_or(AdmSize{width, height, 0, 0, width, height, std::nullopt});
+      const at::Tensor pooled = e.pooled.to(at::kFloat).cpu();
+      r.y = model.info_.family == models::ModelFamily::kSdxlRefiner
+                ? unet::sdxl_refiner_adm(pooled, a.width, a.height, a.crop_w, a.crop_h,
+                                         a.aesthetic_score.value_or(input == "negative" ? 2.5 : 6.0))
+                : unet::sdxl_adm(pooled, a.width, a.height, a.crop_w, a.crop_h, a.target_width, a.target_height);
+      r.y = r.y.to(model.device_);
     }
     rows.push_back(std::move(r));
   }

@@ -39,6 +39,23 @@ Result<std::vector<graph::Value>> clip_text_encode_sdxl(graph::NodeContext&, con
   return std::vector<graph::Value>{object(out)};
 }
 
+// CLIPTextEncodeSDXLRefiner: the text through the CLIP as CLIPTextEncode, width, height and ascore into the
+// refiner's ADM vector.
+Result<std::vector<graph::Value>> clip_text_encode_sdxl_refiner(graph::NodeContext&, const graph::NodeInputs& in) {
+  ND_ASSIGN_OR_RETURN(auto clip, need<ClipObject>(in, "clip"));
+  ND_ASSIGN_OR_RETURN(Conditioning cond,
+                      in_node(encode_prompt(*clip->model, in.get_string("text"), clip->clip_layer),
+                              "CLIPTextEncodeSDXLRefiner"));
+  AdmSize size;
+  size.width = size.target_width = in.get_int("width");
+  size.height = size.target_height = in.get_int("height");
+  size.aesthetic_score = in.get_float("ascore");
+  for (CondEntry& e : cond) e.adm_size = size;
+  auto out = std::make_shared<ConditioningObject>();
+  out->conditioning = std::move(cond);
+  return std::vector<graph::Value>{object(out)};
+}
+
 }  // namespace
 
 void register_sdxl_text_nodes(graph::NodeRegistry& r) {
@@ -50,6 +67,13 @@ void register_sdxl_text_nodes(graph::NodeRegistry& r) {
       {"CONDITIONING"});
   s.python_module = "comfy_extras.nodes_clip_sdxl";
   add_fn_node(r, s, clip_text_encode_sdxl);
+  graph::NodeSchema refiner = make_schema(
+      "CLIPTextEncodeSDXLRefiner", "CLIPTextEncodeSDXLRefiner", "advanced/conditioning",
+      {graph::float_input("ascore", 6.0, 0.0, 1000.0, 0.01), sdxl_size_input("width", 1024.0),
+       sdxl_size_input("height", 1024.0), sdxl_text_input("text"), graph::link_input("clip", "CLIP")},
+      {"CONDITIONING"});
+  refiner.python_module = "comfy_extras.nodes_clip_sdxl";
+  add_fn_node(r, refiner, clip_text_encode_sdxl_refiner);
 }
 
 }  // namespace netdist::nodes

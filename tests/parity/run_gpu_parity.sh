@@ -40,7 +40,9 @@
 #              VAEEncodeForInpaint, InpaintModelConditioning, a 9-channel UNet on an empty latent, 512², 20 steps:
 #              the pinned ComfyUI's node classes in-process against `netdist run` of the same API workflow
 #              (tools/parity/inpaint_reference.py): mean and largest 8-bit difference; and on the sdxl checkpoint
-#              CLIPTextEncodeSDXL (text_g/text_l, sizes, crops, targets) and a two-pass KSamplerAdvanced hand-off, 1024²
+#              CLIPTextEncodeSDXL (text_g/text_l, sizes, crops, targets) and a two-pass KSamplerAdvanced hand-off, 1024²;
+#              and a random SDXL refiner (ComfyUI's SDXLRefiner classes): base → refiner hand-off with
+#              CLIPTextEncodeSDXLRefiner, the refiner alone with CLIPTextEncode
 # Then it prints one table, check by check: pass/fail, the largest difference and its bound, and runs
 # netdist_test_report over the GoogleTest results (--gpu yes: a test that skipped for want of a GPU fails).
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
@@ -367,10 +369,15 @@ if want inpaint; then
     run_logged checkpoint_sdxl "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
       --family sdxl --out "$xl" --seed 0 --dtype fp16 || rm -f "$xl"
   fi
-  if [ ! -s "$ck" ] || [ ! -s "$xl" ]; then
-    row "inpaint: make_checkpoint.py" FAIL - -
+  rf=$WORK/ck/sdxl_refiner.safetensors
+  if [ ! -s "$rf" ]; then
+    run_logged checkpoint_refiner "$PYTHON" tools/parity/inpaint_reference.py --peer "$PEER" --make-refiner "$rf" ||
+      rm -f "$rf"
+  fi
+  if [ ! -s "$ck" ] || [ ! -s "$xl" ] || [ ! -s "$rf" ]; then
+    row "inpaint: make_checkpoint.py / --make-refiner" FAIL - -
   elif ! run_logged inpaint_reference "$PYTHON" tools/parity/inpaint_reference.py --peer "$PEER" --ckpt "$ck" \
-    --sdxl-ckpt "$xl" --out "$inp"; then
+    --sdxl-ckpt "$xl" --refiner-ckpt "$rf" --out "$inp"; then
     row "inpaint: inpaint_reference.py" FAIL - -
   else
     grep '^reference:' "$WORK/inpaint_reference.log" | sed 's/^/[gpu-parity] inpaint /'

@@ -6,6 +6,12 @@ on the random SDXL checkpoint at 1024².
 
     python3 tools/parity/inpaint_reference.py --peer .peer --ckpt CKPT [--sdxl-ckpt SDXL] --out DIR [--size 512]
     python3 tools/parity/inpaint_reference.py --compare DIR        (after netdist ran DIR/CASE.json)
+    python3 tools/parity/inpaint_reference.py --peer .peer --make-refiner FILE   (random SDXL refiner checkpoint)
+
+With --refiner-ckpt (made by --make-refiner: ComfyUI's own SDXLRefiner classes, built and filled by
+.peer/harness/make_checkpoint.py's build() with model_detection's SDXL_refiner UNet config, fp16) the SDXL cases gain
+the base → refiner hand-off (KSamplerAdvanced, CLIPTextEncodeSDXLRefiner with ascore 6 / 2.5) and the refiner
+alone with CLIPTextEncode (ComfyUI's default aesthetic scores for positive and negative).
 
 Runs on the GPU machine (tests/parity/run_gpu_parity.sh, step `inpaint`), on the random-weight SD1.5 checkpoint
 the sd15 step makes (CKPT) and an inpainting variant of it written here: the same file with its UNet's first
@@ -50,6 +56,69 @@ SDXL_CASES = {
     "sdxl_two_pass": ((1024, 1024, 0, 0, 1024, 1024), "a castle on a hill", "a castle", "euler_ancestral", "normal",
                       True),
 }
+REFINER_CKPT = "sdxl_refiner.safetensors"
+REFINER_CASES = ("refiner_handoff", "refiner_alone")
+# comfy/model_detection.py unet_config_from_diffusers_unet's SDXL_refiner (without its dtype).
+REFINER_UNET = {'use_checkpoint': False, 'image_size': 32, 'out_channels': 4, 'use_spatial_transformer': True,
+                'legacy': False, 'num_classes': 'sequential', 'adm_in_channels': 2560, 'in_channels': 4,
+                'model_channels': 384, 'num_res_blocks': [2, 2, 2, 2], 'transformer_depth': [0, 0, 4, 4, 4, 4, 0, 0],
+                'channel_mult': [1, 2, 4, 4], 'transformer_depth_middle': 4, 'use_linear_in_transformer': True,
+                'context_dim': 1280, 'num_head_channels': 64,
+                'transformer_depth_output': [0, 0, 0, 4, 4, 4, 4, 4, 4, 0, 0, 0],
+                'use_temporal_attention': False, 'use_temporal_resblock': False}
+
+
+def make_refiner(peer, out):
+    sys.path.insert(0, os.path.abspath(os.path.join(peer, "harness")))
+    import make_checkpoint as mk
+    mk.setup_paths(os.path.join(peer, "ComfyUI"))
+    import torch
+    import comfy.model_management  # noqa: F401
+    import comfy.utils
+    mk.UNET_CONFIGS["sdxl_refiner"] = dict(REFINER_UNET)
+    mk.EXPECTED_CLASS["sdxl_refiner"] = "SDXLRefiner"
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    _, model, clip, vae, _ = mk.build("sdxl_refiner", torch.float16, device, 0)
+    sd = model.state_dict_for_saving(clip.state_dict(), vae.state_dict())
+    sd = {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
+    comfy.utils.save_torch_file(sd, out + ".tmp", metadata={"peer.family": "sdxl_refiner"})
+    os.replace(out + ".tmp", out)
+    print(f"refiner: {len(sd)} tensors written to {out}")
+
+
+def refiner_workflow(a, sdxl_name, case, prefix):
+    half = a.steps * 7 // 10
+    wf = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": sdxl_name}},
+        "11": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": REFINER_CKPT}},
+        "6": {"class_type": "EmptyLatentImage", "inputs": {"width": 1024, "height": 1024, "batch_size": 1}},
+    }
+    if case == "refiner_alone":
+        wf["12"] = {"class_type": "CLIPTextEncode", "inputs": {"text": "a castle on a hill", "clip": ["11", 1]}}
+        wf["13"] = {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["11", 1]}}
+        wf["8"] = {"class_type": "KSampler",
+                   "inputs": {"model": ["11", 0], "seed": a.seed, "steps": a.steps, "cfg": CFG, "sampler_name": "euler",
+                              "scheduler": "normal", "positive": ["12", 0], "negative": ["13", 0],
+                              "latent_image": ["6", 0], "denoise": 1.0}}
+    else:
+        for nid, text in (("2", "a castle on a hill"), ("3", "blurry")):
+            wf[nid] = {"class_type": "CLIPTextEncode", "inputs": {"text": text, "clip": ["1", 1]}}
+        for nid, text, ascore in (("12", "a castle on a hill", 6.0), ("13", "blurry", 2.5)):
+            wf[nid] = {"class_type": "CLIPTextEncodeSDXLRefiner",
+                       "inputs": {"ascore": ascore, "width": 1024, "height": 1024, "text": text, "clip": ["11", 1]}}
+        common = {"cfg": CFG, "sampler_name": "dpmpp_2m", "scheduler": "karras", "noise_seed": a.seed,
+                  "steps": a.steps}
+        wf["7"] = {"class_type": "KSamplerAdvanced",
+                   "inputs": dict(common, model=["1", 0], add_noise="enable", positive=["2", 0], negative=["3", 0],
+                                  latent_image=["6", 0], start_at_step=0, end_at_step=half,
+                                  return_with_leftover_noise="enable")}
+        wf["8"] = {"class_type": "KSamplerAdvanced",
+                   "inputs": dict(common, model=["11", 0], add_noise="disable", positive=["12", 0],
+                                  negative=["13", 0], latent_image=["7", 0], start_at_step=half, end_at_step=10000,
+                                  return_with_leftover_noise="disable")}
+    wf["9"] = {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": ["11", 2]}}
+    wf["10"] = {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": prefix}}
+    return wf
 
 
 def make_picture(path, size):
@@ -233,16 +302,24 @@ def reference(a):
         sdxl_link = os.path.join(ck_dir, sdxl_name)
         if not os.path.exists(sdxl_link):
             os.symlink(os.path.abspath(a.sdxl_ckpt), sdxl_link)
+    refiner = bool(a.refiner_ckpt and sdxl_name)
+    if refiner:
+        r_link = os.path.join(ck_dir, REFINER_CKPT)
+        if not os.path.exists(r_link):
+            os.symlink(os.path.abspath(a.refiner_ckpt), r_link)
     models = {}
-    for name in (base_name, INPAINT_CKPT) + ((sdxl_name,) if sdxl_name else ()):
+    extra = ((sdxl_name,) if sdxl_name else ()) + ((REFINER_CKPT,) if refiner else ())
+    for name in (base_name, INPAINT_CKPT) + extra:
         m, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(os.path.join(ck_dir, name), output_vae=True,
                                                                 output_clip=True)
         models[name] = (m, clip, vae)
     print(f"reference: inpaint model concat_keys {models[INPAINT_CKPT][0].model.concat_keys}")
     names = []
-    cases = list(CASES) + (list(SDXL_CASES) if sdxl_name else [])
+    cases = list(CASES) + (list(SDXL_CASES) if sdxl_name else []) + (list(REFINER_CASES) if refiner else [])
     for case in cases:
-        if case in SDXL_CASES:
+        if case in REFINER_CASES:
+            wf = refiner_workflow(a, sdxl_name, case, "netdist_" + case)
+        elif case in SDXL_CASES:
             wf = sdxl_workflow(a, sdxl_name, case, "netdist_" + case)
         else:
             wf = workflow(a, base_name, case, "netdist_" + case)
@@ -286,6 +363,8 @@ def main():
     ap.add_argument("--peer", default=".peer")
     ap.add_argument("--ckpt")
     ap.add_argument("--sdxl-ckpt")
+    ap.add_argument("--refiner-ckpt")
+    ap.add_argument("--make-refiner")
     ap.add_argument("--out")
     ap.add_argument("--compare")
     ap.add_argument("--size", type=int, default=512)
@@ -294,6 +373,9 @@ def main():
     a = ap.parse_args()
     if a.compare:
         sys.exit(compare(a.compare))
+    if a.make_refiner:
+        make_refiner(a.peer, a.make_refiner)
+        return
     if not a.ckpt or not a.out:
         ap.error("--ckpt and --out are needed (or --compare DIR)")
     reference(a)

@@ -158,7 +158,6 @@ Result<FamilyInfo> family_from_signature(const UnetSignature& sig) {
 Status check_supported_unet(int64_t in_channels, int64_t out_channels, int64_t adm_channels,
                             std::optional<int64_t> family_adm) {
   auto refuse = [](const std::string& what) { return Status::unsupported("is " + what + "; not supported yet"); };
-  if (adm_channels == 2560) return refuse("an SDXL refiner (ADM 2560)");
   switch (in_channels) {
     case 4:
     case 9:  // inpainting: latent + mask + masked-image latent (engine/inpaint.h concat_cond)
