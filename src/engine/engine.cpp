@@ -370,7 +370,9 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
     };
     sampling::Denoiser denoiser = !mask.defined() ? guided
         : inpaint::masked_denoiser(guided, ms, mask.slice(0, row_begin, row_end).to(model.device_),
-                                   noise.to(model.device_), latent_in);
+                                   inpaint::inpaint_noise(req.sampler, req.seed, req.latent.sizes(), noise, row_begin,
+                                                          row_end).to(model.device_),
+                                   latent_in);
     sampling::NoiseSource noise_source(
         req.seed, n, row_begin,
         model.options_.noise_on_cpu ? sampling::NoiseDevice::kCpu : sampling::NoiseDevice::kSampling);

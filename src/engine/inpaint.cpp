@@ -3,6 +3,8 @@
 #include <cmath>
 #include <utility>
 
+#include "engine/sampling/noise.h"
+
 namespace netdist::inpaint {
 
 namespace {
@@ -90,6 +92,12 @@ sampling::Denoiser masked_denoiser(sampling::Denoiser inner, const sampling::Mod
     at::Tensor out = inner(xm, sigma);
     return out * mask + latent * latent_mask;
   };
+}
+
+at::Tensor inpaint_noise(const std::string& sampler, uint64_t seed, at::IntArrayRef full_shape, const at::Tensor& noise,
+                         int64_t row_begin, int64_t row_end) {
+  if (sampler != "ddim") return noise;
+  return sampling::initial_noise_rows(seed + 1, full_shape, row_begin, row_end);
 }
 
 at::Tensor concat_cond(at::IntArrayRef noise_shape, const at::Tensor& latent_image, const at::Tensor& denoise_mask,

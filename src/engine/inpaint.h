@@ -47,6 +47,12 @@ at::Tensor upscale_bilinear_center(const at::Tensor& t, int64_t width, int64_t h
 sampling::Denoiser masked_denoiser(sampling::Denoiser inner, const sampling::ModelSampling& ms, at::Tensor mask,
                                    at::Tensor noise, at::Tensor latent);
 
+// The noise KSamplerX0Inpaint re-noises the kept latent with, for rows [row_begin, row_end): the sampling's
+// initial noise, except for "ddim" (ComfyUI's sampler_object: euler with inpaint_options random), which draws
+// CPU randn of the whole batch's shape from seed + 1.
+at::Tensor inpaint_noise(const std::string& sampler, uint64_t seed, at::IntArrayRef full_shape, const at::Tensor& noise,
+                         int64_t row_begin, int64_t row_end);
+
 // BaseModel.concat_cond of an inpainting UNet for one conditioning entry: [N, 5, h, w] = mask (1 channel)
 // and masked-image latent (4), for a noise of shape `noise_shape` [N, 4, h, w]. `latent_image` is the
 // sampling's scaled latent [N, 4, h, w]; `denoise_mask` the prepared sampler mask [N, 4, h, w] or undefined;

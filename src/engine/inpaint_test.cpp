@@ -14,6 +14,7 @@
 #include "engine/inpaint.h"
 #include "engine/micro_batch.h"
 #include "engine/runtime/tensor_io.h"
+#include "engine/sampling/noise.h"
 #include "io/safetensors.h"
 #include "netdist/engine.h"
 #include "netdist/source_dir.h"
@@ -135,6 +136,27 @@ TEST(InpaintSample, SplitBatchWithAMaskEqualsTheUnsplitOne) {
           << sampler << " rows [" << bounds[g] << ", " << bounds[g + 1] << ")";
     }
   }
+}
+
+TEST(InpaintSample, DdimReNoisesWithItsOwnNoise) {
+  // ComfyUI's "ddim" is euler whose kept latent is noised with randn(seed + 1) instead of the initial noise.
+  Model& m = *inpaint_tiny_model();
+  Conditioning pos = encode_prompt(m, "a red heart").value();
+  Conditioning neg = encode_prompt(m, "").value();
+  SampleRequest req = masked_request(m, 1);
+  req.noise_mask = at::ones({8, 8});
+  req.sampler = "euler";
+  at::Tensor euler = sample(m, pos, neg, req, nullptr).value();
+  req.sampler = "ddim";
+  EXPECT_TRUE(at::equal(sample(m, pos, neg, req, nullptr).value(), euler));  // nothing kept, nothing re-noised
+  at::Tensor half = at::zeros({8, 8});
+  half.slice(1, 0, 4).fill_(1.0);
+  req.noise_mask = half;
+  at::Tensor ddim = sample(m, pos, neg, req, nullptr).value();
+  req.sampler = "euler";
+  EXPECT_FALSE(at::allclose(sample(m, pos, neg, req, nullptr).value(), ddim, 1e-5, 1e-6));
+  EXPECT_TRUE(at::equal(inpaint::inpaint_noise("ddim", 7, {3, 4, 2, 2}, {}, 1, 2),
+                        sampling::initial_noise_rows(8, {3, 4, 2, 2}, 1, 2)));
 }
 
 TEST(InpaintSample, BadMasksAreRefusedByName) {
