@@ -300,6 +300,32 @@ Result<at::Tensor> rows_noise(const SampleRequest& req, const at::Tensor& latent
   return full.slice(0, row_begin, row_end);
 }
 
+// The conditioning lists' inpainting and area set-up (inpaint.h, cond_batch.h): the noise mask of the whole
+// batch (undefined without one), an inpainting UNet's concat input on every row, then the opposite areas.
+Result<at::Tensor> prepare_lists(const Model& model, const SampleRequest& req, std::vector<cond::CondRow>& pos,
+                                 const Conditioning& positive, std::vector<cond::CondRow>& neg,
+                                 const Conditioning& negative) {
+  const unet::UNetConfig& c = model.unet_->config();
+  const int64_t row_end = req.row_end < 0 ? req.latent.size(0) : req.row_end;
+  const inpaint::Target target{c.in_channels != c.out_channels, model.tiling_.has_value(),
+                               model.info_.vae_scale_factor, req.row_begin, row_end, model.device_};
+  ND_ASSIGN_OR_RETURN(at::Tensor mask, inpaint::prepare(req, target, pos, positive, neg, negative));
+  cond::add_opposite_areas(pos, neg);
+  return mask;
+}
+
+// `denoiser` as KSamplerX0Inpaint runs it when the request has a noise mask (prepare_lists' `mask`).
+sampling::Denoiser with_noise_mask(const Model& model, const SampleRequest& req, const at::Tensor& mask,
+                                   const at::Tensor& noise, const at::Tensor& latent_in, sampling::Denoiser denoiser) {
+  if (!mask.defined()) return denoiser;
+  const int64_t row_end = req.row_end < 0 ? req.latent.size(0) : req.row_end;
+  const at::Tensor renoise =
+      inpaint::inpaint_noise(req.sampler, req.seed, req.latent.sizes(), noise, req.row_begin, row_end);
+  return inpaint::masked_denoiser(std::move(denoiser), *model.sampling_,
+                                  mask.slice(0, req.row_begin, row_end).to(model.device_), renoise.to(model.device_),
+                                  latent_in);
+}
+
 }  // namespace
 
 at::Tensor empty_latent(const Model& model, int64_t batch, int64_t width, int64_t height) {
@@ -334,11 +360,7 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
                       prepare_cond(model, positive, "positive", width, height));
   const bool skip_uncond = std::abs(req.cfg - 1.0) <= 1e-9 * std::max(1.0, std::abs(req.cfg));
   ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> neg, prepare_negative(model, negative, skip_uncond, width, height));
-  const inpaint::Target target{model.unet_->config().in_channels != model.unet_->config().out_channels,
-                                model.tiling_.has_value(), model.info_.vae_scale_factor, row_begin, row_end,
-                                model.device_};
-  ND_ASSIGN_OR_RETURN(at::Tensor mask, inpaint::prepare(req, target, pos, positive, neg, negative));
-  cond::add_opposite_areas(pos, neg);
+  ND_ASSIGN_OR_RETURN(at::Tensor mask, prepare_lists(model, req, pos, positive, neg, negative));
   ND_ASSIGN_OR_RETURN(auto tiling, tiles::prepare_call(model.tiling_, req, pos, neg, skip_uncond));
 
   at::Tensor result, last_denoised;
@@ -361,18 +383,14 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
                                             const at::Tensor& yb) {
       return apply_model(model, graphs, xb, sb, cb, yb, groups);
     });
-    sampling::Denoiser guided = [&](const at::Tensor& xt, const at::Tensor& sigma) {
+    sampling::Denoiser denoiser = [&](const at::Tensor& xt, const at::Tensor& sigma) {
       if (split) return split->denoise(unet_fn, pos, neg, xt, sigma);
       std::vector<const std::vector<cond::CondRow>*> lists = {&pos, skip_uncond ? nullptr : &neg};
       std::vector<at::Tensor> out = cond::calc_cond_batch(unet_fn, lists, xt, sigma);
       if (skip_uncond) return out[0];
       return out[1] + (out[0] - out[1]) * req.cfg;
     };
-    sampling::Denoiser denoiser = !mask.defined() ? guided
-        : inpaint::masked_denoiser(guided, ms, mask.slice(0, row_begin, row_end).to(model.device_),
-                                   inpaint::inpaint_noise(req.sampler, req.seed, req.latent.sizes(), noise, row_begin,
-                                                          row_end).to(model.device_),
-                                   latent_in);
+    denoiser = with_noise_mask(model, req, mask, noise, latent_in, std::move(denoiser));
     sampling::NoiseSource noise_source(
         req.seed, n, row_begin,
         model.options_.noise_on_cpu ? sampling::NoiseDevice::kCpu : sampling::NoiseDevice::kSampling);
