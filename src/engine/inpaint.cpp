@@ -26,7 +26,9 @@ Status check_mask(const at::Tensor& mask, const std::string& input) {
   if (mask.dim() < 2 || mask.dim() > 4) {
     return Status::invalid_argument(input + " is " + inpaint_shape(mask) + ", not [H, W], [N, H, W] or [N, 1, H, W]");
   }
-  if (mask.numel() == 0) return Status::invalid_argument(input + " " + inpaint_shape(mask) + " has no rows or no pixels");
+  if (mask.numel() == 0) {
+    return Status::invalid_argument(input + " " + inpaint_shape(mask) + " has no rows or no pixels");
+  }
   if (!at::isFloatingType(mask.scalar_type())) {
     return Status::invalid_argument(input + " holds " + std::string(c10::toString(mask.scalar_type())) +
                                     " values, not floating point");

@@ -133,8 +133,8 @@ void register_inpaint_nodes(graph::NodeRegistry& r) {
                                       {link_input("samples", "LATENT"), link_input("mask", "MASK")}, {"LATENT"});
   add_fn_node(r, set, set_latent_noise_mask);
   graph::NodeSchema enc = make_schema("VAEEncodeForInpaint", "VAE Encode (for Inpainting)", "latent/inpaint",
-                                      {link_input("pixels", "IMAGE"), link_input("vae", "VAE"), link_input("mask", "MASK"),
-                                       graph::int_input("grow_mask_by", 6, 0, 64, 1)},
+                                      {link_input("pixels", "IMAGE"), link_input("vae", "VAE"),
+                                       link_input("mask", "MASK"), graph::int_input("grow_mask_by", 6, 0, 64, 1)},
                                       {"LATENT"});
   add_fn_node(r, enc, vae_encode_for_inpaint);
   graph::InputSpec noise_mask = graph::bool_input("noise_mask", true);
