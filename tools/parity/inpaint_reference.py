@@ -378,7 +378,10 @@ def main():
         return
     if not a.ckpt or not a.out:
         ap.error("--ckpt and --out are needed (or --compare DIR)")
-    reference(a)
+    import torch
+    # ComfyUI's executor runs every node under inference mode; so does this reference.
+    with torch.inference_mode():
+        reference(a)
 
 
 if __name__ == "__main__":
