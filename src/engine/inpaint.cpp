@@ -15,7 +15,7 @@ std::string inpaint_shape(const at::Tensor& t) {
   return out + "]";
 }
 
-at::Tensor bilinear(const at::Tensor& t, int64_t height, int64_t width) {
+at::Tensor inpaint_bilinear(const at::Tensor& t, int64_t height, int64_t width) {
   return at::upsample_bilinear2d(t, {height, width}, false);
 }
 
@@ -64,7 +64,7 @@ at::Tensor resize_to_batch_size(const at::Tensor& t, int64_t n) {
 
 at::Tensor reshape_mask(const at::Tensor& mask, at::IntArrayRef shape) {
   at::Tensor m = mask.reshape({-1, 1, mask.size(-2), mask.size(-1)});
-  m = bilinear(m, shape[2], shape[3]);
+  m = inpaint_bilinear(m, shape[2], shape[3]);
   if (m.size(1) < shape[1]) m = m.repeat({1, shape[1], 1, 1}).slice(1, 0, shape[1]);
   return repeat_to_batch_size(m, shape[0]);
 }
@@ -81,7 +81,7 @@ at::Tensor upscale_bilinear_center(const at::Tensor& t, int64_t width, int64_t h
     y = static_cast<int64_t>(std::nearbyint((old_h - old_h * (old_aspect / new_aspect)) / 2));
   }
   at::Tensor s = t.narrow(-2, y, old_h - y * 2).narrow(-1, x, old_w - x * 2);
-  return bilinear(s, height, width);
+  return inpaint_bilinear(s, height, width);
 }
 
 sampling::Denoiser masked_denoiser(sampling::Denoiser inner, const sampling::ModelSampling& ms, at::Tensor mask,

@@ -51,7 +51,7 @@ Result<std::vector<Value>> vae_encode_for_inpaint(NodeContext&, const NodeInputs
   return std::vector<Value>{object(out)};
 }
 
-std::shared_ptr<ConditioningObject> with_concat(const ConditioningObject& c, const at::Tensor& latent,
+std::shared_ptr<ConditioningObject> inpaint_with_concat(const ConditioningObject& c, const at::Tensor& latent,
                                                 const at::Tensor& mask) {
   auto out = std::make_shared<ConditioningObject>(c);
   for (CondEntry& e : out->conditioning) {
@@ -73,8 +73,8 @@ Result<std::vector<Value>> inpaint_model_conditioning(NodeContext&, const NodeIn
   auto latent = std::make_shared<LatentObject>();
   ND_ASSIGN_OR_RETURN(latent->samples, in_node(encode(*vae->model, px->images), cls));
   if (in.get_bool("noise_mask")) latent->noise_mask = p.mask;
-  return std::vector<Value>{object(with_concat(*positive, concat_latent, p.mask)),
-                            object(with_concat(*negative, concat_latent, p.mask)), object(latent)};
+  return std::vector<Value>{object(inpaint_with_concat(*positive, concat_latent, p.mask)),
+                            object(inpaint_with_concat(*negative, concat_latent, p.mask)), object(latent)};
 }
 
 }  // namespace
