@@ -83,13 +83,15 @@ Result<DeviceMemoryInfo> device_memory_info(const std::string& device);
 void free_device_memory(const std::string& device, bool unload_models);
 
 // Loads a single-file checkpoint (.safetensors, ldm/sgm layout) or a diffusers folder. The family
-// (SD1.x, SD2.x, SDXL) and every config number are detected from tensor names and shapes. UNets the engine does
-// not run yet are refused before anything is built, kUnsupported naming the file and what it is: "checkpoint
-// 'x.safetensors' is an SDXL refiner (ADM 2560); not supported yet"; likewise inpainting (9 input channels),
-// depth (5), x4 upscaler (7), instruct-pix2pix / edit (8) and other unknown UNets (models::check_supported_unet).
+// (SD1.x, SD2.x, SDXL, SDXL refiner) and every config number are detected from tensor names and shapes.
+// Inpainting UNets (9 input channels: latent + mask + masked-image latent, ComfyUI's concat conditioning) and
+// SDXL refiners (clip_g only, ADM 2560 with the aesthetic score) are run. UNets the engine does not run yet are
+// refused before anything is built, kUnsupported naming the file and what it is: "checkpoint 'x.safetensors'
+// is a depth UNet (5 input channels: latent + depth map); not supported yet"; likewise x4 upscaler (7),
+// instruct-pix2pix / edit (8) and other unknown UNets (models::check_supported_unet).
 Result<std::shared_ptr<Model>> load_model(const std::string& path, const EngineOptions& options);
 
-// What a model is: "sd1", "sd2", "sdxl" ("sdxl_refiner" is detected but refused at load); "eps" or "v"; its
+// What a model is: "sd1", "sd2", "sdxl", "sdxl_refiner"; "eps" or "v"; its
 // native resolution.
 struct ModelInfo {
   std::string family;
@@ -100,12 +102,26 @@ struct ModelInfo {
 };
 ModelInfo model_info(const Model& model);
 
+// The sizes SDXL's ADM vector embeds (CLIPTextEncodeSDXL's width, height, crop_w, crop_h, target_width,
+// target_height, in pixels). Without them an entry embeds the sampled image's size, crop 0.
+// The SDXL refiner embeds width, height, crops and the aesthetic score (CLIPTextEncodeSDXLRefiner's ascore;
+// unset: ComfyUI's 6 for positive and 2.5 for negative entries).
+struct AdmSize {
+  int64_t width = 1024, height = 1024, crop_w = 0, crop_h = 0, target_width = 1024, target_height = 1024;
+  std::optional<double> aesthetic_score;
+};
+
 // One conditioning entry, as ComfyUI's [cond, {"pooled_output": …, "area": …}] pair.
 struct CondEntry {
   at::Tensor context;  // [1, 77·k, D] text-encoder hidden states, float32 CPU
   at::Tensor pooled;   // [1, P] (SDXL) or undefined
   float strength = 1.0f;
   std::optional<std::array<int, 4>> area;  // ConditioningSetArea: {height, width, y, x} in pixels
+  // InpaintModelConditioning's "concat_latent_image" (unscaled latent [M, 4, h, w]) and "concat_mask"
+  // ([M, 1, H, W] in pixels), float32 CPU or undefined: what an inpainting UNet's concat input is made of
+  // (engine/inpaint.h concat_cond); other UNets ignore them.
+  at::Tensor concat_latent_image, concat_mask;
+  std::optional<AdmSize> adm_size;  // CLIPTextEncodeSDXL's sizes (SDXL models only)
 };
 using Conditioning = std::vector<CondEntry>;
 
@@ -113,6 +129,11 @@ using Conditioning = std::vector<CondEntry>;
 // stop_at_clip_layer (-1 last, -2 penultimate, …); unset keeps the family's layer (SDXL: penultimate).
 Result<Conditioning> encode_prompt(Model& model, const std::string& text,
                                    std::optional<int> clip_layer = std::nullopt);
+// CLIPTextEncodeSDXL: text_l through clip_l and text_g through clip_g (the side with fewer 77-token windows
+// padded with windows of the empty prompt, as the node does), the entry carrying `size` for the ADM vector.
+// invalid_argument naming the file for a model without SDXL's two text encoders.
+Result<Conditioning> encode_prompt_sdxl(Model& model, const std::string& text_g, const std::string& text_l,
+                                        const AdmSize& size, std::optional<int> clip_layer = std::nullopt);
 
 // Zeros of the family's latent shape (EmptyLatentImage).
 at::Tensor empty_latent(const Model& model, int64_t batch, int64_t width, int64_t height);
@@ -126,6 +147,12 @@ struct SampleRequest {
   double denoise = 1.0;
   at::Tensor latent;  // [N, 4, h, w] full batch (rows outside the range are ignored)
   std::optional<std::vector<int64_t>> batch_index;  // LATENT "batch_index" (noise indices)
+  // LATENT "noise_mask" (SetLatentNoiseMask, VAEEncodeForInpaint): float32 CPU, last two dims H×W, of the
+  // whole batch; undefined = none. As ComfyUI's KSamplerX0Inpaint, every denoiser call keeps the latent
+  // where the mask is 0 (engine/inpaint.h); it is resized to the latent (bilinear) and repeated to the
+  // batch before the rows are taken, so a split batch equals the unsplit one. Anything but a floating-point
+  // tensor of rank 2 to 4 is invalid_argument naming "latent_image's noise_mask".
+  at::Tensor noise_mask;
   int64_t row_begin = 0, row_end = -1;       // the rows this call renders (micro-batch bounds); -1 = all
   // Tile-parallel sampling of a TiledDiffusion model (include/netdist/tiled_diffusion.h): every member of
   // tile_group calls sample() with the same request on its own Model and gets the same latent, having rendered

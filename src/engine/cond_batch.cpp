@@ -29,6 +29,7 @@ struct Item {
 bool can_concat(const Item& a, const Item& first) {
   if (a.area[0] != first.area[0] || a.area[1] != first.area[1]) return false;
   if (a.row->y.defined() != first.row->y.defined()) return false;
+  if (a.row->concat.defined() != first.row->concat.defined()) return false;
   if (a.row->y.defined() && !a.row->y.sizes().equals(first.row->y.sizes())) return false;
   const int64_t l1 = a.row->context.size(1), l2 = first.row->context.size(1);
   if (l1 != l2) {
@@ -62,6 +63,7 @@ void same_area_if_none(std::vector<CondRow>& conds, const CondRow& c) {
   CondRow out = c;
   out.context = smallest->context;
   out.y = smallest->y;
+  out.concat = smallest->concat;
   conds.push_back(std::move(out));
 }
 
@@ -149,7 +151,11 @@ std::vector<at::Tensor> calc_cond_batch(const ModelFn& model,
     for (const Item& it : items) length = lcm(length, it.row->context.size(1));
     std::vector<at::Tensor> xs, ctx, ys, sig;
     for (const Item& it : items) {
-      xs.push_back(x.narrow(2, it.area[2], it.area[0]).narrow(3, it.area[3], it.area[1]));
+      at::Tensor xa = x.narrow(2, it.area[2], it.area[0]).narrow(3, it.area[3], it.area[1]);
+      if (it.row->concat.defined()) {
+        xa = at::cat({xa, it.row->concat.narrow(2, it.area[2], it.area[0]).narrow(3, it.area[3], it.area[1])}, 1);
+      }
+      xs.push_back(xa);
       at::Tensor c = it.row->context.repeat({1, length / it.row->context.size(1), 1});
       ctx.push_back(c.expand({b, length, c.size(2)}));
       if (it.row->y.defined()) ys.push_back(it.row->y.expand({b, it.row->y.size(1)}));

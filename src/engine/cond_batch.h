@@ -24,6 +24,10 @@ struct CondRow {
   at::Tensor y;        // [1, adm] or undefined
   float strength = 1.0f;
   std::optional<std::array<int64_t, 4>> area;  // {h, w, y, x} latent cells, unclamped
+  // An inpainting UNet's concat input for the sampled rows [B, Cc, h, w] (engine/inpaint.h) or undefined:
+  // cropped to the entry's area and appended to x's channels, so the model function then gets
+  // [N, C + Cc, ah, aw] and still returns C channels.
+  at::Tensor concat;
 };
 
 // The UNet's x0 prediction for a batch: x [N, C, ah, aw], sigma [N], context [N, L, D], y [N, adm] or

@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "engine/cfg_split.h"
 #include "engine/cond_batch.h"
+#include "engine/inpaint.h"
 #include "engine/micro_batch.h"
 #include "engine/model.h"
 #include "engine/runtime/cuda_graphs.h"
@@ -21,40 +22,6 @@ namespace netdist {
 
 namespace {
 
-Result<std::vector<text::WeightedTokens>> tokenize(const Model& model, const models::TextEncoderSpec& spec,
-                                                   const std::string& prompt) {
-  text::TokenizeOptions options = text::TokenizeOptions::clip_l();
-  // Families pad either with the end token (CLIP-L: 49407 in CLIP's vocab) or with 0 (OpenCLIP).
-  if (spec.pad_id == 0) options.pad_id = 0;
-  ND_ASSIGN_OR_RETURN(auto windows, text::tokenize_with_weights(*model.tokenizer_, prompt, options));
-  std::vector<text::WeightedTokens> out;
-  for (auto& w : windows) out.push_back({std::move(w.ids), std::move(w.weights)});
-  return out;
-}
-
-// CLIPSetLastLayer (ComfyUI SDClipModel.set_clip_options): a set layer replaces the family's default layer
-// for every encoder; one beyond the encoder's depth means its last layer with the final layer norm.
-text::EncodeOptions encode_options(const Model& model, const TextEncoder& enc,
-                                   std::optional<int> clip_layer) {
-  text::EncodeOptions o;
-  o.layer_idx = enc.spec.absolute_layer();
-  o.final_ln = enc.spec.final_ln;
-  if (clip_layer) {
-    const int layers = enc.spec.config.num_layers;
-    if (std::abs(*clip_layer) > layers) {
-      o.layer_idx = layers - 1;
-      o.final_ln = true;
-    } else {
-      o.layer_idx = *clip_layer < 0 ? layers + *clip_layer : *clip_layer;
-    }
-  }
-  o.start_id = model.tokenizer_->bos_id();
-  o.end_id = model.tokenizer_->eos_id();
-  o.pad_id = enc.spec.pad_id == 0 ? 0 : model.tokenizer_->eos_id();
-  o.project_pooled = enc.spec.project_pooled;
-  return o;
-}
-
 // The x0 prediction of the UNet for one batch of conditioning rows (ComfyUI BaseModel._apply_model), with
 // the UNet called once per micro-batch (micro_batch.h). The batch is k blocks (one per conditioning entry)
 // of the same images; `groups` are the local image bounds of the micro-batches, and group g's call takes its
@@ -67,14 +34,20 @@ at::Tensor apply_model(Model& model, runtime::GraphedCalls& graphs, const at::Te
                        const at::Tensor& sigma, const at::Tensor& context, const at::Tensor& y,
                        const std::vector<int64_t>& groups) {
   const sampling::ModelSampling& ms = *model.sampling_;
-  const at::Tensor xc = ms.calculate_input(sigma, x).to(model.unet_dtype_);
+  // An inpainting UNet's x carries its concat input after the latent's channels (cond_batch.h): scaled
+  // like ComfyUI's c_concat, i.e. not at all.
+  const int64_t latent_c = model.unet_->config().out_channels;
+  const at::Tensor xl = x.size(1) > latent_c ? x.slice(1, 0, latent_c) : x;
+  at::Tensor xc = ms.calculate_input(sigma, xl);
+  if (x.size(1) > latent_c) xc = at::cat({xc, x.slice(1, latent_c)}, 1);
+  xc = xc.to(model.unet_dtype_);
   const at::Tensor t = ms.timestep(sigma).to(at::kFloat);
   const at::Tensor c = context.to(model.unet_dtype_);
   const at::Tensor a = y.defined() ? y.to(model.unet_dtype_) : y;
   const int64_t n = x.size(0), images = groups.back();
   const bool blocks = groups.size() > 2 && images > 0 && n % images == 0;
   const int64_t k = blocks ? n / images : 1;
-  at::Tensor out = at::empty_like(xc, at::MemoryFormat::Contiguous);
+  at::Tensor out = at::empty({n, latent_c, x.size(2), x.size(3)}, xc.options());
   std::vector<std::vector<at::Tensor>> inputs;
   std::vector<at::Tensor> outs;
   const size_t calls = blocks ? groups.size() - 1 : 1;
@@ -94,7 +67,7 @@ at::Tensor apply_model(Model& model, runtime::GraphedCalls& graphs, const at::Te
     at::Tensor o = model.unet_->forward(v[0], v[1], v[2], v.size() > 3 ? v[3] : at::Tensor());
     return o.unflatten(0, {k, o.size(0) / k});
   });
-  return ms.calculate_denoised(sigma, out.to(at::kFloat), x);
+  return ms.calculate_denoised(sigma, out.to(at::kFloat), xl);
 }
 
 std::string shape_string(const at::Tensor& t) {
@@ -148,7 +121,9 @@ Status check_cond_entry(const Model& model, const CondEntry& e, const std::strin
   }
   if (model.info_.adm_channels <= 0) return Status::ok();
   if (!e.pooled.defined()) return Status::invalid_argument(which + " has no pooled output, which SDXL needs");
-  const int64_t pooled = model.info_.adm_channels - unet::kSdxlAdmSizeChannels;
+  const int64_t pooled = model.info_.adm_channels - (model.info_.family == models::ModelFamily::kSdxlRefiner
+                                                         ? unet::kSdxlRefinerAdmSizeChannels
+                                                         : unet::kSdxlAdmSizeChannels);
   if (e.pooled.dim() != 2 || e.pooled.size(0) < 1 || e.pooled.size(1) != pooled) {
     return Status::invalid_argument(
         which + "'s pooled output is " + shape_string(e.pooled) + "; the UNet of " + model_name(model) +
@@ -173,8 +148,13 @@ Result<std::vector<cond::CondRow>> prepare_cond(Model& model, const Conditioning
       r.area = area;
     }
     if (model.info_.adm_channels > 0) {
-      r.y =
-          unet::sdxl_adm(e.pooled.to(at::kFloat).cpu(), width, height, 0, 0, width, height).to(model.device_);
+      const AdmSize a = e.adm_size.value_or(AdmSize{width, height, 0, 0, width, height, std::nullopt});
+      const at::Tensor pooled = e.pooled.to(at::kFloat).cpu();
+      r.y = model.info_.family == models::ModelFamily::kSdxlRefiner
+                ? unet::sdxl_refiner_adm(pooled, a.width, a.height, a.crop_w, a.crop_h,
+                                         a.aesthetic_score.value_or(input == "negative" ? 2.5 : 6.0))
+                : unet::sdxl_adm(pooled, a.width, a.height, a.crop_w, a.crop_h, a.target_width, a.target_height);
+      r.y = r.y.to(model.device_);
     }
     rows.push_back(std::move(r));
   }
@@ -320,42 +300,33 @@ Result<at::Tensor> rows_noise(const SampleRequest& req, const at::Tensor& latent
   return full.slice(0, row_begin, row_end);
 }
 
-}  // namespace
-
-Result<Conditioning> encode_prompt(Model& model, const std::string& text, std::optional<int> clip_layer) {
-  std::lock_guard<std::mutex> lock(*model.mutex_);
-  CondEntry entry;
-  Status s = guard_torch("encoding the prompt", [&] {
-    c10::InferenceMode inference;
-    std::vector<std::vector<text::WeightedTokens>> windows;
-    for (const TextEncoder& enc : model.encoders_) {
-      auto w = tokenize(model, enc.spec, text);
-      if (!w.is_ok()) return w.status();
-      windows.push_back(std::move(*w));
-    }
-    Result<text::Conditioning> cond = Status::internal("no text encoder");
-    if (model.encoders_.size() == 2) {
-      TextEncoder& l = model.encoders_[0];
-      TextEncoder& g = model.encoders_[1];
-      OnDevice on_l(model, *l.model), on_g(model, *g.model);
-      lora::PatchScope patch_l(*l.model, l.spec.prefix, model.clip_patches_);
-      lora::PatchScope patch_g(*g.model, g.spec.prefix, model.clip_patches_);
-      cond = text::encode_sdxl(*l.model, windows[0], encode_options(model, l, clip_layer), *g.model,
-                               windows[1], encode_options(model, g, clip_layer));
-    } else if (model.encoders_.size() == 1) {
-      TextEncoder& e = model.encoders_[0];
-      OnDevice on(model, *e.model);
-      lora::PatchScope patch(*e.model, e.spec.prefix, model.clip_patches_);
-      cond = text::encode_weighted(*e.model, windows[0], encode_options(model, e, clip_layer));
-    }
-    if (!cond.is_ok()) return cond.status();
-    entry.context = cond->hidden.to(at::kCPU, at::kFloat);
-    if (cond->pooled.defined()) entry.pooled = cond->pooled.to(at::kCPU, at::kFloat);
-    return Status::ok();
-  });
-  ND_RETURN_IF_ERROR(s);
-  return Conditioning{entry};
+// The conditioning lists' inpainting and area set-up (inpaint.h, cond_batch.h): the noise mask of the whole
+// batch (undefined without one), an inpainting UNet's concat input on every row, then the opposite areas.
+Result<at::Tensor> prepare_lists(const Model& model, const SampleRequest& req, std::vector<cond::CondRow>& pos,
+                                 const Conditioning& positive, std::vector<cond::CondRow>& neg,
+                                 const Conditioning& negative) {
+  const unet::UNetConfig& c = model.unet_->config();
+  const int64_t row_end = req.row_end < 0 ? req.latent.size(0) : req.row_end;
+  const inpaint::Target target{c.in_channels != c.out_channels, model.tiling_.has_value(),
+                               model.info_.vae_scale_factor, req.row_begin, row_end, model.device_};
+  ND_ASSIGN_OR_RETURN(at::Tensor mask, inpaint::prepare(req, target, pos, positive, neg, negative));
+  cond::add_opposite_areas(pos, neg);
+  return mask;
 }
+
+// `denoiser` as KSamplerX0Inpaint runs it when the request has a noise mask (prepare_lists' `mask`).
+sampling::Denoiser with_noise_mask(const Model& model, const SampleRequest& req, const at::Tensor& mask,
+                                   const at::Tensor& noise, const at::Tensor& latent_in, sampling::Denoiser denoiser) {
+  if (!mask.defined()) return denoiser;
+  const int64_t row_end = req.row_end < 0 ? req.latent.size(0) : req.row_end;
+  const at::Tensor renoise =
+      inpaint::inpaint_noise(req.sampler, req.seed, req.latent.sizes(), noise, req.row_begin, row_end);
+  return inpaint::masked_denoiser(std::move(denoiser), *model.sampling_,
+                                  mask.slice(0, req.row_begin, row_end).to(model.device_), renoise.to(model.device_),
+                                  latent_in);
+}
+
+}  // namespace
 
 at::Tensor empty_latent(const Model& model, int64_t batch, int64_t width, int64_t height) {
   return at::zeros({batch, model.info_.latent_channels, height / 8, width / 8}, at::kFloat);
@@ -371,7 +342,7 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
                                           const SampleRequest& req, const ProgressFn& progress) {
   if (model.unet_.is_empty())
     return Status::invalid_argument("sample: " + model.path_ + " has no diffusion model");
-  ND_RETURN_IF_ERROR(check_latent(req.latent, "latent_image", model.unet_->config().in_channels,
+  ND_RETURN_IF_ERROR(check_latent(req.latent, "latent_image", model.unet_->config().out_channels,
                                   "the UNet of " + model_name(model) + " samples"));
   const int64_t n = req.latent.size(0);
   const int64_t row_begin = req.row_begin;
@@ -389,7 +360,7 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
                       prepare_cond(model, positive, "positive", width, height));
   const bool skip_uncond = std::abs(req.cfg - 1.0) <= 1e-9 * std::max(1.0, std::abs(req.cfg));
   ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> neg, prepare_negative(model, negative, skip_uncond, width, height));
-  cond::add_opposite_areas(pos, neg);
+  ND_ASSIGN_OR_RETURN(at::Tensor mask, prepare_lists(model, req, pos, positive, neg, negative));
   ND_ASSIGN_OR_RETURN(auto tiling, tiles::prepare_call(model.tiling_, req, pos, neg, skip_uncond));
 
   at::Tensor result, last_denoised;
@@ -419,6 +390,7 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
       if (skip_uncond) return out[0];
       return out[1] + (out[0] - out[1]) * req.cfg;
     };
+    denoiser = with_noise_mask(model, req, mask, noise, latent_in, std::move(denoiser));
     sampling::NoiseSource noise_source(
         req.seed, n, row_begin,
         model.options_.noise_on_cpu ? sampling::NoiseDevice::kCpu : sampling::NoiseDevice::kSampling);

@@ -217,16 +217,14 @@ TEST_F(BadInput, EngineRefusesWrongImagesDtypesAndConditioningBeforeAnyTensorOp)
 }
 
 TEST_F(BadInput, RefusedCheckpointFailsAtTheLoaderNode) {
-  testing::TinyCheckpointShape refiner;
-  refiner.adm_channels = 2560;
-  refiner.text_prefix = "conditioner.embedders.0.model.";
-  ASSERT_TRUE(testing::write_tiny_checkpoint((dir_ / "models/checkpoints/refiner.safetensors").string(), refiner)
+  testing::TinyCheckpointShape depth;
+  depth.in_channels = 5;
+  ASSERT_TRUE(testing::write_tiny_checkpoint((dir_ / "models/checkpoints/depth.safetensors").string(), depth)
                   .is_ok());
   Json p = graph_with(Json::object());
-  p["1"]["inputs"]["ckpt_name"] = "refiner.safetensors";
+  p["1"]["inputs"]["ckpt_name"] = "depth.safetensors";
   const std::string m = fails_then_next_renders(p, "1");
-  EXPECT_NE(m.find("CheckpointLoaderSimple: checkpoint 'refiner.safetensors' is an SDXL refiner (ADM 2560); "
-                   "not supported yet"),
+  EXPECT_NE(m.find("CheckpointLoaderSimple: checkpoint 'depth.safetensors' is a depth UNet (5 input channels"),
             std::string::npos)
       << m;
 }

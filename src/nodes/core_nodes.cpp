@@ -8,8 +8,10 @@
 #include "nodes/custom_sampling_nodes.h"
 #include "nodes/image_nodes.h"
 #include "nodes/image_ops_nodes.h"
+#include "nodes/inpaint_nodes.h"
 #include "nodes/latent_ops_nodes.h"
 #include "nodes/mask_nodes.h"
+#include "nodes/sdxl_text_nodes.h"
 #include "nodes/model_nodes.h"
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
@@ -60,6 +62,7 @@ Result<std::vector<Value>> run_ksampler(NodeContext& ctx, const NodeInputs& in, 
   req.scheduler = in.get_string("scheduler");
   req.latent = latent->samples;
   req.batch_index = latent->batch_index;
+  req.noise_mask = latent->noise_mask;
   if (in.has("row_begin")) {
     req.row_begin = in.get_int("row_begin");
     req.row_end = in.get_int("row_end");
@@ -161,6 +164,20 @@ Status has_rows(const LatentObject& latent, const std::string& class_type) {
   return Status::ok();
 }
 
+// LatentFromBatch's noise_mask (nodes.py): a one-row mask as it is, else its rows [start, start + length)
+// after repeating it to the latent's n rows.
+at::Tensor latent_batch_mask(const at::Tensor& mask, int64_t n, int64_t start, int64_t length) {
+  if (!mask.defined()) return mask;
+  if (mask.size(0) == 1) return mask.clone();
+  at::Tensor m = mask;
+  if (m.size(0) < n) {
+    std::vector<int64_t> reps(static_cast<size_t>(m.dim()), 1);
+    reps[0] = (n + m.size(0) - 1) / m.size(0);
+    m = m.repeat(reps).slice(0, 0, n);
+  }
+  return m.slice(0, start, start + length).clone();
+}
+
 void add_latent(graph::NodeRegistry& r) {
   add_fn_node(r, schema("EmptyLatentImage", "Empty Latent Image", "latent",
                         {int_input("width", 512, 16, kMaxResolution, 8), int_input("height", 512, 16, kMaxResolution, 8),
@@ -185,6 +202,7 @@ void add_latent(graph::NodeRegistry& r) {
                 std::vector<int64_t> index;
                 for (int64_t i = start; i < start + length; ++i) index.push_back(s->batch_index ? (*s->batch_index)[i] : i);
                 out->batch_index = index;
+                out->noise_mask = latent_batch_mask(s->noise_mask, n, start, length);
                 return std::vector<Value>{object(out)};
               });
   add_fn_node(r, schema("RepeatLatentBatch", "Repeat Latent Batch", "latent/batch",
@@ -195,6 +213,12 @@ void add_latent(graph::NodeRegistry& r) {
                 const int64_t amount = in.get_int("amount");
                 auto out = std::make_shared<LatentObject>();
                 out->samples = s->samples.repeat({amount, 1, 1, 1});
+                out->noise_mask = s->noise_mask;  // ComfyUI repeats a mask of several rows, keeps one of one
+                if (s->noise_mask.defined() && s->noise_mask.size(0) > 1) {
+                  std::vector<int64_t> reps(static_cast<size_t>(s->noise_mask.dim()), 1);
+                  reps[0] = amount;
+                  out->noise_mask = s->noise_mask.repeat(reps);
+                }
                 if (s->batch_index) {
                   const auto& b = *s->batch_index;
                   const int64_t offset = *std::max_element(b.begin(), b.end()) - *std::min_element(b.begin(), b.end()) + 1;
@@ -328,6 +352,8 @@ void register_core_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv>
   register_latent_ops_nodes(registry);
   register_image_ops_nodes(registry);
   register_conditioning_ops_nodes(registry);
+  register_inpaint_nodes(registry);
+  register_sdxl_text_nodes(registry);
 }
 
 }  // namespace netdist::nodes

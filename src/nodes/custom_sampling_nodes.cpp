@@ -238,6 +238,7 @@ Result<std::vector<Value>> run_custom_sampler(NodeContext& ctx, const GuiderObje
   req.sigmas = sigmas;
   req.latent = latent.samples;
   req.batch_index = latent.batch_index;
+  req.noise_mask = latent.noise_mask;
   Status progress_status;
   ProgressFn progress = [&](int step, int total) {
     progress_status = ctx.progress(step, total);

@@ -52,10 +52,13 @@ struct ConditioningObject : graph::Object {
   std::string type_name() const override { return "CONDITIONING"; }
 };
 
-// LATENT: {"samples": [N,4,h,w] float32 CPU, "batch_index": noise indices (optional)}.
+// LATENT: {"samples": [N,4,h,w] float32 CPU, "batch_index": noise indices (optional), "noise_mask":
+// [M, 1, H, W] float32 CPU (optional, undefined when absent: SetLatentNoiseMask, VAEEncodeForInpaint,
+// InpaintModelConditioning; the samplers denoise only where it is 1, engine.h SampleRequest::noise_mask)}.
 struct LatentObject : graph::Object {
   at::Tensor samples;
   std::optional<std::vector<int64_t>> batch_index;
+  at::Tensor noise_mask;
   std::string type_name() const override { return "LATENT"; }
 };
 

@@ -39,12 +39,20 @@
 #              sgm_uniform / karras, 512², 20 steps: the pinned ComfyUI's node classes in-process against
 #              `netdist run` of the same API workflow (tools/parity/flow_reference.py): mean and largest 8-bit
 #              difference
+#   inpaint    inpainting on the sd15 checkpoint and an inpainting variant of it (first UNet convolution widened to
+#              9 channels, random): SetLatentNoiseMask with KSampler / KSamplerAdvanced (two passes),
+#              VAEEncodeForInpaint, InpaintModelConditioning, a 9-channel UNet on an empty latent, 512², 20 steps:
+#              the pinned ComfyUI's node classes in-process against `netdist run` of the same API workflow
+#              (tools/parity/inpaint_reference.py): mean and largest 8-bit difference; and on the sdxl checkpoint
+#              CLIPTextEncodeSDXL (text_g/text_l, sizes, crops, targets) and a two-pass KSamplerAdvanced hand-off, 1024²;
+#              and a random SDXL refiner (ComfyUI's SDXLRefiner classes): base → refiner hand-off with
+#              CLIPTextEncodeSDXLRefiner, the refiner alone with CLIPTextEncode
 # Then it prints one table, check by check: pass/fail, the largest difference and its bound, and runs
 # netdist_test_report over the GoogleTest results (--gpu yes: a test that skipped for want of a GPU fails).
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
 #
 # Environment (all optional): PEER=.peer  BUILD=build/gpu  WORK=/tmp/netdist-parity  PYTHON=python3
-#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu flow"  STEP_TIMEOUT=900 (seconds a step)
+#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu flow inpaint"  STEP_TIMEOUT=900 (seconds a step)
 #   The device tool allows 10 minutes a command: run the steps in two commands if needed, e.g.
 #   PARITY_STEPS="build goldens unet_vae cudagraphs sd15" then PARITY_STEPS=sdxl (the build stays in BUILD).
 set -uo pipefail
@@ -55,7 +63,7 @@ BUILD=${BUILD:-build/gpu}
 WORK=${WORK:-/tmp/netdist-parity}
 PYTHON=${PYTHON:-python3}
 CUDA_DEVICE=${CUDA_DEVICE:-0}
-PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu flow}
+PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu flow inpaint}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 RESULTS=$WORK/results
 ROWS=$WORK/rows.tsv  # check <TAB> pass|FAIL <TAB> largest difference <TAB> bound
@@ -368,6 +376,43 @@ if want flow; then
     done
     "$PYTHON" tools/parity/flow_reference.py --compare "$flow" >"$WORK/flow_compare.log" 2>&1
     grep -E '^flow: ' "$WORK/flow_compare.log" >>"$ROWS" || row "flow: compare printed no rows" FAIL - -
+  fi
+fi
+
+# ---- inpainting: masks and a 9-channel UNet in ComfyUI against netdist run ------------------------------------
+if want inpaint; then
+  ck=$WORK/ck/sd15.safetensors
+  inp=$WORK/inpaint
+  mkdir -p "$WORK/ck" "$inp"
+  if [ ! -s "$ck" ]; then
+    run_logged checkpoint_sd15 "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sd15 --out "$ck" --seed 0 --dtype fp16 || rm -f "$ck"
+  fi
+  xl=$WORK/ck/sdxl.safetensors
+  if [ ! -s "$xl" ]; then
+    run_logged checkpoint_sdxl "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sdxl --out "$xl" --seed 0 --dtype fp16 || rm -f "$xl"
+  fi
+  rf=$WORK/ck/sdxl_refiner.safetensors
+  if [ ! -s "$rf" ]; then
+    run_logged checkpoint_refiner "$PYTHON" tools/parity/inpaint_reference.py --peer "$PEER" --make-refiner "$rf" ||
+      rm -f "$rf"
+  fi
+  if [ ! -s "$ck" ] || [ ! -s "$xl" ] || [ ! -s "$rf" ]; then
+    row "inpaint: make_checkpoint.py / --make-refiner" FAIL - -
+  elif ! run_logged inpaint_reference "$PYTHON" tools/parity/inpaint_reference.py --peer "$PEER" --ckpt "$ck" \
+    --sdxl-ckpt "$xl" --refiner-ckpt "$rf" --out "$inp"; then
+    row "inpaint: inpaint_reference.py" FAIL - -
+  else
+    grep '^reference:' "$WORK/inpaint_reference.log" | sed 's/^/[gpu-parity] inpaint /'
+    rm -rf "$inp/netdist"
+    for c in $(cat "$inp/cases.txt"); do
+      run_logged "inpaint_netdist_$c" "$BUILD/netdist" run "$inp/$c.json" --models-dir "$inp/models" \
+        --input-directory "$inp/input" --output-directory "$inp/netdist" --device "cuda:$CUDA_DEVICE" \
+        --clip-vocab tests/data/clip-vit-l-14-tokenizer --disable-metadata || true
+    done
+    "$PYTHON" tools/parity/inpaint_reference.py --compare "$inp" >"$WORK/inpaint_compare.log" 2>&1
+    grep -E '^inpaint: ' "$WORK/inpaint_compare.log" >>"$ROWS" || row "inpaint: compare printed no rows" FAIL - -
   fi
 fi
 

@@ -158,13 +158,13 @@ Result<FamilyInfo> family_from_signature(const UnetSignature& sig) {
 Status check_supported_unet(int64_t in_channels, int64_t out_channels, int64_t adm_channels,
                             std::optional<int64_t> family_adm) {
   auto refuse = [](const std::string& what) { return Status::unsupported("is " + what + "; not supported yet"); };
-  if (adm_channels == 2560) return refuse("an SDXL refiner (ADM 2560)");
   switch (in_channels) {
-    case 4: break;
+    case 4:
+    case 9:  // inpainting: latent + mask + masked-image latent (engine/inpaint.h concat_cond)
+      break;
     case 5: return refuse("a depth UNet (5 input channels: latent + depth map)");
     case 7: return refuse("an x4 upscaler UNet (7 input channels)");
     case 8: return refuse("an instruct-pix2pix / edit UNet (8 input channels: latent + image latent)");
-    case 9: return refuse("an inpainting UNet (9 input channels: latent + mask + masked-image latent)");
     default:
       return refuse("an unknown UNet with " + std::to_string(in_channels) +
                     " input channels (the engine runs 4-channel text-to-image UNets)");

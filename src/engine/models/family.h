@@ -107,11 +107,11 @@ Result<FamilyInfo> detect_family(const WeightMap& names_and_shapes, const std::m
                                  std::optional<Prediction> override);
 
 // Refuses the UNets the engine does not run yet, naming what they are from their shapes (ComfyUI's
-// model_detection tells them apart the same way): an SDXL refiner (ADM 2560: the engine builds SDXL's 2816-wide
-// vector only), an inpainting UNet (9 input channels), depth (5), x4 upscaler (7), instruct-pix2pix / edit (8),
-// any other input or output width than 4 latent channels, and, when `family_adm` is given (the ADM width the
-// detected family builds, 0 for none), an ADM input of another width. kUnsupported with a message that reads
-// after the file's name: "is an SDXL refiner (ADM 2560); not supported yet".
+// model_detection tells them apart the same way): depth (5 input channels), x4 upscaler (7), instruct-pix2pix /
+// edit (8), any other input width than 4 or 9 (inpainting) or output width than 4 latent channels, and, when
+// `family_adm` is given (the ADM width the detected family builds, 0 for none), an ADM input of another width.
+// SDXL refiners (ADM 2560) and inpainting UNets pass. kUnsupported with a message that reads after the file's
+// name: "is a depth UNet (5 input channels: latent + depth map); not supported yet".
 Status check_supported_unet(int64_t in_channels, int64_t out_channels, int64_t adm_channels,
                             std::optional<int64_t> family_adm);
 

@@ -17,4 +17,16 @@ at::Tensor sdxl_adm(const at::Tensor& pooled, int64_t width, int64_t height, int
   return at::cat({pooled.to(at::kFloat), flat}, 1);
 }
 
+at::Tensor sdxl_refiner_adm(const at::Tensor& pooled, int64_t width, int64_t height, int64_t crop_w, int64_t crop_h,
+                            double aesthetic_score) {
+  ND_ASSERT(pooled.dim() == 2, "sdxl_refiner_adm expects pooled [B, 1280]");
+  // Each value through torch.Tensor([v]) (float32), as ComfyUI's embedder calls.
+  const float values[] = {static_cast<float>(height), static_cast<float>(width), static_cast<float>(crop_h),
+                          static_cast<float>(crop_w), static_cast<float>(aesthetic_score)};
+  at::Tensor t = at::tensor(at::ArrayRef<float>(values, 5), at::TensorOptions().dtype(at::kFloat));
+  at::Tensor flat = timestep_embedding(t, 256).reshape({1, -1}).to(pooled.device());
+  flat = flat.expand({pooled.size(0), flat.size(1)});
+  return at::cat({pooled.to(at::kFloat), flat}, 1);
+}
+
 }  // namespace netdist::unet

@@ -17,4 +17,12 @@ inline constexpr int64_t kSdxlAdmSizeChannels = 6 * 256;
 at::Tensor sdxl_adm(const at::Tensor& pooled, int64_t width, int64_t height, int64_t crop_w, int64_t crop_h,
                     int64_t target_width, int64_t target_height);
 
+// The SDXL refiner's: 5 values × 256 (its ADM is 1280 + 1280 = 2560).
+inline constexpr int64_t kSdxlRefinerAdmSizeChannels = 5 * 256;
+
+// pooled [B, 1280] → y [B, 2560] (ComfyUI SDXLRefiner.encode_adm): cat(pooled, emb(height), emb(width),
+// emb(crop_h), emb(crop_w), emb(aesthetic_score)).
+at::Tensor sdxl_refiner_adm(const at::Tensor& pooled, int64_t width, int64_t height, int64_t crop_w, int64_t crop_h,
+                            double aesthetic_score);
+
 }  // namespace netdist::unet

@@ -166,5 +166,24 @@ TEST(UNet, SdxlAdmLayout) {
   }
 }
 
+TEST(UNet, SdxlRefinerAdmLayout) {
+  // ComfyUI SDXLRefiner.encode_adm: pooled, then height, width, crop_h, crop_w, aesthetic score (2560 wide).
+  at::Tensor pooled = torch::randn({2, 1280});
+  at::Tensor y = sdxl_refiner_adm(pooled, 1024, 768, 8, 16, 2.5);
+  ASSERT_EQ(y.sizes(), (at::IntArrayRef{2, 2560}));
+  EXPECT_TRUE(torch::equal(y.narrow(1, 0, 1280), pooled));
+  const double values[] = {768, 1024, 16, 8, 2.5};
+  const double f = std::exp(-std::log(10000.0) * 5.0 / 128.0);
+  for (int i = 0; i < 5; ++i) {
+    const int64_t base = 1280 + 256 * i;
+    EXPECT_NEAR(y[1][base].item<double>(), std::cos(values[i]), 1e-4) << i;
+    EXPECT_NEAR(y[1][base + 128].item<double>(), std::sin(values[i]), 1e-4) << i;
+    EXPECT_NEAR(y[0][base + 5].item<double>(), std::cos(values[i] * f), 1e-4) << i;
+  }
+  // Its first four blocks are the base model's.
+  at::Tensor base = sdxl_adm(pooled, 1024, 768, 8, 16, 1024, 768);
+  EXPECT_TRUE(torch::equal(y.narrow(1, 0, 1280 + 4 * 256), base.narrow(1, 0, 1280 + 4 * 256)));
+}
+
 }  // namespace
 }  // namespace netdist::unet
