@@ -15,7 +15,6 @@
 namespace netdist::cluster {
 
 namespace fs = std::filesystem;
-using Json = nlohmann::json;
 
 const char* check_level_name(CheckLevel level) {
   switch (level) {
@@ -66,8 +65,8 @@ std::string DoctorReport::table() const {
   return out.str();
 }
 
-Json DoctorReport::to_json() const {
-  Json rows = Json::array();
+nlohmann::json DoctorReport::to_json() const {
+  nlohmann::json rows = nlohmann::json::array();
   for (const DoctorCheck& c : checks_)
     rows.push_back({{"area", c.area}, {"what", c.what}, {"level", check_level_name(c.level)}, {"detail", c.detail},
                     {"fix", c.fix}});

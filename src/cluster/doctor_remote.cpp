@@ -12,8 +12,8 @@ namespace netdist::cluster {
 
 namespace {
 
-using Json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using DoctorJson = nlohmann::json;  // (not Json: the cluster's Json is ordered_json)
+using DoctorClock = std::chrono::steady_clock;
 using protocol::Capabilities;
 using protocol::ModelEntry;
 
@@ -38,9 +38,9 @@ std::string doctor_header(const HttpReply& reply, const std::string& name) {
   return "";
 }
 
-Json doctor_json(const HttpReply& reply) {
-  Json j = Json::parse(reply.body, nullptr, false);
-  return j.is_discarded() ? Json() : j;
+DoctorJson doctor_json(const HttpReply& reply) {
+  DoctorJson j = DoctorJson::parse(reply.body, nullptr, false);
+  return j.is_discarded() ? DoctorJson() : j;
 }
 
 std::string doctor_connect_fix(const Status& s, const std::string& url) {
@@ -77,10 +77,10 @@ bool doctor_check_server(Prober& p, const std::string& area, const std::string& 
                   "is this a netdist (or ComfyUI) server? check the URL and its base path");
     return false;
   }
-  const Json stats = doctor_json(*r);
+  const DoctorJson stats = doctor_json(*r);
   std::string version = "an unknown version";
   if (stats.is_object() && stats.contains("system") && stats["system"].is_object()) {
-    const Json& sys = stats["system"];
+    const DoctorJson& sys = stats["system"];
     if (sys.contains("netdist_version") && sys["netdist_version"].is_string())
       version = "netdist " + sys["netdist_version"].get<std::string>();
     else if (sys.contains("comfyui_version") && sys["comfyui_version"].is_string())
@@ -126,7 +126,7 @@ void doctor_bench(Prober& p, const std::string& area, const std::string& url, co
     return;
   }
   const std::string id = "doctor-" + std::to_string(std::random_device{}());
-  Json prompt = {
+  DoctorJson prompt = {
       {"1", {{"class_type", "CheckpointLoaderSimple"}, {"inputs", {{"ckpt_name", ckpt}}}}},
       {"2", {{"class_type", "CLIPTextEncode"}, {"inputs", {{"text", "a red heart"}, {"clip", {"1", 1}}}}}},
       {"3", {{"class_type", "EmptyLatentImage"}, {"inputs", {{"width", 64}, {"height", 64}, {"batch_size", 1}}}}},
@@ -140,15 +140,15 @@ void doctor_bench(Prober& p, const std::string& area, const std::string& url, co
   HttpCall call;
   call.method = "POST";
   call.target = "/netdist/v1/prompt";
-  call.body = Json{{"task_id", id}, {"prompt_id", id}, {"prompt", prompt}, {"extra_data", Json::object()},
+  call.body = DoctorJson{{"task_id", id}, {"prompt_id", id}, {"prompt", prompt}, {"extra_data", DoctorJson::object()},
                    {"outputs_to_execute", {"6"}}}.dump();
   call.auth_token = p.options.auth_token;
   call.timeout = p.options.bench_timeout;
   call.tls = p.tls;
-  const auto start = Clock::now();
+  const auto start = DoctorClock::now();
   auto r = http_call(url, call);
-  const double s = std::chrono::duration<double>(Clock::now() - start).count();
-  const Json reply = r.is_ok() ? doctor_json(*r) : Json();
+  const double s = std::chrono::duration<double>(DoctorClock::now() - start).count();
+  const DoctorJson reply = r.is_ok() ? doctor_json(*r) : DoctorJson();
   const bool done = r.is_ok() && r->status == 200 && reply.is_object() && reply.contains("status") &&
                     reply["status"].is_object() && reply["status"].value("code", -1) == 0;
   if (done) {
@@ -174,7 +174,7 @@ void doctor_check_netdist_worker(Prober& p, const std::string& url, ModelOwners&
                   "start it as `netdist worker` (a plain `serve` has no cluster routes)");
     return;
   }
-  const Json caps_json = doctor_json(*r);
+  const DoctorJson caps_json = doctor_json(*r);
   Status version = protocol::check_version(caps_json, url);
   if (!version.is_ok()) {
     p.report.fail(url, "protocol", version.message(), "install the same netdist version on every machine");
@@ -186,7 +186,7 @@ void doctor_check_netdist_worker(Prober& p, const std::string& url, ModelOwners&
   if (p.options.bench) doctor_bench(p, url, url, caps);
 }
 
-void doctor_check_worker_entry(Prober& p, const Json& w, ModelOwners& owners) {
+void doctor_check_worker_entry(Prober& p, const DoctorJson& w, ModelOwners& owners) {
   if (!w.is_object()) return;
   const std::string url = w.value("url", "");
   const std::string id = w.contains("worker_id") && w["worker_id"].is_string() ? w["worker_id"].get<std::string>() : "";
@@ -266,13 +266,13 @@ void check_remote(const RemoteOptions& options, DoctorReport& report) {
     }
     return;
   }
-  const Json body = doctor_json(*cluster);
+  const DoctorJson body = doctor_json(*cluster);
   if (cluster->status != 200 || !body.is_object() || !body.contains("workers") || !body["workers"].is_array()) {
     report.fail(url, "cluster", "GET /netdist/v1/cluster answered HTTP " + std::to_string(cluster->status),
                 "is this a netdist coordinator of the same version? (`netdist serve --enable-distributed`)");
     return;
   }
-  const Json& workers = body["workers"];
+  const DoctorJson& workers = body["workers"];
   report.add({url, "role", workers.empty() ? CheckLevel::warn : CheckLevel::ok,
               "coordinator with " + std::to_string(workers.size()) + " worker(s)",
               workers.empty() ? "start workers: `netdist worker --join " + url + " --auth-token TOKEN`, or --workers"
@@ -282,7 +282,7 @@ void check_remote(const RemoteOptions& options, DoctorReport& report) {
     auto list = protocol::model_list_from_json(doctor_json(*shared));
     if (list.is_ok()) doctor_collect_models(list->models, "coordinator", owners);
   }
-  for (const Json& w : workers) doctor_check_worker_entry(p, w, owners);
+  for (const DoctorJson& w : workers) doctor_check_worker_entry(p, w, owners);
   doctor_compare_models(report, owners);
 }
 
