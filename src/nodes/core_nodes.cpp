@@ -7,6 +7,7 @@
 #include "nodes/custom_sampling_nodes.h"
 #include "nodes/image_nodes.h"
 #include "nodes/model_nodes.h"
+#include "nodes/model_tile_nodes.h"
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
 #include "nodes/step_group_binding.h"
@@ -306,6 +307,7 @@ void register_shard_nodes(graph::NodeRegistry& r) {
     return std::vector<Value>{};
   });
   register_usdu_tile_node(r);  // cluster tile tasks (cluster/tile_jobs.h)
+  register_model_tile_nodes(r);  // upscale-model and VAE tiles as tile tasks (cluster/model_tiles.h)
 }
 
 void register_core_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv> env) {
