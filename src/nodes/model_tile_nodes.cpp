@@ -101,10 +101,13 @@ void register_model_tile_nodes(graph::NodeRegistry& r) {
                       run_vae_decode_tiles);
 }
 
+// The JSON also says "channels_last" (optional, default false): the memory format the tiles are computed in,
+// the local code's, so that libtorch picks the same kernels and gives the same bits.
 std::string model_tile_job(const at::Tensor& tiles) {
+  const bool channels_last = tiles.dim() == 4 && tiles.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
   const at::Tensor t = tiles.to(at::kCPU, at::kFloat).contiguous();
   const std::string_view data(reinterpret_cast<const char*>(t.data_ptr<float>()), size_t(t.numel()) * sizeof(float));
-  return OJson{{"shape", t.sizes().vec()}, {"data", base64_encode(data)}}.dump();
+  return OJson{{"shape", t.sizes().vec()}, {"channels_last", channels_last}, {"data", base64_encode(data)}}.dump();
 }
 
 Result<at::Tensor> parse_model_tile_job(const std::string& text) {
@@ -132,7 +135,9 @@ Result<at::Tensor> parse_model_tile_job(const std::string& text) {
                                     std::to_string(values) + " float32 values");
   at::Tensor out = at::empty(dims, at::kFloat);
   std::memcpy(out.data_ptr<float>(), bytes->data(), bytes->size());
-  return out;
+  const OJson& cl = j.contains("channels_last") ? j["channels_last"] : OJson(false);
+  if (!cl.is_boolean()) return Status::invalid_argument("tile_job \"channels_last\" must be true or false");
+  return cl.get<bool>() ? out.contiguous(at::MemoryFormat::ChannelsLast) : out;
 }
 
 const ModelTileKind* model_tile_kind(const std::string& node_class) {

@@ -9,7 +9,9 @@ Result<at::Tensor> run_tiles_by(const TiledPass& pass, const TileRunner& runner,
                                 int64_t out_channels, int64_t* count) {
   std::vector<at::Tensor> inputs;
   const ReplayTileFn record = [&](const at::Tensor& tile) {
-    inputs.push_back(tile.to(at::kCPU, at::kFloat).contiguous().clone());
+    // In the tile's memory format: libtorch picks its kernels (and so the last bits) by the layout, and the
+    // local code's tiles are often channels-last views (an IMAGE permuted to [N, C, H, W]).
+    inputs.push_back(tile.to(at::kCPU, at::kFloat).contiguous(tile.suggest_memory_format()));
     return at::zeros({1, out_channels, tile.size(2) * scale, tile.size(3) * scale},
                      at::TensorOptions().dtype(at::kFloat).device(tile.device()));
   };

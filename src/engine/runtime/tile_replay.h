@@ -3,6 +3,8 @@
 // records each input tile (and returns zeros of the output shape), then the runner computes the recorded
 // tiles, then the tiled code runs again with a tile function that returns those outputs in order. Both runs
 // cut the same tiles in the same order, so the second blends exactly what the local code would have.
+// The recorded tiles keep the memory format the local code's tiles suggest (channels-last for an IMAGE's
+// tiles): the runner must compute them in it to get the local bits.
 // Thread-safety: pure function.
 #pragma once
 

@@ -230,6 +230,8 @@ Result<at::Tensor> upscale_tiles(UpscaleModel& model, const at::Tensor& tiles) {
     UpscaleOnDevice on(model);
     std::vector<at::Tensor> outs;
     const at::Tensor in = tiles.to(model.device_, at::kFloat);
+    // The tiles keep their memory format (run_tiles_by records it, model_tile_job carries it): upscale_image's
+    // tiles are channels-last views, and libtorch's kernels, so its bits, follow the layout.
     for (int64_t i = 0; i < in.size(0); ++i)
       outs.push_back(upscale_descriptor_call(model, in.narrow(0, i, 1)).to(at::kCPU, at::kFloat));
     result = at::cat(outs, 0);
