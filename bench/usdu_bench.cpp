@@ -8,7 +8,8 @@
 //     Prints steps, waves, the largest and mean steps per wave, and the bound on the speed-up over one
 //     worker (steps / waves, with unlimited equal workers).
 // (2) --run N: times N redraw steps of the embedded tiny model on this machine's CPU, one process (tiles/s).
-// (3) --cluster: the measured speed-up. For each worker count of --workers (default 1,2,3) and each mode of
+// (3) --cluster (NOT WORKING YET: on the CPU machine it stopped with "only 0 of 1 workers came alive"; to be
+//     debugged): the measured speed-up. For each worker count of --workers (default 1,2,3) and each mode of
 //     --modes (default exact,independent): W `netdist worker` processes and a coordinator
 //     (`serve --enable-distributed --no-local --workers ...`, the tile tasks of src/cluster/tile_jobs.h; with
 //     one worker the prompt runs whole there), a --size² test card (default 256) through
