@@ -15,6 +15,7 @@
 #include <ATen/ATen.h>
 
 #include "core/status.h"
+#include "netdist/tile_runner.h"
 
 namespace netdist {
 
@@ -44,5 +45,21 @@ UpscaleModelInfo upscale_model_info(const UpscaleModel& model);
 // bit-identical whatever the process's thread count.
 Result<at::Tensor> upscale_image(UpscaleModel& model, const at::Tensor& image,
                                  const std::function<bool(int done, int total)>& progress);
+
+// How many tiles upscale_image runs for `image` [N, H, W, C] at the first tile size (512, overlap 32).
+int64_t upscale_tile_count(const at::Tensor& image);
+
+// upscale_image with its tiles computed by `runner` (netdist/tile_runner.h; the cluster's tile tasks): the
+// same checks, tiles, blending and clamp, done here on the CPU; an error of the runner that says "out of
+// memory" halves the tile (down to 128) and runs every tile again, as upscale_image does. With a runner
+// that calls upscale_tiles on CPU models of the same file the result is upscale_image's bit for bit.
+// `tiles_run`, when given, receives the tile count of the pass that succeeded.
+Result<at::Tensor> upscale_image_tiled_by(UpscaleModel& model, const at::Tensor& image, const TileRunner& runner,
+                                          int64_t* tiles_run = nullptr);
+
+// The worker's half: tiles float32 [n, C, h, w] (any values; C the model's input channels) → the model's
+// outputs float32 [n, out_channels, h·scale, w·scale] on the CPU, each tile run alone through spandrel's
+// call (pad, run, clamp, crop) exactly as upscale_image runs it. invalid_argument for another shape.
+Result<at::Tensor> upscale_tiles(UpscaleModel& model, const at::Tensor& tiles);
 
 }  // namespace netdist

@@ -164,7 +164,7 @@ class Cluster {
     int64_t tiles = 1;
     double units = 0;
   };
-  // Per spec, the redrawn tiles (uint8 [tiles, h, w, 3]) and the URL of the worker that redrew them.
+  // Per spec, the redrawn tiles (uint8 [tiles, h, w, 3]; float32 for model tiles) and the URL of the worker that redrew them.
   struct TileRun {
     std::vector<at::Tensor> tiles;
     std::vector<std::string> workers;
@@ -175,6 +175,17 @@ class Cluster {
   // tile_jobs.cpp.
   Result<TileRun> run_tiles(const Json& prompt, const std::string& node_id, const std::vector<TileSpec>& specs,
                             const std::function<bool(int64_t done, int64_t total)>& progress);
+  // Tile tasks of any kind (run_tiles' USDU steps; model_tiles.h's upscale-model and VAE tiles): one
+  // self-contained workflow per task (its output node kShardOutputId gives the task's tiles, uint8 or
+  // float32 [tiles, ...]), their tile counts and units (specs[i].tile_job unused), and what a worker needs.
+  // Runs and returns as run_tiles. Defined in tile_jobs.cpp.
+  struct TileTasks {
+    std::vector<Json> workflows;
+    std::vector<TileSpec> specs;
+    Requirements requirements;
+  };
+  Result<TileRun> run_tile_tasks(const Json& prompt, const std::string& node_id, TileTasks tasks,
+                                 const std::function<bool(int64_t done, int64_t total)>& progress);
 
   // How many workers other than this process are alive and have every node class and checkpoint of `req`.
   int capable_remote_workers(const Requirements& req);

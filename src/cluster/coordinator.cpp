@@ -5,6 +5,7 @@
 #include <regex>
 
 #include "cluster/protocol.h"
+#include "cluster/model_tiles.h"
 #include "cluster/tile_jobs.h"
 #include "graph/validate.h"
 #include "nodes/image_nodes.h"
@@ -58,6 +59,7 @@ void register_cluster_samplers(graph::NodeRegistry& registry, std::shared_ptr<Cl
     registry.replace_factory(cls, [cluster] { return std::make_unique<ClusterSamplerNode>(cluster); });
   }
   register_cluster_usdu(registry, cluster);  // USDU steps as tile tasks (tile_jobs.h)
+  register_cluster_model_tiles(registry, cluster);  // upscale-model and VAE tiles (model_tiles.h)
 }
 
 std::vector<std::string> CoordinatorBackend::checkpoints_only_on_workers(const nlohmann::ordered_json& prompt) const {
@@ -76,8 +78,9 @@ bool CoordinatorBackend::runs_concurrently(const server::QueueItem& item) {
   const int capable = cluster_->capable_remote_workers(prompt_requirements(item.prompt));
   const bool only_on_workers = !checkpoints_only_on_workers(item.prompt).empty();
   if (capable == 0 && !only_on_workers) return false;
-  // Ultimate SD Upscale runs here when two or more workers can share its tiles (tile_jobs.h).
-  if (has_usdu(item.prompt) && !only_on_workers && capable >= 2) return false;
+  // Ultimate SD Upscale, ImageUpscaleWithModel and VAEDecodeTiled run here when two or more workers can share
+  // their tiles (tile_jobs.h, model_tiles.h).
+  if ((has_usdu(item.prompt) || has_model_tiles(item.prompt)) && !only_on_workers && capable >= 2) return false;
   std::lock_guard<std::mutex> lock(whole_mutex_);
   whole_.insert(item.prompt_id);
   return true;

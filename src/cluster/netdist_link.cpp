@@ -41,7 +41,10 @@ Result<TaskOutput> decode_tiles(const std::string& who, const TileTask& task, Ht
   auto it = weights.find("tiles");
   if (it == weights.end()) return Status::corruption(who + ": tile reply without 'tiles'");
   const at::Tensor& t = it->second;
-  if (t.scalar_type() != at::kByte || t.dim() != 4 || t.size(0) != task.tiles || t.size(3) != 3)
+  // USDU tiles are uint8 [n, h, w, 3]; upscale-model and VAE tiles float32 [n, c, h, w] (model_tiles.h).
+  const bool u8 = t.scalar_type() == at::kByte && t.dim() == 4 && t.size(3) == 3;
+  const bool f32 = t.scalar_type() == at::kFloat && t.dim() == 4;
+  if (!(u8 || f32) || t.size(0) != task.tiles)
     return Status::corruption(who + ": tile reply has the wrong shape or type");
   return TaskOutput{t.clone(), seconds};
 }

@@ -483,8 +483,8 @@ server::Response ShardRunner::serve_tile(const Json& body) {
   if (!request.is_ok()) return task_error_reply("tile_failed", request.status());
   Result<at::Tensor> tiles = run(request->tile_id, request->workflow, request->inputs);
   if (!tiles.is_ok()) return task_error_reply("tile_failed", tiles.status());
-  if (tiles->scalar_type() != at::kByte)
-    return error_reply(500, "tile_failed", "tile " + request->tile_id + " gave no 8-bit tiles");
+  if (tiles->scalar_type() != at::kByte && tiles->scalar_type() != at::kFloat)  // USDU; model tiles (model_tiles.h)
+    return error_reply(500, "tile_failed", "tile " + request->tile_id + " gave no 8-bit or float32 tiles");
   auto bytes = runtime::weights_to_buffer({{"tiles", tiles->contiguous()}}, {{"tile_id", request->tile_id}});
   if (!bytes.is_ok()) return error_reply(500, "tile_failed", bytes.status().to_string());
   server::Response r;

@@ -209,16 +209,27 @@ Json last_tile_plan(const std::string& prompt_id) {
 Result<Cluster::TileRun> Cluster::run_tiles(const Json& prompt, const std::string& node_id,
                                             const std::vector<TileSpec>& specs,
                                             const std::function<bool(int64_t, int64_t)>& progress) {
+  TileTasks tasks;
+  tasks.requirements = tile_requirements(prompt, node_id);
+  tasks.specs = specs;
+  for (const TileSpec& spec : specs) {
+    ND_ASSIGN_OR_RETURN(Json workflow, tile_workflow(prompt, node_id, spec.tile_job));
+    tasks.workflows.push_back(std::move(workflow));
+  }
+  return run_tile_tasks(prompt, node_id, std::move(tasks), progress);
+}
+
+Result<Cluster::TileRun> Cluster::run_tile_tasks(const Json& prompt, const std::string& node_id, TileTasks tasks,
+                                                 const std::function<bool(int64_t, int64_t)>& progress) {
+  const std::vector<TileSpec>& specs = tasks.specs;
   if (specs.empty()) return TileRun{};
+  ND_ASSERT(tasks.workflows.size() == specs.size(), "run_tile_tasks: one workflow per spec");
   auto job = std::make_shared<Job>();
   job->kind = protocol::TaskKind::tile;
   job->prompt = prompt;
   job->sampler_id = node_id;
-  job->requirements = tile_requirements(prompt, node_id);
-  for (const TileSpec& spec : specs) {
-    ND_ASSIGN_OR_RETURN(Json workflow, tile_workflow(prompt, node_id, spec.tile_job));
-    job->tile_workflows.push_back(std::move(workflow));
-  }
+  job->requirements = std::move(tasks.requirements);
+  job->tile_workflows = std::move(tasks.workflows);
   ND_ASSIGN_OR_RETURN(job->inputs, collect_shard_inputs(job->tile_workflows[0], options_.input_dir));
   const size_t n = specs.size();
   job->results.resize(n);

@@ -12,6 +12,7 @@
 #include "nodes/latent_ops_nodes.h"
 #include "nodes/mask_nodes.h"
 #include "nodes/model_nodes.h"
+#include "nodes/model_tile_nodes.h"
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
 #include "nodes/sdxl_text_nodes.h"
@@ -334,6 +335,7 @@ void register_shard_nodes(graph::NodeRegistry& r) {
     return std::vector<Value>{};
   });
   register_usdu_tile_node(r);  // cluster tile tasks (cluster/tile_jobs.h)
+  register_model_tile_nodes(r);  // upscale-model and VAE tiles as tile tasks (cluster/model_tiles.h)
 }
 
 void register_core_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv> env) {

@@ -13,6 +13,7 @@
 #include "engine/model.h"
 #include "engine/runtime/device_memory.h"
 #include "engine/runtime/tensor_io.h"
+#include "engine/runtime/tile_replay.h"
 #include "engine/upscale/detect.h"
 #include "engine/upscale/nets.h"
 #include "engine/upscale/tiled.h"
@@ -186,6 +187,56 @@ Result<at::Tensor> upscale_image(UpscaleModel& model, const at::Tensor& image,
     }
   });
   ND_RETURN_IF_ERROR(s);
+  return result;
+}
+
+int64_t upscale_tile_count(const at::Tensor& image) {
+  if (!image.defined() || image.dim() != 4) return 0;
+  return image.size(0) * upscale::tiled_scale_steps(image.size(2), image.size(1), 512, 32);
+}
+
+Result<at::Tensor> upscale_image_tiled_by(UpscaleModel& model, const at::Tensor& image, const TileRunner& runner,
+                                          int64_t* tiles_run) {
+  ND_RETURN_IF_ERROR(upscale_check_image(model, image));
+  const int64_t scale = model.config_.scale();
+  const at::Tensor in = image.to(at::kCPU, at::kFloat).permute({0, 3, 1, 2});
+  for (int64_t tile = 512;; tile /= 2) {
+    const runtime::TiledPass pass = [&](const runtime::ReplayTileFn& fn) -> Result<at::Tensor> {
+      at::Tensor out;
+      ND_RETURN_IF_ERROR(guard_torch("upscaling with " + model.path_, [&] {
+        c10::InferenceMode inference;
+        ND_ASSIGN_OR_RETURN(out, upscale::tiled_scale(in, fn, tile, 32, scale, 3, nullptr));
+        return Status::ok();
+      }));
+      return out;
+    };
+    auto out = runtime::run_tiles_by(pass, runner, scale, 3, tiles_run);
+    if (out.is_ok()) return out->clamp(0.0, 1.0).permute({0, 2, 3, 1}).contiguous();
+    if (tile / 2 < 128 || out.status().message().find("out of memory") == std::string::npos) return out.status();
+    log::warn("a tile of {} ran out of memory; retrying with {} pixel tiles", model.path_, tile / 2);
+  }
+}
+
+Result<at::Tensor> upscale_tiles(UpscaleModel& model, const at::Tensor& tiles) {
+  const std::string what = "upscale model '" + model.path_ + "'";
+  if (!tiles.defined() || tiles.dim() != 4 || tiles.size(0) < 1 || tiles.size(2) < 1 || tiles.size(3) < 1 ||
+      tiles.size(1) != model.config_.image_channels() || !at::isFloatingType(tiles.scalar_type()))
+    return Status::invalid_argument(what + ": tiles must be float [n, " +
+                                    std::to_string(model.config_.image_channels()) + ", h, w]");
+  std::lock_guard<std::mutex> lock(model.mutex_);
+  at::Tensor result;
+  ND_RETURN_IF_ERROR(guard_torch("upscaling tiles with " + model.path_, [&] {
+    c10::InferenceMode inference;
+    UpscaleOnDevice on(model);
+    std::vector<at::Tensor> outs;
+    const at::Tensor in = tiles.to(model.device_, at::kFloat);
+    // The tiles keep their memory format (run_tiles_by records it, model_tile_job carries it): upscale_image's
+    // tiles are channels-last views, and libtorch's kernels, so its bits, follow the layout.
+    for (int64_t i = 0; i < in.size(0); ++i)
+      outs.push_back(upscale_descriptor_call(model, in.narrow(0, i, 1)).to(at::kCPU, at::kFloat));
+    result = at::cat(outs, 0);
+    return Status::ok();
+  }));
   return result;
 }
 
