@@ -30,7 +30,7 @@ Result<PromptReply> CoordinatorBackend::run_planned(const server::QueueItem& ite
 }
 
 bool CoordinatorBackend::runs_as_rows_group(const server::QueueItem& item) {
-  const Result<std::string> parallel = requested_parallel(item.extra_data, options_.parallel);
+  Result<std::string> parallel = requested_parallel(item.extra_data, options_.parallel);
   if (!parallel.is_ok() || (*parallel != "rows" && *parallel != "auto")) return false;
   const Cluster::GroupCandidates idle = cluster_->group_candidates(item.prompt);
   return plans_rows_group(item.prompt, *parallel, int(idle.urls.size()), idle.seconds_per_unit, idle.exchange_s);

@@ -13,11 +13,10 @@ namespace netdist::cluster {
 
 namespace {
 
-// 1 / seconds per unit of each member, by rank; empty (equal shares) until every member has a speed.
-std::vector<double> group_member_speeds(const std::vector<const Member*>& members) {
+// 1 / seconds per unit of each member (by rank); empty (equal shares) until every member has a speed.
+std::vector<double> group_member_speeds(const std::vector<std::optional<double>>& seconds_per_unit) {
   std::vector<double> speeds;
-  for (const Member* m : members) {
-    const auto spu = m->cost.seconds_per_unit();
+  for (const std::optional<double>& spu : seconds_per_unit) {
     if (!spu || !(*spu > 0)) return {};
     speeds.push_back(1.0 / *spu);
   }
@@ -80,8 +79,12 @@ Result<PromptReply> Cluster::run_group(const std::string& prompt_id, const Json&
     job->id = "job" + std::to_string(++next_job_);
     job->group = protocol::GroupSpec{"g-" + job->id + "-" + prompt_id, 0, size, mode, self_url_,
                                      options_.group_timeout.count(),   {}, {}};
-    for (const Member* m : job->group_members) job->group.names.push_back(m->url());
-    job->group.speeds = group_member_speeds(job->group_members);
+    std::vector<std::optional<double>> spus;
+    for (const Member* m : job->group_members) {
+      job->group.names.push_back(m->url());
+      spus.push_back(m->cost.seconds_per_unit());
+    }
+    job->group.speeds = group_member_speeds(spus);
     job->results.resize(size_t(size));
     job->attempts.assign(size_t(size), 0);
     group_kv_.open(job->group.group_id);

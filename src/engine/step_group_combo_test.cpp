@@ -129,10 +129,10 @@ double combo_max_abs(const at::Tensor& a, const at::Tensor& b) { return (a - b).
 TEST(StepGroupCombo, CfgTimesTilesOnFourEqualsCfgSplitOfTheTiledModel) {
   ASSERT_TRUE(combo_member(0).tiled) << "the embedded model did not load";
   const SampleRequest req = combo_request(1, 16, 12);  // 128×96 px: a 2×3 grid of 64² tiles
-  const auto pair = combo_cfg_pair(req, true);
+  auto pair = combo_cfg_pair(req, true);
   ASSERT_TRUE(pair[0].is_ok()) << pair[0].status().to_string();
   for (const std::vector<double>& speeds : {std::vector<double>{}, std::vector<double>{3.0, 1.0}}) {
-    const auto grid = combo_grid(req, true, speeds);
+    auto grid = combo_grid(req, true, speeds);
     for (int r = 0; r < 4; ++r) {
       ASSERT_TRUE(grid[r].is_ok()) << "member " << r << ": " << grid[r].status().to_string();
       EXPECT_TRUE(at::equal(*grid[r], *pair[0])) << "member " << r << ", " << speeds.size() << " speeds";
@@ -149,9 +149,9 @@ TEST(StepGroupCombo, CfgTimesTilesOnFourEqualsCfgSplitOfTheTiledModel) {
 TEST(StepGroupCombo, RowsTimesCfgOnFourEqualsCfgSplitOfTheBatch) {
   ASSERT_TRUE(combo_member(0).plain) << "the embedded model did not load";
   const SampleRequest req = combo_request(2, 8, 8);
-  const auto pair = combo_cfg_pair(req, false);
+  auto pair = combo_cfg_pair(req, false);
   ASSERT_TRUE(pair[0].is_ok()) << pair[0].status().to_string();
-  const auto grid = combo_grid(req, false);
+  auto grid = combo_grid(req, false);
   for (int r = 0; r < 4; ++r) {
     ASSERT_TRUE(grid[r].is_ok()) << "member " << r << ": " << grid[r].status().to_string();
     EXPECT_EQ(grid[r]->size(0), 2);
@@ -167,7 +167,7 @@ TEST(StepGroupCombo, RowsTimesCfgOnFourEqualsCfgSplitOfTheBatch) {
 
 TEST(StepGroupCombo, AnInterruptInOneRowPairFailsEveryMemberNamingIt) {
   ASSERT_TRUE(combo_member(0).plain);
-  const auto grid = combo_grid(combo_request(2, 8, 8), false, {}, 3);
+  auto grid = combo_grid(combo_request(2, 8, 8), false, {}, 3);
   for (int r = 0; r < 4; ++r) {
     ASSERT_FALSE(grid[r].is_ok()) << "member " << r << " finished although member 3 stopped";
     EXPECT_EQ(grid[r].status().code(), StatusCode::kCancelled) << grid[r].status().to_string();
