@@ -183,7 +183,7 @@ TEST(GroupKvStore, KeysLiveWhileTheGroupIsOpenAndAWaiterWakes) {
 }
 
 TEST(GroupWire, SpecRoundTripsAndBadFieldsAreNamed) {
-  protocol::GroupSpec s{"g-7", 1, 2, "cfg", "http://127.0.0.1:1", 5000, {"http://a", "http://b"}};
+  protocol::GroupSpec s{"g-7", 1, 2, "cfg", "http://127.0.0.1:1", 5000, {"http://a", "http://b"}, {}};
   auto back = protocol::group_spec_from_json(protocol::to_json(s));
   ASSERT_TRUE(back.is_ok()) << back.status().to_string();
   EXPECT_EQ(back->rank, 1);

@@ -224,8 +224,10 @@ Status ShardRunner::join_prompt_group(const protocol::GroupSpec& group, const st
     return joined.status().with_context("prompt " + prompt_id + " as rank " + std::to_string(group.rank) +
                                         " of step group " + group.group_id);
   tally = joined->tally;
-  nodes::StepGroupBinding binding{joined->group, group.mode != "tiles",
-                                  group.mode == "tiles" || group.mode == "cfg+tiles"};
+  nodes::StepGroupBinding binding;
+  binding.group = joined->group;
+  binding.cfg_split = group.mode != "tiles";
+  binding.tiles = group.mode == "tiles" || group.mode == "cfg+tiles";
   binding.cross = joined->cross;
   binding.rows = group.mode == "rows+cfg";
   // The tile shares follow the speeds of the members that share the tiles: all of them, or this cross group's.
