@@ -171,6 +171,12 @@ struct SampleRequest {
   // member → cancelled on both.
   std::shared_ptr<StepGroup> group;
   bool cfg_split = false;
+  // Rows shared by a step group (issue #17, rows × CFG; engine/row_group.h): every member of row_group calls
+  // sample() with the same request; member a of k samples rows [begin + n·a/k, begin + n·(a+1)/k) of the
+  // request's rows (n of them, n >= k, else invalid_argument), with `group`/`cfg_split` as set (its CFG
+  // pair), and one all_gather at the end gives every member all rows. Noise is per row (as row_begin), so
+  // a member's rows are those rows sampled alone. A member that fails → every member fails naming it.
+  std::shared_ptr<StepGroup> row_group;
   // SamplerCustom / SamplerCustomAdvanced (SIGMAS): when defined, the schedule to sample along (1-D, finite,
   // any float dtype), used as given in place of steps, scheduler, denoise, start_step and last_step; an empty
   // one returns the latent unchanged. Anything else is invalid_argument naming "sigmas".

@@ -212,15 +212,20 @@ class Cluster {
   // --- step groups (group_jobs.cpp; group_protocol.h) ---
   // The live, idle workers other than this process whose links take group tasks (netdist workers) and that
   // have every node class and checkpoint of `prompt`, fastest first, and the seconds per unit of the fastest
-  // (nullopt when unknown).
+  // (nullopt when unknown), and the largest measured seconds per collective among them (cost_model.h
+  // ExchangeCost: what their step groups reported; nullopt when none was measured).
   struct GroupCandidates {
     std::vector<std::string> urls;
     std::optional<double> seconds_per_unit;
+    std::optional<double> exchange_s;
   };
   GroupCandidates group_candidates(const Json& prompt);
-  // Runs a whole prompt on a step group of `size` idle capable workers in `mode` ("cfg", "tiles"): each gets
-  // the prompt with its rank (TaskKind::group), the members meet through group_kv() (open while the
-  // prompt runs), rank 0's reply is returned with plan {mode, the members, predicted_s}. A member that fails,
+  // Runs a whole prompt on a step group of `size` idle capable workers in `mode` ("cfg", "tiles", "cfg+tiles",
+  // "rows+cfg"; group_protocol.h GroupSpec): each gets the prompt with its rank (TaskKind::group) and the
+  // members' speeds (the tile shares), the members meet through group_kv() (open while the prompt runs),
+  // rank 0's reply is returned with plan {mode (group_plan.h plan_mode_name), the members, predicted_s, and
+  // detail: group_plan.h group_plan_record}; every member's
+  // exchange seconds feed its ExchangeCost. A member that fails,
   // dies or refuses to join fails the whole group at once (no retry; the others are interrupted): the caller
   // re-plans (coordinator.cpp runs it whole). unavailable when fewer than `size` such workers are idle now.
   Result<PromptReply> run_group(const std::string& prompt_id, const Json& prompt, const Json& extra_data,

@@ -74,6 +74,7 @@ struct Cluster::Member {
   std::thread thread;        // its link loop
   int64_t shards_done = 0, rows_done = 0, prompts_done = 0, failures = 0;
   CostModel cost;
+  ExchangeCost exchange;  // its step groups' measured seconds per collective (cost_model.h)
   std::string probe_error;  // why the last capability probe failed ("" once one succeeded)
   bool busy = false;        // running a task that started at busy_since and was predicted at busy_units
   std::chrono::steady_clock::time_point busy_since;

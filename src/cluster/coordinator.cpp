@@ -74,7 +74,8 @@ std::vector<std::string> CoordinatorBackend::checkpoints_only_on_workers(const n
 
 bool CoordinatorBackend::runs_concurrently(const server::QueueItem& item) {
   const bool whole = item.validated ? is_whole_prompt(item.validated->analysis) : is_whole_prompt(item.prompt);
-  if (!whole) return false;
+  // A batch that a rows × CFG group will sample goes to the group whole (group_plan.h "rows").
+  if (!whole && !runs_as_rows_group(item)) return false;
   const int capable = cluster_->capable_remote_workers(prompt_requirements(item.prompt));
   const bool only_on_workers = !checkpoints_only_on_workers(item.prompt).empty();
   if (capable == 0 && !only_on_workers) return false;

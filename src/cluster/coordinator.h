@@ -89,6 +89,10 @@ class CoordinatorBackend : public server::Backend {
   // reply's plan says which ran it.
   Result<PromptReply> run_planned(const server::QueueItem& item, const server::EmitFn& emit,
                                   std::atomic<bool>& interrupt);
+  // Whether a batch prompt (not whole) is planned as a rows × CFG group now (group_plan.h plans_rows_group):
+  // it is then sent whole to run_planned instead of being cut into row shards here. When the workers are
+  // busy by the time it runs, run_planned runs it whole on one worker.
+  bool runs_as_rows_group(const server::QueueItem& item);
   // The prompt's checkpoints that this process lacks (options_.local_checkpoints), sorted.
   std::vector<std::string> checkpoints_only_on_workers(const nlohmann::ordered_json& prompt) const;
 

@@ -13,7 +13,7 @@ Result<PromptReply> CoordinatorBackend::run_planned(const server::QueueItem& ite
   ND_ASSIGN_OR_RETURN(std::string parallel, requested_parallel(item.extra_data, options_.parallel));
   const Cluster::GroupCandidates idle = cluster_->group_candidates(item.prompt);
   const ParallelChoice choice =
-      choose_parallel(item.prompt, parallel, int(idle.urls.size()), idle.seconds_per_unit);
+      choose_parallel(item.prompt, parallel, int(idle.urls.size()), idle.seconds_per_unit, idle.exchange_s);
   if (choice.mode != "whole") {
     Result<PromptReply> grouped =
         cluster_->run_group(item.prompt_id, item.prompt, item.extra_data, item.outputs_to_execute,
@@ -27,6 +27,13 @@ Result<PromptReply> CoordinatorBackend::run_planned(const server::QueueItem& ite
   return cluster_->run_prompt(
       item.prompt_id, item.prompt, item.extra_data, item.outputs_to_execute, keep_going,
       [&emit](const std::string& type, const nlohmann::ordered_json& data) { emit(type, data); });
+}
+
+bool CoordinatorBackend::runs_as_rows_group(const server::QueueItem& item) {
+  Result<std::string> parallel = requested_parallel(item.extra_data, options_.parallel);
+  if (!parallel.is_ok() || (*parallel != "rows" && *parallel != "auto")) return false;
+  const Cluster::GroupCandidates idle = cluster_->group_candidates(item.prompt);
+  return plans_rows_group(item.prompt, *parallel, int(idle.urls.size()), idle.seconds_per_unit, idle.exchange_s);
 }
 
 server::Response serve_group_kv(const std::shared_ptr<Cluster>& cluster, const server::Request& req) {

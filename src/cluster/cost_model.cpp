@@ -26,6 +26,35 @@ double predict_group_seconds(double whole_seconds, int members, int64_t steps, d
   return whole_seconds / std::max(1, members) + kGroupSetupSeconds + double(std::max<int64_t>(0, steps)) * per_step;
 }
 
+GroupModeCost group_mode_cost(const std::string& mode, int members, double exchange_bytes, bool cfg) {
+  const double b = std::max(0.0, exchange_bytes);
+  const int k = std::max(1, members);
+  GroupModeCost c{k, 1.0 / k, 1, b};
+  if (mode == "tiles") c.bytes_per_step = (cfg ? 2 * b : b) / k;
+  if (mode == "cfg+tiles") c = {k, 1.0 / k, 2, b + b / 2};
+  if (mode == "rows+cfg") c = {k, 1.0 / k, 1, b / std::max(1, k / 2)};
+  return c;
+}
+
+double predict_group_seconds(double whole_seconds, int64_t steps, const GroupModeCost& cost,
+                             std::optional<double> measured_exchange_s) {
+  const double per_collective =
+      measured_exchange_s && *measured_exchange_s > 0
+          ? *measured_exchange_s
+          : kGroupStepLatencySeconds +
+                cost.bytes_per_step / std::max(1.0, cost.collectives_per_step) / kGroupBytesPerSecond;
+  return whole_seconds * cost.share + kGroupSetupSeconds +
+         double(std::max<int64_t>(0, steps)) * cost.collectives_per_step * per_collective;
+}
+
+void ExchangeCost::observe(double seconds, int64_t exchanges) {
+  if (!(seconds > 0) || exchanges <= 0) return;
+  const double measured = seconds / double(exchanges);
+  seconds_per_exchange_ = seconds_per_exchange_
+                              ? (1 - kCostEwmaWeight) * *seconds_per_exchange_ + kCostEwmaWeight * measured
+                              : measured;
+}
+
 void CostModel::observe(double units, double seconds) {
   if (!(units > 0) || !(seconds > 0)) return;
   const double measured = seconds / units;

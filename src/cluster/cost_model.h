@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -70,6 +71,40 @@ inline constexpr double kGroupSetupSeconds = 0.5;
 inline constexpr double kGroupStepLatencySeconds = 0.002;
 inline constexpr double kGroupBytesPerSecond = 125e6;
 double predict_group_seconds(double whole_seconds, int members, int64_t steps, double exchange_bytes);
+
+// The shape of one group mode's work (group_plan.h), per member and sampler step: the share of the whole
+// prompt's sampling it computes, how many collectives it makes and the bytes it sends in them.
+//   "cfg" (2): 1/2, 1 collective of B; "tiles" (k): 1/k, 1 of B/k (2B/k at cfg != 1: one call holds both
+//   passes); "cfg+tiles" (4): 1/4, 2 (the pair's B and the tile group's B/2); "rows+cfg" (2p, p pairs):
+//   1/(2p), 1 of B/p per step plus one gather of the rows at the end;
+// where B = `exchange_bytes`, one model output of the whole batch (float32).
+struct GroupModeCost {
+  int members = 1;
+  double share = 1;  // of whole_seconds
+  double collectives_per_step = 0;
+  double bytes_per_step = 0;
+};
+GroupModeCost group_mode_cost(const std::string& mode, int members, double exchange_bytes, bool cfg);
+
+// A step group's seconds with a measured per-link cost: whole_seconds · share + kGroupSetupSeconds +
+// steps · collectives_per_step · exchange_s, where exchange_s is the measured seconds per collective of the
+// slowest link among the members (ExchangeCost below), or, unmeasured, kGroupStepLatencySeconds + the bytes
+// of one collective / kGroupBytesPerSecond.
+double predict_group_seconds(double whole_seconds, int64_t steps, const GroupModeCost& cost,
+                             std::optional<double> measured_exchange_s);
+
+// One worker's measured exchange cost: the seconds per collective it reported for its last step groups
+// (group_store.h ExchangeTally: wall time inside all_gather/broadcast, the transfer plus any wait for a
+// slower member), as an EWMA (kCostEwmaWeight on the newest; the first is taken as it is). The link of a pair
+// of workers costs the slower of its two ends; a group, its slowest member's.
+class ExchangeCost {
+ public:
+  void observe(double seconds, int64_t exchanges);  // ignored unless both are positive
+  std::optional<double> seconds_per_exchange() const { return seconds_per_exchange_; }
+
+ private:
+  std::optional<double> seconds_per_exchange_;
+};
 
 std::optional<size_t> shard_to_take(const std::vector<WorkerForecast>& workers, size_t self,
                                     const std::vector<double>& shard_units, double now);

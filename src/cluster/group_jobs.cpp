@@ -4,11 +4,26 @@
 
 #include "cluster/cluster.h"
 #include "cluster/cluster_state.h"
+#include "cluster/group_plan.h"
 #include "cluster/shard_inputs.h"
 #include "core/log.h"
 #include "server/prompt_cost.h"
 
 namespace netdist::cluster {
+
+namespace {
+
+// 1 / seconds per unit of each member (by rank); empty (equal shares) until every member has a speed.
+std::vector<double> group_member_speeds(const std::vector<std::optional<double>>& seconds_per_unit) {
+  std::vector<double> speeds;
+  for (const std::optional<double>& spu : seconds_per_unit) {
+    if (!spu || !(*spu > 0)) return {};
+    speeds.push_back(1.0 / *spu);
+  }
+  return speeds;
+}
+
+}  // namespace
 
 void Cluster::set_self_url(const std::string& url) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -19,6 +34,7 @@ Cluster::GroupCandidates Cluster::group_candidates(const Json& prompt) {
   const Requirements req = prompt_requirements(prompt);
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<std::pair<double, const Member*>> idle;
+  GroupCandidates out;
   for (const auto& m : members_) {
     if (m->link->in_process() || !m->caps || m->busy || m->draining ||
         !m->link->refuses(protocol::TaskKind::group).empty())
@@ -26,9 +42,9 @@ Cluster::GroupCandidates Cluster::group_candidates(const Json& prompt) {
     if (!missing_requirements(req, *m->caps).empty()) continue;
     const auto spu = m->cost.seconds_per_unit();
     idle.push_back({spu.value_or(1e30), m.get()});
+    if (const auto x = m->exchange.seconds_per_exchange()) out.exchange_s = std::max(out.exchange_s.value_or(0), *x);
   }
   std::stable_sort(idle.begin(), idle.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  GroupCandidates out;
   for (const auto& [spu, m] : idle) out.urls.push_back(m->url());
   if (!idle.empty() && idle.front().first < 1e30) out.seconds_per_unit = idle.front().first;
   return out;
@@ -63,12 +79,18 @@ Result<PromptReply> Cluster::run_group(const std::string& prompt_id, const Json&
                                  " idle worker(s) can join a step group of " + std::to_string(size));
     job->id = "job" + std::to_string(++next_job_);
     job->group = protocol::GroupSpec{"g-" + job->id + "-" + prompt_id, 0, size, mode, self_url_,
-                                     options_.group_timeout.count(),   {}};
-    for (const Member* m : job->group_members) job->group.names.push_back(m->url());
+                                     options_.group_timeout.count(),   {}, {}};
+    std::vector<std::optional<double>> spus;
+    for (const Member* m : job->group_members) {
+      job->group.names.push_back(m->url());
+      spus.push_back(m->cost.seconds_per_unit());
+    }
+    job->group.speeds = group_member_speeds(spus);
     job->results.resize(size_t(size));
     job->attempts.assign(size_t(size), 0);
     group_kv_.open(job->group.group_id);
-    const double units = server::predict_prompt_units(prompt);
+    // Each member computes about 1/size of the prompt's sampling: its share is what its seconds measure.
+    const double units = server::predict_prompt_units(prompt) / double(size);
     for (int r = 0; r < size; ++r) queue_.push_back(Task{job, size_t(r), 0, 1, units});
   }
   log::info("cluster: prompt {} runs as step group {} ({}) on {}", prompt_id, job->group.group_id, mode, [&] {
@@ -101,7 +123,7 @@ Result<PromptReply> Cluster::run_group(const std::string& prompt_id, const Json&
   if (job->reply && job->failure.is_ok()) {
     std::erase_if(queue_, [&](const Task& t) { return t.job == job; });
     PromptReply reply = std::move(*job->reply);
-    reply.plan = plan_to_json(Plan{mode, job->group.names, job->predicted_s});
+    reply.plan = plan_to_json(group_plan_record(job->group, job->predicted_s));
     return reply;
   }
   abandon(lock, job);

@@ -1,6 +1,7 @@
 #include "cluster/group_protocol.h"
 
 #include <algorithm>
+#include <cmath>
 #include <iterator>
 
 #include "core/base64.h"
@@ -21,7 +22,7 @@ const Json& group_field(const Json& json, const char* key) {
 Json to_json(const GroupSpec& s) {
   return Json{{"group_id", s.group_id}, {"rank", s.rank},           {"size", s.size},
               {"mode", s.mode},         {"store_url", s.store_url}, {"timeout_ms", s.timeout_ms},
-              {"names", s.names}};
+              {"names", s.names}, {"speeds", s.speeds}};
 }
 
 Result<GroupSpec> group_spec_from_json(const Json& json) {
@@ -40,9 +41,12 @@ Result<GroupSpec> group_spec_from_json(const Json& json) {
     return Status::invalid_argument("task group \"rank\" must be an integer in [0, size)");
   s.rank = int(rank.get<int64_t>());
   const Json& mode = group_field(json, "mode");
-  if (!mode.is_string() || (mode != "cfg" && mode != "tiles" && mode != "cfg+tiles"))
-    return Status::invalid_argument("task group \"mode\" must be \"cfg\", \"tiles\" or \"cfg+tiles\"");
+  if (!mode.is_string() || (mode != "cfg" && mode != "tiles" && mode != "cfg+tiles" && mode != "rows+cfg"))
+    return Status::invalid_argument(
+        "task group \"mode\" must be \"cfg\", \"tiles\", \"cfg+tiles\" or \"rows+cfg\"");
   s.mode = mode.get<std::string>();
+  if ((s.mode == "cfg+tiles" || s.mode == "rows+cfg") && s.size % 2 != 0)
+    return Status::invalid_argument("task group mode \"" + s.mode + "\" needs an even \"size\"");
   const Json& url = group_field(json, "store_url");
   if (!url.is_null() && !url.is_string())
     return Status::invalid_argument("task group \"store_url\" must be a string");
@@ -56,6 +60,16 @@ Result<GroupSpec> group_spec_from_json(const Json& json) {
   const Json& names = group_field(json, "names");
   if (names.is_array()) {
     for (const Json& n : names) s.names.push_back(n.is_string() ? n.get<std::string>() : n.dump());
+  }
+  const Json& speeds = group_field(json, "speeds");
+  if (!speeds.is_null()) {
+    if (!speeds.is_array() || (!speeds.empty() && int(speeds.size()) != s.size))
+      return Status::invalid_argument("task group \"speeds\" must be an array of one number per rank");
+    for (const Json& v : speeds) {
+      if (!v.is_number() || !(v.get<double>() > 0) || !std::isfinite(v.get<double>()))
+        return Status::invalid_argument("task group \"speeds\" must hold positive finite numbers");
+      s.speeds.push_back(v.get<double>());
+    }
   }
   return s;
 }

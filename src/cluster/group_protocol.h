@@ -24,14 +24,21 @@ namespace netdist::cluster::protocol {
 struct GroupSpec {
   std::string group_id;
   int rank = 0, size = 2;
-  std::string mode = "cfg";  // "cfg", "tiles" or "cfg+tiles"
+  // "cfg" (size 2), "tiles" (all members share the tiles), "cfg+tiles" or "rows+cfg" (an even size: CFG
+  // pairs of ranks 2p, 2p + 1 whose cross groups share the tiles or the batch rows; c10d_group.h
+  // make_cfg_grid).
+  std::string mode = "cfg";
   // The coordinator's base URL for group/kv; empty = the worker's --join coordinator.
   std::string store_url;
   int64_t timeout_ms = 60000;      // rendezvous and every collective (c10d_group.h StepGroupOptions)
   std::vector<std::string> names;  // the members' URLs by rank, for messages
+  // The members' measured speeds by rank (1 / seconds per unit; empty = equal): tiles are shared by them
+  // (tiled_diffusion.h share_bounds; a tile's bytes do not depend on who renders it).
+  std::vector<double> speeds;
 };
 Json to_json(const GroupSpec& spec);
-// invalid_argument naming the field; size >= 2, 0 <= rank < size, mode one of the three.
+// invalid_argument naming the field; size >= 2, 0 <= rank < size, mode one of the four (an even size for
+// the CFG-pair modes), speeds empty or one positive number per rank.
 Result<GroupSpec> group_spec_from_json(const Json& json);
 
 struct GroupPromptRequest {

@@ -1,6 +1,7 @@
 #include "cluster/group_store.h"
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 #include <torch/csrc/distributed/c10d/Store.hpp>
@@ -160,9 +161,41 @@ Status group_barrier(const protocol::Peer& peer, const protocol::GroupSpec& spec
                              " to join");
 }
 
+// A StepGroup that adds the wall time of each collective to a tally (for the coordinator's per-link cost).
+class TimedStepGroup : public StepGroup {
+ public:
+  TimedStepGroup(std::shared_ptr<StepGroup> inner, std::shared_ptr<ExchangeTally> tally)
+      : inner_(std::move(inner)), tally_(std::move(tally)) {}
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  Result<std::vector<at::Tensor>> all_gather(const at::Tensor& t) override {
+    const auto start = std::chrono::steady_clock::now();
+    auto out = inner_->all_gather(t);
+    count(start);
+    return out;
+  }
+  Status broadcast(at::Tensor& t, int root) override {
+    const auto start = std::chrono::steady_clock::now();
+    Status out = inner_->broadcast(t, root);
+    count(start);
+    return out;
+  }
+  std::string describe(int rank) const override { return inner_->describe(rank); }
+
+ private:
+  void count(std::chrono::steady_clock::time_point start) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::lock_guard<std::mutex> lock(tally_->mutex);
+    tally_->seconds += s;
+    ++tally_->exchanges;
+  }
+  std::shared_ptr<StepGroup> inner_;
+  std::shared_ptr<ExchangeTally> tally_;
+};
+
 }  // namespace
 
-Result<std::shared_ptr<StepGroup>> join_group(const protocol::GroupSpec& spec,
+Result<GroupMembership> join_group(const protocol::GroupSpec& spec,
                                               const GroupJoinOptions& options) {
   const std::string url = spec.store_url.empty() ? options.coordinator_url : spec.store_url;
   if (url.empty())
@@ -179,10 +212,25 @@ Result<std::shared_ptr<StepGroup>> join_group(const protocol::GroupSpec& spec,
   o.timeout = timeout;
   o.host = options.host;
   o.names = spec.names;
-  auto group = runtime::make_step_group(store, spec.rank, spec.size, o);
-  if (!group.is_ok() && options.cancelled && options.cancelled())
+  GroupMembership joined;
+  joined.tally = std::make_shared<ExchangeTally>();
+  Status made;
+  if (spec.mode == "cfg+tiles" || spec.mode == "rows+cfg") {
+    auto grid = runtime::make_cfg_grid(store, spec.rank, spec.size, o);
+    made = grid.status();
+    if (grid.is_ok()) {
+      joined.group = std::make_shared<TimedStepGroup>(grid->pair, joined.tally);
+      joined.cross = std::make_shared<TimedStepGroup>(grid->cross, joined.tally);
+    }
+  } else {
+    auto group = runtime::make_step_group(store, spec.rank, spec.size, o);
+    made = group.status();
+    if (group.is_ok()) joined.group = std::make_shared<TimedStepGroup>(*group, joined.tally);
+  }
+  if (!made.is_ok() && options.cancelled && options.cancelled())
     return Status::cancelled("step group " + spec.group_id + ": interrupted while joining");
-  return group;
+  if (!made.is_ok()) return made;
+  return joined;
 }
 
 }  // namespace netdist::cluster

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "cluster/group_protocol.h"
@@ -30,7 +31,23 @@ struct GroupJoinOptions {
   std::function<bool()> cancelled;
 };
 
-Result<std::shared_ptr<StepGroup>> join_group(const protocol::GroupSpec& spec,
-                                              const GroupJoinOptions& options);
+// Seconds this member spent inside its groups' collectives (the all_gather / broadcast wall time: the
+// exchange itself plus any wait for a slower member), and how many it made. Shared by the groups of one
+// membership; read after the prompt (the sampling thread is the only writer).
+struct ExchangeTally {
+  std::mutex mutex;
+  double seconds = 0;
+  int64_t exchanges = 0;
+};
+
+// What a member joined: `group` is the whole group ("cfg", "tiles") or this member's CFG pair ("cfg+tiles",
+// "rows+cfg"), `cross` the pairs' cross group (tiles or rows; null otherwise), both timed into `tally`.
+struct GroupMembership {
+  std::shared_ptr<StepGroup> group;
+  std::shared_ptr<StepGroup> cross;
+  std::shared_ptr<ExchangeTally> tally;
+};
+
+Result<GroupMembership> join_group(const protocol::GroupSpec& spec, const GroupJoinOptions& options);
 
 }  // namespace netdist::cluster

@@ -204,6 +204,8 @@ void Cluster::account_group_task(Member& m, const Task& task, Result<TaskOutput>
   Status failed = out.is_ok() ? std::get<PromptReply>(out->value).status : out.status();
   if (failed.is_ok()) {
     ++m.shards_done;
+    const PromptReply& reply = std::get<PromptReply>(out->value);
+    m.exchange.observe(reply.exchange_seconds, reply.exchanges);  // this member's per-link cost
     if (task.shard == 0 && !job.reply) {
       job.reply = std::move(std::get<PromptReply>(out->value));
       job.reply_member = &m;

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
+#include <tuple>
 
 #include "cluster/group_protocol.h"
 #include "cluster/protocol.h"
@@ -214,14 +215,27 @@ void show_client_input_names(graph::ValidatedPrompt& validated, const Json& prom
 }  // namespace
 
 Status ShardRunner::join_prompt_group(const protocol::GroupSpec& group, const std::string& prompt_id,
-                                      std::optional<nodes::ScopedStepGroupBinding>& bound) {
+                                      std::optional<nodes::ScopedStepGroupBinding>& bound,
+                                      std::shared_ptr<ExchangeTally>& tally) {
   GroupJoinOptions join = options_.group;
   join.cancelled = [this] { return interrupt_.load(); };
-  Result<std::shared_ptr<StepGroup>> joined = join_group(group, join);
+  Result<GroupMembership> joined = join_group(group, join);
   if (!joined.is_ok())
     return joined.status().with_context("prompt " + prompt_id + " as rank " + std::to_string(group.rank) +
                                         " of step group " + group.group_id);
-  bound.emplace(prompt_id, nodes::StepGroupBinding{*joined, group.mode != "tiles", group.mode != "cfg"});
+  tally = joined->tally;
+  nodes::StepGroupBinding binding;
+  binding.group = joined->group;
+  binding.cfg_split = group.mode != "tiles";
+  binding.tiles = group.mode == "tiles" || group.mode == "cfg+tiles";
+  binding.cross = joined->cross;
+  binding.rows = group.mode == "rows+cfg";
+  // The tile shares follow the speeds of the members that share the tiles: all of them, or this cross group's.
+  for (int r = 0; r < int(group.speeds.size()); ++r) {
+    if (group.mode == "tiles" || (group.mode == "cfg+tiles" && r % 2 == group.rank % 2))
+      binding.tile_speeds.push_back(group.speeds[r]);
+  }
+  bound.emplace(prompt_id, std::move(binding));
   // Every member runs every node: a sampler cached on one member only would leave the others waiting in the
   // group's collectives.
   executor_.reset();
@@ -266,8 +280,9 @@ Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const st
   if (inputs.is_object() && !inputs.empty()) show_client_input_names(*v.validated, prompt);
   if (interrupt_.load()) return not_running(Status::cancelled("prompt " + prompt_id + " interrupted before it started"));
   std::optional<nodes::ScopedStepGroupBinding> bound;  // the group lives as long as the prompt runs
+  std::shared_ptr<ExchangeTally> tally;
   if (group) {
-    Status joined = join_prompt_group(*group, prompt_id, bound);
+    Status joined = join_prompt_group(*group, prompt_id, bound, tally);
     if (!joined.is_ok()) return not_running(joined);
   }
   ShardSink sink(
@@ -300,6 +315,7 @@ Result<PromptReply> ShardRunner::run_prompt(const std::string& task_id, const st
   reply.outputs = outcome.outputs;
   reply.events = std::move(sink.events_);
   reply.sampling_seconds = sink.sampling_seconds();
+  if (tally) std::tie(reply.exchange_seconds, reply.exchanges) = std::pair(tally->seconds, tally->exchanges);
   ND_ASSIGN_OR_RETURN(reply.files, read_output_files(reply.outputs, env_->options()));
   return reply;
 }
@@ -316,7 +332,9 @@ Json prompt_reply_to_json(const PromptReply& reply) {
               {"outputs", reply.outputs},
               {"events", reply.events},
               {"files", files},
-              {"sampling_seconds", reply.sampling_seconds}};
+              {"sampling_seconds", reply.sampling_seconds},
+              {"exchange_seconds", reply.exchange_seconds},
+              {"exchanges", reply.exchanges}};
 }
 
 Result<PromptReply> prompt_reply_from_json(const Json& json) {
@@ -345,6 +363,14 @@ Result<PromptReply> prompt_reply_from_json(const Json& json) {
     if (!json["sampling_seconds"].is_number() || json["sampling_seconds"].get<double>() < 0)
       return Status::corruption("prompt reply \"sampling_seconds\" must be a number >= 0");
     reply.sampling_seconds = json["sampling_seconds"].get<double>();
+  }
+  if (json.contains("exchange_seconds") || json.contains("exchanges")) {
+    const Json& s = field(json, "exchange_seconds");
+    const Json& n = field(json, "exchanges");
+    if (!s.is_number() || s.get<double>() < 0 || !n.is_number_integer() || n.get<int64_t>() < 0)
+      return Status::corruption("prompt reply \"exchange_seconds\" and \"exchanges\" must be numbers >= 0");
+    reply.exchange_seconds = s.get<double>();
+    reply.exchanges = n.get<int64_t>();
   }
   for (const Json& f : json["files"]) {
     if (!field(f, "type").is_string() || !field(f, "subfolder").is_string() || !field(f, "filename").is_string() ||

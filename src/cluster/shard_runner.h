@@ -112,6 +112,10 @@ struct PromptReply {
   // Seconds the worker spent in nodes that report step progress (the samplers), for the coordinator's cost
   // model; 0 when none ran (or an older worker did not say).
   double sampling_seconds = 0;
+  // A step group member's seconds inside its collectives and how many it made (group_store.h ExchangeTally),
+  // for the coordinator's per-link cost; 0 outside groups.
+  double exchange_seconds = 0;
+  int64_t exchanges = 0;
   // Not on the wire: how many of `events` the coordinator already relayed to the client while the prompt
   // ran (all but `executed`, which waits for the files' new names).
   size_t events_relayed = 0;
@@ -120,7 +124,7 @@ struct PromptReply {
 };
 
 // The wire form: {"status": {"code": int, "message"}, "outputs", "events", "files": [{"type", "subfolder",
-// "filename", "data": base64}], "sampling_seconds"?}. from_json: corruption naming what is malformed.
+// "filename", "data": base64}], "sampling_seconds"?, "exchange_seconds"?, "exchanges"?}. from_json: corruption naming what is malformed.
 Json prompt_reply_to_json(const PromptReply& reply);
 Result<PromptReply> prompt_reply_from_json(const Json& json);
 
@@ -177,8 +181,10 @@ class ShardRunner {
   ShardRunnerOptions options_;
   std::timed_mutex run_mutex_;  // one task at a time; waited for at most options_.busy_timeout
   // Joins `group` for prompt `prompt_id` (group_store.h) and binds it to the prompt's samplers in `bound`.
+  // `tally` gets the membership's exchange tally (its collectives' seconds, for the reply).
   Status join_prompt_group(const protocol::GroupSpec& group, const std::string& prompt_id,
-                           std::optional<nodes::ScopedStepGroupBinding>& bound);
+                           std::optional<nodes::ScopedStepGroupBinding>& bound,
+                           std::shared_ptr<ExchangeTally>& tally);
   // Takes run_mutex_ into `lock` within busy_timeout; unavailable naming the running task otherwise.
   Status lock_for_task(std::unique_lock<std::timed_mutex>& lock, const std::string& task_id);
   graph::Executor executor_;

@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "engine/cfg_split.h"
+#include "engine/row_group.h"
 #include "engine/cond_batch.h"
 #include "engine/inpaint.h"
 #include "engine/micro_batch.h"
@@ -340,6 +341,7 @@ Result<at::Tensor> sample(Model& model, const Conditioning& positive, const Cond
 
 Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& positive, const Conditioning& negative,
                                           const SampleRequest& req, const ProgressFn& progress) {
+  if (req.row_group) return rows::sample_shared_rows(model, positive, negative, req, progress);
   if (model.unet_.is_empty())
     return Status::invalid_argument("sample: " + model.path_ + " has no diffusion model");
   ND_RETURN_IF_ERROR(check_latent(req.latent, "latent_image", model.unet_->config().out_channels,

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "core/log.h"
+#include "engine/row_group.h"
 
 namespace netdist::nodes {
 
@@ -50,8 +51,18 @@ void apply_step_group(const std::string& prompt_id, bool model_tiled, SampleRequ
     log::info("sampler: CFG split as {}", rank);
   }
   if (b->tiles && model_tiled) {
-    req.tile_group = b->group;
-    log::info("sampler: tiles shared as {}", rank);
+    req.tile_group = b->cross ? b->cross : b->group;
+    if (b->tile_speeds.size() == size_t(req.tile_group->size())) req.tile_speeds = b->tile_speeds;
+    log::info("sampler: tiles shared as {} (rank {} of {} in the tile group)", rank, req.tile_group->rank(),
+              req.tile_group->size());
+  }
+  if (b->rows && b->cross && req.latent.defined() && req.latent.dim() == 4) {
+    const int64_t n = req.latent.size(0);
+    if (rows::shared_row_bounds(n, req.row_begin, req.row_end < 0 ? n : req.row_end, b->cross->size()).is_ok()) {
+      req.row_group = b->cross;
+      log::info("sampler: rows shared as {} (rank {} of {} in the row group)", rank, b->cross->rank(),
+                b->cross->size());
+    }
   }
 }
 

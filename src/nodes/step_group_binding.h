@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "netdist/engine.h"
 #include "netdist/step_group.h"
@@ -16,9 +17,13 @@
 namespace netdist::nodes {
 
 struct StepGroupBinding {
-  std::shared_ptr<StepGroup> group;
-  bool cfg_split = false;  // "cfg" / "cfg+tiles"
-  bool tiles = false;      // "tiles" / "cfg+tiles"
+  std::shared_ptr<StepGroup> group;  // the whole group, or this member's CFG pair when `cross` is set
+  bool cfg_split = false;            // "cfg" / "cfg+tiles" / "rows+cfg"
+  bool tiles = false;                // "tiles" / "cfg+tiles"
+  // The CFG pairs' cross group ("cfg+tiles": it shares the tiles; "rows+cfg": the batch rows); null otherwise.
+  std::shared_ptr<StepGroup> cross;
+  bool rows = false;                // "rows+cfg"
+  std::vector<double> tile_speeds;  // the tile group's members' speeds (empty: equal shares)
 };
 
 // Binds `binding` to `prompt_id` for its lifetime (one binding per prompt id; a second replaces the first).
@@ -37,7 +42,9 @@ std::optional<StepGroupBinding> step_group_binding(const std::string& prompt_id)
 
 // Sets req's group fields from the binding of `prompt_id`, if any: CFG split when the binding asks for it,
 // the group has 2 members and req.cfg != 1 (at cfg 1 there is nothing to split: each member samples alone
-// and gets the same latent); the tile group when it asks for tiles and `model_tiled`.
+// and gets the same latent); the tile group (the cross group when set, else the group) and its speeds when
+// it asks for tiles and `model_tiled`; the row group (the cross group) when it asks for rows and req's rows
+// hold at least one micro-batch per pair (else every pair samples every row: the same latent, unshared).
 void apply_step_group(const std::string& prompt_id, bool model_tiled, SampleRequest& req);
 
 }  // namespace netdist::nodes

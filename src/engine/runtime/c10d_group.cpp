@@ -251,6 +251,30 @@ Result<std::shared_ptr<StepGroup>> make_step_group(const c10::intrusive_ptr<c10d
 #endif
 }
 
+Result<CfgGrid> make_cfg_grid(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
+                              const StepGroupOptions& options) {
+  if (size < 2 || size % 2 != 0)
+    return Status::invalid_argument("step group: a CFG grid needs an even number of members, got " +
+                                    std::to_string(size));
+  if (rank < 0 || rank >= size)
+    return Status::invalid_argument("step group: rank " + std::to_string(rank) + " outside a group of " +
+                                    std::to_string(size));
+  const int p = rank / 2, c = rank % 2;
+  const auto name_of = [&](int r) {
+    return r < static_cast<int>(options.names.size()) ? options.names[r] : "member " + std::to_string(r);
+  };
+  StepGroupOptions pair = options;
+  pair.store_prefix = options.store_prefix + "pair/" + std::to_string(p) + "/";
+  pair.names = {name_of(2 * p), name_of(2 * p + 1)};
+  ND_ASSIGN_OR_RETURN(std::shared_ptr<StepGroup> pair_group, make_step_group(store, c, 2, pair));
+  StepGroupOptions cross = options;
+  cross.store_prefix = options.store_prefix + "cross/" + std::to_string(c) + "/";
+  cross.names.clear();
+  for (int q = 0; q < size / 2; ++q) cross.names.push_back(name_of(2 * q + c));
+  ND_ASSIGN_OR_RETURN(std::shared_ptr<StepGroup> cross_group, make_step_group(store, p, size / 2, cross));
+  return CfgGrid{std::move(pair_group), std::move(cross_group)};
+}
+
 c10::intrusive_ptr<c10d::Store> make_hash_store() { return c10::make_intrusive<c10d::HashStore>(); }
 
 Result<c10::intrusive_ptr<c10d::Store>> make_tcp_store(const std::string& host, uint16_t port, bool is_server,

@@ -48,6 +48,20 @@ struct StepGroupOptions {
 Result<std::shared_ptr<StepGroup>> make_step_group(const c10::intrusive_ptr<c10d::Store>& store, int rank,
                                                    int size, const StepGroupOptions& options);
 
+// The sub-groups of a combined mode (issue #17: CFG split × tiles, rows × CFG) over `size` = 2·m members
+// (m >= 1) meeting through one store: member r is in CFG pair p = r / 2 (members 2p and 2p + 1; its rank
+// there r % 2: 0 runs the positive entries) and in cross group c = r % 2 (members c, c + 2, ...; its rank
+// there p), which shares the tiles (cfg+tiles) or the rows (rows × CFG) among the pairs. Each sub-group
+// has its own key prefix under options.store_prefix ("pair/<p>/", "cross/<c>/") and the names of its
+// members; every member joins its pair first, then its cross group (no cycle: each pair forms on its own).
+// invalid_argument for an odd size; a member that does not come → make_step_group's Status.
+struct CfgGrid {
+  std::shared_ptr<StepGroup> pair;
+  std::shared_ptr<StepGroup> cross;
+};
+Result<CfgGrid> make_cfg_grid(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
+                              const StepGroupOptions& options);
+
 // An in-process store: members on threads of one process.
 c10::intrusive_ptr<c10d::Store> make_hash_store();
 
