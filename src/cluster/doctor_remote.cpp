@@ -219,11 +219,13 @@ void doctor_compare_models(DoctorReport& report, const ModelOwners& owners) {
       ++same;
       continue;
     }
-    std::string detail = name + " differs between members:";
+    // append(), not " " + s: GCC 12 at -O3 reports a false -Wstringop-overflow on that in this unity TU.
+    std::string detail = name;
+    detail.append(" differs between members:");
     for (const auto& [sha, who] : by_hash) {
-      detail += " " + sha.substr(0, 12) + " on";
-      for (const std::string& w : who) detail += " " + w;
-      detail += ";";
+      detail.append(" ").append(sha, 0, 12).append(" on");
+      for (const std::string& w : who) detail.append(" ").append(w);
+      detail.append(";");
     }
     detail.pop_back();
     report.fail("cluster", "model " + name, detail,
