@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -83,7 +84,8 @@ std::pair<double, double> cfg_bench_split(CfgBenchMember* members, int size, int
 
 int main(int argc, char** argv) {
   std::string devices = "cpu,cpu";
-  std::string checkpoint = std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors";
+  std::string checkpoint =
+      (std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string();
   int size = 64, steps = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--devices"))

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -140,7 +141,8 @@ void par_bench_print(const char* mode, int members, double alone, const ParBench
 
 int main(int argc, char** argv) {
   std::string devices = "cpu";
-  std::string checkpoint = std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors";
+  std::string checkpoint =
+      (std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string();
   ParBenchConfig c;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--devices"))

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include <ATen/Parallel.h>
@@ -44,7 +45,9 @@ Times run_once(netdist::Model& model) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string path = argc > 1 ? argv[1] : std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors";
+  const std::string path =
+      argc > 1 ? argv[1]
+               : (std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string();
   const int threads = argc > 2 ? std::atoi(argv[2]) : 2;
   auto model = netdist::load_model(path, {});
   if (!model.is_ok()) {

@@ -82,7 +82,8 @@ void print_parallelism() {
 
 void time_tiny(int n) {
   netdist::EngineOptions o;
-  const std::string ckpt = std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors";
+  const std::string ckpt =
+      (std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string();
   auto model = netdist::load_model(ckpt, o).value();
   netdist::nodes::UsduSampling s;
   s.model = model;

@@ -5,6 +5,7 @@
 // docs/ARCHITECTURE.md's exactness contract for the numbers.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <atomic>
 #include <cstdio>
 #include <thread>
@@ -46,7 +47,8 @@ CfgSplitMember& cfg_split_member(int index) {
   static std::once_flag once;
   std::call_once(once, [] {
     for (auto& m : members) {
-      auto loaded = load_model(std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors", {});
+      auto loaded = load_model(
+          (std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string(), {});
       if (!loaded.is_ok()) continue;
       m.model = *loaded;
       m.positive = encode_prompt(*m.model, "a red heart").value();

@@ -3,6 +3,7 @@
 // Skipped on machines without CUDA; the CPU build runs every call eagerly (checked below as well).
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <torch/torch.h>
 
 #include "core/skip_test_util.h"
@@ -17,7 +18,8 @@ std::shared_ptr<Model> tiny_on(const std::string& device, bool graphs) {
   EngineOptions o;
   o.device = device;
   o.cuda_graphs = graphs;
-  auto m = load_model(std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors", o);
+  auto m =
+      load_model((std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string(), o);
   EXPECT_TRUE(m.is_ok()) << m.status().to_string();
   return m.is_ok() ? *m : nullptr;
 }

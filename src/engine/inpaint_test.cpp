@@ -26,7 +26,8 @@ namespace fs = std::filesystem;
 
 std::shared_ptr<Model> inpaint_tiny_model() {
   static std::shared_ptr<Model> model = [] {
-    auto m = load_model(std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors", {});
+    auto m = load_model(
+        (std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string(), {});
     EXPECT_TRUE(m.is_ok()) << m.status().to_string();
     return m.is_ok() ? *m : nullptr;
   }();
@@ -204,7 +205,8 @@ class InpaintCheckpoint : public ::testing::Test {
     dir_ = fs::temp_directory_path() / ("netdist_inpaint_" + std::to_string(::getpid()));
     fs::create_directories(dir_);
     path_ = (dir_ / "tiny-inpaint.safetensors").string();
-    const std::string tiny = std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors";
+    const std::string tiny =
+        (std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string();
     auto file = io::SafetensorsFile::open(tiny);
     ASSERT_TRUE(file.is_ok()) << file.status().to_string();
     auto weights = runtime::load_safetensors(tiny);

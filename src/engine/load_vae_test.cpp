@@ -32,7 +32,7 @@ class LoadVaeTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   static std::string checkpoint() {
-    return std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors";
+    return (std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string();
   }
 
   std::string write(const std::string& name, const runtime::WeightMap& weights) {

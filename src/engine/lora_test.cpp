@@ -29,7 +29,8 @@ const char kClipQ[] = "clip_l.transformer.text_model.encoder.layers.0.self_attn.
 
 std::shared_ptr<Model> lora_tiny_model() {
   static std::shared_ptr<Model> model = [] {
-    auto m = load_model(std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors", {});
+    auto m = load_model(
+        (std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string(), {});
     EXPECT_TRUE(m.is_ok()) << m.status().to_string();
     return m.is_ok() ? *m : nullptr;
   }();

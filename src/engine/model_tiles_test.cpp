@@ -111,7 +111,8 @@ TEST(ModelTilesEngine, WrongCountOrShapeFromTheRunnerIsRefused) {
 }
 
 TEST(ModelTilesEngine, DecodeTiledByGivesDecodeTiledsBytes) {
-  auto model = load_model(std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors", {});
+  auto model =
+      load_model((std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string(), {});
   ASSERT_TRUE(model.is_ok()) << model.status().to_string();
   const at::Tensor latent = at::randn({1, 4, 40, 36});
   auto local = decode_tiled(**model, latent, 128, 32);

@@ -3,6 +3,7 @@
 // micro-batch bounds balance 2 and 4 workers; a range that cuts a micro-batch is refused.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <algorithm>
 #include <vector>
 
@@ -17,7 +18,8 @@ namespace {
 
 std::shared_ptr<Model> tiny_model() {
   static std::shared_ptr<Model> model = [] {
-    auto m = load_model(std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors", {});
+    auto m = load_model(
+        (std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string(), {});
     EXPECT_TRUE(m.is_ok()) << m.status().to_string();
     return m.is_ok() ? *m : nullptr;
   }();

@@ -7,6 +7,7 @@
 // equal one process within CFG split's tolerance (cfg_split_test.cpp).
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <atomic>
 #include <cstdio>
 #include <functional>
@@ -36,7 +37,8 @@ ComboMember& combo_member(int index) {
   static std::once_flag once;
   std::call_once(once, [] {
     for (auto& m : members) {
-      auto loaded = load_model(std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors", {});
+      auto loaded = load_model(
+          (std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string(), {});
       if (!loaded.is_ok()) continue;
       m.plain = *loaded;
       TiledDiffusionOptions o;

@@ -233,7 +233,8 @@ std::vector<at::Tensor> tile_run_members(int members, const std::vector<double>&
 
 std::shared_ptr<Model> tile_tiny() {
   static std::shared_ptr<Model> model =
-      load_model(std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors", {}).value();
+      load_model((std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string(), {})
+          .value();
   return model;
 }
 
@@ -364,7 +365,9 @@ TEST(TiledDiffusionSample, StepGroupsOfOneToThreeMembersGiveTheUngroupedLatent) 
   at::set_num_threads(1);
   std::vector<std::shared_ptr<Model>> models;
   for (int r = 0; r < 3; ++r) {
-    auto base = load_model(std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors", {}).value();
+    auto base =
+        load_model((std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string(), {})
+            .value();
     models.push_back(apply_tiled_diffusion(base, tile_sample_options(TileMethod::kMixtureOfDiffusers, 64, 32)).value());
   }
   Conditioning pos = encode_prompt(*models[0], "a red heart").value();
@@ -416,7 +419,9 @@ TEST(TiledDiffusionSample, C10dGlooGroupsGiveTheUngroupedLatent) {
   at::set_num_threads(1);
   std::vector<std::shared_ptr<Model>> models;
   for (int r = 0; r < 3; ++r) {
-    auto base = load_model(std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors", {}).value();
+    auto base =
+        load_model((std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string(), {})
+            .value();
     models.push_back(apply_tiled_diffusion(base, tile_sample_options(TileMethod::kMultiDiffusion, 64, 32)).value());
   }
   Conditioning pos = encode_prompt(*models[0], "a red heart").value();

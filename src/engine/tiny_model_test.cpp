@@ -21,7 +21,9 @@
 namespace netdist {
 namespace {
 
-std::string model_path() { return std::string(NETDIST_SOURCE_DIR) + "/models/tiny-emoji.safetensors"; }
+std::string model_path() {
+  return (std::filesystem::path(NETDIST_SOURCE_DIR) / "models/tiny-emoji.safetensors").string();
+}
 
 std::shared_ptr<Model> tiny() {
   static std::shared_ptr<Model> model = [] {
@@ -116,7 +118,7 @@ at::Tensor features(const at::Tensor& images /*[N,64,64,3]*/) {
 
 TEST(TinyModel, CaptionsRetrieveTheirTrainingImage) {
   ASSERT_TRUE(tiny());
-  const std::string dir = std::string(NETDIST_SOURCE_DIR) + "/tests/data/emoji";
+  const std::string dir = (std::filesystem::path(NETDIST_SOURCE_DIR) / "tests/data/emoji").string();
   std::ifstream in(dir + "/captions.json");
   ASSERT_TRUE(in) << "missing " << dir << "/captions.json";
   nlohmann::json cases = nlohmann::json::parse(in);

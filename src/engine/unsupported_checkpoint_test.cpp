@@ -24,7 +24,8 @@ class UnsupportedCheckpoint : public ::testing::Test {
   void SetUp() override {
     dir_ = fs::temp_directory_path() / ("netdist_refuse_" + std::to_string(::getpid()));
     fs::create_directories(dir_);
-    options_.clip_vocab_dir = std::string(NETDIST_SOURCE_DIR) + "/tests/data/clip-vit-l-14-tokenizer";
+    options_.clip_vocab_dir =
+        (std::filesystem::path(NETDIST_SOURCE_DIR) / "tests/data/clip-vit-l-14-tokenizer").string();
   }
   void TearDown() override { fs::remove_all(dir_); }
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -18,7 +19,7 @@ namespace netdist::graph::testing {
 
 inline std::string test_data_dir() {
   const char* env = std::getenv("NETDIST_TEST_DATA");
-  return env ? env : std::string(NETDIST_SOURCE_DIR) + "/tests/data";
+  return env ? env : (std::filesystem::path(NETDIST_SOURCE_DIR) / "tests/data").string();
 }
 
 inline Json load_json(const std::string& relative) {
