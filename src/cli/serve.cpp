@@ -349,6 +349,16 @@ std::unique_ptr<cluster::DialIn> start_dial_in(cluster::ShardRunner& runner, con
   return dial_in;
 }
 
+// Prints (stdout: the process tests and local workers read it) and logs where the server listens; its URL.
+std::string announce_listening(const char* role, const server::ServerOptions& options, int port) {
+  const std::string self_url = self_url_of(options, port);
+  const char* auth = options.auth_token.empty() ? "no authentication" : "bearer token required";
+  std::printf("%s: listening on %s (%s)\n", role, self_url.c_str(), auth);
+  std::fflush(stdout);
+  log::info("{}: listening on {} ({})", role, self_url, auth);
+  return self_url;
+}
+
 // The cluster line of the startup summary.
 std::string cluster_summary(const ClusterFlags& flags, bool coordinator, size_t local_workers) {
   if (flags.worker_mode)
@@ -410,12 +420,7 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
     log::error("{}: {}", role, s.to_string());
     return 1;
   }
-  const std::string self_url = self_url_of(options, http.port());
-  std::printf("%s: listening on %s (%s)\n", role, self_url.c_str(),
-              options.auth_token.empty() ? "no authentication" : "bearer token required");
-  std::fflush(stdout);
-  log::info("{}: listening on {} ({})", role, self_url,
-            options.auth_token.empty() ? "no authentication" : "bearer token required");
+  const std::string self_url = announce_listening(role, options, http.port());
 
   std::unique_ptr<cluster::LocalWorkers> children;
   size_t local_count = 0;
@@ -436,10 +441,8 @@ int serve(server::ServerOptions options, const NodeSetupOptions& setup_options, 
       }
     }
   }
-  print_startup_summary(
-      {role, self_url, !options.auth_token.empty(), !options.tls_cert_file.empty(), flags.data_dir,
-       cluster_summary(flags, coordinator, local_count), flags.queue_policy},
-      *env);
+  print_startup_summary({role, self_url, !options.auth_token.empty(), !options.tls_cert_file.empty(), flags.data_dir,
+                         cluster_summary(flags, coordinator, local_count), flags.queue_policy}, *env);
   std::unique_ptr<cluster::DialIn> dial_in;
   if (flags.worker_mode && !flags.join.empty()) dial_in = start_dial_in(*runner, options, flags, self_url, client_tls);
   while (g_signals == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -347,8 +347,7 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
   ND_RETURN_IF_ERROR(check_latent(req.latent, "latent_image", model.unet_->config().out_channels,
                                   "the UNet of " + model_name(model) + " samples"));
   const int64_t n = req.latent.size(0);
-  const int64_t row_begin = req.row_begin;
-  const int64_t row_end = req.row_end < 0 ? n : req.row_end;
+  const int64_t row_begin = req.row_begin, row_end = req.row_end < 0 ? n : req.row_end;
   ND_ASSIGN_OR_RETURN(std::vector<int64_t> groups, row_groups(req, row_begin, row_end));
   if (req.cfg_split) ND_RETURN_IF_ERROR(cond::CfgSplit::check(req.group.get()));
   std::lock_guard<std::mutex> lock(*model.mutex_);

@@ -125,6 +125,7 @@ TEST_F(NodesTest, LoraAndVaeFilesAreListedFromTheModelsFolders) {
 // A model linked into the folder is listed by its link's name (ComfyUI's os.walk), wherever the link points:
 // workflows name it so. (std::filesystem::relative resolves links and once listed the target's path.)
 TEST_F(NodesTest, LinkedModelFilesKeepTheLinksName) {
+  fs::create_directories(dir_ / "elsewhere");
   ASSERT_TRUE(runtime::save_safetensors((dir_ / "elsewhere/real_lora.safetensors").string(),
                                         {{"x.lora_up.weight", at::zeros({1, 1})}})
                   .is_ok());

@@ -264,7 +264,13 @@ async function cancelPending(page, port, token, shots) {
   await page.waitForSelector("#queue-running tbody tr", { timeout: 20_000 });
   await page.screenshot({ path: path.join(shots, "queue.png") });
   const victim = await page.$eval("#queue-pending tbody tr", (tr) => tr.dataset.id);
-  await page.click(`#queue-pending tbody tr[data-id="${victim}"] button.cancel`);
+  // Clicked inside the page in one go: the view re-renders on every queue event, so a handle taken first can be
+  // detached by the time puppeteer clicks it.
+  await page.waitForFunction((id) => {
+    const b = document.querySelector(`#queue-pending tbody tr[data-id="${id}"] button.cancel`);
+    if (b) b.click();
+    return !!b;
+  }, { timeout: 10_000 }, victim);
   await page.waitForFunction((id) => !document.querySelector(`#queue-pending tr[data-id="${id}"]`), { timeout: 10_000 }, victim);
   const q = await api(port, token, "/queue");
   check(!q.queue_pending.some((i) => i[1] === victim) && !q.queue_running.some((i) => i[1] === victim), "the cancelled prompt left the queue");
@@ -272,9 +278,12 @@ async function cancelPending(page, port, token, shots) {
   await page.click("#queue-clear");
   await page.waitForFunction(() => document.querySelectorAll("#queue-pending tbody tr").length === 0, { timeout: 10_000 });
   for (const end = Date.now() + 30_000; Date.now() < end;) {
-    const button = await page.$("#queue-running button.interrupt");
-    if (!button) break;
-    await button.click();
+    const clicked = await page.evaluate(() => {
+      const b = document.querySelector("#queue-running button.interrupt");
+      if (b) b.click();
+      return !!b;
+    });
+    if (!clicked) break;
     await new Promise((r) => setTimeout(r, 300));
   }
   await poll(async () => (await api(port, token, "/queue")).queue_running.length === 0, 60_000, "running prompts interrupted");
@@ -287,6 +296,10 @@ async function cancelPending(page, port, token, shots) {
 
 async function thousandEntries(page, base, port, token, shots, state) {
   // Copies of the finished prompt come from the cache: each is a history entry within milliseconds.
+  // Independent of the step before: nothing left queued or running (a failed cancel step must not fail this one).
+  await api(port, token, "/queue", { clear: true });
+  await api(port, token, "/interrupt", {});
+  await poll(async () => (await api(port, token, "/queue")).queue_running.length === 0, 60_000, "an idle queue");
   const prompt = (await api(port, token, `/history/${state.promptId}`))[state.promptId].prompt[2];
   let have = Object.keys(await api(port, token, "/history")).length;
   const started = Date.now();
