@@ -13,7 +13,9 @@ What it changes, only in this process:
   - a pure-Python `safetensors` / `safetensors.torch` (load_file, save_file, safe_open) when the real
     package is missing: the file format is an 8-byte little-endian header length, a JSON header and the
     raw little-endian tensor bytes;
-  - a `transformers` stand-in whose classes raise when made (ComfyUI imports its tokenizers at import time);
+  - a `transformers` stand-in (ComfyUI imports its tokenizers at import time): CLIPTokenizer is ClipBpeTokenizer
+    below, checked against the committed goldens of ComfyUI's real tokenizer (tests/data/tokenizer/golden_sd1.json,
+    tools/parity/cpu/check_tokenizer.py); every other class raises when made;
   - ComfyUI's args.cpu = True, so comfy.model_management never asks for CUDA.
 einops comes from PEER/pylib (fetch arogozhnikov/einops and copy its einops/ package there).
 Numerics are fp32 CPU: goldens made here are compared with tight tolerances by the CPU tests; the GPU
@@ -132,6 +134,92 @@ def _install_safetensors():
     sys.modules["safetensors.torch"] = pt
 
 
+def _bytes_to_unicode():
+    """GPT-2's reversible byte → printable character table that byte-level BPE vocabularies are written in."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs)))
+
+
+class ClipBpeTokenizer:
+    """CLIP's byte-level BPE as transformers' CLIPTokenizer (fast) applies it, in pure Python (needs `regex`):
+    the special tokens <|startoftext|> and <|endoftext|> taken out of the raw text first (exact case, as
+    added tokens); each other stretch NFC-normalised, runs of whitespace to one space, lowercased character by
+    character (Σ → σ, never the final ς); split by the pattern below; bytes to GPT-2's characters; BPE with
+    "</w>" on a word's last symbol; <|startoftext|> ... <|endoftext|> around it all. Only what ComfyUI's
+    SDTokenizer calls: from_pretrained(dir), __call__(text)["input_ids"], get_vocab()."""
+
+    _PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+    _SPECIAL = r"""(<\|startoftext\|>|<\|endoftext\|>)"""
+
+    def __init__(self, path):
+        import regex
+
+        with open(os.path.join(path, "vocab.json"), encoding="utf-8") as f:
+            self._vocab = json.load(f)
+        with open(os.path.join(path, "merges.txt"), encoding="utf-8") as f:
+            lines = [l for l in f.read().split("\n") if l and not l.startswith("#version")]
+        self._ranks = {tuple(l.split()): i for i, l in enumerate(lines)}
+        self._split = regex.compile(self._PATTERN)
+        self._bytes = _bytes_to_unicode()
+        self._cache = {}
+        self.bos, self.eos = self._vocab["<|startoftext|>"], self._vocab["<|endoftext|>"]
+
+    @classmethod
+    def from_pretrained(cls, path, *args, **kwargs):
+        return cls(path)
+
+    def get_vocab(self):
+        return dict(self._vocab)
+
+    def _bpe(self, piece):
+        if piece in self._cache:
+            return self._cache[piece]
+        word = list(piece[:-1]) + [piece[-1] + "</w>"]
+        while len(word) > 1:
+            pairs = [(self._ranks.get((a, b), None), i) for i, (a, b) in enumerate(zip(word, word[1:]))]
+            pairs = [p for p in pairs if p[0] is not None]
+            if not pairs:
+                break
+            rank = min(p[0] for p in pairs)
+            first, second = [(a, b) for a, b in zip(word, word[1:]) if self._ranks.get((a, b)) == rank][0]
+            merged, i = [], 0
+            while i < len(word):
+                if i + 1 < len(word) and word[i] == first and word[i + 1] == second:
+                    merged.append(first + second)
+                    i += 2
+                else:
+                    merged.append(word[i])
+                    i += 1
+            word = merged
+        self._cache[piece] = word
+        return word
+
+    def __call__(self, text, *args, **kwargs):
+        import unicodedata
+
+        import regex
+
+        ids = [self.bos]
+        for stretch in regex.split(self._SPECIAL, text):
+            if stretch in ("<|startoftext|>", "<|endoftext|>"):
+                ids.append(self._vocab[stretch])
+                continue
+            norm = regex.sub(r"\s+", " ", unicodedata.normalize("NFC", stretch))
+            norm = "".join(c.lower() for c in norm)
+            for piece in self._split.findall(norm):
+                chars = "".join(self._bytes[b] for b in piece.encode("utf-8"))
+                ids.extend(self._vocab.get(t, self.eos) for t in self._bpe(chars))
+        ids.append(self.eos)
+        return {"input_ids": ids}
+
+
 def _install_transformers_stub():
     """ComfyUI's text-encoder modules import transformers' tokenizers at import time; Debian has no package.
     Model classes work without it; a tokenizer made from the stub raises, naming what is missing."""
@@ -150,7 +238,7 @@ def _install_transformers_stub():
             return cls()
 
     mod = types.ModuleType("transformers")
-    mod.__getattr__ = lambda name: _Missing
+    mod.__getattr__ = lambda name: ClipBpeTokenizer if name in ("CLIPTokenizer", "CLIPTokenizerFast") else _Missing
     sys.modules["transformers"] = mod
 
 
