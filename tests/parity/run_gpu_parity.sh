@@ -72,6 +72,10 @@ log() { echo "[gpu-parity $(date +%H:%M:%S)] $*"; }
 die() { log "FAIL: $*"; exit 1; }
 want() { case " $PARITY_STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$ROWS"; }
+# ComfyUI's VAEEncode samples the posterior, netdist takes its mean; a random VAE's posterior is wide, so the steps
+# that encode pictures first give the checkpoint a trained VAE's narrow one (tools/parity/narrow_vae_posterior.py,
+# in place, idempotent; decoding is untouched).
+narrow() { "$PYTHON" tools/parity/narrow_vae_posterior.py "$@" >>"$WORK/narrow_vae.log" 2>&1; }
 # run_logged NAME CMD...: runs CMD with STEP_TIMEOUT, output to WORK/NAME.log; on failure prints its end.
 run_logged() {
   local name=$1
@@ -339,7 +343,7 @@ if want usdu; then
   fi
   if [ ! -s "$ck" ]; then
     row "usdu: make_checkpoint.py" FAIL - -
-  elif ! run_logged usdu_reference "$PYTHON" tools/parity/usdu_reference.py --peer "$PEER" --ckpt "$ck" --out "$usdu"; then
+  elif ! narrow "$ck" || ! run_logged usdu_reference "$PYTHON" tools/parity/usdu_reference.py --peer "$PEER" --ckpt "$ck" --out "$usdu"; then
     row "usdu: usdu_reference.py" FAIL - -
   else
     rm -rf "$usdu/netdist"
@@ -400,7 +404,7 @@ if want inpaint; then
   fi
   if [ ! -s "$ck" ] || [ ! -s "$xl" ] || [ ! -s "$rf" ]; then
     row "inpaint: make_checkpoint.py / --make-refiner" FAIL - -
-  elif ! run_logged inpaint_reference "$PYTHON" tools/parity/inpaint_reference.py --peer "$PEER" --ckpt "$ck" \
+  elif ! narrow "$ck" || ! run_logged inpaint_reference "$PYTHON" tools/parity/inpaint_reference.py --peer "$PEER" --ckpt "$ck" \
     --sdxl-ckpt "$xl" --refiner-ckpt "$rf" --out "$inp"; then
     row "inpaint: inpaint_reference.py" FAIL - -
   else

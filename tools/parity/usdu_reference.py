@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Ultimate SD Upscale parity: the real custom node in the pinned ComfyUI against `netdist run`.
 
-    python3 tools/parity/usdu_reference.py --peer .peer --ckpt CKPT --out DIR [--size 1024] [--steps 4]
+    python3 tools/parity/usdu_reference.py --peer .peer --ckpt CKPT --out DIR [--size 1024] [--tile 512] [--steps 4]
     python3 tools/parity/usdu_reference.py --compare DIR        (after netdist ran DIR/CASE.json)
 
 Runs on the GPU machine (tests/parity/run_gpu_parity.sh, step `usdu`). Needs the custom node in the peer
@@ -32,7 +32,7 @@ CASES = {
 
 def node_inputs(a, mode, seam_fix):
     return {"seed": a.seed, "steps": a.steps, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
-            "denoise": 0.3, "mode_type": mode, "tile_width": 512, "tile_height": 512, "mask_blur": 8,
+            "denoise": 0.3, "mode_type": mode, "tile_width": a.tile, "tile_height": a.tile, "mask_blur": 8,
             "tile_padding": 32, "seam_fix_mode": seam_fix, "seam_fix_denoise": 1.0, "seam_fix_width": 64,
             "seam_fix_mask_blur": 8, "seam_fix_padding": 16, "force_uniform_tiles": True, "tiled_decode": False,
             "batch_size": 1}
@@ -147,6 +147,7 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--compare")
     ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--tile", type=int, default=512, help="tile_width and tile_height (the CPU run uses 128)")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--seed", type=int, default=42)
     a = ap.parse_args()

@@ -16,6 +16,7 @@ What it changes, only in this process:
   - a `transformers` stand-in (ComfyUI imports its tokenizers at import time): CLIPTokenizer is ClipBpeTokenizer
     below, checked against the committed goldens of ComfyUI's real tokenizer (tests/data/tokenizer/golden_sd1.json,
     tools/parity/cpu/check_tokenizer.py); every other class raises when made;
+  - torch.cuda.get_device_name answering "CPU (...)" (the reference scripts print the card);
   - ComfyUI's args.cpu = True, so comfy.model_management never asks for CUDA.
 einops comes from PEER/pylib (fetch arogozhnikov/einops and copy its einops/ package there).
 Numerics are fp32 CPU: goldens made here are compared with tight tolerances by the CPU tests; the GPU
@@ -110,6 +111,22 @@ class safe_open:  # noqa: N801 (the real package's name)
 
     def metadata(self):
         return self._header.get("__metadata__")
+
+    def get_slice(self, name):
+        meta = self._header[name]
+        opener = self
+
+        class _Slice:
+            def get_shape(self):
+                return list(meta["shape"])
+
+            def get_dtype(self):
+                return meta["dtype"]
+
+            def __getitem__(self, index):
+                return opener.get_tensor(name)[index]
+
+        return _Slice()
 
     def get_tensor(self, name):
         if self._tensors is None:
@@ -242,12 +259,25 @@ def _install_transformers_stub():
     sys.modules["transformers"] = mod
 
 
+def device_scope(device):
+    """`with torch.device(d):` for torch < 2.0, where a device is no context manager: the CPU is the default
+    device there already, so the scope is empty; any other device is refused (run_cpu.py rewrites the
+    statement to this)."""
+    import contextlib
+
+    if torch.device(device).type != "cpu":
+        raise NotImplementedError(f"torch {torch.__version__} has no default-device scope for {device}")
+    return contextlib.nullcontext()
+
+
 def setup(peer):
     """Puts PEER/ComfyUI and PEER/pylib first on sys.path and installs the stand-ins above."""
     if not hasattr(F, "scaled_dot_product_attention"):
         F.scaled_dot_product_attention = _sdpa
     _install_safetensors()
     _install_transformers_stub()
+    if not torch.cuda.is_available():  # reference scripts print the card they ran on
+        torch.cuda.get_device_name = lambda *a, **k: f"CPU (torch {torch.__version__}, fp32)"
     comfy_dir = os.path.abspath(os.path.join(peer, "ComfyUI"))
     pylib = os.path.abspath(os.path.join(peer, "pylib"))
     sys.path[:0] = [comfy_dir, pylib]

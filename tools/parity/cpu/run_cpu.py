@@ -3,10 +3,10 @@
 
     /usr/bin/python3 tools/parity/cpu/run_cpu.py [--peer PEER] SCRIPT [ARGS...]
 
-(PEER defaults to .peer.) The script runs as __main__ with the pinned ComfyUI importable (cpu_comfy.setup).
+(PEER defaults to .peer.) The script runs as __main__ with the pinned ComfyUI importable (cpu_comfy.setup);
+its `with torch.device(X):` statements (torch >= 2.0 only) become cpu_comfy.device_scope(X).
 """
 import os
-import runpy
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -22,7 +22,12 @@ def main():
         sys.exit(__doc__)
     cpu_comfy.setup(peer)
     sys.argv = args
-    runpy.run_path(args[0], run_name="__main__")
+    path = os.path.abspath(args[0])
+    sys.path.insert(0, os.path.dirname(path))
+    with open(path, encoding="utf-8") as f:
+        source = f.read().replace("with torch.device(", "with __import__('cpu_comfy').device_scope(")
+    main_module = {"__name__": "__main__", "__file__": path, "__builtins__": __builtins__}
+    exec(compile(source, path, "exec"), main_module)
 
 
 if __name__ == "__main__":
