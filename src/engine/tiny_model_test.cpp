@@ -1,8 +1,9 @@
 // Quality of the embedded model (models/tiny-emoji.safetensors), measured on the CPU with the public engine
 // API. Prints the measured rates next to issue #4's targets (80 % colour match, 60 % top-5 retrieval),
 // which the shipped model does not reach yet; the assertions are regression floors just below what it
-// measures today, so a worse model or a broken pipeline fails. Feature space for retrieval: the image composited over white, area-
-// downsampled to 16×16 RGB, compared by Euclidean distance (documented in models/README.md).
+// measures today, so a worse model or a broken pipeline fails. Feature space for retrieval: the image
+// composited over white, area- downsampled to 16×16 RGB, compared by Euclidean distance (documented in
+// models/README.md).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,8 +12,8 @@
 #include <fstream>
 
 #include <ATen/Parallel.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "io/png.h"
 #include "netdist/engine.h"
@@ -55,7 +56,8 @@ at::Tensor generate(const std::vector<std::string>& prompts, uint64_t seed) {
 
 // 0 red, 1 orange, 2 yellow, 3 green, 4 blue, 5 purple; -1 when no saturated pixels. The orange/yellow
 // boundary sits at 39°, midway between the training palettes' orange and yellow: Twemoji's orange is 34°
-// and its yellow 42°, Noto's orange 36° and its yellow 45° (a 45° boundary would call Twemoji's yellow orange).
+// and its yellow 42°, Noto's orange 36° and its yellow 45° (a 45° boundary would call Twemoji's yellow
+// orange).
 int dominant_hue(const at::Tensor& image) {
   std::array<int, 6> bins{};
   at::Tensor px = image.contiguous();
@@ -65,9 +67,12 @@ int dominant_hue(const at::Tensor& image) {
     float mx = std::max({r, g, b}), mn = std::min({r, g, b});
     if (mx < 0.2f || (mx - mn) / std::max(mx, 1e-6f) < 0.35f) continue;
     float h;
-    if (mx == r) h = 60.0f * std::fmod((g - b) / (mx - mn), 6.0f);
-    else if (mx == g) h = 60.0f * ((b - r) / (mx - mn) + 2.0f);
-    else h = 60.0f * ((r - g) / (mx - mn) + 4.0f);
+    if (mx == r)
+      h = 60.0f * std::fmod((g - b) / (mx - mn), 6.0f);
+    else if (mx == g)
+      h = 60.0f * ((b - r) / (mx - mn) + 2.0f);
+    else
+      h = 60.0f * ((r - g) / (mx - mn) + 4.0f);
     if (h < 0) h += 360.0f;
     int bin = h < 15 || h >= 345 ? 0 : h < 39 ? 1 : h < 70 ? 2 : h < 170 ? 3 : h < 260 ? 4 : 5;
     bins[bin]++;
@@ -89,12 +94,14 @@ TEST(TinyModel, LoadsAsSd1WithItsOwnVocabulary) {
 TEST(TinyModel, ColourWordsGiveTheirHue) {
   ASSERT_TRUE(tiny());
   const std::vector<std::pair<std::string, int>> cases = {
-      {"red heart", 0},          {"orange heart", 1},        {"yellow heart", 2},      {"green heart", 3},
-      {"blue heart", 4},         {"purple heart", 5},        {"large red square", 0},  {"large orange square", 1},
-      {"large yellow square", 2}, {"large green square", 3}, {"large blue square", 4}, {"large purple square", 5},
-      {"large red circle", 0},   {"large orange circle", 1}, {"large yellow circle", 2}, {"large green circle", 3},
-      {"large blue circle", 4},  {"large purple circle", 5}, {"red apple", 0},         {"green apple", 3},
-      {"blue book", 4},          {"orange book", 1},         {"green book", 3},        {"lemon", 2}};
+      {"red heart", 0},          {"orange heart", 1},        {"yellow heart", 2},
+      {"green heart", 3},        {"blue heart", 4},          {"purple heart", 5},
+      {"large red square", 0},   {"large orange square", 1}, {"large yellow square", 2},
+      {"large green square", 3}, {"large blue square", 4},   {"large purple square", 5},
+      {"large red circle", 0},   {"large orange circle", 1}, {"large yellow circle", 2},
+      {"large green circle", 3}, {"large blue circle", 4},   {"large purple circle", 5},
+      {"red apple", 0},          {"green apple", 3},         {"blue book", 4},
+      {"orange book", 1},        {"green book", 3},          {"lemon", 2}};
   std::vector<std::string> prompts;
   for (const auto& c : cases) prompts.push_back(c.first);
   // Two seeds per prompt: 48 images, so that one borderline image moves the rate by 2 %, not 4 %.
@@ -136,14 +143,18 @@ TEST(TinyModel, CaptionsRetrieveTheirTrainingImage) {
   const int n_queries = 50;
   at::Tensor images = generate(std::vector<std::string>(prompts.begin(), prompts.begin() + n_queries), 2000);
   at::Tensor dist = at::cdist(features(images), cand);  // [50, 100]
-  int hits = 0;
+  int hits = 0, top1 = 0;
   for (int q = 0; q < n_queries; ++q) {
     at::Tensor order = dist[q].argsort();
     for (int k = 0; k < 5; ++k) hits += order[k].item<int64_t>() == q;
+    top1 += order[0].item<int64_t>() == q;
   }
   const double rate = double(hits) / n_queries;
-  std::printf("[tiny-model] retrieval top-5 of %zu: %d/%d = %.0f%% (issue #4 target 60%%)\n", cases.size(), hits,
-              n_queries, 100 * rate);
+  std::printf("[tiny-model] retrieval top-5 of %zu: %d/%d = %.0f%% (issue #4 target 60%%)\n", cases.size(),
+              hits, n_queries, 100 * rate);
+  // Issue #21 asks a retrained model for top-1 >= 60 %; printed until that model ships.
+  std::printf("[tiny-model] retrieval top-1 of %zu: %d/%d = %.0f%%\n", cases.size(), top1, n_queries,
+              100.0 * top1 / n_queries);
   EXPECT_GE(rate, 0.6);
 }
 

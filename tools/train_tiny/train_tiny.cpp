@@ -16,9 +16,9 @@
 #include <set>
 #include <sstream>
 
+#include <torch/torch.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <torch/torch.h>
 
 #include "engine/runtime/tensor_io.h"
 #include "engine/runtime/weights.h"
@@ -52,11 +52,22 @@ struct Options {
   double unet_lr = 5e-4;
   double ema_decay = 0.999;
   double cfg_dropout = 0.1;
-  double vae_seconds = 1e9;   // wall-clock caps: a stage ends at its step count or its time, whichever first
+  double vae_seconds = 1e9;  // wall-clock caps: a stage ends at its step count or its time, whichever first
   double unet_seconds = 1e9;
-  bool unet_f8 = true;        // store the UNet as float8 e4m3 (keeps the shipped model under 25 MB)
-  std::string convert_from;   // re-store an existing checkpoint with this storage policy; no training
+  bool unet_f8 = true;       // store the UNet as float8 e4m3 (keeps the shipped model under 25 MB)
+  std::string convert_from;  // re-store an existing checkpoint with this storage policy; no training
+  // Image sizes the UNet trains at, in pixels (multiples of 8). The data is 64×64; a larger size is the
+  // image upscaled (bicubic), encoded by the trained VAE. UNet step k trains at sizes[k % count], so every
+  // size gets the same share of steps; the VAE trains at the first size.
+  std::vector<int> sizes = {64};
 };
+
+// The images resized to size×size (bicubic, clamped to [-1, 1]); the data's own size returns them as they
+// are.
+at::Tensor images_at(const at::Tensor& images, int size) {
+  if (images.size(-1) == size) return images;
+  return at::upsample_bicubic2d(images, {size, size}, /*align_corners=*/false).clamp(-1.0, 1.0);
+}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -144,8 +155,10 @@ Status export_testset(const nd::train::EmojiDataset& data, const std::string& di
     while (i < n && seen.count(data.items[i].captions[0])) ++i;
     if (i >= n) break;
     seen.insert(data.items[i].captions[0]);
-    at::Tensor px = ((data.images[i] + 1.0) * 127.5).round().clamp(0, 255).to(at::kByte).permute({1, 2, 0}).contiguous();
-    nd::io::Image8 im{64, 64, 3, std::vector<uint8_t>(px.data_ptr<uint8_t>(), px.data_ptr<uint8_t>() + px.numel())};
+    at::Tensor px =
+        ((data.images[i] + 1.0) * 127.5).round().clamp(0, 255).to(at::kByte).permute({1, 2, 0}).contiguous();
+    nd::io::Image8 im{64, 64, 3,
+                      std::vector<uint8_t>(px.data_ptr<uint8_t>(), px.data_ptr<uint8_t>() + px.numel())};
     ND_ASSIGN_OR_RETURN(std::string bytes, nd::io::encode_png(im, {}, 9));
     const std::string file = data.items[i].set + "_" + data.items[i].image;
     ND_RETURN_IF_ERROR(nd::io::write_file_atomic(dir + "/" + file, bytes));
@@ -175,12 +188,20 @@ Status convert(const Options& opt) {
   std::filesystem::create_directories(opt.out);
   const std::string path = opt.out + "/tiny-emoji.safetensors";
   ND_RETURN_IF_ERROR(write_checkpoint(path, weights, metadata, opt.unet_f8));
-  std::printf("wrote %s from %s (unet %s)\n", path.c_str(), opt.convert_from.c_str(), opt.unet_f8 ? "f8_e4m3" : "f16");
+  std::printf("wrote %s from %s (unet %s)\n", path.c_str(), opt.convert_from.c_str(),
+              opt.unet_f8 ? "f8_e4m3" : "f16");
   return Status::ok();
 }
 
 Status run(const Options& opt) {
   const auto t0 = std::chrono::steady_clock::now();
+  if (opt.sizes.empty()) return Status::invalid_argument("--sizes: give at least one image size");
+  for (int size : opt.sizes) {
+    if (size < 64 || size % 8 != 0) {
+      return Status::invalid_argument("--sizes: " + std::to_string(size) +
+                                      " is not a multiple of 8 of at least 64");
+    }
+  }
   torch::manual_seed(opt.seed);
   const at::Device device(opt.device);
   if (device.is_cuda()) {
@@ -251,16 +272,25 @@ Status run(const Options& opt) {
     }
   }
   vae->eval();
-  at::Tensor latents;
+  // One latent set per training size; the scale factor comes from the first (the data's own size).
+  std::vector<at::Tensor> latents_by_size;
   {
     torch::NoGradGuard no_grad;
-    std::vector<at::Tensor> chunks;
-    for (int64_t i = 0; i < n; i += 512) chunks.push_back(vae->encode(images.slice(0, i, std::min(n, i + 512))));
-    latents = at::cat(chunks);
+    for (int size : opt.sizes) {
+      std::vector<at::Tensor> chunks;
+      for (int64_t i = 0; i < n; i += 256) {
+        chunks.push_back(vae->encode(images_at(images.slice(0, i, std::min(n, i + 256)), size)));
+      }
+      latents_by_size.push_back(at::cat(chunks));
+    }
   }
-  const double scale_factor = 1.0 / latents.std().item<double>();
-  latents = latents * scale_factor;
+  const double scale_factor = 1.0 / latents_by_size[0].std().item<double>();
+  for (auto& l : latents_by_size) l = l * scale_factor;
   std::printf("vae: latent std %.4f -> scale factor %.5f\n", 1.0 / scale_factor, scale_factor);
+  for (size_t i = 0; i < opt.sizes.size(); ++i) {
+    std::printf("unet data: %d px -> latents %s, std %.4f\n", opt.sizes[i],
+                c10::str(latents_by_size[i].sizes()).c_str(), latents_by_size[i].std().item<double>());
+  }
 
   // 2. UNet + text encoder.
   nd::unet::UNetModel unet(cfg.unet);
@@ -298,7 +328,8 @@ Status run(const Options& opt) {
   const auto unet_start = std::chrono::steady_clock::now();
   int unet_steps_done = 0;
   for (int step = 1; step <= opt.unet_steps; ++step) {
-    const double progress = std::max(double(step) / opt.unet_steps, seconds_since(unet_start) / opt.unet_seconds);
+    const double progress =
+        std::max(double(step) / opt.unet_steps, seconds_since(unet_start) / opt.unet_seconds);
     if (progress > 1.0) break;
     unet_steps_done = step;
     if (cursor + opt.batch > perm.size()) {
@@ -306,13 +337,14 @@ Status run(const Options& opt) {
       std::shuffle(perm.begin(), perm.end(), order);
       cursor = 0;
     }
-    at::Tensor pick = at::tensor(std::vector<int64_t>(perm.begin() + cursor, perm.begin() + cursor + opt.batch),
-                                 at::kLong)
-                          .to(device);
+    at::Tensor pick =
+        at::tensor(std::vector<int64_t>(perm.begin() + cursor, perm.begin() + cursor + opt.batch), at::kLong)
+            .to(device);
     cursor += opt.batch;
     at::Tensor ids = all_ids.index_select(0, pick);
     at::Tensor drop = at::rand({opt.batch, 1}, at::TensorOptions().device(device)) < opt.cfg_dropout;
     ids = at::where(drop, empty_ids.unsqueeze(0).expand_as(ids), ids);
+    const at::Tensor& latents = latents_by_size[static_cast<size_t>(step) % latents_by_size.size()];
     at::Tensor x0 = latents.index_select(0, owner.index_select(0, pick));
     at::Tensor t = at::randint(1000, {opt.batch}, at::TensorOptions().dtype(at::kLong).device(device));
     at::Tensor a = ac.index_select(0, t).view({-1, 1, 1, 1});
@@ -324,15 +356,16 @@ Status run(const Options& opt) {
     optim.zero_grad();
     loss.backward();
     torch::nn::utils::clip_grad_norm_(params, 1.0);
-    const double lr = opt.unet_lr * std::min(1.0, step / 500.0) *
-                      (0.5 * (1.0 + std::cos(M_PI * progress)) * 0.9 + 0.1);
+    const double lr =
+        opt.unet_lr * std::min(1.0, step / 500.0) * (0.5 * (1.0 + std::cos(M_PI * progress)) * 0.9 + 0.1);
     for (auto& group : optim.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     optim.step();
     ema_update(*unet_ema, *unet, step < 1000 ? 0.99 : opt.ema_decay);
     ema_update(*clip_ema, *clip, step < 1000 ? 0.99 : opt.ema_decay);
     running += loss.item<double>();
     if (step % 500 == 0) {
-      std::printf("unet step %6d  loss %.4f  lr %.2e  (%.0fs)\n", step, running / 500.0, lr, seconds_since(t0));
+      std::printf("unet step %6d  loss %.4f  lr %.2e  (%.0fs)\n", step, running / 500.0, lr,
+                  seconds_since(t0));
       std::fflush(stdout);
       running = 0.0;
     }
@@ -348,10 +381,14 @@ Status run(const Options& opt) {
   std::map<std::string, std::string> metadata = nd::tiny::metadata(cfg, scale_factor);
   metadata["netdist.vocab_json"] = nd::text::vocab_json(vocab);
   metadata["netdist.merges_txt"] = nd::text::merges_txt(vocab);
-  metadata["netdist.training"] = nlohmann::json{{"seed", opt.seed}, {"vae_steps", opt.vae_steps},
-                                                {"unet_steps", unet_steps_done}, {"batch", opt.batch},
-                                                {"images", n}, {"seconds", seconds_since(t0)}}
-                                     .dump();
+  metadata["netdist.training"] = nlohmann::json{
+      {"seed", opt.seed},
+      {"vae_steps", opt.vae_steps},
+      {"unet_steps", unet_steps_done},
+      {"batch", opt.batch},
+      {"sizes", opt.sizes},
+      {"images", n},
+      {"seconds", seconds_since(t0)}}.dump();
   const std::string path = opt.out + "/tiny-emoji.safetensors";
   ND_RETURN_IF_ERROR(write_checkpoint(path, weights, metadata, opt.unet_f8));
   std::printf("wrote %s (%zu tensors) in %.0fs\n", path.c_str(), weights.size(), seconds_since(t0));
@@ -373,10 +410,13 @@ int main(int argc, char** argv) {
   app.add_option("--vae-batch", opt.vae_batch, "VAE batch");
   app.add_option("--unet-lr", opt.unet_lr);
   app.add_option("--merges", opt.merges, "BPE merges to learn");
+  app.add_option("--sizes", opt.sizes, "image sizes the UNet trains at (px, multiples of 8; the data is 64)")
+      ->delimiter(',');
   app.add_option("--vae-seconds", opt.vae_seconds, "wall-clock cap for the VAE stage");
   app.add_option("--unet-seconds", opt.unet_seconds, "wall-clock cap for the UNet + text encoder stage");
   app.add_option("--unet-f8", opt.unet_f8, "store the UNet as float8 e4m3 (default true)");
-  app.add_option("--convert-from", opt.convert_from, "re-store this checkpoint with the storage policy; no training");
+  app.add_option("--convert-from", opt.convert_from,
+                 "re-store this checkpoint with the storage policy; no training");
   CLI11_PARSE(app, argc, argv);
   Status s = opt.convert_from.empty() ? run(opt) : convert(opt);
   if (!s.is_ok()) {
