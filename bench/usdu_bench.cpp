@@ -33,8 +33,8 @@
 #include <fstream>
 #include <map>
 #include <memory>
-#include <string>
 #include <thread>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -67,15 +67,14 @@ void print_parallelism() {
       auto canvas = netdist::nodes::usdu_canvas(2048, 2048, 1.0, s).value();
       auto steps = netdist::nodes::usdu_plan(s, canvas).value();
       using netdist::nodes::UsduTileMode;
-      const auto exact =
-          netdist::nodes::usdu_wave_stats(netdist::nodes::usdu_mode_waves(steps, UsduTileMode::kExact));
+      const auto exact = netdist::nodes::usdu_wave_stats(netdist::nodes::usdu_mode_waves(steps, UsduTileMode::kExact));
       const auto independent =
           netdist::nodes::usdu_wave_stats(netdist::nodes::usdu_mode_waves(steps, UsduTileMode::kIndependent));
       std::printf("| %s | %s | %zu | %lld | %lld / %.2f | %.2f× | %.0f× |\n",
                   netdist::nodes::usdu_redraw_mode_names()[static_cast<int>(mode)].c_str(),
                   netdist::nodes::usdu_seam_fix_mode_names()[fix].c_str(), steps.size(),
-                  static_cast<long long>(exact.waves), static_cast<long long>(exact.widest),
-                  exact.mean_width(), exact.mean_width(), independent.mean_width());
+                  static_cast<long long>(exact.waves), static_cast<long long>(exact.widest), exact.mean_width(),
+                  exact.mean_width(), independent.mean_width());
     }
   }
 }
@@ -113,6 +112,7 @@ void time_tiny(int n) {
   std::printf("\none process, cpu, tiny model, 576² tiles, 4 steps: %d tiles in %.2f s = %.3f tiles/s\n",
               done, sec, done / sec);
 }
+
 
 // --- (3) --cluster ---------------------------------------------------------------------------------------
 
@@ -162,14 +162,14 @@ std::unique_ptr<netdist::cluster::test::NetdistChildProcess> bench_proc(const Cl
                                                                         const std::string& device) {
   const fs::path dir = b.root / name;
   fs::create_directories(dir / "in");
-  for (const char* d : {"--output-directory", "--temp-directory"})
-    args.insert(args.end(), {d, (dir / "out").string()});
+  for (const char* d : {"--output-directory", "--temp-directory"}) args.insert(args.end(), {d, (dir / "out").string()});
   args.insert(args.end(), {"--input-directory", (dir / "in").string(), "--threads", std::to_string(b.threads),
                            "--port", "0"});
   args.insert(args.end(), {"--models-dir", b.models_dir.empty() ? (dir / "models").string() : b.models_dir});
   if (!device.empty()) args.insert(args.end(), {"--device", device});
-  auto p = std::make_unique<netdist::cluster::test::NetdistChildProcess>(
-      b.binary, args, dir / "log.txt", std::vector<std::string>{}, std::chrono::seconds(600));
+  auto p = std::make_unique<netdist::cluster::test::NetdistChildProcess>(b.binary, args, dir / "log.txt",
+                                                                          std::vector<std::string>{},
+                                                                          std::chrono::seconds(600));
   if (p->url().empty()) {
     std::fprintf(stderr, "usdu_bench: %s did not start; see %s\n", name.c_str(), (dir / "log.txt").c_str());
     std::exit(1);
@@ -184,8 +184,7 @@ std::string bench_source_png(int size) {
   im.channels = 3;
   for (int y = 0; y < size; ++y)
     for (int x = 0; x < size; ++x)
-      for (int c = 0; c < 3; ++c)
-        im.pixels.push_back(uint8_t((x * 3 + y * 5 + c * 80 + ((x ^ y) & 31)) & 255));
+      for (int c = 0; c < 3; ++c) im.pixels.push_back(uint8_t((x * 3 + y * 5 + c * 80 + ((x ^ y) & 31)) & 255));
   auto png = netdist::io::encode_png(im, {}, 1);
   if (!png.is_ok()) std::exit(1);
   return *png;
@@ -196,55 +195,32 @@ int bench_padding(const ClusterBench& b) { return b.tile < 128 ? 16 : 32; }
 BenchJson bench_usdu_prompt(const ClusterBench& b, int seed) {
   BenchJson p = {
       {"4", {{"class_type", "CheckpointLoaderSimple"}, {"inputs", {{"ckpt_name", b.ckpt}}}}},
-      {"6",
-       {{"class_type", "CLIPTextEncode"}, {"inputs", {{"text", "a detailed photo"}, {"clip", {"4", 1}}}}}},
+      {"6", {{"class_type", "CLIPTextEncode"}, {"inputs", {{"text", "a detailed photo"}, {"clip", {"4", 1}}}}}},
       {"7", {{"class_type", "CLIPTextEncode"}, {"inputs", {{"text", ""}, {"clip", {"4", 1}}}}}},
       {"1", {{"class_type", "LoadImage"}, {"inputs", {{"image", "src.png"}}}}},
       {"10",
        {{"class_type", "UltimateSDUpscaleNoUpscale"},
         {"inputs",
-         {{"upscaled_image", {"1", 0}},
-          {"model", {"4", 0}},
-          {"positive", {"6", 0}},
-          {"negative", {"7", 0}},
-          {"vae", {"4", 2}},
-          {"seed", seed},
-          {"steps", b.steps},
-          {"cfg", 5.0},
-          {"sampler_name", "euler"},
-          {"scheduler", "normal"},
-          {"denoise", 0.4},
-          {"mode_type", "Linear"},
-          {"tile_width", b.tile},
-          {"tile_height", b.tile},
-          {"mask_blur", 8},
-          {"tile_padding", bench_padding(b)},
-          {"seam_fix_mode", "None"},
-          {"seam_fix_denoise", 1.0},
-          {"seam_fix_width", 64},
-          {"seam_fix_mask_blur", 8},
-          {"seam_fix_padding", 16},
-          {"force_uniform_tiles", true},
-          {"tiled_decode", false},
-          {"batch_size", 1}}}}},
-      {"9",
-       {{"class_type", "SaveImage"},
-        {"inputs", {{"filename_prefix", "usdu_bench"}, {"images", {"10", 0}}}}}}};
+         {{"upscaled_image", {"1", 0}}, {"model", {"4", 0}}, {"positive", {"6", 0}}, {"negative", {"7", 0}},
+          {"vae", {"4", 2}}, {"seed", seed}, {"steps", b.steps}, {"cfg", 5.0}, {"sampler_name", "euler"},
+          {"scheduler", "normal"}, {"denoise", 0.4}, {"mode_type", "Linear"}, {"tile_width", b.tile},
+          {"tile_height", b.tile}, {"mask_blur", 8}, {"tile_padding", bench_padding(b)}, {"seam_fix_mode", "None"},
+          {"seam_fix_denoise", 1.0}, {"seam_fix_width", 64}, {"seam_fix_mask_blur", 8}, {"seam_fix_padding", 16},
+          {"force_uniform_tiles", true}, {"tiled_decode", false}, {"batch_size", 1}}}}},
+      {"9", {{"class_type", "SaveImage"}, {"inputs", {{"filename_prefix", "usdu_bench"}, {"images", {"10", 0}}}}}}};
   return p;
 }
 
 // Submits and waits; seconds from submit to the /history entry (polled every 50 ms).
 double bench_run(const std::string& url, const BenchJson& prompt, const std::string& mode) {
-  BenchJson body = {
-      {"prompt", prompt}, {"client_id", "usdu_bench"}, {"extra_data", {{"netdist", {{"tiles", mode}}}}}};
+  BenchJson body = {{"prompt", prompt}, {"client_id", "usdu_bench"}, {"extra_data", {{"netdist", {{"tiles", mode}}}}}};
   const auto t0 = BenchClock::now();
   const std::string id = bench_call(url, "POST", "/prompt", body)["prompt_id"];
   for (;;) {
     const BenchJson h = bench_call(url, "GET", "/history/" + id);
     if (h.contains(id)) {
       if (h[id]["status"].value("status_str", "") != "success") {
-        std::fprintf(stderr, "usdu_bench: prompt failed: %s\n",
-                     h[id]["status"].dump().substr(0, 2000).c_str());
+        std::fprintf(stderr, "usdu_bench: prompt failed: %s\n", h[id]["status"].dump().substr(0, 2000).c_str());
         std::exit(1);
       }
       return std::chrono::duration<double>(BenchClock::now() - t0).count();
@@ -259,8 +235,7 @@ double bench_workers(const ClusterBench& b, int n, const std::string& mode, cons
   std::string urls;
   for (int i = 0; i < n; ++i) {
     const std::string device = b.gpus > 0 ? "cuda:" + std::to_string(i % b.gpus) : "";
-    workers.push_back(
-        bench_proc(b, {"worker"}, mode + "-w" + std::to_string(n) + "-" + std::to_string(i), device));
+    workers.push_back(bench_proc(b, {"worker"}, mode + "-w" + std::to_string(n) + "-" + std::to_string(i), device));
     urls += (urls.empty() ? "" : ",") + workers.back()->url();
   }
   const std::string name = mode + "-c" + std::to_string(n);
@@ -297,24 +272,15 @@ int usdu_cluster_bench(int argc, char** argv) {
     if (k == "--workers") {
       b.workers.clear();
       for (const std::string& w : bench_split(v)) b.workers.push_back(std::atoi(w.c_str()));
-    } else if (k == "--modes")
-      b.modes = bench_split(v);
-    else if (k == "--size")
-      b.size = std::atoi(v.c_str());
-    else if (k == "--tile")
-      b.tile = std::atoi(v.c_str());
-    else if (k == "--steps")
-      b.steps = std::atoi(v.c_str());
-    else if (k == "--gpus")
-      b.gpus = std::atoi(v.c_str());
-    else if (k == "--threads")
-      b.threads = std::atoi(v.c_str());
-    else if (k == "--ckpt")
-      b.ckpt = v;
-    else if (k == "--models-dir")
-      b.models_dir = v;
-    else if (k == "--binary")
-      b.binary = v;
+    } else if (k == "--modes") b.modes = bench_split(v);
+    else if (k == "--size") b.size = std::atoi(v.c_str());
+    else if (k == "--tile") b.tile = std::atoi(v.c_str());
+    else if (k == "--steps") b.steps = std::atoi(v.c_str());
+    else if (k == "--gpus") b.gpus = std::atoi(v.c_str());
+    else if (k == "--threads") b.threads = std::atoi(v.c_str());
+    else if (k == "--ckpt") b.ckpt = v;
+    else if (k == "--models-dir") b.models_dir = v;
+    else if (k == "--binary") b.binary = v;
     else {
       std::fprintf(stderr, "usdu_bench: unknown option %s\n", k.c_str());
       return 2;
@@ -335,15 +301,13 @@ int usdu_cluster_bench(int argc, char** argv) {
   std::printf("\n%d² image, %d² tiles (%lld steps), %d sampler steps each, %s%s\n", b.size, b.tile,
               static_cast<long long>(steps.size()), b.steps, b.gpus > 0 ? "GPUs: " : "CPU",
               b.gpus > 0 ? std::to_string(b.gpus).c_str() : "");
-  for (const netdist::nodes::UsduTileMode m :
-       {netdist::nodes::UsduTileMode::kExact, netdist::nodes::UsduTileMode::kIndependent}) {
+  for (const auto m : {netdist::nodes::UsduTileMode::kExact, netdist::nodes::UsduTileMode::kIndependent}) {
     const auto st = netdist::nodes::usdu_wave_stats(netdist::nodes::usdu_mode_waves(steps, m));
     std::printf(
         "parallelism %s leaves: %zu tiles in %lld waves, at most %lld / %.2f mean tiles per wave (bound on "
-        "the "
-        "speed-up with unlimited workers)\n",
-        m == netdist::nodes::UsduTileMode::kExact ? "exact" : "independent", steps.size(),
-        static_cast<long long>(st.waves), static_cast<long long>(st.widest), st.mean_width());
+        "the speed-up with unlimited workers)\n",
+        netdist::nodes::usdu_tile_mode_name(m), steps.size(), static_cast<long long>(st.waves),
+        static_cast<long long>(st.widest), st.mean_width());
   }
   std::printf("| mode | workers | tiles | seconds | tiles/s | speed-up over 1 worker | waves' bound |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
