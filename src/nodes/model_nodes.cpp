@@ -81,10 +81,9 @@ void add_vae_nodes(graph::NodeRegistry& r, const std::shared_ptr<NodeEnv>& env) 
                 ND_ASSIGN_OR_RETURN(auto s, need<LatentObject>(in, "samples"));
                 ND_ASSIGN_OR_RETURN(auto vae, need<VaeObject>(in, "vae"));
                 auto out = std::make_shared<ImageObject>();
-                ND_ASSIGN_OR_RETURN(out->images,
-                                    in_node(decode_tiled(*vae->model, s->samples, in.get_int("tile_size"),
-                                                         in.get_int("overlap")),
-                                            "VAEDecodeTiled"));
+                ND_ASSIGN_OR_RETURN(out->images, in_node(decode_tiled(*vae->model, s->samples, in.get_int("tile_size"),
+                                                                      in.get_int("overlap")),
+                                                         "VAEDecodeTiled"));
                 return std::vector<Value>{object(out)};
               });
 

@@ -14,8 +14,7 @@ namespace netdist::vae {
 // summed with a mask that ramps linearly ((t+1)/f, f = overlap·upscale) over the f pixels at every tile edge
 // and divided by the summed mask. An image that fits in one tile is just fn(image).
 at::Tensor tiled_scale(const at::Tensor& samples, const std::function<at::Tensor(const at::Tensor&)>& fn,
-                       int64_t tile_h, int64_t tile_w, int64_t overlap, int64_t upscale,
-                       int64_t out_channels);
+                       int64_t tile_h, int64_t tile_w, int64_t overlap, int64_t upscale, int64_t out_channels);
 
 // The same with upscale_amount = 1/downscale, as VAE.encode_tiled_ calls it (pixels → latents): tiles of at
 // most tile_h × tile_w pixels at starts 0, tile − overlap, …; each tile's output lands at round(start /
