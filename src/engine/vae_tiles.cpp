@@ -93,9 +93,8 @@ Result<at::Tensor> decode_tiled_by(Model& model, const at::Tensor& latent, int64
   const int64_t d = config.downscale(), oc = config.out_channels;
   const int64_t tile = tile_size / d, cells = overlap / d;
   if (tile < 4 || cells < 0 || cells >= tile / 2) {
-    return Status::invalid_argument("decode_tiled: tile_size " + std::to_string(tile_size) +
-                                    " with overlap " + std::to_string(overlap) +
-                                    " gives no usable latent tile");
+    return Status::invalid_argument("decode_tiled: tile_size " + std::to_string(tile_size) + " with overlap " +
+                                    std::to_string(overlap) + " gives no usable latent tile");
   }
   // The latent as decode_tiled's tiles see it (the VAE's dtype), on the CPU.
   const at::Tensor z = latent.to(at::kCPU, model.vae_dtype_);

@@ -73,11 +73,9 @@ at::Tensor tiled_downscale(const at::Tensor& samples, const std::function<at::Te
 }
 
 at::Tensor tiled_scale(const at::Tensor& samples, const std::function<at::Tensor(const at::Tensor&)>& fn,
-                       int64_t tile_h, int64_t tile_w, int64_t overlap, int64_t upscale,
-                       int64_t out_channels) {
+                       int64_t tile_h, int64_t tile_w, int64_t overlap, int64_t upscale, int64_t out_channels) {
   ND_ASSERT(samples.dim() == 4, "tiled_scale expects [B, C, H, W]");
-  ND_ASSERT(tile_h > overlap && tile_w > overlap && overlap >= 0,
-            "tiled_scale: tiles must be larger than overlap");
+  ND_ASSERT(tile_h > overlap && tile_w > overlap && overlap >= 0, "tiled_scale: tiles must be larger than overlap");
   const int64_t h = samples.size(2);
   const int64_t w = samples.size(3);
   const auto fopts = samples.options().dtype(at::kFloat);
@@ -96,12 +94,9 @@ at::Tensor tiled_scale(const at::Tensor& samples, const std::function<at::Tensor
         const int64_t th = std::min(tile_h, h - y);
         const int64_t tw = std::min(tile_w, w - x);
         at::Tensor ps = fn(s.narrow(2, y, th).narrow(3, x, tw)).to(at::kFloat);
-        at::Tensor mask =
-            (feather(ps.size(2), f).unsqueeze(1) * feather(ps.size(3), f).unsqueeze(0)).to(ps.device());
+        at::Tensor mask = (feather(ps.size(2), f).unsqueeze(1) * feather(ps.size(3), f).unsqueeze(0)).to(ps.device());
         out.narrow(2, y * upscale, ps.size(2)).narrow(3, x * upscale, ps.size(3)).add_(ps * mask);
-        out_div.narrow(2, y * upscale, ps.size(2))
-            .narrow(3, x * upscale, ps.size(3))
-            .add_(mask.expand_as(ps));
+        out_div.narrow(2, y * upscale, ps.size(2)).narrow(3, x * upscale, ps.size(3)).add_(mask.expand_as(ps));
       }
     }
     output.narrow(0, b, 1).copy_(out / out_div);
