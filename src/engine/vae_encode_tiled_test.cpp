@@ -3,8 +3,12 @@
 // the pinned ComfyUI on this machine's CPU torch 1.13, fp32; the regulariser's mode, as netdist's encode).
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/runtime/tensor_io.h"
 #include "netdist/engine.h"
@@ -47,7 +51,8 @@ TEST_F(VaeEncodeTiledTest, MatchesComfyUIGoldens) {
   ASSERT_EQ(pixels.sizes(), (at::IntArrayRef{2, 203, 165, 3}));
   for (const auto& [tile, overlap] :
        std::vector<std::pair<int64_t, int64_t>>{{128, 32}, {64, 16}, {512, 64}, {64, 0}}) {
-    const std::string key = "latent_" + std::to_string(tile) + "_" + std::to_string(overlap);
+    const std::string key =
+        std::string("latent_").append(std::to_string(tile)).append("_").append(std::to_string(overlap));
     ASSERT_TRUE(golden->count(key)) << key;
     const at::Tensor want = golden->at(key).to(at::kFloat);
     auto got = encode_tiled(*model_, pixels, tile, overlap);
