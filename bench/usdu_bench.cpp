@@ -8,8 +8,7 @@
 //     Prints steps, waves, the largest and mean steps per wave, and the bound on the speed-up over one
 //     worker (steps / waves, with unlimited equal workers).
 // (2) --run N: times N redraw steps of the embedded tiny model on this machine's CPU, one process (tiles/s).
-// (3) --cluster (NOT WORKING YET: on the CPU machine it stopped with "only 0 of 1 workers came alive"; to be
-//     debugged): the measured speed-up. For each worker count of --workers (default 1,2,3) and each mode of
+// (3) --cluster: the measured speed-up. For each worker count of --workers (default 1,2,3) and each mode of
 //     --modes (default exact,independent): W `netdist worker` processes and a coordinator
 //     (`serve --enable-distributed --no-local --workers ...`, the tile tasks of src/cluster/tile_jobs.h; with
 //     one worker the prompt runs whole there), a --size² test card (default 256) through
@@ -246,10 +245,17 @@ double bench_workers(const ClusterBench& b, int n, const std::string& mode, cons
                           b.gpus > 0 ? "cuda:0" : "");
   for (int tries = 0;; ++tries) {  // every worker probed alive
     int alive = 0;
-    for (const BenchJson& w : bench_call(coord->url(), "GET", "/netdist/v1/cluster")["workers"]) alive += w.value("alive", false);
+    // The reply is kept in a variable: a range-for over `bench_call(...)["workers"]` iterates a member of a
+    // temporary destroyed before the loop body runs (C++20), which read freed memory and counted no worker
+    // alive ("only 0 of 1 workers came alive" on the CPU machine while /netdist/v1/cluster said alive).
+    const BenchJson cluster = bench_call(coord->url(), "GET", "/netdist/v1/cluster");
+    for (const BenchJson& w : cluster["workers"]) alive += w.value("alive", false);
     if (alive == n) break;
     if (tries > 1200) {
-      std::fprintf(stderr, "usdu_bench: only %d of %d workers came alive\n", alive, n);
+      std::fprintf(stderr, "usdu_bench: only %d of %d workers came alive: %s\n", alive, n,
+                   cluster["workers"].dump().substr(0, 2000).c_str());
+      coord.reset();
+      workers.clear();
       std::exit(1);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -295,6 +301,14 @@ int usdu_cluster_bench(int argc, char** argv) {
   std::printf("\n%d² image, %d² tiles (%lld steps), %d sampler steps each, %s%s\n", b.size, b.tile,
               static_cast<long long>(steps.size()), b.steps, b.gpus > 0 ? "GPUs: " : "CPU",
               b.gpus > 0 ? std::to_string(b.gpus).c_str() : "");
+  for (const auto m : {netdist::nodes::UsduTileMode::kExact, netdist::nodes::UsduTileMode::kIndependent}) {
+    const auto st = netdist::nodes::usdu_wave_stats(netdist::nodes::usdu_mode_waves(steps, m));
+    std::printf(
+        "parallelism %s leaves: %zu tiles in %lld waves, at most %lld / %.2f mean tiles per wave (bound on "
+        "the speed-up with unlimited workers)\n",
+        netdist::nodes::usdu_tile_mode_name(m), steps.size(), static_cast<long long>(st.waves),
+        static_cast<long long>(st.widest), st.mean_width());
+  }
   std::printf("| mode | workers | tiles | seconds | tiles/s | speed-up over 1 worker | waves' bound |\n");
   std::printf("|---|---|---|---|---|---|---|\n");
   for (const std::string& mode : b.modes) {

@@ -153,6 +153,12 @@ function showDetail(id) {
     `<a href="${esc(viewUrl(img))}" target="_blank"><img src="${esc(viewUrl(img))}" alt="${esc(img.filename)}"></a>`).join("");
   const info = { prompt_id: id, status: entry.status?.status_str, seconds: entrySeconds(entry), netdist: entry.netdist,
                  workflow: entry.prompt?.[2], errors: (entry.status?.messages || []).filter((m) => m[0] === "execution_error") };
+  // Per-node timings (history netdist.nodes: node, class_type, seconds, worker), slowest first.
+  const nodes = [...(entry.netdist?.nodes || [])].sort((a, b) => (b.seconds || 0) - (a.seconds || 0));
+  $("#detail-nodes").innerHTML = nodes.length === 0 ? "" :
+    "<tr><th>node</th><th>class</th><th>seconds</th><th>worker</th></tr>" + nodes.map((n) =>
+      `<tr><td>${esc(n.node)}</td><td>${esc(n.class_type)}</td><td>${Number(n.seconds || 0).toFixed(3)}</td>` +
+      `<td>${esc(n.worker ?? "")}</td></tr>`).join("");
   $("#detail-info").textContent = JSON.stringify(info, null, 2);
   $("#detail").showModal();
 }

@@ -26,4 +26,13 @@ Result<at::Tensor> decode_tiled_by(Model& model, const at::Tensor& latent, int64
 // in about [-1, 1]. invalid_argument naming `tiles` for another shape.
 Result<at::Tensor> decode_tiles(Model& model, const at::Tensor& tiles);
 
+// VAEEncodeTiled: ComfyUI's VAE.encode_tiled (comfy/sd.py encode_tiled_) of IMAGE [N, H, W, ≥3] in [0, 1]:
+// the image cropped to whole latent cells as encode() crops it, then three passes of comfy.utils.tiled_scale
+// with the encoder — tiles (h × w pixels) tile_size × tile_size, tile_size/2 × 2·tile_size and
+// 2·tile_size × tile_size/2, each at most `overlap` pixels overlapping and feathered over overlap/8 latent
+// cells — summed in that order and divided by 3. Unscaled latents float32 [N, 4, H/8, W/8] on the CPU.
+// invalid_argument for the inputs encode() refuses, and when a pass would cut tiles no wider than the
+// overlap (ComfyUI fails or returns NaN there), naming tile_size and overlap.
+Result<at::Tensor> encode_tiled(Model& model, const at::Tensor& image, int64_t tile_size, int64_t overlap);
+
 }  // namespace netdist

@@ -62,6 +62,15 @@ Status GraphBackend::execute(const server::QueueItem& item, const server::EmitFn
   graph::ExecutionOutcome outcome =
       executor_.execute(*item.validated, item.prompt_id, item.extra_data, sink, interrupt);
   outputs = outcome.outputs;
+  // Per-node timings for the history's netdist.nodes; "worker": this process (a coordinator or worker that
+  // forwards them names the worker).
+  nlohmann::ordered_json nodes = nlohmann::ordered_json::array();
+  for (const auto& t : outcome.node_timings)
+    nodes.push_back({{"node", t["node"]},
+                     {"class_type", t["class_type"]},
+                     {"seconds", t["seconds"]},
+                     {"worker", "local"}});
+  if (!nodes.empty()) emit(server::kNodesEvent, nodes);
   return outcome.status;
 }
 

@@ -1,7 +1,8 @@
-// include/netdist/vae_tiles.h: VAEDecodeTiled's tiles run by a TileRunner.
+// include/netdist/vae_tiles.h: VAEDecodeTiled's tiles run by a TileRunner; VAEEncodeTiled.
 #include "netdist/vae_tiles.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/model.h"
@@ -22,7 +23,67 @@ Status vae_tiles_check(const Model& model, const at::Tensor& t, const std::strin
   return Status::ok();
 }
 
+// VAE.encode_tiled_'s three passes: (tile h, tile w) in the order their sums are taken.
+std::vector<std::pair<int64_t, int64_t>> vae_tiles_encode_passes(int64_t t) {
+  return {{t, t}, {t / 2, t * 2}, {t * 2, t / 2}};
+}
+
+Status vae_tiles_check_image(const Model& model, const at::Tensor& image, int64_t tile_size,
+                             int64_t overlap) {
+  if (model.vae_.is_empty()) return Status::invalid_argument("vae: the model has no VAE");
+  const int64_t c = model.vae_->config().in_channels, d = model.vae_->config().downscale();
+  if (!image.defined() || image.dim() != 4 || image.size(0) < 1 || image.size(3) < c ||
+      !at::isFloatingType(image.scalar_type()))
+    return Status::invalid_argument("pixels must be a float IMAGE [N, H, W, " + std::to_string(c) + "]");
+  const int64_t h = image.size(1) / d * d, w = image.size(2) / d * d;
+  if (h == 0 || w == 0)
+    return Status::invalid_argument("pixels is smaller than one latent cell (" + std::to_string(d) + "×" +
+                                    std::to_string(d) + " pixels)");
+  if (tile_size < 1 || overlap < 0) return Status::invalid_argument("tile_size and overlap must be positive");
+  for (const auto& [th, tw] : vae_tiles_encode_passes(tile_size)) {
+    if ((h > th && th <= overlap) || (w > tw && tw <= overlap))
+      return Status::invalid_argument("tile_size " + std::to_string(tile_size) + " with overlap " +
+                                      std::to_string(overlap) + " cuts " + std::to_string(th) + "×" +
+                                      std::to_string(tw) +
+                                      " tiles no larger than the overlap; use an overlap "
+                                      "below tile_size/2");
+  }
+  return Status::ok();
+}
+
 }  // namespace
+
+Result<at::Tensor> encode_tiled(Model& model, const at::Tensor& image, int64_t tile_size, int64_t overlap) {
+  ND_RETURN_IF_ERROR(vae_tiles_check_image(model, image, tile_size, overlap));
+  const vae::VaeConfig& config = model.vae_->config();
+  const int64_t d = config.downscale(), c = config.in_channels, latent_c = config.embed_dim;
+  const int64_t h = image.size(1) / d * d, w = image.size(2) / d * d;
+  const int64_t y0 = (image.size(1) % d) / 2, x0 = (image.size(2) % d) / 2;
+  std::lock_guard<std::mutex> lock(*model.mutex_);
+  at::Tensor out;
+  ND_RETURN_IF_ERROR(guard_torch("VAE tiled encode", [&] {
+    c10::InferenceMode inference;
+    OnDevice on(model, *model.vae_);
+    // As ComfyUI: a [N, C, H, W] view of the image; each tile goes through process_input (·2 − 1) alone.
+    const at::Tensor px = image.to(at::kCPU, at::kFloat)
+                              .slice(1, y0, y0 + h)
+                              .slice(2, x0, x0 + w)
+                              .slice(3, 0, c)
+                              .permute({0, 3, 1, 2});
+    const auto fn = [&](const at::Tensor& tile) {
+      return model.vae_->encode((tile * 2.0 - 1.0).to(model.device_, model.vae_dtype_))
+          .to(at::kFloat)
+          .to(at::kCPU);
+    };
+    for (const auto& [th, tw] : vae_tiles_encode_passes(tile_size)) {
+      at::Tensor pass = vae::tiled_downscale(px, fn, th, tw, overlap, d, latent_c);
+      out = out.defined() ? out + pass : pass;
+    }
+    out = out / 3.0;
+    return Status::ok();
+  }));
+  return out;
+}
 
 Result<at::Tensor> decode_tiled_by(Model& model, const at::Tensor& latent, int64_t tile_size, int64_t overlap,
                                    const TileRunner& runner, int64_t* tiles_run) {

@@ -141,6 +141,7 @@ class Executor::Run {
   CacheKeys keys_;
   Json messages_ = Json::array();
   std::vector<std::string> executed_;
+  Json node_timings_ = Json::array();
 };
 
 void Executor::Run::add_message(const std::string& type, Json data) {
@@ -308,7 +309,16 @@ std::optional<Failure> Executor::Run::execute_node(const std::string& node_id) {
   executing["prompt_id"] = prompt_id_;
   sink_.event("executing", std::move(executing));
   log::debug("executing node {} ({})", node_id, node.class_type);
-  return run_node(node, schema, in, current_inputs);
+  const auto started = std::chrono::steady_clock::now();
+  std::optional<Failure> failure = run_node(node, schema, in, current_inputs);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  Json timing = Json::object();
+  timing["node"] = node_id;
+  timing["class_type"] = node.class_type;
+  timing["seconds"] = seconds;
+  node_timings_.push_back(std::move(timing));
+  log::debug("node {} ({}) {} in {:.3f} s", node_id, node.class_type, failure ? "failed" : "ran", seconds);
+  return failure;
 }
 
 void Executor::Run::report(const Failure& failure, ExecutionOutcome& outcome) {
@@ -397,6 +407,7 @@ ExecutionOutcome Executor::Run::go() {
   }
   outcome.messages = std::move(messages_);
   outcome.executed = std::move(executed_);
+  outcome.node_timings = std::move(node_timings_);
   return outcome;
 }
 

@@ -58,6 +58,9 @@ struct ExecutionOutcome {
   Json meta = Json::object();     // history "meta": {node_id: {node_id, display_node, parent_node, real_node_id}}
   Json messages = Json::array();  // history status.messages: [[type, data], ...] for the timestamped events
   std::vector<std::string> executed;  // nodes that ran (not cached), in order
+  // For each node that ran (not cached), in order, the one that failed included: {"node": id, "class_type",
+  // "seconds": wall-clock seconds of the node's function} (the history's netdist.nodes, issue #21).
+  Json node_timings = Json::array();
 };
 
 class Executor {

@@ -93,6 +93,20 @@ TEST_F(ExecutorTest, ResubmitRunsNothingAndSeedChangeRerunsDependents) {
   EXPECT_EQ(third.events[1][1]["nodes"], Json::parse(R"(["4","5","6","7"])"));
 }
 
+// History netdist.nodes (issue #21): one timing per node that ran, in order; none for cached nodes.
+TEST_F(ExecutorTest, TimesEachNodeThatRan) {
+  Recorder first;
+  ExecutionOutcome a = run(base(), "a", first);
+  ASSERT_EQ(a.node_timings.size(), a.executed.size());
+  for (size_t i = 0; i < a.executed.size(); ++i) {
+    EXPECT_EQ(a.node_timings[i]["node"], a.executed[i]);
+    EXPECT_EQ(a.node_timings[i]["class_type"], base()[a.executed[i]]["class_type"]);
+    EXPECT_GE(a.node_timings[i]["seconds"].get<double>(), 0.0);
+  }
+  Recorder second;
+  EXPECT_TRUE(run(base(), "b", second).node_timings.empty());
+}
+
 TEST_F(ExecutorTest, MessagesCarryTimestampsForHistory) {
   Recorder sink;
   ExecutionOutcome outcome = run(base(), "p", sink);

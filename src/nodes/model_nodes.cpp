@@ -1,5 +1,7 @@
 #include "nodes/model_nodes.h"
 
+#include "netdist/vae_tiles.h"
+
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
 #include "nodes/upscale_model_nodes.h"
@@ -84,6 +86,26 @@ void add_vae_nodes(graph::NodeRegistry& r, const std::shared_ptr<NodeEnv>& env) 
                                                          "VAEDecodeTiled"));
                 return std::vector<Value>{object(out)};
               });
+
+  graph::InputSpec encode_temporal_size = graph::int_input("temporal_size", 64, 8, 4096, 4);
+  encode_temporal_size.tooltip = "Only used for video VAEs: Amount of frames to encode at a time.";
+  add_fn_node(
+      r,
+      make_schema("VAEEncodeTiled", "VAE Encode (Tiled)", "_for_testing",
+                  {graph::link_input("pixels", "IMAGE"), graph::link_input("vae", "VAE"),
+                   graph::int_input("tile_size", 512, 64, 4096, 64),
+                   graph::int_input("overlap", 64, 0, 4096, 32), encode_temporal_size, temporal_overlap},
+                  {"LATENT"}),
+      [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+        ND_ASSIGN_OR_RETURN(auto px, need<ImageObject>(in, "pixels"));
+        ND_ASSIGN_OR_RETURN(auto vae, need<VaeObject>(in, "vae"));
+        auto out = std::make_shared<LatentObject>();
+        ND_ASSIGN_OR_RETURN(
+            out->samples,
+            in_node(encode_tiled(*vae->model, px->images, in.get_int("tile_size"), in.get_int("overlap")),
+                    "VAEEncodeTiled"));
+        return std::vector<Value>{object(out)};
+      });
 }
 
 // ComfyUI's MultiGPU_WorkUnits (comfy_extras/nodes_multigpu.py): the model, prepared for CFG split across up

@@ -105,6 +105,13 @@ TEST_F(NodesTest, SchemasMatchComfyUI) {
             Json::parse(R"(["INT", {"default": 512, "min": 64, "max": 4096, "step": 32}])"));
   EXPECT_EQ(input("VAEDecodeTiled", "temporal_overlap")[1]["default"], 8);
   EXPECT_EQ(registry_.object_info()["VAEDecodeTiled"]["category"], "_for_testing");
+  EXPECT_EQ(input("VAEEncodeTiled", "tile_size"),
+            Json::parse(R"(["INT", {"default": 512, "min": 64, "max": 4096, "step": 64}])"));
+  EXPECT_EQ(input("VAEEncodeTiled", "overlap"),
+            Json::parse(R"(["INT", {"default": 64, "min": 0, "max": 4096, "step": 32}])"));
+  EXPECT_EQ(input("VAEEncodeTiled", "temporal_size")[1]["tooltip"],
+            "Only used for video VAEs: Amount of frames to encode at a time.");
+  EXPECT_EQ(registry_.object_info()["VAEEncodeTiled"]["display_name"], "VAE Encode (Tiled)");
   EXPECT_EQ(registry_.object_info()["VAELoader"]["display_name"], "Load VAE");
 }
 

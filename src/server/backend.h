@@ -63,10 +63,13 @@ struct ValidationOutcome {
 // "image": <nlohmann binary>} becomes a binary preview frame. Safe to call from any thread.
 // Type kPlanEvent (netdist's own, never sent to WebSocket clients): `data` is how a distributing backend ran
 // the prompt ({"mode", "workers", "predicted_s"}, docs/api.md); the last one becomes the history entry's
-// "netdist": {"plan": data}.
+// "netdist": {"plan": data}. Type kNodesEvent (netdist's own, history only): `data` is an array of
+// {"node", "class_type", "seconds", "worker"} for nodes that ran; each one is appended to the history entry's
+// "netdist": {"nodes": [...]} (issue #21).
 using EmitFn = std::function<void(const std::string& type, const nlohmann::ordered_json& data)>;
 inline constexpr const char* kPreviewEvent = "preview_image";
 inline constexpr const char* kPlanEvent = "netdist_plan";
+inline constexpr const char* kNodesEvent = "netdist_nodes";
 
 class Backend {
  public:

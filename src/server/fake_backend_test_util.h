@@ -4,7 +4,8 @@
 //
 // FakeSampler inputs: seed (int), steps (int ≥ 1, "5" converts to 5), model (link), and test hooks
 // preview_bytes (binary preview frame per step), fail (returns an error without emitting execution_error),
-// wait_for_interrupt (blocks until interrupted, at most 10 s), plan (an object emitted as kPlanEvent).
+// wait_for_interrupt (blocks until interrupted, at most 10 s), plan (an object emitted as kPlanEvent),
+// node_timings ({"list": array}, the array emitted as kNodesEvent).
 // Thread-safety: as Backend requires.
 #pragma once
 
@@ -135,6 +136,7 @@ class FakeBackend : public Backend {
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
         if (inputs.contains("plan")) emit(kPlanEvent, inputs["plan"]);
+        if (inputs.contains("node_timings")) emit(kNodesEvent, inputs["node_timings"]["list"]);
         const int steps = inputs.value("steps", 1);
         const int preview_bytes = inputs.value("preview_bytes", 0);
         for (int s = 0; s < steps; ++s) {

@@ -55,6 +55,11 @@ class EventRouter {
         state_.metrics().observe_plan(data["mode"].get<std::string>());
       return;
     }
+    if (type == kNodesEvent) {  // history only (backend.h)
+      if (data.is_array())
+        for (const auto& n : data) nodes_.push_back(n);
+      return;
+    }
     if (type == "progress") state_.metrics().observe_step();
     ordered_json payload = data;
     if (is_history_event(type)) {
@@ -83,10 +88,14 @@ class EventRouter {
     std::lock_guard lock(mutex_);
     return saw_failure_;
   }
-  // The history entry's "netdist" member: {"plan": ...} once the backend reported one, else null.
+  // The history entry's "netdist" member: {"plan": ..., "nodes": [...]} with what the backend reported, else
+  // null.
   ordered_json netdist() const {
     std::lock_guard lock(mutex_);
-    return plan_.is_null() ? ordered_json() : ordered_json{{"plan", plan_}};
+    ordered_json out;
+    if (!plan_.is_null()) out["plan"] = plan_;
+    if (!nodes_.empty()) out["nodes"] = nodes_;
+    return out;
   }
 
  private:
@@ -106,6 +115,7 @@ class EventRouter {
   bool saw_success_ = false;
   bool saw_failure_ = false;
   ordered_json plan_;
+  ordered_json nodes_ = ordered_json::array();
 };
 
 }  // namespace

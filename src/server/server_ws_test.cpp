@@ -264,6 +264,19 @@ TEST_F(WsTest, PlanEventGoesToHistoryOnly) {
   EXPECT_FALSE(wait_history(plain).contains("netdist"));
 }
 
+// Per-node timings (backend.h kNodesEvent) are appended to the entry's "netdist": {"nodes"}, beside a plan.
+TEST_F(WsTest, NodeTimingsGoToHistoryOnly) {
+  const json nodes =
+      json::array({{{"node", "2"}, {"class_type", "FakeSampler"}, {"seconds", 0.25}, {"worker", "local"}}});
+  const json plan = {{"mode", "whole"}, {"workers", json::array({"http://a"})}, {"predicted_s", 1.0}};
+  const std::string id = submit(prompt(19, {{"plan", plan}, {"node_timings", {{"list", nodes}}}}), "nodes");
+  const json h = wait_history(id);
+  EXPECT_EQ(h["netdist"], json({{"plan", plan}, {"nodes", nodes}}));
+  for (const auto& m : h["status"]["messages"]) {
+    EXPECT_NE(m[0], kNodesEvent);
+  }
+}
+
 TEST_F(WsTest, ReconnectWithSameClientIdKeepsNewSocket) {
   TestWsClient first, second;
   ASSERT_TRUE(first.connect(port_, "/ws?clientId=dup"));

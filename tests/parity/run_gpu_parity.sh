@@ -34,6 +34,9 @@
 #              (.peer/custom_nodes/ComfyUI_UltimateSDUpscale with its repositories/ultimate_sd_upscale/scripts/
 #              ultimate-upscale.py) in ComfyUI against `netdist run` of the same workflow, three mode pairs
 #              (tools/parity/usdu_reference.py): mean and largest 8-bit difference
+#   vae_encode_tiled  VAEEncodeTiled (tile 512/overlap 64 and 256/32) → VAEDecode on a 1024×768 picture with the
+#              sd15 checkpoint's VAE: the pinned ComfyUI's node classes against `netdist run` of the same workflow
+#              (tools/parity/vae_encode_tiled_reference.py): mean and largest 8-bit difference
 #   flow       SamplerCustomAdvanced workflows on the sd15 checkpoint, with ModelSamplingSD3 (shift 3, flow
 #              matching) and without, CFGGuider / BasicGuider, euler / euler_ancestral / dpmpp_2m with simple /
 #              sgm_uniform / karras, 512², 20 steps: the pinned ComfyUI's node classes in-process against
@@ -52,7 +55,7 @@
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
 #
 # Environment (all optional): PEER=.peer  BUILD=build/gpu  WORK=/tmp/netdist-parity  PYTHON=python3
-#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu flow inpaint"  STEP_TIMEOUT=900 (seconds a step)
+#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint"  STEP_TIMEOUT=900 (seconds a step)
 #   The device tool allows 10 minutes a command: run the steps in two commands if needed, e.g.
 #   PARITY_STEPS="build goldens unet_vae cudagraphs sd15" then PARITY_STEPS=sdxl (the build stays in BUILD).
 set -uo pipefail
@@ -63,7 +66,7 @@ BUILD=${BUILD:-build/gpu}
 WORK=${WORK:-/tmp/netdist-parity}
 PYTHON=${PYTHON:-python3}
 CUDA_DEVICE=${CUDA_DEVICE:-0}
-PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu flow inpaint}
+PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 RESULTS=$WORK/results
 ROWS=$WORK/rows.tsv  # check <TAB> pass|FAIL <TAB> largest difference <TAB> bound
@@ -354,6 +357,33 @@ if want usdu; then
     done
     "$PYTHON" tools/parity/usdu_reference.py --compare "$usdu" >"$WORK/usdu_compare.log" 2>&1
     grep -E '^usdu: ' "$WORK/usdu_compare.log" >>"$ROWS" || row "usdu: compare printed no rows" FAIL - -
+  fi
+fi
+
+# ---- VAEEncodeTiled: the pinned ComfyUI's node classes against netdist run ----------------------------------
+if want vae_encode_tiled; then
+  ck=$WORK/ck/sd15.safetensors
+  vet=$WORK/vae_encode_tiled
+  mkdir -p "$WORK/ck" "$vet"
+  if [ ! -s "$ck" ]; then
+    run_logged checkpoint_sd15 "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sd15 --out "$ck" --seed 0 --dtype fp16 || rm -f "$ck"
+  fi
+  if [ ! -s "$ck" ]; then
+    row "vae_encode_tiled: make_checkpoint.py" FAIL - -
+  elif ! run_logged vae_encode_tiled_reference "$PYTHON" tools/parity/vae_encode_tiled_reference.py --peer "$PEER" \
+      --ckpt "$ck" --out "$vet"; then
+    row "vae_encode_tiled: vae_encode_tiled_reference.py" FAIL - -
+  else
+    rm -rf "$vet/netdist"
+    for c in $(cat "$vet/cases.txt"); do
+      run_logged "vae_encode_tiled_netdist_$c" "$BUILD/netdist" run "$vet/$c.json" --models-dir "$vet/models" \
+        --input-directory "$vet/input" --output-directory "$vet/netdist" --device "cuda:$CUDA_DEVICE" \
+        --clip-vocab tests/data/clip-vit-l-14-tokenizer --disable-metadata || true
+    done
+    "$PYTHON" tools/parity/vae_encode_tiled_reference.py --compare "$vet" >"$WORK/vae_encode_tiled_compare.log" 2>&1
+    grep -E '^vae_encode_tiled: ' "$WORK/vae_encode_tiled_compare.log" >>"$ROWS" ||
+      row "vae_encode_tiled: compare printed no rows" FAIL - -
   fi
 fi
 

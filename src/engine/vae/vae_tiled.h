@@ -16,4 +16,13 @@ namespace netdist::vae {
 at::Tensor tiled_scale(const at::Tensor& samples, const std::function<at::Tensor(const at::Tensor&)>& fn,
                        int64_t tile_h, int64_t tile_w, int64_t overlap, int64_t upscale, int64_t out_channels);
 
+// The same with upscale_amount = 1/downscale, as VAE.encode_tiled_ calls it (pixels → latents): tiles of at
+// most tile_h × tile_w pixels at starts 0, tile − overlap, …; each tile's output lands at round(start /
+// downscale) and its edges ramp over round(overlap / downscale) cells (Python's round: half to even); the
+// output is [B, out_channels, round(H / downscale), round(W / downscale)]. The caller makes sure that a side
+// larger than its tile has tile > overlap (ComfyUI loops forever or divides by zero otherwise).
+at::Tensor tiled_downscale(const at::Tensor& samples, const std::function<at::Tensor(const at::Tensor&)>& fn,
+                           int64_t tile_h, int64_t tile_w, int64_t overlap, int64_t downscale,
+                           int64_t out_channels);
+
 }  // namespace netdist::vae
