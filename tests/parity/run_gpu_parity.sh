@@ -20,6 +20,10 @@
 #              random comfy.text_encoders.t5.T5, fp32 and fp16 weights, with and without the attention mask),
 #              then netdist_parity_tests (ParityT5.*) with NETDIST_T5_PARITY_DATA set: ids and weights identical,
 #              encoder max |diff| / max |ref| <= 1e-4 (fp32) and 1e-3 (fp16 weights)
+#   dit        tools/parity/dit_reference.py (the pinned ComfyUI's MMDiT of SD3 Medium / SD3.5 Medium / SD3.5
+#              Large and Flux dev / schnell at real widths with 3 joint blocks, Flux 2 + 4 blocks; random
+#              weights; fp16 MMDiT, bf16 Flux; one forward at 1024² on the GPU), then netdist_parity_tests
+#              (ParityDiT.*) with NETDIST_DIT_PARITY_DATA set: max |diff| / max |ref| <= 2e-2
 #   ops        tools/parity/ops_reference.py (the pinned ComfyUI's mask, latent, image and conditioning operation
 #              classes on fixed small random inputs, CPU torch), then netdist_parity_tests (ParityOps.*) with
 #              NETDIST_OPS_PARITY_DATA set: every output within max |diff| 1e-5, shapes and batch_index identical,
@@ -55,7 +59,7 @@
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
 #
 # Environment (all optional): PEER=.peer  BUILD=build/gpu  WORK=/tmp/netdist-parity  PYTHON=python3
-#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint"  STEP_TIMEOUT=900 (seconds a step)
+#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 dit ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint"  STEP_TIMEOUT=900 (seconds a step)
 #   The device tool allows 10 minutes a command: run the steps in two commands if needed, e.g.
 #   PARITY_STEPS="build goldens unet_vae cudagraphs sd15" then PARITY_STEPS=sdxl (the build stays in BUILD).
 set -uo pipefail
@@ -66,7 +70,7 @@ BUILD=${BUILD:-build/gpu}
 WORK=${WORK:-/tmp/netdist-parity}
 PYTHON=${PYTHON:-python3}
 CUDA_DEVICE=${CUDA_DEVICE:-0}
-PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint}
+PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 dit ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 RESULTS=$WORK/results
 ROWS=$WORK/rows.tsv  # check <TAB> pass|FAIL <TAB> largest difference <TAB> bound
@@ -248,6 +252,26 @@ if want t5; then
     rm -f "$WORK/t5_rows.tsv"
   else
     row "ParityT5: t5_reference.py" FAIL "-" "-"
+  fi
+fi
+
+# ---- ParityDiT: SD3 / SD3.5 MMDiT and Flux at real widths against ComfyUI's own classes ----------------------
+if want dit; then
+  rm -rf "$WORK/dit"
+  if run_logged dit_reference "$PYTHON" tools/parity/dit_reference.py --peer "$PEER" --out "$WORK/dit"; then
+    NETDIST_DIT_PARITY_DATA=$WORK/dit timeout "$STEP_TIMEOUT" "$BUILD/netdist_parity_tests" \
+      --gtest_filter='ParityDiT.*' --gtest_output=xml:"$RESULTS/dit.gtest.xml" >"$WORK/dit_tests.log" 2>&1
+    echo "ParityDiT $? dit.gtest.xml" >>"$RESULTS/steps.txt"
+    grep -E '^\[ *(FAILED|SKIPPED) *\]|Failure' "$WORK/dit_tests.log" | head -20
+    sed -n 's/^\[ parity \] \(.*\): max |diff| \/ max |ref| = \([^ ]*\) (bound \([^)]*\))$/\1\t\2\t\3/p' \
+      "$WORK/dit_tests.log" |
+      awk -F'\t' '{ ok = ($2 + 0 <= $3 + 0); printf "ParityDiT: %s\t%s\t%s rel\t%s\n", $1, ok ? "pass" : "FAIL", $2, $3 }' >>"$ROWS"
+    grep -q '^\[ parity \]' "$WORK/dit_tests.log" || row "ParityDiT: no comparison ran" FAIL "-" "2e-2"
+    ROWS=$WORK/dit_rows.tsv gtest_rows "ParityDiT" "$RESULTS/dit.gtest.xml" "-" "2e-2"
+    awk -F'\t' '$2 != "pass"' "$WORK/dit_rows.tsv" >>"$ROWS"
+    rm -f "$WORK/dit_rows.tsv"
+  else
+    row "ParityDiT: dit_reference.py" FAIL "-" "-"
   fi
 fi
 

@@ -75,7 +75,7 @@ std::string VaeConfig::to_string() const {
   out << "VaeConfig{ch " << ch << ", ch_mult [";
   for (size_t i = 0; i < ch_mult.size(); ++i) out << (i ? "," : "") << ch_mult[i];
   out << "], num_res_blocks " << num_res_blocks << ", z_channels " << z_channels << ", embed_dim " << embed_dim
-      << ", double_z " << (double_z ? "true" : "false") << ", in " << in_channels << ", out " << out_channels << "}";
+      << ", double_z " << (double_z ? "true" : "false") << (use_quant_conv ? "" : ", no quant_conv") << ", in " << in_channels << ", out " << out_channels << "}";
   return out.str();
 }
 
@@ -96,7 +96,12 @@ Result<VaeConfig> detect_vae_config(const runtime::WeightMap& weights, std::stri
     return Status::invalid_argument("VAE weights: encoder.conv_out has " + std::to_string(moments) +
                                     " outputs for z_channels " + std::to_string(c.z_channels));
   }
-  ND_ASSIGN_OR_RETURN(c.embed_dim, r.dim("post_quant_conv.weight", 4, 1));
+  c.use_quant_conv = r.has("post_quant_conv.weight") || r.has("quant_conv.weight");
+  if (c.use_quant_conv) {
+    ND_ASSIGN_OR_RETURN(c.embed_dim, r.dim("post_quant_conv.weight", 4, 1));
+  } else {
+    c.embed_dim = c.z_channels;
+  }
   const int64_t levels = r.count_blocks("decoder.up.");
   if (levels == 0) return Status::not_found("VAE weights: no 'decoder.up.0.*' tensors under '" + std::string(prefix) + "'");
   c.ch_mult.clear();
@@ -119,6 +124,7 @@ AutoencoderKLImpl::AutoencoderKLImpl(const VaeConfig& config, const at::TensorOp
   encoder_ = register_module("encoder", Encoder(config_, options));
   decoder_ = register_module("decoder", Decoder(config_, options));
   const int64_t factor = config_.double_z ? 2 : 1;
+  if (!config_.use_quant_conv) return;
   quant_conv_ = register_module(
       "quant_conv", layers::Conv2d(factor * config_.z_channels, factor * config_.embed_dim, 1, 1, 0, options));
   post_quant_conv_ =
@@ -127,14 +133,15 @@ AutoencoderKLImpl::AutoencoderKLImpl(const VaeConfig& config, const at::TensorOp
 
 at::Tensor AutoencoderKLImpl::encode_moments(const at::Tensor& image) {
   ND_ASSERT(image.dim() == 4 && image.size(1) == config_.in_channels, "VAE encode expects [B, in_channels, H, W]");
-  return quant_conv_(encoder_(image));
+  at::Tensor moments = encoder_(image);
+  return quant_conv_ ? quant_conv_(moments) : moments;
 }
 
 at::Tensor AutoencoderKLImpl::encode(const at::Tensor& image) { return latent_mean(encode_moments(image)); }
 
 at::Tensor AutoencoderKLImpl::decode(const at::Tensor& z) {
   ND_ASSERT(z.dim() == 4 && z.size(1) == config_.embed_dim, "VAE decode expects [B, embed_dim, h, w]");
-  return decoder_(post_quant_conv_(z));
+  return decoder_(post_quant_conv_ ? post_quant_conv_(z) : z);
 }
 
 at::Tensor AutoencoderKLImpl::decode_tiled(const at::Tensor& z, int64_t tile, int64_t overlap) {

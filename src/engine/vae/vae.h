@@ -30,6 +30,9 @@ struct VaeConfig {
   int64_t z_channels = 4;
   int64_t embed_dim = 4;
   bool double_z = true;
+  // quant_conv / post_quant_conv present. SD3 and Flux VAEs have neither (ComfyUI then builds an
+  // AutoencodingEngine: encoder → latent, latent → decoder); embed_dim is z_channels then.
+  bool use_quant_conv = true;
   int64_t in_channels = 3;
   int64_t out_channels = 3;
 
@@ -49,7 +52,8 @@ struct VaeConfig {
 // Reads the config from tensor names and shapes under `prefix` (e.g. "first_stage_model."): ch and
 // in_channels from encoder.conv_in, levels from decoder.up.*, ch_mult from each level's block widths,
 // num_res_blocks from decoder.up.0.block.*, z_channels from decoder.conv_in, double_z from encoder.conv_out,
-// embed_dim from post_quant_conv. Errors name the missing or inconsistent tensor.
+// embed_dim from post_quant_conv (use_quant_conv false and embed_dim = z_channels when neither quant_conv nor
+// post_quant_conv is there, as in SD3/Flux VAEs). Errors name the missing or inconsistent tensor.
 Result<VaeConfig> detect_vae_config(const runtime::WeightMap& weights, std::string_view prefix);
 
 class AutoencoderKLImpl : public torch::nn::Module {
