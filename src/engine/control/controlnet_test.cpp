@@ -24,7 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-runtime::WeightMap golden() {
+runtime::WeightMap controlnet_golden_map() {
   static runtime::WeightMap g = [] {
     const fs::path p =
         fs::path(NETDIST_SOURCE_DIR) / "tests" / "data" / "controlnet" / "controlnet_golden.safetensors";
@@ -35,8 +35,18 @@ runtime::WeightMap golden() {
   return g;
 }
 
-const at::Tensor& gt(const std::string& name) {
-  static runtime::WeightMap g = golden();
+const at::Tensor& cn_gt(const std::string& name);
+
+// cn_gt(prefix + suffix), the key built with append (GCC 12 -O3's false -Wstringop-overflow on string +
+// literal).
+const at::Tensor& cn_gt(const std::string& prefix, const char* suffix) {
+  std::string key = prefix;
+  key.append(suffix);
+  return cn_gt(key);
+}
+
+const at::Tensor& cn_gt(const std::string& name) {
+  static runtime::WeightMap g = controlnet_golden_map();
   static const at::Tensor none;
   auto it = g.find(name);
   EXPECT_TRUE(it != g.end()) << "golden tensor '" << name << "' missing";
@@ -68,7 +78,7 @@ std::vector<double> controlnet_test_fill(torch::nn::Module& m, uint64_t seed) {
   return sums;
 }
 
-void expect_sums(const std::vector<double>& sums, const at::Tensor& golden_sums, const std::string& what) {
+void cn_expect_sums(const std::vector<double>& sums, const at::Tensor& golden_sums, const std::string& what) {
   ASSERT_EQ(static_cast<int64_t>(sums.size()), golden_sums.numel()) << what << ": parameter count";
   for (size_t i = 0; i < sums.size(); ++i) {
     const double g = golden_sums[static_cast<int64_t>(i)].item<double>();
@@ -76,7 +86,7 @@ void expect_sums(const std::vector<double>& sums, const at::Tensor& golden_sums,
   }
 }
 
-unet::UNetConfig tiny_config(bool sdxl) {
+unet::UNetConfig cn_tiny_config(bool sdxl) {
   unet::UNetConfig c;
   c.model_channels = 32;
   c.channel_mult = {1, 2};
@@ -93,42 +103,43 @@ unet::UNetConfig tiny_config(bool sdxl) {
 }
 
 // Largest |a − b| relative to max |b|.
-double rel_err(const at::Tensor& a, const at::Tensor& b) {
+double cn_rel_err(const at::Tensor& a, const at::Tensor& b) {
   return (a - b).abs().max().item<double>() / std::max(1e-12, b.abs().max().item<double>());
 }
 
-void check_case(const std::string& name, bool sdxl) {
-  const unet::UNetConfig config = tiny_config(sdxl);
+void cn_check_case(const std::string& name, bool sdxl) {
+  const unet::UNetConfig config = cn_tiny_config(sdxl);
   unet::UNetModel u(config);
   auto net1 = std::make_shared<ControlNet>(), net2 = std::make_shared<ControlNet>();
   net1->model_ = control::ControlNetModel(config, 3, at::kFloat);
   net2->model_ = control::ControlNetModel(config, 3, at::kFloat);
-  expect_sums(controlnet_test_fill(*u, 11), gt(name + ".sums.unet"), name + " UNet");
-  expect_sums(controlnet_test_fill(*net1->model_, 12), gt(name + ".sums.cn1"), name + " ControlNet 1");
-  expect_sums(controlnet_test_fill(*net2->model_, 13), gt(name + ".sums.cn2"), name + " ControlNet 2");
+  cn_expect_sums(controlnet_test_fill(*u, 11), cn_gt(name, ".sums.unet"), "UNet");
+  cn_expect_sums(controlnet_test_fill(*net1->model_, 12), cn_gt(name, ".sums.cn1"), "ControlNet 1");
+  cn_expect_sums(controlnet_test_fill(*net2->model_, 13), cn_gt(name, ".sums.cn2"), "ControlNet 2");
 
   auto c1 = std::make_shared<ControlApply>();
   c1->net = net1;
-  c1->hint = gt(name + ".hint1");
+  c1->hint = cn_gt(name, ".hint1");
   c1->strength = 0.7;
   auto c2 = std::make_shared<ControlApply>();
   c2->net = net2;
-  c2->hint = gt(name + ".hint2");
+  c2->hint = cn_gt(name, ".hint2");
   c2->strength = 1.3;
   c2->start_percent = 0.2;
   c2->end_percent = 0.9;
   c2->previous = c1;
 
   const sampling::ModelSampling ms;
-  const at::Tensor range = gt(name + ".range");
+  const at::Tensor range = cn_gt(name, ".range");
   EXPECT_EQ(control::percent_to_sigma(ms, 0.2), range[0].item<double>());
   EXPECT_EQ(control::percent_to_sigma(ms, 0.9), range[1].item<double>());
-  const at::Tensor x = gt(name + ".x"), context = gt(name + ".context");
-  const at::Tensor y = sdxl ? gt(name + ".y") : at::Tensor();
+  const at::Tensor x = cn_gt(name, ".x"), context = cn_gt(name, ".context");
+  const at::Tensor y = sdxl ? cn_gt(name, ".y") : at::Tensor();
   c10::InferenceMode inference;
   for (int step = 0; step < 3; ++step) {
-    const std::string s = name + ".s" + std::to_string(step);
-    const at::Tensor sigma = gt(s + ".sigma");
+    std::string s = name;
+    s.append(".s").append(std::to_string(step));
+    const at::Tensor sigma = cn_gt(s, ".sigma");
     const at::Tensor xc = ms.calculate_input(sigma, x);
     const at::Tensor t = ms.timestep(sigma).to(at::kFloat);
     auto ctrl = control::chain_control(*c2, ms, xc, t, context, y, sigma[0].item<double>(), 0, 2);
@@ -136,23 +147,23 @@ void check_case(const std::string& name, bool sdxl) {
     ASSERT_EQ(ctrl->middle.size(), 1u);
     ASSERT_EQ(ctrl->output.size(), 4u);
     if (step < 2) {
-      EXPECT_LE(rel_err(ctrl->middle[0], gt(s + ".middle.0")), 1e-5) << s;
-      EXPECT_LE(rel_err(ctrl->output[0], gt(s + ".output.0")), 1e-5) << s;
-      EXPECT_LE(rel_err(ctrl->output[3], gt(s + ".output.3")), 1e-5) << s;
+      EXPECT_LE(cn_rel_err(ctrl->middle[0], cn_gt(s, ".middle.0")), 1e-5) << s;
+      EXPECT_LE(cn_rel_err(ctrl->output[0], cn_gt(s, ".output.0")), 1e-5) << s;
+      EXPECT_LE(cn_rel_err(ctrl->output[3], cn_gt(s, ".output.3")), 1e-5) << s;
     }
     const at::Tensor out = u->forward(xc, t, context, y, &*ctrl);
-    const double err = rel_err(ms.calculate_denoised(sigma, out, x), gt(s + ".denoised"));
+    const double err = cn_rel_err(ms.calculate_denoised(sigma, out, x), cn_gt(s, ".denoised"));
     EXPECT_LE(err, 1e-5) << s << " denoised";
     std::printf("[controlnet golden] %s: denoised max relative error %.3g\n", s.c_str(), err);
   }
 }
 
-TEST(ControlNetGolden, Sd1ChainMatchesComfyUI) { check_case("sd1", false); }
+TEST(ControlNetGolden, Sd1ChainMatchesComfyUI) { cn_check_case("sd1", false); }
 
 // A whole KSampler (euler, normal, 4 steps, cfg 5, batch 2, seed 21) through sample() on a Model holding the
 // tiny UNet, against comfy.sample.sample on ComfyUI's BaseModel with the same weights and ControlNet chain.
 TEST(ControlNetGolden, KSamplerMatchesComfyUI) {
-  const unet::UNetConfig config = tiny_config(false);
+  const unet::UNetConfig config = cn_tiny_config(false);
   auto model = std::make_shared<Model>();
   model->path_ = "tiny-controlnet-golden";
   model->unet_ = unet::UNetModel(config);
@@ -166,18 +177,18 @@ TEST(ControlNetGolden, KSamplerMatchesComfyUI) {
   controlnet_test_fill(*net2->model_, 13);
   auto c1 = std::make_shared<ControlApply>();
   c1->net = net1;
-  c1->hint = gt("ksampler.hint");
+  c1->hint = cn_gt("ksampler.hint");
   c1->strength = 0.8;
   auto c2 = std::make_shared<ControlApply>();
   c2->net = net2;
-  c2->hint = gt("ksampler.hint").slice(0, 0, 1);
+  c2->hint = cn_gt("ksampler.hint").slice(0, 0, 1);
   c2->strength = 1.2;
   c2->start_percent = 0.2;
   c2->end_percent = 0.7;
   c2->previous = c1;
   CondEntry pos, neg;
-  pos.context = gt("ksampler.pos");
-  neg.context = gt("ksampler.neg");
+  pos.context = cn_gt("ksampler.pos");
+  neg.context = cn_gt("ksampler.neg");
   pos.control = neg.control = c2;
   SampleRequest req;
   req.seed = 21;
@@ -188,11 +199,11 @@ TEST(ControlNetGolden, KSamplerMatchesComfyUI) {
   req.latent = at::zeros({2, 4, 8, 8});
   auto out = sample(*model, {pos}, {neg}, req, nullptr);
   ASSERT_TRUE(out.is_ok()) << out.status().to_string();
-  const double err = rel_err(*out, gt("ksampler.samples"));
+  const double err = cn_rel_err(*out, cn_gt("ksampler.samples"));
   std::printf("[controlnet golden] KSampler: samples max relative error %.3g\n", err);
   EXPECT_LE(err, 1e-4);
 }
-TEST(ControlNetGolden, SdxlChainMatchesComfyUI) { check_case("sdxl", true); }
+TEST(ControlNetGolden, SdxlChainMatchesComfyUI) { cn_check_case("sdxl", true); }
 
 }  // namespace
 }  // namespace netdist
