@@ -60,6 +60,7 @@ struct EngineOptions {
 };
 
 class Model;
+struct ControlApply;  // netdist/controlnet.h
 
 // Device memory (engine/residency.h): models are loaded onto the GPU on demand, and when a model, or the
 // activations of a call, do not fit in the budget (the device, or vram_limit_gb, minus reserve_vram_gb), the
@@ -122,6 +123,10 @@ struct CondEntry {
   // (engine/inpaint.h concat_cond); other UNets ignore them.
   at::Tensor concat_latent_image, concat_mask;
   std::optional<AdmSize> adm_size;  // CLIPTextEncodeSDXL's sizes (SDXL models only)
+  // ControlNetApply(Advanced)'s "control" (netdist/controlnet.h) or null; entries sharing one are batched
+  // together. control_apply_to_uncond: ControlNetApply's flag (the negative entries without one get it).
+  std::shared_ptr<const ControlApply> control;
+  bool control_apply_to_uncond = false;
 };
 using Conditioning = std::vector<CondEntry>;
 

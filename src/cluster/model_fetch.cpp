@@ -31,7 +31,9 @@ constexpr Loader kLoaders[] = {{"CheckpointLoaderSimple", "ckpt_name", "checkpoi
                                {"LoraLoader", "lora_name", "lora"},
                                {"LoraLoaderModelOnly", "lora_name", "lora"},
                                {"VAELoader", "vae_name", "vae"},
-                               {"UpscaleModelLoader", "model_name", "upscale"}};
+                               {"UpscaleModelLoader", "model_name", "upscale"},
+                               {"ControlNetLoader", "control_net_name", "controlnet"},
+                               {"DiffControlNetLoader", "control_net_name", "controlnet"}};
 
 std::string short_sha(const std::string& sha) { return sha.substr(0, 12); }
 

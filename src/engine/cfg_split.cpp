@@ -17,7 +17,7 @@ Status CfgSplit::check(const StepGroup* group) {
 
 at::Tensor CfgSplit::denoise(const ModelFn& model, const std::vector<CondRow>& positive,
                              const std::vector<CondRow>& negative, const at::Tensor& x,
-                             const at::Tensor& sigma) {
+                             const at::Tensor& sigma, const CallHook& hook) {
   if (!status_.is_ok()) throw std::runtime_error(status_.message());
   const int rank = group_.rank();
   at::Tensor mine;
@@ -26,7 +26,7 @@ at::Tensor CfgSplit::denoise(const ModelFn& model, const std::vector<CondRow>& p
   } else {
     std::vector<const std::vector<CondRow>*> lists = {rank == 0 ? &positive : nullptr,
                                                       rank == 0 ? nullptr : &negative};
-    mine = calc_cond_batch(model, lists, x, sigma)[rank == 0 ? 0 : 1];
+    mine = calc_cond_batch(model, lists, x, sigma, hook)[rank == 0 ? 0 : 1];
   }
   at::Tensor flag = at::full({1}, stop_requested_ ? 1.0 : 0.0, mine.options());
   at::Tensor packed = at::cat({mine.reshape({-1}), flag});

@@ -27,10 +27,12 @@ class CfgSplit {
 
   CfgSplit(StepGroup& group, double cfg) : group_(group), cfg_(cfg) {}
 
-  // The guided prediction for x [B, C, h, w] at sigma [B], this member computing its own list. Throws
+  // The guided prediction for x [B, C, h, w] at sigma [B], this member computing its own list (so its own
+  // entries' ControlNets; `hook` as calc_cond_batch's). Throws
   // std::runtime_error when the exchange failed or a member asked to stop; status() then says why.
   at::Tensor denoise(const ModelFn& model, const std::vector<CondRow>& positive,
-                     const std::vector<CondRow>& negative, const at::Tensor& x, const at::Tensor& sigma);
+                     const std::vector<CondRow>& negative, const at::Tensor& x, const at::Tensor& sigma,
+                     const CallHook& hook = {});
 
   // The local progress callback's answer after a step; a stop reaches the other member at the next exchange.
   void note_progress(bool keep_going) { stop_requested_ = stop_requested_ || !keep_going; }

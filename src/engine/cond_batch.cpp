@@ -30,6 +30,7 @@ bool can_concat(const Item& a, const Item& first) {
   if (a.area[0] != first.area[0] || a.area[1] != first.area[1]) return false;
   if (a.row->y.defined() != first.row->y.defined()) return false;
   if (a.row->concat.defined() != first.row->concat.defined()) return false;
+  if (a.row->control != first.row->control) return false;
   if (a.row->y.defined() && !a.row->y.sizes().equals(first.row->y.sizes())) return false;
   const int64_t l1 = a.row->context.size(1), l2 = first.row->context.size(1);
   if (l1 != l2) {
@@ -117,6 +118,21 @@ at::Tensor area_mult(const CondRow& row, int64_t latent_h, int64_t latent_w) {
   return mult;
 }
 
+void apply_control_to_uncond(const std::vector<CondRow>& positive, std::vector<CondRow>& negative) {
+  std::vector<std::shared_ptr<const ControlApply>> cond_cnets;
+  for (const CondRow& r : positive) {
+    if (r.control_apply_to_uncond && !r.area && r.control) cond_cnets.push_back(r.control);
+  }
+  std::vector<size_t> other;
+  for (size_t i = 0; i < negative.size(); ++i) {
+    if (negative[i].area) continue;
+    if (negative[i].control) return;
+    other.push_back(i);
+  }
+  if (other.empty()) return;
+  for (size_t x = 0; x < cond_cnets.size(); ++x) negative[other[x % other.size()]].control = cond_cnets[x];
+}
+
 void add_opposite_areas(std::vector<CondRow>& positive, std::vector<CondRow>& negative) {
   for (size_t i = 0; i < positive.size(); ++i) same_area_if_none(negative, CondRow(positive[i]));
   for (size_t i = 0; i < negative.size(); ++i) same_area_if_none(positive, CondRow(negative[i]));
@@ -124,7 +140,7 @@ void add_opposite_areas(std::vector<CondRow>& positive, std::vector<CondRow>& ne
 
 std::vector<at::Tensor> calc_cond_batch(const ModelFn& model,
                                         const std::vector<const std::vector<CondRow>*>& conds,
-                                        const at::Tensor& x, const at::Tensor& sigma) {
+                                        const at::Tensor& x, const at::Tensor& sigma, const CallHook& hook) {
   const int64_t b = x.size(0), h = x.size(2), w = x.size(3);
   std::vector<at::Tensor> out(conds.size()), count(conds.size());
   std::vector<Item> to_run;
@@ -161,6 +177,7 @@ std::vector<at::Tensor> calc_cond_batch(const ModelFn& model,
       if (it.row->y.defined()) ys.push_back(it.row->y.expand({b, it.row->y.size(1)}));
       sig.push_back(sigma);
     }
+    if (hook) hook(*items[0].row);
     at::Tensor pred = model(at::cat(xs), at::cat(sig), at::cat(ctx), ys.empty() ? at::Tensor() : at::cat(ys));
     for (size_t i = 0; i < items.size(); ++i) {
       const Item& it = items[i];

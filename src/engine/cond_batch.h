@@ -10,12 +10,17 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <vector>
 
 #include <ATen/ATen.h>
 
 #include "core/status.h"
+
+namespace netdist {
+struct ControlApply;  // netdist/controlnet.h
+}
 
 namespace netdist::cond {
 
@@ -28,6 +33,9 @@ struct CondRow {
   // cropped to the entry's area and appended to x's channels, so the model function then gets
   // [N, C + Cc, ah, aw] and still returns C channels.
   at::Tensor concat;
+  // The entry's ControlNet (ComfyUI cond "control") or null: only entries with the same one share a call.
+  std::shared_ptr<const ControlApply> control;
+  bool control_apply_to_uncond = false;  // ControlNetApply's flag (apply_empty_x_to_equal_area)
 };
 
 // The UNet's x0 prediction for a batch: x [N, C, ah, aw], sigma [N], context [N, L, D], y [N, adm] or
@@ -55,12 +63,21 @@ at::Tensor area_mult(const CondRow& row, int64_t latent_h, int64_t latent_w);
 // when no area entry covers it). Positive entries first, then negative ones (including those added).
 void add_opposite_areas(std::vector<CondRow>& positive, std::vector<CondRow>& negative);
 
+// Called before each model call with the first entry of the call (all its entries share `control`), so the
+// model function can add that entry's ControlNet residuals.
+using CallHook = std::function<void(const CondRow& first)>;
+
 // For each list (nullptr = skipped, result undefined): sum over its entries of prediction·mult over the
 // entry's area, divided by the summed mult (+1e-37). Entries whose area size, y presence and context
 // lengths can be concatenated (lcm of lengths at most 4× the shorter) run as one model call, in ComfyUI's
 // order (all lists' entries listed in order, each call takes the compatible ones last-to-first).
 std::vector<at::Tensor> calc_cond_batch(const ModelFn& model,
                                         const std::vector<const std::vector<CondRow>*>& conds,
-                                        const at::Tensor& x, const at::Tensor& sigma);
+                                        const at::Tensor& x, const at::Tensor& sigma, const CallHook& hook = {});
+
+// samplers.py apply_empty_x_to_equal_area for "control": when no negative entry without an area has a
+// ControlNet, the negative entries without an area get those of the positive entries flagged
+// control_apply_to_uncond (ControlNetApply), the i-th flagged one on negative entry i mod count.
+void apply_control_to_uncond(const std::vector<CondRow>& positive, std::vector<CondRow>& negative);
 
 }  // namespace netdist::cond

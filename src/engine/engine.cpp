@@ -6,6 +6,7 @@
 #include "engine/cfg_split.h"
 #include "engine/row_group.h"
 #include "engine/cond_batch.h"
+#include "engine/control/controlnet.h"
 #include "engine/inpaint.h"
 #include "engine/micro_batch.h"
 #include "engine/model.h"
@@ -31,15 +32,19 @@ namespace {
 // post-processing runs on the whole batch (element-wise kernels give every element the same value at any
 // batch size); the calls go through `graphs` (runtime/cuda_graphs.h): CUDA graphs replayed on parallel
 // streams. A batch that is not such blocks (area conditioning can make one) is a single call.
+// `control`: the call's ControlNet chain (control/controlnet.h), its residuals computed per micro-batch call
+// for the global rows row_begin + the group's rows, and passed to the UNet after its inputs.
 at::Tensor apply_model(Model& model, runtime::GraphedCalls& graphs, const at::Tensor& x,
                        const at::Tensor& sigma, const at::Tensor& context, const at::Tensor& y,
-                       const std::vector<int64_t>& groups) {
+                       const std::vector<int64_t>& groups, const ControlApply* control = nullptr,
+                       int64_t row_begin = 0) {
   const sampling::ModelSampling& ms = *model.sampling_;
   // An inpainting UNet's x carries its concat input after the latent's channels (cond_batch.h): scaled
   // like ComfyUI's c_concat, i.e. not at all.
   const int64_t latent_c = model.unet_->config().out_channels;
   const at::Tensor xl = x.size(1) > latent_c ? x.slice(1, 0, latent_c) : x;
   at::Tensor xc = ms.calculate_input(sigma, xl);
+  const at::Tensor x_control = control ? xc.to(model.unet_dtype_) : at::Tensor();
   if (x.size(1) > latent_c) xc = at::cat({xc, x.slice(1, latent_c)}, 1);
   xc = xc.to(model.unet_dtype_);
   const at::Tensor t = ms.timestep(sigma).to(at::kFloat);
@@ -62,10 +67,14 @@ at::Tensor apply_model(Model& model, runtime::GraphedCalls& graphs, const at::Te
     };
     inputs.push_back({rows(xc), rows(t), rows(c)});
     if (a.defined()) inputs.back().push_back(rows(a));
+    if (control)
+      control::append_call_control(*control, ms, rows(x_control), inputs.back(), sigma, row_begin + s,
+                                   blocks ? e - s : images);
     outs.push_back(out.unflatten(0, {k, blocks ? images : n}).slice(1, s, e));
   }
   graphs.run_each(inputs, outs, [&](const std::vector<at::Tensor>& v) {
-    at::Tensor o = model.unet_->forward(v[0], v[1], v[2], v.size() > 3 ? v[3] : at::Tensor());
+    const std::optional<unet::UNetControl> uc = control::call_control_from(v, a.defined() ? 4 : 3);
+    at::Tensor o = model.unet_->forward(v[0], v[1], v[2], a.defined() ? v[3] : at::Tensor(), uc ? &*uc : nullptr);
     return o.unflatten(0, {k, o.size(0) / k});
   });
   return ms.calculate_denoised(sigma, out.to(at::kFloat), xl);
@@ -144,6 +153,9 @@ Result<std::vector<cond::CondRow>> prepare_cond(Model& model, const Conditioning
     cond::CondRow r;
     r.context = e.context.to(model.device_, at::kFloat);
     r.strength = e.strength;
+    if (e.control) ND_RETURN_IF_ERROR(control::check_chain(*e.control, model.unet_->config(), model.device_, model.path_));
+    r.control = e.control;
+    r.control_apply_to_uncond = e.control_apply_to_uncond;
     if (e.area) {
       ND_ASSIGN_OR_RETURN(auto area, cond::resolve_area(*e.area, height / 8, width / 8));
       r.area = area;
@@ -181,8 +193,11 @@ int64_t unet_call_bytes(const Model& model, int64_t rows, int64_t h, int64_t w) 
 // --no-cuda-graphs and --lowvram turn graphs off.
 constexpr int64_t kGraphMaxCells = 96 * 96;
 
-bool graphs_pay(const Model& model, int64_t h, int64_t w) {
+// ControlNet residuals depend on sigma (their range): samplings with one (`pos`, `neg`) run eagerly.
+bool graphs_pay(const Model& model, int64_t h, int64_t w, const std::vector<cond::CondRow>* pos = nullptr,
+                const std::vector<cond::CondRow>* neg = nullptr) {
   if (!model.options_.cuda_graphs || model.options_.lowvram) return false;
+  if (pos && neg && control::any_control(*pos, *neg)) return false;
   int64_t bound = kGraphMaxCells;
   if (const char* env = std::getenv("NETDIST_GRAPH_MAX_CELLS")) bound = std::atoll(env);
   return h * w <= bound;
@@ -312,6 +327,9 @@ Result<at::Tensor> prepare_lists(const Model& model, const SampleRequest& req, s
                                model.info_.vae_scale_factor, req.row_begin, row_end, model.device_};
   ND_ASSIGN_OR_RETURN(at::Tensor mask, inpaint::prepare(req, target, pos, positive, neg, negative));
   cond::add_opposite_areas(pos, neg);
+  cond::apply_control_to_uncond(pos, neg);
+  if (model.tiling_ && control::any_control(pos, neg))
+    return Status::unsupported("ControlNet with a TiledDiffusion model is not supported yet");
   return mask;
 }
 
@@ -357,8 +375,7 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
   if (sigmas.size(0) == 0) return SampleOutput{latent.clone(), latent.clone()};
   ND_ASSIGN_OR_RETURN(at::Tensor noise, rows_noise(req, latent, row_begin, row_end));
   const int64_t height = req.latent.size(2) * 8, width = req.latent.size(3) * 8;
-  ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> pos,
-                      prepare_cond(model, positive, "positive", width, height));
+  ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> pos, prepare_cond(model, positive, "positive", width, height));
   const bool skip_uncond = std::abs(req.cfg - 1.0) <= 1e-9 * std::max(1.0, std::abs(req.cfg));
   ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> neg, prepare_negative(model, negative, skip_uncond, width, height));
   ND_ASSIGN_OR_RETURN(at::Tensor mask, prepare_lists(model, req, pos, positive, neg, negative));
@@ -375,19 +392,20 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
     const int64_t call_bytes = sample_call_bytes(model, groups, pos.size() + neg.size(), latent);
     const int64_t room = residency::make_room(model.device_, call_bytes);
     lora::PatchScope patch(*model.unet_, model.info_.unet_prefix, model.unet_patches_);
-    runtime::GraphedCalls graphs(model.device_, graphs_pay(model, latent.size(2), latent.size(3)), 4,
+    runtime::GraphedCalls graphs(model.device_, graphs_pay(model, latent.size(2), latent.size(3), &pos, &neg), 4,
                                  graph_budget(room, call_bytes));
     at::Tensor sig = sigmas.to(model.device_);
     at::Tensor latent_in = (latent * model.info_.vae_scale_factor).to(model.device_);
     at::Tensor x = ms.noise_scaling(sig[0], noise.to(model.device_), latent_in, ms.is_max_denoise(sigmas));
+    control::CallTracker calls;  // the ControlNet of the current call's entries
     cond::ModelFn unet_fn = tiling.wrap([&](const at::Tensor& xb, const at::Tensor& sb, const at::Tensor& cb,
                                             const at::Tensor& yb) {
-      return apply_model(model, graphs, xb, sb, cb, yb, groups);
+      return apply_model(model, graphs, xb, sb, cb, yb, groups, calls.current, row_begin);
     });
     sampling::Denoiser denoiser = [&](const at::Tensor& xt, const at::Tensor& sigma) {
-      if (split) return split->denoise(unet_fn, pos, neg, xt, sigma);
+      if (split) return split->denoise(unet_fn, pos, neg, xt, sigma, calls.hook());
       std::vector<const std::vector<cond::CondRow>*> lists = {&pos, skip_uncond ? nullptr : &neg};
-      std::vector<at::Tensor> out = cond::calc_cond_batch(unet_fn, lists, xt, sigma);
+      std::vector<at::Tensor> out = cond::calc_cond_batch(unet_fn, lists, xt, sigma, calls.hook());
       if (skip_uncond) return out[0];
       return out[1] + (out[0] - out[1]) * req.cfg;
     };

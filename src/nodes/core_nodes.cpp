@@ -5,6 +5,7 @@
 #include "engine/sampling/samplers.h"
 #include "engine/sampling/schedulers.h"
 #include "nodes/conditioning_ops_nodes.h"
+#include "nodes/controlnet_nodes.h"
 #include "nodes/custom_sampling_nodes.h"
 #include "nodes/image_nodes.h"
 #include "nodes/image_ops_nodes.h"
@@ -356,6 +357,7 @@ void register_core_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv>
   register_conditioning_ops_nodes(registry);
   register_inpaint_nodes(registry);
   register_sdxl_text_nodes(registry);
+  register_controlnet_nodes(registry, env);  // issue #20: ControlNet
 }
 
 }  // namespace netdist::nodes

@@ -54,12 +54,17 @@
 #              CLIPTextEncodeSDXL (text_g/text_l, sizes, crops, targets) and a two-pass KSamplerAdvanced hand-off, 1024²;
 #              and a random SDXL refiner (ComfyUI's SDXLRefiner classes): base → refiner hand-off with
 #              CLIPTextEncodeSDXLRefiner, the refiner alone with CLIPTextEncode
+#   controlnet random-weight SD1.5 and SDXL ControlNets built by ComfyUI's comfy.cldm.cldm.ControlNet for the sd15 /
+#              sdxl checkpoints ("control_model."-prefixed and bare ldm keys, fp16): ControlNetApplyAdvanced with a
+#              start/end range (batch 1 and 2), two chained ControlNetApply, a hint of another size and aspect,
+#              512² / 1024², 20 steps: the pinned ComfyUI's node classes in-process against `netdist run` of the
+#              same API workflow (tools/parity/controlnet_reference.py): mean and largest 8-bit difference
 # Then it prints one table, check by check: pass/fail, the largest difference and its bound, and runs
 # netdist_test_report over the GoogleTest results (--gpu yes: a test that skipped for want of a GPU fails).
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
 #
 # Environment (all optional): PEER=.peer  BUILD=build/gpu  WORK=/tmp/netdist-parity  PYTHON=python3
-#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 dit ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint"  STEP_TIMEOUT=900 (seconds a step)
+#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 dit ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint controlnet"  STEP_TIMEOUT=900 (seconds a step)
 #   The device tool allows 10 minutes a command: run the steps in two commands if needed, e.g.
 #   PARITY_STEPS="build goldens unet_vae cudagraphs sd15" then PARITY_STEPS=sdxl (the build stays in BUILD).
 set -uo pipefail
@@ -70,7 +75,7 @@ BUILD=${BUILD:-build/gpu}
 WORK=${WORK:-/tmp/netdist-parity}
 PYTHON=${PYTHON:-python3}
 CUDA_DEVICE=${CUDA_DEVICE:-0}
-PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 dit ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint}
+PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 dit ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint controlnet}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 RESULTS=$WORK/results
 ROWS=$WORK/rows.tsv  # check <TAB> pass|FAIL <TAB> largest difference <TAB> bound
@@ -471,6 +476,39 @@ if want inpaint; then
     done
     "$PYTHON" tools/parity/inpaint_reference.py --compare "$inp" >"$WORK/inpaint_compare.log" 2>&1
     grep -E '^inpaint: ' "$WORK/inpaint_compare.log" >>"$ROWS" || row "inpaint: compare printed no rows" FAIL - -
+  fi
+fi
+
+# ---- ControlNet: random SD1.5 / SDXL ControlNets in ComfyUI against netdist run -----------------------------
+if want controlnet; then
+  ck=$WORK/ck/sd15.safetensors
+  xl=$WORK/ck/sdxl.safetensors
+  cnw=$WORK/controlnet
+  mkdir -p "$WORK/ck" "$cnw"
+  if [ ! -s "$ck" ]; then
+    run_logged checkpoint_sd15 "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sd15 --out "$ck" --seed 0 --dtype fp16 || rm -f "$ck"
+  fi
+  if [ ! -s "$xl" ]; then
+    run_logged checkpoint_sdxl "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sdxl --out "$xl" --seed 0 --dtype fp16 || rm -f "$xl"
+  fi
+  if [ ! -s "$ck" ] || [ ! -s "$xl" ]; then
+    row "controlnet: make_checkpoint.py" FAIL - -
+  elif ! run_logged controlnet_reference "$PYTHON" tools/parity/controlnet_reference.py --peer "$PEER" \
+    --ckpt "$ck" --sdxl-ckpt "$xl" --out "$cnw"; then
+    row "controlnet: controlnet_reference.py" FAIL - -
+  else
+    grep '^reference:' "$WORK/controlnet_reference.log" | sed 's/^/[gpu-parity] controlnet /'
+    rm -rf "$cnw/netdist"
+    for entry in $(cat "$cnw/cases.txt"); do
+      c=${entry%%:*}
+      run_logged "controlnet_netdist_$c" "$BUILD/netdist" run "$cnw/$c.json" --models-dir "$cnw/models" \
+        --input-directory "$cnw/input" --output-directory "$cnw/netdist" --device "cuda:$CUDA_DEVICE" \
+        --clip-vocab tests/data/clip-vit-l-14-tokenizer --disable-metadata || true
+    done
+    "$PYTHON" tools/parity/controlnet_reference.py --compare "$cnw" >"$WORK/controlnet_compare.log" 2>&1
+    grep -E '^controlnet: ' "$WORK/controlnet_compare.log" >>"$ROWS" || row "controlnet: compare printed no rows" FAIL - -
   fi
 fi
 

@@ -144,8 +144,23 @@ UNetModelImpl::UNetModelImpl(const UNetConfig& config, const at::TensorOptions& 
   out_conv_ = out->register_module("2", layers::Conv2d(mc, c.out_channels, 3, 1, 1, options));
 }
 
+namespace {
+
+// openaimodel apply_control: the next residual of `list` (from its back), added to h.
+at::Tensor unet_apply_control(at::Tensor h, const UNetControl* control, const std::vector<at::Tensor> UNetControl::*list,
+                              size_t& used) {
+  if (control == nullptr) return h;
+  const std::vector<at::Tensor>& v = control->*list;
+  if (used >= v.size()) return h;
+  const at::Tensor& ctrl = v[v.size() - 1 - used++];
+  if (ctrl.defined()) h = h + ctrl;
+  return h;
+}
+
+}  // namespace
+
 at::Tensor UNetModelImpl::forward(const at::Tensor& x, const at::Tensor& timesteps, const at::Tensor& context,
-                                  const at::Tensor& y) {
+                                  const at::Tensor& y, const UNetControl* control) {
   ND_ASSERT(x.dim() == 4 && x.size(1) == config_.in_channels, "UNet input must be [B, in_channels, h, w]");
   ND_ASSERT(timesteps.dim() == 1 && timesteps.size(0) == x.size(0), "UNet timesteps must be [B]");
   ND_ASSERT(y.defined() == (config_.adm_in_channels > 0), "UNet y must be given iff the model has adm input");
@@ -157,16 +172,19 @@ at::Tensor UNetModelImpl::forward(const at::Tensor& x, const at::Tensor& timeste
     emb = emb + label_emb_2_(at::silu(label_emb_0_(y)));
   }
 
+  size_t used_input = 0, used_middle = 0, used_output = 0;
   std::vector<at::Tensor> skips;
   skips.reserve(input_blocks_.size());
   at::Tensor h = x;
   for (auto& block : input_blocks_) {
     h = block(h, emb, context, std::nullopt);
+    h = unet_apply_control(h, control, &UNetControl::input, used_input);
     skips.push_back(h);
   }
   if (middle_block_) h = middle_block_(h, emb, context, std::nullopt);
+  h = unet_apply_control(h, control, &UNetControl::middle, used_middle);
   for (auto& block : output_blocks_) {
-    h = at::cat({h, skips.back()}, 1);
+    h = at::cat({h, unet_apply_control(skips.back(), control, &UNetControl::output, used_output)}, 1);
     skips.pop_back();
     std::optional<std::pair<int64_t, int64_t>> size;
     if (!skips.empty()) size = std::pair<int64_t, int64_t>{skips.back().size(2), skips.back().size(3)};

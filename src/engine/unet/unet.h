@@ -49,6 +49,15 @@ class EmbedSequentialImpl : public torch::nn::Module {
 };
 TORCH_MODULE(EmbedSequential);
 
+// ControlNet residuals for one UNet call (ComfyUI's control dict, as openaimodel's apply_control consumes it):
+// each list is used from its back — `input` after input block 0, 1, ... (its last entry first), `middle` after
+// the middle block, `output` on the skip tensor each output block takes (last entry on the first output block,
+// i.e. the skip of the last input block). An undefined entry or an exhausted list adds nothing. Entries are
+// [B, C, h, w] in the model's dtype, added in place (h += ctrl).
+struct UNetControl {
+  std::vector<at::Tensor> input, middle, output;
+};
+
 class UNetModelImpl : public torch::nn::Module {
  public:
   // ND_ASSERTs config.validate(); check it (or detect it) first.
@@ -58,8 +67,9 @@ class UNetModelImpl : public torch::nn::Module {
   // timesteps [B] (float, the discrete-time t = sigma_to_t(sigma)), context [B, 77·k, context_dim] in the
   // model's dtype, y [B, adm_in_channels] when config.adm_in_channels > 0 (else undefined).
   // Returns the model output (eps or v) [B, out_channels, h, w] in x's dtype.
+  // `control`: ControlNet residuals (UNetControl) or nullptr.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& timesteps, const at::Tensor& context,
-                     const at::Tensor& y = at::Tensor());
+                     const at::Tensor& y = at::Tensor(), const UNetControl* control = nullptr);
 
   const UNetConfig& config() const { return config_; }
 
