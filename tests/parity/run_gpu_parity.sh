@@ -47,12 +47,16 @@
 #              CLIPTextEncodeSDXL (text_g/text_l, sizes, crops, targets) and a two-pass KSamplerAdvanced hand-off, 1024²;
 #              and a random SDXL refiner (ComfyUI's SDXLRefiner classes): base → refiner hand-off with
 #              CLIPTextEncodeSDXLRefiner, the refiner alone with CLIPTextEncode
+#   patches    FreeU, FreeU_V2, RescaleCFG (cfg 7 and cfg 1) and chains of them before KSampler on the sd15 (512²)
+#              and sdxl (1024²) checkpoints, 20 steps: the pinned ComfyUI's node classes in-process against
+#              `netdist run` of the same API workflow (tools/parity/patches_reference.py): mean and largest 8-bit
+#              difference
 # Then it prints one table, check by check: pass/fail, the largest difference and its bound, and runs
 # netdist_test_report over the GoogleTest results (--gpu yes: a test that skipped for want of a GPU fails).
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
 #
 # Environment (all optional): PEER=.peer  BUILD=build/gpu  WORK=/tmp/netdist-parity  PYTHON=python3
-#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu flow inpaint"  STEP_TIMEOUT=900 (seconds a step)
+#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu flow inpaint patches"  STEP_TIMEOUT=900 (seconds a step)
 #   The device tool allows 10 minutes a command: run the steps in two commands if needed, e.g.
 #   PARITY_STEPS="build goldens unet_vae cudagraphs sd15" then PARITY_STEPS=sdxl (the build stays in BUILD).
 set -uo pipefail
@@ -63,7 +67,7 @@ BUILD=${BUILD:-build/gpu}
 WORK=${WORK:-/tmp/netdist-parity}
 PYTHON=${PYTHON:-python3}
 CUDA_DEVICE=${CUDA_DEVICE:-0}
-PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu flow inpaint}
+PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 ops sd15 sdxl tiles usdu flow inpaint patches}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 RESULTS=$WORK/results
 ROWS=$WORK/rows.tsv  # check <TAB> pass|FAIL <TAB> largest difference <TAB> bound
@@ -413,6 +417,38 @@ if want inpaint; then
     done
     "$PYTHON" tools/parity/inpaint_reference.py --compare "$inp" >"$WORK/inpaint_compare.log" 2>&1
     grep -E '^inpaint: ' "$WORK/inpaint_compare.log" >>"$ROWS" || row "inpaint: compare printed no rows" FAIL - -
+  fi
+fi
+
+# ---- model patches: FreeU, FreeU_V2, RescaleCFG in ComfyUI against netdist run ---------------------------------
+if want patches; then
+  ck=$WORK/ck/sd15.safetensors
+  xl=$WORK/ck/sdxl.safetensors
+  pt=$WORK/patches
+  mkdir -p "$WORK/ck" "$pt"
+  if [ ! -s "$ck" ]; then
+    run_logged checkpoint_sd15 "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sd15 --out "$ck" --seed 0 --dtype fp16 || rm -f "$ck"
+  fi
+  if [ ! -s "$xl" ]; then
+    run_logged checkpoint_sdxl "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sdxl --out "$xl" --seed 0 --dtype fp16 || rm -f "$xl"
+  fi
+  if [ ! -s "$ck" ] || [ ! -s "$xl" ]; then
+    row "patches: make_checkpoint.py" FAIL - -
+  elif ! run_logged patches_reference "$PYTHON" tools/parity/patches_reference.py --peer "$PEER" --ckpt "$ck" \
+    --sdxl-ckpt "$xl" --out "$pt"; then
+    row "patches: patches_reference.py" FAIL - -
+  else
+    grep '^reference:' "$WORK/patches_reference.log" | sed 's/^/[gpu-parity] patches /'
+    rm -rf "$pt/netdist"
+    for c in $(cat "$pt/cases.txt"); do
+      run_logged "patches_netdist_$c" "$BUILD/netdist" run "$pt/$c.json" --models-dir "$pt/models" \
+        --output-directory "$pt/netdist" --device "cuda:$CUDA_DEVICE" \
+        --clip-vocab tests/data/clip-vit-l-14-tokenizer --disable-metadata || true
+    done
+    "$PYTHON" tools/parity/patches_reference.py --compare "$pt" >"$WORK/patches_compare.log" 2>&1
+    grep -E '^patches: ' "$WORK/patches_compare.log" >>"$ROWS" || row "patches: compare printed no rows" FAIL - -
   fi
 fi
 

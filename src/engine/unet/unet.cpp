@@ -166,8 +166,10 @@ at::Tensor UNetModelImpl::forward(const at::Tensor& x, const at::Tensor& timeste
   }
   if (middle_block_) h = middle_block_(h, emb, context, std::nullopt);
   for (auto& block : output_blocks_) {
-    h = at::cat({h, skips.back()}, 1);
+    at::Tensor hsp = skips.back();
     skips.pop_back();
+    if (output_block_patch) output_block_patch(h, hsp);
+    h = at::cat({h, hsp}, 1);
     std::optional<std::pair<int64_t, int64_t>> size;
     if (!skips.empty()) size = std::pair<int64_t, int64_t>{skips.back().size(2), skips.back().size(3)};
     h = block(h, emb, context, size);
