@@ -83,7 +83,9 @@ at::Tensor combine_cfg(const ModelPatches& patches, const at::Tensor& cond_pred,
   const at::Tensor cond_arg = x - cond_pred, uncond_arg = x - uncond_pred;
   std::vector<int64_t> shape(static_cast<size_t>(cond_arg.dim()), 1);
   shape[0] = cond_arg.size(0);
-  const at::Tensor sigma = (sigma_in.dim() == 0 ? sigma_in.expand({shape[0]}) : sigma_in).reshape(shape);
+  at::Tensor sigma_rows = sigma_in.reshape({-1});
+  if (sigma_rows.size(0) != shape[0]) sigma_rows = sigma_rows.expand({shape[0]});  // one sigma for every row
+  const at::Tensor sigma = sigma_rows.reshape(shape);
   const at::Tensor& x_orig = x;
   const at::Tensor xs = x_orig / (sigma * sigma + 1.0);
   const at::Tensor root = at::pow(at::pow(sigma, 2) + 1.0, 0.5);
