@@ -48,6 +48,7 @@ at::Tensor CfgSplit::denoise(const ModelFn& model, const std::vector<CondRow>& p
   }
   at::Tensor cond = (*all)[0].narrow(0, 0, numel).view(mine.sizes());
   at::Tensor uncond = (*all)[1].narrow(0, 0, numel).view(mine.sizes());
+  if (patches_) return patches::combine_cfg(*patches_, cond, uncond, cfg_, x, sigma);
   return uncond + (cond - uncond) * cfg_;
 }
 

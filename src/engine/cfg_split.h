@@ -10,12 +10,14 @@
 #pragma once
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
 
 #include "core/status.h"
 #include "engine/cond_batch.h"
+#include "engine/model_patches.h"
 #include "netdist/step_group.h"
 
 namespace netdist::cond {
@@ -25,7 +27,10 @@ class CfgSplit {
   // OK when `group` can run a CFG split: it exists and has exactly two members.
   static Status check(const StepGroup* group);
 
-  CfgSplit(StepGroup& group, double cfg) : group_(group), cfg_(cfg) {}
+  // `patches` (may be null): a RescaleCFG cfg function combines the exchanged predictions instead
+  // (engine/model_patches.h); both members hold both predictions, so it runs identically on each.
+  CfgSplit(StepGroup& group, double cfg, std::shared_ptr<const patches::ModelPatches> patches = nullptr)
+      : group_(group), cfg_(cfg), patches_(std::move(patches)) {}
 
   // The guided prediction for x [B, C, h, w] at sigma [B], this member computing its own list (so its own
   // entries' ControlNets; `hook` as calc_cond_batch's). Throws
@@ -47,6 +52,7 @@ class CfgSplit {
  private:
   StepGroup& group_;
   double cfg_;
+  std::shared_ptr<const patches::ModelPatches> patches_;
   bool stop_requested_ = false;
   Status status_;
   double exchange_seconds_ = 0;

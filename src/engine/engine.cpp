@@ -10,6 +10,7 @@
 #include "engine/inpaint.h"
 #include "engine/micro_batch.h"
 #include "engine/model.h"
+#include "engine/model_patches.h"
 #include "engine/runtime/cuda_graphs.h"
 #include "engine/runtime/device_memory.h"
 #include "engine/sampling/noise.h"
@@ -198,6 +199,7 @@ bool graphs_pay(const Model& model, int64_t h, int64_t w, const std::vector<cond
                 const std::vector<cond::CondRow>* neg = nullptr) {
   if (!model.options_.cuda_graphs || model.options_.lowvram) return false;
   if (pos && neg && control::any_control(*pos, *neg)) return false;
+  if (model.patches_ && !model.patches_->output_block.empty()) return false;  // FreeU's FFTs stay uncaptured
   int64_t bound = kGraphMaxCells;
   if (const char* env = std::getenv("NETDIST_GRAPH_MAX_CELLS")) bound = std::atoll(env);
   return h * w <= bound;
@@ -333,6 +335,16 @@ Result<at::Tensor> prepare_lists(const Model& model, const SampleRequest& req, s
   return mask;
 }
 
+// ComfyUI cfg_function on calc_cond_batch's [cond, uncond] x0 predictions: the model's cfg patch
+// (model_patches.h) when it has one, else uncond + (cond − uncond)·cfg; `skip_uncond` (cfg 1): the
+// conditional prediction, or with a cfg patch that patch on a zero unconditional one, as ComfyUI.
+at::Tensor guided_prediction(const Model& model, const std::vector<at::Tensor>& out, bool skip_uncond,
+                             double cfg, const at::Tensor& x, const at::Tensor& sigma) {
+  if (!model.patches_) return skip_uncond ? out[0] : out[1] + (out[0] - out[1]) * cfg;
+  const at::Tensor uncond = skip_uncond ? at::zeros_like(out[0]) : out[1];
+  return patches::combine_cfg(*model.patches_, out[0], uncond, cfg, x, sigma);
+}
+
 // `denoiser` as KSamplerX0Inpaint runs it when the request has a noise mask (prepare_lists' `mask`).
 sampling::Denoiser with_noise_mask(const Model& model, const SampleRequest& req, const at::Tensor& mask,
                                    const at::Tensor& noise, const at::Tensor& latent_in, sampling::Denoiser denoiser) {
@@ -384,7 +396,7 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
   at::Tensor result, last_denoised;
   // With cfg == 1 there is no unconditional pass to split off: every member computes the whole step alone.
   std::optional<cond::CfgSplit> split;
-  if (req.cfg_split && !skip_uncond) split.emplace(*req.group, req.cfg);
+  if (req.cfg_split && !skip_uncond) split.emplace(*req.group, req.cfg, model.patches_);
   runtime::reset_peak_memory(model.device_);
   Status s = guard_torch("sampling", [&] {
     c10::InferenceMode inference;
@@ -392,6 +404,7 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
     const int64_t call_bytes = sample_call_bytes(model, groups, pos.size() + neg.size(), latent);
     const int64_t room = residency::make_room(model.device_, call_bytes);
     lora::PatchScope patch(*model.unet_, model.info_.unet_prefix, model.unet_patches_);
+    patches::OutputBlockScope block_patches(*model.unet_, model.patches_.get());
     runtime::GraphedCalls graphs(model.device_, graphs_pay(model, latent.size(2), latent.size(3), &pos, &neg), 4,
                                  graph_budget(room, call_bytes));
     at::Tensor sig = sigmas.to(model.device_);
@@ -405,9 +418,8 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
     sampling::Denoiser denoiser = [&](const at::Tensor& xt, const at::Tensor& sigma) {
       if (split) return split->denoise(unet_fn, pos, neg, xt, sigma, calls.hook());
       std::vector<const std::vector<cond::CondRow>*> lists = {&pos, skip_uncond ? nullptr : &neg};
-      std::vector<at::Tensor> out = cond::calc_cond_batch(unet_fn, lists, xt, sigma, calls.hook());
-      if (skip_uncond) return out[0];
-      return out[1] + (out[0] - out[1]) * req.cfg;
+      return guided_prediction(model, cond::calc_cond_batch(unet_fn, lists, xt, sigma, calls.hook()), skip_uncond,
+                               req.cfg, xt, sigma);
     };
     denoiser = with_noise_mask(model, req, mask, noise, latent_in, std::move(denoiser));
     sampling::NoiseSource noise_source(
@@ -546,6 +558,7 @@ Result<at::Tensor> apply_model_once(Model& model, const at::Tensor& x, const at:
     c10::InferenceMode inference;
     OnDevice on(model, *model.unet_);
     lora::PatchScope patch(*model.unet_, model.info_.unet_prefix, model.unet_patches_);
+    patches::OutputBlockScope block_patches(*model.unet_, model.patches_.get());
     runtime::GraphedCalls graphs(model.device_, graphs_pay(model, x.size(2), x.size(3)));
     const at::Device d = model.device_;
     out = apply_model(model, graphs, x.to(d, at::kFloat), sigma.to(d, at::kFloat), context.to(d, at::kFloat),

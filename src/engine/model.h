@@ -28,6 +28,10 @@
 
 namespace netdist {
 
+namespace patches {
+struct ModelPatches;  // engine/model_patches.h
+}
+
 struct TextEncoder {
   models::TextEncoderSpec spec;
   text::ClipTextModel model{nullptr};
@@ -51,6 +55,7 @@ class Model {
   lora::WeightPatches unet_patches_;  // canonical names under info_.unet_prefix
   lora::WeightPatches clip_patches_;  // canonical names under the text encoders' prefixes
   std::optional<TiledDiffusionOptions> tiling_;  // TiledDiffusion: sample() tiles its UNet calls
+  std::shared_ptr<const patches::ModelPatches> patches_;  // FreeU, RescaleCFG (model_patches.h); null: none
   // The modules' places in the memory manager (residency.h), shared by every handle; none on the CPU.
   std::vector<std::shared_ptr<residency::Ticket>> tickets_;
 };

@@ -13,6 +13,7 @@
 #include "nodes/latent_ops_nodes.h"
 #include "nodes/mask_nodes.h"
 #include "nodes/model_nodes.h"
+#include "nodes/model_patch_nodes.h"
 #include "nodes/model_tile_nodes.h"
 #include "nodes/node_types.h"
 #include "nodes/node_util.h"
@@ -358,6 +359,7 @@ void register_core_nodes(graph::NodeRegistry& registry, std::shared_ptr<NodeEnv>
   register_inpaint_nodes(registry);
   register_sdxl_text_nodes(registry);
   register_controlnet_nodes(registry, env);  // issue #20: ControlNet
+  register_model_patch_nodes(registry, env);  // issue #20: LoraLoaderModelOnly, FreeU, RescaleCFG
 }
 
 }  // namespace netdist::nodes

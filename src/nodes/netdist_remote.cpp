@@ -171,7 +171,7 @@ Result<Json> build_remote_prompt(const Json& prompt, const std::string& remote_u
   if (remote_os == "nt") {
     static const std::vector<std::pair<std::string, std::string>> kPathInputs = {
         {"CheckpointLoaderSimple", "ckpt_name"}, {"CheckpointLoader", "ckpt_name"},
-        {"LoraLoader", "lora_name"}, {"VAELoader", "vae_name"}};
+        {"LoraLoader", "lora_name"}, {"LoraLoaderModelOnly", "lora_name"}, {"VAELoader", "vae_name"}};
     for (auto it = p.begin(); it != p.end(); ++it) {
       const std::string cls = it.value().value("class_type", std::string());
       for (const auto& [c, key] : kPathInputs) {

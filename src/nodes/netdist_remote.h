@@ -57,7 +57,7 @@ std::string new_job_id();
 //  - the FetchRemote whose remote_info comes from the matching RemoteQueue node becomes a new PreviewImage
 //    {"images": <its final_image link>, "final_output": true} under id max(integer ids) + 1;
 //  - if `remote_os` is "nt" the path separators of CheckpointLoaderSimple/CheckpointLoader.ckpt_name,
-//    LoraLoader.lora_name and VAELoader.vae_name become '\'.
+//    LoraLoader/LoraLoaderModelOnly.lora_name and VAELoader.vae_name become '\'.
 // invalid_argument naming the node when a RemoteQueue node's remote_url is not a string.
 Result<Json> build_remote_prompt(const Json& prompt, const std::string& remote_url, const std::string& outputs,
                                  const std::string& remote_os);

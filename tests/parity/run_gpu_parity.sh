@@ -54,7 +54,7 @@
 #              CLIPTextEncodeSDXL (text_g/text_l, sizes, crops, targets) and a two-pass KSamplerAdvanced hand-off, 1024²;
 #              and a random SDXL refiner (ComfyUI's SDXLRefiner classes): base → refiner hand-off with
 #              CLIPTextEncodeSDXLRefiner, the refiner alone with CLIPTextEncode
-#   controlnet random-weight SD1.5 and SDXL ControlNets built by ComfyUI's comfy.cldm.cldm.ControlNet for the sd15 /
+#   controlnet patches random-weight SD1.5 and SDXL ControlNets built by ComfyUI's comfy.cldm.cldm.ControlNet for the sd15 /
 #              sdxl checkpoints ("control_model."-prefixed and bare ldm keys, fp16): ControlNetApplyAdvanced with a
 #              start/end range (batch 1 and 2), two chained ControlNetApply, a hint of another size and aspect,
 #              512² / 1024², 20 steps: the pinned ComfyUI's node classes in-process against `netdist run` of the
@@ -64,7 +64,7 @@
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
 #
 # Environment (all optional): PEER=.peer  BUILD=build/gpu  WORK=/tmp/netdist-parity  PYTHON=python3
-#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 dit ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint controlnet"  STEP_TIMEOUT=900 (seconds a step)
+#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 dit ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint controlnet patches"  STEP_TIMEOUT=900 (seconds a step)
 #   The device tool allows 10 minutes a command: run the steps in two commands if needed, e.g.
 #   PARITY_STEPS="build goldens unet_vae cudagraphs sd15" then PARITY_STEPS=sdxl (the build stays in BUILD).
 set -uo pipefail
@@ -75,7 +75,7 @@ BUILD=${BUILD:-build/gpu}
 WORK=${WORK:-/tmp/netdist-parity}
 PYTHON=${PYTHON:-python3}
 CUDA_DEVICE=${CUDA_DEVICE:-0}
-PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 dit ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint controlnet}
+PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 dit ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint controlnet patches}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 RESULTS=$WORK/results
 ROWS=$WORK/rows.tsv  # check <TAB> pass|FAIL <TAB> largest difference <TAB> bound
@@ -495,11 +495,11 @@ if want controlnet; then
   fi
   if [ ! -s "$ck" ] || [ ! -s "$xl" ]; then
     row "controlnet: make_checkpoint.py" FAIL - -
-  elif ! run_logged controlnet_reference "$PYTHON" tools/parity/controlnet_reference.py --peer "$PEER" \
+  elif ! run_logged controlnet patches_reference "$PYTHON" tools/parity/controlnet_reference.py --peer "$PEER" \
     --ckpt "$ck" --sdxl-ckpt "$xl" --out "$cnw"; then
-    row "controlnet: controlnet_reference.py" FAIL - -
+    row "controlnet: controlnet patches_reference.py" FAIL - -
   else
-    grep '^reference:' "$WORK/controlnet_reference.log" | sed 's/^/[gpu-parity] controlnet /'
+    grep '^reference:' "$WORK/controlnet_reference.log" | sed 's/^/[gpu-parity] controlnet patches /'
     rm -rf "$cnw/netdist"
     for entry in $(cat "$cnw/cases.txt"); do
       c=${entry%%:*}
@@ -509,6 +509,38 @@ if want controlnet; then
     done
     "$PYTHON" tools/parity/controlnet_reference.py --compare "$cnw" >"$WORK/controlnet_compare.log" 2>&1
     grep -E '^controlnet: ' "$WORK/controlnet_compare.log" >>"$ROWS" || row "controlnet: compare printed no rows" FAIL - -
+  fi
+fi
+
+# ---- model patches: FreeU, FreeU_V2, RescaleCFG in ComfyUI against netdist run ---------------------------------
+if want patches; then
+  ck=$WORK/ck/sd15.safetensors
+  xl=$WORK/ck/sdxl.safetensors
+  pt=$WORK/patches
+  mkdir -p "$WORK/ck" "$pt"
+  if [ ! -s "$ck" ]; then
+    run_logged checkpoint_sd15 "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sd15 --out "$ck" --seed 0 --dtype fp16 || rm -f "$ck"
+  fi
+  if [ ! -s "$xl" ]; then
+    run_logged checkpoint_sdxl "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sdxl --out "$xl" --seed 0 --dtype fp16 || rm -f "$xl"
+  fi
+  if [ ! -s "$ck" ] || [ ! -s "$xl" ]; then
+    row "patches: make_checkpoint.py" FAIL - -
+  elif ! run_logged patches_reference "$PYTHON" tools/parity/patches_reference.py --peer "$PEER" --ckpt "$ck" \
+    --sdxl-ckpt "$xl" --out "$pt"; then
+    row "patches: patches_reference.py" FAIL - -
+  else
+    grep '^reference:' "$WORK/patches_reference.log" | sed 's/^/[gpu-parity] patches /'
+    rm -rf "$pt/netdist"
+    for c in $(cat "$pt/cases.txt"); do
+      run_logged "patches_netdist_$c" "$BUILD/netdist" run "$pt/$c.json" --models-dir "$pt/models" \
+        --output-directory "$pt/netdist" --device "cuda:$CUDA_DEVICE" \
+        --clip-vocab tests/data/clip-vit-l-14-tokenizer --disable-metadata || true
+    done
+    "$PYTHON" tools/parity/patches_reference.py --compare "$pt" >"$WORK/patches_compare.log" 2>&1
+    grep -E '^patches: ' "$WORK/patches_compare.log" >>"$ROWS" || row "patches: compare printed no rows" FAIL - -
   fi
 fi
 

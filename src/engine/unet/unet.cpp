@@ -184,8 +184,10 @@ at::Tensor UNetModelImpl::forward(const at::Tensor& x, const at::Tensor& timeste
   if (middle_block_) h = middle_block_(h, emb, context, std::nullopt);
   h = unet_apply_control(h, control, &UNetControl::middle, used_middle);
   for (auto& block : output_blocks_) {
-    h = at::cat({h, unet_apply_control(skips.back(), control, &UNetControl::output, used_output)}, 1);
+    at::Tensor hsp = unet_apply_control(skips.back(), control, &UNetControl::output, used_output);
     skips.pop_back();
+    if (output_block_patch) output_block_patch(h, hsp);
+    h = at::cat({h, hsp}, 1);
     std::optional<std::pair<int64_t, int64_t>> size;
     if (!skips.empty()) size = std::pair<int64_t, int64_t>{skips.back().size(2), skips.back().size(3)};
     h = block(h, emb, context, size);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -72,6 +73,10 @@ class UNetModelImpl : public torch::nn::Module {
                      const at::Tensor& y = at::Tensor(), const UNetControl* control = nullptr);
 
   const UNetConfig& config() const { return config_; }
+
+  // ComfyUI's output_block_patch hook: when set, forward calls it on (h, hsp) before each output block
+  // concatenates them (FreeU: engine/model_patches.h). sample() sets it under the model's lock.
+  std::function<void(at::Tensor& h, at::Tensor& hsp)> output_block_patch;
 
  private:
   // time_embed and (with an ADM input) label_emb, as ComfyUI names them.
