@@ -102,6 +102,9 @@ std::array<int64_t, 4> clamp_area(const std::array<int64_t, 4>& area, int64_t la
 at::Tensor area_mult(const CondRow& row, int64_t latent_h, int64_t latent_w) {
   const std::array<int64_t, 4> a =
       row.area ? clamp_area(*row.area, latent_h, latent_w) : std::array<int64_t, 4>{latent_h, latent_w, 0, 0};
+  if (row.mask.defined()) {
+    return row.mask.narrow(2, a[2], a[0]).narrow(3, a[3], a[1]) * static_cast<double>(row.strength);
+  }
   at::Tensor mult = at::ones({1, 1, a[0], a[1]}, at::kFloat) * static_cast<double>(row.strength);
   if (!row.area) return mult;
   const int64_t dims[2] = {latent_h, latent_w};
@@ -115,6 +118,14 @@ at::Tensor area_mult(const CondRow& row, int64_t latent_h, int64_t latent_w) {
     }
   }
   return mult;
+}
+
+bool in_timestep_range(const CondRow& row, const at::Tensor& sigma) {
+  if (!row.sigma_start && !row.sigma_end) return true;
+  const float s = sigma.reshape({-1})[0].item<float>();
+  if (row.sigma_start && s > static_cast<float>(*row.sigma_start)) return false;
+  if (row.sigma_end && s < static_cast<float>(*row.sigma_end)) return false;
+  return true;
 }
 
 void add_opposite_areas(std::vector<CondRow>& positive, std::vector<CondRow>& negative) {
@@ -133,6 +144,7 @@ std::vector<at::Tensor> calc_cond_batch(const ModelFn& model,
     count[i] = at::ones_like(x) * 1e-37;
     if (!conds[i]) continue;
     for (const CondRow& row : *conds[i]) {
+      if (!in_timestep_range(row, sigma)) continue;
       to_run.push_back(
           {&row, i, row.area ? clamp_area(*row.area, h, w) : std::array<int64_t, 4>{h, w, 0, 0}});
     }
