@@ -56,6 +56,9 @@ struct EngineOptions {
   bool noise_on_cpu = false;         // draw per-step noise on the CPU (--noise cpu): GPU-independent
   bool cuda_graphs = true;           // replay the UNet's repeated calls as CUDA graphs (--no-cuda-graphs)
   std::string clip_vocab_dir;        // --clip-vocab: where vocab.json / merges.txt live
+  // ComfyUI's embedding_directory: where "embedding:name" in a prompt finds textual-inversion embeddings
+  // (engine/text/embeddings.h; --models-dir/embeddings in the server). Empty: "embedding:name" is plain text.
+  std::string embeddings_dir;
   std::optional<bool> v_prediction;  // override the detected parameterization (SD2)
 };
 
@@ -127,6 +130,20 @@ struct CondEntry {
   // together. control_apply_to_uncond: ControlNetApply's flag (the negative entries without one get it).
   std::shared_ptr<const ControlApply> control;
   bool control_apply_to_uncond = false;
+  // ConditioningSetAreaPercentage: {height, width, y, x} as fractions of the latent, in place of `area` (the
+  // two nodes each clear the other's; the sampler rounds them to latent cells as ComfyUI's
+  // resolve_areas_and_cond_masks does: max(1, round(h·H)), max(1, round(w·W)), round(y·H), round(x·W)).
+  std::optional<std::array<double, 4>> area_percent;
+  // ConditioningSetMask: mask [M, H, W] float32 CPU or undefined (resized bilinear to the latent by the
+  // sampler; row r of the batch uses row r of the first min(M, batch) rows repeated), times mask_strength;
+  // set_area_to_bounds ("mask bounds"): the entry's area becomes the mask's bounding box (at least 8×8 cells).
+  // ConditioningSetArea and ConditioningSetAreaPercentage set set_area_to_bounds back to false, as ComfyUI's.
+  at::Tensor mask;
+  float mask_strength = 1.0f;
+  bool set_area_to_bounds = false;
+  // ConditioningSetTimestepRange: the entry is used only while sigma lies in
+  // [percent_to_sigma(end_percent), percent_to_sigma(start_percent)] (ComfyUI's model_sampling).
+  std::optional<double> start_percent, end_percent;
 };
 using Conditioning = std::vector<CondEntry>;
 

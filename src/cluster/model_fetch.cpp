@@ -1,5 +1,8 @@
 #include "cluster/model_fetch.h"
 
+#include "engine/text/embeddings.h"
+#include "engine/text/tokenize_prompt.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -34,6 +37,25 @@ constexpr Loader kLoaders[] = {{"CheckpointLoaderSimple", "ckpt_name", "checkpoi
                                {"UpscaleModelLoader", "model_name", "upscale"},
                                {"ControlNetLoader", "control_net_name", "controlnet"},
                                {"DiffControlNetLoader", "control_net_name", "controlnet"}};
+
+// The text encoders whose prompts may name textual-inversion embeddings ("embedding:name").
+constexpr std::pair<const char*, const char*> kEmbeddingTexts[] = {{"CLIPTextEncode", "text"},
+                                                                    {"CLIPTextEncodeSDXL", "text_g"},
+                                                                    {"CLIPTextEncodeSDXL", "text_l"},
+                                                                    {"CLIPTextEncodeSDXLRefiner", "text"}};
+
+// Whether the source's embedding file `file` is what load_embed finds for `name` (engine/text/embeddings.h):
+// the name itself or with .safetensors/.pt/.bin, in the embeddings folder or any folder below it.
+bool fetch_embedding_matches(const std::string& file, const std::string& name) {
+  for (const char* ext : {"", ".safetensors", ".pt", ".bin"}) {
+    const std::string n = name + ext;
+    if (file == n) return true;
+    if (file.size() > n.size() && file.compare(file.size() - n.size(), n.size(), n) == 0 &&
+        file[file.size() - n.size() - 1] == '/')
+      return true;
+  }
+  return false;
+}
 
 std::string short_sha(const std::string& sha) { return sha.substr(0, 12); }
 
@@ -89,6 +111,13 @@ std::vector<ModelRef> models_named_by(const Json& prompt) {
       const Json name = inputs.value(l.input, Json());
       if (name.is_string()) out.insert(ModelRef{l.kind, name.get<std::string>()});
     }
+    for (const auto& [text_class, input] : kEmbeddingTexts) {
+      if (cls != text_class) continue;
+      const Json text = inputs.value(input, Json());
+      if (!text.is_string()) continue;
+      for (std::string& name : text::embedding_names_in(text.get<std::string>()))
+        out.insert(ModelRef{"embedding", std::move(name)});
+    }
   }
   return {out.begin(), out.end()};
 }
@@ -101,6 +130,8 @@ bool ModelFetcher::have_locally(const ModelRef& ref) const {
   if (ref.kind == "checkpoint") return env_->checkpoint_path(ref.name).is_ok();
   if (ref.kind == "lora") return env_->lora_path(ref.name).is_ok();
   if (ref.kind == "vae") return env_->vae_path(ref.name).is_ok();
+  if (ref.kind == "embedding")
+    return text::find_embedding_file(env_->options().engine.embeddings_dir, ref.name).has_value();
   std::error_code ec;
   return fs::is_regular_file(target_path(ref), ec);
 }
@@ -158,6 +189,8 @@ Status ModelFetcher::prepare(const Json& prompt) {
   std::lock_guard<std::mutex> one_at_a_time(prepare_mutex_);
   for (const ModelRef& ref : models_named_by(prompt)) {
     if (have_locally(ref)) continue;
+    // An embedding word that is no file name is left to the tokenizer (which warns and drops it).
+    if (ref.kind == "embedding" && !check_model_name(ref.name).is_ok()) continue;
     ND_RETURN_IF_ERROR(check_model_name(ref.name));
     std::optional<SourceModel> found;
     for (bool refresh : {false, true}) {
@@ -167,6 +200,8 @@ Status ModelFetcher::prepare(const Json& prompt) {
                                    list.status().message());
       for (const SourceModel& m : *list) {
         if (m.kind == ref.kind && m.name == ref.name) found = m;
+        if (!found && ref.kind == "embedding" && m.kind == ref.kind && fetch_embedding_matches(m.name, ref.name))
+          found = m;
       }
       if (found && !found->sha256.empty()) break;
     }

@@ -1,7 +1,10 @@
 // The fetching half of "models travel to workers": before a worker runs a task (a shard or a whole prompt,
 // shard_runner.h), `prepare` makes every model file its loader nodes name present in this worker's models
 // folder (CheckpointLoaderSimple/CheckpointLoader ckpt_name, LoraLoader/LoraLoaderModelOnly lora_name,
-// VAELoader vae_name, UpscaleModelLoader model_name), taking what is missing from the model source
+// VAELoader vae_name, UpscaleModelLoader model_name; the "embedding:name" words of CLIPTextEncode /
+// CLIPTextEncodeSDXL / CLIPTextEncodeSDXLRefiner texts, kind "embedding", matched to the source's embedding
+// files as ComfyUI's load_embed finds them: name, name + .safetensors/.pt/.bin, in any subfolder), taking what
+// is missing from the model source
 // (`--models-from URL`, by default the `--join` coordinator; a server started with --share-models,
 // model_share.h):
 //  1. the source's list (GET /netdist/v1/models, cached list_ttl) gives the name's kind, sha256 and size;

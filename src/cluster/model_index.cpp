@@ -25,8 +25,8 @@ struct KindFolder {
   const char* folder;
 };
 constexpr KindFolder kKinds[] = {
-    {"checkpoint", "checkpoints"}, {"lora", "loras"}, {"vae", "vae"}, {"upscale", "upscale_models"},
-    {"controlnet", "controlnet"}};
+    {"checkpoint", "checkpoints"}, {"lora", "loras"},           {"vae", "vae"}, {"upscale", "upscale_models"},
+    {"controlnet", "controlnet"},   {"embedding", "embeddings"}};
 
 bool is_model_file(const fs::path& p) {
   const std::string ext = p.extension().string();

@@ -5,6 +5,7 @@
 //   kind "lora"        models_dir/loras/**        kind "vae"  models_dir/vae/**
 //   kind "upscale"     models_dir/upscale_models/**
 //   kind "controlnet"  models_dir/controlnet/**
+//   kind "embedding"   models_dir/embeddings/** (textual inversions that prompts name as "embedding:x")
 // A model file is a regular file named *.safetensors, *.sft, *.ckpt, *.pt, *.pth or *.bin whose real path
 // (symlinks resolved) lies inside the models folder; anything else (a symlink leading out, a name with a
 // component starting with '.', such as the `.partial/` downloads) is never listed, so never served.
@@ -31,7 +32,7 @@
 namespace netdist::cluster {
 
 struct ModelFile {
-  std::string kind;    // "checkpoint", "lora", "vae", "upscale", "controlnet"
+  std::string kind;    // "checkpoint", "lora", "vae", "upscale", "controlnet", "embedding"
   std::string name;    // as the loader node names it: '/'-separated, relative to the kind's folder
   std::string path;    // the file (models_dir joined with the relative path)
   std::string rel;     // relative to models_dir, '/'-separated (the cache key)

@@ -103,6 +103,9 @@ std::array<int64_t, 4> clamp_area(const std::array<int64_t, 4>& area, int64_t la
 at::Tensor area_mult(const CondRow& row, int64_t latent_h, int64_t latent_w) {
   const std::array<int64_t, 4> a =
       row.area ? clamp_area(*row.area, latent_h, latent_w) : std::array<int64_t, 4>{latent_h, latent_w, 0, 0};
+  if (row.mask.defined()) {
+    return row.mask.narrow(2, a[2], a[0]).narrow(3, a[3], a[1]) * static_cast<double>(row.strength);
+  }
   at::Tensor mult = at::ones({1, 1, a[0], a[1]}, at::kFloat) * static_cast<double>(row.strength);
   if (!row.area) return mult;
   const int64_t dims[2] = {latent_h, latent_w};
@@ -133,6 +136,14 @@ void apply_control_to_uncond(const std::vector<CondRow>& positive, std::vector<C
   for (size_t x = 0; x < cond_cnets.size(); ++x) negative[other[x % other.size()]].control = cond_cnets[x];
 }
 
+bool in_timestep_range(const CondRow& row, const at::Tensor& sigma) {
+  if (!row.sigma_start && !row.sigma_end) return true;
+  const float s = sigma.reshape({-1})[0].item<float>();
+  if (row.sigma_start && s > static_cast<float>(*row.sigma_start)) return false;
+  if (row.sigma_end && s < static_cast<float>(*row.sigma_end)) return false;
+  return true;
+}
+
 void add_opposite_areas(std::vector<CondRow>& positive, std::vector<CondRow>& negative) {
   for (size_t i = 0; i < positive.size(); ++i) same_area_if_none(negative, CondRow(positive[i]));
   for (size_t i = 0; i < negative.size(); ++i) same_area_if_none(positive, CondRow(negative[i]));
@@ -149,6 +160,7 @@ std::vector<at::Tensor> calc_cond_batch(const ModelFn& model,
     count[i] = at::ones_like(x) * 1e-37;
     if (!conds[i]) continue;
     for (const CondRow& row : *conds[i]) {
+      if (!in_timestep_range(row, sigma)) continue;
       to_run.push_back(
           {&row, i, row.area ? clamp_area(*row.area, h, w) : std::array<int64_t, 4>{h, w, 0, 0}});
     }

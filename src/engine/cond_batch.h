@@ -36,6 +36,12 @@ struct CondRow {
   // The entry's ControlNet (ComfyUI cond "control") or null: only entries with the same one share a call.
   std::shared_ptr<const ControlApply> control;
   bool control_apply_to_uncond = false;  // ControlNetApply's flag (apply_empty_x_to_equal_area)
+  // ConditioningSetMask's mask for the sampled rows [B, 1, h, w] (resized to the latent, mask_strength applied;
+  // cond_masks.h) or undefined: the entry's weight is mask (narrowed to its area) · strength, no feather.
+  at::Tensor mask;
+  // ConditioningSetTimestepRange as sigmas (cond_masks.h percent_to_sigma): the entry is skipped at a step
+  // whose sigma[0] is above sigma_start or below sigma_end (compared in float32, as ComfyUI's tensor compare).
+  std::optional<double> sigma_start, sigma_end;
 };
 
 // The UNet's x0 prediction for a batch: x [N, C, ah, aw], sigma [N], context [N, L, D], y [N, adm] or
@@ -54,7 +60,8 @@ std::array<int64_t, 4> clamp_area(const std::array<int64_t, 4>& area, int64_t la
 
 // The weight of an entry's prediction over its clamped area: strength everywhere, times (t+1)/8 on the 8
 // cells next to every area edge that is not a latent edge ([1, 1, ah, aw], broadcast over batch and channels;
-// same values as ComfyUI's [B, C, ah, aw] mult).
+// same values as ComfyUI's [B, C, ah, aw] mult). An entry with a mask: its mask over the area · strength
+// ([B, 1, ah, aw]), no feather.
 at::Tensor area_mult(const CondRow& row, int64_t latent_h, int64_t latent_w);
 
 // process_conds' "make sure each cond area has an opposite one with the same area": for every area entry
@@ -67,7 +74,10 @@ void add_opposite_areas(std::vector<CondRow>& positive, std::vector<CondRow>& ne
 // model function can add that entry's ControlNet residuals.
 using CallHook = std::function<void(const CondRow& first)>;
 
-// For each list (nullptr = skipped, result undefined): sum over its entries of prediction·mult over the
+// Whether get_area_and_mult uses the entry at this step (its timestep range; sigma [B], first element).
+bool in_timestep_range(const CondRow& row, const at::Tensor& sigma);
+
+// For each list (nullptr = skipped, result undefined): sum over its entries (those in their timestep range) of prediction·mult over the
 // entry's area, divided by the summed mult (+1e-37). Entries whose area size, y presence and context
 // lengths can be concatenated (lcm of lengths at most 4× the shorter) run as one model call, in ComfyUI's
 // order (all lists' entries listed in order, each call takes the compatible ones last-to-first).

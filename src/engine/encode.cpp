@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "engine/model.h"
+#include "engine/text/embeddings.h"
 #include "engine/text/text_encoder.h"
 #include "engine/text/tokenize_prompt.h"
 
@@ -15,9 +16,16 @@ Result<std::vector<text::WeightedTokens>> encode_tokenize(const Model& model, co
   text::TokenizeOptions options = text::TokenizeOptions::clip_l();
   // Families pad either with the end token (CLIP-L: 49407 in CLIP's vocab) or with 0 (OpenCLIP).
   if (spec.pad_id == 0) options.pad_id = 0;
+  // ComfyUI's embedding_directory (engine/text/embeddings.h), with this encoder's key in the file.
+  if (!model.options_.embeddings_dir.empty()) {
+    options.embedding_lookup = [dir = model.options_.embeddings_dir,
+                                key = text::embedding_key_for(spec.name)](const std::string& name) {
+      return text::load_embedding(dir, name, key);
+    };
+  }
   ND_ASSIGN_OR_RETURN(auto windows, text::tokenize_with_weights(*model.tokenizer_, prompt, options));
   std::vector<text::WeightedTokens> out;
-  for (auto& w : windows) out.push_back({std::move(w.ids), std::move(w.weights)});
+  for (auto& w : windows) out.push_back({std::move(w.ids), std::move(w.weights), std::move(w.embeddings)});
   return out;
 }
 
@@ -74,6 +82,27 @@ Result<CondEntry> encode_windows(Model& model, const std::vector<std::vector<tex
   return entry;
 }
 
+// CLIPTextEncodeSDXL on the SDXL refiner's CLIP (SDXLTokenizer + SDXLRefinerClipModel): only clip_g encodes,
+// text_g; text_l is tokenized only to count its windows, since the node pads the g side with windows of the
+// empty prompt while the l side has more.
+Result<Conditioning> encode_refiner_sdxl(Model& model, const std::string& text_g, const std::string& text_l,
+                                         const AdmSize& size, std::optional<int> clip_layer) {
+  std::lock_guard<std::mutex> lock(*model.mutex_);
+  const models::TextEncoderSpec& g_spec = model.encoders_[0].spec;
+  ND_ASSIGN_OR_RETURN(auto g, encode_tokenize(model, g_spec, text_g));
+  models::TextEncoderSpec l_spec = g_spec;
+  l_spec.pad_id = model.tokenizer_->eos_id();  // the SDXL tokenizer's clip_l pads with its end token
+  l_spec.name = "clip_l";
+  ND_ASSIGN_OR_RETURN(auto l, encode_tokenize(model, l_spec, text_l));
+  if (g.size() < l.size()) {
+    ND_ASSIGN_OR_RETURN(auto empty_g, encode_tokenize(model, g_spec, ""));
+    while (g.size() < l.size()) g.insert(g.end(), empty_g.begin(), empty_g.end());
+  }
+  ND_ASSIGN_OR_RETURN(CondEntry entry, encode_windows(model, {g}, clip_layer));
+  entry.adm_size = size;
+  return Conditioning{entry};
+}
+
 }  // namespace
 
 Result<Conditioning> encode_prompt(Model& model, const std::string& text, std::optional<int> clip_layer) {
@@ -89,6 +118,9 @@ Result<Conditioning> encode_prompt(Model& model, const std::string& text, std::o
 
 Result<Conditioning> encode_prompt_sdxl(Model& model, const std::string& text_g, const std::string& text_l,
                                         const AdmSize& size, std::optional<int> clip_layer) {
+  if (model.encoders_.size() == 1 && model.info_.family == models::ModelFamily::kSdxlRefiner) {
+    return encode_refiner_sdxl(model, text_g, text_l, size, clip_layer);
+  }
   if (model.encoders_.size() != 2) {
     return Status::invalid_argument("CLIPTextEncodeSDXL needs an SDXL CLIP (clip_l and clip_g); '" + model.path_ +
                                     "' has " + std::to_string(model.encoders_.size()) + " text encoder(s)");

@@ -6,6 +6,7 @@
 #include "engine/cfg_split.h"
 #include "engine/row_group.h"
 #include "engine/cond_batch.h"
+#include "engine/cond_masks.h"
 #include "engine/control/controlnet.h"
 #include "engine/inpaint.h"
 #include "engine/micro_batch.h"
@@ -147,7 +148,11 @@ Status check_cond_entry(const Model& model, const CondEntry& e, const std::strin
 // One conditioning list → its rows on the device, with SDXL's adm vector built for this latent size
 // (ComfyUI keeps the full latent size for adm even for area entries).
 Result<std::vector<cond::CondRow>> prepare_cond(Model& model, const Conditioning& conditioning,
-                                                const std::string& input, int64_t width, int64_t height) {
+                                                const std::string& input, const SampleRequest& req) {
+  const int64_t height = req.latent.size(2) * 8, width = req.latent.size(3) * 8;
+  const int64_t n = req.latent.size(0);
+  const cond::CondShape shape{n, req.row_begin, req.row_end < 0 ? n : req.row_end, req.latent.size(2),
+                              req.latent.size(3), model.device_};
   std::vector<cond::CondRow> rows;
   for (const CondEntry& e : conditioning) {
     ND_RETURN_IF_ERROR(check_cond_entry(model, e, input, rows.size()));
@@ -157,10 +162,7 @@ Result<std::vector<cond::CondRow>> prepare_cond(Model& model, const Conditioning
     if (e.control) ND_RETURN_IF_ERROR(control::check_chain(*e.control, model.unet_->config(), model.device_, model.path_));
     r.control = e.control;
     r.control_apply_to_uncond = e.control_apply_to_uncond;
-    if (e.area) {
-      ND_ASSIGN_OR_RETURN(auto area, cond::resolve_area(*e.area, height / 8, width / 8));
-      r.area = area;
-    }
+    ND_RETURN_IF_ERROR(cond::resolve_entry(e, shape, *model.sampling_, input + " entry " + std::to_string(rows.size()), r));
     if (model.info_.adm_channels > 0) {
       const AdmSize a = e.adm_size.value_or(AdmSize{width, height, 0, 0, width, height, std::nullopt});
       const at::Tensor pooled = e.pooled.to(at::kFloat).cpu();
@@ -294,9 +296,9 @@ Result<at::Tensor> request_sigmas(const sampling::ModelSampling& ms, const Sampl
 
 // The conditioning rows of `negative`; none when it is empty and cfg is 1 (BasicGuider has no negative).
 Result<std::vector<cond::CondRow>> prepare_negative(Model& model, const Conditioning& negative, bool skip_uncond,
-                                                    int64_t width, int64_t height) {
+                                                    const SampleRequest& req) {
   if (skip_uncond && negative.empty()) return std::vector<cond::CondRow>{};
-  return prepare_cond(model, negative, "negative", width, height);
+  return prepare_cond(model, negative, "negative", req);
 }
 
 // Activation bytes of the largest UNet call: the largest micro-batch times every conditioning entry.
@@ -386,10 +388,9 @@ Result<SampleOutput> sample_with_denoised(Model& model, const Conditioning& posi
   at::Tensor latent = req.latent.slice(0, row_begin, row_end).to(at::kFloat);
   if (sigmas.size(0) == 0) return SampleOutput{latent.clone(), latent.clone()};
   ND_ASSIGN_OR_RETURN(at::Tensor noise, rows_noise(req, latent, row_begin, row_end));
-  const int64_t height = req.latent.size(2) * 8, width = req.latent.size(3) * 8;
-  ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> pos, prepare_cond(model, positive, "positive", width, height));
+  ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> pos, prepare_cond(model, positive, "positive", req));
   const bool skip_uncond = std::abs(req.cfg - 1.0) <= 1e-9 * std::max(1.0, std::abs(req.cfg));
-  ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> neg, prepare_negative(model, negative, skip_uncond, width, height));
+  ND_ASSIGN_OR_RETURN(std::vector<cond::CondRow> neg, prepare_negative(model, negative, skip_uncond, req));
   ND_ASSIGN_OR_RETURN(at::Tensor mask, prepare_lists(model, req, pos, positive, neg, negative));
   ND_ASSIGN_OR_RETURN(auto tiling, tiles::prepare_call(model.tiling_, req, pos, neg, skip_uncond));
 

@@ -1,5 +1,6 @@
 #include "nodes/conditioning_ops_nodes.h"
 
+#include <array>
 #include <string>
 #include <vector>
 
@@ -67,9 +68,72 @@ Result<std::vector<Value>> run_conditioning_average(NodeContext&, const NodeInpu
   return std::vector<Value>{cond_ops_value(std::move(out))};
 }
 
+// node_helpers.conditioning_set_values: every entry of `conditioning` with `set` applied.
+template <typename Fn>
+Result<std::vector<Value>> cond_ops_set(const NodeInputs& in, Fn set) {
+  ND_ASSIGN_OR_RETURN(auto c, need<ConditioningObject>(in, "conditioning"));
+  Conditioning out = c->conditioning;
+  for (CondEntry& e : out) set(e);
+  return std::vector<Value>{cond_ops_value(std::move(out))};
+}
+
+Result<std::vector<Value>> run_conditioning_set_mask(NodeContext&, const NodeInputs& in) {
+  ND_ASSIGN_OR_RETURN(auto mask, need<MaskObject>(in, "mask"));
+  at::Tensor m = mask->mask;
+  if (!m.defined() || m.dim() < 2 || m.dim() > 3 || m.numel() == 0 || !at::isFloatingType(m.scalar_type())) {
+    return Status::invalid_argument("ConditioningSetMask: input 'mask' must be a non-empty [N, H, W] float mask");
+  }
+  if (m.dim() < 3) m = m.unsqueeze(0);
+  const bool bounds = in.get_string("set_cond_area") != "default";
+  const auto strength = static_cast<float>(in.get_float("strength"));
+  return cond_ops_set(in, [&](CondEntry& e) {
+    e.mask = m;
+    e.set_area_to_bounds = bounds;
+    e.mask_strength = strength;
+  });
+}
+
+void add_conditioning_set_nodes(graph::NodeRegistry& r) {
+  add_ops_node(r, ops_schema("ConditioningSetMask", "Conditioning (Set Mask)", "conditioning",
+                             {link_input("conditioning", "CONDITIONING"), link_input("mask", "MASK"),
+                              graph::float_input("strength", 1.0, 0.0, 10.0, 0.01),
+                              graph::combo_input("set_cond_area", {"default", "mask bounds"})},
+                             {"CONDITIONING"}, "nodes"),
+               run_conditioning_set_mask);
+  add_ops_node(r, ops_schema("ConditioningSetTimestepRange", "ConditioningSetTimestepRange", "advanced/conditioning",
+                             {link_input("conditioning", "CONDITIONING"), graph::float_input("start", 0.0, 0.0, 1.0, 0.001),
+                              graph::float_input("end", 1.0, 0.0, 1.0, 0.001)},
+                             {"CONDITIONING"}, "nodes"),
+               [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+                 const double start = in.get_float("start"), end = in.get_float("end");
+                 return cond_ops_set(in, [&](CondEntry& e) {
+                   e.start_percent = start;
+                   e.end_percent = end;
+                 });
+               });
+  add_ops_node(r, ops_schema("ConditioningSetAreaPercentage", "Conditioning (Set Area with Percentage)", "conditioning",
+                             {link_input("conditioning", "CONDITIONING"), graph::float_input("width", 1.0, 0, 1.0, 0.01),
+                              graph::float_input("height", 1.0, 0, 1.0, 0.01), graph::float_input("x", 0, 0, 1.0, 0.01),
+                              graph::float_input("y", 0, 0, 1.0, 0.01),
+                              graph::float_input("strength", 1.0, 0.0, 10.0, 0.01)},
+                             {"CONDITIONING"}, "nodes"),
+               [](NodeContext&, const NodeInputs& in) -> Result<std::vector<Value>> {
+                 const std::array<double, 4> area = {in.get_float("height"), in.get_float("width"), in.get_float("y"),
+                                                     in.get_float("x")};
+                 const auto strength = static_cast<float>(in.get_float("strength"));
+                 return cond_ops_set(in, [&](CondEntry& e) {
+                   e.area_percent = area;
+                   e.area.reset();
+                   e.strength = strength;
+                   e.set_area_to_bounds = false;
+                 });
+               });
+}
+
 }  // namespace
 
 void register_conditioning_ops_nodes(graph::NodeRegistry& r) {
+  add_conditioning_set_nodes(r);
   const std::vector<graph::InputSpec> to_from = {link_input("conditioning_to", "CONDITIONING"),
                                                  link_input("conditioning_from", "CONDITIONING")};
   std::vector<graph::InputSpec> average = to_from;

@@ -1,5 +1,5 @@
-// ComfyUI's conditioning operation node classes that need nothing new from the sampler (nodes.py
-// ConditioningConcat, ConditioningAverage, ConditioningZeroOut, ConditioningSetAreaStrength), with ComfyUI's
+// ComfyUI's conditioning operation node classes (nodes.py ConditioningConcat, ConditioningAverage,
+// ConditioningZeroOut, ConditioningSetAreaStrength), with ComfyUI's
 // names, inputs, defaults, ranges, categories and arithmetic on the engine's Conditioning entries (context
 // [1, L, D], pooled [1, P] or undefined; every other field of an entry is kept):
 //   ConditioningConcat   each conditioning_to context with conditioning_from's first context appended along L.
@@ -9,8 +9,12 @@
 //   ConditioningSetAreaStrength  sets every entry's strength (the weight calc_cond_batch gives its
 //                        prediction, with or without an area).
 // An empty conditioning_from, or contexts whose widths differ, is invalid_argument naming node and inputs.
-// Not here yet (they need the sampler to honour what they set: masks, timestep ranges, percentage areas):
-// ConditioningSetMask, ConditioningSetTimestepRange, ConditioningSetAreaPercentage.
+// And the classes whose effect is the sampler's (engine/cond_masks.h, cond_batch.h), each setting its keys on
+// every entry as node_helpers.conditioning_set_values does:
+//   ConditioningSetMask           mask ([H, W] becomes [1, H, W]), mask_strength, set_area_to_bounds
+//                                 ("mask bounds"); a mask that is not a non-empty float [N, H, W] is refused.
+//   ConditioningSetTimestepRange  start_percent / end_percent.
+//   ConditioningSetAreaPercentage area as fractions (replacing a pixel area), strength, set_area_to_bounds off.
 #pragma once
 
 #include "graph/node_registry.h"

@@ -108,5 +108,80 @@ TEST_F(ConditioningOpsTest, ZeroOutAndAreaStrength) {
   EXPECT_TRUE(s[0].area);
 }
 
+TEST_F(ConditioningOpsTest, MaskRangeAndPercentageSchemasMatchComfyUI) {
+  // From the pinned ComfyUI's INPUT_TYPES (nodes.py), read with tools/parity/cpu/cpu_comfy.py.
+  const Json mask = h_.info("ConditioningSetMask");
+  EXPECT_EQ(mask["display_name"], "Conditioning (Set Mask)");
+  EXPECT_EQ(mask["category"], "conditioning");
+  EXPECT_EQ(mask["input_order"]["required"], Json::parse(R"(["conditioning", "mask", "strength", "set_cond_area"])"));
+  EXPECT_EQ(mask["input"]["required"]["strength"][1],
+            Json::parse(R"({"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01})"));
+  EXPECT_EQ(mask["input"]["required"]["set_cond_area"][0], Json::parse(R"(["default", "mask bounds"])"));
+  const Json range = h_.info("ConditioningSetTimestepRange");
+  EXPECT_EQ(range["display_name"], "ConditioningSetTimestepRange");
+  EXPECT_EQ(range["category"], "advanced/conditioning");
+  EXPECT_EQ(range["input"]["required"]["start"][1],
+            Json::parse(R"({"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001})"));
+  EXPECT_EQ(range["input"]["required"]["end"][1],
+            Json::parse(R"({"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001})"));
+  const Json pct = h_.info("ConditioningSetAreaPercentage");
+  EXPECT_EQ(pct["display_name"], "Conditioning (Set Area with Percentage)");
+  EXPECT_EQ(pct["input_order"]["required"],
+            Json::parse(R"(["conditioning", "width", "height", "x", "y", "strength"])"));
+  EXPECT_EQ(pct["input"]["required"]["width"][1], Json::parse(R"({"default": 1.0, "min": 0, "max": 1.0, "step": 0.01})"));
+  EXPECT_EQ(pct["input"]["required"]["x"][1], Json::parse(R"({"default": 0, "min": 0, "max": 1.0, "step": 0.01})"));
+}
+
+TEST_F(ConditioningOpsTest, SetMaskRangeAndPercentageSetEveryEntry) {
+  CondEntry a = cond_ops_entry(at::zeros({1, 2, 3}));
+  a.area = std::array<int, 4>{64, 64, 0, 8};
+  NodeInputs in;
+  in.set("conditioning", cond_value({a, cond_ops_entry(at::ones({1, 2, 3}))}));
+  in.set("mask", ops_testing::mask_value(at::ones({4, 5})));
+  in.set("strength", 0.5);
+  in.set("set_cond_area", std::string("mask bounds"));
+  Conditioning masked = run_cond("ConditioningSetMask", in);
+  ASSERT_EQ(masked.size(), 2u);
+  for (const CondEntry& e : masked) {
+    EXPECT_EQ(e.mask.sizes(), (std::vector<int64_t>{1, 4, 5}));  // [H, W] gains a batch dimension
+    EXPECT_EQ(e.mask_strength, 0.5f);
+    EXPECT_TRUE(e.set_area_to_bounds);
+  }
+  EXPECT_TRUE(masked[0].area.has_value());  // kept: the sampler replaces it by the mask's bounds
+
+  NodeInputs range;
+  range.set("conditioning", cond_value(masked));
+  range.set("start", 0.25);
+  range.set("end", 0.75);
+  Conditioning ranged = run_cond("ConditioningSetTimestepRange", range);
+  ASSERT_EQ(ranged.size(), 2u);
+  EXPECT_EQ(ranged[1].start_percent, 0.25);
+  EXPECT_EQ(ranged[1].end_percent, 0.75);
+  EXPECT_TRUE(ranged[1].mask.defined());
+
+  NodeInputs pct;
+  pct.set("conditioning", cond_value(ranged));
+  pct.set("width", 0.5);
+  pct.set("height", 0.25);
+  pct.set("x", 0.125);
+  pct.set("y", 0.0);
+  pct.set("strength", 2.0);
+  Conditioning area = run_cond("ConditioningSetAreaPercentage", pct);
+  ASSERT_EQ(area.size(), 2u);
+  EXPECT_FALSE(area[0].area.has_value());  // one "area" key: the percentage replaces the pixel area
+  ASSERT_TRUE(area[0].area_percent.has_value());
+  EXPECT_EQ(*area[0].area_percent, (std::array<double, 4>{0.25, 0.5, 0.0, 0.125}));
+  EXPECT_EQ(area[0].strength, 2.0f);
+  EXPECT_FALSE(area[0].set_area_to_bounds);
+  EXPECT_TRUE(area[0].mask.defined());
+
+  NodeInputs bad;
+  bad.set("conditioning", cond_value({a}));
+  bad.set("mask", ops_testing::mask_value(at::ones({4}, at::kFloat)));
+  bad.set("strength", 1.0);
+  bad.set("set_cond_area", std::string("default"));
+  EXPECT_NE(error_of("ConditioningSetMask", bad).find("ConditioningSetMask"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace netdist::nodes

@@ -149,6 +149,8 @@ void add_conditioning(graph::NodeRegistry& r) {
                                                  static_cast<int>(in.get_int("y")), static_cast<int>(in.get_int("x"))};
                 for (CondEntry& e : out->conditioning) {
                   e.area = area;
+                  e.area_percent.reset();  // one "area" key in ComfyUI
+                  e.set_area_to_bounds = false;
                   e.strength = static_cast<float>(in.get_float("strength"));
                 }
                 return std::vector<Value>{object(out)};

@@ -142,5 +142,60 @@ TEST_F(LatentOpsTest, BatchResizesAndJoinsBatchIndex) {
   EXPECT_NE(error_of("LatentBatch", in).find("LatentBatch: input 'samples2'"), std::string::npos);
 }
 
+TEST_F(LatentOpsTest, NoiseMaskAndBatchIndexTravelAsInComfyUI) {
+  // nodes.py / nodes_latent.py: every latent op starts from samples.copy(), so the first input's noise_mask
+  // (and batch_index) stay as they are, uncropped and unflipped; LatentFromBatch keeps an existing batch_index.
+  auto l = std::make_shared<LatentObject>();
+  l->samples = at::randn({3, 4, 16, 16});
+  l->noise_mask = at::rand({3, 1, 128, 128});
+  l->batch_index = std::vector<int64_t>{5, 6, 7};
+  const graph::Value v = object(l);
+  NodeInputs flip;
+  flip.set("samples", v);
+  flip.set("flip_method", std::string("x-axis: vertically"));
+  NodeInputs crop;
+  crop.set("samples", v);
+  crop.set("width", int64_t{64});
+  crop.set("height", int64_t{64});
+  crop.set("x", int64_t{8});
+  crop.set("y", int64_t{8});
+  NodeInputs rotate;
+  rotate.set("samples", v);
+  rotate.set("rotation", std::string("90 degrees"));
+  NodeInputs composite;
+  composite.set("samples_to", v);
+  composite.set("samples_from", latent_value(at::ones({1, 4, 8, 8})));
+  composite.set("x", int64_t{8});
+  composite.set("y", int64_t{8});
+  composite.set("feather", int64_t{0});
+  NodeInputs blend;
+  blend.set("samples1", v);
+  blend.set("samples2", latent_value(at::ones({3, 4, 16, 16})));
+  blend.set("blend_factor", 0.5);
+  for (const auto& [cls, in] : {std::pair{"LatentFlip", flip}, std::pair{"LatentCrop", crop},
+                                std::pair{"LatentRotate", rotate}, std::pair{"LatentComposite", composite},
+                                std::pair{"LatentBlend", blend}}) {
+    auto out = run_latent(cls, in);
+    ASSERT_TRUE(out) << cls;
+    EXPECT_TRUE(out->noise_mask.defined() && at::equal(out->noise_mask, l->noise_mask)) << cls;
+    EXPECT_EQ(out->batch_index, l->batch_index) << cls;
+  }
+  NodeInputs batch;
+  batch.set("samples1", latent_value(at::ones({1, 4, 16, 16})));
+  batch.set("samples2", v);
+  auto joined = run_latent("LatentBatch", batch);
+  ASSERT_TRUE(joined);
+  EXPECT_FALSE(joined->noise_mask.defined());  // samples1's (none), not samples2's
+  EXPECT_EQ(joined->batch_index, (std::vector<int64_t>{0, 5, 6, 7}));
+  NodeInputs from;
+  from.set("samples", v);
+  from.set("batch_index", int64_t{1});
+  from.set("length", int64_t{2});
+  auto picked = run_latent("LatentFromBatch", from);
+  ASSERT_TRUE(picked);
+  EXPECT_EQ(picked->batch_index, (std::vector<int64_t>{6, 7}));
+  EXPECT_TRUE(at::equal(picked->noise_mask, l->noise_mask.slice(0, 1, 3)));
+}
+
 }  // namespace
 }  // namespace netdist::nodes

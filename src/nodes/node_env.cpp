@@ -65,7 +65,11 @@ Result<std::string> model_file_path(const std::string& models_dir, const std::st
 
 }  // namespace
 
-NodeEnv::NodeEnv(NodeEnvOptions options) : options_(std::move(options)) {}
+NodeEnv::NodeEnv(NodeEnvOptions options) : options_(std::move(options)) {
+  // ComfyUI's embedding_directory is always set: "embedding:name" resolves (or is dropped) against it.
+  if (options_.engine.embeddings_dir.empty())
+    options_.engine.embeddings_dir = (fs::path(options_.models_dir) / "embeddings").string();
+}
 
 std::vector<std::string> NodeEnv::checkpoint_names() const {
   std::vector<std::string> names = local_checkpoint_names();

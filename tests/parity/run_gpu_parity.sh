@@ -59,12 +59,18 @@
 #              start/end range (batch 1 and 2), two chained ControlNetApply, a hint of another size and aspect,
 #              512² / 1024², 20 steps: the pinned ComfyUI's node classes in-process against `netdist run` of the
 #              same API workflow (tools/parity/controlnet_reference.py): mean and largest 8-bit difference
+#   embeddings textual-inversion embeddings (random, real widths) in CLIPTextEncode on the sd15 and sdxl checkpoints:
+#              found by name, weighted, in a subfolder, missing, SDXL clip_l/clip_g keys, 512² / 1024², 20 steps
+#   condmask   ConditioningSetMask (default and mask bounds, a batch of 2), ConditioningSetTimestepRange,
+#              ConditioningSetAreaPercentage combined with a plain entry, sd15 512², 20 steps; both steps:
+#              the pinned ComfyUI's node classes in-process against `netdist run` (tools/parity/embedcond_reference.py)
 # Then it prints one table, check by check: pass/fail, the largest difference and its bound, and runs
 # netdist_test_report over the GoogleTest results (--gpu yes: a test that skipped for want of a GPU fails).
 # Exits 0 only when every check of the steps it ran passed. Logs and data stay under WORK.
 #
 # Environment (all optional): PEER=.peer  BUILD=build/gpu  WORK=/tmp/netdist-parity  PYTHON=python3
-#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 dit ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint controlnet patches"  STEP_TIMEOUT=900 (seconds a step)
+#   CUDA_DEVICE=0  PARITY_STEPS="build goldens unet_vae cudagraphs upscale t5 dit ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint controlnet patches
+#   embeddings condmask"  STEP_TIMEOUT=900 (seconds a step)
 #   The device tool allows 10 minutes a command: run the steps in two commands if needed, e.g.
 #   PARITY_STEPS="build goldens unet_vae cudagraphs sd15" then PARITY_STEPS=sdxl (the build stays in BUILD).
 set -uo pipefail
@@ -75,7 +81,7 @@ BUILD=${BUILD:-build/gpu}
 WORK=${WORK:-/tmp/netdist-parity}
 PYTHON=${PYTHON:-python3}
 CUDA_DEVICE=${CUDA_DEVICE:-0}
-PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 dit ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint controlnet patches}
+PARITY_STEPS=${PARITY_STEPS:-build goldens unet_vae cudagraphs upscale t5 dit ops sd15 sdxl tiles usdu vae_encode_tiled flow inpaint controlnet patches embeddings condmask}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 RESULTS=$WORK/results
 ROWS=$WORK/rows.tsv  # check <TAB> pass|FAIL <TAB> largest difference <TAB> bound
@@ -543,6 +549,41 @@ if want patches; then
     grep -E '^patches: ' "$WORK/patches_compare.log" >>"$ROWS" || row "patches: compare printed no rows" FAIL - -
   fi
 fi
+
+# ---- embeddings and conditioning masks / timestep ranges / percentage areas against netdist run -----------
+for fam in embeddings condmask; do
+  want $fam || continue
+  ck=$WORK/ck/sd15.safetensors
+  xl=$WORK/ck/sdxl.safetensors
+  mkdir -p "$WORK/ck"
+  if [ ! -s "$ck" ]; then
+    run_logged checkpoint_sd15 "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sd15 --out "$ck" --seed 0 --dtype fp16 || rm -f "$ck"
+  fi
+  if [ "$fam" = embeddings ] && [ ! -s "$xl" ]; then
+    run_logged checkpoint_sdxl "$PYTHON" "$PEER/harness/make_checkpoint.py" --comfy "$PEER/ComfyUI" \
+      --family sdxl --out "$xl" --seed 0 --dtype fp16 || rm -f "$xl"
+  fi
+  dir=$WORK/$fam
+  extra=()
+  [ "$fam" = embeddings ] && [ -s "$xl" ] && extra=(--sdxl-ckpt "$xl")
+  if [ ! -s "$ck" ]; then
+    row "$fam: make_checkpoint.py" FAIL - -
+  elif ! run_logged "${fam}_reference" "$PYTHON" tools/parity/embedcond_reference.py --family "$fam" --peer "$PEER" \
+    --ckpt "$ck" "${extra[@]}" --out "$dir"; then
+    row "$fam: embedcond_reference.py" FAIL - -
+  else
+    grep '^reference:' "$WORK/${fam}_reference.log" | sed "s/^/[gpu-parity] $fam /"
+    rm -rf "$dir/netdist"
+    for c in $(cat "$dir/cases.txt"); do
+      run_logged "${fam}_netdist_$c" "$BUILD/netdist" run "$dir/$c.json" --models-dir "$dir/models" \
+        --input-directory "$dir/input" --output-directory "$dir/netdist" --device "cuda:$CUDA_DEVICE" \
+        --clip-vocab tests/data/clip-vit-l-14-tokenizer --disable-metadata || true
+    done
+    "$PYTHON" tools/parity/embedcond_reference.py --family "$fam" --compare "$dir" >"$WORK/${fam}_compare.log" 2>&1
+    grep -E "^$fam: " "$WORK/${fam}_compare.log" >>"$ROWS" || row "$fam: compare printed no rows" FAIL - -
+  fi
+done
 
 # ---- the table -----------------------------------------------------------------------------------------
 echo

@@ -178,7 +178,8 @@ ClipTextModelImpl::ClipTextModelImpl(ClipTextConfig config) : config_(config) {
 }
 
 ClipTextOutput ClipTextModelImpl::forward(const at::Tensor& ids, int layer_idx, bool final_layer_norm_on_hidden,
-                                          bool project_pooled) {
+                                          bool project_pooled, const at::Tensor& embed_mask,
+                                          const at::Tensor& embed_values) {
   ND_ASSERT(ids.dim() == 2 && ids.scalar_type() == at::kLong, "CLIP ids must be [B, L] int64");
   ND_ASSERT(ids.size(1) <= config_.max_positions, "CLIP sequence longer than max_positions");
   ND_ASSERT(layer_idx >= -config_.num_layers && layer_idx < config_.num_layers, "CLIP layer_idx out of range");
@@ -186,8 +187,12 @@ ClipTextOutput ClipTextModelImpl::forward(const at::Tensor& ids, int layer_idx, 
   const int64_t length = ids.size(1);
   const int target = layer_idx < 0 ? config_.num_layers + layer_idx : layer_idx;
 
-  at::Tensor x = at::embedding(as_f32(token_embedding_->weight), ids) +
-                 as_f32(position_embedding_->weight).slice(0, 0, length);
+  at::Tensor tokens = at::embedding(as_f32(token_embedding_->weight), ids);
+  if (embed_mask.defined()) {
+    const at::Tensor values = embed_values.to(token_embedding_->weight.scalar_type()).to(at::kFloat);
+    tokens = at::where(embed_mask.unsqueeze(-1), values, tokens);
+  }
+  at::Tensor x = tokens + as_f32(position_embedding_->weight).slice(0, 0, length);
   at::Tensor intermediate;
   for (int i = 0; i < config_.num_layers; ++i) {
     x = layers_[i]->as<ClipLayerImpl>()->forward(x);

@@ -104,8 +104,12 @@ class ClipTextModelImpl : public torch::nn::Module {
   // project_pooled: multiply pooled by text_projection (ignored when the model has none).
   // pooled = final_layer_norm(last layer output) at the first position whose id == eos_token_id
   //   (position 0 if there is none), exactly as comfy/clip_model.py.
+  // embed_mask [B, L] bool / embed_values [B, L, D] float32 (both or neither): positions whose token
+  // embedding is replaced by the value, rounded to the token embedding's dtype first (ComfyUI copies textual-
+  // inversion vectors into a new Embedding of that dtype).
   ClipTextOutput forward(const at::Tensor& ids, int layer_idx, bool final_layer_norm_on_hidden,
-                         bool project_pooled = true);
+                         bool project_pooled = true, const at::Tensor& embed_mask = {},
+                         const at::Tensor& embed_values = {});
 
  private:
   ClipTextConfig config_;

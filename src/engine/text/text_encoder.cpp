@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include "core/log.h"
+
 namespace netdist::text {
 
 namespace {
@@ -38,6 +40,43 @@ Status check_windows(const ClipTextModelImpl& model, const std::vector<WeightedT
   return Status::ok();
 }
 
+// The ids the encoder runs and the embedding vectors that replace token embeddings ([rows, length] mask and
+// [rows, length, D] values; undefined when no window has one), after dropping vectors of the wrong width.
+struct TextEmbeds {
+  at::Tensor mask, values;
+};
+
+TextEmbeds text_embeds(const std::vector<WeightedTokens>& windows, int64_t rows, int64_t length, int64_t width,
+                       int pad_id, std::vector<int64_t>& ids) {
+  bool any = false;
+  for (const WeightedTokens& w : windows) any = any || !w.embeddings.empty();
+  if (!any) return {};
+  at::Tensor mask = at::zeros({rows, length}, at::kBool);
+  at::Tensor values = at::zeros({rows, length, width}, at::kFloat);
+  for (size_t r = 0; r < windows.size(); ++r) {
+    const WeightedTokens& w = windows[r];
+    if (w.embeddings.empty()) continue;
+    std::vector<int64_t> out;
+    for (size_t j = 0; j < w.ids.size(); ++j) {
+      auto e = w.embeddings.find(j);
+      if (e == w.embeddings.end()) {
+        out.push_back(w.ids[j]);
+      } else if (static_cast<int64_t>(e->second.size()) == width) {
+        mask[static_cast<int64_t>(r)][static_cast<int64_t>(out.size())] = true;
+        values[static_cast<int64_t>(r)][static_cast<int64_t>(out.size())].copy_(
+            at::from_blob(const_cast<float*>(e->second.data()), {width}, at::kFloat));
+        out.push_back(0);
+      } else {
+        log::warn("WARNING: shape mismatch when trying to apply embedding, embedding will be ignored {} != {}",
+                  e->second.size(), width);
+      }
+    }
+    while (out.size() < w.ids.size()) out.push_back(pad_id);
+    std::copy(out.begin(), out.end(), ids.begin() + static_cast<int64_t>(r) * length);
+  }
+  return {mask, values};
+}
+
 }  // namespace
 
 Result<Conditioning> encode_weighted(ClipTextModelImpl& model, const std::vector<WeightedTokens>& windows,
@@ -69,9 +108,12 @@ Result<Conditioning> encode_weighted(ClipTextModelImpl& model, const std::vector
     empty[1] = options.end_id;
   }
   const at::Device device = model.parameters().front().device();
+  const TextEmbeds embeds = text_embeds(windows, rows, length, model.config().hidden_size, options.pad_id, ids);
   at::Tensor id_tensor = torch::from_blob(ids.data(), {rows, length}, at::kLong).clone().to(device);
 
-  ClipTextOutput out = model.forward(id_tensor, options.layer_idx, options.final_ln, options.project_pooled);
+  ClipTextOutput out = model.forward(id_tensor, options.layer_idx, options.final_ln, options.project_pooled,
+                                     embeds.mask.defined() ? embeds.mask.to(device) : at::Tensor(),
+                                     embeds.values.defined() ? embeds.values.to(device) : at::Tensor());
   Conditioning result;
   if (options.return_pooled) result.pooled = out.pooled.slice(0, 0, 1);
   if (sections == 0) {

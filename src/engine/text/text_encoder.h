@@ -7,6 +7,7 @@
 // restore. Windows are concatenated along the sequence axis; the pooled output is the first window's.
 #pragma once
 
+#include <map>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -17,9 +18,14 @@
 namespace netdist::text {
 
 // One tokenizer window: ids.size() == weights.size() (77 with start, end and padding in place).
+// embeddings: positions holding a textual-inversion vector instead of ids[pos] (tokenize_prompt.h). As
+// ComfyUI's SDClipModel.set_up_textual_embeddings, a vector of another width than the encoder's is dropped
+// with ComfyUI's warning: the window's later ids move one place left and the pad id fills the end, while the
+// weights stay where they were.
 struct WeightedTokens {
   std::vector<int> ids;
   std::vector<float> weights;
+  std::map<size_t, std::vector<float>> embeddings;
 };
 
 struct EncodeOptions {

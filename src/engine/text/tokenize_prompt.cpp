@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 
+#include "core/log.h"
 #include "engine/text/prompt_weights.h"
 #include "engine/text/unicode.h"
 
@@ -15,6 +16,7 @@ constexpr size_t kMaxWordLength = 8;
 struct WeightedToken {
   int id;
   float weight;
+  int embedding = -1;  // index into the call's embedding vectors, or -1 for a token
 };
 
 using TokenGroup = std::vector<WeightedToken>;
@@ -39,32 +41,53 @@ std::u32string strip_char(std::u32string_view text, char32_t c) {
   return std::u32string(text.substr(first, last - first));
 }
 
-// SDTokenizer._try_get_embedding with a missing embedding: returns the leftover text to tokenize.
-Result<std::string> resolve_embedding(std::string_view word, const TokenizeOptions& options,
-                                      TokenizeReport* report) {
-  std::u32string name_part = strip_char(unicode::decode_utf8(word.substr(kEmbeddingPrefix.size())), U'\n');
-  std::vector<std::u32string> split = python_split(name_part);
-  std::u32string name = split.empty() ? std::u32string() : split[0];
-  std::u32string leftover;
+// An embedding word split as SDTokenizer._try_get_embedding does: the name (first whitespace-separated
+// word after "embedding:", newlines stripped), the rest, and the whole text after the prefix.
+struct EmbeddingWord {
+  std::u32string name, leftover, full;
+};
+
+EmbeddingWord split_embedding_word(std::string_view word) {
+  EmbeddingWord w;
+  w.full = strip_char(unicode::decode_utf8(word.substr(kEmbeddingPrefix.size())), U'\n');
+  std::vector<std::u32string> split = python_split(w.full);
+  w.name = split.empty() ? std::u32string() : split[0];
   for (size_t i = 1; i < split.size(); ++i) {
-    if (i > 1) leftover.push_back(' ');
-    leftover += split[i];
+    if (i > 1) w.leftover.push_back(' ');
+    w.leftover += split[i];
   }
-  std::vector<std::u32string> tried = {name};
-  std::u32string stripped = strip_char(name, U',');
-  if (stripped.size() < name.size()) {
-    tried.push_back(stripped);
-    leftover = name.substr(stripped.size()) + U" " + leftover;
+  return w;
+}
+
+struct ResolvedEmbedding {
+  std::optional<EmbeddingVectors> vectors;
+  std::string leftover;  // text to tokenize after it
+};
+
+// SDTokenizer._try_get_embedding: the name, else the name without its commas (which then lead the leftover).
+Result<ResolvedEmbedding> resolve_embedding(std::string_view word, const TokenizeOptions& options,
+                                            TokenizeReport* report) {
+  const EmbeddingWord w = split_embedding_word(word);
+  ResolvedEmbedding out;
+  std::u32string leftover = w.leftover;
+  if (!w.name.empty()) {
+    ND_ASSIGN_OR_RETURN(out.vectors, options.embedding_lookup(unicode::encode_utf8(w.name)));
   }
-  for (const std::u32string& candidate : tried) {
-    std::string utf8 = unicode::encode_utf8(candidate);
-    if (!candidate.empty() && options.embedding_exists(utf8)) {
-      return Status::unsupported("prompt uses embedding:" + utf8 +
-                                 "; textual-inversion embeddings are not supported yet");
+  if (!out.vectors) {
+    const std::u32string stripped = strip_char(w.name, U',');
+    if (stripped.size() < w.name.size()) {
+      if (!stripped.empty()) {
+        ND_ASSIGN_OR_RETURN(out.vectors, options.embedding_lookup(unicode::encode_utf8(stripped)));
+      }
+      leftover = w.name.substr(stripped.size()) + U" " + w.leftover;
     }
   }
-  if (report != nullptr) report->missing_embeddings.push_back(unicode::encode_utf8(name));
-  return unicode::encode_utf8(leftover);
+  if (!out.vectors) {
+    log::warn("warning, embedding:{} does not exist, ignoring", unicode::encode_utf8(w.full));
+    if (report != nullptr) report->missing_embeddings.push_back(unicode::encode_utf8(w.name));
+  }
+  out.leftover = unicode::encode_utf8(leftover);
+  return out;
 }
 
 // The tokenizer as SDTokenizer sees it: encode one word without start/end tokens.
@@ -79,6 +102,21 @@ Result<std::vector<TokenWindow>> tokenize_words(const WordEncoder& encoder, std:
                                                 const TokenizeOptions& options, TokenizeReport* report);
 
 }  // namespace
+
+std::vector<std::string> embedding_names_in(std::string_view prompt) {
+  std::vector<std::string> names;
+  for (const WeightedSegment& segment : parse_prompt_weights(prompt)) {
+    for (const std::string& word : split_embedding_words(segment.text)) {
+      if (!word.starts_with(kEmbeddingPrefix)) continue;
+      const EmbeddingWord w = split_embedding_word(word);
+      if (w.name.empty()) continue;
+      names.push_back(unicode::encode_utf8(w.name));
+      const std::u32string stripped = strip_char(w.name, U',');
+      if (!stripped.empty() && stripped.size() < w.name.size()) names.push_back(unicode::encode_utf8(stripped));
+    }
+  }
+  return names;
+}
 
 Result<std::vector<TokenWindow>> tokenize_with_weights(const ClipTokenizer& tokenizer,
                                                        std::string_view prompt,
@@ -99,6 +137,36 @@ Result<std::vector<TokenWindow>> tokenize_with_weights(const T5Tokenizer& tokeni
 
 namespace {
 
+// The weighted token groups of a prompt: one per word piece, one per embedding (its vectors go to `vectors`).
+Result<std::vector<TokenGroup>> token_groups(const WordEncoder& encoder, std::string_view prompt,
+                                             const TokenizeOptions& options, TokenizeReport* report,
+                                             std::vector<std::vector<float>>& vectors) {
+  std::vector<TokenGroup> groups;
+  for (const WeightedSegment& segment : parse_prompt_weights(prompt)) {
+    const float weight = static_cast<float>(segment.weight);
+    for (std::string word : split_embedding_words(segment.text)) {
+      if (options.embedding_lookup && word.starts_with(kEmbeddingPrefix)) {
+        ND_ASSIGN_OR_RETURN(ResolvedEmbedding e, resolve_embedding(word, options, report));
+        if (e.vectors) {
+          TokenGroup group;
+          for (int64_t r = 0; r < e.vectors->rows; ++r) {
+            const auto begin = e.vectors->data.begin() + static_cast<std::ptrdiff_t>(r * e.vectors->dim);
+            vectors.emplace_back(begin, begin + static_cast<std::ptrdiff_t>(e.vectors->dim));
+            group.push_back({0, weight, static_cast<int>(vectors.size() - 1)});
+          }
+          groups.push_back(std::move(group));
+        }
+        if (e.leftover.empty()) continue;
+        word = std::move(e.leftover);
+      }
+      TokenGroup group;
+      for (int id : encoder.encode(word)) group.push_back({id, weight});
+      groups.push_back(std::move(group));
+    }
+  }
+  return groups;
+}
+
 Result<std::vector<TokenWindow>> tokenize_words(const WordEncoder& encoder, std::string_view prompt,
                                                 const TokenizeOptions& options, TokenizeReport* report) {
   if (options.max_length < 10) {
@@ -114,19 +182,8 @@ Result<std::vector<TokenWindow>> tokenize_words(const WordEncoder& encoder, std:
   const int pad_id = options.pad_id.value_or(encoder.default_pad_id);
   const size_t max_length = static_cast<size_t>(options.max_length);
 
-  std::vector<TokenGroup> groups;
-  for (const WeightedSegment& segment : parse_prompt_weights(prompt)) {
-    const float weight = static_cast<float>(segment.weight);
-    for (std::string word : split_embedding_words(segment.text)) {
-      if (options.embedding_exists && word.starts_with(kEmbeddingPrefix)) {
-        ND_ASSIGN_OR_RETURN(word, resolve_embedding(word, options, report));
-        if (word.empty()) continue;
-      }
-      TokenGroup group;
-      for (int id : encoder.encode(word)) group.push_back({id, weight});
-      groups.push_back(std::move(group));
-    }
-  }
+  std::vector<std::vector<float>> vectors;
+  ND_ASSIGN_OR_RETURN(std::vector<TokenGroup> groups, token_groups(encoder, prompt, options, report, vectors));
 
   std::vector<std::vector<WeightedToken>> windows;
   const std::vector<WeightedToken> empty_window =
@@ -166,6 +223,7 @@ Result<std::vector<TokenWindow>> tokenize_words(const WordEncoder& encoder, std:
   std::vector<TokenWindow> out(windows.size());
   for (size_t w = 0; w < windows.size(); ++w) {
     for (const WeightedToken& token : windows[w]) {
+      if (token.embedding >= 0) out[w].embeddings[out[w].ids.size()] = vectors[static_cast<size_t>(token.embedding)];
       out[w].ids.push_back(token.id);
       out[w].weights.push_back(token.weight);
     }

@@ -138,7 +138,9 @@ TEST(TokenizePrompt, EmbeddingIsTextWithoutEmbeddingDirectory) {
 
 TEST(TokenizePrompt, MissingEmbeddingIsDroppedAndReported) {
   TokenizeOptions options;
-  options.embedding_exists = [](const std::string&) { return false; };
+  options.embedding_lookup = [](const std::string&) -> Result<std::optional<EmbeddingVectors>> {
+    return std::optional<EmbeddingVectors>();
+  };
   TokenizeReport report;
   auto windows = tokenize("a embedding:foo, cat", options, &report);
   ASSERT_EQ(windows.size(), 1u);
@@ -149,13 +151,38 @@ TEST(TokenizePrompt, MissingEmbeddingIsDroppedAndReported) {
   EXPECT_EQ(windows[0].ids, padded({kBos, kEos}, kEos));
 }
 
-TEST(TokenizePrompt, ExistingEmbeddingIsUnsupported) {
+TEST(TokenizePrompt, EmbeddingVectorsTakeTheirPlaces) {
   TokenizeOptions options;
-  options.embedding_exists = [](const std::string& name) { return name == "foo"; };
+  options.embedding_lookup = [](const std::string& name) -> Result<std::optional<EmbeddingVectors>> {
+    if (name != "foo") return std::optional<EmbeddingVectors>();
+    return std::optional<EmbeddingVectors>(EmbeddingVectors{2, 3, {1, 2, 3, 4, 5, 6}});
+  };
+  // "foo," is not found; "foo" is, and the comma leads the leftover text.
+  auto windows = tokenize("a (embedding:foo, cat:1.5)", options);
+  ASSERT_EQ(windows.size(), 1u);
+  EXPECT_EQ(windows[0].ids, padded({kBos, kA, 0, 0, 267, kCat, kEos}, kEos));
+  EXPECT_EQ(windows[0].weights[2], 1.5f);
+  EXPECT_EQ(windows[0].weights[5], 1.5f);
+  ASSERT_EQ(windows[0].embeddings.size(), 2u);
+  EXPECT_EQ(windows[0].embeddings.at(2), (std::vector<float>{1, 2, 3}));
+  EXPECT_EQ(windows[0].embeddings.at(3), (std::vector<float>{4, 5, 6}));
+}
+
+TEST(TokenizePrompt, EmbeddingLookupErrorsFailTheTokenization) {
+  TokenizeOptions options;
+  options.embedding_lookup = [](const std::string& name) -> Result<std::optional<EmbeddingVectors>> {
+    return Status::unsupported("embedding:" + name + " is a pickle");
+  };
   auto result = tokenize_with_weights(clip_l_tokenizer(), "a embedding:foo, cat", options);
   ASSERT_FALSE(result.is_ok());
   EXPECT_EQ(result.status().code(), StatusCode::kUnsupported);
   EXPECT_NE(result.status().message().find("embedding:foo"), std::string::npos);
+}
+
+TEST(TokenizePrompt, EmbeddingNamesInAPrompt) {
+  EXPECT_EQ(embedding_names_in("a (embedding:foo,:1.2) embedding:sub/bar.safetensors x\nembedding:baz"),
+            (std::vector<std::string>{"foo,", "foo", "sub/bar.safetensors", "baz"}));
+  EXPECT_EQ(embedding_names_in("a\nembedding:baz b"), (std::vector<std::string>{"baz"}));
 }
 
 }  // namespace
