@@ -7,12 +7,13 @@
 #
 #   bash tests/parity/run_cpu_parity.sh
 #
-# Steps (CPU_PARITY_STEPS picks some; default all): tokenizer ops flow inpaint usdu
+# Steps (CPU_PARITY_STEPS picks some; default all): tokenizer ops flow inpaint usdu controlnet patches embeddings condmask
 #   tokenizer  the CPU stand-in for transformers' CLIP tokenizer against ComfyUI's committed goldens (54 prompts)
 #   ops        tools/parity/ops_reference.py + netdist_parity_tests ParityOps.* (as the GPU step `ops`)
 #   flow       tools/parity/flow_reference.py at SIZE² and STEPS steps against `netdist run --device cpu`
 #   inpaint    tools/parity/inpaint_reference.py, the SD1.5 cases (SDXL ones need more memory than CPU runs take)
 #   usdu       tools/parity/usdu_reference.py at USDU_SIZE² in TILE² tiles against `netdist run --device cpu`
+#   controlnet, patches, embeddings, condmask: the GPU steps' reference scripts (their SD1.5 cases) at SIZE², STEPS steps
 # Environment: PEER=.peer BUILD=build/release WORK=/tmp/netdist-cpu-parity PY=/usr/bin/python3 SIZE=128 STEPS=8
 #   USDU_SIZE=256 TILE=128 USDU_STEPS=4. Exits 0 only when every row passed. The checkpoint (4 GB, fp32) is made
 #   once in WORK/ck and reused.
@@ -27,7 +28,7 @@ STEPS=${STEPS:-8}
 USDU_SIZE=${USDU_SIZE:-256}
 TILE=${TILE:-128}
 USDU_STEPS=${USDU_STEPS:-4}
-CPU_PARITY_STEPS=${CPU_PARITY_STEPS:-tokenizer ops flow inpaint usdu}
+CPU_PARITY_STEPS=${CPU_PARITY_STEPS:-tokenizer ops flow inpaint usdu controlnet patches embeddings condmask}
 ROWS=$WORK/rows.tsv
 RUN="$PY tools/parity/cpu/run_cpu.py --peer $PEER"
 VOCAB=tests/data/clip-vit-l-14-tokenizer
@@ -94,6 +95,10 @@ fi
 want flow && workflow_step flow tools/parity/flow_reference.py --size "$SIZE" --steps "$STEPS"
 want inpaint && workflow_step inpaint tools/parity/inpaint_reference.py --size "$SIZE" --steps "$STEPS"
 want usdu && workflow_step usdu tools/parity/usdu_reference.py --size "$USDU_SIZE" --tile "$TILE" --steps "$USDU_STEPS"
+want controlnet && workflow_step controlnet tools/parity/controlnet_reference.py --size "$SIZE" --steps "$STEPS"
+want patches && workflow_step patches tools/parity/patches_reference.py --size "$SIZE" --steps "$STEPS"
+want embeddings && workflow_step embeddings tools/parity/embedcond_reference.py --family embeddings --size "$SIZE" --steps "$STEPS"
+want condmask && workflow_step condmask tools/parity/embedcond_reference.py --family condmask --size "$SIZE" --steps "$STEPS"
 
 echo
 printf '%-60s %-6s %-28s %s\n' check result difference bound
