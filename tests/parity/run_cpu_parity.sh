@@ -64,7 +64,8 @@ workflow_step() {
     return
   fi
   log "$name: netdist run"
-  for c in $(cat "$dir/cases.txt"); do
+  for entry in $(cat "$dir/cases.txt"); do
+    c=${entry%%:*}  # "case:images" where a case makes several
     "$BUILD/netdist" run "$dir/$c.json" --models-dir "$dir/models" --input-directory "$dir/input" \
       --output-directory "$dir/netdist" --device cpu --clip-vocab "$VOCAB" --disable-metadata \
       >"$WORK/${name}_netdist_$c.log" 2>&1 || log "$name: netdist failed on $c (see $WORK/${name}_netdist_$c.log)"

@@ -54,11 +54,15 @@
 #              CLIPTextEncodeSDXL (text_g/text_l, sizes, crops, targets) and a two-pass KSamplerAdvanced hand-off, 1024²;
 #              and a random SDXL refiner (ComfyUI's SDXLRefiner classes): base → refiner hand-off with
 #              CLIPTextEncodeSDXLRefiner, the refiner alone with CLIPTextEncode
-#   controlnet patches random-weight SD1.5 and SDXL ControlNets built by ComfyUI's comfy.cldm.cldm.ControlNet for the sd15 /
+#   controlnet random-weight SD1.5 and SDXL ControlNets built by ComfyUI's comfy.cldm.cldm.ControlNet for the sd15 /
 #              sdxl checkpoints ("control_model."-prefixed and bare ldm keys, fp16): ControlNetApplyAdvanced with a
 #              start/end range (batch 1 and 2), two chained ControlNetApply, a hint of another size and aspect,
 #              512² / 1024², 20 steps: the pinned ComfyUI's node classes in-process against `netdist run` of the
 #              same API workflow (tools/parity/controlnet_reference.py): mean and largest 8-bit difference
+#   patches    FreeU, FreeU_V2, RescaleCFG (cfg 7 and cfg 1) and chains of them before KSampler on the sd15 (512²)
+#              and sdxl (1024²) checkpoints, 20 steps: the pinned ComfyUI's node classes in-process against
+#              `netdist run` of the same API workflow (tools/parity/patches_reference.py): mean and largest 8-bit
+#              difference
 #   embeddings textual-inversion embeddings (random, real widths) in CLIPTextEncode on the sd15 and sdxl checkpoints:
 #              found by name, weighted, in a subfolder, missing, SDXL clip_l/clip_g keys, 512² / 1024², 20 steps
 #   condmask   ConditioningSetMask (default and mask bounds, a batch of 2), ConditioningSetTimestepRange,
@@ -501,11 +505,11 @@ if want controlnet; then
   fi
   if [ ! -s "$ck" ] || [ ! -s "$xl" ]; then
     row "controlnet: make_checkpoint.py" FAIL - -
-  elif ! run_logged controlnet patches_reference "$PYTHON" tools/parity/controlnet_reference.py --peer "$PEER" \
+  elif ! run_logged controlnet_reference "$PYTHON" tools/parity/controlnet_reference.py --peer "$PEER" \
     --ckpt "$ck" --sdxl-ckpt "$xl" --out "$cnw"; then
-    row "controlnet: controlnet patches_reference.py" FAIL - -
+    row "controlnet: controlnet_reference.py" FAIL - -
   else
-    grep '^reference:' "$WORK/controlnet_reference.log" | sed 's/^/[gpu-parity] controlnet patches /'
+    grep '^reference:' "$WORK/controlnet_reference.log" | sed 's/^/[gpu-parity] controlnet /'
     rm -rf "$cnw/netdist"
     for entry in $(cat "$cnw/cases.txt"); do
       c=${entry%%:*}
